@@ -1,0 +1,1 @@
+"""Per-cloud glue between stacks and the engine; the contract is in ``base``."""

@@ -1,0 +1,157 @@
+"""The contract every cloud target implements, declared once.
+
+A *target* is the glue between one stack module (``stacks/``, pure Pulumi, knows nothing of
+Prefect) and the rest of the tool: it validates the user's options, builds the inline Pulumi
+program, and turns stack outputs into the Prefect credentials block and the work pool's
+base-job-template defaults. The engine and the CLI only ever talk to this interface.
+
+Adding a cloud = one stack module + one ``Target`` subclass + its entries in ``registry.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class PoolType:
+    """One Prefect work-pool type the tool can provision."""
+
+    name: str
+    """Prefect's type string, e.g. ``cloud-run-v2:push``."""
+    target: str
+    """Key of the :class:`Target` in the registry, e.g. ``gcp``."""
+    worker_type: str
+    """The worker type whose default base job template the pool starts from (``cloud-run-v2``)."""
+    push: bool
+    """Push pools exist only on Prefect Cloud."""
+    description: str
+
+
+class TargetOptions(BaseModel):
+    """Base of each target's validated options. Saved verbatim in stack config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One permission the stack grants, for the plan panel and the README."""
+
+    principal: str
+    """Who gets it, e.g. ``worker service account``."""
+    role: str
+    """Role or policy name, e.g. ``roles/iam.serviceAccountUser``."""
+    scope: str
+    """Where it applies, e.g. ``runtime service account only``."""
+    permissions: tuple[str, ...] = ()
+    """The individual actions/permissions, when the role is ours to spell out."""
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    """A cloud resource the stack will create, in human terms (for the plan panel)."""
+
+    kind: str
+    name: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class NextSteps:
+    """What the summary prints once a pool is ready."""
+
+    image_namespace: str | None = None
+    deploy_snippet: str | None = None
+    commands: tuple[str, ...] = ()
+    """Shell commands to run next, in order (docker login, worker start, ...)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variables the worker needs."""
+
+
+class Target(abc.ABC):
+    """Glue between one cloud's stack and the engine, the Prefect writer and the CLI."""
+
+    cloud: ClassVar[str]
+    """Short cloud name used in messages: ``gcp``, ``aws``, ``azure``."""
+    options_model: ClassVar[type[TargetOptions]]
+    block_type: ClassVar[str]
+    """Prefect block type slug, e.g. ``gcp-credentials``."""
+    block_suffix: ClassVar[str]
+    """Default block name is ``<pool>-<block_suffix>``."""
+    propagation_errors: ClassVar[tuple[str, ...]] = ()
+    """Regexes over engine output meaning "a new identity/grant is not visible yet": the engine
+    retries ``up`` with backoff when a failure matches one of these."""
+
+    @abc.abstractmethod
+    def resolve_options(
+        self,
+        pool: str,
+        pool_type: PoolType,
+        given: Mapping[str, Any],
+        env: Mapping[str, str],
+        saved: TargetOptions | None = None,
+    ) -> TargetOptions:
+        """Validate ``given`` (CLI flags, ``None`` for unset) and fill defaults.
+
+        Defaults come from ``saved`` (the options of an existing stack) first, then from the
+        environment and the cloud's own CLI configuration. Raises ``InvalidInputError`` with one
+        line naming the problem; never calls a cloud API.
+        """
+
+    @abc.abstractmethod
+    def generated_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+        """Values chosen once per stack and then kept in stack config (random suffixes)."""
+
+    @abc.abstractmethod
+    def provider_config(self, options: TargetOptions) -> dict[str, str]:
+        """Pulumi provider config for the stack, e.g. ``{"gcp:project": ...}``."""
+
+    @abc.abstractmethod
+    def program(
+        self,
+        pool: str,
+        pool_type: PoolType,
+        options: TargetOptions,
+        generated: Mapping[str, str],
+    ) -> Callable[[], None]:
+        """The inline Pulumi program. Imports its stack module (and cloud SDK) lazily."""
+
+    @abc.abstractmethod
+    def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The credentials block document built from stack outputs (contains secrets)."""
+
+    @abc.abstractmethod
+    def template_defaults(
+        self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None
+    ) -> dict[str, Any]:
+        """Base-job-template ``variables.properties.<key>.default`` values the tool owns.
+
+        ``block_document_id`` is ``None`` for plans, where a placeholder ``$ref`` is used.
+        """
+
+    @abc.abstractmethod
+    def planned_resources(
+        self, pool: str, pool_type: PoolType, options: TargetOptions
+    ) -> list[PlannedResource]:
+        """Every cloud resource the stack creates, for the confirmation panel."""
+
+    @abc.abstractmethod
+    def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
+        """Every permission the stack grants, with its scope."""
+
+    @abc.abstractmethod
+    def next_steps(
+        self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]
+    ) -> NextSteps:
+        """What to do once the pool is ready."""
+
+    def location(self, options: TargetOptions) -> str:
+        """Human-readable location for ``list`` (``project/region``)."""
+        return ""
