@@ -14,9 +14,9 @@ from provision.targets.base import PoolType, Target
 POOL_TYPES: dict[str, PoolType] = {
     p.name: p
     for p in (
-        PoolType("cloud-run:push", "gcp", "cloud-run", True, "Google Cloud Run jobs (v1 API), push"),
+        PoolType("cloud-run:push", "gcp", "cloud-run", True, "Cloud Run jobs (v1 API), push"),
         PoolType("cloud-run-v2:push", "gcp", "cloud-run-v2", True, "Google Cloud Run jobs, push"),
-        PoolType("cloud-run", "gcp", "cloud-run", False, "Google Cloud Run jobs (v1 API), worker"),
+        PoolType("cloud-run", "gcp", "cloud-run", False, "Cloud Run jobs (v1 API), worker"),
         PoolType("cloud-run-v2", "gcp", "cloud-run-v2", False, "Google Cloud Run jobs, worker"),
         PoolType("vertex-ai", "gcp", "vertex-ai", False, "Google Vertex AI custom jobs, worker"),
     )

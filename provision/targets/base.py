@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from provision.engine_errors import ErrorRule
+
 
 @dataclass(frozen=True)
 class PoolType:
@@ -85,6 +87,8 @@ class Target(abc.ABC):
     """Prefect block type slug, e.g. ``gcp-credentials``."""
     block_suffix: ClassVar[str]
     """Default block name is ``<pool>-<block_suffix>``."""
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
+    """This cloud's error texts mapped to typed errors (credentials, APIs, permissions, ...)."""
     propagation_errors: ClassVar[tuple[str, ...]] = ()
     """Regexes over engine output meaning "a new identity/grant is not visible yet": the engine
     retries ``up`` with backoff when a failure matches one of these."""
@@ -147,9 +151,7 @@ class Target(abc.ABC):
         """Every permission the stack grants, with its scope."""
 
     @abc.abstractmethod
-    def next_steps(
-        self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]
-    ) -> NextSteps:
+    def next_steps(self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]) -> NextSteps:
         """What to do once the pool is ready."""
 
     def location(self, options: TargetOptions) -> str:

@@ -1,0 +1,461 @@
+"""Pulumi Automation API lifecycle for one stack per work pool. Knows nothing of any cloud.
+
+One place for: create-or-select, config, preview/up/refresh/destroy, outputs, listing, lock and
+pending-operation recovery, retries on propagation errors, and translating engine failures
+into typed errors (through ``engine_errors``). The pulumi SDK is imported lazily so that
+importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from provision.engine_errors import ErrorRule, classify
+from provision.errors import EngineError, PoolNotFoundError, PropagationError
+from provision.events import EventTranslator, ProgressCallback
+from provision.settings import PROJECT_NAME, Settings
+
+if TYPE_CHECKING:
+    from pulumi.automation import PulumiCommand, Stack
+
+Program = Callable[[], None]
+NoticeCallback = Callable[[str], None]
+
+CHANGE_KEYS = ("create", "update", "replace", "delete", "same")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned or applied resource step, as the engine reported it."""
+
+    urn: str
+    type: str
+    name: str
+    op: str
+    inputs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """What an engine operation did (or, for previews, would do)."""
+
+    changes: dict[str, int]
+    steps: list[Step] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Stack outputs after ``up``; secret values are plain here: never print them."""
+    secret_outputs: frozenset[str] = frozenset()
+
+    @property
+    def has_changes(self) -> bool:
+        """True when anything but ``same`` is non-zero."""
+        return any(v for k, v in self.changes.items() if k != "same")
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """A row of ``provision list``."""
+
+    name: str
+    last_update: str | None
+    resource_count: int | None
+    update_in_progress: bool
+    result: str | None = None
+
+
+class Engine:
+    """Runs Pulumi operations for pool stacks in ``settings``' backend."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_install: Callable[[], None] | None = None,
+        on_notice: NoticeCallback | None = None,
+        retry_delays: Sequence[float] | None = None,
+    ):
+        self.settings = settings
+        self._on_install = on_install
+        self._notice = on_notice or (lambda _msg: None)
+        self._retry_delays = tuple(retry_delays if retry_delays is not None else _env_delays())
+        self._cmd: PulumiCommand | None = None
+
+    # -- workspace and stacks -------------------------------------------------------------
+
+    def command(self) -> PulumiCommand:
+        """The pulumi CLI wrapper, found or installed on first use."""
+        if self._cmd is None:
+            from provision.pulumi_cli import pulumi_command
+
+            self._cmd = pulumi_command(self.settings, self._on_install)
+        return self._cmd
+
+    def _options(self, work_dir: Path) -> Any:
+        from pulumi import automation as auto
+
+        work_dir.mkdir(parents=True, exist_ok=True)
+        env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **self.settings.engine_env}
+        return auto.LocalWorkspaceOptions(
+            work_dir=str(work_dir),
+            env_vars=env,
+            secrets_provider=self.settings.secrets_provider,
+            project_settings=auto.ProjectSettings(
+                name=PROJECT_NAME,
+                runtime="python",
+                backend=auto.ProjectBackend(url=self.settings.backend_url),
+            ),
+            pulumi_command=self.command(),
+        )
+
+    def stack(self, pool: str, program: Program, *, create: bool) -> Stack:
+        """Select the pool's stack (``create``: or create it). Missing → ``PoolNotFoundError``."""
+        from pulumi import automation as auto
+
+        opts = self._options(self.settings.work_dir(pool))
+        try:
+            if create:
+                return auto.create_or_select_stack(
+                    pool, project_name=PROJECT_NAME, program=program, opts=opts
+                )
+            return auto.select_stack(pool, project_name=PROJECT_NAME, program=program, opts=opts)
+        except auto.StackNotFoundError:
+            raise PoolNotFoundError(
+                f"No pool named '{pool}' is provisioned in {self._backend_label()}.",
+                hint="`provision list` shows the pools; `provision up` creates one.",
+            ) from None
+        except auto.CommandError as exc:
+            raise classify(str(exc), pool=pool, operation="stack selection") from None
+
+    def exists(self, pool: str) -> bool:
+        """Whether the backend has a stack for ``pool`` (one CLI call)."""
+        return any(s.name == pool for s in self.list_stacks())
+
+    def list_stacks(self) -> list[StackInfo]:
+        """Every pool stack in the backend."""
+        from pulumi import automation as auto
+
+        ws = auto.LocalWorkspace(**_ws_kwargs(self._options(self.settings.home / "workspace")))
+        try:
+            summaries = ws.list_stacks()
+        except auto.CommandError as exc:
+            raise classify(str(exc), pool="*", operation="stack listing") from None
+        return [
+            StackInfo(
+                name=s.name,
+                last_update=s.last_update,
+                resource_count=s.resource_count,
+                update_in_progress=bool(s.update_in_progress),
+            )
+            for s in summaries
+        ]
+
+    def last_result(self, stack: Stack) -> tuple[str | None, str | None]:
+        """``(result, end_time)`` of the stack's most recent operation."""
+        history = stack.history(page_size=1, page=1)
+        if not history:
+            return None, None
+        h = history[0]
+        return h.result, h.end_time.isoformat() if h.end_time else None
+
+    @staticmethod
+    def set_config(stack: Stack, values: Mapping[str, str], secret: Iterable[str] = ()) -> None:
+        """Save ``values`` in stack config (``secret`` keys encrypted)."""
+        from pulumi import automation as auto
+
+        secret = set(secret)
+        stack.set_all_config(
+            {k: auto.ConfigValue(value=v, secret=k in secret) for k, v in values.items()}
+        )
+
+    @staticmethod
+    def get_config(stack: Stack) -> dict[str, str]:
+        """All stack config values (decrypted)."""
+        return {k: v.value for k, v in stack.get_all_config().items()}
+
+    def remove(self, stack: Stack, pool: str) -> None:
+        """Remove the (empty) stack and its work dir."""
+        stack.workspace.remove_stack(pool)
+        shutil.rmtree(self.settings.work_dir(pool), ignore_errors=True)
+
+    # -- operations -----------------------------------------------------------------------
+
+    def preview(
+        self,
+        stack: Stack,
+        pool: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        refresh: bool = False,
+        rules: Iterable[ErrorRule] = (),
+    ) -> OperationResult:
+        """What ``up`` would change (``refresh``: after reading the cloud's actual state)."""
+        translator = EventTranslator(on_progress)
+        result = self._run(
+            pool,
+            "preview",
+            rules,
+            translator,
+            lambda: stack.preview(on_event=translator, refresh=refresh or None, color="never"),
+        )
+        return OperationResult(changes=_changes(result.change_summary), steps=_steps(translator))
+
+    def up(
+        self,
+        stack: Stack,
+        pool: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        rules: Iterable[ErrorRule] = (),
+        propagation: Iterable[str] = (),
+    ) -> OperationResult:
+        """Apply the stack, retrying while new identities/grants propagate."""
+        rules = tuple(rules)
+        retry_rules = tuple(
+            ErrorRule(
+                p,
+                PropagationError,
+                "A new identity or grant has not propagated in the cloud yet.",
+                "Rerun in a minute: nothing needs to be undone.",
+            )
+            for p in propagation
+        )
+        attempt = 0
+        while True:
+            self.recover(stack, pool)
+            translator = EventTranslator(on_progress)
+            try:
+                result = self._run(
+                    pool,
+                    "update",
+                    retry_rules + rules,
+                    translator,
+                    lambda tr=translator: stack.up(on_event=tr, color="never"),
+                )
+                break
+            except PropagationError as exc:
+                if attempt >= len(self._retry_delays):
+                    # Out of patience: report what the cloud actually said.
+                    raise classify(
+                        exc.details or "", pool=pool, rules=rules, failures=translator.failures
+                    ) from None
+                delay = self._retry_delays[attempt]
+                attempt += 1
+                self._notice(
+                    f"New identities or grants are still propagating; retrying in {delay:g}s "
+                    f"(attempt {attempt + 1} of {len(self._retry_delays) + 1})."
+                )
+                time.sleep(delay)
+        outputs = {k: v.value for k, v in result.outputs.items()}
+        secret = frozenset(k for k, v in result.outputs.items() if v.secret)
+        return OperationResult(
+            changes=_changes(result.summary.resource_changes),
+            steps=_steps(translator),
+            outputs=outputs,
+            secret_outputs=secret,
+        )
+
+    def refresh(
+        self,
+        stack: Stack,
+        pool: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        rules: Iterable[ErrorRule] = (),
+    ) -> OperationResult:
+        """Read the cloud's actual state into the stack."""
+        self.recover(stack, pool)
+        translator = EventTranslator(on_progress)
+        result = self._run(
+            pool, "refresh", rules, translator, lambda: stack.refresh(on_event=translator)
+        )
+        return OperationResult(changes=_changes(result.summary.resource_changes))
+
+    def destroy(
+        self,
+        stack: Stack,
+        pool: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        rules: Iterable[ErrorRule] = (),
+    ) -> OperationResult:
+        """Delete every resource of the stack (the stack itself stays; see ``remove``)."""
+        self.recover(stack, pool)
+        translator = EventTranslator(on_progress)
+        result = self._run(
+            pool, "destroy", rules, translator, lambda: stack.destroy(on_event=translator)
+        )
+        return OperationResult(changes=_changes(result.summary.resource_changes))
+
+    def outputs(self, stack: Stack) -> tuple[dict[str, Any], frozenset[str]]:
+        """Current stack outputs and the names of the secret ones."""
+        outs = stack.outputs()
+        return {k: v.value for k, v in outs.items()}, frozenset(
+            k for k, v in outs.items() if v.secret
+        )
+
+    def resources(self, stack: Stack) -> list[dict[str, Any]]:
+        """Resources recorded in the stack's state (``urn``, ``type``, ``id``), no secrets."""
+        deployment = stack.export_stack().deployment or {}
+        return [
+            {"urn": r.get("urn"), "type": r.get("type"), "id": r.get("id")}
+            for r in deployment.get("resources", [])
+            if not _internal(r.get("type", ""))
+        ]
+
+    def _run(
+        self,
+        pool: str,
+        operation: str,
+        rules: Iterable[ErrorRule],
+        translator: EventTranslator,
+        call: Callable[[], Any],
+    ) -> Any:
+        from pulumi import automation as auto
+
+        try:
+            return call()
+        except auto.CommandError as exc:
+            text = str(exc)
+            raise classify(
+                text, pool=pool, rules=rules, failures=translator.failures, operation=operation
+            ) from None
+
+    # -- recovery after an interrupted run ------------------------------------------------
+
+    def lock_files(self, pool: str) -> list[Path]:
+        """Lock files of a local (file://) backend for this pool's stack."""
+        root = self.settings.local_backend_path
+        if root is None:
+            return []
+        locks = root / ".pulumi" / "locks"
+        return (
+            sorted(p for p in locks.glob(f"*/{PROJECT_NAME}/{pool}/*.json") if p.is_file())
+            if locks.exists()
+            else []
+        )
+
+    def stale_locks(self, pool: str) -> list[Path]:
+        """Locks held by a process of this host that no longer exists."""
+        stale = []
+        host = socket.gethostname()
+        for path in self.lock_files(pool):
+            try:
+                info = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if info.get("hostname") == host and not _pid_alive(int(info.get("pid", 0))):
+                stale.append(path)
+        return stale
+
+    def unlock(self, pool: str, *, force: bool = False) -> list[Path]:
+        """Remove stale locks (``force``: every lock) of a local backend. Returns what went."""
+        paths = self.lock_files(pool) if force else self.stale_locks(pool)
+        for p in paths:
+            p.unlink(missing_ok=True)
+        return paths
+
+    def recover(self, stack: Stack, pool: str) -> None:
+        """Make a stack usable after a killed run: stale lock, then pending operations."""
+        removed = self.unlock(pool)
+        if removed:
+            self._notice(f"Removed a stale lock left by a killed run on '{pool}'.")
+        deployment = stack.export_stack().deployment or {}
+        pending = deployment.get("pending_operations") or []
+        if not pending:
+            return
+        kinds = sorted({p.get("type", "?") for p in pending})
+        self._notice(
+            f"A previous run on '{pool}' was interrupted with {len(pending)} operation(s) in "
+            f"flight ({', '.join(kinds)}); reconciling with the cloud before continuing."
+        )
+        # Pending creates may or may not exist in the cloud; dropping them lets the engine
+        # re-create from the program, and refresh reconciles every recorded resource.
+        translator = EventTranslator(None)
+        self._run(
+            pool,
+            "recovery refresh",
+            (),
+            translator,
+            lambda: stack.refresh(clear_pending_creates=True, on_event=translator),
+        )
+
+    def _backend_label(self) -> str:
+        return (
+            f"the local state under {self.settings.local_backend_path}"
+            if self.settings.is_local_backend
+            else self.settings.backend_url
+        )
+
+
+def _ws_kwargs(opts: Any) -> dict[str, Any]:
+    return {
+        "work_dir": opts.work_dir,
+        "env_vars": opts.env_vars,
+        "secrets_provider": opts.secrets_provider,
+        "project_settings": opts.project_settings,
+        "pulumi_command": opts.pulumi_command,
+    }
+
+
+def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
+    counts = dict.fromkeys(CHANGE_KEYS, 0)
+    for op, n in (summary or {}).items():
+        key = str(getattr(op, "value", op)).lower()
+        if key in ("create-replacement", "delete-replaced", "replace"):
+            key = "replace"
+            # The engine counts a replacement three ways; count it once.
+            if str(getattr(op, "value", op)).lower() != "replace":
+                continue
+        if key in counts:
+            counts[key] += n
+    return counts
+
+
+def _steps(translator: EventTranslator) -> list[Step]:
+    from provision.events import urn_name
+
+    seen: dict[str, Step] = {}
+    for s in translator.steps:
+        if _internal(s["type"]) or s["urn"] in seen:
+            continue
+        seen[s["urn"]] = Step(
+            urn=s["urn"], type=s["type"], name=urn_name(s["urn"]), op=s["op"], inputs=s["inputs"]
+        )
+    return list(seen.values())
+
+
+def _internal(type_token: str) -> bool:
+    return type_token == "pulumi:pulumi:Stack" or type_token.startswith("pulumi:providers:")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _env_delays() -> tuple[float, ...]:
+    raw = os.environ.get("PROVISION_RETRY_DELAYS")
+    if raw is None:
+        # GCP documents IAM propagation "within a minute, sometimes up to 7 minutes";
+        # AWS roles are assumable a few seconds after creation.
+        return (10.0, 20.0, 40.0, 60.0)
+    try:
+        return tuple(float(x) for x in raw.split(",") if x.strip())
+    except ValueError:
+        raise EngineError(
+            f"PROVISION_RETRY_DELAYS must be comma-separated seconds, not {raw!r}."
+        ) from None

@@ -1,0 +1,121 @@
+"""Where the tool keeps its state, which backend and secrets provider it uses.
+
+Resolved once per command from flags and the environment; no I/O beyond creating
+``PROVISION_HOME`` and, the first time, the generated passphrase file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision.errors import InvalidInputError
+
+PROJECT_NAME = "provision"
+"""The Pulumi project every pool stack belongs to (so ``list`` sees them all)."""
+
+_SECRETS_SCHEMES = ("awskms://", "gcpkms://", "azurekeyvault://", "hashivault://", "passphrase")
+_BACKEND_SCHEMES = ("file://", "s3://", "gs://", "azblob://", "https://", "http://", "postgres://")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine needs to know about *where*, independent of any cloud."""
+
+    home: Path
+    backend_url: str
+    secrets_provider: str | None
+    engine_env: Mapping[str, str] = field(repr=False)
+    """Extra environment for every pulumi CLI call (passphrase variables live here)."""
+    passphrase_file_created: Path | None = None
+    """Set when this call generated the passphrase file: the CLI announces it once."""
+    pulumi_root: Path | None = None
+    """``PROVISION_PULUMI_ROOT``: a directory holding ``bin/pulumi``."""
+
+    @property
+    def stacks_dir(self) -> Path:
+        """Parent of the per-pool Pulumi work dirs."""
+        return self.home / "stacks"
+
+    def work_dir(self, pool: str) -> Path:
+        """The Pulumi work dir of one pool's stack."""
+        return self.stacks_dir / pool
+
+    @property
+    def is_local_backend(self) -> bool:
+        """True for the ``file://`` backend, whose lock files we can inspect."""
+        return self.backend_url.startswith("file://")
+
+    @property
+    def local_backend_path(self) -> Path | None:
+        """Filesystem root of a ``file://`` backend."""
+        if not self.is_local_backend:
+            return None
+        return Path(self.backend_url.removeprefix("file://")).expanduser()
+
+
+def load_settings(
+    *,
+    backend_url: str | None = None,
+    secrets_provider: str | None = None,
+    env: Mapping[str, str] | None = None,
+    create: bool = True,
+) -> Settings:
+    """Resolve settings from flags, then the environment, then defaults under ``PROVISION_HOME``.
+
+    With ``create=False`` nothing is written (used by read-only commands and bad-input paths).
+    """
+    env = os.environ if env is None else env
+    home = Path(env.get("PROVISION_HOME") or Path.home() / ".provision").expanduser()
+
+    url = backend_url or env.get("PULUMI_BACKEND_URL") or f"file://{home / 'state'}"
+    if not url.startswith(_BACKEND_SCHEMES):
+        raise InvalidInputError(
+            f"Unsupported backend URL '{url}': use file://PATH, s3://, gs://, azblob:// "
+            "or a Pulumi Cloud https:// URL."
+        )
+    if secrets_provider and not secrets_provider.startswith(_SECRETS_SCHEMES):
+        raise InvalidInputError(
+            f"Unsupported secrets provider '{secrets_provider}': use passphrase, awskms://, "
+            "gcpkms://, azurekeyvault:// or hashivault://."
+        )
+
+    engine_env: dict[str, str] = {}
+    created: Path | None = None
+    uses_passphrase = secrets_provider in (None, "passphrase")
+    has_passphrase = "PULUMI_CONFIG_PASSPHRASE" in env or "PULUMI_CONFIG_PASSPHRASE_FILE" in env
+    if uses_passphrase and not has_passphrase:
+        passphrase_file = home / "passphrase"
+        if not passphrase_file.exists() and create:
+            created = _create_passphrase_file(passphrase_file)
+        engine_env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase_file)
+
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
+        if url.startswith("file://"):
+            Path(url.removeprefix("file://")).expanduser().mkdir(parents=True, exist_ok=True)
+
+    root = env.get("PROVISION_PULUMI_ROOT")
+    return Settings(
+        home=home,
+        backend_url=url,
+        secrets_provider=secrets_provider,
+        engine_env=engine_env,
+        passphrase_file_created=created,
+        pulumi_root=Path(root).expanduser() if root else None,
+    )
+
+
+def _create_passphrase_file(path: Path) -> Path | None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: two first runs racing must not end up with two different passphrases.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(32))
+    return path

@@ -1,0 +1,61 @@
+"""GCP's error texts (as pulumi-gcp reports them) mapped to typed errors with next steps."""
+
+from __future__ import annotations
+
+from provision.engine_errors import ErrorRule
+from provision.errors import (
+    ApiNotEnabledError,
+    CloudCredentialsError,
+    OrgPolicyError,
+    PermissionDeniedError,
+    QuotaExceededError,
+)
+
+GCP_ERROR_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(
+        r"could not find default credentials|google: could not find|"
+        r"invalid_grant|Reauthentication failed|oauth2: cannot fetch token",
+        CloudCredentialsError,
+        "No usable GCP credentials.",
+        "Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS "
+        "to a service-account key file.",
+    ),
+    ErrorRule(
+        r"(?:Key creation is not allowed|iam\.disableServiceAccountKeyCreation)",
+        OrgPolicyError,
+        "An organisation policy (iam.disableServiceAccountKeyCreation) forbids service-account "
+        "keys, and a push pool's Prefect block needs one.",
+        "Options: ask an organisation policy admin to exempt this project "
+        "(`gcloud resource-manager org-policies disable-enforce "
+        "iam.disableServiceAccountKeyCreation --project PROJECT`); or use a worker-based type "
+        "(cloud-run-v2) with a worker running as a service account through Workload Identity, "
+        "where no key is needed. The stack recorded what was created; rerun once resolved.",
+    ),
+    ErrorRule(
+        r"(?P<api>[a-z0-9.-]+\.googleapis\.com)[^\n]*?(?:has not been used|is disabled|"
+        r"SERVICE_DISABLED)|SERVICE_DISABLED[^\n]*?(?P<api2>[a-z0-9.-]+\.googleapis\.com)",
+        ApiNotEnabledError,
+        "A GCP API the stack needs is not enabled: {detail}.",
+        "Enable it with `gcloud services enable {detail}` (Service Usage must be enabled to "
+        "let the stack enable the others), then rerun.",
+    ),
+    ErrorRule(
+        r"Permission '(?P<perm>[a-zA-Z0-9_.]+)' denied|"
+        r"does not have (?P<perm2>[a-zA-Z0-9_.]+) (?:permission|access)|"
+        r"(?P<perm3>)Error 403|(?P<perm4>)PERMISSION_DENIED",
+        PermissionDeniedError,
+        "Permission denied in GCP{detail_suffix}.",
+        "The identity running provision needs that permission on the project (for example "
+        "roles/iam.serviceAccountAdmin, roles/iam.roleAdmin, "
+        "roles/resourcemanager.projectIamAdmin, roles/artifactregistry.admin, "
+        "roles/serviceusage.serviceUsageAdmin).",
+    ),
+    ErrorRule(
+        r"Quota exceeded|RESOURCE_EXHAUSTED|quota[^\n]*exceeded|"
+        r"maximum number of (?:keys|service accounts)",
+        QuotaExceededError,
+        "A GCP quota or limit was hit.",
+        "Free capacity (for keys: at most 10 per service account) or request a quota increase, "
+        "then rerun.",
+    ),
+)
