@@ -14,6 +14,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,7 @@ class Engine:
         self,
         settings: Settings,
         *,
-        on_install: Callable[[], None] | None = None,
+        on_install: Callable[[], AbstractContextManager[object]] | None = None,
         on_notice: NoticeCallback | None = None,
         retry_delays: Sequence[float] | None = None,
     ):

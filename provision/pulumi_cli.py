@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,11 +34,12 @@ def find_pulumi(settings: Settings) -> Path | None:
 
 
 def pulumi_command(
-    settings: Settings, on_install: Callable[[], None] | None = None
+    settings: Settings,
+    on_install: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> PulumiCommand:
     """A ``PulumiCommand`` for the found CLI; installs it under PROVISION_HOME if absent.
 
-    ``on_install`` is called just before a download starts, so the CLI can show a spinner.
+    ``on_install`` returns a context manager held while the download runs (a spinner).
     """
     from pulumi.automation import PulumiCommand
 
@@ -53,11 +56,10 @@ def pulumi_command(
             f"PROVISION_PULUMI_ROOT is set but {settings.pulumi_root}/bin/pulumi does not exist.",
             hint=INSTALL_HINT,
         )
-    if on_install:
-        on_install()
     root = settings.home / "pulumi"
     try:
-        return PulumiCommand.install(root=str(root))
+        with on_install() if on_install else contextlib.nullcontext():
+            return PulumiCommand.install(root=str(root))
     except Exception as exc:  # offline, proxy, disk: all end the same way for the user
         raise PulumiCliMissingError(
             f"The pulumi CLI is not installed and installing it failed ({type(exc).__name__}: "

@@ -1,0 +1,426 @@
+"""The ``provision`` command: parse, call ``provision.service``, render. Nothing else.
+
+Heavy imports (pulumi, cloud SDKs, pydantic models, httpx) happen inside the commands, so that
+``provision --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from provision.errors import InvalidInputError, ProvisionError
+
+app = typer.Typer(
+    name="provision",
+    help="Provision the cloud side of Prefect work pools as Pulumi stacks, then register them "
+    "in Prefect.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals may hold keys and passphrases: never print them in a traceback.
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+# -- shared options -----------------------------------------------------------------------
+
+Pool = Annotated[str, typer.Argument(help="Work pool name (also the stack name).")]
+PoolType = Annotated[
+    str | None,
+    typer.Option("--type", "-t", help="Work pool type (see `provision types`). New pools only."),
+]
+Project = Annotated[str | None, typer.Option(help="GCP project id.", rich_help_panel="GCP")]
+Region = Annotated[str | None, typer.Option(help="Cloud region.", rich_help_panel="GCP")]
+WorkerAccountId = Annotated[
+    str | None,
+    typer.Option(
+        help="Worker service-account id (default: derived from the pool).", rich_help_panel="GCP"
+    ),
+]
+RuntimeAccountId = Annotated[
+    str | None,
+    typer.Option(
+        help="Runtime service-account id (default: derived from the pool).", rich_help_panel="GCP"
+    ),
+]
+RepositoryId = Annotated[
+    str | None,
+    typer.Option(
+        help="Artifact Registry repository id (default: <pool>-images).", rich_help_panel="GCP"
+    ),
+]
+RegistryWriter = Annotated[
+    bool | None,
+    typer.Option(
+        "--registry-writer/--registry-reader",
+        help="Grant the worker write access to the registry (for image pushes).",
+        rich_help_panel="GCP",
+        show_default=False,
+    ),
+]
+BlockName = Annotated[
+    str | None,
+    typer.Option(
+        help="Credentials block name (default: <pool>-<cloud>-credentials).",
+        rich_help_panel="Prefect",
+    ),
+]
+PrefectUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--prefect-api-url",
+        help="Prefect API URL (default: PREFECT_API_URL or the active Prefect profile).",
+        rich_help_panel="Prefect",
+    ),
+]
+PrefectKey = Annotated[
+    str | None,
+    typer.Option(
+        "--prefect-api-key",
+        help="Prefect Cloud API key (default: PREFECT_API_KEY or the active profile).",
+        rich_help_panel="Prefect",
+        show_default=False,
+    ),
+]
+BackendUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Pulumi state backend (default: PULUMI_BACKEND_URL, else a local file "
+        "backend under PROVISION_HOME).",
+        rich_help_panel="Pulumi",
+    ),
+]
+SecretsProvider = Annotated[
+    str | None,
+    typer.Option(
+        help="Pulumi secrets provider: passphrase (default), awskms://, gcpkms://, "
+        "azurekeyvault://, hashivault://.",
+        rich_help_panel="Pulumi",
+    ),
+]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation.")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show the engine's full output on errors.")
+]
+
+
+def _target_options(**flags: Any) -> dict[str, Any]:
+    """Cloud options exactly as given; the target rejects those that don't fit the type."""
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+# -- the error boundary -------------------------------------------------------------------
+
+
+@contextmanager
+def _boundary(verbose: bool = False) -> Iterator[None]:
+    """Turn domain errors into one line on stderr and an exit code; tracebacks only on bugs."""
+    try:
+        yield
+    except ProvisionError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        if verbose and exc.details:
+            typer.echo(exc.details, err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo(
+            "Interrupted. Run the same command again to finish: the stack recorded what was done.",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+
+
+def _require_interactive(yes: bool, action: str) -> None:
+    if yes:
+        return
+    if os.environ.get("CI") or not sys.stdin.isatty():
+        raise InvalidInputError(
+            f"Refusing to {action} without confirmation in a non-interactive session: pass --yes."
+        )
+
+
+def _settings(
+    backend_url: str | None = None, secrets_provider: str | None = None, *, create: bool = True
+) -> Any:
+    from provision.settings import load_settings
+
+    settings = load_settings(
+        backend_url=backend_url, secrets_provider=secrets_provider, create=create
+    )
+    if settings.passphrase_file_created:
+        typer.echo(
+            f"Generated a passphrase for Pulumi secrets at {settings.passphrase_file_created} "
+            "(mode 0600). Back it up: it decrypts the credentials kept in the stack state.",
+            err=True,
+        )
+    return settings
+
+
+def _request(
+    pool: str,
+    pool_type: str | None,
+    block_name: str | None,
+    prefect_url: str | None,
+    prefect_key: str | None,
+    **cloud: Any,
+) -> Any:
+    from provision.service import PoolRequest
+
+    return PoolRequest(
+        pool=pool,
+        type=pool_type,
+        options=_target_options(**cloud),
+        block_name=block_name,
+        prefect_api_url=prefect_url,
+        prefect_api_key=prefect_key,
+    )
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    pool: Pool,
+    type_: PoolType = None,
+    project: Project = None,
+    region: Region = None,
+    worker_account_id: WorkerAccountId = None,
+    runtime_account_id: RuntimeAccountId = None,
+    repository_id: RepositoryId = None,
+    registry_writer: RegistryWriter = None,
+    block_name: BlockName = None,
+    prefect_api_url: PrefectUrl = None,
+    prefect_api_key: PrefectKey = None,
+    backend_url: BackendUrl = None,
+    secrets_provider: SecretsProvider = None,
+    yes: Yes = False,
+    verbose: Verbose = False,
+) -> None:
+    """Create or update a pool's cloud resources, then its Prefect block and work pool."""
+    from cli import render
+
+    with _boundary(verbose):
+        _require_interactive(yes, "provision")
+        request = _request(
+            pool,
+            type_,
+            block_name,
+            prefect_api_url,
+            prefect_api_key,
+            project=project,
+            region=region,
+            worker_account_id=worker_account_id,
+            runtime_account_id=runtime_account_id,
+            repository_id=repository_id,
+            registry_writer=registry_writer,
+        )
+        from provision import service
+
+        settings = _settings(backend_url, secrets_provider)
+        console = render.console()
+        with render.Progress(console) as progress:
+            hooks = service.Hooks(
+                confirm=None if yes else progress.paused(render.confirm_plan(console, "Apply")),
+                on_progress=progress.update,
+                on_notice=progress.notice,
+                on_install=render.install_spinner(console),
+                on_phase=progress.phase,
+            )
+            outcome = service.up(request, settings, hooks)
+        render.summary(console, outcome)
+
+
+@app.command()
+def preview(
+    pool: Pool,
+    type_: PoolType = None,
+    project: Project = None,
+    region: Region = None,
+    worker_account_id: WorkerAccountId = None,
+    runtime_account_id: RuntimeAccountId = None,
+    repository_id: RepositoryId = None,
+    registry_writer: RegistryWriter = None,
+    block_name: BlockName = None,
+    prefect_api_url: PrefectUrl = None,
+    prefect_api_key: PrefectKey = None,
+    backend_url: BackendUrl = None,
+    secrets_provider: SecretsProvider = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Plan under Pulumi mocks: no pulumi CLI, credentials or Prefect."
+        ),
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Read the cloud's actual state first (drift check).")
+    ] = False,
+    expect_no_changes: Annotated[
+        bool, typer.Option("--expect-no-changes", help="Exit 3 if the plan has changes.")
+    ] = False,
+    json_: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Show what `up` would change. Changes nothing."""
+    from cli import render
+
+    with _boundary(verbose):
+        request = _request(
+            pool,
+            type_,
+            block_name,
+            prefect_api_url,
+            prefect_api_key,
+            project=project,
+            region=region,
+            worker_account_id=worker_account_id,
+            runtime_account_id=runtime_account_id,
+            repository_id=repository_id,
+            registry_writer=registry_writer,
+        )
+        if offline and refresh:
+            raise InvalidInputError("--refresh reads the cloud and cannot be used with --offline.")
+        from provision import service
+
+        if offline:
+            settings = _settings(backend_url, secrets_provider, create=False)
+            the_plan = service.plan_offline(request, settings)
+        else:
+            settings = _settings(backend_url, secrets_provider)
+            hooks = service.Hooks(
+                on_install=render.install_spinner(render.console(stderr=True)),
+                on_notice=lambda m: typer.echo(m, err=True),
+            )
+            the_plan = service.plan(request, settings, hooks, refresh=refresh)
+        if json_:
+            typer.echo(the_plan.model_dump_json(indent=2))
+        else:
+            render.plan(render.console(), the_plan)
+        if expect_no_changes and the_plan.has_changes:
+            raise typer.Exit(3)
+
+
+@app.command()
+def destroy(
+    pool: Pool,
+    prefect_api_url: PrefectUrl = None,
+    prefect_api_key: PrefectKey = None,
+    backend_url: BackendUrl = None,
+    secrets_provider: SecretsProvider = None,
+    yes: Yes = False,
+    verbose: Verbose = False,
+) -> None:
+    """Delete a pool's cloud resources, the Prefect objects the tool created, and its stack."""
+    from cli import render
+
+    with _boundary(verbose):
+        _require_interactive(yes, "destroy")
+        from provision import service
+
+        settings = _settings(backend_url, secrets_provider)
+        console = render.console()
+        with render.Progress(console) as progress:
+            hooks = service.Hooks(
+                confirm=None if yes else progress.paused(render.confirm_plan(console, "Destroy")),
+                on_progress=progress.update,
+                on_notice=progress.notice,
+                on_install=render.install_spinner(console),
+                on_phase=progress.phase,
+            )
+            service.destroy(
+                pool,
+                settings,
+                hooks,
+                prefect_api_url=prefect_api_url,
+                prefect_api_key=prefect_api_key,
+            )
+        console.print(f"Destroyed '{pool}': cloud resources, Prefect objects and stack removed.")
+
+
+@app.command("list")
+def list_(backend_url: BackendUrl = None, json_: Json = False, verbose: Verbose = False) -> None:
+    """Every provisioned pool with its type, location and last result."""
+    from cli import render
+
+    with _boundary(verbose):
+        from provision import service
+
+        rows = service.list_pools(_settings(backend_url))
+        if json_:
+            render.print_json([r.__dict__ for r in rows])
+        else:
+            render.pools_table(render.console(), rows)
+
+
+@app.command()
+def show(
+    pool: Pool, backend_url: BackendUrl = None, json_: Json = False, verbose: Verbose = False
+) -> None:
+    """A pool's outputs (secrets masked) and its Prefect block and work pool ids."""
+    from cli import render
+
+    with _boundary(verbose):
+        from provision import service
+
+        details = service.show(pool, _settings(backend_url))
+        if json_:
+            render.print_json(render.details_dict(details))
+        else:
+            render.details(render.console(), details)
+
+
+@app.command()
+def types(json_: Json = False) -> None:
+    """The work pool types this tool provisions."""
+    from cli import render
+    from provision.registry import POOL_TYPES
+
+    if json_:
+        render.print_json(
+            [
+                {
+                    "type": p.name,
+                    "cloud": p.target,
+                    "push": p.push,
+                    "worker_type": p.worker_type,
+                    "description": p.description,
+                }
+                for p in POOL_TYPES.values()
+            ]
+        )
+    else:
+        render.types_table(render.console(), list(POOL_TYPES.values()))
+
+
+@app.command()
+def unlock(
+    pool: Pool,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Remove every lock, not only those of dead processes on this host."
+        ),
+    ] = False,
+    backend_url: BackendUrl = None,
+) -> None:
+    """Clear a lock left by a killed run (local file backend)."""
+    with _boundary():
+        from provision import service
+
+        removed = service.unlock(pool, _settings(backend_url), force=force)
+        typer.echo(
+            f"Removed {len(removed)} lock(s) on '{pool}'."
+            if removed
+            else f"No stale lock on '{pool}'" + ("." if force else " (use --force for live ones).")
+        )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

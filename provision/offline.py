@@ -1,0 +1,59 @@
+"""Offline plans: run a stack program under Pulumi's mocks, no CLI, no cloud credentials.
+
+This is the first command a new user runs, so it must work with nothing but the package
+installed. Every resource is planned as a ``create``; provider-computed values show as
+placeholders, secrets as ``[secret]``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from provision.engine import Step
+from provision.settings import PROJECT_NAME
+
+_LOCK = threading.Lock()  # the Pulumi runtime's settings are process-global
+
+
+def offline_steps(pool: str, program: Callable[[], None]) -> list[Step]:
+    """Run ``program`` under mocks as a preview and return the steps a first ``up`` takes."""
+    import pulumi
+    from pulumi.runtime import mocks as pmocks
+
+    from provision.plan import mask_inputs
+
+    steps: list[Step] = []
+
+    class _Recorder(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+            # Preview semantics: ids and computed outputs are unknown until created.
+            return (f"{args.name}-id", {})
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
+            return ({}, [])
+
+    class _Monitor(pmocks.MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            if request.custom:
+                inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+                steps.append(
+                    Step(
+                        urn=response.urn,
+                        type=request.type,
+                        name=request.name,
+                        op="create",
+                        inputs=mask_inputs(inputs),
+                    )
+                )
+            return response
+
+    with _LOCK:
+        monitor = _Monitor(_Recorder())
+        pulumi.runtime.set_mocks(
+            monitor.mocks, project=PROJECT_NAME, stack=pool, preview=True, monitor=monitor
+        )
+        pmocks.test(program)()
+    return steps

@@ -1,0 +1,100 @@
+"""The plan: what ``up`` would do, in the JSON contract that CI and other tools read.
+
+``Plan.model_dump()`` *is* the contract (``provision preview --json``); ``grants`` and
+``planned`` ride along for the human panel but are excluded from the JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from provision.targets.base import Grant, PlannedResource
+
+SECRET = "[secret]"
+COMPUTED = "[computed]"
+
+
+class Changes(BaseModel):
+    """Resource step counts."""
+
+    create: int = 0
+    update: int = 0
+    replace: int = 0
+    delete: int = 0
+    same: int = 0
+
+
+class ResourceChange(BaseModel):
+    """One resource step with its inputs as the engine receives them (wire names)."""
+
+    urn: str
+    type: str
+    name: str
+    op: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class BlockChange(BaseModel):
+    """The credentials block the tool writes."""
+
+    kind: Literal["block"] = "block"
+    name: str
+    block_type: str
+    op: str
+
+
+class WorkPoolChange(BaseModel):
+    """The work pool the tool writes, with the template variable defaults it sets."""
+
+    kind: Literal["work_pool"] = "work_pool"
+    name: str
+    type: str
+    op: str
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class Plan(BaseModel):
+    """Everything one ``up`` (or ``destroy``) would do."""
+
+    pool: str
+    type: str
+    stack: str
+    offline: bool
+    changes: Changes
+    resources: list[ResourceChange]
+    prefect: list[BlockChange | WorkPoolChange]
+    grants: list[Any] = Field(default_factory=list, exclude=True)
+    planned: list[Any] = Field(default_factory=list, exclude=True)
+    location: str = Field(default="", exclude=True)
+
+    @property
+    def has_changes(self) -> bool:
+        """True when any cloud resource or Prefect object would change."""
+        c = self.changes
+        cloud = any((c.create, c.update, c.replace, c.delete))
+        return cloud or any(p.op not in ("same",) for p in self.prefect)
+
+    def typed_grants(self) -> list[Grant]:
+        """The grants, typed (kept as ``Any`` in the model to stay out of the JSON schema)."""
+        return list(self.grants)
+
+    def typed_planned(self) -> list[PlannedResource]:
+        """The planned resources in human terms."""
+        return list(self.planned)
+
+
+def mask_inputs(value: Any) -> Any:
+    """Engine inputs with secrets masked and unknowns shown as placeholders."""
+    from pulumi.runtime import rpc
+
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return SECRET
+        return {k: mask_inputs(v) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list | tuple):
+        return [mask_inputs(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return COMPUTED
+    return value
