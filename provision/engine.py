@@ -150,7 +150,9 @@ class Engine:
         return [
             StackInfo(
                 name=s.name,
-                last_update=s.last_update,
+                last_update=s.last_update.isoformat(timespec="seconds")
+                if hasattr(s.last_update, "isoformat")
+                else s.last_update,
                 resource_count=s.resource_count,
                 update_in_progress=bool(s.update_in_progress),
             )
@@ -360,6 +362,7 @@ class Engine:
         paths = self.lock_files(pool) if force else self.stale_locks(pool)
         for p in paths:
             p.unlink(missing_ok=True)
+            p.with_name(p.name + ".attrs").unlink(missing_ok=True)
         return paths
 
     def recover(self, stack: Stack, pool: str) -> None:

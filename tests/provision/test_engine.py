@@ -1,0 +1,232 @@
+"""Engine tests against the real pulumi CLI, with provider-free programs (components only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from provision.engine import Engine
+from provision.errors import PoolNotFoundError, PulumiCliMissingError, StackLockedError
+from provision.saved import read_saved
+from provision.settings import load_settings
+from tests.pulumi_cli import pulumi_root
+
+
+class Thing(pulumi.ComponentResource):
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("test:index:Thing", name, None, opts)
+        self.register_outputs({})
+
+
+def program(names=("a",), hold: threading.Event | None = None):
+    def run() -> None:
+        for n in names:
+            Thing(n)
+        if hold is not None:
+            hold.wait(30)
+        pulumi.export("greeting", "hi")
+        pulumi.export("token", pulumi.Output.secret("s3cr3t-value"))
+
+    return run
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    env = {"PROVISION_HOME": str(tmp_path / "home"), "PROVISION_PULUMI_ROOT": str(pulumi_root())}
+    return load_settings(env=env)
+
+
+@pytest.fixture
+def engine(settings):
+    notices: list[str] = []
+    eng = Engine(settings, on_notice=notices.append, retry_delays=())
+    eng.notices = notices
+    return eng
+
+
+def test_up_is_idempotent_and_reports_secret_outputs(engine):
+    stack = engine.stack("pool-a", program(), create=True)
+    first = engine.up(stack, "pool-a")
+    assert first.changes["create"] == 2  # the stack resource and the component
+    assert first.outputs["greeting"] == "hi"
+    assert "token" in first.secret_outputs and "greeting" not in first.secret_outputs
+
+    second = engine.up(stack, "pool-a")
+    assert not second.has_changes
+    assert second.changes["same"] == 2
+
+
+def test_preview_reports_steps_without_applying(engine):
+    stack = engine.stack("pool-b", program(("a",)), create=True)
+    engine.up(stack, "pool-b")
+    stack = engine.stack("pool-b", program(("a", "b")), create=True)
+    plan = engine.preview(stack, "pool-b")
+    assert plan.changes["create"] == 1
+    assert [s.name for s in plan.steps if s.op == "create"] == ["b"]
+    # Nothing applied: the state still has only "a".
+    assert [r["urn"].rsplit("::", 1)[-1] for r in engine.resources(stack)] == ["a"]
+
+
+def test_config_round_trips_and_is_readable_without_the_engine(engine, settings):
+    stack = engine.stack("pool-c", program(), create=True)
+    engine.set_config(
+        stack,
+        {"provision:type": "cloud-run-v2", "provision:options": json.dumps({"region": "x"})},
+    )
+    assert engine.get_config(stack)["provision:type"] == "cloud-run-v2"
+    saved = read_saved(settings.work_dir("pool-c"), "pool-c")
+    assert saved is not None and saved.type == "cloud-run-v2" and saved.options == {"region": "x"}
+
+
+def test_secret_config_is_encrypted_on_disk(engine, settings):
+    stack = engine.stack("pool-d", program(), create=True)
+    engine.set_config(stack, {"provision:token": "plain-secret-1234"}, secret=["provision:token"])
+    text = (settings.work_dir("pool-d") / "Pulumi.pool-d.yaml").read_text()
+    assert "plain-secret-1234" not in text
+    assert engine.get_config(stack)["provision:token"] == "plain-secret-1234"
+
+
+def test_list_destroy_and_remove(engine):
+    stack = engine.stack("pool-e", program(), create=True)
+    engine.up(stack, "pool-e")
+    assert "pool-e" in [s.name for s in engine.list_stacks()]
+    result = engine.destroy(stack, "pool-e")
+    assert result.changes["delete"] == 2
+    engine.remove(stack, "pool-e")
+    assert "pool-e" not in [s.name for s in engine.list_stacks()]
+    with pytest.raises(PoolNotFoundError):
+        engine.stack("pool-e", program(), create=False)
+
+
+def _lock_dir(settings, pool: str) -> Path:
+    return settings.local_backend_path / ".pulumi" / "locks" / "organization" / "provision" / pool
+
+
+def _write_lock(settings, pool: str, pid: int) -> Path:
+    d = _lock_dir(settings, pool)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "0b7c1d4e-0000-4000-8000-000000000000.json"
+    path.write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "username": "someone",
+                "hostname": socket.gethostname(),
+                "timestamp": "2026-01-01T00:00:00Z",
+            }
+        )
+    )
+    return path
+
+
+def test_a_lock_held_by_a_live_process_is_reported_with_how_to_clear_it(engine, settings):
+    stack = engine.stack("pool-f", program(), create=True)
+    engine.up(stack, "pool-f")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        _write_lock(settings, "pool-f", sleeper.pid)
+        with pytest.raises(StackLockedError) as err:
+            engine.up(stack, "pool-f")
+        assert "pool-f" in err.value.message
+        assert "provision unlock pool-f" in err.value.hint
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_stale_lock_of_a_dead_process_is_cleared_automatically(engine, settings):
+    stack = engine.stack("pool-g", program(), create=True)
+    engine.up(stack, "pool-g")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = _write_lock(settings, "pool-g", dead.pid)
+    result = engine.up(stack, "pool-g")
+    assert not result.has_changes
+    assert not lock.exists()
+    assert any("stale lock" in n for n in engine.notices)
+
+
+def test_concurrent_up_on_one_stack_one_wins_one_is_locked(engine):
+    hold = threading.Event()
+    stack = engine.stack("pool-h", program(hold=hold), create=True)
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            engine.up(stack, "pool-h")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=first)
+    t.start()
+    try:
+        # Wait until the first run holds the lock.
+        deadline = time.time() + 30
+        while not engine.lock_files("pool-h") and time.time() < deadline:
+            time.sleep(0.1)
+        assert engine.lock_files("pool-h")
+        other = engine.stack("pool-h", program(), create=True)
+        with pytest.raises(StackLockedError):
+            engine.up(other, "pool-h")
+    finally:
+        hold.set()
+        t.join(60)
+    assert not errors
+
+
+def test_missing_cli_offline_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    settings = load_settings(env={"PROVISION_HOME": str(tmp_path / "h")})
+    assert settings.pulumi_root is None
+    entered: list[bool] = []
+
+    class Spinner:
+        def __enter__(self):
+            entered.append(True)
+
+        def __exit__(self, *a):
+            return False
+
+    engine = Engine(settings, on_install=Spinner)
+    with pytest.raises(PulumiCliMissingError) as err:
+        engine.command()
+    assert entered == [True]
+    assert "get.pulumi.com" in err.value.hint or "PROVISION_PULUMI_ROOT" in err.value.hint
+
+
+def test_pulumi_root_pointing_nowhere_is_reported(tmp_path):
+    settings = load_settings(
+        env={"PROVISION_HOME": str(tmp_path / "h"), "PROVISION_PULUMI_ROOT": str(tmp_path / "x")}
+    )
+    with pytest.raises(PulumiCliMissingError, match="PROVISION_PULUMI_ROOT"):
+        Engine(settings).command()
+
+
+def test_generated_passphrase_file_is_private_and_stable(tmp_path):
+    env = {"PROVISION_HOME": str(tmp_path / "h")}
+    first = load_settings(env=env)
+    assert first.passphrase_file_created is not None
+    mode = os.stat(first.passphrase_file_created).st_mode & 0o777
+    assert mode == 0o600
+    content = first.passphrase_file_created.read_text()
+    second = load_settings(env=env)
+    assert second.passphrase_file_created is None  # announced once only
+    assert (tmp_path / "h" / "passphrase").read_text() == content
+    assert second.engine_env["PULUMI_CONFIG_PASSPHRASE_FILE"].endswith("passphrase")
+
+
+def test_user_passphrase_and_secrets_provider_are_respected(tmp_path):
+    env = {"PROVISION_HOME": str(tmp_path / "h"), "PULUMI_CONFIG_PASSPHRASE": "x"}
+    assert load_settings(env=env).engine_env == {}
+    kms = load_settings(
+        env={"PROVISION_HOME": str(tmp_path / "k")}, secrets_provider="gcpkms://projects/p/x"
+    )
+    assert kms.engine_env == {} and kms.passphrase_file_created is None
