@@ -11,6 +11,12 @@ from provision.errors import (
     QuotaExceededError,
 )
 
+_PERMISSION_HINT = (
+    "The identity running provision needs it on the project (for example "
+    "roles/iam.serviceAccountAdmin, roles/iam.roleAdmin, roles/resourcemanager.projectIamAdmin, "
+    "roles/artifactregistry.admin, roles/serviceusage.serviceUsageAdmin)."
+)
+
 GCP_ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(
         r"could not find default credentials|google: could not find|"
@@ -39,16 +45,19 @@ GCP_ERROR_RULES: tuple[ErrorRule, ...] = (
         "Enable it with `gcloud services enable {detail}` (Service Usage must be enabled to "
         "let the stack enable the others), then rerun.",
     ),
+    # Specific before generic: a 403 usually names the permission later in the text.
     ErrorRule(
         r"Permission '(?P<perm>[a-zA-Z0-9_.]+)' denied|"
-        r"does not have (?P<perm2>[a-zA-Z0-9_.]+) (?:permission|access)|"
-        r"(?P<perm3>)Error 403|(?P<perm4>)PERMISSION_DENIED",
+        r"does not have (?P<perm2>[a-zA-Z0-9_.]+) (?:permission|access)",
         PermissionDeniedError,
-        "Permission denied in GCP{detail_suffix}.",
-        "The identity running provision needs that permission on the project (for example "
-        "roles/iam.serviceAccountAdmin, roles/iam.roleAdmin, "
-        "roles/resourcemanager.projectIamAdmin, roles/artifactregistry.admin, "
-        "roles/serviceusage.serviceUsageAdmin).",
+        "Permission denied in GCP: {detail} is missing.",
+        _PERMISSION_HINT,
+    ),
+    ErrorRule(
+        r"Error 403|PERMISSION_DENIED",
+        PermissionDeniedError,
+        "Permission denied in GCP.",
+        _PERMISSION_HINT,
     ),
     ErrorRule(
         r"Quota exceeded|RESOURCE_EXHAUSTED|quota[^\n]*exceeded|"
