@@ -1,0 +1,283 @@
+"""A GCP project's side of a serverless job pool: APIs, image registry, identities, least grants.
+
+``CloudRunPool`` creates, in one project and region:
+
+- the APIs the resources and the jobs need (never disabled on destroy: other things in the
+  project may use them);
+- a Docker Artifact Registry repository for the job images;
+- a *worker* service account, whose key is the credential handed to the job submitter, and a
+  *runtime* service account the jobs execute as (it gets no roles here: grant it what the jobs
+  themselves need);
+- a project custom role holding exactly the API calls the submitter makes for the chosen job
+  flavor (Cloud Run v1, Cloud Run v2 or Vertex AI custom jobs), granted to the worker;
+- ``roles/iam.serviceAccountUser`` for the worker on the runtime account only, so it can start
+  jobs as that account and as no other;
+- reader (or writer) on the repository only;
+- one key for the worker account.
+
+It is plain Pulumi: it knows nothing of the tool that drives it or of what submits the jobs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import pulumi
+from pulumi_gcp import artifactregistry, projects, serviceaccount
+
+Flavor = Literal["cloud-run", "cloud-run-v2", "vertex-ai"]
+FLAVORS: tuple[str, ...] = get_args(Flavor)
+
+TYPE_TOKEN = "provision:gcp:CloudRunPool"
+
+_RUN_V1 = (
+    # Cloud Run Admin API v1 (namespaces.jobs.*, namespaces.executions.get), as called by a
+    # job submitter that creates a job, runs it, polls the execution and deletes the job.
+    "run.jobs.create",
+    "run.jobs.get",
+    "run.jobs.run",
+    "run.executions.get",
+    "run.jobs.delete",
+)
+
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "cloud-run": _RUN_V1,
+    # The v2 API call set is the same, plus: deleting a job first lists its executions and
+    # deletes each one (projects.locations.jobs.executions.list/delete). Jobs are started with
+    # jobs.run without overrides, so run.jobs.runWithOverrides is not needed, and job creation
+    # is followed by polling jobs.get, not the returned operation, so no run.operations.get.
+    "cloud-run-v2": (*_RUN_V1, "run.executions.list", "run.executions.delete"),
+    # Vertex AI JobService: create_custom_job, get_custom_job (polling), cancel_custom_job.
+    "vertex-ai": (
+        "aiplatform.customJobs.create",
+        "aiplatform.customJobs.get",
+        "aiplatform.customJobs.cancel",
+    ),
+}
+"""Per job flavor, exactly the permissions the job submitter's API calls require."""
+
+_COMMON_SERVICES = (
+    "artifactregistry.googleapis.com",
+    # Service accounts, keys and custom roles are IAM API resources.
+    "iam.googleapis.com",
+    # Project-level IAM bindings are read-modify-write calls on the Resource Manager API.
+    "cloudresourcemanager.googleapis.com",
+)
+
+SERVICES: dict[str, tuple[str, ...]] = {
+    "cloud-run": ("run.googleapis.com", *_COMMON_SERVICES),
+    "cloud-run-v2": ("run.googleapis.com", *_COMMON_SERVICES),
+    "vertex-ai": ("aiplatform.googleapis.com", *_COMMON_SERVICES),
+}
+"""Per job flavor, the APIs the stack enables (the jobs' API first)."""
+
+REGISTRY_READER = "roles/artifactregistry.reader"
+REGISTRY_WRITER = "roles/artifactregistry.writer"
+ACT_AS_ROLE = "roles/iam.serviceAccountUser"
+
+# Grants and keys hit IAM right after the identities they name were created; the provider
+# retries its own eventual-consistency errors inside these windows, so give them room (and a
+# bound, so a stuck call fails instead of hanging the run).
+_IAM_TIMEOUTS = pulumi.CustomTimeouts(create="10m", update="10m", delete="10m")
+
+_LABEL_MAX = 63
+
+
+def label_value(value: str) -> str:
+    """``value`` as a valid GCP label value: lowercase ``[a-z0-9_-]``, at most 63 chars."""
+    return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:_LABEL_MAX]
+
+
+def registry_host(region: str) -> str:
+    """The Docker host of Artifact Registry in ``region``."""
+    return f"{region}-docker.pkg.dev"
+
+
+def image_namespace(region: str, project: str, repository_id: str) -> str:
+    """Image path prefix of a repository (domain-scoped ``a.com:p`` becomes ``a.com/p``)."""
+    return f"{registry_host(region)}/{project.replace(':', '/')}/{repository_id}"
+
+
+@dataclass
+class CloudRunPoolArgs:
+    """Inputs of :class:`CloudRunPool`. Ids must already satisfy GCP's naming rules."""
+
+    pool: str
+    """Name of the pool these resources serve; used in labels and descriptions."""
+    project: str
+    region: str
+    flavor: Flavor
+    """Which job API the submitter uses; decides the enabled API and the custom role."""
+    worker_account_id: str
+    runtime_account_id: str
+    repository_id: str
+    role_id: str
+    """Custom role id, unique per stack (GCP reserves deleted role ids for weeks)."""
+    registry_writer: bool = False
+    """Grant the worker write access to the repository (to push images with its key)."""
+
+
+class CloudRunPool(pulumi.ComponentResource):
+    """Everything a job submitter needs in one GCP project and region; see the module doc."""
+
+    project: str
+    region: str
+    worker_email: pulumi.Output[str]
+    runtime_email: pulumi.Output[str]
+    private_key: pulumi.Output[str]
+    """The worker key as GCP returns it: base64 of the JSON key file. Secret."""
+    registry_host: str
+    image_namespace: pulumi.Output[str]
+    repository_id: pulumi.Output[str]
+    custom_role_id: pulumi.Output[str]
+    """Full role name, ``projects/<project>/roles/<role id>``."""
+
+    def __init__(
+        self, name: str, args: CloudRunPoolArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        if args.flavor not in PERMISSIONS:
+            raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, not {args.flavor!r}")
+        super().__init__(TYPE_TOKEN, name, None, opts)
+
+        def child(**extra) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, **extra)
+
+        project = args.project
+        labels = {"managed-by": "provision", "prefect-work-pool": label_value(args.pool)}
+
+        # -- APIs. Left enabled on destroy: disabling an API breaks whatever else uses it.
+        services = {
+            api: projects.Service(
+                f"{name}-api-{api.split('.')[0]}",
+                project=project,
+                service=api,
+                disable_on_destroy=False,
+                disable_dependent_services=False,
+                opts=child(),
+            )
+            for api in SERVICES[args.flavor]
+        }
+        jobs_api = services[SERVICES[args.flavor][0]]
+        iam_api = services["iam.googleapis.com"]
+        crm_api = services["cloudresourcemanager.googleapis.com"]
+        registry_api = services["artifactregistry.googleapis.com"]
+
+        # -- Registry for the job images.
+        repository = artifactregistry.Repository(
+            f"{name}-repository",
+            project=project,
+            location=args.region,
+            repository_id=args.repository_id,
+            format="DOCKER",
+            description=f"Job images of pool {args.pool}"[:256],
+            labels=labels,
+            opts=child(depends_on=[registry_api]),
+        )
+
+        # -- Identities.
+        worker = serviceaccount.Account(
+            f"{name}-worker",
+            project=project,
+            account_id=args.worker_account_id,
+            display_name=f"{args.pool} worker"[:100],
+            description=(
+                f"Submits the jobs of pool {args.pool}; its key is the pool's credential. "
+                "Managed by provision."
+            )[:256],
+            opts=child(depends_on=[iam_api]),
+        )
+        runtime = serviceaccount.Account(
+            f"{name}-runtime",
+            project=project,
+            account_id=args.runtime_account_id,
+            display_name=f"{args.pool} jobs"[:100],
+            description=(
+                f"Identity the jobs of pool {args.pool} run as; grant it what the jobs need. "
+                "Managed by provision."
+            )[:256],
+            opts=child(depends_on=[iam_api]),
+        )
+
+        # -- Least privilege for the worker.
+        role = projects.IAMCustomRole(
+            f"{name}-role",
+            project=project,
+            role_id=args.role_id,
+            title=f"provision {args.flavor} submitter for {args.pool}"[:100],
+            description=(
+                f"Exactly the {args.flavor} API calls a job submitter makes. Managed by provision."
+            )[:256],
+            permissions=list(PERMISSIONS[args.flavor]),
+            stage="GA",
+            opts=child(depends_on=[iam_api]),
+        )
+        # New accounts and roles take a while to become visible to IAM policies: every grant
+        # waits for what it names, and the engine retries ``up`` on the propagation errors.
+        role_grant = projects.IAMMember(
+            f"{name}-worker-role",
+            project=project,
+            role=role.name,
+            member=worker.member,
+            opts=child(depends_on=[role, worker, crm_api, jobs_api], custom_timeouts=_IAM_TIMEOUTS),
+        )
+        act_as = serviceaccount.IAMMember(
+            f"{name}-worker-acts-as-runtime",
+            # The binding is on the runtime account's own policy, not the project's: the
+            # worker may start jobs as this account and as no other.
+            service_account_id=runtime.name,
+            role=ACT_AS_ROLE,
+            member=worker.member,
+            opts=child(depends_on=[runtime, worker], custom_timeouts=_IAM_TIMEOUTS),
+        )
+        registry_grant = artifactregistry.RepositoryIamMember(
+            f"{name}-worker-registry",
+            project=project,
+            location=repository.location,
+            repository=repository.name,
+            role=REGISTRY_WRITER if args.registry_writer else REGISTRY_READER,
+            member=worker.member,
+            opts=child(depends_on=[repository, worker], custom_timeouts=_IAM_TIMEOUTS),
+        )
+
+        # -- The credential, last: a key that exists means its grants exist. Its inputs are
+        # constants and the account's name, so a rerun never replaces it (GCP allows only 10
+        # keys per account, and a new key would invalidate the one stored downstream).
+        key = serviceaccount.Key(
+            f"{name}-worker-key",
+            service_account_id=worker.name,
+            private_key_type="TYPE_GOOGLE_CREDENTIALS_FILE",
+            opts=child(
+                depends_on=[worker, role_grant, act_as, registry_grant, *services.values()],
+                custom_timeouts=_IAM_TIMEOUTS,
+            ),
+        )
+
+        self.project = project
+        self.region = args.region
+        self.worker_email = worker.email
+        self.runtime_email = runtime.email
+        # pulumi-gcp already marks privateKey secret; wrap anyway so no refactor can leak it.
+        self.private_key = pulumi.Output.secret(key.private_key)
+        self.registry_host = registry_host(args.region)
+        # Derived from the repository's outputs so the namespace is only known once it exists.
+        self.repository_id = repository.repository_id
+        self.image_namespace = repository.repository_id.apply(
+            lambda rid: image_namespace(args.region, project, rid)
+        )
+        self.custom_role_id = role.name
+
+        self.register_outputs(
+            {
+                "project": self.project,
+                "region": self.region,
+                "worker_email": self.worker_email,
+                "runtime_email": self.runtime_email,
+                "private_key": self.private_key,
+                "registry_host": self.registry_host,
+                "image_namespace": self.image_namespace,
+                "repository_id": self.repository_id,
+                "custom_role_id": self.custom_role_id,
+            }
+        )
