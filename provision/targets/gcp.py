@@ -1,0 +1,607 @@
+"""Google Cloud: Cloud Run (v1, v2) and Vertex AI pools on ``stacks/gcp_cloud_run.py``.
+
+Options come from the flags, then the pool's saved options, then the environment and gcloud's
+own configuration files (read, never executed), then defaults. Pulumi and pulumi-gcp are
+imported only when a program, a grant list or a plan needs them, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import configparser
+import difflib
+import json
+import os
+import re
+import secrets
+import shlex
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from provision.errors import EngineError, InvalidInputError
+from provision.targets import gcp_naming as naming
+from provision.targets.base import (
+    Grant,
+    NextSteps,
+    PlannedResource,
+    PoolType,
+    Target,
+    TargetOptions,
+)
+from provision.targets.gcp_errors import GCP_ERROR_RULES
+
+# Cloud Run jobs regions (cloud.google.com/run/docs/locations, tier 1 and tier 2).
+# europe-north2 (Stockholm) and northamerica-south1 (Queretaro) are newer regions that the
+# snapshot of that page we read did not list yet; Cloud Run launches in every new region.
+CLOUD_RUN_REGIONS: tuple[str, ...] = (
+    "africa-south1",
+    "asia-east1",
+    "asia-east2",
+    "asia-northeast1",
+    "asia-northeast2",
+    "asia-northeast3",
+    "asia-south1",
+    "asia-south2",
+    "asia-southeast1",
+    "asia-southeast2",
+    "australia-southeast1",
+    "australia-southeast2",
+    "europe-central2",
+    "europe-north1",
+    "europe-north2",
+    "europe-southwest1",
+    "europe-west1",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west6",
+    "europe-west8",
+    "europe-west9",
+    "europe-west10",
+    "europe-west12",
+    "me-central1",
+    "me-central2",
+    "me-west1",
+    "northamerica-northeast1",
+    "northamerica-northeast2",
+    "northamerica-south1",
+    "southamerica-east1",
+    "southamerica-west1",
+    "us-central1",
+    "us-east1",
+    "us-east4",
+    "us-east5",
+    "us-south1",
+    "us-west1",
+    "us-west2",
+    "us-west3",
+    "us-west4",
+)
+
+# Vertex AI regions (cloud.google.com/vertex-ai/docs/general/locations). Custom-job machine
+# types and accelerators vary by region; the API itself is served in each of these.
+VERTEX_AI_REGIONS: tuple[str, ...] = (
+    "africa-south1",
+    "asia-east1",
+    "asia-east2",
+    "asia-northeast1",
+    "asia-northeast2",
+    "asia-northeast3",
+    "asia-south1",
+    "asia-southeast1",
+    "asia-southeast2",
+    "australia-southeast1",
+    "australia-southeast2",
+    "europe-central2",
+    "europe-north1",
+    "europe-southwest1",
+    "europe-west1",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west6",
+    "europe-west8",
+    "europe-west9",
+    "europe-west12",
+    "me-central1",
+    "me-central2",
+    "me-west1",
+    "northamerica-northeast1",
+    "northamerica-northeast2",
+    "southamerica-east1",
+    "southamerica-west1",
+    "us-central1",
+    "us-east1",
+    "us-east4",
+    "us-east5",
+    "us-south1",
+    "us-west1",
+    "us-west2",
+    "us-west3",
+    "us-west4",
+)
+
+DEFAULT_REGION = "us-central1"
+"""Used only when no flag, saved option, environment variable or gcloud property names a
+region. It is gcloud's and prefect-gcp's own default, and serves Cloud Run and Vertex AI."""
+
+# Project ids: 6-30 chars, lowercase letter first; legacy domain-scoped ids are
+# ``example.com:my-proj``.
+PROJECT_ID_RE = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*\.[a-z]{2,}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+OPTION_KEYS: tuple[str, ...] = (
+    "project",
+    "region",
+    "worker_account_id",
+    "runtime_account_id",
+    "repository_id",
+    "registry_writer",
+)
+
+PLACEHOLDER = "<created on up>"
+"""Stands in for values that exist only once ``up`` has run (plans, dry runs)."""
+
+# Engine output meaning "an identity or grant created moments ago is not visible yet". The
+# engine matches these case-insensitively across the whole output, so each stays on one line.
+PROPAGATION_ERRORS: tuple[str, ...] = (
+    # setIamPolicy naming a brand-new account: "Error 400: Service account x@p.iam... does
+    # not exist., badRequest"; reading it too early: "Error 404: Service account
+    # projects/p/serviceAccounts/x@... does not exist." (terraform-provider-google#18087).
+    r"Service account \S+ does not exist",
+    r"Error 404[^\n]*serviceAccounts",
+    # The provider's read-after-create of an account seeing a 403 (terraform-provider-google
+    # #10227, #15042); IAM answers 403 rather than 404 for accounts it cannot see yet.
+    r"Error reading service account after creation",
+    r"Permission iam\.serviceAccounts\.\w+ is required to perform this operation on service "
+    r"account projects/",
+    # A key requested right after its account was created.
+    r"Gaia id not found for email",
+    # Binding a custom role created seconds ago.
+    r"does not exist in the resource's hierarchy",
+    # actAs checked before the serviceAccountUser grant on the runtime account propagated.
+    r"Permission '?iam\.serviceAccounts\.actAs'? denied",
+    # An API this stack just enabled, not yet active everywhere. Only the APIs the stack
+    # enables itself: any other disabled API is a real ApiNotEnabled error.
+    r"api/(?:run|aiplatform|artifactregistry|iam|cloudresourcemanager)\.googleapis\.com/"
+    r"[^\n]*If you enabled this API recently",
+)
+
+
+class GcpOptions(TargetOptions):
+    """Validated options of a GCP pool; saved verbatim in the pool's stack config."""
+
+    project: str
+    region: str
+    worker_account_id: str
+    runtime_account_id: str
+    repository_id: str
+    registry_writer: bool = False
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _regions(flavor: str) -> tuple[str, tuple[str, ...]]:
+    if flavor == "vertex-ai":
+        return "Vertex AI", VERTEX_AI_REGIONS
+    return "Cloud Run", CLOUD_RUN_REGIONS
+
+
+def gcloud_config_dir(env: Mapping[str, str]) -> Path:
+    """Where gcloud keeps its configurations: ``$CLOUDSDK_CONFIG`` or the platform default."""
+    if env.get("CLOUDSDK_CONFIG"):
+        return Path(env["CLOUDSDK_CONFIG"]).expanduser()
+    if os.name == "nt" and env.get("APPDATA"):
+        return Path(env["APPDATA"]) / "gcloud"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".config" / "gcloud"
+
+
+def gcloud_properties(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The active gcloud configuration as ``{section: {property: value}}``; ``{}`` if none.
+
+    Reads ``active_config`` (or ``$CLOUDSDK_ACTIVE_CONFIG_NAME``) and then
+    ``configurations/config_<name>``, the way gcloud itself resolves them. Unreadable or
+    malformed files count as absent: these are only defaults.
+    """
+    base = gcloud_config_dir(env)
+    name = env.get("CLOUDSDK_ACTIVE_CONFIG_NAME", "").strip()
+    if not name:
+        try:
+            name = (base / "active_config").read_text().strip()
+        except OSError:
+            name = ""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(base / "configurations" / f"config_{name or 'default'}")
+    except (configparser.Error, UnicodeDecodeError):
+        return {}
+    return {
+        section: {k: v.strip() for k, v in parser.items(section) if v.strip()}
+        for section in parser.sections()
+    }
+
+
+def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
+    """The first ``(value, source)`` whose value is non-empty, else ``(None, "")``."""
+    for value, source in candidates:
+        if value:
+            return value, source
+    return None, ""
+
+
+def _validate_region(region: str, flavor: str, source: str) -> None:
+    product, known = _regions(flavor)
+    if region in known:
+        return
+    origin = f" (from {source})" if source else ""
+    close = difflib.get_close_matches(region, known, n=1)
+    hint = f"did you mean {close[0]}?" if close else f"use one of: {', '.join(known)}."
+    raise InvalidInputError(f"Region '{region}'{origin} has no {product}; {hint}")
+
+
+def _validate(opts: dict[str, Any], sources: Mapping[str, str]) -> None:
+    """One-line InvalidInputError for the first bad option."""
+
+    def origin(key: str) -> str:
+        return f" (from {sources[key]})" if sources.get(key) else ""
+
+    if not PROJECT_ID_RE.match(opts["project"]):
+        raise InvalidInputError(
+            f"Invalid GCP project id '{opts['project']}'{origin('project')}: 6-30 lowercase "
+            "letters, digits or hyphens, starting with a letter (e.g. my-project-123)."
+        )
+    for key in ("worker_account_id", "runtime_account_id"):
+        if not naming.ACCOUNT_ID_RE.match(opts[key]):
+            raise InvalidInputError(
+                f"Invalid {_flag(key)} '{opts[key]}'{origin(key)}: 6-30 lowercase letters, "
+                "digits or hyphens, starting with a letter and not ending with a hyphen."
+            )
+    if opts["worker_account_id"] == opts["runtime_account_id"]:
+        raise InvalidInputError(
+            f"--worker-account-id and --runtime-account-id are both '{opts['worker_account_id']}'"
+            ": the worker and the jobs must be different service accounts."
+        )
+    if not naming.REPOSITORY_ID_RE.match(opts["repository_id"]):
+        raise InvalidInputError(
+            f"Invalid --repository-id '{opts['repository_id']}'{origin('repository_id')}: up to "
+            "63 lowercase letters, digits or hyphens, starting with a letter."
+        )
+    if not isinstance(opts["registry_writer"], bool):
+        raise InvalidInputError(
+            f"--registry-writer must be true or false, not {opts['registry_writer']!r}."
+        )
+
+
+def _get(outputs: Mapping[str, Any], key: str) -> Any:
+    value = outputs.get(key)
+    return PLACEHOLDER if value in (None, "") else value
+
+
+class GcpTarget(Target):
+    """Cloud Run (v1 and v2 API) and Vertex AI pools in one GCP project and region."""
+
+    cloud = "gcp"
+    options_model = GcpOptions
+    block_type = "gcp-credentials"
+    block_suffix = "gcp-credentials"
+    error_rules = GCP_ERROR_RULES
+    propagation_errors = PROPAGATION_ERRORS
+
+    # -- options ----------------------------------------------------------------------------
+
+    def resolve_options(
+        self,
+        pool: str,
+        pool_type: PoolType,
+        given: Mapping[str, Any],
+        env: Mapping[str, str],
+        saved: TargetOptions | None = None,
+    ) -> GcpOptions:
+        """Flags > saved options > environment / gcloud config > defaults, then validate.
+
+        Project: ``GOOGLE_CLOUD_PROJECT``, ``CLOUDSDK_CORE_PROJECT``, gcloud ``core/project``.
+        Region: ``CLOUDSDK_RUN_REGION`` (``CLOUDSDK_AI_REGION`` for vertex-ai),
+        ``CLOUDSDK_COMPUTE_REGION``, gcloud ``run/region`` (``ai/region``), ``compute/region``,
+        then :data:`DEFAULT_REGION`. Ids default to names derived from the pool name.
+        """
+        for key, value in given.items():
+            if value is not None and key not in OPTION_KEYS:
+                raise InvalidInputError(
+                    f"Option {_flag(key)} does not apply to type '{pool_type.name}'."
+                )
+        prior = saved.model_dump() if saved is not None else {}
+        sources: dict[str, str] = {}
+
+        def pick(key: str) -> Any:
+            if given.get(key) is not None:
+                sources[key] = _flag(key)
+                return given[key]
+            if prior.get(key) is not None:
+                sources[key] = "the pool's saved options"
+                return prior[key]
+            return None
+
+        props: dict[str, dict[str, str]] | None = None
+
+        def prop(section: str, key: str) -> tuple[str | None, str]:
+            nonlocal props
+            if props is None:
+                props = gcloud_properties(env)
+            return props.get(section, {}).get(key), f"gcloud config {section}/{key}"
+
+        project = pick("project")
+        if project is None:
+            project, sources["project"] = _first(
+                (env.get("GOOGLE_CLOUD_PROJECT"), "GOOGLE_CLOUD_PROJECT"),
+                (env.get("CLOUDSDK_CORE_PROJECT"), "CLOUDSDK_CORE_PROJECT"),
+                prop("core", "project"),
+            )
+        if not project:
+            raise InvalidInputError(
+                "No GCP project: pass --project, set GOOGLE_CLOUD_PROJECT or run "
+                "`gcloud config set project ID`."
+            )
+
+        region = pick("region")
+        if region is None:
+            section = "ai" if pool_type.worker_type == "vertex-ai" else "run"
+            specific = f"CLOUDSDK_{section.upper()}_REGION"
+            region, sources["region"] = _first(
+                (env.get(specific), specific),
+                (env.get("CLOUDSDK_COMPUTE_REGION"), "CLOUDSDK_COMPUTE_REGION"),
+                prop(section, "region"),
+                prop("compute", "region"),
+            )
+        if not region:
+            region, sources["region"] = DEFAULT_REGION, ""
+
+        opts: dict[str, Any] = {
+            "project": str(project).strip(),
+            "region": str(region).strip(),
+            "worker_account_id": pick("worker_account_id") or naming.worker_account_id(pool),
+            "runtime_account_id": pick("runtime_account_id") or naming.runtime_account_id(pool),
+            "repository_id": pick("repository_id") or naming.repository_id(pool),
+            "registry_writer": pick("registry_writer") or False,
+        }
+        _validate(opts, sources)
+        _validate_region(opts["region"], pool_type.worker_type, sources.get("region", ""))
+        return GcpOptions(**opts)
+
+    def generated_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+        """A random suffix for the custom role id, chosen once per stack and kept after."""
+        return {"role_suffix": secrets.token_hex(4)}
+
+    def provider_config(self, options: TargetOptions) -> dict[str, str]:
+        """Default project and region of the gcp provider (every resource also sets them)."""
+        opts = _gcp(options)
+        return {"gcp:project": opts.project, "gcp:region": opts.region}
+
+    # -- program ----------------------------------------------------------------------------
+
+    def program(
+        self,
+        pool: str,
+        pool_type: PoolType,
+        options: TargetOptions,
+        generated: Mapping[str, str],
+    ) -> Callable[[], None]:
+        """The inline program: one ``CloudRunPool`` and its outputs as stack exports."""
+        import pulumi
+
+        from stacks.gcp_cloud_run import CloudRunPool, CloudRunPoolArgs
+
+        opts = _gcp(options)
+        suffix = generated.get("role_suffix", "")
+        if not re.fullmatch(r"[0-9a-f]{8}", suffix):
+            raise ValueError(f"generated role_suffix must be 8 lowercase hex chars, not {suffix!r}")
+        args = CloudRunPoolArgs(
+            pool=pool,
+            project=opts.project,
+            region=opts.region,
+            flavor=pool_type.worker_type,  # type: ignore[arg-type]
+            worker_account_id=opts.worker_account_id,
+            runtime_account_id=opts.runtime_account_id,
+            repository_id=opts.repository_id,
+            role_id=naming.role_id(pool, suffix),
+            registry_writer=opts.registry_writer,
+        )
+
+        def run() -> None:
+            infra = CloudRunPool(pool, args)
+            pulumi.export("project", infra.project)
+            pulumi.export("region", infra.region)
+            pulumi.export("worker_service_account_email", infra.worker_email)
+            pulumi.export("runtime_service_account_email", infra.runtime_email)
+            pulumi.export("service_account_key", infra.private_key)
+            pulumi.export("registry_host", infra.registry_host)
+            pulumi.export("image_namespace", infra.image_namespace)
+            pulumi.export("repository_id", infra.repository_id)
+            pulumi.export("custom_role_id", infra.custom_role_id)
+
+        return run
+
+    def expected_outputs(self, pool: str, pool_type: PoolType, options: TargetOptions) -> dict:
+        """The non-secret stack outputs ``up`` will produce, computed without the engine.
+
+        For plans: feed these to :meth:`template_defaults` / :meth:`next_steps` before the
+        stack exists. The key and the role's random id are not predictable and are left out.
+        """
+        from stacks.gcp_cloud_run import image_namespace, registry_host
+
+        opts = _gcp(options)
+        return {
+            "project": opts.project,
+            "region": opts.region,
+            "worker_service_account_email": naming.service_account_email(
+                opts.worker_account_id, opts.project
+            ),
+            "runtime_service_account_email": naming.service_account_email(
+                opts.runtime_account_id, opts.project
+            ),
+            "registry_host": registry_host(opts.region),
+            "image_namespace": image_namespace(opts.region, opts.project, opts.repository_id),
+            "repository_id": opts.repository_id,
+        }
+
+    # -- Prefect ----------------------------------------------------------------------------
+
+    def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``gcp-credentials`` block: the worker's key file as a dict, and the project."""
+        raw = outputs.get("service_account_key")
+        try:
+            info = json.loads(base64.b64decode(str(raw), validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise EngineError(
+                "The stack output service_account_key is not a base64-encoded JSON key.",
+                hint="Rerun `provision up` for the pool; if it persists, report a bug.",
+            ) from exc
+        if not isinstance(info, dict) or info.get("type") != "service_account":
+            raise EngineError(
+                "The stack output service_account_key is not a service-account key file.",
+                hint="Rerun `provision up` for the pool; if it persists, report a bug.",
+            )
+        return {"service_account_info": info, "project": outputs["project"]}
+
+    def template_defaults(
+        self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None
+    ) -> dict[str, Any]:
+        """Defaults for the variables every GCP worker template declares.
+
+        ``credentials`` (the block), ``region``, and ``service_account_name`` (the runtime
+        account: without it Cloud Run jobs run as the Compute Engine default account and
+        Vertex AI jobs as its service agent). The image is left alone: it names the user's own
+        image, pushed under ``image_namespace``.
+        """
+        ref = {"$ref": {"block_document_id": block_document_id or PLACEHOLDER}}
+        # cloud-run, cloud-run-v2 and vertex-ai all declare these three variables.
+        return {
+            "credentials": ref,
+            "region": _get(outputs, "region"),
+            "service_account_name": _get(outputs, "runtime_service_account_email"),
+        }
+
+    # -- plan & summary ---------------------------------------------------------------------
+
+    def planned_resources(
+        self, pool: str, pool_type: PoolType, options: TargetOptions
+    ) -> list[PlannedResource]:
+        """Every resource ``CloudRunPool`` creates, in creation order."""
+        from stacks.gcp_cloud_run import PERMISSIONS, SERVICES
+
+        opts = _gcp(options)
+        flavor = pool_type.worker_type
+        worker = naming.service_account_email(opts.worker_account_id, opts.project)
+        runtime = naming.service_account_email(opts.runtime_account_id, opts.project)
+        registry_role = self._registry_role(opts)
+        return [
+            *(
+                PlannedResource("API (enabled, never disabled)", api, f"project {opts.project}")
+                for api in SERVICES[flavor]
+            ),
+            PlannedResource(
+                "Artifact Registry repository",
+                opts.repository_id,
+                f"docker, {opts.region}, labels managed-by=provision",
+            ),
+            PlannedResource("Service account", worker, "worker: its key goes into Prefect"),
+            PlannedResource("Service account", runtime, "runtime: jobs run as it"),
+            PlannedResource(
+                "Custom role",
+                self._role_display(pool, opts),
+                f"{len(PERMISSIONS[flavor])} permissions",
+            ),
+            PlannedResource("IAM binding", "custom role → worker", f"project {opts.project}"),
+            PlannedResource(
+                "IAM binding", "roles/iam.serviceAccountUser → worker", f"on {runtime} only"
+            ),
+            PlannedResource(
+                "IAM binding", f"{registry_role} → worker", f"on repository {opts.repository_id}"
+            ),
+            PlannedResource("Service account key", worker, "one key, kept across reruns"),
+        ]
+
+    def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
+        """The three grants, all to the worker account; the runtime account gets none."""
+        from stacks.gcp_cloud_run import ACT_AS_ROLE, PERMISSIONS
+
+        opts = _gcp(options)
+        flavor = pool_type.worker_type
+        worker_email = naming.service_account_email(opts.worker_account_id, opts.project)
+        worker = f"worker service account {worker_email}"
+        runtime = naming.service_account_email(opts.runtime_account_id, opts.project)
+        api = "Vertex AI custom jobs" if flavor == "vertex-ai" else f"Cloud Run jobs ({flavor})"
+        registry_role = self._registry_role(opts)
+        return [
+            Grant(
+                principal=worker,
+                role=self._role_display(pool, opts),
+                scope=f"project {opts.project}",
+                permissions=PERMISSIONS[flavor],
+                why=f"Exactly the API calls the {flavor} worker makes to create, start, watch, "
+                f"cancel and clean up {api}; nothing else in the project.",
+            ),
+            Grant(
+                principal=worker,
+                role=ACT_AS_ROLE,
+                scope=f"runtime service account {runtime} only",
+                why="Starting a job that runs as another account needs "
+                "iam.serviceAccounts.actAs on that account; granted on the runtime account's "
+                "own policy, so the worker cannot act as any other account in the project.",
+            ),
+            Grant(
+                principal=worker,
+                role=registry_role,
+                scope=f"repository {opts.region}/{opts.repository_id} only",
+                why=(
+                    "Lets the pool's credential push images to its own repository (--registry-"
+                    "writer) and read them."
+                    if opts.registry_writer
+                    else "Lets the pool's credential read (pull, list) its own repository's "
+                    "images; pass --registry-writer to let it push."
+                ),
+            ),
+        ]
+
+    def next_steps(self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]) -> NextSteps:
+        """Where images go, how to deploy to the pool, and what to run next."""
+        namespace = _get(outputs, "image_namespace")
+        host = _get(outputs, "registry_host")
+        snippet = (
+            f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(pool)}, '
+            f'image="{namespace}/my-image:latest")'
+        )
+        commands = [f"gcloud auth configure-docker {host}"]
+        if not pool_type.push:
+            commands.append(f"prefect worker start --pool {shlex.quote(pool)}")
+        return NextSteps(
+            image_namespace=namespace, deploy_snippet=snippet, commands=tuple(commands)
+        )
+
+    def location(self, options: TargetOptions) -> str:
+        """``project/region``."""
+        opts = _gcp(options)
+        return f"{opts.project}/{opts.region}"
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _registry_role(opts: GcpOptions) -> str:
+        from stacks.gcp_cloud_run import REGISTRY_READER, REGISTRY_WRITER
+
+        return REGISTRY_WRITER if opts.registry_writer else REGISTRY_READER
+
+    @staticmethod
+    def _role_display(pool: str, opts: GcpOptions) -> str:
+        # The real id ends in a random suffix chosen on first up; show its shape.
+        stem = naming.role_id(pool, "x" * 8)[: -len("xxxxxxxx")]
+        return f"projects/{opts.project}/roles/{stem}<random>"
+
+
+def _gcp(options: TargetOptions) -> GcpOptions:
+    if isinstance(options, GcpOptions):
+        return options
+    return GcpOptions(**options.model_dump())

@@ -1,0 +1,98 @@
+"""GCP naming rules, as pure functions: default resource ids derived from a pool name.
+
+Prefect pool names are free text ("ETL pool #2", "data_team/prod"); GCP ids are not. Every
+function here returns an id that GCP accepts, whatever the pool name, and is stable (the same
+pool always maps to the same id, so a rerun never renames anything). When an id would be too
+long, the base is truncated and a 4-hex-char hash of the full pool name is added, so two long
+pool names sharing a prefix still get different ids.
+
+Nothing here imports pulumi or a cloud SDK: the CLI validates options with these before any
+engine call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# Service account ids: 6-30 chars, lowercase letter first, no trailing hyphen
+# (https://cloud.google.com/iam/docs/service-accounts-create#creating).
+ACCOUNT_ID_RE = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+ACCOUNT_ID_MAX = 30
+# Artifact Registry repository ids: lowercase letter first, up to 63 chars.
+REPOSITORY_ID_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+REPOSITORY_ID_MAX = 63
+# Project custom role ids: [a-zA-Z0-9_.], 3-64 chars.
+ROLE_ID_RE = re.compile(r"^[a-zA-Z0-9_.]{3,64}$")
+ROLE_ID_MAX = 64
+ROLE_ID_PREFIX = "provision_"
+
+_HASH_LEN = 4
+
+
+def pool_hash(pool: str) -> str:
+    """4 lowercase hex chars that identify ``pool`` (stable across runs and machines)."""
+    return hashlib.sha256(pool.encode("utf-8")).hexdigest()[:_HASH_LEN]
+
+
+def base_name(pool: str) -> str:
+    """The pool name as a GCP-id-safe stem: lowercase, ``[a-z0-9-]`` only, starting with a letter.
+
+    ``_`` and every other character outside ``[a-z0-9-]`` become ``-``; runs of ``-`` collapse
+    and edge hyphens go. A stem that would not start with a letter gets a ``p-`` prefix; an empty
+    one becomes ``p``.
+    """
+    stem = re.sub(r"[^a-z0-9-]", "-", pool.lower())
+    stem = re.sub(r"-{2,}", "-", stem).strip("-")
+    if not stem[:1].isalpha():
+        stem = f"p-{stem}".rstrip("-")
+    return stem
+
+
+def _bounded(pool: str, suffix: str, limit: int) -> str:
+    """``{base}-{suffix}``, or ``{truncated base}-{hash}-{suffix}`` when that exceeds ``limit``."""
+    base = base_name(pool)
+    full = f"{base}-{suffix}"
+    if len(full) <= limit:
+        return full
+    keep = limit - len(suffix) - _HASH_LEN - 2  # two joining hyphens
+    head = base[:keep].rstrip("-")
+    return f"{head}-{pool_hash(pool)}-{suffix}"
+
+
+def worker_account_id(pool: str) -> str:
+    """Default id of the worker service account (the identity whose key goes into Prefect)."""
+    return _bounded(pool, "worker", ACCOUNT_ID_MAX)
+
+
+def runtime_account_id(pool: str) -> str:
+    """Default id of the runtime service account (the identity flow-run jobs execute as)."""
+    return _bounded(pool, "runtime", ACCOUNT_ID_MAX)
+
+
+def repository_id(pool: str) -> str:
+    """Default Artifact Registry repository id for the pool's images."""
+    return _bounded(pool, "images", REPOSITORY_ID_MAX)
+
+
+def role_id(pool: str, suffix: str) -> str:
+    """Custom role id ``provision_<base with - as _>_<suffix>``, at most 64 chars.
+
+    ``suffix`` is random and chosen once per stack: GCP keeps a deleted custom role's id
+    reserved for up to 37 days, so a destroy followed by an up with a fixed id would fail.
+    """
+    tail = f"_{suffix}"
+    room = ROLE_ID_MAX - len(ROLE_ID_PREFIX) - len(tail)
+    stem = base_name(pool).replace("-", "_")[:room].rstrip("_")
+    return f"{ROLE_ID_PREFIX}{stem}{tail}"
+
+
+def service_account_email(account_id: str, project: str) -> str:
+    """The email GCP gives ``account_id`` in ``project`` (domain-scoped projects included).
+
+    ``example.com:my-proj`` accounts live at ``id@my-proj.example.com.iam.gserviceaccount.com``.
+    """
+    if ":" in project:
+        domain, _, name = project.partition(":")
+        return f"{account_id}@{name}.{domain}.iam.gserviceaccount.com"
+    return f"{account_id}@{project}.iam.gserviceaccount.com"

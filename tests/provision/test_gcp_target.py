@@ -1,0 +1,746 @@
+"""GcpTarget: option resolution, naming, Prefect block and template wiring, grants, program."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pulumi
+import pytest
+from pulumi.runtime import settings as pulumi_settings
+
+from provision.errors import EngineError, InvalidInputError
+from provision.registry import POOL_TYPES
+from provision.targets import gcp_naming as naming
+from provision.targets.gcp import (
+    CLOUD_RUN_REGIONS,
+    DEFAULT_REGION,
+    PLACEHOLDER,
+    PROPAGATION_ERRORS,
+    VERTEX_AI_REGIONS,
+    GcpOptions,
+    GcpTarget,
+)
+
+V2 = POOL_TYPES["cloud-run-v2"]
+V1_PUSH = POOL_TYPES["cloud-run:push"]
+V2_PUSH = POOL_TYPES["cloud-run-v2:push"]
+VERTEX = POOL_TYPES["vertex-ai"]
+
+NONE_GIVEN = dict.fromkeys(
+    (
+        "project",
+        "region",
+        "worker_account_id",
+        "runtime_account_id",
+        "repository_id",
+        "registry_writer",
+    )
+)
+
+# Variables each worker's default base job template declares (prefect-gcp
+# workers/cloud_run.py CloudRunWorkerVariables, cloud_run_v2.py CloudRunWorkerV2Variables,
+# vertex.py VertexAIWorkerVariables); the subset the tool may set defaults for.
+TEMPLATE_VARIABLES = {
+    "cloud-run": {"credentials", "region", "image", "service_account_name", "vpc_connector_name"},
+    "cloud-run-v2": {
+        "credentials",
+        "region",
+        "image",
+        "service_account_name",
+        "vpc_connector_name",
+    },
+    "vertex-ai": {"credentials", "region", "image", "service_account_name", "network"},
+}
+
+TRICKY_POOLS = [
+    "a",
+    "etl",
+    "ETL",
+    "my_pool",
+    "My Pool #2",
+    "9lives",
+    "-leading-dash",
+    "trailing-dash-",
+    "___",
+    "😀 emoji pool",
+    "ünïcödé-pööl",
+    "data-team/prod",
+    "a" * 22,
+    "a" * 23,
+    "a" * 24,
+    "x" * 200,
+    "the-quick-brown-fox-jumps-over-the-lazy-dog",
+    "the-quick-brown-fox-jumps-over-the-lazy-cat",
+    "prefect-pool-with-a-really-long-name-v2",
+    "a-b" * 40,
+    "1",
+    "--",
+    "p",
+    "UPPER_and_lower_123",
+]
+
+
+@pytest.fixture
+def target() -> GcpTarget:
+    return GcpTarget()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty HOME, so the developer's own gcloud config never leaks into a test."""
+    return tmp_path / "home"
+
+
+def gcloud_config(
+    base: Path, name: str = "default", active: bool = True, **sections: dict[str, str]
+) -> Path:
+    """Write a gcloud configuration directory like gcloud does."""
+    (base / "configurations").mkdir(parents=True, exist_ok=True)
+    if active:
+        (base / "active_config").write_text(name)
+    body = "".join(
+        f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in props.items())
+        for section, props in sections.items()
+    )
+    (base / "configurations" / f"config_{name}").write_text(body)
+    return base
+
+
+def resolve(target, *, pool="etl", pool_type=V2, given=None, env=None, saved=None, home=None):
+    env = dict(env or {})
+    if home is not None:
+        env.setdefault("HOME", str(home))
+    return target.resolve_options(pool, pool_type, {**NONE_GIVEN, **(given or {})}, env, saved)
+
+
+# -- resolve_options: sources and precedence -------------------------------------------------
+
+
+def test_defaults_derive_from_the_pool_name(target, home):
+    opts = resolve(target, pool="My_Pool", env={"GOOGLE_CLOUD_PROJECT": "acme-prod"}, home=home)
+    assert opts == GcpOptions(
+        project="acme-prod",
+        region=DEFAULT_REGION,
+        worker_account_id="my-pool-worker",
+        runtime_account_id="my-pool-runtime",
+        repository_id="my-pool-images",
+        registry_writer=False,
+    )
+    assert DEFAULT_REGION == "us-central1"
+
+
+def test_project_precedence(target, tmp_path, home):
+    conf = gcloud_config(tmp_path / "gc", core={"project": "from-gcloud"})
+    env = {
+        "GOOGLE_CLOUD_PROJECT": "from-google-env",
+        "CLOUDSDK_CORE_PROJECT": "from-sdk-env",
+        "CLOUDSDK_CONFIG": str(conf),
+    }
+    saved = resolve(target, given={"project": "from-saved"}, home=home)
+
+    def project(**kw):
+        return resolve(target, home=home, **kw).project
+
+    assert project(given={"project": "from-flag"}, env=env, saved=saved) == "from-flag"
+    assert project(env=env, saved=saved) == "from-saved"
+    assert project(env=env) == "from-google-env"
+    del env["GOOGLE_CLOUD_PROJECT"]
+    assert project(env=env) == "from-sdk-env"
+    del env["CLOUDSDK_CORE_PROJECT"]
+    assert project(env=env) == "from-gcloud"
+
+
+def test_empty_env_values_count_as_unset(target, tmp_path, home):
+    conf = gcloud_config(tmp_path / "gc", core={"project": "from-gcloud"})
+    env = {"GOOGLE_CLOUD_PROJECT": "", "CLOUDSDK_CONFIG": str(conf)}
+    assert resolve(target, env=env, home=home).project == "from-gcloud"
+
+
+def test_region_precedence_cloud_run(target, tmp_path, home):
+    conf = gcloud_config(
+        tmp_path / "gc",
+        core={"project": "acme-prod"},
+        run={"region": "europe-west4"},
+        compute={"region": "asia-east1"},
+    )
+    env = {
+        "CLOUDSDK_CONFIG": str(conf),
+        "CLOUDSDK_RUN_REGION": "us-east1",
+        "CLOUDSDK_COMPUTE_REGION": "us-west1",
+    }
+    saved = resolve(target, given={"project": "acme-prod", "region": "asia-northeast1"}, home=home)
+
+    def region(**kw):
+        return resolve(target, home=home, **kw).region
+
+    assert region(given={"region": "europe-west1"}, env=env, saved=saved) == "europe-west1"
+    assert region(env=env, saved=saved) == "asia-northeast1"
+    assert region(env=env) == "us-east1"
+    del env["CLOUDSDK_RUN_REGION"]
+    assert region(env=env) == "us-west1"
+    del env["CLOUDSDK_COMPUTE_REGION"]
+    assert region(env=env) == "europe-west4"
+    gcloud_config(conf, core={"project": "acme-prod"}, compute={"region": "asia-east1"})
+    assert region(env=env) == "asia-east1"
+    gcloud_config(conf, core={"project": "acme-prod"})
+    assert region(env=env) == DEFAULT_REGION
+
+
+def test_vertex_reads_the_ai_region_not_the_run_region(target, tmp_path, home):
+    conf = gcloud_config(
+        tmp_path / "gc",
+        core={"project": "acme-prod"},
+        run={"region": "europe-west1"},
+        ai={"region": "europe-west4"},
+    )
+    env = {"CLOUDSDK_CONFIG": str(conf), "CLOUDSDK_RUN_REGION": "us-east1"}
+    assert resolve(target, pool_type=VERTEX, env=env, home=home).region == "europe-west4"
+    env["CLOUDSDK_AI_REGION"] = "asia-northeast1"
+    assert resolve(target, pool_type=VERTEX, env=env, home=home).region == "asia-northeast1"
+
+
+def test_gcloud_config_in_home_and_named_configurations(target, home):
+    base = home / ".config" / "gcloud"
+    gcloud_config(base, name="work", core={"project": "work-project"})
+    gcloud_config(base, name="other", active=False, core={"project": "other-project"})
+    assert resolve(target, home=home).project == "work-project"
+    env = {"CLOUDSDK_ACTIVE_CONFIG_NAME": "other"}
+    assert resolve(target, env=env, home=home).project == "other-project"
+
+
+def test_missing_active_config_file_means_default(target, home):
+    base = home / ".config" / "gcloud"
+    gcloud_config(base, name="default", active=False, core={"project": "default-project"})
+    assert resolve(target, home=home).project == "default-project"
+
+
+def test_malformed_gcloud_config_is_ignored(target, tmp_path, home):
+    base = tmp_path / "gc"
+    (base / "configurations").mkdir(parents=True)
+    (base / "configurations" / "config_default").write_text("not an ini [file\n= =")
+    with pytest.raises(InvalidInputError, match="No GCP project"):
+        resolve(target, env={"CLOUDSDK_CONFIG": str(base)}, home=home)
+
+
+def test_saved_options_are_reused(target, home):
+    saved = GcpOptions(
+        project="acme-prod",
+        region="europe-west1",
+        worker_account_id="custom-worker",
+        runtime_account_id="custom-runtime",
+        repository_id="custom-repo",
+        registry_writer=True,
+    )
+    assert resolve(target, saved=saved, home=home) == saved
+    # A flag still wins, False included.
+    again = resolve(target, saved=saved, given={"registry_writer": False}, home=home)
+    assert again.registry_writer is False
+    assert again.worker_account_id == "custom-worker"
+
+
+def test_unset_unknown_keys_are_ignored(target, home):
+    opts = resolve(
+        target, given={"project": "acme-prod", "cluster": None, "vpc_id": None}, home=home
+    )
+    assert opts.project == "acme-prod"
+
+
+# -- resolve_options: bad input, one line each -----------------------------------------------
+
+BAD_INPUTS = [
+    ({"cluster": "main"}, "Option --cluster does not apply to type 'cloud-run-v2'."),
+    ({"execution_role_arn": "arn:x"}, "Option --execution-role-arn does not apply to type"),
+    ({"project": "Acme-Prod"}, "Invalid GCP project id 'Acme-Prod' (from --project)"),
+    ({"project": "short"}, "Invalid GCP project id 'short'"),
+    ({"project": "1starts-with-digit"}, "Invalid GCP project id"),
+    ({"project": "ends-with-dash-"}, "Invalid GCP project id"),
+    ({"project": "x" * 31}, "Invalid GCP project id"),
+    ({"project": "has_underscore"}, "Invalid GCP project id"),
+    ({"region": "europe-west7"}, "Region 'europe-west7' (from --region) has no Cloud Run; did"),
+    ({"region": "us-centrall"}, "did you mean us-central1?"),
+    ({"region": "moon-base1"}, "has no Cloud Run; use one of: africa-south1,"),
+    ({"worker_account_id": "w"}, "Invalid --worker-account-id 'w' (from --worker-account-id)"),
+    ({"worker_account_id": "Worker-account"}, "Invalid --worker-account-id"),
+    ({"runtime_account_id": "runtime-"}, "Invalid --runtime-account-id 'runtime-'"),
+    ({"runtime_account_id": "r" * 31}, "Invalid --runtime-account-id"),
+    ({"runtime_account_id": "9runtime"}, "Invalid --runtime-account-id"),
+    (
+        {"worker_account_id": "same-account", "runtime_account_id": "same-account"},
+        "--worker-account-id and --runtime-account-id are both 'same-account'",
+    ),
+    ({"repository_id": "Images"}, "Invalid --repository-id 'Images'"),
+    ({"repository_id": "images-"}, "Invalid --repository-id"),
+    ({"repository_id": "i" * 64}, "Invalid --repository-id"),
+    ({"registry_writer": "yes"}, "--registry-writer must be true or false, not 'yes'."),
+]
+
+
+@pytest.mark.parametrize(("given", "needle"), BAD_INPUTS)
+def test_bad_inputs_are_one_line_errors(target, home, given, needle):
+    with pytest.raises(InvalidInputError) as info:
+        resolve(target, given={"project": "acme-prod", **given}, home=home)
+    message = info.value.message
+    assert needle in message
+    assert "\n" not in message
+    assert info.value.exit_code == 2
+
+
+def test_missing_project_message(target, home):
+    with pytest.raises(InvalidInputError) as info:
+        resolve(target, home=home)
+    assert info.value.message == (
+        "No GCP project: pass --project, set GOOGLE_CLOUD_PROJECT or run "
+        "`gcloud config set project ID`."
+    )
+
+
+def test_bad_region_names_its_source(target, tmp_path, home):
+    conf = gcloud_config(tmp_path / "gc", core={"project": "acme-prod"}, run={"region": "mars"})
+    with pytest.raises(InvalidInputError, match=r"\(from gcloud config run/region\)"):
+        resolve(target, env={"CLOUDSDK_CONFIG": str(conf)}, home=home)
+
+
+def test_vertex_regions_are_checked_against_vertex(target, home):
+    with pytest.raises(InvalidInputError, match="has no Vertex AI"):
+        resolve(target, pool_type=VERTEX, given={"project": "acme-prod", "region": "mars-north1"})
+    assert resolve(
+        target, pool_type=VERTEX, given={"project": "acme-prod", "region": "europe-west4"}
+    )
+
+
+def test_domain_scoped_project_is_accepted(target, home):
+    opts = resolve(target, given={"project": "example.com:my-proj"}, home=home)
+    assert opts.project == "example.com:my-proj"
+
+
+def test_region_lists_include_the_usual_regions():
+    for region in ("us-central1", "europe-west1", "asia-northeast1", "us-east4"):
+        assert region in CLOUD_RUN_REGIONS
+        assert region in VERTEX_AI_REGIONS
+    assert len(set(CLOUD_RUN_REGIONS)) == len(CLOUD_RUN_REGIONS)
+    assert len(set(VERTEX_AI_REGIONS)) == len(VERTEX_AI_REGIONS)
+    assert all(re.fullmatch(r"[a-z]+-[a-z]+\d+", r) for r in CLOUD_RUN_REGIONS + VERTEX_AI_REGIONS)
+
+
+# -- naming ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pool", TRICKY_POOLS)
+def test_derived_ids_are_always_valid_and_stable(pool):
+    worker = naming.worker_account_id(pool)
+    runtime = naming.runtime_account_id(pool)
+    repo = naming.repository_id(pool)
+    assert naming.ACCOUNT_ID_RE.match(worker), worker
+    assert naming.ACCOUNT_ID_RE.match(runtime), runtime
+    assert naming.REPOSITORY_ID_RE.match(repo), repo
+    assert worker != runtime
+    assert worker.endswith("-worker") and runtime.endswith("-runtime") and repo.endswith("-images")
+    assert "--" not in worker + runtime + repo
+    # Stable: a rerun must never rename anything.
+    assert (worker, runtime, repo) == (
+        naming.worker_account_id(pool),
+        naming.runtime_account_id(pool),
+        naming.repository_id(pool),
+    )
+    role = naming.role_id(pool, "0a1b2c3d")
+    assert naming.ROLE_ID_RE.match(role), role
+    assert role.startswith("provision_") and role.endswith("_0a1b2c3d")
+
+
+@pytest.mark.parametrize("pool", TRICKY_POOLS)
+def test_derived_defaults_pass_resolve_options(target, home, pool):
+    assert resolve(target, pool=pool, given={"project": "acme-prod"}, home=home)
+
+
+def test_short_names_are_readable():
+    assert naming.worker_account_id("etl") == "etl-worker"
+    assert naming.runtime_account_id("My Pool #2") == "my-pool-2-runtime"
+    assert naming.repository_id("data_team") == "data-team-images"
+    assert naming.worker_account_id("9lives") == "p-9lives-worker"
+    assert naming.worker_account_id("___") == "p-worker"
+    assert naming.role_id("data-team", "0a1b2c3d") == "provision_data_team_0a1b2c3d"
+
+
+def test_long_names_get_a_hash_only_when_truncated():
+    fits = "a" * 23  # 23 + len("-worker") == 30
+    assert naming.worker_account_id(fits) == f"{fits}-worker"
+    long_a = "the-quick-brown-fox-jumps-over-the-lazy-dog"
+    long_b = "the-quick-brown-fox-jumps-over-the-lazy-cat"
+    ids_a = (naming.worker_account_id(long_a), naming.runtime_account_id(long_a))
+    ids_b = (naming.worker_account_id(long_b), naming.runtime_account_id(long_b))
+    assert all(len(i) == 30 for i in ids_a + ids_b)
+    assert set(ids_a).isdisjoint(ids_b)  # same 18-char prefix, different pools
+    assert naming.pool_hash(long_a) in ids_a[0]
+
+
+def test_many_long_names_do_not_collide():
+    pools = [f"shared-prefix-for-every-pool-{i}" for i in range(200)]
+    assert len({naming.worker_account_id(p) for p in pools}) == len(pools)
+    assert len({naming.runtime_account_id(p) for p in pools}) == len(pools)
+
+
+def test_role_id_bounded():
+    role = naming.role_id("y" * 300, "deadbeef")
+    assert len(role) == 64 and naming.ROLE_ID_RE.match(role)
+
+
+def test_service_account_email():
+    assert naming.service_account_email("w-worker", "acme-prod") == (
+        "w-worker@acme-prod.iam.gserviceaccount.com"
+    )
+    assert naming.service_account_email("w-worker", "example.com:proj") == (
+        "w-worker@proj.example.com.iam.gserviceaccount.com"
+    )
+
+
+# -- generated & provider config --------------------------------------------------------------
+
+
+def test_generated_config_is_a_fresh_hex_suffix(target):
+    opts = GcpOptions(
+        project="acme-prod",
+        region="us-central1",
+        worker_account_id="etl-worker",
+        runtime_account_id="etl-runtime",
+        repository_id="etl-images",
+    )
+    first = target.generated_config("etl", opts)
+    second = target.generated_config("etl", opts)
+    assert set(first) == {"role_suffix"}
+    assert re.fullmatch(r"[0-9a-f]{8}", first["role_suffix"])
+    assert first != second  # random: chosen once, then kept by the engine
+    assert target.provider_config(opts) == {"gcp:project": "acme-prod", "gcp:region": "us-central1"}
+    assert target.location(opts) == "acme-prod/us-central1"
+
+
+def test_target_attributes(target):
+    assert target.cloud == "gcp"
+    assert target.block_type == "gcp-credentials"
+    assert target.block_suffix == "gcp-credentials"
+    assert target.options_model is GcpOptions
+    assert target.error_rules
+
+
+# -- propagation ------------------------------------------------------------------------------
+
+PROPAGATING = [
+    'Error applying IAM policy for project "acme-prod": Error setting IAM policy for project '
+    '"acme-prod": googleapi: Error 400: Service account etl-worker@acme-prod.iam.'
+    "gserviceaccount.com does not exist., badRequest",
+    "Error 404: Service account projects/acme-prod/serviceAccounts/etl-worker@acme-prod.iam."
+    "gserviceaccount.com does not exist., notFound",
+    "Error retrieving IAM policy for service account 'projects/acme-prod/serviceAccounts/x': "
+    "googleapi: Error 404: Not found; notFound serviceAccounts",
+    "Error reading service account after creation: googleapi: Error 403: Permission "
+    "iam.serviceAccounts.get is required to perform this operation on service account "
+    "projects/acme-prod/serviceAccounts/etl-worker@acme-prod.iam.gserviceaccount.com., forbidden",
+    "Error creating service account key: googleapi: Error 404: Not found; Gaia id not found for "
+    "email etl-worker@acme-prod.iam.gserviceaccount.com, notFound",
+    "Error 400: Role (projects/acme-prod/roles/provision_etl_0a1b2c3d) does not exist in the "
+    "resource's hierarchy., badRequest",
+    "Error 403: Permission 'iam.serviceaccounts.actAs' denied on service account "
+    "etl-runtime@acme-prod.iam.gserviceaccount.com (or it may not exist)., forbidden",
+    "Error creating Repository: googleapi: Error 403: Artifact Registry API has not been used in "
+    "project 123 before or it is disabled. Enable it by visiting https://console.developers."
+    "google.com/apis/api/artifactregistry.googleapis.com/overview?project=123 then retry. If you "
+    "enabled this API recently, wait a few minutes for the action to propagate to our systems "
+    "and retry.",
+]
+
+NOT_PROPAGATING = [
+    "Error creating service account: googleapi: Error 403: Permission "
+    "'iam.serviceAccounts.create' denied on resource (or it may not exist)., forbidden",
+    "Error 429: Quota exceeded for quota metric 'Service account creation requests'",
+    "FAILED_PRECONDITION: Key creation is not allowed on this service account. "
+    "constraints/iam.disableServiceAccountKeyCreation",
+    "google: could not find default credentials.",
+    # An API the stack does not enable itself is a real configuration error.
+    "Error 403: Service Usage API has not been used in project 123 before or it is disabled. "
+    "Enable it by visiting https://console.developers.google.com/apis/api/serviceusage."
+    "googleapis.com/overview?project=123 then retry. If you enabled this API recently, wait a "
+    "few minutes for the action to propagate to our systems and retry.",
+    "Error creating Repository: googleapi: Error 409: the repository already exists.",
+    # Across lines nothing may chain: the engine matches with DOTALL.
+    "Service account\nfoo does not exist",
+]
+
+
+def _propagating(text: str) -> bool:
+    return any(re.search(p, text, re.IGNORECASE | re.DOTALL) for p in PROPAGATION_ERRORS)
+
+
+@pytest.mark.parametrize("text", PROPAGATING)
+def test_propagation_errors_match_real_texts(text):
+    assert _propagating(text)
+
+
+@pytest.mark.parametrize("text", NOT_PROPAGATING)
+def test_propagation_errors_leave_real_failures_alone(text):
+    assert not _propagating(text)
+
+
+def test_target_exposes_the_propagation_regexes(target):
+    assert target.propagation_errors == PROPAGATION_ERRORS
+    for pattern in PROPAGATION_ERRORS:
+        re.compile(pattern)
+
+
+# -- Prefect block and template ---------------------------------------------------------------
+
+KEY_INFO = {
+    "type": "service_account",
+    "project_id": "acme-prod",
+    "private_key_id": "abc",
+    "private_key": "-----BEGIN PRIVATE KEY-----\nMIIfake\n-----END PRIVATE KEY-----\n",
+    "client_email": "etl-worker@acme-prod.iam.gserviceaccount.com",
+    "client_id": "1",
+    "token_uri": "https://oauth2.googleapis.com/token",
+}
+
+OUTPUTS = {
+    "project": "acme-prod",
+    "region": "europe-west1",
+    "worker_service_account_email": "etl-worker@acme-prod.iam.gserviceaccount.com",
+    "runtime_service_account_email": "etl-runtime@acme-prod.iam.gserviceaccount.com",
+    "service_account_key": base64.b64encode(json.dumps(KEY_INFO).encode()).decode(),
+    "registry_host": "europe-west1-docker.pkg.dev",
+    "image_namespace": "europe-west1-docker.pkg.dev/acme-prod/etl-images",
+    "repository_id": "etl-images",
+    "custom_role_id": "projects/acme-prod/roles/provision_etl_0a1b2c3d",
+}
+
+
+def test_block_data_decodes_the_key(target):
+    assert target.block_data(OUTPUTS) == {"service_account_info": KEY_INFO, "project": "acme-prod"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not base64!!",
+        base64.b64encode(b"not json").decode(),
+        base64.b64encode(b'{"type": "authorized_user"}').decode(),
+        None,
+    ],
+)
+def test_block_data_rejects_a_bad_key(target, raw):
+    with pytest.raises(EngineError) as info:
+        target.block_data({**OUTPUTS, "service_account_key": raw})
+    assert "\n" not in info.value.message
+
+
+@pytest.mark.parametrize("pool_type", [V1_PUSH, V2_PUSH, POOL_TYPES["cloud-run"], V2, VERTEX])
+def test_template_defaults(target, pool_type):
+    defaults = target.template_defaults(pool_type, OUTPUTS, "8c1d6c1e-0000-4000-8000-000000000001")
+    assert defaults == {
+        "credentials": {"$ref": {"block_document_id": "8c1d6c1e-0000-4000-8000-000000000001"}},
+        "region": "europe-west1",
+        "service_account_name": "etl-runtime@acme-prod.iam.gserviceaccount.com",
+    }
+    assert set(defaults) <= TEMPLATE_VARIABLES[pool_type.worker_type]
+
+
+def test_template_defaults_for_a_plan(target):
+    defaults = target.template_defaults(V2, OUTPUTS, None)
+    assert defaults["credentials"] == {"$ref": {"block_document_id": PLACEHOLDER}}
+    assert defaults["credentials"] == {"$ref": {"block_document_id": "<created on up>"}}
+
+
+def test_expected_outputs_predict_the_real_ones(target, home):
+    opts = resolve(target, given={"project": "acme-prod", "region": "europe-west1"}, home=home)
+    expected = target.expected_outputs("etl", V2, opts)
+    assert expected == {k: v for k, v in OUTPUTS.items() if k in expected}
+    assert "service_account_key" not in expected
+    plan = target.template_defaults(V2, expected, None)
+    assert plan["service_account_name"] == OUTPUTS["runtime_service_account_email"]
+
+
+# -- plan, grants, next steps -----------------------------------------------------------------
+
+
+@pytest.fixture
+def opts(target, home) -> GcpOptions:
+    return resolve(target, given={"project": "acme-prod", "region": "europe-west1"}, home=home)
+
+
+@pytest.mark.parametrize(
+    ("pool_type", "permissions"),
+    [
+        (
+            V1_PUSH,
+            (
+                "run.jobs.create",
+                "run.jobs.get",
+                "run.jobs.run",
+                "run.executions.get",
+                "run.jobs.delete",
+            ),
+        ),
+        (
+            V2,
+            (
+                "run.jobs.create",
+                "run.jobs.get",
+                "run.jobs.run",
+                "run.executions.get",
+                "run.jobs.delete",
+                "run.executions.list",
+                "run.executions.delete",
+            ),
+        ),
+        (
+            VERTEX,
+            (
+                "aiplatform.customJobs.create",
+                "aiplatform.customJobs.get",
+                "aiplatform.customJobs.cancel",
+            ),
+        ),
+    ],
+)
+def test_grants(target, opts, pool_type, permissions):
+    grants = target.grants("etl", pool_type, opts)
+    assert len(grants) == 3
+    custom, act_as, registry = grants
+    worker = "etl-worker@acme-prod.iam.gserviceaccount.com"
+    assert all(worker in g.principal for g in grants)
+    assert custom.role.startswith("projects/acme-prod/roles/provision_etl_")
+    assert custom.scope == "project acme-prod"
+    assert set(custom.permissions) == set(permissions)
+    assert act_as.role == "roles/iam.serviceAccountUser"
+    assert (
+        act_as.scope == "runtime service account etl-runtime@acme-prod.iam.gserviceaccount.com only"
+    )
+    assert registry.role == "roles/artifactregistry.reader"
+    assert registry.scope == "repository europe-west1/etl-images only"
+    assert all(g.why for g in grants)
+    # Nothing project-wide but the custom role; nothing for the runtime account.
+    assert not any("runtime" in g.principal for g in grants)
+
+
+def test_registry_writer_grant(target, home):
+    opts = resolve(target, given={"project": "acme-prod", "registry_writer": True}, home=home)
+    registry = target.grants("etl", V2, opts)[2]
+    assert registry.role == "roles/artifactregistry.writer"
+    assert "push" in registry.why
+
+
+def test_planned_resources(target, opts):
+    planned = target.planned_resources("etl", V2, opts)
+    kinds = [p.kind for p in planned]
+    assert kinds.count("API (enabled, never disabled)") == 4
+    assert kinds.count("Service account") == 2
+    assert kinds.count("IAM binding") == 3
+    assert kinds.count("Artifact Registry repository") == 1
+    assert kinds.count("Custom role") == 1
+    assert kinds.count("Service account key") == 1
+    assert len(planned) == 12
+    names = {p.name for p in planned}
+    assert {"run.googleapis.com", "etl-images"} <= names
+    vertex = {p.name for p in target.planned_resources("etl", VERTEX, opts)}
+    assert "aiplatform.googleapis.com" in vertex and "run.googleapis.com" not in vertex
+
+
+def test_next_steps_worker_pool(target):
+    steps = target.next_steps("my pool", V2, OUTPUTS)
+    assert steps.image_namespace == "europe-west1-docker.pkg.dev/acme-prod/etl-images"
+    assert steps.deploy_snippet == (
+        'my_flow.deploy(name="my-deployment", work_pool_name="my pool", '
+        'image="europe-west1-docker.pkg.dev/acme-prod/etl-images/my-image:latest")'
+    )
+    assert steps.commands == (
+        "gcloud auth configure-docker europe-west1-docker.pkg.dev",
+        "prefect worker start --pool 'my pool'",
+    )
+
+
+def test_next_steps_push_pool_has_no_worker(target):
+    steps = target.next_steps("etl", V2_PUSH, OUTPUTS)
+    assert steps.commands == ("gcloud auth configure-docker europe-west1-docker.pkg.dev",)
+
+
+# -- the program under mocks -------------------------------------------------------------------
+
+
+class ProgramMocks(pulumi.runtime.Mocks):
+    """Just enough provider behaviour for the exports (see tests/stacks for the full set)."""
+
+    def new_resource(self, args):
+        out = dict(args.inputs)
+        if args.typ == "gcp:serviceaccount/account:Account":
+            email = f"{args.inputs['accountId']}@{args.inputs['project']}.iam.gserviceaccount.com"
+            out.update(
+                email=email,
+                member=f"serviceAccount:{email}",
+                name=f"projects/{args.inputs['project']}/serviceAccounts/{email}",
+            )
+        elif args.typ == "gcp:projects/iAMCustomRole:IAMCustomRole":
+            out["name"] = f"projects/{args.inputs['project']}/roles/{args.inputs['roleId']}"
+        elif args.typ == "gcp:artifactregistry/repository:Repository":
+            out["name"] = (
+                f"projects/{args.inputs['project']}/locations/{args.inputs['location']}"
+                f"/repositories/{args.inputs['repositoryId']}"
+            )
+        elif args.typ == "gcp:serviceaccount/key:Key":
+            out["privateKey"] = OUTPUTS["service_account_key"]
+        return f"{args.name}-id", out
+
+    def call(self, args):
+        return {}
+
+
+@pytest.fixture
+def program_mocks():
+    pulumi_settings.ROOT.set(None)  # fresh root stack: exports must not carry over
+    pulumi.runtime.set_mocks(ProgramMocks(), project="provision", stack="etl", preview=False)
+    state = {"checked": False}
+    yield state
+    assert state["checked"], "the assertions inside apply() never ran"
+
+
+@pulumi.runtime.test
+def test_program_exports(target, opts, program_mocks):
+    target.program("etl", V2, opts, {"role_suffix": "0a1b2c3d"})()
+    exports = pulumi.runtime.get_root_resource().outputs
+    assert set(exports) == {
+        "project",
+        "region",
+        "worker_service_account_email",
+        "runtime_service_account_email",
+        "service_account_key",
+        "registry_host",
+        "image_namespace",
+        "repository_id",
+        "custom_role_id",
+    }
+
+    def check(values):
+        program_mocks["checked"] = True
+        values = dict(values)
+        secret = values.pop("_key_secret")
+        assert secret is True
+        assert values == OUTPUTS
+        assert target.block_data(values)["service_account_info"] == KEY_INFO
+
+    key = pulumi.Output.from_input(exports["service_account_key"])
+    return pulumi.Output.all(_key_secret=key.is_secret(), **exports).apply(check)
+
+
+def test_program_rejects_a_bad_suffix(target, opts):
+    with pytest.raises(ValueError, match="role_suffix"):
+        target.program("etl", V2, opts, {})
+
+
+def test_import_stays_light():
+    # The CLI imports targets for --help: no pulumi, no pulumi_gcp at import time.
+    code = (
+        "import sys, provision.targets.gcp; "
+        "print(any(m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_gcp')) for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
