@@ -744,3 +744,14 @@ def test_import_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_grants_doc_lists_every_permission_and_role():
+    from stacks.gcp_cloud_run import ACT_AS_ROLE, PERMISSIONS, REGISTRY_READER, SERVICES
+
+    doc = (Path(__file__).parents[2] / "docs" / "gcp-grants.md").read_text()
+    for permission in {p for perms in PERMISSIONS.values() for p in perms}:
+        assert f"`{permission}`" in doc, permission
+    for api in {a for apis in SERVICES.values() for a in apis}:
+        assert f"`{api}`" in doc, api
+    assert f"`{ACT_AS_ROLE}`" in doc and f"`{REGISTRY_READER}`" in doc
