@@ -76,23 +76,21 @@ def plan(out: Console, the_plan: Any) -> None:
         resources.add_row(Text("no cloud changes", style="dim"), "", "")
 
     grants = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    grants.add_column("who")
-    grants.add_column("role")
-    grants.add_column("scope")
-    grants.add_column("permissions")
+    for col in ("who", "role", "scope", "permissions"):
+        grants.add_column(col, overflow="fold")
     for g in the_plan.typed_grants():
         grants.add_row(g.principal, g.role, g.scope, "\n".join(g.permissions) or "-")
 
     prefect = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     prefect.add_column("op")
     prefect.add_column("object")
-    prefect.add_column("name")
-    prefect.add_column("details")
+    prefect.add_column("name", overflow="fold")
+    prefect.add_column("template defaults", overflow="fold")
     for p in the_plan.prefect:
         if p.kind == "block":
             prefect.add_row(_op(p.op), f"block ({p.block_type})", p.name, "")
         else:
-            details = ", ".join(f"{k}={_short(v)}" for k, v in p.variables.items())
+            details = "\n".join(f"{k} = {_short(v)}" for k, v in p.variables.items())
             prefect.add_row(_op(p.op), f"work pool ({p.type})", p.name, details)
 
     summary = Text(
@@ -120,8 +118,7 @@ def plan(out: Console, the_plan: Any) -> None:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 60 else text[:57] + "..."
+    return json.dumps(value) if not isinstance(value, str) else value
 
 
 def confirm_plan(out: Console, verb: str) -> Callable[[Any], bool]:

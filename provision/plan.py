@@ -87,8 +87,11 @@ class Plan(BaseModel):
 
 def mask_inputs(value: Any) -> Any:
     """Engine inputs with secrets masked and unknowns shown as placeholders."""
+    from pulumi.output import Unknown
     from pulumi.runtime import rpc
 
+    if isinstance(value, Unknown):
+        return COMPUTED
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return SECRET

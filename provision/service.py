@@ -24,7 +24,7 @@ from provision.errors import (
     ProvisionError,
 )
 from provision.events import ProgressCallback
-from provision.plan import COMPUTED, BlockChange, Changes, Plan, ResourceChange, WorkPoolChange
+from provision.plan import BlockChange, Changes, Plan, ResourceChange, WorkPoolChange
 from provision.saved import KEY_PREFECT_STATE, PrefectState, SavedPool, read_saved
 from provision.settings import Settings
 from provision.targets.base import NextSteps, PoolType, Target, TargetOptions
@@ -220,13 +220,6 @@ def _writer(api: Any) -> Any:
 # -- plans --------------------------------------------------------------------------------
 
 
-class _Placeholders(dict):
-    """Stack outputs before they exist: every missing key reads as a placeholder."""
-
-    def __missing__(self, key: str) -> str:
-        return COMPUTED
-
-
 def _plan(
     spec: PoolSpec,
     steps: list[Step],
@@ -261,7 +254,8 @@ def _prefect_plan(
     if outputs:
         data = spec.target.block_data(outputs)
     else:
-        data, outputs = None, _Placeholders()
+        data = None
+        outputs = spec.target.expected_outputs(spec.pool, spec.pool_type, spec.options)
     if writer is not None:
         existing = writer.find_block(spec.target.block_type, spec.block_name)
         block_id = existing["id"] if existing else None

@@ -127,6 +127,15 @@ class Target(abc.ABC):
     ) -> Callable[[], None]:
         """The inline Pulumi program. Imports its stack module (and cloud SDK) lazily."""
 
+    def expected_outputs(
+        self, pool: str, pool_type: PoolType, options: TargetOptions
+    ) -> dict[str, Any]:
+        """The non-secret outputs ``up`` will produce, predicted without the engine (for plans).
+
+        Anything unpredictable is left out; ``template_defaults`` must cope with missing keys.
+        """
+        return {}
+
     @abc.abstractmethod
     def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The credentials block document built from stack outputs (contains secrets)."""
@@ -137,7 +146,8 @@ class Target(abc.ABC):
     ) -> dict[str, Any]:
         """Base-job-template ``variables.properties.<key>.default`` values the tool owns.
 
-        ``block_document_id`` is ``None`` for plans, where a placeholder ``$ref`` is used.
+        For plans, ``outputs`` may be partial and ``block_document_id`` is ``None``: use
+        placeholders for what is not known yet.
         """
 
     @abc.abstractmethod
