@@ -145,21 +145,10 @@ def _require_interactive(yes: bool, action: str) -> None:
         )
 
 
-def _settings(
-    backend_url: str | None = None, secrets_provider: str | None = None, *, create: bool = True
-) -> Any:
+def _settings(backend_url: str | None = None, secrets_provider: str | None = None) -> Any:
     from provision.settings import load_settings
 
-    settings = load_settings(
-        backend_url=backend_url, secrets_provider=secrets_provider, create=create
-    )
-    if settings.passphrase_file_created:
-        typer.echo(
-            f"Generated a passphrase for Pulumi secrets at {settings.passphrase_file_created} "
-            "(mode 0600). Back it up: it decrypts the credentials kept in the stack state.",
-            err=True,
-        )
-    return settings
+    return load_settings(backend_url=backend_url, secrets_provider=secrets_provider)
 
 
 def _request(
@@ -289,7 +278,7 @@ def preview(
         from provision import service
 
         if offline:
-            settings = _settings(backend_url, secrets_provider, create=False)
+            settings = _settings(backend_url, secrets_provider)
             the_plan = service.plan_offline(request, settings)
         else:
             settings = _settings(backend_url, secrets_provider)

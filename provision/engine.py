@@ -87,6 +87,7 @@ class Engine:
         self._notice = on_notice or (lambda _msg: None)
         self._retry_delays = tuple(retry_delays if retry_delays is not None else _env_delays())
         self._cmd: PulumiCommand | None = None
+        self._prepared = False
 
     # -- workspace and stacks -------------------------------------------------------------
 
@@ -98,9 +99,21 @@ class Engine:
             self._cmd = pulumi_command(self.settings, self._on_install)
         return self._cmd
 
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+        created = self.settings.prepare()
+        self._prepared = True
+        if created:
+            self._notice(
+                f"Generated a passphrase for Pulumi secrets at {created} (mode 0600). Back it "
+                "up: it decrypts the credentials kept in the stack state."
+            )
+
     def _options(self, work_dir: Path) -> Any:
         from pulumi import automation as auto
 
+        self._prepare()
         work_dir.mkdir(parents=True, exist_ok=True)
         env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **self.settings.engine_env}
         return auto.LocalWorkspaceOptions(

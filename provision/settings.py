@@ -1,7 +1,8 @@
 """Where the tool keeps its state, which backend and secrets provider it uses.
 
-Resolved once per command from flags and the environment; no I/O beyond creating
-``PROVISION_HOME`` and, the first time, the generated passphrase file.
+Resolved once per command from flags and the environment, without writing anything:
+``Settings.prepare()`` creates ``PROVISION_HOME``, the local backend directory and the
+passphrase file, and the engine calls it only once validation is over.
 """
 
 from __future__ import annotations
@@ -30,10 +31,22 @@ class Settings:
     secrets_provider: str | None
     engine_env: Mapping[str, str] = field(repr=False)
     """Extra environment for every pulumi CLI call (passphrase variables live here)."""
-    passphrase_file_created: Path | None = None
-    """Set when this call generated the passphrase file: the CLI announces it once."""
+    passphrase_file: Path | None = None
+    """The generated passphrase file, when neither a passphrase nor a KMS provider is given."""
     pulumi_root: Path | None = None
     """``PROVISION_PULUMI_ROOT``: a directory holding ``bin/pulumi``."""
+
+    def prepare(self) -> Path | None:
+        """Create the home, the local backend and the passphrase file if missing.
+
+        Returns the passphrase file's path if this call generated it (announce it once).
+        """
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.local_backend_path is not None:
+            self.local_backend_path.mkdir(parents=True, exist_ok=True)
+        if self.passphrase_file is not None and not self.passphrase_file.exists():
+            return _create_passphrase_file(self.passphrase_file)
+        return None
 
     @property
     def stacks_dir(self) -> Path:
@@ -62,11 +75,10 @@ def load_settings(
     backend_url: str | None = None,
     secrets_provider: str | None = None,
     env: Mapping[str, str] | None = None,
-    create: bool = True,
 ) -> Settings:
     """Resolve settings from flags, then the environment, then defaults under ``PROVISION_HOME``.
 
-    With ``create=False`` nothing is written (used by read-only commands and bad-input paths).
+    Writes nothing; see ``Settings.prepare``.
     """
     env = os.environ if env is None else env
     home = Path(env.get("PROVISION_HOME") or Path.home() / ".provision").expanduser()
@@ -84,19 +96,12 @@ def load_settings(
         )
 
     engine_env: dict[str, str] = {}
-    created: Path | None = None
+    passphrase_file: Path | None = None
     uses_passphrase = secrets_provider in (None, "passphrase")
     has_passphrase = "PULUMI_CONFIG_PASSPHRASE" in env or "PULUMI_CONFIG_PASSPHRASE_FILE" in env
     if uses_passphrase and not has_passphrase:
         passphrase_file = home / "passphrase"
-        if not passphrase_file.exists() and create:
-            created = _create_passphrase_file(passphrase_file)
         engine_env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase_file)
-
-    if create:
-        home.mkdir(parents=True, exist_ok=True)
-        if url.startswith("file://"):
-            Path(url.removeprefix("file://")).expanduser().mkdir(parents=True, exist_ok=True)
 
     root = env.get("PROVISION_PULUMI_ROOT")
     return Settings(
@@ -104,7 +109,7 @@ def load_settings(
         backend_url=url,
         secrets_provider=secrets_provider,
         engine_env=engine_env,
-        passphrase_file_created=created,
+        passphrase_file=passphrase_file,
         pulumi_root=Path(root).expanduser() if root else None,
     )
 

@@ -210,17 +210,29 @@ def test_pulumi_root_pointing_nowhere_is_reported(tmp_path):
         Engine(settings).command()
 
 
-def test_generated_passphrase_file_is_private_and_stable(tmp_path):
+def test_generated_passphrase_file_is_private_stable_and_announced_once(tmp_path):
     env = {"PROVISION_HOME": str(tmp_path / "h")}
     first = load_settings(env=env)
-    assert first.passphrase_file_created is not None
-    mode = os.stat(first.passphrase_file_created).st_mode & 0o777
-    assert mode == 0o600
-    content = first.passphrase_file_created.read_text()
+    assert not (tmp_path / "h").exists()  # resolving settings writes nothing
+    created = first.prepare()
+    assert created == tmp_path / "h" / "passphrase"
+    assert os.stat(created).st_mode & 0o777 == 0o600
+    content = created.read_text()
     second = load_settings(env=env)
-    assert second.passphrase_file_created is None  # announced once only
-    assert (tmp_path / "h" / "passphrase").read_text() == content
-    assert second.engine_env["PULUMI_CONFIG_PASSPHRASE_FILE"].endswith("passphrase")
+    assert second.prepare() is None  # announced once only
+    assert created.read_text() == content
+    assert second.engine_env["PULUMI_CONFIG_PASSPHRASE_FILE"] == str(created)
+
+
+def test_the_engine_announces_the_generated_passphrase(tmp_path):
+    settings = load_settings(
+        env={"PROVISION_HOME": str(tmp_path / "h"), "PROVISION_PULUMI_ROOT": str(pulumi_root())}
+    )
+    notices: list[str] = []
+    engine = Engine(settings, on_notice=notices.append)
+    engine.stack("p", program(), create=True)
+    engine.stack("p", program(), create=True)
+    assert len([n for n in notices if "Generated a passphrase" in n]) == 1
 
 
 def test_user_passphrase_and_secrets_provider_are_respected(tmp_path):
@@ -229,4 +241,4 @@ def test_user_passphrase_and_secrets_provider_are_respected(tmp_path):
     kms = load_settings(
         env={"PROVISION_HOME": str(tmp_path / "k")}, secrets_provider="gcpkms://projects/p/x"
     )
-    assert kms.engine_env == {} and kms.passphrase_file_created is None
+    assert kms.engine_env == {} and kms.passphrase_file is None

@@ -1,0 +1,231 @@
+"""CLI tests through typer's runner: exit codes, one-line errors, JSON contract, nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from provision.service import PoolRequest, resolve
+from provision.settings import load_settings
+
+GOOD = ["--type", "cloud-run-v2:push", "--project", "my-proj-123", "--region", "europe-west1"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    gcloud = tmp_path / "gcloud"
+    gcloud.mkdir()
+    return {
+        "PROVISION_HOME": str(tmp_path / "home"),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "CLOUDSDK_CONFIG": str(gcloud),
+        "GOOGLE_CLOUD_PROJECT": "",
+        "CLOUDSDK_CORE_PROJECT": "",
+        "PREFECT_API_URL": "",
+        "PREFECT_API_KEY": "",
+        "PREFECT_PROFILE": "",
+        "PULUMI_BACKEND_URL": "",
+        "COLUMNS": "120",
+        "CI": "",
+    }
+
+
+def run(env: dict[str, str], *args: str):
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def assert_one_line_error(result, code: int, *needles: str) -> None:
+    assert result.exit_code == code, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def assert_nothing_written(env: dict[str, str]) -> None:
+    home = Path(env["PROVISION_HOME"])
+    assert not (home / "stacks").exists()
+    assert not (home / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["p1", "--type", "k8s", "--project", "my-proj-123"], ["Unknown work pool type 'k8s'"]),
+        (["bad name", *GOOD], ["Invalid pool name 'bad name'"]),
+        (["-lead", *GOOD], []),  # typer treats it as an option: usage error (exit 2)
+        (["prefect-pool", *GOOD], ["reserves names starting with 'prefect'"]),
+        (["PrefectX", *GOOD], ["reserves names starting with 'prefect'"]),
+        (["p1", "--type", "cloud-run-v2:push", "--project", "Bad_Project"], ["project"]),
+        (
+            ["p1", "--type", "cloud-run-v2:push", "--project", "my-proj-123", "--region", "mars-1"],
+            ["mars-1"],
+        ),
+        (["p1", "--type", "cloud-run-v2:push", "--region", "europe-west1"], ["No GCP project"]),
+        ([*["p1", *GOOD], "--worker-account-id", "w" * 31], ["w" * 31]),
+        ([*["p1", *GOOD], "--runtime-account-id", "1abcdef"], ["1abcdef"]),
+        ([*["p1", *GOOD], "--block-name", "Bad Name"], ["Invalid block name"]),
+        (["p1", *GOOD, "--offline", "--refresh"], ["--refresh"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(env, args, needles):
+    offline = [] if "--offline" in args else ["--offline"]
+    result = run(env, "preview", *args, *offline)
+    if needles:
+        assert_one_line_error(result, 2, *needles)
+    else:
+        assert result.exit_code == 2
+    assert_nothing_written(env)
+
+
+def test_up_refuses_without_yes_when_not_interactive(env):
+    result = run(env, "up", "p1", *GOOD)  # CliRunner's stdin is not a TTY
+    assert_one_line_error(result, 2, "--yes")
+    assert_nothing_written(env)
+    result = run({**env, "CI": "true"}, "destroy", "p1")
+    assert_one_line_error(result, 2, "--yes")
+
+
+def test_bad_input_on_up_fails_before_any_engine_call(env):
+    result = run(env, "up", "p1", "--yes", "--type", "cloud-run-v2:push", "--project", "X")
+    assert_one_line_error(result, 2)
+    assert_nothing_written(env)
+
+
+def test_push_pool_on_a_self_hosted_server_names_the_worker_type(env):
+    env = {**env, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    result = run(env, "up", "p1", "--yes", *GOOD)
+    assert_one_line_error(result, 2, "Prefect Cloud", "--type cloud-run-v2")
+    assert_nothing_written(env)
+
+
+def test_no_prefect_api_configured_is_one_line(env):
+    result = run(env, "up", "p1", "--yes", "--type", "cloud-run-v2", "--project", "my-proj-123")
+    assert_one_line_error(result, 2, "PREFECT_API_URL")
+    assert_nothing_written(env)
+
+
+def test_unknown_pool_for_destroy_and_show(env):
+    assert_one_line_error(run(env, "destroy", "ghost", "--yes"), 2, "ghost")
+    assert_one_line_error(run(env, "show", "ghost"), 2, "ghost")
+
+
+def test_preview_offline_json_matches_the_contract(env):
+    result = run(env, "preview", "p1", *GOOD, "--offline", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert set(plan) == {"pool", "type", "stack", "offline", "changes", "resources", "prefect"}
+    assert plan["pool"] == plan["stack"] == "p1"
+    assert plan["type"] == "cloud-run-v2:push" and plan["offline"] is True
+    assert set(plan["changes"]) == {"create", "update", "replace", "delete", "same"}
+    assert plan["changes"]["create"] == len(plan["resources"]) > 0
+    for r in plan["resources"]:
+        assert set(r) == {"urn", "type", "name", "op", "inputs"}
+        assert r["op"] == "create" and r["urn"].startswith("urn:pulumi:p1::provision::")
+    by_type = {r["type"]: r for r in plan["resources"]}
+    account = by_type["gcp:serviceaccount/account:Account"]["inputs"]
+    assert "accountId" in account  # wire names, as the engine receives them
+    services = [r for r in plan["resources"] if r["type"] == "gcp:projects/service:Service"]
+    assert services and all(s["inputs"]["disableOnDestroy"] is False for s in services)
+    block, pool = plan["prefect"]
+    assert block == {
+        "kind": "block",
+        "name": "p1-gcp-credentials",
+        "block_type": "gcp-credentials",
+        "op": "create",
+    }
+    assert pool["kind"] == "work_pool" and pool["name"] == "p1" and pool["op"] == "create"
+    assert pool["type"] == "cloud-run-v2:push"
+    assert pool["variables"]["region"] == "europe-west1"
+    assert pool["variables"]["service_account_name"].startswith("p1-runtime@my-proj-123.")
+    assert "$ref" in pool["variables"]["credentials"]
+    assert_nothing_written(env)
+
+
+def test_preview_expect_no_changes_exits_3_on_changes(env):
+    result = run(env, "preview", "p1", *GOOD, "--offline", "--expect-no-changes", "--json")
+    assert result.exit_code == 3
+
+
+def test_preview_offline_panel_lists_resources_grants_and_prefect(env):
+    result = run(env, "preview", "p1", *GOOD, "--offline")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for needle in (
+        "gcp:serviceaccount/key:Key",
+        "roles/iam.serviceAccountUser",
+        "runtime service account",
+        "run.executions.delete",
+        "gcp-credentials",
+        "work pool (cloud-run-v2:push)",
+        "12 to create",
+    ):
+        assert needle in out, needle
+
+
+def test_vertex_ai_offline_plan_uses_the_vertex_role(env):
+    result = run(
+        env,
+        "preview",
+        "v1",
+        "--type",
+        "vertex-ai",
+        "--project",
+        "my-proj-123",
+        "--region",
+        "europe-west4",
+        "--offline",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    role = next(r for r in plan["resources"] if r["type"].endswith("IAMCustomRole"))
+    assert sorted(role["inputs"]["permissions"]) == [
+        "aiplatform.customJobs.cancel",
+        "aiplatform.customJobs.create",
+        "aiplatform.customJobs.get",
+    ]
+
+
+def test_types_lists_every_pool_type(env):
+    result = run(env, "types", "--json")
+    assert result.exit_code == 0
+    types = {t["type"]: t for t in json.loads(result.stdout)}
+    assert {"cloud-run:push", "cloud-run-v2:push", "cloud-run", "cloud-run-v2", "vertex-ai"} <= set(
+        types
+    )
+    assert types["cloud-run-v2:push"]["push"] is True and types["vertex-ai"]["push"] is False
+
+
+def test_type_option_mismatch_is_rejected_before_the_engine(env, tmp_path):
+    settings = load_settings(env={"PROVISION_HOME": str(tmp_path / "h")})
+    from provision.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="does not apply to type 'cloud-run-v2'"):
+        resolve(
+            PoolRequest("p1", "cloud-run-v2", {"project": "my-proj-123", "subscription": "x"}),
+            settings,
+            env,
+        )
+
+
+def test_help_imports_no_cloud_sdk():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from cli.main import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in "
+        "('pulumi', 'pulumi_gcp', 'pulumi_aws', 'pulumi_azure_native', 'httpx', 'grpc')]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
