@@ -1,0 +1,28 @@
+"""Shared fixtures. Keep each one small; add yours below."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.prefect_server import PrefectServer
+
+
+@pytest.fixture(scope="session")
+def prefect_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrefectServer]:
+    """A real Prefect server for the whole session (``.api_url``; ``.stop()``/``.start()``
+    keep the port and database). A test that stops it must start it again, even on failure."""
+    cache = getattr(request.config, "cache", None)
+    server = PrefectServer(
+        tmp_path_factory.mktemp("prefect-server"),
+        # A migrated database kept between runs: saves ~4 s of every session's startup.
+        seed_dir=cache.mkdir("prefect-server-seed") if cache is not None else None,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
