@@ -1,0 +1,661 @@
+"""The cloud-independent part of a fake provider, on ``pulumi.provider.experimental``.
+
+A cloud is a :class:`Cloud`: a plugin name and version, its :class:`ResourceType`
+instances and its invokes. A resource type declares the schema facts the
+engine-facing methods need (input names, force-new inputs, defaults,
+optional+computed inputs, computed and secret outputs) and implements the
+cloud's behaviour (create/read/update/delete against :class:`FakeCloud`).
+:class:`FakeProvider` turns that into the provider surface the engine calls
+(CheckConfig, Configure, Check, Diff, Create incl. preview, Read, Update,
+Delete, Invoke, GetSchema), with fault/delay injection and the call log;
+:func:`serve` runs it as a plugin process.
+
+Handlers work on plain Python values (str, float, bool, None, list, dict) keyed
+by wire (camelCase) names; an unknown (preview) value is the string
+:data:`UNKNOWN`, as on the wire. Conversion to ``PropertyValue`` happens only
+here, because ``PropertyValue.computed()`` cannot be marshalled in pulumi
+3.272 ("Unsupported value type: Computed").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import grpc
+import grpc.aio
+from pulumi.provider.experimental.property_value import (
+    Computed,
+    PropertyValue,
+    ResourceReference,
+)
+from pulumi.provider.experimental.provider import (
+    CheckFailure,
+    CheckRequest,
+    CheckResponse,
+    ConfigureRequest,
+    ConfigureResponse,
+    CreateRequest,
+    CreateResponse,
+    DeleteRequest,
+    DiffRequest,
+    DiffResponse,
+    GetSchemaRequest,
+    GetSchemaResponse,
+    InvokeRequest,
+    InvokeResponse,
+    PropertyDiff,
+    PropertyDiffKind,
+    Provider,
+    ReadRequest,
+    ReadResponse,
+    UpdateRequest,
+    UpdateResponse,
+)
+from pulumi.provider.experimental.server import ProviderServicer
+from pulumi.runtime import rpc
+from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
+from pulumi.runtime.proto import provider_pb2_grpc
+
+from tests.fakecloud.faults import MUTATING_OPS, FaultSyntaxError, delay_ms, parse_faults
+from tests.fakecloud.state import FakeCloud
+
+UNKNOWN: str = rpc.UNKNOWN
+"""The wire sentinel for a value not known until apply (preview outputs, unresolved inputs)."""
+
+
+class CloudError(Exception):
+    """An error as the real provider would report it; the engine shows it verbatim.
+
+    Anything else raised by a handler is a bug in the fake and keeps its traceback.
+    """
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Wraps a plain value that must reach the engine marked secret (invoke results)."""
+
+    value: Any
+
+
+# ------------------------------------------------------------------ plain values
+def to_plain(value: PropertyValue) -> Any:
+    """A PropertyValue as plain Python, secrets unwrapped, unknowns as :data:`UNKNOWN`."""
+    inner = value.value
+    if isinstance(inner, Computed):
+        return UNKNOWN
+    if isinstance(inner, ResourceReference):
+        return to_plain(inner.resource_id) if inner.resource_id is not None else inner.urn
+    if isinstance(inner, Mapping):
+        return {k: to_plain(v) for k, v in inner.items()}
+    if isinstance(inner, tuple | list):
+        return [to_plain(v) for v in inner]
+    return inner
+
+
+def to_plain_map(values: Mapping[str, PropertyValue], *, internal: bool = False) -> dict[str, Any]:
+    """``to_plain`` for a property map; keys like ``__defaults`` dropped unless ``internal``."""
+    return {k: to_plain(v) for k, v in values.items() if internal or not k.startswith("__")}
+
+
+def from_plain(value: Any, *, secret: bool = False) -> PropertyValue:
+    """Plain Python (ints allowed, :class:`Secret` honoured) as a PropertyValue."""
+    if isinstance(value, Secret):
+        return from_plain(value.value, secret=True)
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        converted: Any = value
+    elif isinstance(value, int):
+        converted = float(value)  # the wire has only doubles
+    elif isinstance(value, Mapping):
+        converted = {k: from_plain(v) for k, v in value.items()}
+    elif isinstance(value, list | tuple):
+        converted = [from_plain(v) for v in value]
+    else:
+        raise TypeError(f"fakecloud: cannot send {type(value).__name__} to the engine")
+    return PropertyValue(converted, is_secret=secret)
+
+
+def is_unknown(value: Any) -> bool:
+    """True if ``value`` is or contains an unknown."""
+    if value == UNKNOWN:
+        return True
+    if isinstance(value, Mapping):
+        return any(is_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(is_unknown(v) for v in value)
+    return False
+
+
+def is_empty(value: Any) -> bool:
+    """The "unset" values a provider treats alike: None, "", [] and {} (not False or 0)."""
+    return value is None or value == "" or value == [] or value == {}
+
+
+def secret_keys(values: Mapping[str, PropertyValue]) -> set[str]:
+    """Top-level keys whose value is or contains a secret."""
+    return {k for k, v in values.items() if v.contains_secret()}
+
+
+def urn_name(urn: str) -> str:
+    """The Pulumi resource name: the last ``::`` segment of a URN."""
+    return urn.rsplit("::", 1)[-1] if "::" in urn else urn
+
+
+# ------------------------------------------------------------- the cloud contract
+@dataclass
+class Context:
+    """What a handler may use: the store, the provider config, the env and the URN."""
+
+    store: FakeCloud
+    config: Mapping[str, Any]
+    env: Mapping[str, str]
+    urn: str = ""
+
+    @property
+    def name(self) -> str:
+        """The Pulumi resource name of the resource being handled."""
+        return urn_name(self.urn)
+
+
+class ResourceType:
+    """One emulated resource type. Subclasses set the class attributes and ``create``.
+
+    Schema facts, all in wire names:
+
+    * ``inputs``: every input property the SDK may send (others fail Check);
+    * ``force_new``: changing one replaces the resource;
+    * ``optional_computed``: an absent input means "whatever the cloud chose",
+      not "unset", so it never diffs (``project`` defaulted from the provider);
+    * ``defaults``: schema defaults Check fills in (listed in ``__defaults``);
+    * ``computed``: outputs only the cloud knows, unknown during preview;
+    * ``secret_outputs``: outputs always marked secret;
+    * ``write_only``: outputs the cloud returns once (a new key's private key):
+      never stored, carried over from the old state by Read and Update.
+    """
+
+    token: ClassVar[str]
+    kind: ClassVar[str] = "resource"
+    inputs: ClassVar[frozenset[str]] = frozenset()
+    force_new: ClassVar[frozenset[str]] = frozenset()
+    optional_computed: ClassVar[frozenset[str]] = frozenset()
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    computed: ClassVar[frozenset[str]] = frozenset()
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    write_only: ClassVar[frozenset[str]] = frozenset()
+
+    # ---- engine-facing hooks with generic defaults
+    def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Schema-level validation as Check does it: ``[(property, reason)]``."""
+        return []
+
+    def plan(self, ctx: Context, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Outputs known before apply (inputs plus plan-time defaults such as project)."""
+        return dict(inputs)
+
+    def preview(self, ctx: Context, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Create's preview: planned values, every other computed output unknown."""
+        outputs = self.plan(ctx, inputs)
+        for key in self.computed:
+            outputs.setdefault(key, UNKNOWN)
+        return outputs
+
+    def equal(self, key: str, old: Any, new: Any) -> bool:
+        """Whether an input's old output and new value are the same (override for sets)."""
+        return old == new
+
+    # ---- cloud behaviour
+    def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Create in the store; return ``(id, outputs)``. Raise CloudError like the cloud."""
+        raise NotImplementedError
+
+    def read(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Current outputs from the store, or None when the object is gone."""
+        record = ctx.store.get(self.token, rid)
+        return dict(record["properties"]) if record else None
+
+    def update(
+        self, ctx: Context, rid: str, olds: Mapping[str, Any], news: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Apply the mutable inputs of ``news`` to the stored object; return outputs."""
+        with ctx.store.transaction():
+            record = ctx.store.get(self.token, rid)
+            if record is None:
+                raise CloudError(self.missing_error("update", rid))
+            props = record["properties"]
+            for key in self.inputs - self.force_new:
+                if key in news:
+                    props[key] = news[key]
+                elif key not in self.optional_computed:
+                    props.pop(key, None)
+            self.after_update(ctx, record, news)
+            record["updatedAt"] = time.time()
+            ctx.store.save(record)
+            return dict(props)
+
+    def after_update(self, ctx: Context, record: dict[str, Any], news: Mapping[str, Any]) -> None:
+        """Recompute derived properties of an updated record (labels -> effectiveLabels)."""
+
+    def delete(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> None:
+        """Delete from the store; deleting what is already gone succeeds, as providers do."""
+        ctx.store.remove(self.token, rid)
+
+    def preview_update(
+        self, ctx: Context, olds: Mapping[str, Any], news: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Update's preview: old computed outputs kept, inputs replaced by ``news``."""
+        outputs = {k: v for k, v in olds.items() if k not in self.inputs}
+        outputs.update(self.plan(ctx, news))
+        return outputs
+
+    # ---- error texts (clouds override with their real wording)
+    def missing_error(self, op: str, rid: str) -> str:
+        """Text for ``op`` on an object that does not exist."""
+        return f"error {op[:-1]}ing {self.kind} {rid!r}: not found"
+
+    def fault_error(self, op: str, ident: str) -> str:
+        """Text for an injected failure of ``op`` on ``ident`` (URN name or id)."""
+        return f"error {op[:-1]}ing {self.kind} {ident!r}: service unavailable"
+
+    # ---- helpers for subclasses
+    def store_record(
+        self,
+        ctx: Context,
+        rid: str,
+        outputs: Mapping[str, Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Persist ``outputs`` (minus write-only values) as the live record ``rid``."""
+        kept = {k: v for k, v in outputs.items() if k not in self.write_only}
+        return ctx.store.put(self.token, rid, kept, name=ctx.name, urn=ctx.urn, meta=meta)
+
+
+Invoke = Callable[[Context, Mapping[str, Any]], Mapping[str, Any]]
+
+
+class Cloud:
+    """A fake cloud: the plugin name/version, its resource types and invokes."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        resources: Iterable[ResourceType],
+        invokes: Mapping[str, Invoke] | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.resources = {r.token: r for r in resources}
+        self.invokes = dict(invokes or {})
+
+    def check_config(self, config: Mapping[str, Any], env: Mapping[str, str]) -> None:
+        """Raise CloudError where the real provider rejects its config (credentials...)."""
+
+    def unknown_type_error(self, token: str) -> str:
+        """Text for a resource type this fake does not emulate."""
+        known = ", ".join(sorted(self.resources))
+        return (
+            f"fakecloud {self.name}: resource type {token!r} is not emulated; add it to "
+            f"tests/fakecloud/{self.name}.py (emulated: {known})"
+        )
+
+
+# ---------------------------------------------------------------- the provider
+_KINDS = {
+    (False, "add"): PropertyDiffKind.ADD,
+    (True, "add"): PropertyDiffKind.ADD_REPLACE,
+    (False, "delete"): PropertyDiffKind.DELETE,
+    (True, "delete"): PropertyDiffKind.DELETE_REPLACE,
+    (False, "update"): PropertyDiffKind.UPDATE,
+    (True, "update"): PropertyDiffKind.UPDATE_REPLACE,
+}
+
+
+class FakeProvider(Provider):
+    """The provider surface for one :class:`Cloud`, backed by a :class:`FakeCloud`.
+
+    ``env`` defaults to ``os.environ``; unit tests pass a dict instead of patching.
+    """
+
+    def __init__(
+        self,
+        cloud: Cloud,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.cloud = cloud
+        self.env = dict(os.environ if env is None else env)
+        state_dir = state_dir or self.env.get("FAKECLOUD_STATE_DIR")
+        # A missing state dir must not crash the process before it prints its port
+        # (the engine would only say "EOF"): fail the first call instead.
+        self._store = FakeCloud(state_dir) if state_dir else None
+        self.config: dict[str, Any] = {}
+
+    @property
+    def store(self) -> FakeCloud:
+        """The state store; a clear error when FAKECLOUD_STATE_DIR is unset."""
+        if self._store is None:
+            raise CloudError(
+                f"fakecloud {self.cloud.name}: FAKECLOUD_STATE_DIR is not set; run the engine "
+                "with tests.fakecloud.harness.engine_env()"
+            )
+        return self._store
+
+    # ----------------------------------------------------------------- helpers
+    def _ctx(self, urn: str = "") -> Context:
+        return Context(self.store, self.config, self.env, urn)
+
+    def _type(self, token: str) -> ResourceType:
+        rtype = self.cloud.resources.get(token)
+        if rtype is None:
+            raise CloudError(self.cloud.unknown_type_error(token))
+        return rtype
+
+    def _log(self, op: str, **entry: Any) -> None:
+        entry = {k: v for k, v in entry.items() if v is not None}
+        self.store.log_call({"cloud": self.cloud.name, "op": op, "phase": "end", **entry})
+
+    def _fault(self, op: str, rtype: ResourceType, urn: str, rid: str | None) -> None:
+        name = urn_name(urn)
+        for fault in parse_faults(self.env.get("FAKECLOUD_FAULTS")):
+            if fault.matches(op, rtype.token, (name, rid)) and (
+                not fault.once or self.store.claim_once(fault.spec)
+            ):
+                text = rtype.fault_error(op, rid or name)
+                raise CloudError(f"{text} (injected by FAKECLOUD_FAULTS: {fault.spec})")
+
+    async def _operate(
+        self, op: str, rtype: ResourceType, urn: str, rid: str | None, action: Callable[[], Any]
+    ) -> Any:
+        """Run a cloud operation with the begin/end log, delays and injected faults."""
+        base = {"type": rtype.token, "name": urn_name(urn), "id": rid}
+        if op in MUTATING_OPS:
+            self._log(op, **base, phase="begin")
+        try:
+            await asyncio.sleep(delay_ms(self.env, op) / 1000)
+            self._fault(op, rtype, urn, rid)
+            result = action()
+            await asyncio.sleep(delay_ms(self.env, op, after=True) / 1000)
+        except (CloudError, FaultSyntaxError) as exc:
+            self._log(op, **base, outcome="error", error=str(exc))
+            raise CloudError(str(exc)) from exc
+        if op == "create":
+            base["id"] = result[0]
+        elif op == "read" and result is None:
+            base["outcome"] = "gone"
+        self._log(op, **{"outcome": "ok", **base})
+        return result
+
+    def _outputs(
+        self, rtype: ResourceType, outputs: Mapping[str, Any], secret: set[str]
+    ) -> dict[str, PropertyValue]:
+        marked = secret | rtype.secret_outputs
+        return {k: from_plain(v, secret=k in marked) for k, v in outputs.items()}
+
+    # ----------------------------------------------------------- provider config
+    async def get_schema(self, request: GetSchemaRequest) -> GetSchemaResponse:
+        """A minimal schema: enough for an engine that asks, not a real package schema."""
+        self._log("get_schema")
+        schema = {"name": self.cloud.name, "version": self.cloud.version}
+        return GetSchemaResponse(schema=json.dumps(schema))
+
+    async def check_config(self, request: CheckRequest) -> CheckResponse:
+        """Reject config where the real provider would (pulumi-gcp checks credentials here)."""
+        try:
+            self.cloud.check_config(to_plain_map(request.new_inputs), self.env)
+        except CloudError as exc:
+            self._log("check_config", outcome="error", error=str(exc))
+            raise
+        self._log("check_config", outcome="ok")
+        return CheckResponse(inputs=request.new_inputs)
+
+    async def diff_config(self, request: DiffRequest) -> DiffResponse:
+        """Config changes update the provider in place; nothing forces a replacement."""
+        changed = to_plain_map(request.old_state) != to_plain_map(request.new_inputs)
+        self._log("diff_config", changes=changed)
+        return DiffResponse(changes=changed)
+
+    async def configure(self, request: ConfigureRequest) -> ConfigureResponse:
+        """Keep the config; refuse output values and resource refs (SDK unmarshal bugs)."""
+        config = to_plain_map(request.args)
+        for key, value in request.variables.items():  # "gcp:config:project" -> "project"
+            config.setdefault(key.rsplit(":", 1)[-1], value)
+        self.config = config
+        self.cloud.check_config(config, self.env)
+        self._log("configure")
+        # accept_outputs=False: the SDK's unmarshalling of output values raises on
+        # values without dependencies or a "secret" field. accept_resources=False:
+        # the engine then sends referenced resources as plain ids/URNs.
+        return ConfigureResponse(
+            accept_secrets=True, supports_preview=True, accept_resources=False, accept_outputs=False
+        )
+
+    # -------------------------------------------------------------- resources
+    async def check(self, request: CheckRequest) -> CheckResponse:
+        """Fill schema defaults (recorded in ``__defaults``) and validate like the schema."""
+        rtype = self.cloud.resources.get(request.type)
+        if rtype is None:  # Create reports the unknown type, with the same words
+            return CheckResponse(inputs=request.new_inputs)
+        news = {k: v for k, v in request.new_inputs.items() if not k.startswith("__")}
+        defaulted = []
+        for key, value in rtype.defaults.items():
+            if news.get(key) is None or news[key].value is None:
+                news[key] = from_plain(value)
+                defaulted.append(key)
+        # SDKv2-bridged providers (pulumi-gcp) record defaulted keys here; Diff must ignore it.
+        news["__defaults"] = PropertyValue([PropertyValue(k) for k in sorted(defaulted)])
+        plain = to_plain_map(news)
+        problems = [(k, "Invalid or unknown key") for k in sorted(plain) if k not in rtype.inputs]
+        problems += rtype.validate(self._ctx(request.urn), plain)
+        failures = [
+            CheckFailure(prop, f"{reason}. Examine values at '{request.name}.{prop}'.")
+            for prop, reason in problems
+        ]
+        self._log("check", type=request.type, name=request.name, failures=len(failures))
+        return CheckResponse(inputs=news, failures=failures)
+
+    async def diff(self, request: DiffRequest) -> DiffResponse:
+        """Compare old outputs with new inputs: replace for force-new keys, else update."""
+        rtype = self._type(request.type)
+        olds = to_plain_map(request.old_state)
+        news = to_plain_map(request.new_inputs)  # secrets unwrapped, __defaults dropped
+        ignored = set(request.ignore_changes)
+        detailed: dict[str, PropertyDiff] = {}
+        for key in sorted((rtype.inputs | news.keys()) - ignored):
+            change = self._diff_key(rtype, key, olds.get(key), news.get(key))
+            if change:
+                replace = key in rtype.force_new
+                detailed[key] = PropertyDiff(_KINDS[(replace, change)], input_diff=True)
+        replaces = sorted(k for k in detailed if k in rtype.force_new)
+        self._log(
+            "diff",
+            type=request.type,
+            name=request.name,
+            id=request.resource_id,
+            changes=bool(detailed),
+            diffs=sorted(detailed),
+            replaces=replaces,
+        )
+        return DiffResponse(
+            changes=bool(detailed),
+            replaces=replaces,
+            diffs=sorted(detailed),
+            detailed_diff=detailed,
+            # Like the real providers: create-before-delete. A replacement that keeps
+            # the cloud name then hits "already exists", as it would for real.
+            delete_before_replace=False,
+        )
+
+    @staticmethod
+    def _diff_key(rtype: ResourceType, key: str, old: Any, new: Any) -> str | None:
+        if is_unknown(new):
+            return "add" if is_empty(old) else "update"
+        if new is None:
+            if key in rtype.optional_computed or is_empty(old):
+                return None
+            return "delete"
+        if is_empty(old):
+            return None if is_empty(new) else "add"
+        return None if rtype.equal(key, old, new) else "update"
+
+    async def create(self, request: CreateRequest) -> CreateResponse:
+        """Create (or, with ``preview``, plan with unknown computed outputs)."""
+        rtype = self._type(request.type)
+        inputs = to_plain_map(request.properties)
+        secret = secret_keys(request.properties)
+        ctx = self._ctx(request.urn)
+        if request.preview:
+            self._log("create", type=rtype.token, name=request.name, preview=True)
+            return CreateResponse("", self._outputs(rtype, rtype.preview(ctx, inputs), secret))
+        rid, outputs = await self._operate(
+            "create", rtype, request.urn, None, lambda: rtype.create(ctx, inputs)
+        )
+        return CreateResponse(rid, self._outputs(rtype, outputs, secret))
+
+    async def read(self, request: ReadRequest) -> ReadResponse:
+        """Refresh from the store: drift shows up; a vanished object reads as gone."""
+        rtype = self._type(request.type)
+        olds = to_plain_map(request.properties)
+        ctx = self._ctx(request.urn)
+        outputs = await self._operate(
+            "read",
+            rtype,
+            request.urn,
+            request.resource_id,
+            lambda: rtype.read(ctx, request.resource_id, olds),
+        )
+        if outputs is None:
+            return ReadResponse()  # an empty id tells the engine the resource is gone
+        for key in rtype.write_only & olds.keys():
+            outputs[key] = olds[key]
+        secret = secret_keys(request.properties) | secret_keys(request.inputs)
+        inputs = dict(request.inputs)
+        for key, old in request.inputs.items():
+            if key in rtype.inputs and key in outputs:  # refreshed inputs follow the cloud
+                inputs[key] = from_plain(outputs[key], secret=old.contains_secret())
+        return ReadResponse(request.resource_id, self._outputs(rtype, outputs, secret), inputs)
+
+    async def update(self, request: UpdateRequest) -> UpdateResponse:
+        """Update the mutable inputs in place (or preview it)."""
+        rtype = self._type(request.type)
+        olds = to_plain_map(request.olds)
+        news = to_plain_map(request.news)
+        secret = secret_keys(request.olds) | secret_keys(request.news)
+        ctx = self._ctx(request.urn)
+        if request.preview:
+            self._log("update", type=rtype.token, name=request.name, preview=True)
+            outputs = rtype.preview_update(ctx, olds, news)
+        else:
+            outputs = await self._operate(
+                "update",
+                rtype,
+                request.urn,
+                request.resource_id,
+                lambda: rtype.update(ctx, request.resource_id, olds, news),
+            )
+        for key in rtype.write_only & olds.keys():
+            outputs[key] = olds[key]
+        return UpdateResponse(self._outputs(rtype, outputs, secret))
+
+    async def delete(self, request: DeleteRequest) -> None:
+        """Delete; an object that is already gone is not an error."""
+        rtype = self._type(request.type)
+        olds = to_plain_map(request.properties)
+        ctx = self._ctx(request.urn)
+        await self._operate(
+            "delete",
+            rtype,
+            request.urn,
+            request.resource_id,
+            lambda: rtype.delete(ctx, request.resource_id, olds),
+        )
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResponse:
+        """Data sources (``getProject``...) computed from the config and the store."""
+        fn = self.cloud.invokes.get(request.tok)
+        if fn is None:
+            error = f"fakecloud {self.cloud.name}: unknown function {request.tok!r}"
+            self._log("invoke", type=request.tok, outcome="error", error=error)
+            raise CloudError(error)
+        try:
+            result = fn(self._ctx(), to_plain_map(request.args))
+        except CloudError as exc:
+            self._log("invoke", type=request.tok, outcome="error", error=str(exc))
+            raise
+        self._log("invoke", type=request.tok, outcome="ok")
+        return InvokeResponse(return_value={k: from_plain(v) for k, v in result.items()})
+
+
+# ------------------------------------------------------------------ the server
+def _clean_errors(method_name: str) -> Callable[..., Any]:
+    """Wrap a servicer method so a CloudError reaches the engine as its bare message.
+
+    The SDK's servicer re-raises every error as ``Exception("msg:\\n<traceback>")``
+    and grpc then reports "Unexpected <class 'Exception'>: ...". Real providers
+    answer with the message alone, and tests match on it, so abort the call with
+    the original CloudError's text (kept by Python as the new exception's
+    ``__context__``).
+    """
+    base = getattr(ProviderServicer, method_name)
+
+    async def method(self: ProviderServicer, request: Any, context: Any) -> Any:
+        try:
+            return await base(self, request, context)
+        except Exception as exc:
+            cause = exc if isinstance(exc, CloudError) else exc.__context__
+            if isinstance(cause, CloudError):
+                await context.abort(grpc.StatusCode.UNKNOWN, str(cause))
+            raise
+
+    method.__name__ = method_name
+    return method
+
+
+_WRAPPED = (
+    "CheckConfig",
+    "Configure",
+    "Check",
+    "Diff",
+    "Create",
+    "Read",
+    "Update",
+    "Delete",
+    "Invoke",
+)
+_Servicer = type(
+    "FakeCloudServicer", (ProviderServicer,), {name: _clean_errors(name) for name in _WRAPPED}
+)
+
+
+def serve(cloud: Cloud, argv: list[str] | None = None) -> None:
+    """Run ``cloud`` as a provider plugin: print the gRPC port, then serve until killed.
+
+    The engine starts plugins as ``<plugin> <engine-address> [flags]``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=f"fakecloud {cloud.name} provider plugin")
+    parser.add_argument("engine", help="the Pulumi engine's gRPC address")
+    args, _ = parser.parse_known_args(argv)  # ignore --logtostderr, -v=9, --tracing...
+    provider = FakeProvider(cloud)
+
+    async def run() -> None:
+        server = grpc.aio.server(options=_GRPC_CHANNEL_OPTIONS)
+        servicer = _Servicer(argv, cloud.version, provider, engine_address=args.engine)
+        provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        sys.stdout.write(f"{port}\n")  # the engine reads the port from the first line
+        sys.stdout.flush()
+        await server.wait_for_termination()
+
+    with contextlib.suppress(KeyboardInterrupt):  # the engine may SIGINT its plugins
+        asyncio.run(run())
