@@ -53,6 +53,7 @@ class EventTranslator:
     def __init__(self, callback: ProgressCallback | None):
         self._callback = callback
         self._ops: dict[str, str] = {}
+        self._failed: set[str] = set()
         self.failures: dict[str, str] = {}
         self.diagnostics: list[str] = []
         self.steps: list[dict[str, Any]] = []
@@ -65,6 +66,11 @@ class EventTranslator:
             self._handle(event)
 
     def _emit(self, urn: str, op: str, state: State, message: str = "") -> None:
+        # The engine reports a failure twice (diagnostic, then op-failed): show it once.
+        if state == "failed":
+            if urn in self._failed:
+                return
+            self._failed.add(urn)
         if self._callback is None:
             return
         self._callback(
