@@ -3,10 +3,12 @@
 Typical use in a test::
 
     env = engine_env(tmp_path)                      # PATH, PULUMI_HOME, FAKECLOUD_*...
-    cmd = pulumi_command()                          # fails the test if the CLI is absent
-    ws = auto.LocalWorkspaceOptions(pulumi_command=cmd, env_vars=env, work_dir=...)
-    ...
+    stack = inline_stack(tmp_path, env, program, config={"gcp:project": "p"})
+    stack.up()                                      # fails the test if the CLI is absent
     cloud = FakeCloud(env["FAKECLOUD_STATE_DIR"])   # what exists now
+
+Code under test that builds its own workspace needs only ``engine_env`` (as
+``env_vars``, or merged into ``os.environ``) and ``pulumi_command()``.
 
 The Automation API merges ``env_vars`` over ``os.environ`` for every CLI call,
 and the engine passes its environment to the plugins it starts, so the fake
@@ -17,12 +19,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.fakecloud.state import FakeCloud
+
 if TYPE_CHECKING:
-    from pulumi.automation import PulumiCommand
+    from pulumi.automation import PulumiCommand, Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(__file__).resolve().parent / "bin"
@@ -111,3 +116,61 @@ def engine_env(
         env["FAKECLOUD_FAULTS"] = faults
     env.update(extra or {})
     return env
+
+
+def inline_stack(
+    workdir: str | os.PathLike[str],
+    env: Mapping[str, str],
+    program: Callable[[], None],
+    *,
+    project: str = "fakecloud",
+    stack: str = "dev",
+    config: Mapping[str, str] | None = None,
+) -> Stack:
+    """Create or select an inline-program stack on ``env``'s file backend.
+
+    Each (project, stack) gets its own work dir under ``workdir/work/``, because
+    ``select`` rewrites the workspace file and parallel stacks must not share it.
+    """
+    from pulumi import automation as auto
+
+    work = Path(workdir) / "work" / f"{project}-{stack}"
+    work.mkdir(parents=True, exist_ok=True)
+    settings = auto.ProjectSettings(
+        name=project, runtime="python", backend=auto.ProjectBackend(url=env["PULUMI_BACKEND_URL"])
+    )
+    options = auto.LocalWorkspaceOptions(
+        pulumi_command=pulumi_command(),
+        env_vars=dict(env),
+        work_dir=str(work),
+        project_settings=settings,
+    )
+    result = auto.create_or_select_stack(
+        stack_name=stack, project_name=project, program=program, opts=options
+    )
+    for key, value in (config or {}).items():
+        result.set_config(key, auto.ConfigValue(value))
+    return result
+
+
+def wait_for_call(
+    state_dir: str | os.PathLike[str],
+    op: str,
+    type_token: str | None = None,
+    *,
+    phase: str = "begin",
+    timeout: float = 60.0,
+) -> dict[str, object]:
+    """Block until the fakes log ``op`` (by default its start), e.g. to SIGKILL mid-create.
+
+    Pair with ``FAKECLOUD_DELAY_MS`` (kill before the cloud write) or
+    ``FAKECLOUD_DELAY_AFTER_MS`` (kill after it, before the engine hears back).
+    """
+    cloud = FakeCloud(state_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        calls = cloud.calls(op, type_token, phase=phase)
+        if calls:
+            return calls[0]
+        time.sleep(0.05)
+    raise TimeoutError(f"no {phase} of {op} {type_token or ''} logged within {timeout} s")

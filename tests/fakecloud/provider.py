@@ -636,6 +636,25 @@ _Servicer = type(
 )
 
 
+WATCHDOG_INTERVAL_S = 0.2
+
+
+async def _exit_with_parent(parent_pid: int) -> None:
+    """Exit at once when the engine that started us dies (a test SIGKILLed ``pulumi up``).
+
+    The CLI starts plugins outside its process group, so killing the group
+    leaves them running, and the Python SDK server, unlike Go providers'
+    engine health check, never notices. ``os._exit`` also abandons an
+    operation sleeping in FAKECLOUD_DELAY_MS: a kill before the cloud write
+    leaves nothing behind, deterministically. Writes are atomic renames, so
+    exiting anywhere cannot tear a state file.
+    """
+    while True:
+        await asyncio.sleep(WATCHDOG_INTERVAL_S)
+        if os.getppid() != parent_pid:  # re-parented: the engine is gone
+            os._exit(0)
+
+
 def serve(cloud: Cloud, argv: list[str] | None = None) -> None:
     """Run ``cloud`` as a provider plugin: print the gRPC port, then serve until killed.
 
@@ -655,7 +674,9 @@ def serve(cloud: Cloud, argv: list[str] | None = None) -> None:
         await server.start()
         sys.stdout.write(f"{port}\n")  # the engine reads the port from the first line
         sys.stdout.flush()
+        watchdog = asyncio.create_task(_exit_with_parent(os.getppid()))
         await server.wait_for_termination()
+        watchdog.cancel()
 
     with contextlib.suppress(KeyboardInterrupt):  # the engine may SIGINT its plugins
         asyncio.run(run())
