@@ -42,6 +42,7 @@ from tests.fakecloud.provider import (
     ResourceType,
     Secret,
     is_unknown,
+    names,
     serve,
 )
 
@@ -109,6 +110,19 @@ _VERBS = {"create": "creating", "update": "updating", "delete": "deleting", "rea
 def googleapi(code: int, message: str, reason: str) -> str:
     """An error as Go's ``googleapi.Error.Error()`` prints it (what pulumi-gcp reports)."""
     return f"googleapi: Error {code}: {message}, {reason}"
+
+
+def api_error(context: str, code: int, message: str, reason: str) -> CloudError:
+    """``<context>: googleapi: Error <code>: <message>, <reason>``, ready to raise."""
+    return CloudError(f"{context}: {googleapi(code, message, reason)}")
+
+
+NOT_FOUND = "Requested entity was not found."
+
+
+def gaia_not_found(email: str) -> str:
+    """IAM's 404 text for an account it cannot resolve (seen for keys and IAM policies)."""
+    return f"Not found; Gaia id not found for email {email}"
 
 
 def _truthy(value: str | None) -> bool:
@@ -211,10 +225,7 @@ class GcpResource(ResourceType):
 
     def missing_error(self, op: str, rid: str) -> str:
         """404 on an object that is gone."""
-        verb = _VERBS[op]
-        return f"Error {verb} {self.kind} {rid!r}: " + googleapi(
-            404, "Requested entity was not found.", "notFound"
-        )
+        return f"Error {_VERBS[op]} {self.kind} {rid!r}: " + googleapi(404, NOT_FOUND, "notFound")
 
     def fault_error(self, op: str, ident: str) -> str:
         """An injected failure reads like a GCP backend outage."""
@@ -244,19 +255,13 @@ class Service(GcpResource):
 
     token = SERVICE
     kind = "project service"
-    inputs = frozenset(
-        {
-            "checkIfServiceHasUsageOnDestroy",
-            "deletionPolicy",
-            "disableDependentServices",
-            "disableOnDestroy",
-            "project",
-            "service",
-        }
+    inputs = names(
+        "checkIfServiceHasUsageOnDestroy deletionPolicy disableDependentServices "
+        "disableOnDestroy project service"
     )
-    force_new = frozenset({"service", "project"})
-    optional_computed = frozenset({"project", "deletionPolicy"})
-    computed = frozenset({"id"})
+    force_new = names("service project")
+    optional_computed = names("project deletionPolicy")
+    computed = names("id")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """resource_google_project_service's validateProjectServiceService."""
@@ -293,21 +298,14 @@ class Account(GcpResource):
 
     token = ACCOUNT
     kind = "service account"
-    inputs = frozenset(
-        {
-            "accountId",
-            "createIgnoreAlreadyExists",
-            "deletionPolicy",
-            "description",
-            "disabled",
-            "displayName",
-            "project",
-        }
+    inputs = names(
+        "accountId createIgnoreAlreadyExists deletionPolicy description disabled displayName "
+        "project"
     )
-    force_new = frozenset({"accountId", "project"})
-    optional_computed = frozenset({"project", "deletionPolicy"})
+    force_new = names("accountId project")
+    optional_computed = names("project deletionPolicy")
     defaults = {"disabled": False}
-    computed = frozenset({"email", "name", "uniqueId", "member", "id"})
+    computed = names("email name uniqueId member id")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """ValidateRFC1035Name(6, 30) on account_id; at most 256 bytes of description."""
@@ -346,14 +344,11 @@ class Account(GcpResource):
             existing = ctx.store.get(self.token, rid)
             if existing is not None:
                 if not inputs.get("createIgnoreAlreadyExists"):
-                    raise CloudError(
-                        "Error creating service account: "
-                        + googleapi(
-                            409,
-                            f"Service account {aid} already exists within project "
-                            f"projects/{project}.",
-                            "alreadyExists",
-                        )
+                    raise api_error(
+                        "Error creating service account",
+                        409,
+                        f"Service account {aid} already exists within project projects/{project}.",
+                        "alreadyExists",
                     )
                 adopted = dict(existing["properties"])
                 for key in ("createIgnoreAlreadyExists", "deletionPolicy"):
@@ -430,27 +425,20 @@ class Key(GcpResource):
 
     token = KEY
     kind = "service account key"
-    inputs = frozenset(
-        {
-            "deletionPolicy",
-            "keepers",
-            "keyAlgorithm",
-            "privateKeyType",
-            "publicKeyData",
-            "publicKeyType",
-            "serviceAccountId",
-        }
+    inputs = names(
+        "deletionPolicy keepers keyAlgorithm privateKeyType publicKeyData publicKeyType "
+        "serviceAccountId"
     )
     force_new = inputs - {"deletionPolicy"}
-    optional_computed = frozenset({"deletionPolicy"})
+    optional_computed = names("deletionPolicy")
     defaults = {
         "keyAlgorithm": "KEY_ALG_RSA_2048",
         "privateKeyType": "TYPE_GOOGLE_CREDENTIALS_FILE",
         "publicKeyType": "TYPE_X509_PEM_FILE",
     }
-    computed = frozenset({"name", "id", "privateKey", "publicKey", "validAfter", "validBefore"})
-    secret_outputs = frozenset({"privateKey"})
-    write_only = frozenset({"privateKey"})  # GCP returns it once, at creation
+    computed = names("name id privateKey publicKey validAfter validBefore")
+    secret_outputs = names("privateKey")
+    write_only = names("privateKey")  # GCP returns it once, at creation
     _ENUMS = {
         "keyAlgorithm": (
             "key_algorithm",
@@ -481,25 +469,19 @@ class Key(GcpResource):
         ref = inputs["serviceAccountId"]
         if not ref.startswith("projects/"):
             ref = f"projects/{provider_project(ctx) or '-'}/serviceAccounts/{ref}"
-        fail = "Error creating service account key: "
+        fail = "Error creating service account key"
         with ctx.store.transaction():
             account = find_account(ctx, ref)
             if account is None:
-                email = ref.rsplit("/", 1)[-1]
-                raise CloudError(
-                    fail
-                    + googleapi(404, f"Not found; Gaia id not found for email {email}", "notFound")
-                )
+                raise api_error(fail, 404, gaia_not_found(ref.rsplit("/", 1)[-1]), "notFound")
             sa = account["properties"]
             if _truthy(ctx.env.get(DISABLE_KEY_CREATION_ENV)):
-                raise CloudError(fail + _key_creation_disabled(sa["name"], sa["email"]))
+                raise CloudError(f"{fail}: {_key_creation_disabled(sa['name'], sa['email'])}")
             existing = [
                 r for r in ctx.store.resources(KEY) if r["meta"].get("serviceAccount") == sa["name"]
             ]
             if len(existing) >= MAX_KEYS_PER_ACCOUNT:  # today's API answer at the limit
-                raise CloudError(
-                    fail + googleapi(400, "Precondition check failed.", "failedPrecondition")
-                )
+                raise api_error(fail, 400, "Precondition check failed.", "failedPrecondition")
             key_id = secrets.token_hex(20)
             rid = f"{sa['name']}/keys/{key_id}"
             outputs = {
@@ -566,13 +548,11 @@ class CustomRole(GcpResource):
 
     token = CUSTOM_ROLE
     kind = "custom project role"
-    inputs = frozenset(
-        {"deletionPolicy", "description", "permissions", "project", "roleId", "stage", "title"}
-    )
-    force_new = frozenset({"roleId", "project"})
-    optional_computed = frozenset({"project", "deletionPolicy"})
+    inputs = names("deletionPolicy description permissions project roleId stage title")
+    force_new = names("roleId project")
+    optional_computed = names("project deletionPolicy")
     defaults = {"stage": "GA"}
-    computed = frozenset({"name", "id", "deleted"})
+    computed = names("name id deleted")
     _STAGES = ("ALPHA", "BETA", "GA", "DEPRECATED", "DISABLED", "EAP")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -613,14 +593,12 @@ class CustomRole(GcpResource):
                 age = time.time() - record["deletedAt"]
                 window = float(ctx.env.get(ROLE_UNDELETE_WINDOW_ENV) or ROLE_UNDELETE_WINDOW_S)
                 if window <= age < ROLE_PURGE_S:
-                    raise CloudError(
-                        f"Error creating the custom project role {rid}: "
-                        + googleapi(
-                            400,
-                            f"You can't create a role_id ({role_id}) which has been marked "
-                            "for deletion.",
-                            "failedPrecondition",
-                        )
+                    raise api_error(
+                        f"Error creating the custom project role {rid}",
+                        400,
+                        f"You can't create a role_id ({role_id}) which has been marked for "
+                        "deletion.",
+                        "failedPrecondition",
                     )
             outputs = {
                 **self.plan(ctx, inputs),
@@ -650,34 +628,15 @@ class Repository(GcpResource):
 
     token = REPOSITORY
     kind = "Repository"
-    inputs = frozenset(
-        {
-            "cleanupPolicies",
-            "cleanupPolicyDryRun",
-            "deletionPolicy",
-            "description",
-            "dockerConfig",
-            "format",
-            "kmsKeyName",
-            "labels",
-            "location",
-            "mavenConfig",
-            "mode",
-            "project",
-            "remoteRepositoryConfig",
-            "repositoryId",
-            "virtualRepositoryConfig",
-            "vulnerabilityScanningConfig",
-        }
+    inputs = names(
+        "cleanupPolicies cleanupPolicyDryRun deletionPolicy description dockerConfig format "
+        "kmsKeyName labels location mavenConfig mode project remoteRepositoryConfig repositoryId "
+        "virtualRepositoryConfig vulnerabilityScanningConfig"
     )
-    force_new = frozenset({"repositoryId", "location", "format", "project", "kmsKeyName", "mode"})
-    optional_computed = frozenset(
-        {"project", "location", "deletionPolicy", "vulnerabilityScanningConfig"}
-    )
+    force_new = names("repositoryId location format project kmsKeyName mode")
+    optional_computed = names("project location deletionPolicy vulnerabilityScanningConfig")
     defaults = {"mode": "STANDARD_REPOSITORY"}
-    computed = frozenset(
-        {"name", "id", "createTime", "updateTime", "registryUri", "effectiveLabels", "pulumiLabels"}
-    )
+    computed = names("name id createTime updateTime registryUri effectiveLabels pulumiLabels")
 
     def equal(self, key: str, old: Any, new: Any) -> bool:
         """``format`` has CaseDiffSuppress."""
@@ -706,9 +665,11 @@ class Repository(GcpResource):
         rid = f"projects/{project}/locations/{location}/repositories/{repo_id}"
         with ctx.store.transaction():
             if ctx.store.get(self.token, rid) is not None:
-                raise CloudError(
-                    "Error creating Repository: "
-                    + googleapi(409, "the repository already exists.", "alreadyExists")
+                raise api_error(
+                    "Error creating Repository",
+                    409,
+                    "the repository already exists.",
+                    "alreadyExists",
                 )
             now = _now_rfc3339()
             outputs.update(
@@ -753,7 +714,7 @@ class IamMember(GcpResource):
     """
 
     kind = "IAM member"
-    computed = frozenset({"etag", "id"})
+    computed = names("etag id")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """tpgiamresource's member validation."""
@@ -836,7 +797,7 @@ class ProjectIamMember(IamMember):
     """``gcp.projects.IAMMember``: id ``<project>/<role>/<member>``."""
 
     token = PROJECT_IAM_MEMBER
-    inputs = frozenset({"condition", "member", "project", "role"})
+    inputs = names("condition member project role")
     force_new = inputs
 
     def target(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -858,7 +819,7 @@ class AccountIamMember(IamMember):
     """``gcp.serviceaccount.IAMMember``: a grant on a service account."""
 
     token = ACCOUNT_IAM_MEMBER
-    inputs = frozenset({"condition", "member", "role", "serviceAccountId"})
+    inputs = names("condition member role serviceAccountId")
     force_new = inputs
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -882,9 +843,11 @@ class AccountIamMember(IamMember):
         account = find_account(ctx, ref)
         if account is None or _young(ctx, account):
             email = ref.rsplit("/", 1)[-1]
-            raise CloudError(
-                f"Error retrieving IAM policy for {describe}: "
-                + googleapi(404, f"Not found; Gaia id not found for email {email}", "notFound")
+            raise api_error(
+                f"Error retrieving IAM policy for {describe}",
+                404,
+                gaia_not_found(email),
+                "notFound",
             )
         return ref, describe, {}
 
@@ -897,9 +860,9 @@ class RepositoryIamMember(IamMember):
     """``gcp.artifactregistry.RepositoryIamMember``: ``repository`` comes back in full form."""
 
     token = REPOSITORY_IAM_MEMBER
-    inputs = frozenset({"condition", "location", "member", "project", "repository", "role"})
+    inputs = names("condition location member project repository role")
     force_new = inputs
-    optional_computed = frozenset({"location", "project"})
+    optional_computed = names("location project")
 
     def _full_name(self, ctx: Context, inputs: Mapping[str, Any]) -> str:
         """The accepted short forms (r, l/r, p/l/r) expanded as the provider does."""
@@ -922,9 +885,8 @@ class RepositoryIamMember(IamMember):
         full = self._full_name(ctx, inputs)
         describe = f"artifactregistry repository {_quoted(full)}"
         if ctx.store.get(REPOSITORY, full) is None:
-            raise CloudError(
-                f"Error retrieving IAM policy for {describe}: "
-                + googleapi(404, "Requested entity was not found.", "notFound")
+            raise api_error(
+                f"Error retrieving IAM policy for {describe}", 404, NOT_FOUND, "notFound"
             )
         _, project, _, location, _, _ = full.split("/")
         return full, describe, {"repository": full, "project": project, "location": location}

@@ -144,6 +144,11 @@ def secret_keys(values: Mapping[str, PropertyValue]) -> set[str]:
     return {k for k, v in values.items() if v.contains_secret()}
 
 
+def names(text: str) -> frozenset[str]:
+    """``names("accountId project")``: property-name sets without a line per name."""
+    return frozenset(text.split())
+
+
 def urn_name(urn: str) -> str:
     """The Pulumi resource name: the last ``::`` segment of a URN."""
     return urn.rsplit("::", 1)[-1] if "::" in urn else urn
