@@ -189,9 +189,18 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _env_number(ctx: Context, name: str, default: float) -> float:
+    """A numeric knob; a typo fails the call with the variable's name, not a traceback."""
+    value = ctx.env.get(name)
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise CloudError(f"{name}: {value!r} is not a number") from None
+
+
 def _young(ctx: Context, record: Mapping[str, Any]) -> bool:
     """Created less than FAKECLOUD_GCP_PROPAGATION_MS ago: not yet visible to IAM."""
-    window_ms = int(ctx.env.get(PROPAGATION_ENV) or 0)
+    window_ms = _env_number(ctx, PROPAGATION_ENV, 0)
     return (time.time() - record["createdAt"]) * 1000 < window_ms
 
 
@@ -591,7 +600,7 @@ class CustomRole(GcpResource):
                 raise CloudError(f"Custom project role {rid} already exists and must be imported")
             if record is not None:
                 age = time.time() - record["deletedAt"]
-                window = float(ctx.env.get(ROLE_UNDELETE_WINDOW_ENV) or ROLE_UNDELETE_WINDOW_S)
+                window = _env_number(ctx, ROLE_UNDELETE_WINDOW_ENV, ROLE_UNDELETE_WINDOW_S)
                 if window <= age < ROLE_PURGE_S:
                     raise api_error(
                         f"Error creating the custom project role {rid}",

@@ -191,6 +191,23 @@ def test_provider_errors_reach_the_automation_api_verbatim(tmp_path: Path) -> No
     assert cloud.count(fake.ACCOUNT) == 1
 
 
+def _providers_serving(state_dir: str) -> list[int]:
+    """Pids of fake provider processes whose FAKECLOUD_STATE_DIR is ``state_dir``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):  # not a pid, gone meanwhile, or not ours to read
+            continue
+        if (
+            b"tests.fakecloud." in cmdline
+            and f"FAKECLOUD_STATE_DIR={state_dir}".encode() in environ
+        ):
+            pids.append(int(proc.name))
+    return pids
+
+
 _UP_IN_CHILD = """
 import json, sys
 import pulumi_gcp as gcp
@@ -224,6 +241,7 @@ def test_sigkill_during_a_create(tmp_path: Path, delay: str, orphaned: bool) -> 
     try:
         wait_for_call(env["FAKECLOUD_STATE_DIR"], "create", fake.ACCOUNT, timeout=120)
         time.sleep(0.3)
+        assert _providers_serving(env["FAKECLOUD_STATE_DIR"]), "the create is in flight"
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
@@ -231,7 +249,7 @@ def test_sigkill_during_a_create(tmp_path: Path, delay: str, orphaned: bool) -> 
 
     assert cloud.count(fake.ACCOUNT) == (1 if orphaned else 0)
     assert cloud.calls("create") == [], "the engine never heard back"
-    assert subprocess.run(["pgrep", "-f", f"fakecloud.gcp.*{tmp_path.name}"]).returncode == 1
+    assert _providers_serving(env["FAKECLOUD_STATE_DIR"]) == [], "plugins died with the engine"
 
     locks = list(Path(env["PULUMI_BACKEND_URL"][len("file://") :]).rglob("locks/**/*.json"))
     assert len(locks) == 1, "a killed update leaves its lock"

@@ -461,6 +461,14 @@ def test_new_accounts_are_invisible_to_iam_until_propagated(
     gcp.up(ACCOUNT_IAM_MEMBER, "a", actas)
 
 
+def test_a_malformed_numeric_knob_names_itself(make_driver: Callable[..., Driver]) -> None:
+    gcp = make_driver(FAKECLOUD_GCP_PROPAGATION_MS="2s")
+    gcp.up(ACCOUNT, "runner", SA_INPUTS)
+    grant = {"project": PROJECT, "role": "roles/viewer", "member": f"serviceAccount:{SA_EMAIL}"}
+    with pytest.raises(CloudError, match=r"^FAKECLOUD_GCP_PROPAGATION_MS: '2s' is not a number$"):
+        gcp.up(PROJECT_IAM_MEMBER, "p", grant)
+
+
 def test_the_same_grant_from_two_stacks_is_one_binding(
     make_driver: Callable[..., Driver], cloud: FakeCloud
 ) -> None:
