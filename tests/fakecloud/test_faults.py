@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.fakecloud.conftest import Driver
+from tests.fakecloud.driver import Driver
 from tests.fakecloud.faults import Fault, FaultSyntaxError, delay_ms, parse_faults
 from tests.fakecloud.gcp import ACCOUNT, KEY
 from tests.fakecloud.provider import CloudError

@@ -15,7 +15,7 @@ import pytest
 from pulumi.provider.experimental.provider import PropertyDiffKind
 
 from tests.fakecloud import gcp as fake
-from tests.fakecloud.conftest import PROJECT, REGION, Driver
+from tests.fakecloud.driver import PROJECT, REGION, Driver
 from tests.fakecloud.gcp import (
     ACCOUNT,
     ACCOUNT_IAM_MEMBER,
