@@ -72,6 +72,15 @@ UNKNOWN: str = rpc.UNKNOWN
 """The wire sentinel for a value not known until apply (preview outputs, unresolved inputs)."""
 
 
+def own_type(token: str) -> str:
+    """A resource's own type token.
+
+    The SDK derives a request's type from its URN, whose type part is the whole parent chain
+    (``provision:gcp:CloudRunPool$gcp:serviceaccount/key:Key``) for a component's children.
+    """
+    return token.rsplit("$", 1)[-1]
+
+
 class CloudError(Exception):
     """An error as the real provider would report it; the engine shows it verbatim.
 
@@ -447,7 +456,7 @@ class FakeProvider(Provider):
     # -------------------------------------------------------------- resources
     async def check(self, request: CheckRequest) -> CheckResponse:
         """Fill schema defaults (recorded in ``__defaults``) and validate like the schema."""
-        rtype = self.cloud.resources.get(request.type)
+        rtype = self.cloud.resources.get(own_type(request.type))
         if rtype is None:  # Create reports the unknown type, with the same words
             return CheckResponse(inputs=request.new_inputs)
         news = {k: v for k, v in request.new_inputs.items() if not k.startswith("__")}
@@ -465,12 +474,12 @@ class FakeProvider(Provider):
             CheckFailure(prop, f"{reason}. Examine values at '{request.name}.{prop}'.")
             for prop, reason in problems
         ]
-        self._log("check", type=request.type, name=request.name, failures=len(failures))
+        self._log("check", type=own_type(request.type), name=request.name, failures=len(failures))
         return CheckResponse(inputs=news, failures=failures)
 
     async def diff(self, request: DiffRequest) -> DiffResponse:
         """Compare old outputs with new inputs: replace for force-new keys, else update."""
-        rtype = self._type(request.type)
+        rtype = self._type(own_type(request.type))
         olds = to_plain_map(request.old_state)
         news = to_plain_map(request.new_inputs)  # secrets unwrapped, __defaults dropped
         ignored = set(request.ignore_changes)
@@ -483,7 +492,7 @@ class FakeProvider(Provider):
         replaces = sorted(k for k in detailed if k in rtype.force_new)
         self._log(
             "diff",
-            type=request.type,
+            type=own_type(request.type),
             name=request.name,
             id=request.resource_id,
             changes=bool(detailed),
@@ -514,7 +523,7 @@ class FakeProvider(Provider):
 
     async def create(self, request: CreateRequest) -> CreateResponse:
         """Create (or, with ``preview``, plan with unknown computed outputs)."""
-        rtype = self._type(request.type)
+        rtype = self._type(own_type(request.type))
         inputs = to_plain_map(request.properties)
         secret = secret_keys(request.properties)
         ctx = self._ctx(request.urn)
@@ -528,7 +537,7 @@ class FakeProvider(Provider):
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         """Refresh from the store: drift shows up; a vanished object reads as gone."""
-        rtype = self._type(request.type)
+        rtype = self._type(own_type(request.type))
         olds = to_plain_map(request.properties)
         ctx = self._ctx(request.urn)
         outputs = await self._operate(
@@ -551,7 +560,7 @@ class FakeProvider(Provider):
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         """Update the mutable inputs in place (or preview it)."""
-        rtype = self._type(request.type)
+        rtype = self._type(own_type(request.type))
         olds = to_plain_map(request.olds)
         news = to_plain_map(request.news)
         secret = secret_keys(request.olds) | secret_keys(request.news)
@@ -573,7 +582,7 @@ class FakeProvider(Provider):
 
     async def delete(self, request: DeleteRequest) -> None:
         """Delete; an object that is already gone is not an error."""
-        rtype = self._type(request.type)
+        rtype = self._type(own_type(request.type))
         olds = to_plain_map(request.properties)
         ctx = self._ctx(request.urn)
         await self._operate(
