@@ -81,8 +81,10 @@ class Engine:
         on_install: Callable[[], AbstractContextManager[object]] | None = None,
         on_notice: NoticeCallback | None = None,
         retry_delays: Sequence[float] | None = None,
+        orphan_hints: Mapping[str, str] | None = None,
     ):
         self.settings = settings
+        self._orphan_hints = dict(orphan_hints or {})
         self._on_install = on_install
         self._notice = on_notice or (lambda _msg: None)
         self._retry_delays = tuple(retry_delays if retry_delays is not None else _env_delays())
@@ -378,8 +380,39 @@ class Engine:
             p.with_name(p.name + ".attrs").unlink(missing_ok=True)
         return paths
 
+    def wait_for_orphans(self, pool: str, timeout: float = 120.0) -> None:
+        """Wait while a killed run's orphaned engine finishes its in-flight operations.
+
+        When ``provision`` is killed, its pulumi child lives on (reparented to init) until
+        the operations it started complete, and then dies holding the lock. Waiting for it
+        is what a user would do by hand; a lock held by a non-orphan is a real concurrent run.
+        """
+        host = socket.gethostname()
+        announced = False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            orphans = []
+            for path in self.lock_files(pool):
+                try:
+                    info = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                pid = int(info.get("pid", 0))
+                if info.get("hostname") == host and _pid_alive(pid) and _orphaned(pid):
+                    orphans.append(pid)
+            if not orphans:
+                return
+            if not announced:
+                self._notice(
+                    f"The engine of a killed run on '{pool}' is still finishing its in-flight "
+                    "operations; waiting for it."
+                )
+                announced = True
+            time.sleep(0.25)
+
     def recover(self, stack: Stack, pool: str) -> None:
-        """Make a stack usable after a killed run: stale lock, then pending operations."""
+        """Make a stack usable after a killed run: orphaned engine, stale lock, pending ops."""
+        self.wait_for_orphans(pool)
         removed = self.unlock(pool)
         if removed:
             self._notice(f"Removed a stale lock left by a killed run on '{pool}'.")
@@ -392,6 +425,21 @@ class Engine:
             f"A previous run on '{pool}' was interrupted with {len(pending)} operation(s) in "
             f"flight ({', '.join(kinds)}); reconciling with the cloud before continuing."
         )
+        for op in pending:
+            resource = op.get("resource") or {}
+            urn = resource.get("urn", "")
+            if op.get("type") != "creating" or not urn:
+                continue
+            rtype = resource.get("type", "")
+            hint = self._orphan_hints.get(rtype, "")
+            # The cloud may have finished a create whose answer the killed engine never got:
+            # such an object is not tracked, and nothing but the cloud's own API can find it.
+            name = urn.rsplit("::", 1)[-1]
+            message = (
+                f"Interrupted while creating {rtype} '{name}': if the cloud finished it, that "
+                f"copy is untracked and will not be deleted by destroy. {hint}"
+            )
+            self._notice(message.rstrip())
         # Pending creates may or may not exist in the cloud; dropping them lets the engine
         # re-create from the program, and refresh reconciles every recorded resource.
         translator = EventTranslator(None)
@@ -462,6 +510,18 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _orphaned(pid: int) -> bool:
+    """True when ``pid``'s parent is gone (Linux: reparented to init)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1]) in (0, 1)
+    return False
 
 
 def _env_delays() -> tuple[float, ...]:

@@ -334,7 +334,7 @@ def up(
     spec = resolve(request, settings, env)
     api = _prefect_api(request, spec, env)
     writer = _writer(api)
-    engine = _engine(settings, hooks)
+    engine = _engine(settings, hooks, spec.target)
 
     with _StackSession(engine, spec, keep=True) as session:
         if hooks.confirm is not None:
@@ -434,7 +434,7 @@ def destroy(
     spec = _existing(pool, settings, env)
     request = PoolRequest(pool, prefect_api_url=prefect_api_url, prefect_api_key=prefect_api_key)
     writer = _writer(_prefect_api(request, spec, env))
-    engine = _engine(settings, hooks)
+    engine = _engine(settings, hooks, spec.target)
     stack = engine.stack(pool, spec.program(), create=False)
     saved = spec.saved or SavedPool(spec.pool_type.name, {}, spec.block_name, {}, None)
     state = saved.prefect
@@ -572,8 +572,13 @@ def unlock(pool: str, settings: Settings, *, force: bool = False) -> list[str]:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _engine(settings: Settings, hooks: Hooks) -> Engine:
-    return Engine(settings, on_install=hooks.on_install, on_notice=hooks.on_notice)
+def _engine(settings: Settings, hooks: Hooks, target: Target | None = None) -> Engine:
+    return Engine(
+        settings,
+        on_install=hooks.on_install,
+        on_notice=hooks.on_notice,
+        orphan_hints=target.orphan_hints if target else None,
+    )
 
 
 class _StackSession:

@@ -89,6 +89,8 @@ class Target(abc.ABC):
     """Default block name is ``<pool>-<block_suffix>``."""
     error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
     """This cloud's error texts mapped to typed errors (credentials, APIs, permissions, ...)."""
+    orphan_hints: ClassVar[dict[str, str]] = {}
+    """Type token → how to find and remove a copy a killed run may have left untracked."""
     propagation_errors: ClassVar[tuple[str, ...]] = ()
     """Regexes over engine output meaning "a new identity/grant is not visible yet": the engine
     retries ``up`` with backoff when a failure matches one of these."""

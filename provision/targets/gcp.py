@@ -290,6 +290,13 @@ class GcpTarget(Target):
     block_suffix = "gcp-credentials"
     error_rules = GCP_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
+    orphan_hints = {
+        "gcp:serviceaccount/key:Key": (
+            "List the worker's keys with `gcloud iam service-accounts keys list "
+            "--iam-account <worker email>` and delete any whose id differs from "
+            "private_key_id in the Prefect block."
+        ),
+    }
 
     # -- options ----------------------------------------------------------------------------
 
