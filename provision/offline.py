@@ -7,6 +7,7 @@ placeholders, secrets as ``[secret]``.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,10 @@ def offline_steps(pool: str, program: Callable[[], None]) -> list[Step]:
             return response
 
     with _LOCK:
+        # A fresh root stack per plan (set_mocks reuses an existing one), and a current event
+        # loop: an earlier Automation API run in this process may have left none.
+        pulumi.runtime.settings.ROOT.set(None)
+        asyncio.set_event_loop(asyncio.new_event_loop())
         monitor = _Monitor(_Recorder())
         pulumi.runtime.set_mocks(
             monitor.mocks, project=PROJECT_NAME, stack=pool, preview=True, monitor=monitor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -697,6 +698,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
 @pytest.fixture
 def program_mocks():
     pulumi_settings.ROOT.set(None)  # fresh root stack: exports must not carry over
+    # Engine tests run the Automation API in this process and leave no current loop behind.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(ProgramMocks(), project="provision", stack="etl", preview=False)
     state = {"checked": False}
     yield state

@@ -8,6 +8,7 @@ apply over an unknown value is skipped silently, which would make a test pass va
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Callable
@@ -159,6 +160,8 @@ def _install_mocks(preview: bool) -> RecordingMonitor:
     # A fresh root stack per test: set_mocks reuses an existing one, which would carry
     # registrations and exports over from the previous test.
     pulumi_settings.ROOT.set(None)
+    # Engine tests run the Automation API in this process and leave no current loop behind.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = GcpMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(
