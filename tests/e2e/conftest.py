@@ -1,0 +1,185 @@
+"""End-to-end sandbox: the ``provision`` command as a user runs it.
+
+Real pulumi engine (built from Go modules), fake cloud providers first on PATH, the session's
+real Prefect server. Every run's stdout and stderr is kept so tests can check that no secret
+ever reached them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakecloud.harness import engine_env, require_pulumi_root
+from tests.fakecloud.state import FakeCloud
+
+PROVISION = str(Path(sys.executable).parent / "provision")
+
+
+@dataclass
+class Run:
+    """One finished ``provision`` invocation."""
+
+    args: list[str]
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together."""
+        return self.stdout + self.stderr
+
+
+@dataclass
+class Sandbox:
+    """A user's machine: its own PROVISION_HOME, Pulumi backend and fake cloud."""
+
+    root: Path
+    env: dict[str, str]
+    prefect_url: str
+    runs: list[Run] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+    """Secret values seen so far (passphrase, API key, private keys read back from Prefect)."""
+
+    @property
+    def cloud(self) -> FakeCloud:
+        """The fake cloud's state as it is now."""
+        return FakeCloud(self.env["FAKECLOUD_STATE_DIR"])
+
+    @property
+    def home(self) -> Path:
+        """PROVISION_HOME."""
+        return Path(self.env["PROVISION_HOME"])
+
+    def run(self, *args: str, expect: int | None = 0, timeout: float = 300, **extra: str) -> Run:
+        """Run ``provision ARGS`` to completion; assert the exit code unless ``expect`` is None."""
+        proc = subprocess.run(
+            [PROVISION, *args],
+            env={**self.env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        run = Run(list(args), proc.returncode, proc.stdout, proc.stderr)
+        self.runs.append(run)
+        if expect is not None:
+            assert run.code == expect, (
+                f"provision {' '.join(args)} exited {run.code}:\n{run.output}"
+            )
+        return run
+
+    def start(self, *args: str, **extra: str) -> subprocess.Popen[str]:
+        """Start ``provision ARGS`` in the background (its own process group)."""
+        return subprocess.Popen(
+            [PROVISION, *args],
+            env={**self.env, **extra},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def finish(self, proc: subprocess.Popen[str], args: list[str], timeout: float = 300) -> Run:
+        """Wait for a background run and record it."""
+        out, err = proc.communicate(timeout=timeout)
+        run = Run(args, proc.returncode, out, err)
+        self.runs.append(run)
+        return run
+
+    def kill(self, proc: subprocess.Popen[str], args: list[str]) -> Run:
+        """SIGKILL a background run (only the provision process, like a crashed terminal)."""
+        proc.send_signal(signal.SIGKILL)
+        return self.finish(proc, args, timeout=60)
+
+    def prefect(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """Call the Prefect API directly, to assert what the tool wrote."""
+        return httpx.request(method, self.prefect_url + path, timeout=15, **kw)
+
+    def block(self, slug: str, name: str) -> dict[str, Any] | None:
+        """A block document with its secrets, or None."""
+        r = self.prefect(
+            "GET",
+            f"/block_types/slug/{slug}/block_documents/name/{name}",
+            params={"include_secrets": "true"},
+        )
+        return None if r.status_code == 404 else r.raise_for_status().json()
+
+    def work_pool(self, name: str) -> dict[str, Any] | None:
+        """A work pool, or None."""
+        r = self.prefect("GET", f"/work_pools/{name}")
+        return None if r.status_code == 404 else r.raise_for_status().json()
+
+    def remember_key(self, block: dict[str, Any] | None) -> None:
+        """Add a credentials block's private key to the secrets checked for leaks."""
+        info = (block or {}).get("data", {}).get("service_account_info") or {}
+        if info.get("private_key"):
+            self.secrets.add(info["private_key"])
+
+    def assert_no_secret_leaked(self) -> None:
+        """No secret in any output of any run, nor in any file under the sandbox.
+
+        The whole sandbox is read: work dirs, stack config, the Pulumi state (where secrets
+        must be ciphertext), engine logs and the fake cloud's call log.
+        """
+        texts = [r.output for r in self.runs]
+        for path in self.root.rglob("*"):
+            if path.is_file() and path.stat().st_size < 5_000_000:
+                texts.append(path.read_text(errors="replace"))
+        known = {self.env["PULUMI_CONFIG_PASSPHRASE"], self.env["PREFECT_API_KEY"], *self.secrets}
+        assert len(known) >= 2
+        for secret in known:
+            # A PEM body is long: any 40-char slice of it would already be a leak.
+            needles = {secret} if len(secret) < 80 else {secret[40:80], secret[-80:-40]}
+            for text in texts:
+                for needle in needles:
+                    assert needle not in text, "a secret leaked into output or a log file"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, prefect_server) -> Iterator[Sandbox]:
+    """A fresh user machine wired to the fake clouds and the session's Prefect server."""
+    gcloud = tmp_path / "gcloud"
+    gcloud.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PULUMI_"))},
+        **engine_env(tmp_path),
+        "PROVISION_HOME": str(tmp_path / "home"),
+        "PROVISION_PULUMI_ROOT": str(require_pulumi_root()),
+        # Short backoff: the fake cloud's propagation delay is short too.
+        "PROVISION_RETRY_DELAYS": "0.5,1,2",
+        "PREFECT_API_URL": prefect_server.api_url,
+        # A self-hosted server ignores it; it is here to prove it never leaks.
+        "PREFECT_API_KEY": "pnu_" + secrets.token_hex(18),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
+        "CLOUDSDK_CONFIG": str(gcloud),
+        "COLUMNS": "120",
+    }
+    env.pop("CI", None)
+    env.pop("GOOGLE_CLOUD_PROJECT", None)
+    box = Sandbox(tmp_path, env, prefect_server.api_url)
+    yield box
+    box.assert_no_secret_leaked()
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.1) -> None:
+    """Poll ``predicate`` until true or fail."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")

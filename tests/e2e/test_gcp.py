@@ -1,0 +1,268 @@
+"""GCP pools end to end: `provision` CLI → real pulumi engine → fake GCP → real Prefect server."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+
+from tests.e2e.conftest import Sandbox, wait_for
+
+pytestmark = pytest.mark.e2e
+
+KEY = "gcp:serviceaccount/key:Key"
+ACCOUNT = "gcp:serviceaccount/account:Account"
+SERVICE = "gcp:projects/service:Service"
+UP = ["--type", "cloud-run-v2", "--project", "my-proj-123", "--region", "europe-west1"]
+
+
+@pytest.fixture
+def pool() -> str:
+    """A pool name of its own: every test shares the session's Prefect server."""
+    return "etl" + secrets.token_hex(3)
+
+
+def up(box: Sandbox, pool: str, *extra: str, expect: int | None = 0, **env: str):
+    run = box.run("up", pool, *UP, *extra, "--yes", expect=expect, **env)
+    if run.code == 0:
+        box.remember_key(box.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    return run
+
+
+def live(box: Sandbox, pool: str) -> list[dict]:
+    """Fake-cloud records created for ``pool`` (services outlive pools by design)."""
+    return [
+        r
+        for r in box.cloud.resources(cloud="gcp")
+        if r["type"] != SERVICE and pool in json.dumps(r)
+    ]
+
+
+def keys(box: Sandbox) -> list[dict]:
+    return box.cloud.resources(KEY)
+
+
+def test_up_creates_the_cloud_side_and_registers_it_in_prefect(sandbox: Sandbox, pool: str):
+    run = up(sandbox, pool)
+    assert f"Pool '{pool}' is ready" in run.stdout
+    assert f"prefect worker start --pool {pool}" in run.stdout
+    assert f"europe-west1-docker.pkg.dev/my-proj-123/{pool}-images" in run.stdout
+
+    cloud = sandbox.cloud
+    emails = sorted(a["properties"]["email"] for a in cloud.resources(ACCOUNT))
+    assert emails == [
+        f"{pool}-runtime@my-proj-123.iam.gserviceaccount.com",
+        f"{pool}-worker@my-proj-123.iam.gserviceaccount.com",
+    ]
+    assert len(keys(sandbox)) == 1
+    services = {s["properties"]["service"] for s in cloud.resources(SERVICE)}
+    assert {"run.googleapis.com", "iam.googleapis.com", "artifactregistry.googleapis.com"} <= (
+        services
+    )
+
+    block = sandbox.block("gcp-credentials", f"{pool}-gcp-credentials")
+    assert block is not None
+    info = block["data"]["service_account_info"]
+    # The block holds the key the stack made (GCP keeps only the key's id, not its material).
+    assert keys(sandbox)[0]["id"].endswith("/keys/" + info["private_key_id"])
+    assert info["private_key"].startswith("-----BEGIN PRIVATE KEY-----")
+    assert info["client_email"] == f"{pool}-worker@my-proj-123.iam.gserviceaccount.com"
+
+    work_pool = sandbox.work_pool(pool)
+    assert work_pool is not None and work_pool["type"] == "cloud-run-v2"
+    props = work_pool["base_job_template"]["variables"]["properties"]
+    assert props["credentials"]["default"] == {"$ref": {"block_document_id": block["id"]}}
+    assert props["region"]["default"] == "europe-west1"
+    assert props["service_account_name"]["default"] == (
+        f"{pool}-runtime@my-proj-123.iam.gserviceaccount.com"
+    )
+
+    shown = json.loads(sandbox.run("show", pool, "--json").stdout)
+    assert shown["outputs"]["service_account_key"] == "[secret]"
+    assert shown["prefect"]["block_id"] == block["id"]
+    assert shown["prefect"]["work_pool_id"] == work_pool["id"]
+
+
+def test_rerun_changes_nothing_and_creates_no_credential(sandbox: Sandbox, pool: str):
+    up(sandbox, pool)
+    key_id = keys(sandbox)[0]["id"]
+    block_id = sandbox.block("gcp-credentials", f"{pool}-gcp-credentials")["id"]
+    creates_before = len(sandbox.cloud.calls("create"))
+
+    run = sandbox.run("up", pool, "--yes")  # saved options: the pool name is enough
+    assert "0 created, 0 updated, 0 replaced, 0 deleted" in run.stdout
+    assert len(sandbox.cloud.calls("create")) == creates_before
+    assert [k["id"] for k in keys(sandbox)] == [key_id]
+    assert sandbox.block("gcp-credentials", f"{pool}-gcp-credentials")["id"] == block_id
+
+    sandbox.run("preview", pool, "--expect-no-changes")
+    plan = json.loads(sandbox.run("preview", pool, "--json", "--expect-no-changes").stdout)
+    assert plan["changes"]["create"] == plan["changes"]["update"] == 0
+    assert [p["op"] for p in plan["prefect"]] == ["same", "same"]
+
+
+def test_an_option_change_shows_in_preview(sandbox: Sandbox, pool: str):
+    up(sandbox, pool)
+    run = sandbox.run(
+        "preview", pool, "--registry-writer", "--json", "--expect-no-changes", expect=3
+    )
+    plan = json.loads(run.stdout)
+    assert set(plan) == {"pool", "type", "stack", "offline", "changes", "resources", "prefect"}
+    assert plan["offline"] is False and plan["stack"] == pool
+    changed = [r for r in plan["resources"] if r["op"] != "same"]
+    assert changed and all(r["type"].endswith("RepositoryIamMember") for r in changed)
+    assert changed[0]["inputs"]["role"] == "roles/artifactregistry.writer"
+    assert plan["changes"]["update"] + plan["changes"]["replace"] >= 1
+    # The preview changed nothing.
+    sandbox.run("preview", pool, "--expect-no-changes")
+
+
+def test_destroy_removes_everything_the_tool_made(sandbox: Sandbox, pool: str):
+    up(sandbox, pool)
+    sandbox.run("destroy", pool, "--yes")
+    assert live(sandbox, pool) == []
+    # APIs stay on: other workloads may use them.
+    assert all(s["properties"].get("enabled", True) for s in sandbox.cloud.resources(SERVICE))
+    assert sandbox.block("gcp-credentials", f"{pool}-gcp-credentials") is None
+    assert sandbox.work_pool(pool) is None
+    listed = json.loads(sandbox.run("list", "--json").stdout)
+    assert pool not in [p["name"] for p in listed]
+
+
+def test_destroy_leaves_prefect_objects_it_did_not_create(sandbox: Sandbox, pool: str):
+    # The user made the pool themselves first; provision only fills in its defaults.
+    template = sandbox.prefect("GET", "/collections/views/aggregate-worker-metadata").json()
+    base = next(
+        w["default_base_job_configuration"]
+        for c in template.values()
+        for w in c.values()
+        if w.get("type") == "cloud-run-v2"
+    )
+    sandbox.prefect(
+        "POST",
+        "/work_pools/",
+        json={"name": pool, "type": "cloud-run-v2", "base_job_template": base},
+    ).raise_for_status()
+    up(sandbox, pool)
+    sandbox.run("destroy", pool, "--yes")
+    assert sandbox.work_pool(pool) is not None
+    assert sandbox.block("gcp-credentials", f"{pool}-gcp-credentials") is None
+
+
+def test_two_pools_in_parallel(sandbox: Sandbox, pool: str):
+    args = {p: ["up", p, *UP, "--yes"] for p in (pool + "a", pool + "b")}
+    procs = {p: sandbox.start(*a) for p, a in args.items()}
+    runs = {p: sandbox.finish(proc, args[p]) for p, proc in procs.items()}
+    for p, run in runs.items():
+        assert run.code == 0, run.output
+        assert sandbox.work_pool(p) is not None
+    assert len(keys(sandbox)) == 2
+
+
+def test_two_ups_on_one_pool_one_wins_the_other_is_locked(sandbox: Sandbox, pool: str):
+    slow = {"FAKECLOUD_DELAY_MS": "1500"}
+    first_args = ["up", pool, *UP, "--yes"]
+    first = sandbox.start(*first_args, **slow)
+    wait_for(lambda: sandbox.cloud.calls("create", phase="begin"), timeout=120)
+    second = sandbox.run("up", pool, *UP, "--yes", expect=1)
+    assert "being updated by another run" in second.stderr
+    assert f"provision unlock {pool}" in second.stderr
+    assert sandbox.finish(first, first_args).code == 0
+    assert len(keys(sandbox)) == 1
+
+
+def test_a_provider_failure_names_the_resource_and_a_rerun_converges(sandbox: Sandbox, pool: str):
+    run = up(sandbox, pool, expect=1, FAKECLOUD_FAULTS=f"create:{KEY}@once")
+    assert "gcp:serviceaccount/key:Key" in run.stderr and f"{pool}-worker-key" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert sandbox.cloud.count(ACCOUNT) == 2  # partial state recorded
+    assert keys(sandbox) == []
+    assert sandbox.work_pool(pool) is None  # nothing half-written in Prefect
+
+    sandbox.run("up", pool, "--yes")
+    assert len(keys(sandbox)) == 1
+    assert sandbox.work_pool(pool) is not None
+
+
+def test_propagation_errors_are_retried(sandbox: Sandbox, pool: str):
+    run = up(sandbox, pool, FAKECLOUD_GCP_PROPAGATION_MS="1500")
+    assert "propagating" in run.stdout
+    assert len(keys(sandbox)) == 1
+
+
+def test_org_policy_forbidding_keys_is_explained(sandbox: Sandbox, pool: str):
+    run = up(sandbox, pool, expect=1, FAKECLOUD_GCP_DISABLE_KEY_CREATION="1")
+    assert "iam.disableServiceAccountKeyCreation" in run.stderr
+    assert "exempt" in run.stderr and "Traceback" not in run.output
+
+
+def test_missing_credentials_are_one_clear_line(sandbox: Sandbox, pool: str):
+    run = up(sandbox, pool, expect=1, FAKECLOUD_GCP_NO_CREDENTIALS="1")
+    assert "No usable GCP credentials" in run.stderr
+    assert "gcloud auth application-default login" in run.stderr
+
+
+def test_prefect_down_during_up_then_rerun_finishes_without_a_new_key(
+    sandbox, prefect_server, pool
+):
+    prefect_server.stop()
+    try:
+        run = up(sandbox, pool, expect=1)
+    finally:
+        prefect_server.start()
+    assert f"Cloud resources for '{pool}' are in place" in run.stderr
+    assert f"Rerun `provision up {pool}`" in run.stderr
+    key_id = keys(sandbox)[0]["id"]
+
+    sandbox.run("up", pool, "--yes")
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    assert [k["id"] for k in keys(sandbox)] == [key_id]
+    assert sandbox.work_pool(pool) is not None
+    assert sandbox.block("gcp-credentials", f"{pool}-gcp-credentials") is not None
+
+
+def test_sigkill_while_the_key_is_being_created_is_recovered_by_rerunning(
+    sandbox: Sandbox, pool: str
+):
+    args = ["up", pool, *UP, "--yes"]
+    proc = sandbox.start(*args, FAKECLOUD_DELAY_MS_CREATE="1500")
+    wait_for(lambda: sandbox.cloud.calls("create", KEY, phase="begin"), timeout=180)
+    sandbox.kill(proc, args)
+
+    run = sandbox.run("up", pool, "--yes", timeout=300)
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    assert f"Pool '{pool}' is ready" in run.stdout
+    assert "Interrupted while creating gcp:serviceaccount/key:Key" in run.stdout
+    assert len(keys(sandbox)) == 1
+    assert sandbox.cloud.count(ACCOUNT) == 2
+    sandbox.run("preview", pool, "--expect-no-changes")
+
+
+def test_sigkill_after_the_cloud_wrote_the_key_names_the_untracked_copy(
+    sandbox: Sandbox, pool: str
+):
+    # The killed engine never gets GCP's answer, so the key it made is unknown to the state:
+    # the rerun converges with a fresh key and names the possible orphan and how to remove it.
+    args = ["up", pool, *UP, "--yes"]
+    proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
+    wait_for(lambda: sandbox.cloud.calls("create", KEY, phase="begin"), timeout=180)
+    sandbox.kill(proc, args)
+
+    run = sandbox.run("up", pool, "--yes", timeout=300)
+    block = sandbox.block("gcp-credentials", f"{pool}-gcp-credentials")
+    sandbox.remember_key(block)
+    assert f"Pool '{pool}' is ready" in run.stdout
+    assert "untracked" in run.stdout and "gcloud iam service-accounts keys list" in run.stdout
+    tracked = json.loads(sandbox.run("show", pool, "--json").stdout)
+    assert tracked["prefect"]["block_id"] == block["id"]
+    live_keys = keys(sandbox)
+    assert len(live_keys) == 2  # the orphan the message names, and the tracked one
+    assert (
+        sum(
+            k["id"].endswith(block["data"]["service_account_info"]["private_key_id"])
+            for k in live_keys
+        )
+        == 1
+    )
+    sandbox.run("preview", pool, "--expect-no-changes")
