@@ -35,7 +35,100 @@ PoolType = Annotated[
     typer.Option("--type", "-t", help="Work pool type (see `provision types`). New pools only."),
 ]
 Project = Annotated[str | None, typer.Option(help="GCP project id.", rich_help_panel="GCP")]
-Region = Annotated[str | None, typer.Option(help="Cloud region.", rich_help_panel="GCP")]
+Region = Annotated[
+    str | None, typer.Option(help="GCP or AWS region.", rich_help_panel="GCP and AWS")
+]
+Profile = Annotated[
+    str | None,
+    typer.Option(help="AWS profile (default: the AWS default chain).", rich_help_panel="AWS"),
+]
+VpcId = Annotated[
+    str | None,
+    typer.Option(
+        help="Use this existing VPC (with --subnet-ids); nothing network-related is created.",
+        rich_help_panel="AWS",
+    ),
+]
+SubnetIds = Annotated[
+    str | None, typer.Option(help="Comma-separated subnet ids in --vpc-id.", rich_help_panel="AWS")
+]
+VpcCidr = Annotated[
+    str | None,
+    typer.Option(help="CIDR of the VPC to create (private /16-/24).", rich_help_panel="AWS"),
+]
+LogRetentionDays = Annotated[
+    int | None,
+    typer.Option(help="CloudWatch log retention in days (default 30).", rich_help_panel="AWS"),
+]
+TaskRolePolicyArn = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--task-role-policy-arn",
+        help="Managed policy for the flows' task role (repeatable; creates the task role).",
+        rich_help_panel="AWS",
+    ),
+]
+EcrKeepImages = Annotated[
+    int | None,
+    typer.Option(help="ECR lifecycle: keep the last N images (default 30).", rich_help_panel="AWS"),
+]
+Subscription = Annotated[
+    str | None,
+    typer.Option(
+        help="Azure subscription id (default: AZURE_SUBSCRIPTION_ID or the Azure CLI default).",
+        rich_help_panel="Azure",
+    ),
+]
+Location = Annotated[
+    str | None, typer.Option(help="Azure location, e.g. westeurope.", rich_help_panel="Azure")
+]
+ResourceGroup = Annotated[
+    str | None,
+    typer.Option(help="Resource group name (default: <pool>-rg).", rich_help_panel="Azure"),
+]
+RegistryName = Annotated[
+    str | None,
+    typer.Option(
+        help="Container registry name (5-50 alphanumerics; default: from "
+        "the pool plus a stable suffix).",
+        rich_help_panel="Azure",
+    ),
+]
+RegistrySku = Annotated[
+    str | None,
+    typer.Option(
+        help="Container registry SKU: Basic (default), Standard, Premium.", rich_help_panel="Azure"
+    ),
+]
+SecretDays = Annotated[
+    int | None,
+    typer.Option(
+        help="Lifetime of the app's client secret in days (default 365).", rich_help_panel="Azure"
+    ),
+]
+
+# Every cloud option, by the key targets receive; a target rejects the keys it doesn't take.
+CLOUD_OPTIONS = (
+    "project",
+    "region",
+    "worker_account_id",
+    "runtime_account_id",
+    "repository_id",
+    "registry_writer",
+    "profile",
+    "vpc_id",
+    "subnet_ids",
+    "vpc_cidr",
+    "log_retention_days",
+    "task_role_policy_arns",
+    "ecr_keep_images",
+    "subscription",
+    "location",
+    "resource_group",
+    "registry_name",
+    "registry_sku",
+    "secret_days",
+)
 WorkerAccountId = Annotated[
     str | None,
     typer.Option(
@@ -110,9 +203,9 @@ Verbose = Annotated[
 ]
 
 
-def _target_options(**flags: Any) -> dict[str, Any]:
+def _cloud_options(given: dict[str, Any]) -> dict[str, Any]:
     """Cloud options exactly as given; the target rejects those that don't fit the type."""
-    return {k: v for k, v in flags.items() if v is not None}
+    return {k: given[k] for k in CLOUD_OPTIONS if given.get(k) not in (None, [], ())}
 
 
 # -- the error boundary -------------------------------------------------------------------
@@ -151,23 +244,17 @@ def _settings(backend_url: str | None = None, secrets_provider: str | None = Non
     return load_settings(backend_url=backend_url, secrets_provider=secrets_provider)
 
 
-def _request(
-    pool: str,
-    pool_type: str | None,
-    block_name: str | None,
-    prefect_url: str | None,
-    prefect_key: str | None,
-    **cloud: Any,
-) -> Any:
+def _request(given: dict[str, Any]) -> Any:
+    """A ``PoolRequest`` from a command's parameters (its ``locals()``)."""
     from provision.service import PoolRequest
 
     return PoolRequest(
-        pool=pool,
-        type=pool_type,
-        options=_target_options(**cloud),
-        block_name=block_name,
-        prefect_api_url=prefect_url,
-        prefect_api_key=prefect_key,
+        pool=given["pool"],
+        type=given["type_"],
+        options=_cloud_options(given),
+        block_name=given["block_name"],
+        prefect_api_url=given["prefect_api_url"],
+        prefect_api_key=given["prefect_api_key"],
     )
 
 
@@ -184,6 +271,19 @@ def up(
     runtime_account_id: RuntimeAccountId = None,
     repository_id: RepositoryId = None,
     registry_writer: RegistryWriter = None,
+    profile: Profile = None,
+    vpc_id: VpcId = None,
+    subnet_ids: SubnetIds = None,
+    vpc_cidr: VpcCidr = None,
+    log_retention_days: LogRetentionDays = None,
+    task_role_policy_arns: TaskRolePolicyArn = None,
+    ecr_keep_images: EcrKeepImages = None,
+    subscription: Subscription = None,
+    location: Location = None,
+    resource_group: ResourceGroup = None,
+    registry_name: RegistryName = None,
+    registry_sku: RegistrySku = None,
+    secret_days: SecretDays = None,
     block_name: BlockName = None,
     prefect_api_url: PrefectUrl = None,
     prefect_api_key: PrefectKey = None,
@@ -197,19 +297,7 @@ def up(
 
     with _boundary(verbose):
         _require_interactive(yes, "provision")
-        request = _request(
-            pool,
-            type_,
-            block_name,
-            prefect_api_url,
-            prefect_api_key,
-            project=project,
-            region=region,
-            worker_account_id=worker_account_id,
-            runtime_account_id=runtime_account_id,
-            repository_id=repository_id,
-            registry_writer=registry_writer,
-        )
+        request = _request(locals())
         from provision import service
 
         settings = _settings(backend_url, secrets_provider)
@@ -236,6 +324,19 @@ def preview(
     runtime_account_id: RuntimeAccountId = None,
     repository_id: RepositoryId = None,
     registry_writer: RegistryWriter = None,
+    profile: Profile = None,
+    vpc_id: VpcId = None,
+    subnet_ids: SubnetIds = None,
+    vpc_cidr: VpcCidr = None,
+    log_retention_days: LogRetentionDays = None,
+    task_role_policy_arns: TaskRolePolicyArn = None,
+    ecr_keep_images: EcrKeepImages = None,
+    subscription: Subscription = None,
+    location: Location = None,
+    resource_group: ResourceGroup = None,
+    registry_name: RegistryName = None,
+    registry_sku: RegistrySku = None,
+    secret_days: SecretDays = None,
     block_name: BlockName = None,
     prefect_api_url: PrefectUrl = None,
     prefect_api_key: PrefectKey = None,
@@ -260,19 +361,7 @@ def preview(
     from cli import render
 
     with _boundary(verbose):
-        request = _request(
-            pool,
-            type_,
-            block_name,
-            prefect_api_url,
-            prefect_api_key,
-            project=project,
-            region=region,
-            worker_account_id=worker_account_id,
-            runtime_account_id=runtime_account_id,
-            repository_id=repository_id,
-            registry_writer=registry_writer,
-        )
+        request = _request(locals())
         if offline and refresh:
             raise InvalidInputError("--refresh reads the cloud and cannot be used with --offline.")
         from provision import service

@@ -19,12 +19,30 @@ POOL_TYPES: dict[str, PoolType] = {
         PoolType("cloud-run", "gcp", "cloud-run", False, "Cloud Run jobs (v1 API), worker"),
         PoolType("cloud-run-v2", "gcp", "cloud-run-v2", False, "Google Cloud Run jobs, worker"),
         PoolType("vertex-ai", "gcp", "vertex-ai", False, "Google Vertex AI custom jobs, worker"),
+        PoolType("ecs:push", "aws", "ecs", True, "AWS ECS tasks on Fargate, push"),
+        PoolType("ecs", "aws", "ecs", False, "AWS ECS tasks on Fargate, worker"),
+        PoolType(
+            "azure-container-instance:push",
+            "azure",
+            "azure-container-instance",
+            True,
+            "Azure Container Instances, push",
+        ),
+        PoolType(
+            "azure-container-instance",
+            "azure",
+            "azure-container-instance",
+            False,
+            "Azure Container Instances, worker",
+        ),
     )
 }
 
 # target key -> "module:Class"; imported only when a pool of that cloud is used.
 TARGETS: dict[str, str] = {
     "gcp": "provision.targets.gcp:GcpTarget",
+    "aws": "provision.targets.aws:AwsTarget",
+    "azure": "provision.targets.azure:AzureTarget",
 }
 
 

@@ -73,6 +73,8 @@ def assert_nothing_written(env: dict[str, str]) -> None:
         ([*["p1", *GOOD], "--runtime-account-id", "1abcdef"], ["1abcdef"]),
         ([*["p1", *GOOD], "--block-name", "Bad Name"], ["Invalid block name"]),
         (["p1", *GOOD, "--offline", "--refresh"], ["--refresh"]),
+        (["p1", *GOOD, "--vpc-id", "vpc-0abc"], ["--vpc-id does not apply to type"]),
+        (["p1", *GOOD, "--subscription", "x"], ["--subscription does not apply to type"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(env, args, needles):
