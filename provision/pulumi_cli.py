@@ -22,10 +22,15 @@ INSTALL_HINT = (
 
 
 def find_pulumi(settings: Settings) -> Path | None:
-    """The pulumi binary the tool would use, without installing anything."""
-    candidates = []
+    """The pulumi binary the tool would use, without installing anything.
+
+    An explicit ``PROVISION_PULUMI_ROOT`` is the only candidate: silently using another CLI
+    than the one configured would hide a broken setting.
+    """
     if settings.pulumi_root:
-        candidates.append(settings.pulumi_root / "bin" / "pulumi")
+        binary = settings.pulumi_root / "bin" / "pulumi"
+        return binary if binary.is_file() else None
+    candidates = []
     on_path = shutil.which("pulumi")
     if on_path:
         candidates.append(Path(on_path))
