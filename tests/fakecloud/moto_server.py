@@ -1,0 +1,149 @@
+"""A moto server (AWS emulator) in a child process, and boto3 clients for one fake account.
+
+The fake ``aws`` provider (``tests/fakecloud/aws.py``) turns every Pulumi operation into boto3
+calls against this server, so AWS rules (ids, ARNs, CIDR conflicts, two access keys per user,
+dependency violations) are moto's. Tests assert with :func:`client` what exists.
+
+One server serves a whole pytest session; tests are isolated by **account**: moto keeps a
+separate backend per account id and takes it from the ``x-moto-account-id`` request header,
+which the provider (``FAKECLOUD_AWS_ACCOUNT_ID``) and :func:`client` add to every request.
+:func:`new_account` draws a fresh 12-digit id, so no reset between tests is needed, ARNs carry
+a test's own account, and a leftover process of one test cannot touch another's objects.
+
+Run as ``python -m tests.fakecloud.moto_server``: it prints its port on the first line of
+stdout (like a provider plugin) and serves until stdin closes or it is signalled. The child
+gets ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` (AWS managed policies such as
+AmazonECSTaskExecutionRolePolicy exist, as in AWS) and never ``MOTO_ACCOUNT_ID``, which would
+override the header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+ENDPOINT_ENV = "FAKECLOUD_AWS_ENDPOINT"
+ACCOUNT_ENV = "FAKECLOUD_AWS_ACCOUNT_ID"
+ACCOUNT_HEADER = "x-moto-account-id"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+"""What the tests' environment holds; moto accepts any credentials."""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def new_account() -> str:
+    """A fresh 12-digit account id (never moto's default 123456789012)."""
+    return str(10**11 + secrets.randbelow(9 * 10**11))
+
+
+def add_account_header(session_or_client: Any, account: str) -> None:
+    """Make every request of a boto3 client or session go to ``account``'s backends."""
+
+    def add(request: Any, **_: Any) -> None:
+        request.headers[ACCOUNT_HEADER] = account
+
+    events = (
+        session_or_client.meta.events
+        if hasattr(session_or_client, "meta")
+        else session_or_client.events
+    )
+    events.register("before-sign.*.*", add)
+
+
+def client(service: str, endpoint: str, account: str, region: str = "us-east-1") -> Any:
+    """A boto3 client for ``service`` against the moto server, in ``account``."""
+    import boto3
+    from botocore.config import Config
+
+    made = boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"],
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+    )
+    add_account_header(made, account)
+    return made
+
+
+class MotoServer:
+    """A moto server child process on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        self.port: int | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        if self.port is None:
+            raise RuntimeError("the moto server is not running")
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> MotoServer:
+        """Start the child and wait for its port."""
+        env = {k: v for k, v in os.environ.items() if k != "MOTO_ACCOUNT_ID"}
+        env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", "-m", "tests.fakecloud.moto_server"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        port: list[str] = []
+        reader = threading.Thread(target=lambda: port.append(self.proc.stdout.readline()))
+        reader.start()
+        reader.join(timeout)
+        if not port or not port[0].strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"moto server did not report a port within {timeout} s")
+        self.port = int(port[0])
+        return self
+
+    def stop(self) -> None:
+        """Stop the child (closing its stdin; SIGKILL if it lingers)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        self.port = None
+
+
+def main() -> None:
+    """Serve on 127.0.0.1, a free port, printed first; exit when stdin closes."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    sys.stdout.write(f"{server.get_host_and_port()[1]}\n")
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    sys.stdin.read()  # returns when the parent closes our stdin or dies
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
