@@ -289,6 +289,9 @@ def up(
     prefect_api_key: PrefectKey = None,
     backend_url: BackendUrl = None,
     secrets_provider: SecretsProvider = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Read the cloud's actual state first (repairs drift).")
+    ] = False,
     yes: Yes = False,
     verbose: Verbose = False,
 ) -> None:
@@ -310,7 +313,7 @@ def up(
                 on_install=render.install_spinner(console),
                 on_phase=progress.phase,
             )
-            outcome = service.up(request, settings, hooks)
+            outcome = service.up(request, settings, hooks, refresh=refresh)
         render.summary(console, outcome)
 
 

@@ -232,8 +232,12 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         rules: Iterable[ErrorRule] = (),
         propagation: Iterable[str] = (),
+        refresh: bool = False,
     ) -> OperationResult:
-        """Apply the stack, retrying while new identities/grants propagate."""
+        """Apply the stack, retrying while new identities/grants propagate.
+
+        ``refresh`` reads the cloud first, so drift is repaired rather than ignored.
+        """
         rules = tuple(rules)
         retry_rules = tuple(
             ErrorRule(
@@ -254,7 +258,9 @@ class Engine:
                     "update",
                     retry_rules + rules,
                     translator,
-                    lambda tr=translator: stack.up(on_event=tr, color="never"),
+                    lambda tr=translator: stack.up(
+                        on_event=tr, color="never", refresh=refresh or None
+                    ),
                 )
                 break
             except PropagationError as exc:
@@ -484,11 +490,13 @@ def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
 
 
 def _steps(translator: EventTranslator) -> list[Step]:
+    """One step per resource; with ``--refresh`` the engine sends a refresh step first, and the
+    step that matters for the plan is the last one."""
     from provision.events import urn_name
 
     seen: dict[str, Step] = {}
     for s in translator.steps:
-        if _internal(s["type"]) or s["urn"] in seen:
+        if _internal(s["type"]):
             continue
         seen[s["urn"]] = Step(
             urn=s["urn"], type=s["type"], name=urn_name(s["urn"]), op=s["op"], inputs=s["inputs"]

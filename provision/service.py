@@ -327,8 +327,13 @@ def up(
     settings: Settings,
     hooks: Hooks | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    refresh: bool = False,
 ) -> UpOutcome:
-    """Provision the cloud side, then write the block and the pool into Prefect."""
+    """Provision the cloud side, then write the block and the pool into Prefect.
+
+    ``refresh`` reads the cloud's actual state first, so drift is repaired.
+    """
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
     spec = resolve(request, settings, env)
@@ -360,6 +365,7 @@ def up(
             on_progress=hooks.on_progress,
             rules=spec.target.error_rules,
             propagation=spec.target.propagation_errors,
+            refresh=refresh,
         )
 
         hooks.phase("Writing to Prefect")

@@ -1,0 +1,103 @@
+"""The interactive path: plan panel and confirmation in a real pseudo-terminal, and drift."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import secrets
+import select
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.conftest import PROVISION, Run, Sandbox
+
+pytestmark = pytest.mark.e2e
+
+UP = ["--type", "cloud-run-v2", "--project", "my-proj-123", "--region", "europe-west1"]
+
+
+def run_in_terminal(box: Sandbox, args: list[str], answer: str, timeout: float = 240) -> str:
+    """Run ``provision ARGS`` on a pty, type ``answer`` at the confirmation, return the screen."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [PROVISION, *args],
+        env={**box.env, "COLUMNS": "120", "TERM": "xterm"},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    screen, answered = b"", False
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            if not answered and b"these changes to" in screen:
+                os.write(leader, answer.encode() + b"\r")
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        proc.wait(timeout=30)
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    text = screen.decode(errors="replace")
+    box.runs.append(Run(args, proc.returncode, text, ""))  # the leak check reads it too
+    assert answered, f"no confirmation prompt:\n{text}"
+    return text
+
+
+@pytest.fixture
+def pool() -> str:
+    return "tty" + secrets.token_hex(3)
+
+
+def test_declining_the_plan_changes_nothing(sandbox: Sandbox, pool: str):
+    screen = run_in_terminal(sandbox, ["up", pool, *UP], "n")
+    assert "Permissions granted" in screen and "roles/iam.serviceAccountUser" in screen
+    assert "Cancelled: nothing was changed." in screen
+    assert sandbox.cloud.resources(cloud="gcp") == []
+    assert json.loads(sandbox.run("list", "--json").stdout) == []
+    assert sandbox.work_pool(pool) is None
+
+
+def test_accepting_the_plan_applies_it(sandbox: Sandbox, pool: str):
+    screen = run_in_terminal(sandbox, ["up", pool, *UP], "y")
+    assert f"Pool '{pool}' is ready" in screen
+    assert sandbox.work_pool(pool) is not None
+    block = sandbox.block("gcp-credentials", f"{pool}-gcp-credentials")
+    sandbox.remember_key(block)
+    # destroy asks too, and lists what it deletes.
+    screen = run_in_terminal(sandbox, ["destroy", pool], "y")
+    assert "- delete" in screen and f"Destroyed '{pool}'" in screen
+    assert sandbox.work_pool(pool) is None
+
+
+def test_preview_refresh_detects_drift(sandbox: Sandbox, pool: str):
+    sandbox.run("up", pool, *UP, "--yes")
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    sandbox.run("preview", pool, "--refresh", "--expect-no-changes")
+    # Someone edits the repository's labels in the console.
+    repo = sandbox.cloud.resources("gcp:artifactregistry/repository:Repository")[0]
+    sandbox.cloud.edit(repo["type"], repo["id"], labels={"owner": "someone-else"})
+    sandbox.run("preview", pool, "--expect-no-changes")  # without refresh: state unchanged
+    run = sandbox.run("preview", pool, "--refresh", "--json", "--expect-no-changes", expect=3)
+    changed = [r for r in json.loads(run.stdout)["resources"] if r["op"] != "same"]
+    assert [r["type"] for r in changed] == ["gcp:artifactregistry/repository:Repository"]
+    sandbox.run("up", pool, "--yes", "--refresh")
+    repo = sandbox.cloud.resources("gcp:artifactregistry/repository:Repository")[0]
+    assert repo["properties"]["labels"]["managed-by"] == "provision"
+    sandbox.run("preview", pool, "--refresh", "--expect-no-changes")
