@@ -439,11 +439,14 @@ def destroy(
     hooks = hooks or Hooks()
     spec = _existing(pool, settings, env)
     request = PoolRequest(pool, prefect_api_url=prefect_api_url, prefect_api_key=prefect_api_key)
-    writer = _writer(_prefect_api(request, spec, env))
+    state = spec.saved.prefect if spec.saved else PrefectState()
+    owns_pool = bool(state.pool_created and state.pool_id)
+    owns_block = bool(state.block_created and state.block_id)
+    # Prefect is needed only if the tool wrote something there (a first up may have failed
+    # before that); resolving it up front makes a bad Prefect setting fail before any deletion.
+    writer = _writer(_prefect_api(request, spec, env)) if owns_pool or owns_block else None
     engine = _engine(settings, hooks, spec.target)
     stack = engine.stack(pool, spec.program(), create=False)
-    saved = spec.saved or SavedPool(spec.pool_type.name, {}, spec.block_name, {}, None)
-    state = saved.prefect
 
     if hooks.confirm is not None:
         resources = engine.resources(stack)
@@ -461,12 +464,12 @@ def destroy(
             BlockChange(
                 name=spec.block_name,
                 block_type=spec.target.block_type,
-                op="delete" if state.block_created and state.block_id else "same",
+                op="delete" if owns_block else "same",
             ),
             WorkPoolChange(
                 name=pool,
                 type=spec.pool_type.name,
-                op="delete" if state.pool_created and state.pool_id else "same",
+                op="delete" if owns_pool else "same",
             ),
         ]
         the_plan = _plan(spec, steps, {"delete": len(steps)}, prefect_ops, offline=False)
@@ -479,9 +482,9 @@ def destroy(
     )
     hooks.phase("Removing Prefect objects")
     try:
-        if state.pool_created and state.pool_id:
+        if owns_pool:
             writer.delete_work_pool(pool, expected_id=state.pool_id)
-        if state.block_created and state.block_id:
+        if owns_block:
             writer.delete_block(state.block_id)
     except PrefectError as exc:
         raise ProvisionError(

@@ -185,6 +185,15 @@ def test_a_provider_failure_names_the_resource_and_a_rerun_converges(sandbox: Sa
     assert sandbox.work_pool(pool) is not None
 
 
+def test_a_pool_that_never_reached_prefect_is_destroyed_without_prefect(
+    sandbox: Sandbox, pool: str
+):
+    up(sandbox, pool, expect=1, FAKECLOUD_FAULTS=f"create:{KEY}@always")
+    assert sandbox.cloud.count(ACCOUNT) == 2
+    sandbox.run("destroy", pool, "--yes", PREFECT_API_URL="")
+    assert live(sandbox, pool) == []
+
+
 def test_propagation_errors_are_retried(sandbox: Sandbox, pool: str):
     run = up(sandbox, pool, FAKECLOUD_GCP_PROPAGATION_MS="1500")
     assert "propagating" in run.stdout
