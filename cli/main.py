@@ -6,9 +6,11 @@ Heavy imports (pulumi, cloud SDKs, pydantic models, httpx) happen inside the com
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -107,28 +109,6 @@ SecretDays = Annotated[
     ),
 ]
 
-# Every cloud option, by the key targets receive; a target rejects the keys it doesn't take.
-CLOUD_OPTIONS = (
-    "project",
-    "region",
-    "worker_account_id",
-    "runtime_account_id",
-    "repository_id",
-    "registry_writer",
-    "profile",
-    "vpc_id",
-    "subnet_ids",
-    "vpc_cidr",
-    "log_retention_days",
-    "task_role_policy_arns",
-    "ecr_keep_images",
-    "subscription",
-    "location",
-    "resource_group",
-    "registry_name",
-    "registry_sku",
-    "secret_days",
-)
 WorkerAccountId = Annotated[
     str | None,
     typer.Option(
@@ -203,9 +183,58 @@ Verbose = Annotated[
 ]
 
 
-def _cloud_options(given: dict[str, Any]) -> dict[str, Any]:
-    """Cloud options exactly as given; the target rejects those that don't fit the type."""
-    return {k: given[k] for k in CLOUD_OPTIONS if given.get(k) not in (None, [], ())}
+# Every cloud flag, by the key targets receive; a target rejects the keys it doesn't take.
+CLOUD_FLAGS: dict[str, Any] = {
+    "project": Project,
+    "region": Region,
+    "worker_account_id": WorkerAccountId,
+    "runtime_account_id": RuntimeAccountId,
+    "repository_id": RepositoryId,
+    "registry_writer": RegistryWriter,
+    "profile": Profile,
+    "vpc_id": VpcId,
+    "subnet_ids": SubnetIds,
+    "vpc_cidr": VpcCidr,
+    "log_retention_days": LogRetentionDays,
+    "task_role_policy_arns": TaskRolePolicyArn,
+    "ecr_keep_images": EcrKeepImages,
+    "subscription": Subscription,
+    "location": Location,
+    "resource_group": ResourceGroup,
+    "registry_name": RegistryName,
+    "registry_sku": RegistrySku,
+    "secret_days": SecretDays,
+}
+
+
+def with_cloud_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command every cloud flag; it receives the ones given as a ``cloud`` dict.
+
+    Typer reads a command's signature, so the flags are declared once here instead of on
+    each command.
+    """
+    # eval_str: this module's annotations are strings (postponed evaluation), and typer reads
+    # its Option() metadata from the signature we build.
+    sig = inspect.signature(fn, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != "cloud"]
+    at = next(i for i, p in enumerate(params) if p.name == "block_name")
+    flags = [
+        inspect.Parameter(
+            name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation
+        )
+        for name, annotation in CLOUD_FLAGS.items()
+    ]
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        given = {k: kwargs.pop(k) for k in CLOUD_FLAGS}
+        cloud = {k: v for k, v in given.items() if v not in (None, [], ())}
+        return fn(*args, cloud=cloud, **kwargs)
+
+    command.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[*params[:at], *flags, *params[at:]]
+    )
+    return command
 
 
 # -- the error boundary -------------------------------------------------------------------
@@ -244,17 +273,23 @@ def _settings(backend_url: str | None = None, secrets_provider: str | None = Non
     return load_settings(backend_url=backend_url, secrets_provider=secrets_provider)
 
 
-def _request(given: dict[str, Any]) -> Any:
-    """A ``PoolRequest`` from a command's parameters (its ``locals()``)."""
+def _request(
+    pool: str,
+    pool_type: str | None,
+    cloud: dict[str, Any],
+    block_name: str | None,
+    prefect_api_url: str | None,
+    prefect_api_key: str | None,
+) -> Any:
     from provision.service import PoolRequest
 
     return PoolRequest(
-        pool=given["pool"],
-        type=given["type_"],
-        options=_cloud_options(given),
-        block_name=given["block_name"],
-        prefect_api_url=given["prefect_api_url"],
-        prefect_api_key=given["prefect_api_key"],
+        pool=pool,
+        type=pool_type,
+        options=cloud,
+        block_name=block_name,
+        prefect_api_url=prefect_api_url,
+        prefect_api_key=prefect_api_key,
     )
 
 
@@ -262,28 +297,12 @@ def _request(given: dict[str, Any]) -> Any:
 
 
 @app.command()
+@with_cloud_flags
 def up(
     pool: Pool,
     type_: PoolType = None,
-    project: Project = None,
-    region: Region = None,
-    worker_account_id: WorkerAccountId = None,
-    runtime_account_id: RuntimeAccountId = None,
-    repository_id: RepositoryId = None,
-    registry_writer: RegistryWriter = None,
-    profile: Profile = None,
-    vpc_id: VpcId = None,
-    subnet_ids: SubnetIds = None,
-    vpc_cidr: VpcCidr = None,
-    log_retention_days: LogRetentionDays = None,
-    task_role_policy_arns: TaskRolePolicyArn = None,
-    ecr_keep_images: EcrKeepImages = None,
-    subscription: Subscription = None,
-    location: Location = None,
-    resource_group: ResourceGroup = None,
-    registry_name: RegistryName = None,
-    registry_sku: RegistrySku = None,
-    secret_days: SecretDays = None,
+    *,
+    cloud: dict[str, Any],
     block_name: BlockName = None,
     prefect_api_url: PrefectUrl = None,
     prefect_api_key: PrefectKey = None,
@@ -300,7 +319,7 @@ def up(
 
     with _boundary(verbose):
         _require_interactive(yes, "provision")
-        request = _request(locals())
+        request = _request(pool, type_, cloud, block_name, prefect_api_url, prefect_api_key)
         from provision import service
 
         settings = _settings(backend_url, secrets_provider)
@@ -318,28 +337,12 @@ def up(
 
 
 @app.command()
+@with_cloud_flags
 def preview(
     pool: Pool,
     type_: PoolType = None,
-    project: Project = None,
-    region: Region = None,
-    worker_account_id: WorkerAccountId = None,
-    runtime_account_id: RuntimeAccountId = None,
-    repository_id: RepositoryId = None,
-    registry_writer: RegistryWriter = None,
-    profile: Profile = None,
-    vpc_id: VpcId = None,
-    subnet_ids: SubnetIds = None,
-    vpc_cidr: VpcCidr = None,
-    log_retention_days: LogRetentionDays = None,
-    task_role_policy_arns: TaskRolePolicyArn = None,
-    ecr_keep_images: EcrKeepImages = None,
-    subscription: Subscription = None,
-    location: Location = None,
-    resource_group: ResourceGroup = None,
-    registry_name: RegistryName = None,
-    registry_sku: RegistrySku = None,
-    secret_days: SecretDays = None,
+    *,
+    cloud: dict[str, Any],
     block_name: BlockName = None,
     prefect_api_url: PrefectUrl = None,
     prefect_api_key: PrefectKey = None,
@@ -364,7 +367,7 @@ def preview(
     from cli import render
 
     with _boundary(verbose):
-        request = _request(locals())
+        request = _request(pool, type_, cloud, block_name, prefect_api_url, prefect_api_key)
         if offline and refresh:
             raise InvalidInputError("--refresh reads the cloud and cannot be used with --offline.")
         from provision import service
