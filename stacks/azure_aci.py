@@ -1,0 +1,333 @@
+"""An Azure subscription's side of an Azure Container Instances job pool: identities, least grants.
+
+``ContainerInstancePool`` creates, in one subscription and location:
+
+- a resource group holding everything below and every container group the jobs create;
+- an Entra ID application, its service principal and one client secret with a fixed end date:
+  the credential handed to the job submitter (ARM cannot create app registrations, so these
+  come from pulumi-azuread; everything else from pulumi-azure-native);
+- a custom role holding exactly the ARM actions the submitter needs (an ARM template
+  deployment that creates a container group, then get/poll, logs, stop and delete), assignable
+  and assigned on the resource group only, to the service principal;
+- a user-assigned managed identity the container groups run as, with ``AcrPull`` on the
+  registry only, so jobs pull their images without any registry password;
+- an Azure Container Registry (admin user disabled) for the job images.
+
+Role definitions and role assignments are named by GUIDs derived from what they are
+(:func:`role_definition_guid`, :func:`role_assignment_guid`), so a rerun, or a rerun after an
+interrupted one, addresses the same object instead of adding a duplicate. Assignments name
+``principal_type`` because ARM otherwise looks a brand-new principal up in Entra ID, which may
+not have replicated yet.
+
+It is plain Pulumi: it knows nothing of the tool that drives it or of what submits the jobs.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azuread as azuread
+from pulumi_azure_native import authorization, containerregistry, managedidentity, resources
+
+TYPE_TOKEN = "provision:azure:ContainerInstancePool"
+
+ROLE_ACTIONS: dict[str, str] = {
+    # ARM template deployment: the submitter creates each container group by deploying a
+    # template into the resource group (deployments.begin_create_or_update) and polls that
+    # deployment. ``*`` = write, read, delete, validate/action, operationstatuses/read,
+    # whatIf/cancel/exportTemplate of deployment records; what a template may create is still
+    # checked action by action against the caller's other permissions.
+    "Microsoft.Resources/deployments/*": (
+        "Create each run's container group through an ARM template deployment and poll it."
+    ),
+    "Microsoft.Resources/subscriptions/resourceGroups/read": (
+        "The template resolves [resourceGroup().location]; deployments read their group."
+    ),
+    "Microsoft.ContainerInstance/containerGroups/read": (
+        "container_groups.get: poll the container's state and exit code; check a group still "
+        "exists before cancelling it."
+    ),
+    "Microsoft.ContainerInstance/containerGroups/write": (
+        "The deployment creates (PUTs) the container group as the caller."
+    ),
+    "Microsoft.ContainerInstance/containerGroups/delete": (
+        "container_groups.begin_delete after every run and on cancellation."
+    ),
+    "Microsoft.ContainerInstance/containerGroups/stop/action": (
+        "container_groups.begin_stop: stop a running group without deleting it "
+        "(keep_container_group)."
+    ),
+    "Microsoft.ContainerInstance/containerGroups/containers/logs/read": (
+        "containers.list_logs: stream the job's output (stream_output)."
+    ),
+    "Microsoft.ManagedIdentity/userAssignedIdentities/read": (
+        "ARM reads the user-assigned identity the template attaches to the group."
+    ),
+    "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action": (
+        "Attaching a user-assigned identity to a container group requires assign on it; the "
+        "group pulls its image from the registry as that identity."
+    ),
+}
+"""Every action of the submitter's custom role, with the worker call that needs it."""
+
+ACR_PULL_ROLE_GUID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+"""Built-in ``AcrPull`` (the same GUID in every Azure tenant)."""
+
+PRINCIPAL_TYPE = "ServicePrincipal"
+"""Both principals granted here are service principals (an app's and a managed identity's)."""
+
+# Our own namespace for uuid5: GUIDs derived from resource ids never collide with anyone
+# else's deterministic GUIDs (e.g. Bicep's guid()) for the same ids.
+_GUID_NAMESPACE = uuid.UUID("4f1f3c8e-6a53-5b0c-9f0e-3d2a1c7b9e21")
+
+# Role assignments hit ARM right after Entra ID created the principal they name; give the
+# provider room to retry its own eventual-consistency errors (and a bound, so a stuck call
+# fails instead of hanging the run).
+_RBAC_TIMEOUTS = pulumi.CustomTimeouts(create="10m", update="10m", delete="10m")
+
+_TAG_VALUE_MAX = 256
+
+
+def tags(pool: str) -> dict[str, str]:
+    """The ARM tags every taggable resource gets."""
+    return {"managed-by": "provision", "prefect-work-pool": pool[:_TAG_VALUE_MAX]}
+
+
+def entra_tags(pool: str) -> list[str]:
+    """Entra ID objects take a list of strings, not a map: the same tags as ``key=value``."""
+    return [f"{k}={v}" for k, v in tags(pool).items()]
+
+
+def resource_group_id(subscription_id: str, resource_group: str) -> str:
+    """The ARM id of a resource group."""
+    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+
+
+def role_definition_guid(resource_group_scope: str) -> str:
+    """The custom role's GUID name: one role per resource group, stable across runs."""
+    return str(uuid.uuid5(_GUID_NAMESPACE, f"role-definition|{resource_group_scope.lower()}"))
+
+
+def role_definition_arm_id(subscription_id: str, guid: str) -> str:
+    """A role definition id in the form role assignments take (custom and built-in alike)."""
+    return (
+        f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+    )
+
+
+def role_assignment_guid(scope: str, principal_id: str, role_definition_id: str) -> str:
+    """A role assignment's GUID name from what it grants: same grant, same name, every run.
+
+    ARM ids are case-insensitive and come back in varying case; lowercase them first.
+    """
+    key = "|".join(str(part).lower() for part in (scope, principal_id, role_definition_id))
+    return str(uuid.uuid5(_GUID_NAMESPACE, key))
+
+
+def role_name(subscription_id: str, resource_group: str) -> str:
+    """The custom role's display name, unique in the tenant as Azure requires."""
+    safe = re.sub(r"[^A-Za-z0-9 _-]", "-", resource_group)
+    return f"provision ACI submitter {safe} {subscription_id}"
+
+
+@dataclass
+class ContainerInstancePoolArgs:
+    """Inputs of :class:`ContainerInstancePool`. Names must already satisfy Azure's rules."""
+
+    pool: str
+    """Name of the pool these resources serve; used in tags and descriptions."""
+    subscription_id: str
+    location: str
+    resource_group_name: str
+    registry_name: str
+    """5-50 alphanumerics, globally unique."""
+    identity_name: str
+    app_display_name: str
+    secret_end_date: str
+    """RFC 3339 end of the client secret. Computed once by the caller and kept: the secret is
+    re-created whenever this changes."""
+    registry_sku: str = "Basic"
+
+
+class ContainerInstancePool(pulumi.ComponentResource):
+    """Everything a container-group submitter needs in one resource group; see the module doc."""
+
+    subscription_id: str
+    tenant_id: pulumi.Output[str]
+    location: str
+    resource_group_name: pulumi.Output[str]
+    registry_name: pulumi.Output[str]
+    registry_login_server: pulumi.Output[str]
+    identity_id: pulumi.Output[str]
+    """ARM id of the user-assigned identity the container groups run as."""
+    identity_client_id: pulumi.Output[str]
+    client_id: pulumi.Output[str]
+    """The application (client) id of the submitter's app registration."""
+    client_secret: pulumi.Output[str]
+    """The submitter's client secret. Secret."""
+    client_secret_end_date: pulumi.Output[str]
+    role_definition_id: str
+
+    def __init__(
+        self,
+        name: str,
+        args: ContainerInstancePoolArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TYPE_TOKEN, name, None, opts)
+
+        def child(**extra) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, **extra)
+
+        sub = args.subscription_id
+        arm_tags = tags(args.pool)
+        # Who runs this program: its tenant is the credential's tenant, and it becomes owner of
+        # the app registration so it can manage it later without a directory-wide admin role.
+        # Offline plans answer invokes with {}: every field is then None, and tolerated.
+        caller = authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        owners = caller.object_id.apply(lambda oid: [oid] if oid else [])
+
+        group = resources.ResourceGroup(
+            f"{name}-rg",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=arm_tags,
+            opts=child(),
+        )
+
+        # -- Images: a registry and the identity the container groups pull them as.
+        registry = containerregistry.Registry(
+            f"{name}-registry",
+            registry_name=args.registry_name,
+            resource_group_name=group.name,
+            location=args.location,
+            sku=containerregistry.SkuArgs(name=args.registry_sku),
+            # No shared admin password: pushes use the pusher's own Entra identity, pulls the
+            # managed identity below.
+            admin_user_enabled=False,
+            anonymous_pull_enabled=False,
+            tags=arm_tags,
+            opts=child(),
+        )
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity",
+            resource_name_=args.identity_name,
+            resource_group_name=group.name,
+            location=args.location,
+            tags=arm_tags,
+            opts=child(),
+        )
+        acr_pull_id = role_definition_arm_id(sub, ACR_PULL_ROLE_GUID)
+        acr_pull = authorization.RoleAssignment(
+            f"{name}-identity-acrpull",
+            role_assignment_name=pulumi.Output.all(registry.id, identity.principal_id).apply(
+                lambda v: role_assignment_guid(v[0], v[1], acr_pull_id)
+            ),
+            scope=registry.id,
+            principal_id=identity.principal_id,
+            principal_type=PRINCIPAL_TYPE,
+            role_definition_id=acr_pull_id,
+            description=f"Container groups of pool {args.pool} pull their images.",
+            opts=child(depends_on=[registry, identity], custom_timeouts=_RBAC_TIMEOUTS),
+        )
+
+        # -- The submitter: an app registration and its service principal in Entra ID.
+        app = azuread.Application(
+            f"{name}-app",
+            display_name=args.app_display_name,
+            description=f"Submits the container groups of Prefect pool {args.pool}. "
+            "Managed by provision.",
+            sign_in_audience="AzureADMyOrg",
+            owners=owners,
+            tags=entra_tags(args.pool),
+            opts=child(),
+        )
+        principal = azuread.ServicePrincipal(
+            f"{name}-sp",
+            client_id=app.client_id,
+            owners=owners,
+            tags=entra_tags(args.pool),
+            opts=child(),
+        )
+
+        # -- Least privilege for the submitter, on the resource group only.
+        scope = group.id
+        role_guid = role_definition_guid(resource_group_id(sub, args.resource_group_name))
+        role_id = role_definition_arm_id(sub, role_guid)
+        role = authorization.RoleDefinition(
+            f"{name}-role",
+            role_definition_id=role_guid,
+            role_name=role_name(sub, args.resource_group_name),
+            description=(
+                "Exactly the ARM actions a Prefect ACI worker makes: deploy, watch, read logs "
+                f"of, stop and delete container groups. Pool {args.pool}; managed by provision."
+            ),
+            scope=scope,
+            assignable_scopes=[scope],
+            permissions=[authorization.PermissionArgs(actions=list(ROLE_ACTIONS))],
+            opts=child(depends_on=[group]),
+        )
+        role_grant = authorization.RoleAssignment(
+            f"{name}-sp-role",
+            role_assignment_name=pulumi.Output.all(scope, principal.object_id).apply(
+                lambda v: role_assignment_guid(v[0], v[1], role_id)
+            ),
+            scope=scope,
+            principal_id=principal.object_id,
+            principal_type=PRINCIPAL_TYPE,
+            # Assignments take the subscription-level form of a custom role's id, whatever
+            # scope the definition was created at; depends_on keeps the ordering.
+            role_definition_id=role_id,
+            description=f"Pool {args.pool} submits its container groups.",
+            opts=child(depends_on=[role, principal], custom_timeouts=_RBAC_TIMEOUTS),
+        )
+
+        # -- The credential, last: a secret that exists means its grants exist. Its inputs are
+        # the app's id, a constant and a date fixed by the caller, so a rerun never replaces it
+        # (a new secret would invalidate the one stored downstream).
+        password = azuread.ApplicationPassword(
+            f"{name}-secret",
+            application_id=app.id,
+            display_name="provision: Prefect credentials block",
+            end_date=args.secret_end_date,
+            opts=child(
+                depends_on=[principal, role_grant, acr_pull],
+                custom_timeouts=_RBAC_TIMEOUTS,
+            ),
+        )
+
+        self.subscription_id = sub
+        self.tenant_id = caller.tenant_id
+        self.location = args.location
+        self.resource_group_name = group.name
+        self.registry_name = registry.name
+        self.registry_login_server = registry.login_server
+        self.identity_id = identity.id
+        self.identity_client_id = identity.client_id
+        self.client_id = app.client_id
+        # pulumi-azuread already marks value secret; wrap anyway so no refactor can leak it.
+        self.client_secret = pulumi.Output.secret(password.value)
+        self.client_secret_end_date = password.end_date
+        self.role_definition_id = role_id
+
+        self.register_outputs(
+            {
+                "subscription_id": self.subscription_id,
+                "tenant_id": self.tenant_id,
+                "location": self.location,
+                "resource_group_name": self.resource_group_name,
+                "registry_name": self.registry_name,
+                "registry_login_server": self.registry_login_server,
+                "identity_id": self.identity_id,
+                "identity_client_id": self.identity_client_id,
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "client_secret_end_date": self.client_secret_end_date,
+                "role_definition_id": self.role_definition_id,
+            }
+        )
