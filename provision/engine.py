@@ -490,16 +490,24 @@ def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
 
 
 def _steps(translator: EventTranslator) -> list[Step]:
-    """One step per resource; with ``--refresh`` the engine sends a refresh step first, and the
-    step that matters for the plan is the last one."""
+    """One step per resource, the one that says what happens to it.
+
+    With ``--refresh`` a ``refresh`` step comes first; a replacement arrives as
+    ``create-replacement`` (new inputs), ``replace``, then ``delete-replaced`` (old inputs).
+    The first step that is not a refresh is the plan's, and replacements read ``replace``.
+    """
     from provision.events import urn_name
 
     seen: dict[str, Step] = {}
     for s in translator.steps:
         if _internal(s["type"]):
             continue
+        earlier = seen.get(s["urn"])
+        if earlier is not None and earlier.op != "refresh":
+            continue
+        op = "replace" if s["op"] == "create-replacement" else s["op"]
         seen[s["urn"]] = Step(
-            urn=s["urn"], type=s["type"], name=urn_name(s["urn"]), op=s["op"], inputs=s["inputs"]
+            urn=s["urn"], type=s["type"], name=urn_name(s["urn"]), op=op, inputs=s["inputs"]
         )
     return list(seen.values())
 

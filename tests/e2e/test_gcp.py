@@ -113,6 +113,7 @@ def test_an_option_change_shows_in_preview(sandbox: Sandbox, pool: str):
     changed = [r for r in plan["resources"] if r["op"] != "same"]
     assert changed and all(r["type"].endswith("RepositoryIamMember") for r in changed)
     assert changed[0]["inputs"]["role"] == "roles/artifactregistry.writer"
+    assert changed[0]["op"] == "replace"  # the role of an IAM member is immutable
     assert plan["changes"]["update"] + plan["changes"]["replace"] >= 1
     # The preview changed nothing.
     sandbox.run("preview", pool, "--expect-no-changes")
