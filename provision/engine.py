@@ -214,6 +214,9 @@ class Engine:
         rules: Iterable[ErrorRule] = (),
     ) -> OperationResult:
         """What ``up`` would change (``refresh``: after reading the cloud's actual state)."""
+        # A preview writes nothing, but a killed run's stale lock would still block it.
+        self.wait_for_orphans(pool)
+        self.unlock(pool)
         translator = EventTranslator(on_progress)
         result = self._run(
             pool,

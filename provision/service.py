@@ -300,23 +300,31 @@ def plan(
     hooks = hooks or Hooks()
     spec = resolve(request, settings, env)
     writer = _writer(_prefect_api(request, spec, env))
-    engine = _engine(settings, hooks)
+    engine = _engine(settings, hooks, spec.target)
     with _StackSession(engine, spec, keep=False) as session:
-        preview = engine.preview(
-            session.stack,
-            spec.pool,
-            on_progress=hooks.on_progress,
-            refresh=refresh,
-            rules=spec.target.error_rules,
-        )
-        outputs = engine.outputs(session.stack)[0] if session.existed else None
-        return _plan(
-            spec,
-            preview.steps,
-            preview.changes,
-            _prefect_plan(spec, writer, outputs),
-            offline=False,
-        )
+        return _preview(engine, session, spec, writer, refresh=refresh, hooks=hooks)
+
+
+def _preview(
+    engine: Engine,
+    session: _StackSession,
+    spec: PoolSpec,
+    writer: Any,
+    *,
+    refresh: bool,
+    hooks: Hooks,
+) -> Plan:
+    """The engine's preview plus the Prefect ops, as a ``Plan``."""
+    preview = engine.preview(
+        session.stack,
+        spec.pool,
+        on_progress=hooks.on_progress,
+        refresh=refresh,
+        rules=spec.target.error_rules,
+    )
+    outputs = engine.outputs(session.stack)[0] if session.existed else None
+    prefect = _prefect_plan(spec, writer, outputs)
+    return _plan(spec, preview.steps, preview.changes, prefect, offline=False)
 
 
 # -- up -----------------------------------------------------------------------------------
@@ -344,15 +352,7 @@ def up(
     with _StackSession(engine, spec, keep=True) as session:
         if hooks.confirm is not None:
             hooks.phase("Planning")
-            preview = engine.preview(session.stack, spec.pool, rules=spec.target.error_rules)
-            outputs = engine.outputs(session.stack)[0] if session.existed else None
-            the_plan = _plan(
-                spec,
-                preview.steps,
-                preview.changes,
-                _prefect_plan(spec, writer, outputs),
-                offline=False,
-            )
+            the_plan = _preview(engine, session, spec, writer, refresh=refresh, hooks=Hooks())
             if not hooks.confirm(the_plan):
                 session.discard()
                 raise Cancelled("Cancelled: nothing was changed.")
