@@ -1,0 +1,932 @@
+"""EcsPool under Pulumi mocks: every resource, its parent, inputs, tags, policies and outputs.
+
+Each test gets a fresh root stack and a fresh recording monitor, so nothing registered by one
+test is seen by another. Assertions run inside ``apply`` callbacks once the access key (which
+depends on every other child) has resolved; the fixture fails the test if they never ran (under
+mocks an apply over an unknown value is skipped silently, which would pass vacuously).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.mocks import MockMonitor
+
+from stacks.aws_ecs import (
+    EXECUTION_POLICY_ARN,
+    TYPE_TOKEN,
+    EcsPool,
+    EcsPoolArgs,
+    EcsPoolNames,
+    lifecycle_policy,
+    subnet_cidrs,
+    worker_policy,
+)
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+AZS = ["eu-west-1a", "eu-west-1b", "eu-west-1c", "eu-west-1d"]
+POOL = "etl"
+TAGS = {"ManagedBy": "provision", "PrefectWorkPool": POOL}
+UUID = "????????-????-????-????-????????????"
+
+T_CLUSTER = "aws:ecs/cluster:Cluster"
+T_LOGS = "aws:cloudwatch/logGroup:LogGroup"
+T_ROLE = "aws:iam/role:Role"
+T_ROLE_ATTACH = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+T_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+T_USER = "aws:iam/user:User"
+T_POLICY = "aws:iam/policy:Policy"
+T_USER_ATTACH = "aws:iam/userPolicyAttachment:UserPolicyAttachment"
+T_KEY = "aws:iam/accessKey:AccessKey"
+T_VPC = "aws:ec2/vpc:Vpc"
+T_SUBNET = "aws:ec2/subnet:Subnet"
+T_IGW = "aws:ec2/internetGateway:InternetGateway"
+T_RTB = "aws:ec2/routeTable:RouteTable"
+T_ROUTE = "aws:ec2/route:Route"
+T_RTB_ASSOC = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+T_SG = "aws:ec2/securityGroup:SecurityGroup"
+T_REPO = "aws:ecr/repository:Repository"
+T_LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
+T_QUEUE = "aws:sqs/queue:Queue"
+T_QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+T_RULE = "aws:cloudwatch/eventRule:EventRule"
+T_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+
+TAGGABLE = {T_CLUSTER, T_LOGS, T_ROLE, T_USER, T_POLICY, T_VPC, T_SUBNET, T_IGW, T_RTB, T_SG}
+TAGGABLE |= {T_REPO, T_QUEUE, T_RULE}
+
+NAMES = EcsPoolNames(
+    cluster="etl-ecs",
+    execution_role="etl-ecs-execution",
+    task_role="etl-ecs-task",
+    worker_user="etl-ecs-worker",
+    worker_policy="etl-ecs-worker",
+    log_group="/prefect/ecs/etl",
+    repository="etl-images",
+    security_group="etl-ecs-tasks",
+    network="etl-ecs",
+    events_queue="etl-ecs-events",
+    events_dlq="etl-ecs-events-dlq",
+    events_rule="etl-ecs-task-events",
+    family_pattern=f"prefect_etl_{UUID}*",
+)
+
+TASK_POLICIES = [
+    "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+    f"arn:aws:iam::{ACCOUNT}:policy/etl-data",
+]
+
+
+def _hex(name: str, n: int = 17) -> str:
+    """A stable fake hex id for ``name`` (AWS ids are 17 hex chars)."""
+    return f"{abs(hash(name)) % 16**n:0{n}x}"
+
+
+class AwsMocks(pulumi.runtime.Mocks):
+    """Echo inputs and add what pulumi-aws computes, shaped like the real values."""
+
+    def __init__(self, zones: list[str] | None = None) -> None:
+        self.zones = AZS if zones is None else zones
+        self.invokes: list[tuple[str, dict]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        inputs = args.inputs
+        out: dict[str, Any] = dict(inputs)
+        name = inputs.get("name", args.name)
+        t = args.typ
+        if "tags" in inputs:
+            out["tagsAll"] = dict(inputs["tags"])
+        if t == T_CLUSTER:
+            arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}"
+            out.update(arn=arn)
+            return arn, out
+        if t == T_LOGS:
+            out.update(arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}")
+            return name, out
+        if t == T_ROLE:
+            out.update(arn=f"arn:aws:iam::{ACCOUNT}:role/{name}", uniqueId="AROA" + "X" * 17)
+            return name, out
+        if t == T_USER:
+            out.update(arn=f"arn:aws:iam::{ACCOUNT}:user/{name}", uniqueId="AIDA" + "X" * 17)
+            return name, out
+        if t == T_POLICY:
+            arn = f"arn:aws:iam::{ACCOUNT}:policy/{name}"
+            out.update(arn=arn, policyId="ANPA" + "X" * 17, attachmentCount=0)
+            return arn, out
+        if t == T_KEY:
+            out.update(
+                secret="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                status="Active",
+                createDate="2026-01-01T00:00:00Z",
+            )
+            return "AKIAIOSFODNN7EXAMPLE", out
+        if t == T_VPC:
+            vid = f"vpc-{_hex(args.name)}"
+            out.update(
+                arn=f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{vid}",
+                defaultSecurityGroupId=f"sg-{_hex(vid)}",
+                mainRouteTableId=f"rtb-{_hex(vid)}",
+            )
+            return vid, out
+        if t == T_SUBNET:
+            sid = f"subnet-{_hex(args.name)}"
+            out.update(arn=f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{sid}")
+            return sid, out
+        if t == T_IGW:
+            return f"igw-{_hex(args.name)}", out
+        if t == T_RTB:
+            return f"rtb-{_hex(args.name)}", out
+        if t == T_ROUTE:
+            return f"r-{inputs['routeTableId']}1080289494", out
+        if t == T_RTB_ASSOC:
+            return f"rtbassoc-{_hex(args.name)}", out
+        if t == T_SG:
+            gid = f"sg-{_hex(args.name)}"
+            out.update(arn=f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{gid}")
+            return gid, out
+        if t == T_REPO:
+            out.update(
+                arn=f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}",
+                registryId=ACCOUNT,
+                repositoryUrl=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}",
+            )
+            return name, out
+        if t == T_LIFECYCLE:
+            out.update(registryId=ACCOUNT)
+            return inputs["repository"], out
+        if t == T_QUEUE:
+            url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+            out.update(arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", url=url)
+            return url, out
+        if t == T_QUEUE_POLICY:
+            return inputs["queueUrl"], out
+        if t == T_RULE:
+            out.update(arn=f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}")
+            return name, out
+        if t == T_TARGET:
+            return f"{inputs['rule']}-{inputs['targetId']}", out
+        return f"{args.name}-id", out
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.invokes.append((args.token, dict(args.args)))
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/admin",
+                "userId": "AIDAEXAMPLE",
+                "id": ACCOUNT,
+            }
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {
+                "id": REGION,
+                "names": list(self.zones),
+                "zoneIds": [f"euw1-az{i + 1}" for i in range(len(self.zones))],
+                "groupNames": [REGION] * len(self.zones),
+            }
+        return {}
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    inputs: dict[str, Any]
+    dependencies: list[str]
+
+
+class RecordingMonitor(MockMonitor):
+    """A mock monitor that keeps every registration request (parent, deps)."""
+
+    def __init__(self, mocks: AwsMocks) -> None:
+        super().__init__(mocks)
+        self.aws = mocks
+        self.registrations: dict[str, Registration] = {}
+        self.checked = False
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        self.registrations[response.urn] = Registration(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+            dependencies=list(request.dependencies),
+        )
+        return response
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.registrations.values() if r.type == typ]
+
+    def one(self, typ: str, name: str | None = None) -> Registration:
+        found = [r for r in self.of_type(typ) if name is None or r.name == name]
+        assert len(found) == 1, f"expected one {typ} {name or ''}, got {[r.name for r in found]}"
+        return found[0]
+
+    def policy(self, typ: str, name: str | None = None, key: str = "policy") -> dict:
+        return json.loads(self.one(typ, name).inputs[key])
+
+
+def _install_mocks(preview: bool, zones: list[str] | None = None) -> RecordingMonitor:
+    # A fresh root stack per test: set_mocks reuses an existing one, which would carry
+    # registrations and exports over from the previous test.
+    pulumi_settings.ROOT.set(None)
+    # Engine tests run the Automation API in this process and leave no current loop behind.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    mocks = AwsMocks(zones)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(
+        mocks, project="provision", stack="test", preview=preview, monitor=monitor
+    )
+    return monitor
+
+
+@pytest.fixture
+def mon():
+    monitor = _install_mocks(preview=False)
+    yield monitor
+    assert monitor.checked, "the assertions inside apply() never ran"
+
+
+@pytest.fixture
+def two_az_mon():
+    monitor = _install_mocks(preview=False, zones=["us-west-1a", "us-west-1c"])
+    yield monitor
+    assert monitor.checked, "the assertions inside apply() never ran"
+
+
+@pytest.fixture
+def preview_mon():
+    monitor = _install_mocks(preview=True)
+    yield monitor
+    assert monitor.checked, "the assertions inside apply() never ran"
+
+
+def make_args(**overrides: Any) -> EcsPoolArgs:
+    base = EcsPoolArgs(pool=POOL, region=REGION, names=NAMES, task_events=True)
+    return replace(base, **overrides)
+
+
+def make_pool(**overrides: Any) -> EcsPool:
+    return EcsPool("etl", make_args(**overrides))
+
+
+def outputs_of(pool: EcsPool) -> dict[str, Any]:
+    return {
+        "region": pool.region,
+        "account_id": pool.account_id,
+        "cluster_name": pool.cluster_name,
+        "cluster_arn": pool.cluster_arn,
+        "execution_role_arn": pool.execution_role_arn,
+        "task_role_arn": pool.task_role_arn,
+        "worker_user_name": pool.worker_user_name,
+        "vpc_id": pool.vpc_id,
+        "subnet_ids": pool.subnet_ids,
+        "security_group_id": pool.security_group_id,
+        "log_group_name": pool.log_group_name,
+        "registry_host": pool.registry_host,
+        "repository_url": pool.repository_url,
+        "events_queue_name": pool.events_queue_name,
+        "access_key_id": pool.access_key_id,
+        "secret_access_key": pool.secret_access_key,
+    }
+
+
+def after_all(pool: EcsPool, mon: RecordingMonitor, check: Callable[..., None]):
+    """Run ``check(values)`` once every resource is registered and every output resolved.
+
+    The access key depends on every other child, so once its id resolves all of them have been
+    registered with the monitor.
+    """
+
+    def run(values: dict[str, Any]) -> None:
+        mon.checked = True
+        check(values)
+
+    return pulumi.Output.all(**outputs_of(pool)).apply(run)
+
+
+CORE = {
+    (T_CLUSTER, "etl-cluster"),
+    (T_LOGS, "etl-logs"),
+    (T_ROLE, "etl-execution"),
+    (T_ROLE_ATTACH, "etl-execution-managed"),
+    (T_ROLE_POLICY, "etl-execution-logs"),
+    (T_REPO, "etl-repository"),
+    (T_LIFECYCLE, "etl-repository-lifecycle"),
+    (T_USER, "etl-worker"),
+    (T_POLICY, "etl-worker-policy"),
+    (T_USER_ATTACH, "etl-worker-policy-attachment"),
+    (T_KEY, "etl-worker-key"),
+}
+NETWORK = {
+    (T_VPC, "etl-vpc"),
+    (T_IGW, "etl-igw"),
+    (T_RTB, "etl-public"),
+    (T_ROUTE, "etl-default-route"),
+    *((T_SUBNET, f"etl-public-{az}") for az in AZS[:3]),
+    *((T_RTB_ASSOC, f"etl-public-{az}") for az in AZS[:3]),
+    (T_SG, "etl-tasks"),
+}
+EVENTS = {
+    (T_QUEUE, "etl-events"),
+    (T_QUEUE, "etl-events-dlq"),
+    (T_RULE, "etl-task-events"),
+    (T_QUEUE_POLICY, "etl-events-policy"),
+    (T_TARGET, "etl-task-events-target"),
+}
+TASK_ROLE = {
+    (T_ROLE, "etl-task"),
+    (T_ROLE_ATTACH, "etl-task-policy-0"),
+    (T_ROLE_ATTACH, "etl-task-policy-1"),
+}
+
+
+def _children(mon: RecordingMonitor) -> set[tuple[str, str]]:
+    component = mon.one(TYPE_TOKEN)
+    return {(r.type, r.name) for r in mon.registrations.values() if r.parent == component.urn}
+
+
+# -- resources, per mode --------------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_every_resource_type_name_and_parent(mon):
+    pool = make_pool(task_role_policy_arns=TASK_POLICIES)
+
+    def check(_):
+        component = mon.one(TYPE_TOKEN)
+        assert component.name == "etl"
+        assert component.urn.endswith(f"::pulumi:pulumi:Stack${TYPE_TOKEN}::etl")
+        children = _children(mon)
+        assert children == CORE | NETWORK | EVENTS | TASK_ROLE
+        for r in mon.registrations.values():
+            if r.parent == component.urn:
+                assert f"::{TYPE_TOKEN}${r.type}::{r.name}" in r.urn
+        # Nothing else was created (no stray resource outside the component).
+        assert len(mon.registrations) == 1 + len(children)
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_push_pool_has_no_task_events(mon):
+    pool = make_pool(task_events=False)
+
+    def check(values):
+        assert _children(mon) == CORE | NETWORK
+        assert values["events_queue_name"] is None
+        statements = mon.policy(T_POLICY)["Statement"]
+        assert not any(a.startswith("sqs:") for s in statements for a in s["Action"])
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_existing_network_creates_nothing_network_related(mon):
+    subnets = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+    pool = make_pool(vpc_id="vpc-0a1b2c3d4e5f60718", subnet_ids=subnets)
+
+    def check(values):
+        assert _children(mon) == CORE | EVENTS
+        assert values["vpc_id"] == "vpc-0a1b2c3d4e5f60718"
+        assert values["subnet_ids"] == subnets
+        assert values["security_group_id"] is None
+        # Not even the availability zones are looked up.
+        tokens = [t for t, _ in mon.aws.invokes]
+        assert "aws:index/getAvailabilityZones:getAvailabilityZones" not in tokens
+
+    return after_all(pool, mon, check)
+
+
+def test_vpc_without_subnets_is_rejected():
+    with pytest.raises(ValueError, match="give both or neither"):
+        EcsPool("x", make_args(vpc_id="vpc-0a1b2c3d4e5f60718"))
+    with pytest.raises(ValueError, match="give both or neither"):
+        EcsPool("x", make_args(subnet_ids=["subnet-0123456789abcdef0"]))
+
+
+@pulumi.runtime.test
+def test_no_task_role_unless_policies_are_given(mon):
+    pool = make_pool()
+
+    def check(values):
+        assert not _children(mon) & TASK_ROLE
+        assert [r.inputs["name"] for r in mon.of_type(T_ROLE)] == ["etl-ecs-execution"]
+        assert values["task_role_arn"] is None
+        passrole = _statement(mon.policy(T_POLICY), "PassPoolRolesToEcsTasks")
+        assert passrole["Resource"] == [values["execution_role_arn"]]
+
+    return after_all(pool, mon, check)
+
+
+# -- tags -----------------------------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_everything_taggable_is_tagged(mon):
+    pool = make_pool(task_role_policy_arns=TASK_POLICIES)
+
+    def check(_):
+        for r in mon.registrations.values():
+            if r.type == TYPE_TOKEN:
+                continue
+            if r.type in TAGGABLE:
+                tags = r.inputs.get("tags")
+                assert tags is not None, r.name
+                assert {k: tags[k] for k in TAGS} == TAGS, r.name
+                assert set(tags) <= {*TAGS, "Name"}, r.name
+            else:
+                # Attachments, routes, policies of queues... have no tags in AWS.
+                assert "tags" not in r.inputs, r.name
+        assert mon.one(T_VPC).inputs["tags"]["Name"] == "etl-ecs"
+        assert mon.one(T_SUBNET, "etl-public-eu-west-1b").inputs["tags"]["Name"] == (
+            "etl-ecs-public-eu-west-1b"
+        )
+        assert mon.one(T_SG).inputs["tags"]["Name"] == "etl-ecs-tasks"
+        assert "Name" not in mon.one(T_CLUSTER).inputs["tags"]
+
+    return after_all(pool, mon, check)
+
+
+# -- IAM -------------------------------------------------------------------------------------
+
+
+def _statement(doc: dict, sid: str) -> dict:
+    found = [s for s in doc["Statement"] if s.get("Sid") == sid]
+    assert len(found) == 1, sid
+    return found[0]
+
+
+ECS = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
+
+
+@pulumi.runtime.test
+def test_worker_policy_statements_exactly(mon):
+    pool = make_pool(task_role_policy_arns=TASK_POLICIES)
+
+    def check(values):
+        doc = mon.policy(T_POLICY)
+        assert doc["Version"] == "2012-10-17"
+        family = f"{ECS}:task-definition/prefect_etl_{UUID}*"
+        tasks = f"{ECS}:task/etl-ecs/*"
+        expected = [
+            {
+                "Sid": "RegisterPoolTaskDefinitions",
+                "Effect": "Allow",
+                "Action": ["ecs:RegisterTaskDefinition"],
+                "Resource": family,
+            },
+            {
+                "Sid": "ReadAndRetireTaskDefinitions",
+                "Effect": "Allow",
+                "Action": ["ecs:DescribeTaskDefinition", "ecs:DeregisterTaskDefinition"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "RunPoolTasksOnCluster",
+                "Effect": "Allow",
+                "Action": ["ecs:RunTask"],
+                "Resource": family,
+                "Condition": {"ArnEquals": {"ecs:cluster": f"{ECS}:cluster/etl-ecs"}},
+            },
+            {
+                "Sid": "ManageClusterTasks",
+                "Effect": "Allow",
+                "Action": ["ecs:StopTask", "ecs:DescribeTasks"],
+                "Resource": tasks,
+            },
+            {
+                "Sid": "TagTasksAtLaunch",
+                "Effect": "Allow",
+                "Action": ["ecs:TagResource"],
+                "Resource": tasks,
+                "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}},
+            },
+            {
+                "Sid": "PassPoolRolesToEcsTasks",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": [
+                    f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-execution",
+                    f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-task",
+                ],
+                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            },
+            {
+                "Sid": "CheckNetworkConfiguration",
+                "Effect": "Allow",
+                "Action": ["ec2:DescribeVpcs", "ec2:DescribeSubnets"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"ec2:Region": REGION}},
+            },
+            {
+                "Sid": "ReadPoolLogs",
+                "Effect": "Allow",
+                "Action": ["logs:GetLogEvents"],
+                "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/prefect/ecs/etl"
+                ":log-stream:*",
+            },
+            {
+                "Sid": "ConsumeTaskStateEvents",
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:GetQueueUrl",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                ],
+                "Resource": f"arn:aws:sqs:{REGION}:{ACCOUNT}:etl-ecs-events",
+            },
+        ]
+        assert doc["Statement"] == expected
+        # "*" only where AWS offers no resource type: task-definition reads and EC2 describes.
+        wildcard = {a for s in doc["Statement"] if s["Resource"] == "*" for a in s["Action"]}
+        assert wildcard == {
+            "ecs:DescribeTaskDefinition",
+            "ecs:DeregisterTaskDefinition",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeSubnets",
+        }
+        policy = mon.one(T_POLICY)
+        assert policy.inputs["name"] == "etl-ecs-worker"
+        attach = mon.one(T_USER_ATTACH)
+        assert attach.inputs == {
+            "user": "etl-ecs-worker",
+            "policyArn": f"arn:aws:iam::{ACCOUNT}:policy/etl-ecs-worker",
+        }
+        assert mon.one(T_USER).inputs["name"] == "etl-ecs-worker"
+        assert values["worker_user_name"] == "etl-ecs-worker"
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_execution_role(mon):
+    pool = make_pool()
+
+    def check(values):
+        role = mon.one(T_ROLE, "etl-execution")
+        assert role.inputs["name"] == "etl-ecs-execution"
+        assert json.loads(role.inputs["assumeRolePolicy"]) == {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        managed = mon.one(T_ROLE_ATTACH, "etl-execution-managed")
+        assert managed.inputs == {"role": "etl-ecs-execution", "policyArn": EXECUTION_POLICY_ARN}
+        assert EXECUTION_POLICY_ARN == (
+            "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+        )
+        logs = mon.one(T_ROLE_POLICY)
+        assert logs.inputs["role"] == "etl-ecs-execution"
+        assert json.loads(logs.inputs["policy"]) == {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogGroup"],
+                    "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*",
+                }
+            ],
+        }
+        assert values["execution_role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-execution"
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_task_role_gets_exactly_the_given_policies(mon):
+    pool = make_pool(task_role_policy_arns=TASK_POLICIES)
+
+    def check(values):
+        role = mon.one(T_ROLE, "etl-task")
+        assert role.inputs["name"] == "etl-ecs-task"
+        assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+            }
+        ]
+        attached = [
+            r.inputs for r in mon.of_type(T_ROLE_ATTACH) if r.name.startswith("etl-task-policy")
+        ]
+        assert sorted(a["policyArn"] for a in attached) == sorted(TASK_POLICIES)
+        assert {a["role"] for a in attached} == {"etl-ecs-task"}
+        assert values["task_role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-task"
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_key_comes_last_and_its_inputs_are_constant(mon):
+    pool = make_pool(task_role_policy_arns=TASK_POLICIES)
+
+    def check(values):
+        key = mon.one(T_KEY)
+        # Only the user's name: nothing that changes between runs, so a rerun never replaces
+        # the key (AWS allows two per user).
+        assert key.inputs == {"user": "etl-ecs-worker"}
+        # Transitively, the key waits for every other child.
+        seen: set[str] = set()
+        todo = list(key.dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn not in seen:
+                seen.add(urn)
+                todo += mon.registrations[urn].dependencies
+        others = {r.urn for r in mon.registrations.values() if r.type not in (TYPE_TOKEN, T_KEY)}
+        assert others == seen
+        assert values["access_key_id"] == "AKIAIOSFODNN7EXAMPLE"
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_secret_access_key_is_secret(mon):
+    pool = make_pool()
+
+    def check(values):
+        is_secret, value = values
+        assert is_secret is True
+        assert value == "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+    return pulumi.Output.all(
+        pool.secret_access_key.is_secret(),
+        pulumi.Output.unsecret(pool.secret_access_key),
+        after_all(pool, mon, lambda _: None),
+    ).apply(lambda v: check(v[:2]))
+
+
+# -- network ---------------------------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_network(mon):
+    pool = make_pool(vpc_cidr="10.42.0.0/16")
+
+    def check(values):
+        vpc = mon.one(T_VPC)
+        assert vpc.inputs["cidrBlock"] == "10.42.0.0/16"
+        assert vpc.inputs["enableDnsSupport"] is True
+        assert vpc.inputs["enableDnsHostnames"] is True
+        vpc_id = values["vpc_id"]
+        assert vpc_id.startswith("vpc-")
+        subnets = sorted(mon.of_type(T_SUBNET), key=lambda r: r.inputs["availabilityZone"])
+        assert [s.inputs["availabilityZone"] for s in subnets] == AZS[:3]
+        assert [s.inputs["cidrBlock"] for s in subnets] == [
+            "10.42.0.0/18",
+            "10.42.64.0/18",
+            "10.42.128.0/18",
+        ]
+        assert all(s.inputs["vpcId"] == vpc_id for s in subnets)
+        assert all(s.inputs["mapPublicIpOnLaunch"] is True for s in subnets)
+        assert len(values["subnet_ids"]) == 3
+        assert all(i.startswith("subnet-") for i in values["subnet_ids"])
+
+        igw = mon.one(T_IGW)
+        assert igw.inputs["vpcId"] == vpc_id
+        table = mon.one(T_RTB)
+        assert table.inputs["vpcId"] == vpc_id
+        route = mon.one(T_ROUTE)
+        assert route.inputs["destinationCidrBlock"] == "0.0.0.0/0"
+        assert route.inputs["gatewayId"].startswith("igw-")
+        assert route.inputs["routeTableId"].startswith("rtb-")
+        assocs = mon.of_type(T_RTB_ASSOC)
+        assert {a.inputs["subnetId"] for a in assocs} == set(values["subnet_ids"])
+        assert {a.inputs["routeTableId"] for a in assocs} == {route.inputs["routeTableId"]}
+
+        sg = mon.one(T_SG)
+        assert sg.inputs["vpcId"] == vpc_id
+        assert sg.inputs["name"] == "etl-ecs-tasks"
+        assert sg.inputs["ingress"] == []
+        assert sg.inputs["egress"] == [
+            {"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}
+        ]
+        assert values["security_group_id"].startswith("sg-")
+
+        # Only AZs that need no opt-in (no Local or Wavelength Zones).
+        (azs_args,) = [
+            a for t, a in mon.aws.invokes if t.endswith("getAvailabilityZones:getAvailabilityZones")
+        ]
+        assert azs_args["state"] == "available"
+        assert azs_args["filters"] == [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_region_with_two_zones_gets_two_subnets(two_az_mon):
+    pool = make_pool(region="us-west-1", vpc_cidr="192.168.10.0/24")
+
+    def check(values):
+        subnets = two_az_mon.of_type(T_SUBNET)
+        assert sorted(s.inputs["availabilityZone"] for s in subnets) == ["us-west-1a", "us-west-1c"]
+        assert sorted(s.inputs["cidrBlock"] for s in subnets) == [
+            "192.168.10.0/26",
+            "192.168.10.64/26",
+        ]
+        assert len(values["subnet_ids"]) == 2
+        assert len(two_az_mon.of_type(T_RTB_ASSOC)) == 2
+
+    return after_all(pool, two_az_mon, check)
+
+
+@pulumi.runtime.test
+def test_no_zones_is_an_error():
+    # Under the runtime's test wrapper, so what registered before the error is awaited, not
+    # left pending on a discarded event loop.
+    _install_mocks(preview=False, zones=[])
+    with pytest.raises(ValueError, match="no availability zone"):
+        EcsPool("x", make_args())
+
+
+def test_subnet_cidrs():
+    assert subnet_cidrs("10.0.0.0/16", 3) == ["10.0.0.0/18", "10.0.64.0/18", "10.0.128.0/18"]
+    assert subnet_cidrs("172.20.4.0/22", 1) == ["172.20.4.0/24"]
+    assert subnet_cidrs("192.168.0.0/24", 3) == [
+        "192.168.0.0/26",
+        "192.168.0.64/26",
+        "192.168.0.128/26",
+    ]
+
+
+# -- logs, registry, events ------------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_log_group(mon):
+    pool = make_pool(log_retention_days=90)
+
+    def check(values):
+        logs = mon.one(T_LOGS)
+        assert logs.inputs["name"] == "/prefect/ecs/etl"
+        assert logs.inputs["retentionInDays"] == 90
+        assert values["log_group_name"] == "/prefect/ecs/etl"
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_repository_and_lifecycle(mon):
+    pool = make_pool(ecr_keep_images=12)
+
+    def check(values):
+        repo = mon.one(T_REPO)
+        assert repo.inputs["name"] == "etl-images"
+        assert repo.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+        assert repo.inputs["imageTagMutability"] == "MUTABLE"
+        assert repo.inputs["forceDelete"] is True
+        lifecycle = mon.one(T_LIFECYCLE)
+        assert lifecycle.inputs["repository"] == "etl-images"
+        assert json.loads(lifecycle.inputs["policy"]) == {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": "Keep the last 12 images",
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "imageCountMoreThan",
+                        "countNumber": 12,
+                    },
+                    "action": {"type": "expire"},
+                }
+            ]
+        }
+        assert values["repository_url"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/etl-images"
+        assert values["registry_host"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_task_events(mon):
+    pool = make_pool()
+
+    def check(values):
+        queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:etl-ecs-events"
+        dlq_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:etl-ecs-events-dlq"
+        rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/etl-ecs-task-events"
+        queue = mon.one(T_QUEUE, "etl-events")
+        assert queue.inputs["name"] == "etl-ecs-events"
+        assert queue.inputs["messageRetentionSeconds"] == 604800
+        assert queue.inputs["visibilityTimeoutSeconds"] == 300
+        assert queue.inputs["sqsManagedSseEnabled"] is True
+        assert json.loads(queue.inputs["redrivePolicy"]) == {
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": 3,
+        }
+        dlq = mon.one(T_QUEUE, "etl-events-dlq")
+        assert dlq.inputs["name"] == "etl-ecs-events-dlq"
+        assert dlq.inputs["messageRetentionSeconds"] == 1209600
+
+        rule = mon.one(T_RULE)
+        assert rule.inputs["name"] == "etl-ecs-task-events"
+        assert json.loads(rule.inputs["eventPattern"]) == {
+            "source": ["aws.ecs"],
+            "detail-type": ["ECS Task State Change"],
+            "detail": {"clusterArn": [f"{ECS}:cluster/etl-ecs"]},
+        }
+        target = mon.one(T_TARGET)
+        assert target.inputs == {"rule": "etl-ecs-task-events", "targetId": "sqs", "arn": queue_arn}
+        policy = mon.one(T_QUEUE_POLICY)
+        assert policy.inputs["queueUrl"] == (
+            f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/etl-ecs-events"
+        )
+        assert json.loads(policy.inputs["policy"]) == {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "TaskEventsFromRule",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                }
+            ],
+        }
+        # The rule only targets the queue once the queue accepts its messages.
+        assert policy.urn in target.dependencies
+        assert values["events_queue_name"] == "etl-ecs-events"
+
+    return after_all(pool, mon, check)
+
+
+# -- outputs ---------------------------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_outputs(mon):
+    pool = make_pool()
+
+    def check(values):
+        assert values["region"] == REGION
+        assert values["account_id"] == ACCOUNT
+        assert values["cluster_name"] == "etl-ecs"
+        assert values["cluster_arn"] == f"{ECS}:cluster/etl-ecs"
+        assert mon.one(T_CLUSTER).inputs == {"name": "etl-ecs", "tags": TAGS}
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_preview_registers_the_same_resources(preview_mon):
+    # Under preview nothing may hide inside apply(): the same children must register.
+    pool = make_pool(task_role_policy_arns=TASK_POLICIES)
+
+    def check(_):
+        assert _children(preview_mon) == CORE | NETWORK | EVENTS | TASK_ROLE
+
+    return after_all(pool, preview_mon, check)
+
+
+# -- pure helpers ----------------------------------------------------------------------------
+
+
+def test_worker_policy_without_queue_or_task_role():
+    doc = worker_policy(
+        region="us-east-1",
+        account="210987654321",
+        family_pattern="prefect_p_x*",
+        cluster_name="c",
+        cluster_arn="arn:aws:ecs:us-east-1:210987654321:cluster/c",
+        role_arns=["arn:aws:iam::210987654321:role/r"],
+        log_group_name="/g",
+        queue_arn=None,
+    )
+    sids = [s["Sid"] for s in doc["Statement"]]
+    assert sids == [
+        "RegisterPoolTaskDefinitions",
+        "ReadAndRetireTaskDefinitions",
+        "RunPoolTasksOnCluster",
+        "ManageClusterTasks",
+        "TagTasksAtLaunch",
+        "PassPoolRolesToEcsTasks",
+        "CheckNetworkConfiguration",
+        "ReadPoolLogs",
+    ]
+    assert all(s["Effect"] == "Allow" for s in doc["Statement"])
+
+
+def test_lifecycle_policy_count():
+    assert lifecycle_policy(1)["rules"][0]["selection"]["countNumber"] == 1
