@@ -57,8 +57,8 @@ ROLE_ACTIONS: dict[str, str] = {
         "container_groups.begin_delete after every run and on cancellation."
     ),
     "Microsoft.ContainerInstance/containerGroups/stop/action": (
-        "container_groups.begin_stop: stop a running group without deleting it "
-        "(keep_container_group)."
+        "container_groups.stop: with keep_container_group, a finished run's group is stopped "
+        "instead of deleted."
     ),
     "Microsoft.ContainerInstance/containerGroups/containers/logs/read": (
         "containers.list_logs: stream the job's output (stream_output)."
