@@ -1,0 +1,492 @@
+"""Azure: Container Instances pools (push and worker) on ``stacks/azure_aci.py``.
+
+Options come from the flags, then the pool's saved options, then the environment and the Azure
+CLI's own profile file (read, never executed), then defaults. Pulumi and the Azure SDKs are
+imported only when a program or a plan needs them, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import secrets
+import shlex
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from provision.errors import EngineError, InvalidInputError
+from provision.targets import azure_naming as naming
+from provision.targets.azure_errors import AZURE_ERROR_RULES, PROPAGATION_ERRORS
+from provision.targets.base import (
+    Grant,
+    NextSteps,
+    PlannedResource,
+    PoolType,
+    Target,
+    TargetOptions,
+)
+
+OPTION_KEYS: tuple[str, ...] = (
+    "subscription",
+    "location",
+    "resource_group",
+    "registry_name",
+    "registry_sku",
+    "secret_days",
+)
+
+PLACEHOLDER = "<created on up>"
+"""Stands in for values that exist only once ``up`` has run (plans, dry runs)."""
+
+_DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, as Entra ID takes it
+
+
+class AzureOptions(TargetOptions):
+    """Validated options of an Azure pool; saved verbatim in the pool's stack config."""
+
+    subscription: str
+    location: str
+    resource_group: str
+    registry_name: str | None = None
+    """``None``: derived from the pool and the stack's random suffix (see ``generated``)."""
+    registry_sku: str = "Basic"
+    secret_days: int = naming.DEFAULT_SECRET_DAYS
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def azure_config_dir(env: Mapping[str, str]) -> Path:
+    """Where the Azure CLI keeps its files: ``$AZURE_CONFIG_DIR`` or ``~/.azure``."""
+    if env.get("AZURE_CONFIG_DIR"):
+        return Path(env["AZURE_CONFIG_DIR"]).expanduser()
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".azure"
+
+
+def cli_default_subscription(env: Mapping[str, str]) -> str | None:
+    """The Azure CLI's default subscription id (``az account set``), or ``None``.
+
+    Reads ``azureProfile.json``, which the CLI writes with a UTF-8 byte-order mark. Unreadable
+    or malformed files count as absent: this is only a default.
+    """
+    path = azure_config_dir(env) / "azureProfile.json"
+    try:
+        profile = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    subscriptions = profile.get("subscriptions") if isinstance(profile, dict) else None
+    for sub in subscriptions if isinstance(subscriptions, list) else ():
+        if isinstance(sub, dict) and sub.get("isDefault") is True and sub.get("id"):
+            return str(sub["id"])
+    return None
+
+
+def _validate(opts: dict[str, Any], sources: Mapping[str, str]) -> None:
+    """One-line InvalidInputError for the first bad option."""
+
+    def origin(key: str) -> str:
+        return f" (from {sources[key]})" if sources.get(key) else ""
+
+    if not naming.SUBSCRIPTION_RE.match(opts["subscription"]):
+        raise InvalidInputError(
+            f"Invalid Azure subscription id '{opts['subscription']}'{origin('subscription')}: "
+            "expected a GUID such as 00000000-0000-0000-0000-000000000000."
+        )
+    location = opts["location"]
+    if location not in naming.AZURE_LOCATIONS:
+        close = difflib.get_close_matches(location, naming.AZURE_LOCATIONS, n=1)
+        hint = f"did you mean {close[0]}?" if close else "see `az account list-locations -o table`."
+        raise InvalidInputError(f"Unknown Azure location '{location}'{origin('location')}; {hint}")
+    if not naming.RESOURCE_GROUP_RE.match(opts["resource_group"]):
+        raise InvalidInputError(
+            f"Invalid --resource-group '{opts['resource_group']}'{origin('resource_group')}: 1-90 "
+            "letters, digits, '_', '-', '.', '(' or ')', not ending with '.'."
+        )
+    registry = opts["registry_name"]
+    if registry is not None and not naming.REGISTRY_NAME_RE.match(registry):
+        raise InvalidInputError(
+            f"Invalid --registry-name '{registry}'{origin('registry_name')}: 5-50 letters and "
+            "digits only (no '-' or '_')."
+        )
+    if opts["registry_sku"] not in naming.REGISTRY_SKUS:
+        raise InvalidInputError(
+            f"Invalid --registry-sku '{opts['registry_sku']}'{origin('registry_sku')}: use one "
+            f"of {', '.join(naming.REGISTRY_SKUS)}."
+        )
+    days = opts["secret_days"]
+    if (
+        isinstance(days, bool)
+        or not isinstance(days, int)
+        or not naming.SECRET_DAYS_MIN <= days <= naming.SECRET_DAYS_MAX
+    ):
+        raise InvalidInputError(
+            f"Invalid --secret-days {days!r}{origin('secret_days')}: a whole number of days "
+            f"from {naming.SECRET_DAYS_MIN} to {naming.SECRET_DAYS_MAX}."
+        )
+
+
+def _canonical_sku(value: Any) -> Any:
+    """``basic``/``BASIC`` → ``Basic``; anything else is left for validation to reject."""
+    if isinstance(value, str):
+        for sku in naming.REGISTRY_SKUS:
+            if value.strip().lower() == sku.lower():
+                return sku
+    return value
+
+
+def secret_end_date(secret_start: str, days: int) -> str:
+    """The client secret's end date: the stack's fixed start plus ``days`` (RFC 3339, UTC)."""
+    start = datetime.strptime(secret_start, _DATE_FORMAT).replace(tzinfo=UTC)
+    return (start + timedelta(days=days)).strftime(_DATE_FORMAT)
+
+
+def _get(outputs: Mapping[str, Any], key: str) -> Any:
+    value = outputs.get(key)
+    return PLACEHOLDER if value in (None, "") else value
+
+
+class AzureTarget(Target):
+    """Azure Container Instances pools in one subscription, location and resource group."""
+
+    cloud = "azure"
+    options_model = AzureOptions
+    block_type = "azure-container-instance-credentials"
+    block_suffix = "aci-credentials"
+    error_rules = AZURE_ERROR_RULES
+    propagation_errors = PROPAGATION_ERRORS
+    orphan_hints = {
+        "azuread:index/applicationPassword:ApplicationPassword": (
+            "List the app's secrets with `az ad app credential list --id <client_id>` and "
+            "delete any whose keyId is not the stack's (`pulumi stack export`) with `az ad app "
+            "credential delete --id <client_id> --key-id <keyId>`."
+        ),
+        "azuread:index/application:Application": (
+            "Find duplicates with `az ad app list --display-name provision-aci-<pool>` and "
+            "delete the one whose appId differs from the stack's client_id with `az ad app "
+            "delete --id <appId>`."
+        ),
+        "azuread:index/servicePrincipal:ServicePrincipal": (
+            "A service principal belongs to its app: deleting a duplicate app (`az ad app "
+            "delete`) removes it too."
+        ),
+    }
+
+    # -- options ----------------------------------------------------------------------------
+
+    def resolve_options(
+        self,
+        pool: str,
+        pool_type: PoolType,
+        given: Mapping[str, Any],
+        env: Mapping[str, str],
+        saved: TargetOptions | None = None,
+    ) -> AzureOptions:
+        """Flags > saved options > environment / Azure CLI profile > defaults, then validate.
+
+        Subscription: ``AZURE_SUBSCRIPTION_ID``, then the Azure CLI's default subscription.
+        Location: only ``--location`` (or the saved one): a region is a choice, not a default.
+        Resource group defaults to ``<pool>-rg``; the registry name to the pool's alphanumerics
+        plus the stack's random suffix (decided in :meth:`program`).
+        """
+        for key, value in given.items():
+            if value is not None and key not in OPTION_KEYS:
+                raise InvalidInputError(
+                    f"Option {_flag(key)} does not apply to type '{pool_type.name}'."
+                )
+        prior = saved.model_dump() if saved is not None else {}
+        sources: dict[str, str] = {}
+
+        def pick(key: str) -> Any:
+            if given.get(key) is not None:
+                sources[key] = _flag(key)
+                return given[key]
+            if prior.get(key) is not None:
+                sources[key] = "the pool's saved options"
+                return prior[key]
+            return None
+
+        subscription = pick("subscription")
+        if subscription is None and env.get("AZURE_SUBSCRIPTION_ID", "").strip():
+            subscription, sources["subscription"] = (
+                env["AZURE_SUBSCRIPTION_ID"],
+                "AZURE_SUBSCRIPTION_ID",
+            )
+        if subscription is None:
+            subscription = cli_default_subscription(env)
+            sources["subscription"] = "the Azure CLI's default subscription"
+        if not subscription:
+            raise InvalidInputError(
+                "No Azure subscription: pass --subscription, set AZURE_SUBSCRIPTION_ID or run "
+                "`az account set --subscription ID`."
+            )
+
+        location = pick("location")
+        if not location:
+            raise InvalidInputError("No Azure location: pass --location (e.g. westeurope).")
+
+        secret_days = pick("secret_days")
+        opts: dict[str, Any] = {
+            "subscription": str(subscription).strip().lower(),
+            "location": naming.normalize_location(str(location)),
+            "resource_group": pick("resource_group") or naming.resource_group(pool),
+            "registry_name": pick("registry_name"),
+            "registry_sku": _canonical_sku(pick("registry_sku") or "Basic"),
+            "secret_days": naming.DEFAULT_SECRET_DAYS if secret_days is None else secret_days,
+        }
+        _validate(opts, sources)
+        return AzureOptions(**opts)
+
+    def generated_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+        """Chosen once per stack, then kept: the registry suffix and the secret's start.
+
+        The secret's end date is ``secret_start + secret_days``: computing it from ``now()`` on
+        every run would change it, and a changed end date re-creates the secret.
+        """
+        return {
+            "registry_suffix": secrets.token_hex(4),
+            "secret_start": datetime.now(UTC).strftime(_DATE_FORMAT),
+        }
+
+    def provider_config(self, options: TargetOptions) -> dict[str, str]:
+        """Subscription and default location of azure-native (every resource also sets them).
+
+        pulumi-azuread needs neither: Entra ID is per tenant, from the same login.
+        """
+        opts = _azure(options)
+        return {
+            "azure-native:subscriptionId": opts.subscription,
+            "azure-native:location": opts.location,
+        }
+
+    # -- program ----------------------------------------------------------------------------
+
+    def program(
+        self,
+        pool: str,
+        pool_type: PoolType,
+        options: TargetOptions,
+        generated: Mapping[str, str],
+    ) -> Callable[[], None]:
+        """The inline program: one ``ContainerInstancePool`` and its outputs as stack exports."""
+        import pulumi
+
+        from stacks.azure_aci import ContainerInstancePool, ContainerInstancePoolArgs
+
+        opts = _azure(options)
+        suffix = generated.get("registry_suffix", "")
+        if not naming.REGISTRY_SUFFIX_RE.match(suffix):
+            raise ValueError(
+                f"generated registry_suffix must be 8 lowercase hex chars, not {suffix!r}"
+            )
+        try:
+            end_date = secret_end_date(generated.get("secret_start", ""), opts.secret_days)
+        except ValueError:
+            raise ValueError(
+                "generated secret_start must be an RFC 3339 UTC time like "
+                f"2026-01-01T00:00:00Z, not {generated.get('secret_start')!r}"
+            ) from None
+        args = ContainerInstancePoolArgs(
+            pool=pool,
+            subscription_id=opts.subscription,
+            location=opts.location,
+            resource_group_name=opts.resource_group,
+            registry_name=self._registry_name(pool, opts, generated),
+            identity_name=naming.identity_name(pool),
+            app_display_name=naming.app_display_name(pool),
+            secret_end_date=end_date,
+            registry_sku=opts.registry_sku,
+        )
+
+        def run() -> None:
+            infra = ContainerInstancePool(pool, args)
+            pulumi.export("subscription_id", infra.subscription_id)
+            pulumi.export("tenant_id", infra.tenant_id)
+            pulumi.export("location", infra.location)
+            pulumi.export("resource_group_name", infra.resource_group_name)
+            pulumi.export("registry_name", infra.registry_name)
+            pulumi.export("registry_login_server", infra.registry_login_server)
+            pulumi.export("identity_id", infra.identity_id)
+            pulumi.export("identity_client_id", infra.identity_client_id)
+            pulumi.export("client_id", infra.client_id)
+            pulumi.export("client_secret", infra.client_secret)
+            pulumi.export("client_secret_end_date", infra.client_secret_end_date)
+            pulumi.export("role_definition_id", infra.role_definition_id)
+
+        return run
+
+    def expected_outputs(self, pool: str, pool_type: PoolType, options: TargetOptions) -> dict:
+        """The non-secret stack outputs ``up`` will produce, computed without the engine.
+
+        The tenant, the client id and (unless --registry-name was given) the registry's random
+        name are not predictable and are left out.
+        """
+        opts = _azure(options)
+        expected: dict[str, Any] = {
+            "subscription_id": opts.subscription,
+            "location": opts.location,
+            "resource_group_name": opts.resource_group,
+            "identity_id": naming.identity_id(
+                opts.subscription, opts.resource_group, naming.identity_name(pool)
+            ),
+        }
+        if opts.registry_name:
+            expected["registry_name"] = opts.registry_name
+            expected["registry_login_server"] = naming.login_server(opts.registry_name)
+        return expected
+
+    # -- Prefect ----------------------------------------------------------------------------
+
+    def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``azure-container-instance-credentials`` block: the app's client credentials."""
+        data = {
+            "client_id": outputs.get("client_id"),
+            "tenant_id": outputs.get("tenant_id"),
+            "client_secret": outputs.get("client_secret"),
+        }
+        missing = [k for k, v in data.items() if not isinstance(v, str) or not v]
+        if missing:
+            raise EngineError(
+                f"The stack outputs lack {', '.join(missing)} for the credentials block.",
+                hint="Rerun `provision up` for the pool; if it persists, report a bug.",
+            )
+        return data
+
+    def template_defaults(
+        self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None
+    ) -> dict[str, Any]:
+        """Defaults for variables the azure-container-instance worker template declares.
+
+        ``aci_credentials`` (the block), ``resource_group_name``, ``subscription_id``, the
+        identity the container groups run as (``identities``) and the registry they pull from
+        with it (``image_registry``, the worker's ACRManagedIdentity shape). The image is left
+        alone: it names the user's own image, pushed to the registry.
+        """
+        identity = _get(outputs, "identity_id")
+        return {
+            "aci_credentials": {"$ref": {"block_document_id": block_document_id or PLACEHOLDER}},
+            "resource_group_name": _get(outputs, "resource_group_name"),
+            "subscription_id": _get(outputs, "subscription_id"),
+            "identities": [identity],
+            "image_registry": {
+                "registry_url": _get(outputs, "registry_login_server"),
+                "identity": identity,
+            },
+        }
+
+    # -- plan & summary ---------------------------------------------------------------------
+
+    def planned_resources(
+        self, pool: str, pool_type: PoolType, options: TargetOptions
+    ) -> list[PlannedResource]:
+        """Every resource ``ContainerInstancePool`` creates, in creation order."""
+        from stacks.azure_aci import ROLE_ACTIONS
+
+        opts = _azure(options)
+        registry = self._registry_display(pool, opts)
+        identity = naming.identity_name(pool)
+        tags = f"tags managed-by=provision, prefect-work-pool={pool}"
+        return [
+            PlannedResource("Resource group", opts.resource_group, f"{opts.location}, {tags}"),
+            PlannedResource(
+                "Container registry", registry, f"{opts.registry_sku}, admin user disabled"
+            ),
+            PlannedResource("Managed identity", identity, "container groups run as it"),
+            PlannedResource("Role assignment", f"AcrPull → {identity}", f"on registry {registry}"),
+            PlannedResource(
+                "Entra ID application", naming.app_display_name(pool), "the worker's identity"
+            ),
+            PlannedResource("Service principal", naming.app_display_name(pool), "of the app"),
+            PlannedResource(
+                "Custom role",
+                self._role_display(opts),
+                f"{len(ROLE_ACTIONS)} actions, assignable on {opts.resource_group} only",
+            ),
+            PlannedResource(
+                "Role assignment", "custom role → service principal", f"on {opts.resource_group}"
+            ),
+            PlannedResource(
+                "Client secret",
+                naming.app_display_name(pool),
+                f"one secret, valid {opts.secret_days} days from the first up, kept across reruns",
+            ),
+        ]
+
+    def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
+        """The two grants: the custom role to the app, AcrPull to the managed identity."""
+        from stacks.azure_aci import ROLE_ACTIONS
+
+        opts = _azure(options)
+        return [
+            Grant(
+                principal=f"service principal {naming.app_display_name(pool)}",
+                role=self._role_display(opts),
+                scope=f"resource group {opts.resource_group} only",
+                permissions=tuple(ROLE_ACTIONS),
+                why="Exactly the ARM calls the ACI worker makes: deploy a template that creates "
+                "a container group, poll it, read its logs, stop and delete it, and attach the "
+                "pool's identity to it; nothing outside the pool's resource group (not "
+                "Contributor).",
+            ),
+            Grant(
+                principal=f"managed identity {naming.identity_name(pool)}",
+                role="AcrPull",
+                scope=f"registry {self._registry_display(pool, opts)} only",
+                why="Container groups pull their images as this identity: no registry password "
+                "anywhere.",
+            ),
+        ]
+
+    def next_steps(self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]) -> NextSteps:
+        """How to push images, deploy to the pool, and what to run next."""
+        server = _get(outputs, "registry_login_server")
+        registry = _get(outputs, "registry_name")
+        snippet = (
+            f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(pool)}, '
+            f'image="{server}/my-image:latest")'
+        )
+        commands = [
+            # The worker's service principal cannot register providers; doing it once is
+            # harmless when already registered.
+            "az provider register --namespace Microsoft.ContainerInstance",
+            # Docker credentials from the user's own Entra login: no password on a command line.
+            f"az acr login --name {shlex.quote(str(registry))}",
+        ]
+        if not pool_type.push:
+            commands.append(f"prefect worker start --pool {shlex.quote(pool)}")
+        return NextSteps(image_namespace=server, deploy_snippet=snippet, commands=tuple(commands))
+
+    def location(self, options: TargetOptions) -> str:
+        """``subscription/resource group (location)``."""
+        opts = _azure(options)
+        return f"{opts.subscription}/{opts.resource_group} ({opts.location})"
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _registry_name(pool: str, opts: AzureOptions, generated: Mapping[str, str]) -> str:
+        if opts.registry_name:
+            return opts.registry_name
+        return naming.registry_name(pool, generated["registry_suffix"])
+
+    @staticmethod
+    def _registry_display(pool: str, opts: AzureOptions) -> str:
+        # The default name ends in a random suffix chosen on first up; show its shape.
+        if opts.registry_name:
+            return opts.registry_name
+        return naming.registry_name(pool, "0" * 8)[:-8] + "<random>"
+
+    @staticmethod
+    def _role_display(opts: AzureOptions) -> str:
+        from stacks.azure_aci import role_name
+
+        return role_name(opts.subscription, opts.resource_group)
+
+
+def _azure(options: TargetOptions) -> AzureOptions:
+    if isinstance(options, AzureOptions):
+        return options
+    return AzureOptions(**options.model_dump())

@@ -1,0 +1,177 @@
+"""Azure naming rules and regions, as pure data and functions.
+
+Default names are derived from the pool name and are valid whatever the pool name is, and
+stable (the same pool always maps to the same name, so a rerun never renames anything). When a
+name would be too long, the base is truncated and a 4-hex-char hash of the full pool name is
+added, so two long pool names sharing a prefix still get different names.
+
+Nothing here imports pulumi or a cloud SDK: the CLI validates options with these before any
+engine call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# Physical regions that accept resources (`az account list-locations`, regionType Physical).
+# Some are restricted to customers with a presence in the country (e.g. germanynorth,
+# norwaywest, switzerlandwest, uaecentral, southafricawest, australiacentral2, francesouth,
+# brazilsoutheast, jioindiacentral, jioindiawest, westindia); the cloud answers those. Container
+# Instances is not offered in every region either: this list catches typos, Azure has the
+# final word.
+AZURE_LOCATIONS: tuple[str, ...] = (
+    "australiacentral",
+    "australiacentral2",
+    "australiaeast",
+    "australiasoutheast",
+    "belgiumcentral",
+    "brazilsouth",
+    "brazilsoutheast",
+    "canadacentral",
+    "canadaeast",
+    "centralindia",
+    "centralus",
+    "chilecentral",
+    "eastasia",
+    "eastus",
+    "eastus2",
+    "francecentral",
+    "francesouth",
+    "germanynorth",
+    "germanywestcentral",
+    "indonesiacentral",
+    "israelcentral",
+    "italynorth",
+    "japaneast",
+    "japanwest",
+    "jioindiacentral",
+    "jioindiawest",
+    "koreacentral",
+    "koreasouth",
+    "malaysiawest",
+    "mexicocentral",
+    "newzealandnorth",
+    "northcentralus",
+    "northeurope",
+    "norwayeast",
+    "norwaywest",
+    "polandcentral",
+    "qatarcentral",
+    "southafricanorth",
+    "southafricawest",
+    "southcentralus",
+    "southeastasia",
+    "southindia",
+    "spaincentral",
+    "swedencentral",
+    "switzerlandnorth",
+    "switzerlandwest",
+    "uaecentral",
+    "uaenorth",
+    "uksouth",
+    "ukwest",
+    "westcentralus",
+    "westeurope",
+    "westindia",
+    "westus",
+    "westus2",
+    "westus3",
+)
+
+REGISTRY_SKUS: tuple[str, ...] = ("Basic", "Standard", "Premium")
+
+SECRET_DAYS_MIN = 1
+SECRET_DAYS_MAX = 730
+"""Entra ID's portal caps client secrets at 24 months; longer ones are a tenant-policy risk."""
+DEFAULT_SECRET_DAYS = 365
+
+# Subscription ids are GUIDs.
+SUBSCRIPTION_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+# Resource groups: 1-90 chars, Unicode letters/digits, '_', '-', '.', '(', ')'; no trailing '.'
+# (learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules).
+RESOURCE_GROUP_RE = re.compile(r"^[\w().-]{0,89}[\w()-]$")
+RESOURCE_GROUP_MAX = 90
+# Container registries: 5-50 alphanumerics; globally unique, case-insensitive.
+REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+REGISTRY_NAME_MAX = 50
+REGISTRY_SUFFIX_RE = re.compile(r"^[0-9a-f]{8}$")
+# User-assigned identities: 3-128 chars, alphanumerics, '-' and '_', alphanumeric first.
+IDENTITY_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$")
+IDENTITY_NAME_MAX = 128
+
+_HASH_LEN = 4
+
+
+def pool_hash(pool: str) -> str:
+    """4 lowercase hex chars that identify ``pool`` (stable across runs and machines)."""
+    return hashlib.sha256(pool.encode("utf-8")).hexdigest()[:_HASH_LEN]
+
+
+def base_name(pool: str) -> str:
+    """The pool name as an ASCII stem of ``[a-z0-9-]``, starting with a letter or digit.
+
+    Everything else becomes ``-``; runs of ``-`` collapse and edge hyphens go. An empty stem
+    becomes ``pool``.
+    """
+    stem = re.sub(r"[^a-z0-9-]", "-", pool.lower())
+    stem = re.sub(r"-{2,}", "-", stem).strip("-")
+    return stem or "pool"
+
+
+def _bounded(pool: str, suffix: str, limit: int) -> str:
+    """``{base}-{suffix}``, or ``{truncated base}-{hash}-{suffix}`` when that exceeds ``limit``."""
+    base = base_name(pool)
+    full = f"{base}-{suffix}"
+    if len(full) <= limit:
+        return full
+    keep = limit - len(suffix) - _HASH_LEN - 2  # two joining hyphens
+    head = base[:keep].rstrip("-")
+    return f"{head}-{pool_hash(pool)}-{suffix}"
+
+
+def resource_group(pool: str) -> str:
+    """Default resource group name: ``<pool>-rg``."""
+    return _bounded(pool, "rg", RESOURCE_GROUP_MAX)
+
+
+def identity_name(pool: str) -> str:
+    """Name of the user-assigned identity the pool's container groups run as."""
+    return _bounded(pool, "identity", IDENTITY_NAME_MAX)
+
+
+def app_display_name(pool: str) -> str:
+    """Display name of the pool's Entra ID app registration (find it with ``az ad app list``)."""
+    return f"provision-aci-{pool}"
+
+
+def registry_name(pool: str, suffix: str) -> str:
+    """Default registry name: the pool's alphanumerics, then the stack's random suffix.
+
+    ``suffix`` (8 hex chars) is chosen once per stack and kept: registry names are global
+    across Azure, so a name from the pool alone would collide with anyone's pool of that name.
+    """
+    if not REGISTRY_SUFFIX_RE.match(suffix):
+        raise ValueError(f"registry suffix must be 8 lowercase hex chars, not {suffix!r}")
+    stem = re.sub(r"[^a-z0-9]", "", pool.lower()) or "pool"
+    return stem[: REGISTRY_NAME_MAX - len(suffix)] + suffix
+
+
+def login_server(registry: str) -> str:
+    """The Docker host of a registry (Azure lowercases it)."""
+    return f"{registry.lower()}.azurecr.io"
+
+
+def normalize_location(location: str) -> str:
+    """``West Europe`` / ``WestEurope`` / ``westeurope`` → ``westeurope``."""
+    return re.sub(r"\s+", "", location).lower()
+
+
+def identity_id(subscription: str, resource_group_name: str, identity: str) -> str:
+    """The ARM id Azure gives a user-assigned identity."""
+    return (
+        f"/subscriptions/{subscription}/resourceGroups/{resource_group_name}/providers/"
+        f"Microsoft.ManagedIdentity/userAssignedIdentities/{identity}"
+    )

@@ -1,0 +1,914 @@
+"""AzureTarget: option resolution, naming, Prefect block and template wiring, grants, program."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pulumi
+import pytest
+from pulumi.runtime import settings as pulumi_settings
+
+from provision.engine_errors import classify
+from provision.errors import (
+    ApiNotEnabledError,
+    CloudCredentialsError,
+    EngineError,
+    InvalidInputError,
+    OrgPolicyError,
+    PermissionDeniedError,
+    QuotaExceededError,
+)
+from provision.registry import POOL_TYPES, target
+from provision.targets import azure_naming as naming
+from provision.targets.azure import (
+    PLACEHOLDER,
+    PROPAGATION_ERRORS,
+    AzureOptions,
+    AzureTarget,
+    cli_default_subscription,
+    secret_end_date,
+)
+from stacks.azure_aci import resource_group_id, role_definition_arm_id, role_definition_guid
+
+ACI = POOL_TYPES["azure-container-instance"]
+ACI_PUSH = POOL_TYPES["azure-container-instance:push"]
+
+SUB = "11111111-2222-3333-4444-555555555555"
+OTHER_SUB = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+TENANT = "99999999-8888-7777-6666-555555555555"
+
+NONE_GIVEN = dict.fromkeys(
+    ("subscription", "location", "resource_group", "registry_name", "registry_sku", "secret_days")
+)
+
+# Variables the azure-container-instance worker's template declares (prefect-azure
+# workers/container_instance.py AzureContainerVariables, plus BaseVariables); the tool may set
+# defaults only for these.
+TEMPLATE_VARIABLES = {
+    "name",
+    "env",
+    "labels",
+    "command",
+    "image",
+    "resource_group_name",
+    "subscription_id",
+    "identities",
+    "entrypoint",
+    "image_registry",
+    "cpu",
+    "gpu_count",
+    "gpu_sku",
+    "memory",
+    "subnet_ids",
+    "dns_servers",
+    "aci_credentials",
+    "stream_output",
+    "task_start_timeout_seconds",
+    "task_watch_poll_interval",
+    "keep_container_group",
+}
+
+TRICKY_POOLS = [
+    "a",
+    "etl",
+    "ETL",
+    "my_pool",
+    "My Pool #2",
+    "9lives",
+    "-leading-dash",
+    "trailing-dash-",
+    "___",
+    "😀 emoji pool",
+    "ünïcödé-pööl",
+    "data-team/prod",
+    "a" * 41,
+    "a" * 42,
+    "a" * 43,
+    "x" * 200,
+    "the-quick-brown-fox-jumps-over-the-lazy-dog-and-then-some-more",
+    "the-quick-brown-fox-jumps-over-the-lazy-cat-and-then-some-more",
+    "a-b" * 40,
+    "1",
+    "--",
+    "p",
+    "UPPER_and_lower_123",
+]
+
+
+@pytest.fixture
+def azure_target() -> AzureTarget:
+    return AzureTarget()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty HOME, so the developer's own Azure CLI profile never leaks into a test."""
+    return tmp_path / "home"
+
+
+def azure_profile(base: Path, *subs: tuple[str, bool], bom: bool = True) -> Path:
+    """Write ``azureProfile.json`` the way the Azure CLI does (UTF-8 with a BOM)."""
+    base.mkdir(parents=True, exist_ok=True)
+    profile = {
+        "installationId": "d0a1b2c3-0000-4000-8000-000000000000",
+        "subscriptions": [
+            {
+                "id": sub,
+                "name": f"sub {i}",
+                "state": "Enabled",
+                "user": {"name": "dev@contoso.com", "type": "user"},
+                "isDefault": default,
+                "tenantId": TENANT,
+                "environmentName": "AzureCloud",
+            }
+            for i, (sub, default) in enumerate(subs)
+        ],
+    }
+    raw = json.dumps(profile, indent=2).encode("utf-8")
+    (base / "azureProfile.json").write_bytes((codecs.BOM_UTF8 if bom else b"") + raw)
+    return base
+
+
+def resolve(t, *, pool="etl", pool_type=ACI, given=None, env=None, saved=None, home=None):
+    env = dict(env or {})
+    if home is not None:
+        env.setdefault("HOME", str(home))
+    return t.resolve_options(pool, pool_type, {**NONE_GIVEN, **(given or {})}, env, saved)
+
+
+def resolve_ok(t, home, **given):
+    """Resolve with a valid subscription and location, plus ``given``."""
+    return resolve(t, given={"subscription": SUB, "location": "westeurope", **given}, home=home)
+
+
+# -- resolve_options: sources and precedence -------------------------------------------------
+
+
+def test_defaults_derive_from_the_pool_name(azure_target, home):
+    opts = resolve(
+        azure_target,
+        pool="My_Pool",
+        given={"location": "westeurope"},
+        env={"AZURE_SUBSCRIPTION_ID": SUB},
+        home=home,
+    )
+    assert opts == AzureOptions(
+        subscription=SUB,
+        location="westeurope",
+        resource_group="my-pool-rg",
+        registry_name=None,
+        registry_sku="Basic",
+        secret_days=365,
+    )
+
+
+def test_subscription_precedence(azure_target, tmp_path, home):
+    conf = azure_profile(
+        tmp_path / "az", (OTHER_SUB, False), ("cccccccc-0000-0000-0000-000000000001", True)
+    )
+    env = {
+        "AZURE_SUBSCRIPTION_ID": "dddddddd-0000-0000-0000-000000000002",
+        "AZURE_CONFIG_DIR": str(conf),
+    }
+    loc = {"location": "westeurope"}
+    saved = resolve(
+        azure_target,
+        given={**loc, "subscription": "eeeeeeee-0000-0000-0000-000000000003"},
+        home=home,
+    )
+
+    def subscription(**kw):
+        return resolve(azure_target, home=home, **kw).subscription
+
+    assert subscription(given={**loc, "subscription": SUB}, env=env, saved=saved) == SUB
+    assert subscription(env=env, saved=saved) == "eeeeeeee-0000-0000-0000-000000000003"
+    assert subscription(given=loc, env=env) == "dddddddd-0000-0000-0000-000000000002"
+    del env["AZURE_SUBSCRIPTION_ID"]
+    assert subscription(given=loc, env=env) == "cccccccc-0000-0000-0000-000000000001"
+
+
+def test_empty_env_values_count_as_unset(azure_target, tmp_path, home):
+    conf = azure_profile(tmp_path / "az", (SUB, True))
+    env = {"AZURE_SUBSCRIPTION_ID": "  ", "AZURE_CONFIG_DIR": str(conf)}
+    assert resolve(azure_target, given={"location": "westeurope"}, env=env).subscription == SUB
+
+
+def test_cli_profile_in_home(azure_target, home):
+    azure_profile(home / ".azure", (OTHER_SUB, False), (SUB, True))
+    assert resolve(azure_target, given={"location": "westeurope"}, home=home).subscription == SUB
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_cli_profile_with_or_without_bom(tmp_path, bom):
+    conf = azure_profile(tmp_path / "az", (SUB, True), bom=bom)
+    assert (conf / "azureProfile.json").read_bytes().startswith(codecs.BOM_UTF8) is bom
+    assert cli_default_subscription({"AZURE_CONFIG_DIR": str(conf)}) == SUB
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\xef\xbb\xbfnot json",
+        b"\xff\xfe\x00garbage",
+        b"[]",
+        b'{"subscriptions": {}}',
+        b'{"subscriptions": [{"id": "x", "isDefault": false}, "junk"]}',
+        b'{"subscriptions": [{"isDefault": true}]}',
+    ],
+)
+def test_malformed_or_default_less_profile_is_ignored(azure_target, tmp_path, home, content):
+    base = tmp_path / "az"
+    base.mkdir()
+    (base / "azureProfile.json").write_bytes(content)
+    env = {"AZURE_CONFIG_DIR": str(base)}
+    assert cli_default_subscription(env) is None
+    with pytest.raises(InvalidInputError, match="No Azure subscription"):
+        resolve(azure_target, given={"location": "westeurope"}, env=env, home=home)
+
+
+def test_missing_subscription_message(azure_target, home):
+    with pytest.raises(InvalidInputError) as info:
+        resolve(azure_target, given={"location": "westeurope"}, home=home)
+    assert info.value.message == (
+        "No Azure subscription: pass --subscription, set AZURE_SUBSCRIPTION_ID or run "
+        "`az account set --subscription ID`."
+    )
+    assert info.value.exit_code == 2
+
+
+def test_missing_location_names_the_flag(azure_target, home):
+    with pytest.raises(InvalidInputError) as info:
+        resolve(azure_target, given={"subscription": SUB}, home=home)
+    assert info.value.message == "No Azure location: pass --location (e.g. westeurope)."
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("spelling", ["westeurope", "WestEurope", "West Europe", " westeurope "])
+def test_location_spellings_normalise(azure_target, home, spelling):
+    assert resolve_ok(azure_target, home, location=spelling).location == "westeurope"
+
+
+def test_subscription_is_lowercased(azure_target, home):
+    assert resolve_ok(azure_target, home, subscription=SUB.upper()).subscription == SUB
+
+
+@pytest.mark.parametrize(("given", "canonical"), [("basic", "Basic"), ("PREMIUM", "Premium")])
+def test_sku_case_is_forgiven(azure_target, home, given, canonical):
+    assert resolve_ok(azure_target, home, registry_sku=given).registry_sku == canonical
+
+
+def test_saved_options_are_reused_and_flags_win(azure_target, home):
+    saved = AzureOptions(
+        subscription=SUB,
+        location="northeurope",
+        resource_group="custom-rg",
+        registry_name="customregistry",
+        registry_sku="Premium",
+        secret_days=90,
+    )
+    assert resolve(azure_target, saved=saved, home=home) == saved
+    again = resolve(azure_target, saved=saved, given={"secret_days": 30, "location": "uksouth"})
+    assert (again.secret_days, again.location) == (30, "uksouth")
+    assert again.resource_group == "custom-rg" and again.registry_name == "customregistry"
+
+
+def test_unset_options_of_other_clouds_are_ignored(azure_target, home):
+    opts = resolve_ok(azure_target, home, project=None, vpc_id=None, region=None)
+    assert opts.subscription == SUB
+
+
+def test_explicit_values(azure_target, home):
+    opts = resolve_ok(
+        azure_target,
+        home,
+        resource_group="Team.Data(prod)_1",
+        registry_name="TeamRegistry01",
+        registry_sku="Standard",
+        secret_days=730,
+    )
+    assert opts.resource_group == "Team.Data(prod)_1"
+    assert opts.registry_name == "TeamRegistry01"
+    assert (opts.registry_sku, opts.secret_days) == ("Standard", 730)
+    assert resolve_ok(azure_target, home, secret_days=1).secret_days == 1
+
+
+# -- resolve_options: bad input, one line each -----------------------------------------------
+
+OPTION_OF = "does not apply to type 'azure-container-instance'."
+BAD_INPUTS = [
+    ({"project": "acme-prod"}, f"Option --project {OPTION_OF}"),
+    ({"vpc_id": "vpc-123"}, f"Option --vpc-id {OPTION_OF}"),
+    ({"region": "us-east-1"}, f"Option --region {OPTION_OF}"),
+    ({"registry_writer": True}, f"Option --registry-writer {OPTION_OF}"),
+    ({"subscription": "not-a-guid"}, "Invalid Azure subscription id 'not-a-guid' (from --sub"),
+    ({"subscription": SUB[:-1]}, "Invalid Azure subscription id"),
+    ({"subscription": SUB + "0"}, "Invalid Azure subscription id"),
+    ({"subscription": "{" + SUB + "}"}, "Invalid Azure subscription id"),
+    ({"location": "westeurop"}, "Unknown Azure location 'westeurop' (from --location); did you"),
+    ({"location": "westeurop"}, "did you mean westeurope?"),
+    ({"location": "mars"}, "see `az account list-locations -o table`."),
+    ({"location": "europe-west1"}, "Unknown Azure location 'europe-west1'"),
+    ({"resource_group": "r" * 91}, "Invalid --resource-group"),
+    ({"resource_group": "ends-with-period."}, "Invalid --resource-group 'ends-with-period.'"),
+    ({"resource_group": "has space"}, "Invalid --resource-group"),
+    ({"resource_group": "slash/rg"}, "Invalid --resource-group"),
+    ({"resource_group": "hash#rg"}, "Invalid --resource-group"),
+    ({"registry_name": "abcd"}, "Invalid --registry-name 'abcd' (from --registry-name): 5-50"),
+    ({"registry_name": "a" * 51}, "Invalid --registry-name"),
+    ({"registry_name": "my-registry"}, "Invalid --registry-name"),
+    ({"registry_name": "my_registry"}, "Invalid --registry-name"),
+    ({"registry_name": "régistry1"}, "Invalid --registry-name"),
+    ({"registry_sku": "Free"}, "Invalid --registry-sku 'Free' (from --registry-sku): use one of"),
+    ({"registry_sku": "Classic"}, "Basic, Standard, Premium."),
+    ({"secret_days": 0}, "Invalid --secret-days 0 (from --secret-days): a whole number"),
+    ({"secret_days": 731}, "Invalid --secret-days 731"),
+    ({"secret_days": -5}, "from 1 to 730."),
+    ({"secret_days": True}, "Invalid --secret-days True"),
+    ({"secret_days": "30"}, "Invalid --secret-days '30'"),
+    ({"secret_days": 30.5}, "Invalid --secret-days 30.5"),
+]
+
+
+@pytest.mark.parametrize(("given", "needle"), BAD_INPUTS)
+def test_bad_inputs_are_one_line_errors(azure_target, home, given, needle):
+    with pytest.raises(InvalidInputError) as info:
+        resolve_ok(azure_target, home, **given)
+    message = info.value.message
+    assert needle in message
+    assert "\n" not in message
+    assert info.value.exit_code == 2
+
+
+def test_bad_subscription_names_its_source(azure_target, tmp_path, home):
+    with pytest.raises(InvalidInputError, match=r"'nope' \(from AZURE_SUBSCRIPTION_ID\)"):
+        resolve(
+            azure_target, given={"location": "westeurope"}, env={"AZURE_SUBSCRIPTION_ID": "nope"}
+        )
+    conf = azure_profile(tmp_path / "az", ("bad", True))
+    with pytest.raises(InvalidInputError, match=r"\(from the Azure CLI's default subscription\)"):
+        resolve(azure_target, given={"location": "westeurope"}, env={"AZURE_CONFIG_DIR": str(conf)})
+
+
+def test_bad_saved_location_names_its_source(azure_target, home):
+    saved = AzureOptions.model_construct(
+        subscription=SUB,
+        location="atlantis",
+        resource_group="etl-rg",
+        registry_sku="Basic",
+        registry_name=None,
+        secret_days=365,
+    )
+    with pytest.raises(InvalidInputError, match=r"\(from the pool's saved options\)"):
+        resolve(azure_target, saved=saved, home=home)
+
+
+def test_locations_list():
+    for loc in ("westeurope", "northeurope", "eastus", "eastus2", "uksouth", "westus2"):
+        assert loc in naming.AZURE_LOCATIONS
+    assert len(set(naming.AZURE_LOCATIONS)) == len(naming.AZURE_LOCATIONS)
+    assert all(re.fullmatch(r"[a-z]+[0-9]?", loc) for loc in naming.AZURE_LOCATIONS)
+    assert list(naming.AZURE_LOCATIONS) == sorted(naming.AZURE_LOCATIONS)
+
+
+# -- naming ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pool", TRICKY_POOLS)
+def test_derived_names_are_always_valid_and_stable(pool):
+    suffix = "0a1b2c3d"
+    registry = naming.registry_name(pool, suffix)
+    assert naming.REGISTRY_NAME_RE.match(registry), registry
+    assert registry.endswith(suffix) and registry == registry.lower()
+    assert registry == naming.registry_name(pool, suffix)  # stable
+    rg = naming.resource_group(pool)
+    assert naming.RESOURCE_GROUP_RE.match(rg), rg
+    assert rg.endswith("-rg") and rg == naming.resource_group(pool)
+    identity = naming.identity_name(pool)
+    assert naming.IDENTITY_NAME_RE.match(identity), identity
+    assert naming.login_server(registry) == f"{registry}.azurecr.io"
+
+
+@pytest.mark.parametrize("pool", TRICKY_POOLS)
+def test_derived_defaults_pass_resolve_options(azure_target, home, pool):
+    opts = resolve(
+        azure_target, pool=pool, given={"subscription": SUB, "location": "eastus"}, home=home
+    )
+    assert opts.resource_group == naming.resource_group(pool)
+
+
+def test_registry_names_over_many_pools():
+    pools = [f"pool-{i}" for i in range(300)] + [f"Team_{i}_ETL" for i in range(300)]
+    suffixes = [f"{i:08x}" for i in range(len(pools))]
+    names = [naming.registry_name(p, s) for p, s in zip(pools, suffixes, strict=True)]
+    assert all(naming.REGISTRY_NAME_RE.match(n) for n in names)
+    assert len(set(names)) == len(names)
+    # The suffix makes two stacks of the same pool (other subscriptions) distinct.
+    assert naming.registry_name("etl", "00000001") != naming.registry_name("etl", "00000002")
+
+
+def test_registry_name_shapes():
+    assert naming.registry_name("etl", "0a1b2c3d") == "etl0a1b2c3d"
+    assert naming.registry_name("My Pool #2", "0a1b2c3d") == "mypool20a1b2c3d"
+    assert naming.registry_name("___", "0a1b2c3d") == "pool0a1b2c3d"
+    assert naming.registry_name("😀", "0a1b2c3d") == "pool0a1b2c3d"
+    long = naming.registry_name("x" * 200, "0a1b2c3d")
+    assert len(long) == 50 and long.endswith("0a1b2c3d")
+    with pytest.raises(ValueError, match="registry suffix"):
+        naming.registry_name("etl", "XYZ")
+
+
+def test_other_names():
+    assert naming.resource_group("etl") == "etl-rg"
+    assert naming.resource_group("My Pool #2") == "my-pool-2-rg"
+    assert naming.identity_name("data_team") == "data-team-identity"
+    assert naming.app_display_name("etl") == "provision-aci-etl"
+    long_rg = naming.resource_group("y" * 300)
+    assert len(long_rg) == 90 and naming.pool_hash("y" * 300) in long_rg
+    assert naming.identity_id(SUB, "etl-rg", "etl-identity") == (
+        f"/subscriptions/{SUB}/resourceGroups/etl-rg/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/etl-identity"
+    )
+
+
+# -- generated & provider config --------------------------------------------------------------
+
+
+def test_generated_config_is_chosen_once(azure_target, home):
+    opts = resolve_ok(azure_target, home)
+    first = azure_target.generated_config("etl", opts)
+    second = azure_target.generated_config("etl", opts)
+    assert set(first) == {"registry_suffix", "secret_start"}
+    assert naming.REGISTRY_SUFFIX_RE.match(first["registry_suffix"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["secret_start"])
+    assert first["registry_suffix"] != second["registry_suffix"]  # random: kept by the engine
+
+
+def test_provider_config_and_location(azure_target, home):
+    opts = resolve_ok(azure_target, home)
+    assert azure_target.provider_config(opts) == {
+        "azure-native:subscriptionId": SUB,
+        "azure-native:location": "westeurope",
+    }
+    assert azure_target.location(opts) == f"{SUB}/etl-rg (westeurope)"
+
+
+def test_secret_end_date():
+    assert secret_end_date("2026-01-01T00:00:00Z", 365) == "2027-01-01T00:00:00Z"
+    assert secret_end_date("2026-02-28T13:14:15Z", 1) == "2026-03-01T13:14:15Z"
+    with pytest.raises(ValueError):
+        secret_end_date("yesterday", 1)
+
+
+def test_target_attributes(azure_target):
+    assert target("azure").__class__ is AzureTarget
+    assert azure_target.cloud == "azure"
+    assert azure_target.block_type == "azure-container-instance-credentials"
+    assert azure_target.block_suffix == "aci-credentials"
+    assert azure_target.options_model is AzureOptions
+    assert azure_target.error_rules
+    assert "azuread:index/applicationPassword:ApplicationPassword" in azure_target.orphan_hints
+
+
+# -- errors and propagation -------------------------------------------------------------------
+
+CLASSIFIED = [
+    (
+        "error: building auth config: obtain subscription() from Azure CLI: parsing json result "
+        "from the Azure CLI: waiting for the Azure CLI: exit status 1: ERROR: Please run 'az "
+        "login' to setup account.",
+        CloudCredentialsError,
+        "No usable Azure credentials.",
+    ),
+    (
+        "DefaultAzureCredential failed to retrieve a token from the included credentials.",
+        CloudCredentialsError,
+        "No usable Azure credentials.",
+    ),
+    (
+        "AADSTS700082: The refresh token has expired due to inactivity.",
+        CloudCredentialsError,
+        "No usable Azure credentials.",
+    ),
+    (
+        'Status=403 Code="AuthorizationFailed" Message="The client \'dev@contoso.com\' with '
+        "object id '0bf7' does not have authorization to perform action "
+        "'Microsoft.Authorization/roleDefinitions/write' over scope '/subscriptions/x' or the "
+        'scope is invalid."',
+        PermissionDeniedError,
+        "Permission denied in Azure: Microsoft.Authorization/roleDefinitions/write is missing.",
+    ),
+    (
+        "Could not create application: ApplicationsClient.BaseClient.Post(): unexpected status "
+        "403 with OData error: Authorization_RequestDenied: Insufficient privileges to complete "
+        "the operation.",
+        PermissionDeniedError,
+        "Entra ID refused to create the app registration",
+    ),
+    (
+        'Code="MissingSubscriptionRegistration" Message="The subscription is not registered '
+        "to use namespace 'Microsoft.ContainerRegistry'. See https://aka.ms/rps-not-found\"",
+        ApiNotEnabledError,
+        "(Microsoft.ContainerRegistry)",
+    ),
+    (
+        'Code="AlreadyInUse" Message="The registry DNS name etl0a1b2c3d.azurecr.io is already '
+        'in use. You can check if the name is already claimed using following API: ..."',
+        EngineError,
+        "The container registry name (etl0a1b2c3d.azurecr.io) is taken",
+    ),
+    (
+        'Code="QuotaExceeded" Message="Operation could not be completed as it results in '
+        'exceeding approved Total Regional Cores quota."',
+        QuotaExceededError,
+        "An Azure quota or limit was hit.",
+    ),
+    (
+        'Code="RequestDisallowedByPolicy" Message="Resource \'etl0a1b2c3d\' was disallowed by '
+        'policy. Policy identifiers: \'[{"policyAssignment":{"name":"Allowed locations"}}]\'"',
+        OrgPolicyError,
+        "An Azure Policy assignment forbids",
+    ),
+    (
+        "cannot create already existing resource '/subscriptions/x/resourceGroups/etl-rg'",
+        EngineError,
+        "already exists outside it: /subscriptions/x/resourceGroups/etl-rg.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "error", "needle"), CLASSIFIED)
+def test_error_rules_classify_azure_texts(azure_target, text, error, needle):
+    err = classify(text, pool="etl", rules=azure_target.error_rules)
+    assert type(err) is error, err.message
+    assert needle in err.message
+    assert "\n" not in err.message and err.hint
+
+
+PROPAGATING = [
+    'Code="PrincipalNotFound" Message="Principal 0f14a80d42e54d57afe046acf9dfae05 does not '
+    "exist in the directory c7cb8e56-3c8d-431c-a94c-866e27a25b45. Check that you have the "
+    "correct principal ID. If you are creating this principal and then immediately assigning "
+    'a role, this error might be related to a replication delay."',
+    "Principal 0f14a80d42e54d57afe046acf9dfae05 does not exist in the directory c7cb8e56.",
+    'Code="RoleDefinitionDoesNotExist" Message="The specified role definition with ID '
+    "'4789425d-7124-5abc-89ce-ac33c0def8a4' does not exist.\"",
+    "Could not create service principal: unexpected status 400 with OData error: "
+    "Request_BadRequest: The appId '1b2c' of the service principal does not reference a valid "
+    "application object.",
+    "unexpected status 404 with OData error: Request_ResourceNotFound: Resource "
+    "'0a1b2c3d-0000-4000-8000-000000000000' does not exist or one of its queried "
+    "reference-property objects are not present.",
+]
+
+NOT_PROPAGATING = [
+    "does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/"
+    "write' over scope '/subscriptions/x'",
+    "Authorization_RequestDenied: Insufficient privileges to complete the operation.",
+    "The registry DNS name etl.azurecr.io is already in use.",
+    "Please run 'az login' to setup account.",
+    'Code="RoleAssignmentExists" Message="The role assignment already exists."',
+    "The subscription is not registered to use namespace 'Microsoft.ContainerInstance'.",
+    # Across lines nothing may chain: the engine matches with DOTALL.
+    "Principal abc\ndoes not exist in the directory",
+]
+
+
+def _propagating(text: str) -> bool:
+    return any(re.search(p, text, re.IGNORECASE | re.DOTALL) for p in PROPAGATION_ERRORS)
+
+
+@pytest.mark.parametrize("text", PROPAGATING)
+def test_propagation_errors_match_real_texts(text):
+    assert _propagating(text)
+
+
+@pytest.mark.parametrize("text", NOT_PROPAGATING)
+def test_propagation_errors_leave_real_failures_alone(text):
+    assert not _propagating(text)
+
+
+def test_target_exposes_the_propagation_regexes(azure_target):
+    assert azure_target.propagation_errors == PROPAGATION_ERRORS
+
+
+# -- Prefect block and template ---------------------------------------------------------------
+
+IDENTITY_ID = naming.identity_id(SUB, "etl-rg", "etl-identity")
+OUTPUTS = {
+    "subscription_id": SUB,
+    "tenant_id": TENANT,
+    "location": "westeurope",
+    "resource_group_name": "etl-rg",
+    "registry_name": "etl0a1b2c3d",
+    "registry_login_server": "etl0a1b2c3d.azurecr.io",
+    "identity_id": IDENTITY_ID,
+    "identity_client_id": "c1c1c1c1-0000-4000-8000-000000000000",
+    "client_id": "a1a1a1a1-0000-4000-8000-000000000000",
+    "client_secret": "Qx8Q~fake.client.secret",
+    "client_secret_end_date": "2027-01-01T00:00:00Z",
+    "role_definition_id": role_definition_arm_id(
+        SUB, role_definition_guid(resource_group_id(SUB, "etl-rg"))
+    ),
+}
+
+
+def test_block_data(azure_target):
+    assert azure_target.block_data(OUTPUTS) == {
+        "client_id": OUTPUTS["client_id"],
+        "tenant_id": TENANT,
+        "client_secret": OUTPUTS["client_secret"],
+    }
+
+
+@pytest.mark.parametrize("missing", ["client_id", "tenant_id", "client_secret"])
+def test_block_data_rejects_missing_credentials(azure_target, missing):
+    with pytest.raises(EngineError) as info:
+        azure_target.block_data({**OUTPUTS, missing: None})
+    assert missing in info.value.message and "\n" not in info.value.message
+    assert OUTPUTS["client_secret"] not in info.value.message
+
+
+@pytest.mark.parametrize("pool_type", [ACI, ACI_PUSH])
+def test_template_defaults(azure_target, pool_type):
+    block_id = "8c1d6c1e-0000-4000-8000-000000000001"
+    defaults = azure_target.template_defaults(pool_type, OUTPUTS, block_id)
+    assert defaults == {
+        "aci_credentials": {"$ref": {"block_document_id": block_id}},
+        "resource_group_name": "etl-rg",
+        "subscription_id": SUB,
+        "identities": [IDENTITY_ID],
+        "image_registry": {"registry_url": "etl0a1b2c3d.azurecr.io", "identity": IDENTITY_ID},
+    }
+    assert set(defaults) <= TEMPLATE_VARIABLES
+
+
+def test_template_defaults_for_a_plan(azure_target, home):
+    opts = resolve_ok(azure_target, home)
+    expected = azure_target.expected_outputs("etl", ACI, opts)
+    defaults = azure_target.template_defaults(ACI, expected, None)
+    assert defaults["aci_credentials"] == {"$ref": {"block_document_id": PLACEHOLDER}}
+    assert defaults["image_registry"] == {"registry_url": PLACEHOLDER, "identity": IDENTITY_ID}
+    assert defaults["identities"] == [IDENTITY_ID]
+
+
+def test_expected_outputs_predict_the_real_ones(azure_target, home):
+    opts = resolve_ok(azure_target, home)
+    expected = azure_target.expected_outputs("etl", ACI, opts)
+    assert expected == {k: v for k, v in OUTPUTS.items() if k in expected}
+    assert {"client_secret", "tenant_id", "client_id", "registry_name"}.isdisjoint(expected)
+    named = azure_target.expected_outputs(
+        "etl", ACI, resolve_ok(azure_target, home, registry_name="etl0a1b2c3d")
+    )
+    assert named == {k: v for k, v in OUTPUTS.items() if k in named}
+    assert named["registry_login_server"] == "etl0a1b2c3d.azurecr.io"
+
+
+# -- plan, grants, next steps -----------------------------------------------------------------
+
+
+def test_grants(azure_target, home):
+    from stacks.azure_aci import ROLE_ACTIONS
+
+    opts = resolve_ok(azure_target, home)
+    role, pull = azure_target.grants("etl", ACI, opts)
+    assert role.principal == "service principal provision-aci-etl"
+    assert role.role == f"provision ACI submitter etl-rg {SUB}"
+    assert role.scope == "resource group etl-rg only"
+    assert role.permissions == tuple(ROLE_ACTIONS)
+    assert "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action" in role.permissions
+    assert pull.principal == "managed identity etl-identity"
+    assert pull.role == "AcrPull"
+    assert pull.scope == "registry etl<random> only"
+    assert all(g.why for g in (role, pull))
+    named = resolve_ok(azure_target, home, registry_name="teamreg01")
+    assert azure_target.grants("etl", ACI, named)[1].scope == "registry teamreg01 only"
+
+
+def test_planned_resources(azure_target, home):
+    opts = resolve_ok(azure_target, home, secret_days=90)
+    planned = azure_target.planned_resources("etl", ACI, opts)
+    kinds = [p.kind for p in planned]
+    assert kinds == [
+        "Resource group",
+        "Container registry",
+        "Managed identity",
+        "Role assignment",
+        "Entra ID application",
+        "Service principal",
+        "Custom role",
+        "Role assignment",
+        "Client secret",
+    ]
+    by_kind = {p.kind: p for p in planned}
+    assert by_kind["Resource group"].name == "etl-rg"
+    assert "westeurope" in by_kind["Resource group"].detail
+    assert by_kind["Container registry"].detail.startswith("Basic")
+    assert "90 days" in by_kind["Client secret"].detail
+    assert "9 actions" in by_kind["Custom role"].detail
+
+
+def test_next_steps_worker_pool(azure_target):
+    steps = azure_target.next_steps("my pool", ACI, OUTPUTS)
+    assert steps.image_namespace == "etl0a1b2c3d.azurecr.io"
+    assert steps.deploy_snippet == (
+        'my_flow.deploy(name="my-deployment", work_pool_name="my pool", '
+        'image="etl0a1b2c3d.azurecr.io/my-image:latest")'
+    )
+    assert steps.commands == (
+        "az provider register --namespace Microsoft.ContainerInstance",
+        "az acr login --name etl0a1b2c3d",
+        "prefect worker start --pool 'my pool'",
+    )
+    # Never a password on a command line.
+    assert not any("password" in c or OUTPUTS["client_secret"] in c for c in steps.commands)
+
+
+def test_next_steps_push_pool_has_no_worker(azure_target):
+    steps = azure_target.next_steps("etl", ACI_PUSH, OUTPUTS)
+    assert not any("prefect worker" in c for c in steps.commands)
+    assert "az acr login --name etl0a1b2c3d" in steps.commands
+
+
+def test_next_steps_for_a_plan(azure_target):
+    steps = azure_target.next_steps("etl", ACI, {})
+    assert steps.image_namespace == PLACEHOLDER
+    assert "az acr login --name '<created on up>'" in steps.commands
+
+
+# -- the program under mocks -------------------------------------------------------------------
+
+
+class ProgramMocks(pulumi.runtime.Mocks):
+    """Just enough provider behaviour for the exports (see tests/stacks for the full set)."""
+
+    def new_resource(self, args):
+        out = dict(args.inputs)
+        rid = f"{args.name}-id"
+        rg_id = f"/subscriptions/{SUB}/resourceGroups/{args.inputs.get('resourceGroupName')}"
+        if args.typ == "azure-native:resources:ResourceGroup":
+            rid, out["name"] = rg_id, args.inputs["resourceGroupName"]
+        elif args.typ == "azure-native:containerregistry:Registry":
+            name = args.inputs["registryName"]
+            rid = f"{rg_id}/providers/Microsoft.ContainerRegistry/registries/{name}"
+            out.update(name=name, loginServer=f"{name.lower()}.azurecr.io")
+        elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
+            rid = naming.identity_id(
+                SUB, args.inputs["resourceGroupName"], args.inputs["resourceName"]
+            )
+            out.update(principalId=str(uuid.uuid4()), clientId=OUTPUTS["identity_client_id"])
+        elif args.typ == "azuread:index/application:Application":
+            rid = "/applications/0a0a0a0a-0000-4000-8000-000000000000"
+            out.update(clientId=OUTPUTS["client_id"], objectId=rid.rsplit("/", 1)[-1])
+        elif args.typ == "azuread:index/servicePrincipal:ServicePrincipal":
+            out["objectId"] = "5b5b5b5b-0000-4000-8000-000000000000"
+        elif args.typ == "azuread:index/applicationPassword:ApplicationPassword":
+            out.update(value=OUTPUTS["client_secret"], keyId="6c6c6c6c-0000-4000-8000-0000000000")
+        return rid, out
+
+    def call(self, args):
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {"tenantId": TENANT, "objectId": "7d7d7d7d-0000-4000-8000-000000000000"}
+        return {}
+
+
+class Recorder(pulumi.runtime.Mocks):
+    """Wraps ProgramMocks and keeps every resource's inputs by type."""
+
+    def __init__(self) -> None:
+        self.inner = ProgramMocks()
+        self.inputs: dict[str, dict] = {}
+
+    def new_resource(self, args):
+        self.inputs[args.typ] = dict(args.inputs)
+        return self.inner.new_resource(args)
+
+    def call(self, args):
+        return self.inner.call(args)
+
+
+@pytest.fixture
+def program_mocks():
+    pulumi_settings.ROOT.set(None)  # fresh root stack: exports must not carry over
+    # Engine tests run the Automation API in this process and leave no current loop behind.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="provision", stack="etl", preview=False)
+    state = {"checked": False, "recorder": recorder}
+    yield state
+    assert state["checked"], "the assertions inside apply() never ran"
+
+
+GENERATED = {"registry_suffix": "0a1b2c3d", "secret_start": "2026-01-01T00:00:00Z"}
+
+
+@pulumi.runtime.test
+def test_program_exports(azure_target, home, program_mocks):
+    opts = resolve_ok(azure_target, home)
+    azure_target.program("etl", ACI, opts, GENERATED)()
+    exports = pulumi.runtime.get_root_resource().outputs
+    assert set(exports) == set(OUTPUTS)
+
+    def check(values):
+        program_mocks["checked"] = True
+        values = dict(values)
+        assert values.pop("_secret") is True
+        assert values == OUTPUTS
+        assert azure_target.block_data(values)["client_secret"] == OUTPUTS["client_secret"]
+
+    secret = pulumi.Output.from_input(exports["client_secret"])
+    return pulumi.Output.all(_secret=secret.is_secret(), **exports).apply(check)
+
+
+@pulumi.runtime.test
+def test_program_names_and_end_date_never_depend_on_now(
+    azure_target, home, program_mocks, monkeypatch
+):
+    import provision.targets.azure as azure_module
+
+    class NoNow:
+        """Any call to now() from the program would be a per-run value: forbid it."""
+
+        @staticmethod
+        def now(*_a, **_k):
+            raise AssertionError("the program must not read the clock")
+
+        strptime = staticmethod(azure_module.datetime.strptime)
+
+    monkeypatch.setattr(azure_module, "datetime", NoNow)
+    opts = resolve_ok(azure_target, home, secret_days=90, registry_sku="Premium")
+    azure_target.program("etl", ACI, opts, GENERATED)()
+    exports = pulumi.runtime.get_root_resource().outputs
+
+    def check(values):
+        program_mocks["checked"] = True
+        recorded = program_mocks["recorder"].inputs
+        password = recorded["azuread:index/applicationPassword:ApplicationPassword"]
+        assert password["endDate"] == "2026-04-01T00:00:00Z" == values["end"]
+        registry = recorded["azure-native:containerregistry:Registry"]
+        assert registry["registryName"] == "etl0a1b2c3d"
+        assert registry["sku"] == {"name": "Premium"}
+        assert recorded["azure-native:managedidentity:UserAssignedIdentity"]["resourceName"] == (
+            "etl-identity"
+        )
+        assert recorded["azuread:index/application:Application"]["displayName"] == (
+            "provision-aci-etl"
+        )
+
+    return pulumi.Output.all(end=exports["client_secret_end_date"]).apply(check)
+
+
+@pulumi.runtime.test
+def test_program_uses_a_given_registry_name(azure_target, home, program_mocks):
+    opts = resolve_ok(azure_target, home, registry_name="TeamRegistry01", resource_group="team-rg")
+    azure_target.program("etl", ACI, opts, GENERATED)()
+    exports = pulumi.runtime.get_root_resource().outputs
+
+    def check(values):
+        program_mocks["checked"] = True
+        assert values["registry_name"] == "TeamRegistry01"
+        assert values["registry_login_server"] == "teamregistry01.azurecr.io"
+        assert values["resource_group_name"] == "team-rg"
+
+    return pulumi.Output.all(**exports).apply(check)
+
+
+@pytest.mark.parametrize(
+    ("generated", "needle"),
+    [
+        ({}, "registry_suffix"),
+        ({**GENERATED, "registry_suffix": "XYZ"}, "registry_suffix"),
+        ({"registry_suffix": "0a1b2c3d"}, "secret_start"),
+        ({**GENERATED, "secret_start": "2026-01-01"}, "secret_start"),
+    ],
+)
+def test_program_rejects_bad_generated_config(azure_target, home, generated, needle):
+    with pytest.raises(ValueError, match=needle):
+        azure_target.program("etl", ACI, resolve_ok(azure_target, home), generated)
+
+
+def test_import_stays_light():
+    # The CLI imports targets for --help: no pulumi, no Azure SDK at import time.
+    code = (
+        "import sys, provision.targets.azure; "
+        "print(any(m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_azure')) "
+        "for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_grants_doc_lists_every_action_and_role():
+    from stacks.azure_aci import ACR_PULL_ROLE_GUID, ROLE_ACTIONS
+
+    doc = (Path(__file__).parents[2] / "docs" / "azure-grants.md").read_text()
+    for action in ROLE_ACTIONS:
+        assert f"`{action}`" in doc, action
+    assert "`AcrPull`" in doc and ACR_PULL_ROLE_GUID in doc
