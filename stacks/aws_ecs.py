@@ -183,6 +183,30 @@ def worker_policy(
     return _doc(*statements)
 
 
+STATEMENT_PURPOSE: dict[str, str] = {
+    "RegisterPoolTaskDefinitions": "The worker registers a task definition per deployment, in "
+    "families named prefect_<pool>_<deployment id>; only those families.",
+    "ReadAndRetireTaskDefinitions": "Reusing a registered definition, forwarding a crashed "
+    "run's logs and auto-deregistration read or retire definitions; AWS offers no resource "
+    "type for these two actions, so they cannot be scoped.",
+    "RunPoolTasksOnCluster": "Starting a flow run: only the pool's task definitions, and only "
+    "on the pool's cluster.",
+    "ManageClusterTasks": "Cancelling a flow run stops its task; the worker's observer reads "
+    "task tags to match ECS events to flow runs. Only tasks of the pool's cluster.",
+    "TagTasksAtLaunch": "RunTask carries the flow-run labels as tags; tagging is allowed only "
+    "as part of RunTask, never on existing resources.",
+    "PassPoolRolesToEcsTasks": "Task definitions name the pool's execution (and task) role; "
+    "only those roles, and only to ECS tasks.",
+    "CheckNetworkConfiguration": "The worker checks that the template's subnets belong to its "
+    "VPC; EC2 describe calls cannot be scoped beyond the region.",
+    "ReadPoolLogs": "The observer forwards a crashed run's last log lines to Prefect; only the "
+    "pool's log group.",
+    "ConsumeTaskStateEvents": "The worker's observer polls the pool's task-state queue to "
+    "notice tasks that stop or never start; only that queue.",
+}
+"""Why each statement of :func:`worker_policy` exists, by ``Sid`` (for plans and docs)."""
+
+
 def lifecycle_policy(keep_images: int) -> dict[str, Any]:
     """ECR lifecycle policy: expire everything but the ``keep_images`` newest images."""
     return {
@@ -496,26 +520,26 @@ class EcsPool(pulumi.ComponentResource):
         # pulumi-aws already marks the secret secret; wrap anyway so no refactor can leak it.
         self.secret_access_key = pulumi.Output.secret(key.secret)
 
-        self.register_outputs(
-            {
-                "region": self.region,
-                "account_id": self.account_id,
-                "cluster_name": self.cluster_name,
-                "cluster_arn": self.cluster_arn,
-                "execution_role_arn": self.execution_role_arn,
-                "task_role_arn": self.task_role_arn,
-                "worker_user_name": self.worker_user_name,
-                "vpc_id": self.vpc_id,
-                "subnet_ids": self.subnet_ids,
-                "security_group_id": self.security_group_id,
-                "log_group_name": self.log_group_name,
-                "registry_host": self.registry_host,
-                "repository_url": self.repository_url,
-                "events_queue_name": self.events_queue_name,
-                "access_key_id": self.access_key_id,
-                "secret_access_key": self.secret_access_key,
-            }
-        )
+        self.exports: dict[str, Any] = {
+            "region": self.region,
+            "account_id": self.account_id,
+            "cluster_name": self.cluster_name,
+            "cluster_arn": self.cluster_arn,
+            "execution_role_arn": self.execution_role_arn,
+            "task_role_arn": self.task_role_arn,
+            "worker_user_name": self.worker_user_name,
+            "vpc_id": self.vpc_id,
+            "subnet_ids": self.subnet_ids,
+            "security_group_id": self.security_group_id,
+            "log_group_name": self.log_group_name,
+            "registry_host": self.registry_host,
+            "repository_url": self.repository_url,
+            "events_queue_name": self.events_queue_name,
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key,
+        }
+        """Every output by its stack-export name (the names other code relies on)."""
+        self.register_outputs(self.exports)
 
     def _network(self, name, args: EcsPoolArgs, named, child):
         """VPC, public subnets in up to three AZs, internet gateway, routes, security group."""

@@ -21,6 +21,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from stacks.aws_ecs import (
     EXECUTION_POLICY_ARN,
+    STATEMENT_PURPOSE,
     TYPE_TOKEN,
     EcsPool,
     EcsPoolArgs,
@@ -283,25 +284,25 @@ def make_pool(**overrides: Any) -> EcsPool:
     return EcsPool("etl", make_args(**overrides))
 
 
-def outputs_of(pool: EcsPool) -> dict[str, Any]:
-    return {
-        "region": pool.region,
-        "account_id": pool.account_id,
-        "cluster_name": pool.cluster_name,
-        "cluster_arn": pool.cluster_arn,
-        "execution_role_arn": pool.execution_role_arn,
-        "task_role_arn": pool.task_role_arn,
-        "worker_user_name": pool.worker_user_name,
-        "vpc_id": pool.vpc_id,
-        "subnet_ids": pool.subnet_ids,
-        "security_group_id": pool.security_group_id,
-        "log_group_name": pool.log_group_name,
-        "registry_host": pool.registry_host,
-        "repository_url": pool.repository_url,
-        "events_queue_name": pool.events_queue_name,
-        "access_key_id": pool.access_key_id,
-        "secret_access_key": pool.secret_access_key,
-    }
+EXPORTS = [
+    "region",
+    "account_id",
+    "cluster_name",
+    "cluster_arn",
+    "execution_role_arn",
+    "task_role_arn",
+    "worker_user_name",
+    "vpc_id",
+    "subnet_ids",
+    "security_group_id",
+    "log_group_name",
+    "registry_host",
+    "repository_url",
+    "events_queue_name",
+    "access_key_id",
+    "secret_access_key",
+]
+"""The stack-export names: the e2e tests and the target read these, so they never change."""
 
 
 def after_all(pool: EcsPool, mon: RecordingMonitor, check: Callable[..., None]):
@@ -315,7 +316,7 @@ def after_all(pool: EcsPool, mon: RecordingMonitor, check: Callable[..., None]):
         mon.checked = True
         check(values)
 
-    return pulumi.Output.all(**outputs_of(pool)).apply(run)
+    return pulumi.Output.all(**pool.exports).apply(run)
 
 
 CORE = {
@@ -880,6 +881,7 @@ def test_outputs(mon):
     pool = make_pool()
 
     def check(values):
+        assert list(pool.exports) == EXPORTS
         assert values["region"] == REGION
         assert values["account_id"] == ACCOUNT
         assert values["cluster_name"] == "etl-ecs"
@@ -926,6 +928,20 @@ def test_worker_policy_without_queue_or_task_role():
         "ReadPoolLogs",
     ]
     assert all(s["Effect"] == "Allow" for s in doc["Statement"])
+
+
+def test_every_statement_has_a_purpose():
+    doc = worker_policy(
+        region="us-east-1",
+        account="210987654321",
+        family_pattern="f*",
+        cluster_name="c",
+        cluster_arn="arn:aws:ecs:us-east-1:210987654321:cluster/c",
+        role_arns=[],
+        log_group_name="/g",
+        queue_arn="arn:aws:sqs:us-east-1:210987654321:q",
+    )
+    assert [s["Sid"] for s in doc["Statement"]] == list(STATEMENT_PURPOSE)
 
 
 def test_lifecycle_policy_count():
