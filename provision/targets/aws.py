@@ -1,0 +1,551 @@
+"""AWS: ECS on Fargate pools (``ecs:push`` and the worker-based ``ecs``) on ``stacks/aws_ecs.py``.
+
+Options come from the flags, then the pool's saved options, then the environment and the AWS
+CLI's own configuration file (read, never executed), then defaults. Credentials are the AWS
+default chain, left to the provider; ``--profile`` (or ``AWS_PROFILE``) picks a profile.
+Pulumi and pulumi-aws are imported only when a program, a grant list or a plan needs them, so
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from provision.errors import EngineError, InvalidInputError
+from provision.targets import aws_naming as naming
+from provision.targets.aws_errors import AWS_ERROR_RULES, PROPAGATION_ERRORS
+from provision.targets.base import (
+    Grant,
+    NextSteps,
+    PlannedResource,
+    PoolType,
+    Target,
+    TargetOptions,
+)
+
+OPTION_KEYS: tuple[str, ...] = (
+    "region",
+    "profile",
+    "vpc_id",
+    "subnet_ids",
+    "vpc_cidr",
+    "log_retention_days",
+    "task_role_policy_arns",
+    "ecr_keep_images",
+)
+
+DEFAULT_VPC_CIDR = "10.42.0.0/16"
+"""CIDR of the VPC provision creates unless --vpc-cidr says otherwise. A /16 in 10/8 that is
+neither AWS's default-VPC range (172.31/16) nor the usual first picks (10.0/16, 10.1/16), so
+peering it with an existing network rarely collides."""
+DEFAULT_LOG_RETENTION_DAYS = 30
+DEFAULT_ECR_KEEP_IMAGES = 30
+
+PLACEHOLDER = "<created on up>"
+"""Stands in for values that exist only once ``up`` has run (plans, dry runs)."""
+
+OFFLINE_ACCOUNT = "<account-id>"
+"""The account id offline plans show: they run without credentials, so it is unknown."""
+
+OBSERVER_QUEUE_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME"
+OBSERVER_REGION_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION"
+
+
+class AwsOptions(TargetOptions):
+    """Validated options of an ECS pool; saved verbatim in the pool's stack config."""
+
+    pool: str
+    """The pool these options belong to, for the provider's default tags (``provider_config``
+    sees only the options). Set by ``resolve_options``; never a flag."""
+    region: str
+    profile: str | None = None
+    vpc_id: str | None = None
+    """An existing VPC (with ``subnet_ids``): nothing network-related is created."""
+    subnet_ids: tuple[str, ...] = ()
+    vpc_cidr: str | None = DEFAULT_VPC_CIDR
+    """CIDR of the VPC provision creates; ``None`` with an existing VPC."""
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    task_role_policy_arns: tuple[str, ...] = ()
+    """Managed policies for the flows' task role; the role exists only when there are some."""
+    ecr_keep_images: int = DEFAULT_ECR_KEEP_IMAGES
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _get(outputs: Mapping[str, Any], key: str) -> Any:
+    value = outputs.get(key)
+    return PLACEHOLDER if value in (None, "", []) else value
+
+
+def _known_absent(outputs: Mapping[str, Any], key: str) -> bool:
+    """True when ``key`` is known not to exist: present with ``None``.
+
+    Plans pass partial outputs: a missing key is unknown (shown as a placeholder); a key that
+    is present but ``None`` is known to be absent (no task role, no security group).
+    """
+    return key in outputs and outputs[key] is None
+
+
+class AwsTarget(Target):
+    """ECS on Fargate pools in one AWS account and region."""
+
+    cloud = "aws"
+    options_model = AwsOptions
+    block_type = "aws-credentials"
+    block_suffix = "aws-credentials"
+    error_rules = AWS_ERROR_RULES
+    propagation_errors = PROPAGATION_ERRORS
+    orphan_hints = {
+        "aws:iam/accessKey:AccessKey": (
+            "List the worker user's keys with `aws iam list-access-keys --user-name "
+            "<pool>-ecs-worker` and delete any whose id is not aws_access_key_id in the "
+            "Prefect block with `aws iam delete-access-key --user-name <pool>-ecs-worker "
+            "--access-key-id <id>` (AWS allows two keys per user)."
+        ),
+    }
+
+    # -- options ----------------------------------------------------------------------------
+
+    def resolve_options(
+        self,
+        pool: str,
+        pool_type: PoolType,
+        given: Mapping[str, Any],
+        env: Mapping[str, str],
+        saved: TargetOptions | None = None,
+    ) -> AwsOptions:
+        """Flags > saved options > environment / AWS config > defaults, then validate.
+
+        Profile: ``AWS_PROFILE``. Region: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, then the
+        ``region`` of the profile (or ``[default]``) in the AWS config file; there is no
+        default region. A saved pool keeps its region: moving it means destroying it first.
+        Network: ``--vpc-id`` with ``--subnet-ids`` (an existing network), or ``--vpc-cidr``
+        (the VPC to create, default :data:`DEFAULT_VPC_CIDR`); either replaces the saved choice.
+        """
+        for key, value in given.items():
+            if value is not None and key not in OPTION_KEYS:
+                raise InvalidInputError(
+                    f"Option {_flag(key)} does not apply to type '{pool_type.name}'."
+                )
+        naming.validate_pool(pool, pool_type.name)
+        prior = _aws(saved).model_dump() if saved is not None else {}
+        sources: dict[str, str] = {}
+
+        def pick(key: str, default: Any = None) -> Any:
+            if given.get(key) is not None:
+                sources[key] = _flag(key)
+                return given[key]
+            if prior.get(key) is not None:
+                sources[key] = "the pool's saved options"
+                return prior[key]
+            return default
+
+        profile = pick("profile")
+        if profile is None and env.get("AWS_PROFILE"):
+            profile, sources["profile"] = env["AWS_PROFILE"], "AWS_PROFILE"
+        if profile is not None:
+            profile = str(profile).strip()
+            naming.validate_profile(profile, sources["profile"], naming.known_profiles(env))
+
+        region = pick("region")
+        if region is None:
+            region, sources["region"] = naming.environment_region(env, profile)
+        if not region:
+            raise InvalidInputError(
+                "No AWS region: pass --region, set AWS_REGION, or set a region in your AWS "
+                "profile (`aws configure set region REGION`)."
+            )
+        region = str(region).strip()
+        naming.validate_region(region, sources.get("region", ""))
+        if prior and region != prior["region"]:
+            raise InvalidInputError(
+                f"Pool '{pool}' lives in {prior['region']}, not {region}: destroy it first to "
+                "move it (IAM names are global, so both cannot exist at once)."
+            )
+
+        vpc_id, subnet_ids, vpc_cidr = naming.resolve_network(
+            given, prior, sources, DEFAULT_VPC_CIDR
+        )
+
+        opts: dict[str, Any] = {
+            "pool": pool,
+            "region": region,
+            "profile": profile,
+            "vpc_id": vpc_id,
+            "subnet_ids": subnet_ids,
+            "vpc_cidr": vpc_cidr,
+            "log_retention_days": pick("log_retention_days", DEFAULT_LOG_RETENTION_DAYS),
+            "task_role_policy_arns": tuple(pick("task_role_policy_arns", ())),
+            "ecr_keep_images": pick("ecr_keep_images", DEFAULT_ECR_KEEP_IMAGES),
+        }
+        naming.validate_numbers(opts["log_retention_days"], opts["ecr_keep_images"], sources)
+        naming.validate_policy_arns(
+            opts["task_role_policy_arns"], sources.get("task_role_policy_arns", "")
+        )
+        return AwsOptions(**opts)
+
+    def generated_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+        """Nothing random: every AWS name derives from the pool name alone."""
+        return {}
+
+    def provider_config(self, options: TargetOptions) -> dict[str, str]:
+        """Region, profile, and the tags every taggable resource gets (provider default_tags)."""
+        opts = _aws(options)
+        config = {
+            "aws:region": opts.region,
+            "aws:defaultTags": json.dumps({"tags": tags(opts.pool)}, sort_keys=True),
+        }
+        if opts.profile:
+            config["aws:profile"] = opts.profile
+        return config
+
+    # -- program ----------------------------------------------------------------------------
+
+    def program(
+        self,
+        pool: str,
+        pool_type: PoolType,
+        options: TargetOptions,
+        generated: Mapping[str, str],
+    ) -> Callable[[], None]:
+        """The inline program: one ``EcsPool`` and its outputs as stack exports.
+
+        The function carries ``offline_invokes`` (see ``provision/offline.py``): what offline
+        plans answer for the two data sources the stack reads, since there is no account to ask.
+        """
+        import pulumi
+
+        from stacks.aws_ecs import EcsPool
+
+        args = self._args(pool, pool_type, _aws(options))
+
+        def run() -> None:
+            infra = EcsPool(pool, args)
+            for key, value in infra.exports.items():
+                pulumi.export(key, value)
+
+        region = args.region
+        run.offline_invokes = {  # type: ignore[attr-defined]
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": OFFLINE_ACCOUNT,
+                "arn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/offline",
+                "userId": "OFFLINE",
+                "id": OFFLINE_ACCOUNT,
+            },
+            # The real zones come from the account on up; a plan shows the usual first three.
+            "aws:index/getAvailabilityZones:getAvailabilityZones": {
+                "id": region,
+                "names": [f"{region}{z}" for z in "abc"],
+                "zoneIds": [],
+                "groupNames": [],
+            },
+        }
+        return run
+
+    def expected_outputs(self, pool: str, pool_type: PoolType, options: TargetOptions) -> dict:
+        """The non-secret stack outputs ``up`` will produce, computed without the engine.
+
+        ARNs and the registry need the account id, and created VPC ids come from AWS: those are
+        left out. A key present with ``None`` means known absent (no task role, no queue for
+        push pools, no security group with an existing VPC).
+        """
+        opts = _aws(options)
+        expected: dict[str, Any] = {
+            "region": opts.region,
+            "cluster_name": naming.cluster_name(pool),
+            "worker_user_name": naming.worker_user_name(pool),
+            "log_group_name": naming.log_group_name(pool),
+            "events_queue_name": None if pool_type.push else naming.events_queue_name(pool),
+        }
+        if not opts.task_role_policy_arns:
+            expected["task_role_arn"] = None
+        if opts.vpc_id:
+            expected.update(
+                vpc_id=opts.vpc_id, subnet_ids=list(opts.subnet_ids), security_group_id=None
+            )
+        return expected
+
+    # -- Prefect ----------------------------------------------------------------------------
+
+    def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``aws-credentials`` block: the worker user's key and the pool's region."""
+        data = {
+            "aws_access_key_id": outputs.get("access_key_id"),
+            "aws_secret_access_key": outputs.get("secret_access_key"),
+            "region_name": outputs.get("region"),
+        }
+        missing = [k for k, v in data.items() if not isinstance(v, str) or not v]
+        if missing:
+            raise EngineError(
+                f"The stack outputs lack the credential's {', '.join(missing)}.",
+                hint="Rerun `provision up` for the pool; if it persists, report a bug.",
+            )
+        return data
+
+    def template_defaults(
+        self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None
+    ) -> dict[str, Any]:
+        """Defaults for variables the ``ecs`` worker's template declares (prefect-aws
+        ``ECSVariables``): credentials, cluster, roles, network and CloudWatch logs.
+
+        ``network_configuration`` is the inner ``awsvpcConfiguration`` object: the worker wraps
+        it itself, and only uses it when ``vpc_id`` is set beside it. The log options point
+        at the pool's log group with ``awslogs-create-group`` off, so tasks never need
+        ``logs:CreateLogGroup``; the stream prefix is left to the worker (one per deployment).
+        """
+        region = _get(outputs, "region")
+        network: dict[str, Any] = {"subnets": _subnets(outputs)}
+        if not _known_absent(outputs, "security_group_id"):
+            network["securityGroups"] = [_get(outputs, "security_group_id")]
+        # Public subnets without a NAT gateway: tasks need a public IP to reach ECR and Prefect.
+        network["assignPublicIp"] = "ENABLED"
+        defaults: dict[str, Any] = {
+            "aws_credentials": {"$ref": {"block_document_id": block_document_id or PLACEHOLDER}},
+            "cluster": _get(outputs, "cluster_arn"),
+            "vpc_id": _get(outputs, "vpc_id"),
+            "execution_role_arn": _get(outputs, "execution_role_arn"),
+            "network_configuration": network,
+            "configure_cloudwatch_logs": True,
+            "cloudwatch_logs_options": {
+                "awslogs-group": _get(outputs, "log_group_name"),
+                "awslogs-region": region,
+                "awslogs-create-group": "false",
+            },
+        }
+        if not _known_absent(outputs, "task_role_arn"):
+            defaults["task_role_arn"] = _get(outputs, "task_role_arn")
+        return defaults
+
+    # -- plan & summary ---------------------------------------------------------------------
+
+    def planned_resources(
+        self, pool: str, pool_type: PoolType, options: TargetOptions
+    ) -> list[PlannedResource]:
+        """Every resource ``EcsPool`` creates, roughly in creation order."""
+        from stacks.aws_ecs import EXECUTION_POLICY_ARN, MAX_AZS, subnet_cidrs
+
+        opts = _aws(options)
+        tagged = "tags ManagedBy=provision, PrefectWorkPool=" + pool
+        planned = [
+            PlannedResource("ECS cluster", naming.cluster_name(pool), tagged),
+            PlannedResource(
+                "CloudWatch log group",
+                naming.log_group_name(pool),
+                f"kept {opts.log_retention_days} days"
+                if opts.log_retention_days
+                else "kept forever",
+            ),
+            PlannedResource(
+                "IAM role",
+                naming.execution_role_name(pool),
+                f"task execution: {EXECUTION_POLICY_ARN.rsplit('/', 1)[-1]} + logs:CreateLogGroup",
+            ),
+        ]
+        if opts.task_role_policy_arns:
+            planned.append(
+                PlannedResource(
+                    "IAM role",
+                    naming.task_role_name(pool),
+                    f"task role, {len(opts.task_role_policy_arns)} managed policies",
+                )
+            )
+        if opts.vpc_id:
+            planned.append(
+                PlannedResource(
+                    "Network (existing, not managed)",
+                    opts.vpc_id,
+                    f"subnets {', '.join(opts.subnet_ids)}",
+                )
+            )
+        else:
+            cidrs = subnet_cidrs(opts.vpc_cidr or DEFAULT_VPC_CIDR, MAX_AZS)
+            planned += [
+                PlannedResource("VPC", naming.network_name(pool), opts.vpc_cidr or ""),
+                PlannedResource(
+                    "Public subnets",
+                    f"up to {MAX_AZS}, one per availability zone",
+                    ", ".join(cidrs),
+                ),
+                PlannedResource(
+                    "Internet gateway, route table", naming.network_name(pool), "0.0.0.0/0"
+                ),
+                PlannedResource(
+                    "Security group", naming.security_group_name(pool), "no ingress, all egress"
+                ),
+            ]
+        planned.append(
+            PlannedResource(
+                "ECR repository",
+                naming.repository_name(pool),
+                f"scan on push, keeps the last {opts.ecr_keep_images} images",
+            )
+        )
+        if not pool_type.push:
+            planned += [
+                PlannedResource(
+                    "EventBridge rule",
+                    naming.events_rule_name(pool),
+                    "ECS task state changes of the cluster",
+                ),
+                PlannedResource(
+                    "SQS queues",
+                    naming.events_queue_name(pool),
+                    f"+ {naming.events_dlq_name(pool)} (dead letters); sent to by the rule only",
+                ),
+            ]
+        planned += [
+            PlannedResource("IAM user", naming.worker_user_name(pool), "the pool's credential"),
+            PlannedResource(
+                "IAM policy", naming.worker_policy_name(pool), "least privilege, see grants"
+            ),
+            PlannedResource(
+                "IAM access key", naming.worker_user_name(pool), "one key, kept across reruns"
+            ),
+        ]
+        return planned
+
+    def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
+        """Every statement of the worker policy, then what the roles and the queue hold."""
+        from stacks.aws_ecs import EXECUTION_POLICY_ARN, STATEMENT_PURPOSE, worker_policy
+
+        opts = _aws(options)
+        args = self._args(pool, pool_type, opts)
+        account = OFFLINE_ACCOUNT  # grants are shown before the account is known
+        role_arns = [f"arn:aws:iam::{account}:role/{args.names.execution_role}"]
+        if opts.task_role_policy_arns:
+            role_arns.append(f"arn:aws:iam::{account}:role/{args.names.task_role}")
+        doc = worker_policy(
+            region=opts.region,
+            account=account,
+            family_pattern=args.names.family_pattern,
+            cluster_name=args.names.cluster,
+            cluster_arn=f"arn:aws:ecs:{opts.region}:{account}:cluster/{args.names.cluster}",
+            role_arns=role_arns,
+            log_group_name=args.names.log_group,
+            queue_arn=(
+                None
+                if pool_type.push
+                else f"arn:aws:sqs:{opts.region}:{account}:{args.names.events_queue}"
+            ),
+        )
+        worker = f"worker IAM user {args.names.worker_user}"
+        grants = [
+            Grant(
+                principal=worker,
+                role=f"{args.names.worker_policy}: {s['Sid']}",
+                scope=_scope(s),
+                permissions=tuple(s["Action"]),
+                why=STATEMENT_PURPOSE[s["Sid"]],
+            )
+            for s in doc["Statement"]
+        ]
+        grants.append(
+            Grant(
+                principal=f"execution role {args.names.execution_role} (assumed by ECS tasks)",
+                role=f"{EXECUTION_POLICY_ARN.rsplit('/', 1)[-1]} + logs:CreateLogGroup",
+                scope=f"ECR pulls, log delivery; log groups in {opts.region}",
+                why="ECS pulls the image and ships container logs with it. CreateLogGroup, "
+                "missing from AWS's policy, keeps tasks working when a deployment switches "
+                "awslogs-create-group back on.",
+            )
+        )
+        if opts.task_role_policy_arns:
+            grants.append(
+                Grant(
+                    principal=f"task role {args.names.task_role} (the flows' own identity)",
+                    role=", ".join(opts.task_role_policy_arns),
+                    scope="as those policies define",
+                    why="Given with --task-role-policy-arn: what your flows need.",
+                )
+            )
+        if not pool_type.push:
+            grants.append(
+                Grant(
+                    principal="events.amazonaws.com",
+                    role="sqs:SendMessage",
+                    scope=f"queue {args.names.events_queue}, from rule {args.names.events_rule}",
+                    why="Delivers the cluster's task-state changes to the worker's queue.",
+                )
+            )
+        return grants
+
+    def next_steps(self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]) -> NextSteps:
+        """ECR login, how to deploy to the pool, and for ``ecs`` the worker and its env."""
+        region = _get(outputs, "region")
+        host = _get(outputs, "registry_host")
+        repository = _get(outputs, "repository_url")
+        snippet = (
+            f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(pool)}, '
+            f'image="{repository}:my-deployment")'
+        )
+        # The password goes through a pipe, never onto a command line.
+        commands = [
+            f"aws ecr get-login-password --region {region} | docker login --username AWS "
+            f"--password-stdin {host}"
+        ]
+        env: dict[str, str] = {}
+        if not pool_type.push:
+            # The worker's ECS observer polls the queue with the worker's own AWS credentials
+            # and default region; without the queue name, failed tasks go unnoticed.
+            env = {
+                OBSERVER_QUEUE_ENV: _get(outputs, "events_queue_name"),
+                OBSERVER_REGION_ENV: region,
+                "AWS_DEFAULT_REGION": region,
+            }
+            commands.append(f"prefect worker start --pool {shlex.quote(pool)}")
+        return NextSteps(deploy_snippet=snippet, commands=tuple(commands), env=env)
+
+    def location(self, options: TargetOptions) -> str:
+        """The region, and the profile when one is pinned."""
+        opts = _aws(options)
+        return f"{opts.region} (profile {opts.profile})" if opts.profile else opts.region
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _args(pool: str, pool_type: PoolType, opts: AwsOptions) -> Any:
+        from stacks.aws_ecs import EcsPoolArgs, EcsPoolNames
+
+        names = EcsPoolNames(**naming.resource_names(pool))
+        return EcsPoolArgs(
+            pool=pool,
+            region=opts.region,
+            names=names,
+            task_events=not pool_type.push,
+            vpc_cidr=opts.vpc_cidr or DEFAULT_VPC_CIDR,
+            vpc_id=opts.vpc_id,
+            subnet_ids=tuple(opts.subnet_ids),
+            log_retention_days=opts.log_retention_days,
+            ecr_keep_images=opts.ecr_keep_images,
+            task_role_policy_arns=tuple(opts.task_role_policy_arns),
+        )
+
+
+def tags(pool: str) -> dict[str, str]:
+    """The tags on everything the stack creates (provider default_tags, and each resource)."""
+    return {"ManagedBy": "provision", "PrefectWorkPool": pool}
+
+
+def _subnets(outputs: Mapping[str, Any]) -> list[str]:
+    subnets = outputs.get("subnet_ids")
+    return list(subnets) if subnets else [PLACEHOLDER]
+
+
+def _scope(statement: Mapping[str, Any]) -> str:
+    resources = statement["Resource"]
+    text = ", ".join(resources) if isinstance(resources, list) else resources
+    for operator, pairs in statement.get("Condition", {}).items():
+        for key, value in pairs.items():
+            text += f" when {key} {operator} {value}"
+    return text
+
+
+def _aws(options: TargetOptions) -> AwsOptions:
+    if isinstance(options, AwsOptions):
+        return options
+    return AwsOptions(**options.model_dump())
