@@ -77,6 +77,11 @@ def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    """A repeatable flag's values; one string is one value, not its characters."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def _get(outputs: Mapping[str, Any], key: str) -> Any:
     value = outputs.get(key)
     return PLACEHOLDER if value in (None, "", []) else value
@@ -180,7 +185,7 @@ class AwsTarget(Target):
             "subnet_ids": subnet_ids,
             "vpc_cidr": vpc_cidr,
             "log_retention_days": pick("log_retention_days", DEFAULT_LOG_RETENTION_DAYS),
-            "task_role_policy_arns": tuple(pick("task_role_policy_arns", ())),
+            "task_role_policy_arns": _as_tuple(pick("task_role_policy_arns", ())),
             "ecr_keep_images": pick("ecr_keep_images", DEFAULT_ECR_KEEP_IMAGES),
         }
         naming.validate_numbers(opts["log_retention_days"], opts["ecr_keep_images"], sources)

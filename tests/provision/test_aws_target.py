@@ -268,6 +268,12 @@ def test_network_choices(target, home):
     assert old.vpc_id == "vpc-1a2b3c4d"
 
 
+def test_one_policy_arn_as_a_string(target, home):
+    arn = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
+    opts = resolve(target, given={"region": "eu-west-1", "task_role_policy_arns": arn}, home=home)
+    assert opts.task_role_policy_arns == (arn,)
+
+
 def test_unset_unknown_keys_are_ignored(target, home):
     opts = resolve(target, given={"region": "eu-west-1", "project": None}, home=home)
     assert opts.region == "eu-west-1"
