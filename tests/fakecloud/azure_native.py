@@ -307,6 +307,8 @@ class ArmResource(ResourceType):
     body: frozenset[str] = frozenset()
     server_defaults: Mapping[str, Any] = {}
     """Body values ARM fills in when the PUT leaves them out."""
+    has_system_data: bool = True
+    """Whether the SDK's outputs include ``systemData``."""
 
     # ---- ids
     def resource_id(self, ctx: Context, inputs: Mapping[str, Any]) -> str:
@@ -355,15 +357,17 @@ class ArmResource(ResourceType):
         self, ctx: Context, rid: str, inputs: Mapping[str, Any], extra: Mapping[str, Any]
     ) -> dict[str, Any]:
         """A fresh object's outputs: server defaults, the body, ARM's common fields."""
-        return {
+        outputs = {
             **self.server_defaults,
             **self.plan(ctx, inputs),
             "id": rid,
             "name": rid.rsplit("/", 1)[-1],
             "type": self.arm_type,
-            "systemData": system_data(ctx),
             **extra,
         }
+        if self.has_system_data:
+            outputs["systemData"] = system_data(ctx)
+        return outputs
 
     def update(
         self, ctx: Context, rid: str, olds: Mapping[str, Any], news: Mapping[str, Any]
@@ -381,7 +385,8 @@ class ArmResource(ResourceType):
                 else:
                     props.pop(key, None)
             props.update(self.plan(ctx, news))
-            props["systemData"] = {**props.get("systemData", {}), **_modified(ctx)}
+            if self.has_system_data:
+                props["systemData"] = {**props.get("systemData", {}), **_modified(ctx)}
             self.after_update(ctx, record, news)
             record["updatedAt"] = time.time()
             ctx.store.save(record)
@@ -458,19 +463,12 @@ class ResourceGroup(ArmResource):
     force_new = names("resourceGroupName location")
     required = ("location",)
     body = names("location managedBy tags")
-    computed = names("id name type properties systemData")
+    computed = names("id name type properties")
+    has_system_data = False
 
     def resource_id(self, ctx: Context, inputs: Mapping[str, Any]) -> str:
         """``/subscriptions/<sub>/resourceGroups/<name>``."""
         return resource_group_id(subscription_id(ctx), inputs["resourceGroupName"])
-
-    def check_inputs(self, ctx: Context, inputs: Mapping[str, Any]) -> list[str]:
-        """The name's pattern and length come from the path parameter."""
-        reasons = super().check_inputs(ctx, inputs)
-        group = _known_str(inputs, "resourceGroupName")
-        if group is not None:
-            reasons += _string_rules("resourceGroupName", group, _RG_PATTERN, 1, 90)
-        return reasons
 
     def equal(self, key: str, old: Any, new: Any) -> bool:
         """Tags: an absent map equals an empty one."""

@@ -403,11 +403,11 @@ class ServicePrincipal(AzureAdResource):
     kind = "service principal"
     inputs = names(
         "accountEnabled alternativeNames appRoleAssignmentRequired clientId description "
-        "featureTags loginUrl notes notificationEmailAddresses owners preferredSingleSignOnMode "
-        "samlSingleSignOn tags useExisting"
+        "featureTags features loginUrl notes notificationEmailAddresses owners "
+        "preferredSingleSignOnMode samlSingleSignOn tags useExisting"
     )
     force_new = names("clientId")
-    optional_computed = names("featureTags tags")
+    optional_computed = names("featureTags features tags")
     defaults = {"accountEnabled": True}
     computed = names(
         "id objectId displayName applicationTenantId appRoleIds appRoles "
