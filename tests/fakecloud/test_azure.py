@@ -490,6 +490,35 @@ def test_role_assignment_replaces_on_principal_role_or_scope(az: Driver, ad: Dri
     )
 
 
+IMMUTABLE_CASES = {
+    RESOURCE_GROUP: {"resourceGroupName": "g2", "location": "westeurope"},
+    IDENTITY: {"resourceName": "pool-id", "resourceGroupName": RG, "location": "westeurope"},
+    ROLE_DEFINITION: ROLE_INPUTS,
+}
+
+
+@pytest.mark.parametrize(
+    ("token", "key", "value"),
+    [
+        (RESOURCE_GROUP, "resourceGroupName", "g3"),
+        (RESOURCE_GROUP, "location", "westus"),
+        (IDENTITY, "resourceName", "id2"),
+        (IDENTITY, "resourceGroupName", "g3"),
+        (IDENTITY, "location", "westus"),
+        (ROLE_DEFINITION, "roleDefinitionId", str(uuid.uuid4())),
+        (ROLE_DEFINITION, "scope", f"/subscriptions/{SUB}"),
+    ],
+)
+def test_immutable_arm_properties_replace_deleting_first(
+    az: Driver, token: str, key: str, value: str
+) -> None:
+    group(az)
+    inputs = IMMUTABLE_CASES[token]
+    rid, outputs = az.up(token, "r", inputs)
+    diff = az.diff(token, "r", rid, outputs, {**inputs, key: value})
+    assert diff.replaces == [key] and diff.delete_before_replace is True
+
+
 def test_autonamed_replacements_create_before_delete(az: Driver) -> None:
     group(az)
     inputs = {k: v for k, v in ROLE_INPUTS.items() if k != "roleDefinitionId"}
@@ -856,6 +885,16 @@ def test_password_dates_come_back_normalized_so_other_spellings_replace(ad: Driv
     assert diff.replaces == ["endDate"], "as with the real provider: a new secret every run"
     default = plain(ad.up(APPLICATION_PASSWORD, "default", {"applicationId": app["id"]})[1])
     assert default["endDate"][:4] == str(int(default["startDate"][:4]) + 2)
+
+
+def test_password_replaces_on_any_change_app_included(ad: Driver) -> None:
+    app, _ = app_and_sp(ad)
+    other, _ = app_and_sp(ad, "other")
+    inputs = {"applicationId": app["id"], "endDate": "2030-01-02T03:04:05Z"}
+    rid, outputs = ad.up(APPLICATION_PASSWORD, "secret", inputs)
+    for key, value in (("applicationId", other["id"]), ("displayName", "x")):
+        diff = ad.diff(APPLICATION_PASSWORD, "secret", rid, outputs, {**inputs, key: value})
+        assert diff.replaces == [key] and diff.delete_before_replace is False
 
 
 def test_password_validation_and_missing_app(ad: Driver) -> None:
