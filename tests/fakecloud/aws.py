@@ -443,8 +443,11 @@ class AwsResource(ResourceType):
         self, ctx: Context, rid: str, olds: Mapping[str, Any], news: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Apply the changed mutable inputs, then answer with the new outputs."""
+        # The keys Diff reported (the engine updates only when it did).
         changed = {
-            k for k in self.inputs - self.force_new if not self.equal(k, olds.get(k), news.get(k))
+            k
+            for k in self.inputs - self.force_new
+            if FakeProvider._diff_key(self, k, olds.get(k), news.get(k))
         }
         outputs = {k: v for k, v in olds.items() if k not in self.inputs or k in news}
         for key in self.optional_computed:
