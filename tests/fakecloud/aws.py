@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -272,6 +273,7 @@ def aws_client(ctx: Context, service: str, region: str | None) -> Any:
     return _CLIENTS[key]
 
 
+@functools.cache
 def known_region(region: str) -> bool:
     """A region of the commercial partition (what botocore's endpoint data lists)."""
     import botocore.session
