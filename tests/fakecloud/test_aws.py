@@ -1,0 +1,682 @@
+"""The moto-backed AWS fake: direct provider calls (shapes, AWS rules, diff, refresh, faults),
+then one smoke test through the real engine.
+
+One moto server serves the module; each test has an account of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi.provider.experimental.provider import CheckRequest, PropertyDiffKind
+
+from tests.fakecloud import aws as fake
+from tests.fakecloud.aws import (
+    ACCESS_KEY,
+    AWS,
+    CLUSTER,
+    EVENT_RULE,
+    GET_AVAILABILITY_ZONES,
+    GET_CALLER_IDENTITY,
+    LOG_GROUP,
+    POLICY,
+    REPOSITORY,
+    ROLE,
+    ROLE_POLICY_ATTACHMENT,
+    SECURITY_GROUP,
+    SUBNET,
+    USER,
+    VPC,
+    AwsProvider,
+)
+from tests.fakecloud.driver import Driver
+from tests.fakecloud.moto_server import ACCOUNT_ENV, ENDPOINT_ENV, MotoServer, client, new_account
+from tests.fakecloud.provider import UNKNOWN, CloudError, from_plain, to_plain_map
+from tests.fakecloud.state import FakeCloud
+
+REGION = "eu-west-1"
+TAGS = {"ManagedBy": "provision", "PrefectWorkPool": "etl"}
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+POLICY_DOC = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["ecs:DescribeTasks"], "Resource": "*"}],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    """One moto server for the module."""
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def account() -> str:
+    """The test's own AWS account."""
+    return new_account()
+
+
+@pytest.fixture
+def make_aws(moto: MotoServer, account: str, state_dir: Path) -> Callable[..., Driver]:
+    """``make_aws(region=..., **env)``: a configured provider in the test's account."""
+
+    def make(region: str | None = REGION, **env: str) -> Driver:
+        env = {ENDPOINT_ENV: moto.endpoint, ACCOUNT_ENV: account, **env}
+        driver = Driver(AwsProvider(AWS, state_dir=state_dir, env=env))
+        driver.configure(**({"region": region} if region else {}))
+        return driver
+
+    return make
+
+
+@pytest.fixture
+def aws(make_aws: Callable[..., Driver]) -> Driver:
+    """An AWS provider in eu-west-1, no env knobs."""
+    return make_aws()
+
+
+@pytest.fixture
+def boto(moto: MotoServer, account: str) -> Callable[..., Any]:
+    """``boto("iam")``: a boto3 client in the test's account."""
+    return lambda service, region=REGION: client(service, moto.endpoint, account, region)
+
+
+def plain(outputs: dict[str, Any]) -> dict[str, Any]:
+    return to_plain_map(outputs)
+
+
+def no_diff(aws: Driver, token: str, made: tuple[str, dict], inputs: dict) -> None:
+    """The rerun contract: the same inputs against the create's outputs change nothing."""
+    rid, outputs = made
+    diff = aws.diff(token, "r", rid, outputs, inputs)
+    assert not diff.changes, (token, diff.diffs)
+
+
+def network(aws: Driver) -> dict[str, Any]:
+    """A VPC with one subnet, as the ECS stack makes it."""
+    vpc = aws.up(VPC, "vpc", {"cidrBlock": "10.42.0.0/16", "enableDnsHostnames": True})
+    subnet_inputs = {
+        "vpcId": vpc[0],
+        "cidrBlock": "10.42.0.0/18",
+        "availabilityZone": f"{REGION}a",
+        "mapPublicIpOnLaunch": True,
+        "tags": TAGS,
+    }
+    return {"vpc": vpc, "subnet": aws.up(SUBNET, "subnet", subnet_inputs), "inputs": subnet_inputs}
+
+
+# ------------------------------------------------------- faithful to pulumi-aws
+_RESOURCE_BASE_PROPERTIES = {"urn", "pulumi_resource_name", "pulumi_resource_type"}
+
+
+def _sdk_class(token: str) -> type:
+    module, _, cls = token.split(":", 1)[1].partition("/")
+    return getattr(importlib.import_module(f"pulumi_aws.{module}"), cls.rsplit(":", 1)[-1])
+
+
+def _wire_names(cls: type) -> set[str]:
+    found = set()
+    for attr, member in inspect.getmembers(cls):
+        if isinstance(member, property) and attr not in _RESOURCE_BASE_PROPERTIES:
+            found.add(getattr(member.fget, "_pulumi_name", None) or attr)
+    return found
+
+
+def test_the_plugin_version_is_the_one_pulumi_aws_asks_for() -> None:
+    sdk = Path(importlib.import_module("pulumi_aws").__file__).parent
+    assert json.loads((sdk / "pulumi-plugin.json").read_text())["version"] == fake.VERSION
+
+
+# Importing pulumi_aws.ec2 warns about the SDK's own deprecated EncryptionControl.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("token", sorted(AWS.resources))
+def test_token_and_names_match_the_installed_pulumi_aws(token: str) -> None:
+    cls = _sdk_class(token)
+    assert f"'{token}'" in inspect.getsource(cls), "the SDK registers exactly this token"
+    args = getattr(importlib.import_module(cls.__module__), cls.__name__ + "Args")
+    rtype = AWS.resources[token]
+    assert rtype.inputs == _wire_names(args)
+    assert rtype.computed <= _wire_names(cls)
+
+
+def test_the_ecs_stack_uses_only_emulated_types_and_invokes() -> None:
+    source = Path(importlib.import_module("stacks.aws_ecs").__file__).read_text()
+    used = set(re.findall(r"aws\.(\w+)\.(\w+)\(", source))
+    emulated = {(t.split(":")[1].split("/")[0], t.rsplit(":", 1)[-1]) for t in AWS.resources}
+    assert {(module, name) for module, name in used if not name.endswith("Args")} <= emulated
+    functions = set(re.findall(r"aws\.(get_\w+?)(?:_output)?\(", source))
+    invokes = {re.sub(r"(?<!^)([A-Z])", r"_\1", t.rsplit(":", 1)[-1]).lower() for t in AWS.invokes}
+    assert functions <= invokes
+
+
+# ----------------------------------------------------------- every type, reruns
+def test_every_type_the_stack_uses_reruns_without_changes_and_refreshes_clean(
+    aws: Driver,
+) -> None:
+    """Create each type with the stack's inputs; Diff with the same inputs and Read find
+    nothing to change (the idempotency tests depend on it)."""
+    made: dict[str, tuple[str, dict, dict]] = {}
+
+    def up(token: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        rid, outputs = aws.up(token, token.rsplit(":", 1)[-1], inputs)
+        no_diff(aws, token, (rid, outputs), inputs)
+        made.setdefault(token, (rid, outputs, inputs))
+        return plain(outputs)
+
+    cluster = up(CLUSTER, {"name": "etl-ecs", "tags": TAGS})
+    up(LOG_GROUP, {"name": "/prefect/ecs/etl", "retentionInDays": 30, "tags": TAGS})
+    role = up(ROLE, {"name": "etl-ecs-execution", "assumeRolePolicy": TRUST, "tags": TAGS})
+    up(ROLE_POLICY_ATTACHMENT, {"role": role["id"], "policyArn": POLICY_ARN})
+    up(fake.ROLE_POLICY, {"name": "logs", "role": role["id"], "policy": POLICY_DOC})
+    vpc = up(VPC, {"cidrBlock": "10.42.0.0/16", "enableDnsSupport": True, "tags": TAGS})
+    igw = up(fake.INTERNET_GATEWAY, {"vpcId": vpc["id"], "tags": TAGS})
+    table = up(fake.ROUTE_TABLE, {"vpcId": vpc["id"], "tags": TAGS})
+    up(
+        fake.ROUTE,
+        {"routeTableId": table["id"], "destinationCidrBlock": "0.0.0.0/0", "gatewayId": igw["id"]},
+    )
+    subnet = up(
+        SUBNET,
+        {"vpcId": vpc["id"], "cidrBlock": "10.42.0.0/18", "mapPublicIpOnLaunch": True},
+    )
+    up(fake.ROUTE_TABLE_ASSOCIATION, {"subnetId": subnet["id"], "routeTableId": table["id"]})
+    up(
+        SECURITY_GROUP,
+        {
+            "name": "etl-ecs-tasks",
+            "vpcId": vpc["id"],
+            "ingress": [],
+            "egress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}],
+        },
+    )
+    repo = up(
+        REPOSITORY,
+        {"name": "etl-images", "imageScanningConfiguration": {"scanOnPush": True}, "tags": TAGS},
+    )
+    up(fake.LIFECYCLE_POLICY, {"repository": repo["id"], "policy": LIFECYCLE})
+    dlq = up(fake.QUEUE, {"name": "etl-dlq", "sqsManagedSseEnabled": True})
+    redrive = json.dumps({"deadLetterTargetArn": dlq["arn"], "maxReceiveCount": 3})
+    queue = up(fake.QUEUE, {"name": "etl-events", "redrivePolicy": redrive, "tags": TAGS})
+    pattern = json.dumps({"source": ["aws.ecs"], "detail": {"clusterArn": [cluster["arn"]]}})
+    rule = up(EVENT_RULE, {"name": "etl-task-events", "eventPattern": pattern, "tags": TAGS})
+    up(fake.QUEUE_POLICY, {"queueUrl": queue["url"], "policy": queue_policy(queue, rule)})
+    up(fake.EVENT_TARGET, {"rule": rule["id"], "targetId": "sqs", "arn": queue["arn"]})
+    user = up(USER, {"name": "etl-ecs-worker", "tags": TAGS})
+    policy = up(POLICY, {"name": "etl-ecs-worker", "policy": POLICY_DOC, "tags": TAGS})
+    up(fake.USER_POLICY_ATTACHMENT, {"user": user["id"], "policyArn": policy["arn"]})
+    up(ACCESS_KEY, {"user": user["id"]})
+    assert set(made) == set(AWS.resources)
+
+    for token, (rid, outputs, inputs) in made.items():
+        assert outputs.keys() <= _wire_names(_sdk_class(token)), token
+        assert plain(outputs)["id"] == rid, token
+        read = aws.read(token, "r", rid, outputs)
+        assert read.resource_id == rid, token
+        no_diff(aws, token, (rid, read.properties), inputs)
+
+
+POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+LIFECYCLE = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {
+                    "tagStatus": "any",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 30,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+
+
+def queue_policy(queue: dict[str, Any], rule: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue["arn"],
+                    "Condition": {"ArnEquals": {"aws:SourceArn": rule["arn"]}},
+                }
+            ],
+        }
+    )
+
+
+def test_outputs_are_aws_answers(aws: Driver, account: str, boto: Callable[..., Any]) -> None:
+    role = plain(aws.up(ROLE, "r", {"name": "etl-role", "assumeRolePolicy": TRUST})[1])
+    assert role["arn"] == f"arn:aws:iam::{account}:role/etl-role"
+    assert role["uniqueId"] == boto("iam").get_role(RoleName="etl-role")["Role"]["RoleId"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", role["createDate"])
+    assert role["path"] == "/" and role["maxSessionDuration"] == 3600, "schema defaults"
+    made = network(aws)
+    vpc, subnet = plain(made["vpc"][1]), plain(made["subnet"][1])
+    assert re.fullmatch(r"vpc-[0-9a-f]{17}", vpc["id"])
+    assert vpc["arn"] == f"arn:aws:ec2:{REGION}:{account}:vpc/{vpc['id']}"
+    assert vpc["ownerId"] == account and vpc["mainRouteTableId"].startswith("rtb-")
+    assert vpc["defaultSecurityGroupId"].startswith("sg-")
+    assert subnet["arn"] == f"arn:aws:ec2:{REGION}:{account}:subnet/{subnet['id']}"
+    assert subnet["availabilityZoneId"].startswith("euw1-az")
+    queue = plain(aws.up(fake.QUEUE, "q", {"name": "etl-q"})[1])
+    assert queue["url"] == f"https://sqs.{REGION}.amazonaws.com/{account}/etl-q" == queue["id"]
+    assert queue["arn"] == f"arn:aws:sqs:{REGION}:{account}:etl-q"
+    repo = plain(aws.up(REPOSITORY, "repo", {"name": "etl-images"})[1])
+    assert repo["repositoryUrl"] == f"{account}.dkr.ecr.{REGION}.amazonaws.com/etl-images"
+    assert repo["registryId"] == account
+
+
+def test_provider_default_tags_reach_tags_all_and_aws(
+    make_aws: Callable[..., Driver], boto: Callable[..., Any]
+) -> None:
+    aws = make_aws()
+    aws.configure(region=REGION, defaultTags=json.dumps({"tags": {"ManagedBy": "provision"}}))
+    rid, outputs = aws.up(USER, "u", {"name": "etl-user", "tags": {"Team": "data"}})
+    assert plain(outputs)["tagsAll"] == {"ManagedBy": "provision", "Team": "data"}
+    tags = boto("iam").list_user_tags(UserName=rid)["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"ManagedBy": "provision", "Team": "data"}
+    read = plain(aws.read(USER, "u", rid, outputs).properties)
+    assert read["tags"] == {"Team": "data"}, "own tags are AWS's minus the provider's"
+
+
+# ---------------------------------------------------------------- diff semantics
+@pytest.mark.parametrize(
+    ("token", "key", "value"),
+    [
+        (VPC, "cidrBlock", "10.43.0.0/16"),
+        (SUBNET, "cidrBlock", "10.42.64.0/18"),
+        (SUBNET, "availabilityZone", f"{REGION}b"),
+    ],
+)
+def test_immutable_network_properties_replace(aws: Driver, token: str, key: str, value: str):
+    made = network(aws)
+    if token == VPC:
+        inputs, (rid, outputs) = {"cidrBlock": "10.42.0.0/16"}, made["vpc"]
+    else:
+        inputs, (rid, outputs) = made["inputs"], made["subnet"]
+    diff = aws.diff(token, "r", rid, outputs, {**inputs, key: value})
+    assert diff.replaces == [key]
+    assert diff.detailed_diff[key].kind == PropertyDiffKind.UPDATE_REPLACE
+
+
+@pytest.mark.parametrize(
+    ("token", "inputs", "key", "value"),
+    [
+        (USER, {"name": "etl-user"}, "name", "etl-user2"),
+        (REPOSITORY, {"name": "etl-images"}, "name", "etl-images2"),
+        (CLUSTER, {"name": "etl-ecs"}, "name", "etl-ecs2"),
+        (ROLE, {"name": "etl-role", "assumeRolePolicy": TRUST}, "name", "etl-role2"),
+    ],
+)
+def test_renames_replace(aws: Driver, token: str, inputs: dict, key: str, value: str) -> None:
+    rid, outputs = aws.up(token, "r", inputs)
+    assert aws.diff(token, "r", rid, outputs, {**inputs, key: value}).replaces == [key]
+
+
+def test_an_access_key_for_another_user_is_a_new_key(aws: Driver) -> None:
+    aws.up(USER, "u", {"name": "etl-user"})
+    rid, outputs = aws.up(ACCESS_KEY, "k", {"user": "etl-user"})
+    assert aws.diff(ACCESS_KEY, "k", rid, outputs, {"user": "other"}).replaces == ["user"]
+    assert not aws.diff(ACCESS_KEY, "k", rid, outputs, {"user": "etl-user"}).changes
+
+
+def test_log_retention_updates_in_place(aws: Driver, boto: Callable[..., Any]) -> None:
+    inputs = {"name": "/prefect/ecs/etl", "retentionInDays": 30}
+    rid, outputs = aws.up(LOG_GROUP, "logs", inputs)
+    diff = aws.diff(LOG_GROUP, "logs", rid, outputs, {**inputs, "retentionInDays": 60})
+    assert diff.diffs == ["retentionInDays"] and diff.replaces == []
+    updated = aws.update(LOG_GROUP, "logs", rid, outputs, {**inputs, "retentionInDays": 60})
+    assert plain(updated)["retentionInDays"] == 60
+    (group,) = boto("logs").describe_log_groups(logGroupNamePrefix=rid)["logGroups"]
+    assert group["retentionInDays"] == 60
+    assert not aws.diff(LOG_GROUP, "logs", rid, updated, {**inputs, "retentionInDays": 60}).changes
+
+
+def test_documents_compare_by_meaning(aws: Driver, boto: Callable[..., Any]) -> None:
+    inputs = {"name": "etl-role", "assumeRolePolicy": TRUST}
+    rid, outputs = aws.up(ROLE, "r", inputs)
+    doc = json.loads(TRUST)
+    doc["Statement"][0]["Action"] = ["sts:AssumeRole"]  # a one-element list is the value
+    respelled = {**inputs, "assumeRolePolicy": json.dumps(doc, indent=2, sort_keys=True)}
+    assert not aws.diff(ROLE, "r", rid, outputs, respelled).changes
+    doc["Statement"][0]["Action"] = "sts:TagSession"
+    changed = {**inputs, "assumeRolePolicy": json.dumps(doc)}
+    assert aws.diff(ROLE, "r", rid, outputs, changed).diffs == ["assumeRolePolicy"]
+    aws.update(ROLE, "r", rid, outputs, changed)
+    trust = boto("iam").get_role(RoleName=rid)["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Action"] == "sts:TagSession"
+
+
+def test_security_group_rules_are_sets_and_updates_reach_ec2(
+    aws: Driver, boto: Callable[..., Any]
+) -> None:
+    vpc = aws.up(VPC, "vpc", {"cidrBlock": "10.42.0.0/16"})[0]
+    egress = [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}]
+    inputs = {"name": "etl-tasks", "vpcId": vpc, "ingress": [], "egress": egress}
+    rid, outputs = aws.up(SECURITY_GROUP, "sg", inputs)
+    (group,) = boto("ec2").describe_security_groups(GroupIds=[rid])["SecurityGroups"]
+    assert group["IpPermissions"] == []
+    assert [p["IpProtocol"] for p in group["IpPermissionsEgress"]] == ["-1"]
+    spelled = [{"protocol": "all", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}]
+    assert not aws.diff(SECURITY_GROUP, "sg", rid, outputs, {**inputs, "egress": spelled}).changes
+
+    https = [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"]}]
+    changed = {**inputs, "egress": https}
+    assert aws.diff(SECURITY_GROUP, "sg", rid, outputs, changed).diffs == ["egress"]
+    aws.update(SECURITY_GROUP, "sg", rid, outputs, changed)
+    (group,) = boto("ec2").describe_security_groups(GroupIds=[rid])["SecurityGroups"]
+    assert [(p["IpProtocol"], p.get("FromPort")) for p in group["IpPermissionsEgress"]] == [
+        ("tcp", 443)
+    ]
+
+
+def test_check_fills_defaults_autonames_and_validates(aws: Driver) -> None:
+    checked = to_plain_map(aws.check(USER, "worker", {}).inputs, internal=True)
+    assert re.fullmatch(r"worker-[0-9a-f]{7}", checked["name"])
+    assert checked["path"] == "/" and checked["forceDestroy"] is False
+    assert checked["__defaults"] == ["forceDestroy", "path"]
+    olds = {"name": from_plain(checked["name"])}
+    again = aws.run(aws.provider.check(CheckRequest(aws.urn(USER, "worker"), olds, {}, b""))).inputs
+    assert to_plain_map(again)["name"] == checked["name"], "kept across updates"
+
+    def failures(token: str, inputs: dict) -> list[tuple[str, str]]:
+        return [(f.property, f.reason) for f in aws.check(token, "r", inputs).failures]
+
+    assert failures(LOG_GROUP, {"name": "g", "retentionInDays": 45})[0][1].startswith(
+        "expected retention_in_days to be one of [0 1 3 5 7 14 30 60"
+    )
+    assert failures(VPC, {"cidrBlock": "10.42.0.1/16"}) == [
+        (
+            "cidrBlock",
+            '"cidr_block" must contain a valid network CIDR, expected "10.42.0.0/16", got '
+            "\"10.42.0.1/16\". Examine values at 'r.cidrBlock'.",
+        )
+    ]
+    assert failures(VPC, {"cidrBlock": UNKNOWN}) == []
+    assert failures(ROLE, {"name": "x" * 65, "assumeRolePolicy": "{"})[0][0] == "name"
+    assert failures(SECURITY_GROUP, {"name": "sg-tasks"}) == [
+        ("name", "invalid value for name (cannot begin with sg-). Examine values at 'r.name'.")
+    ]
+
+
+def test_preview_creates_nothing_and_leaves_computed_outputs_unknown(
+    aws: Driver, boto: Callable[..., Any]
+) -> None:
+    rid, outputs = aws.up(ROLE, "r", {"name": "etl-role", "assumeRolePolicy": TRUST}, preview=True)
+    assert rid == ""
+    out = plain(outputs)
+    assert out["arn"] == UNKNOWN and out["uniqueId"] == UNKNOWN and out["name"] == "etl-role"
+    assert boto("iam").list_roles()["Roles"] == []
+    vpc = plain(aws.up(VPC, "vpc", {"cidrBlock": "10.42.0.0/16"}, preview=True)[1])
+    assert vpc["region"] == REGION, "known at plan time"
+
+
+# ------------------------------------------------------------------ AWS's rules
+def error_of(call: Callable[[], Any]) -> str:
+    with pytest.raises(CloudError) as info:
+        call()
+    return str(info.value)
+
+
+def test_errors_read_like_pulumi_aws(aws: Driver) -> None:
+    aws.up(ROLE, "r", {"name": "etl-role", "assumeRolePolicy": TRUST})
+    text = error_of(lambda: aws.up(ROLE, "r2", {"name": "etl-role", "assumeRolePolicy": TRUST}))
+    assert re.fullmatch(
+        r"creating IAM Role \(etl-role\): operation error IAM: CreateRole, https response error "
+        r"StatusCode: 409, RequestID: \S+, EntityAlreadyExists: Role with name etl-role already "
+        r"exists\.",
+        text,
+    ), text
+
+
+def test_subnets_must_fit_their_vpc_and_not_overlap(aws: Driver) -> None:
+    made = network(aws)
+    vpc = made["vpc"][0]
+    outside = {"vpcId": vpc, "cidrBlock": "10.99.0.0/24"}
+    assert "api error InvalidSubnet.Range: The CIDR '10.99.0.0/24' is invalid." in error_of(
+        lambda: aws.up(SUBNET, "s2", outside)
+    )
+    overlap = {"vpcId": vpc, "cidrBlock": "10.42.0.0/24"}
+    assert "InvalidSubnet.Conflict" in error_of(lambda: aws.up(SUBNET, "s3", overlap))
+    assert "InvalidVpc.Range" in error_of(lambda: aws.up(VPC, "big", {"cidrBlock": "10.0.0.0/8"}))
+    # VPCs may overlap: AWS only refuses to peer them.
+    aws.up(VPC, "twin", {"cidrBlock": "10.42.0.0/16"})
+
+
+def test_a_vpc_with_subnets_cannot_be_deleted(aws: Driver, boto: Callable[..., Any]) -> None:
+    made = network(aws)
+    vpc, outputs = made["vpc"]
+    text = error_of(lambda: aws.delete(VPC, "vpc", vpc, outputs))
+    assert text.startswith(f"deleting EC2 VPC ({vpc}): operation error EC2: DeleteVpc")
+    assert "api error DependencyViolation" in text
+    aws.delete(SUBNET, "subnet", *made["subnet"])
+    aws.delete(VPC, "vpc", vpc, outputs)
+    assert boto("ec2").describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Vpcs"] == []
+
+
+def test_two_access_keys_per_user_and_no_user_deletion_while_keys_remain(
+    aws: Driver, boto: Callable[..., Any]
+) -> None:
+    user = aws.up(USER, "u", {"name": "etl-worker"})
+    first = aws.up(ACCESS_KEY, "k1", {"user": "etl-worker"})
+    aws.up(ACCESS_KEY, "k2", {"user": "etl-worker"})
+    assert "LimitExceeded: Cannot exceed quota for AccessKeysPerUser: 2" in error_of(
+        lambda: aws.up(ACCESS_KEY, "k3", {"user": "etl-worker"})
+    )
+    assert "DeleteConflict: Cannot delete entity, must delete access keys first." in error_of(
+        lambda: aws.delete(USER, "u", *user)
+    )
+    assert len(boto("iam").list_access_keys(UserName="etl-worker")["AccessKeyMetadata"]) == 2
+    aws.delete(ACCESS_KEY, "k1", *first)
+    assert len(boto("iam").list_access_keys(UserName="etl-worker")["AccessKeyMetadata"]) == 1
+
+
+def test_the_secret_is_secret_returned_once_and_kept_by_refresh(
+    aws: Driver, boto: Callable[..., Any]
+) -> None:
+    aws.up(USER, "u", {"name": "etl-worker"})
+    rid, outputs = aws.up(ACCESS_KEY, "k", {"user": "etl-worker"})
+    assert outputs["secret"].is_secret and outputs["sesSmtpPasswordV4"].is_secret
+    assert re.fullmatch(r"AKIA[A-Z0-9]{16}", rid)
+    assert [
+        k["AccessKeyId"]
+        for k in boto("iam").list_access_keys(UserName="etl-worker")["AccessKeyMetadata"]
+    ] == [rid]
+    read = aws.read(ACCESS_KEY, "k", rid, outputs)
+    assert read.properties["secret"].value == outputs["secret"].value
+    assert read.properties["secret"].is_secret
+
+
+def test_deleted_behind_pulumis_back_reads_as_gone_and_deletes_quietly(
+    aws: Driver, boto: Callable[..., Any]
+) -> None:
+    rid, outputs = aws.up(LOG_GROUP, "logs", {"name": "/prefect/ecs/etl"})
+    boto("logs").delete_log_group(logGroupName=rid)
+    assert not aws.read(LOG_GROUP, "logs", rid, outputs).resource_id
+    aws.delete(LOG_GROUP, "logs", rid, outputs)
+    user = aws.up(USER, "u", {"name": "etl-user"})
+    boto("iam").delete_user(UserName="etl-user")
+    assert not aws.read(USER, "u", *user).resource_id
+
+
+def test_accounts_are_isolated(make_aws: Callable[..., Driver], moto: MotoServer) -> None:
+    make_aws().up(USER, "u", {"name": "etl-user"})
+    other = new_account()
+    assert client("iam", moto.endpoint, other).list_users()["Users"] == []
+    identity = make_aws(**{ACCOUNT_ENV: other}).invoke(GET_CALLER_IDENTITY)
+    assert identity["accountId"] == identity["id"] == other
+
+
+def test_invokes(aws: Driver, account: str) -> None:
+    assert aws.invoke(GET_CALLER_IDENTITY)["accountId"] == account
+    zones = aws.invoke(
+        GET_AVAILABILITY_ZONES,
+        state="available",
+        filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+    )
+    assert zones["names"] == [f"{REGION}{z}" for z in "abc"] and zones["id"] == REGION
+    none = aws.invoke(
+        GET_AVAILABILITY_ZONES, filters=[{"name": "opt-in-status", "values": ["opted-in"]}]
+    )
+    assert none["names"] == []
+    module = importlib.import_module("pulumi_aws.get_availability_zones")
+    assert zones.keys() <= _wire_names(module.GetAvailabilityZonesResult)
+
+
+# ------------------------------------------------------ credentials, faults, IAM lag
+def check_config(aws: Driver, **config: str) -> list[str]:
+    """CheckConfig's failure reasons (the engine calls it before Configure)."""
+    request = CheckRequest(
+        "urn:pulumi:dev::test::pulumi:providers:aws::default",
+        {},
+        {k: from_plain(v) for k, v in config.items()},
+        b"",
+    )
+    return [f.reason for f in asyncio.run(aws.provider.check_config(request)).failures]
+
+
+def test_missing_credentials_and_region_fail_check_config_like_pulumi_aws(
+    moto: MotoServer, state_dir: Path
+) -> None:
+    def unconfigured(**env: str) -> Driver:
+        return Driver(
+            AwsProvider(AWS, state_dir=state_dir, env={ENDPOINT_ENV: moto.endpoint, **env})
+        )
+
+    (reason,) = check_config(unconfigured(FAKECLOUD_AWS_NO_CREDENTIALS="1"), region=REGION)
+    assert reason.startswith("No valid credential sources found.\nPlease see https://www.pulumi")
+    (reason,) = check_config(unconfigured())
+    assert reason.startswith("missing region information")
+    assert check_config(unconfigured(AWS_REGION=REGION)) == []
+    with pytest.raises(CloudError, match=r"^No valid credential sources found"):
+        unconfigured(FAKECLOUD_AWS_NO_CREDENTIALS="1").configure(region=REGION)
+
+
+def test_an_unknown_region_fails_like_a_dns_lookup(make_aws: Callable[..., Driver]) -> None:
+    aws = make_aws(region="mars-north-1")
+    assert "lookup iam.mars-north-1.amazonaws.com: no such host" in error_of(
+        lambda: aws.up(USER, "u", {"name": "etl-user"})
+    )
+
+
+def test_injected_faults_name_the_resource_and_are_logged(
+    make_aws: Callable[..., Driver], cloud: FakeCloud, boto: Callable[..., Any]
+) -> None:
+    fault = f"create:{ROLE}@once"
+    aws = make_aws(FAKECLOUD_FAULTS=fault)
+    inputs = {"name": "etl-role", "assumeRolePolicy": TRUST}
+    assert error_of(lambda: aws.up(ROLE, "execution", inputs)).endswith(
+        f"api error ServiceUnavailable: Service Unavailable (injected by FAKECLOUD_FAULTS: {fault})"
+    )
+    assert boto("iam").list_roles()["Roles"] == []
+    aws.up(ROLE, "execution", inputs)
+    creates = cloud.calls("create", ROLE)
+    assert [(c["outcome"], c["name"]) for c in creates] == [
+        ("error", "execution"),
+        ("ok", "execution"),
+    ]
+    assert creates[1]["cloud"] == "aws" and creates[1]["id"] == "etl-role"
+
+
+def test_iam_propagation(make_aws: Callable[..., Driver]) -> None:
+    aws = make_aws(FAKECLOUD_AWS_PROPAGATION_MS="60000")
+    aws.up(ROLE, "r", {"name": "etl-role", "assumeRolePolicy": TRUST})
+    text = error_of(
+        lambda: aws.up(ROLE_POLICY_ATTACHMENT, "a", {"role": "etl-role", "policyArn": POLICY_ARN})
+    )
+    assert "NoSuchEntity: The role with name etl-role cannot be found." in text
+    aws.up(USER, "u", {"name": "etl-user"})
+    text = error_of(lambda: aws.up(ACCESS_KEY, "k", {"user": "etl-user"}))
+    assert "NoSuchEntity: The user with name etl-user cannot be found." in text
+    text = error_of(lambda: aws.up(CLUSTER, "c", {"name": "etl-ecs"}))
+    assert "InvalidParameterException: Unable to assume the service linked role." in text
+    # Once propagated (no lag configured), the same calls succeed.
+    patient = make_aws()
+    patient.up(ROLE_POLICY_ATTACHMENT, "a", {"role": "etl-role", "policyArn": POLICY_ARN})
+    patient.up(CLUSTER, "c", {"name": "etl-ecs"})
+
+
+# --------------------------------------------------------------- the real engine
+@pytest.mark.e2e
+def test_smoke_through_the_engine(tmp_path: Path, moto: MotoServer, account: str) -> None:
+    """A user with a key and a VPC with a subnet: up, an unchanged rerun, refresh, destroy."""
+    import pulumi
+    import pulumi_aws
+
+    from tests.fakecloud.harness import engine_env, inline_stack, require_pulumi_root
+
+    require_pulumi_root()
+    env = engine_env(
+        tmp_path,
+        extra={
+            ENDPOINT_ENV: moto.endpoint,
+            ACCOUNT_ENV: account,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        },
+    )
+    cloud = FakeCloud(env["FAKECLOUD_STATE_DIR"])
+
+    def program() -> None:
+        identity = pulumi_aws.get_caller_identity_output()
+        user = pulumi_aws.iam.User("worker", name="smoke-worker", tags=TAGS)
+        key = pulumi_aws.iam.AccessKey("key", user=user.name)
+        vpc = pulumi_aws.ec2.Vpc("vpc", cidr_block="10.42.0.0/16", tags=TAGS)
+        pulumi_aws.ec2.Subnet("subnet", vpc_id=vpc.id, cidr_block="10.42.0.0/24")
+        pulumi.export("account", identity.account_id)
+        pulumi.export("key", key.id)
+        pulumi.export("secret", key.secret)
+
+    config = {
+        "aws:region": REGION,
+        "aws:defaultTags": json.dumps({"tags": {"ManagedBy": "provision"}}),
+    }
+    stack = inline_stack(tmp_path, env, program, config=config)
+    first = stack.up()
+    assert first.summary.resource_changes == {"create": 5}
+    assert first.outputs["account"].value == account and first.outputs["secret"].secret
+    iam = client("iam", moto.endpoint, account)
+    keys = iam.list_access_keys(UserName="smoke-worker")["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in keys] == [first.outputs["key"].value]
+
+    assert stack.up().summary.resource_changes == {"same": 5}
+    assert stack.refresh().summary.resource_changes == {"same": 5}
+    assert stack.preview().change_summary == {"same": 5}
+    assert {"check_config", "configure", "invoke", "check", "diff", "create", "read"} <= {
+        c["op"] for c in cloud.calls()
+    }
+
+    stack.destroy()
+    assert iam.list_users()["Users"] == []
+    ec2 = client("ec2", moto.endpoint, account, REGION)
+    assert [v for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
