@@ -166,12 +166,10 @@ def test_up_creates_the_cloud_side_and_registers_it_in_prefect(
     run = up(sandbox, pool)
     assert f"Pool '{pool}' is ready" in run.stdout
     host = f"{aws.account}.dkr.ecr.{REGION}.amazonaws.com"
-    assert f"--password-stdin {host}" in run.stdout
-    assert (
-        f"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME={pool}-ecs-events"
-        in (run.stdout.replace(" ", "").replace('"', "").replace("'", ""))
-        or f"{pool}-ecs-events" in run.stdout
-    )
+    login = f"aws ecr get-login-password --region {REGION} | docker login --username AWS"
+    assert f"{login} --password-stdin {host}" in run.stdout
+    queue = f"export PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME={pool}-ecs-events"
+    assert queue in run.stdout.splitlines()
     assert f"prefect worker start --pool {pool}" in run.stdout
 
     iam, ec2, ecs = aws.client("iam"), aws.client("ec2"), aws.client("ecs")
@@ -417,6 +415,27 @@ def test_sigkill_while_the_key_is_being_created_is_recovered_by_rerunning(
     assert "Interrupted while creating aws:iam/accessKey:AccessKey" in run.stdout
     assert len(keys(aws, pool)) == 1
     assert block(sandbox, pool)["data"]["aws_access_key_id"] == keys(aws, pool)[0]
+    sandbox.run("preview", pool, "--expect-no-changes")
+
+
+def test_sigkill_after_aws_made_the_key_names_the_untracked_copy(
+    sandbox: Sandbox, aws: Aws, pool: str
+):
+    # The killed run never hears CreateAccessKey's answer, so the key AWS made is unknown to
+    # the state: the rerun makes a second one (AWS allows two per user) and names the orphan.
+    args = ["up", pool, *UP, "--yes"]
+    proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
+    wait_for(lambda: sandbox.cloud.calls("create", KEY, phase="begin"), timeout=180)
+    sandbox.kill(proc, args)
+
+    run = sandbox.run("up", pool, "--yes", timeout=300)
+    found = block(sandbox, pool)
+    assert f"Pool '{pool}' is ready" in run.stdout
+    assert "untracked" in run.stdout and "aws iam list-access-keys" in run.stdout
+    live = keys(aws, pool)
+    assert len(live) == 2 and found["data"]["aws_access_key_id"] in live
+    tracked = json.loads(sandbox.run("show", pool, "--json").stdout)
+    assert tracked["outputs"]["access_key_id"] == found["data"]["aws_access_key_id"]
     sandbox.run("preview", pool, "--expect-no-changes")
 
 
