@@ -91,6 +91,10 @@ class Engine:
         self._cmd: PulumiCommand | None = None
         self._prepared = False
 
+    def notice(self, message: str) -> None:
+        """Forward an informational message to the UI."""
+        self._notice(message)
+
     # -- workspace and stacks -------------------------------------------------------------
 
     def command(self) -> PulumiCommand:
@@ -197,9 +201,12 @@ class Engine:
         """All stack config values (decrypted)."""
         return {k: v.value for k, v in stack.get_all_config().items()}
 
-    def remove(self, stack: Stack, pool: str) -> None:
-        """Remove the (empty) stack and its work dir."""
-        stack.workspace.remove_stack(pool)
+    def remove(self, stack: Stack, pool: str, *, force: bool = False) -> None:
+        """Remove the (empty) stack and its work dir.
+
+        ``force`` also drops a stack whose state still lists the root stack or providers.
+        """
+        stack.workspace.remove_stack(pool, force=force or None)
         shutil.rmtree(self.settings.work_dir(pool), ignore_errors=True)
 
     # -- operations -----------------------------------------------------------------------

@@ -24,7 +24,14 @@ from provision.errors import (
     ProvisionError,
 )
 from provision.events import ProgressCallback
-from provision.plan import BlockChange, Changes, Plan, ResourceChange, WorkPoolChange
+from provision.plan import (
+    BlockChange,
+    Changes,
+    Plan,
+    ResourceChange,
+    WorkPoolChange,
+    mask_inputs,
+)
 from provision.saved import KEY_PREFECT_STATE, PrefectState, SavedPool, read_saved
 from provision.settings import Settings
 from provision.targets.base import NextSteps, PoolType, Target, TargetOptions
@@ -235,7 +242,11 @@ def _plan(
         offline=offline,
         changes=Changes(**changes),
         resources=[
-            ResourceChange(urn=s.urn, type=s.type, name=s.name, op=s.op, inputs=dict(s.inputs))
+            # Engine events carry unknowns as a sentinel and the bridge's __defaults: the
+            # contract shows "[computed]" and only real inputs.
+            ResourceChange(
+                urn=s.urn, type=s.type, name=s.name, op=s.op, inputs=mask_inputs(dict(s.inputs))
+            )
             for s in steps
         ],
         prefect=prefect,
@@ -616,8 +627,19 @@ class _StackSession:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         created_here = not self.existed
         drop = created_here and (self._discard or not self.keep or exc_type is not None)
-        if drop and not self._has_resources():
-            self.engine.remove(self.stack, self.spec.pool)
+        if not drop or self._has_resources():
+            return
+        try:
+            # Only the root stack and provider records can be left: nothing in the cloud.
+            self.engine.remove(self.stack, self.spec.pool, force=True)
+        except Exception as cleanup:
+            if exc_type is None:
+                raise
+            # Never let the cleanup's failure replace the error the user must see.
+            self.engine.notice(
+                f"Could not remove the empty stack of '{self.spec.pool}' ({cleanup}); "
+                f"`provision destroy {self.spec.pool}` removes it."
+            )
 
     def _has_resources(self) -> bool:
         try:
