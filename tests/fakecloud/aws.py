@@ -94,8 +94,6 @@ EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
 EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 GET_CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
 GET_AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
-GET_REGION = "aws:index/getRegion:getRegion"
-GET_PARTITION = "aws:index/getPartition:getPartition"
 
 ECS_SERVICE_ROLE = "AWSServiceRoleForECS"
 NO_CREDENTIALS_ENV = "FAKECLOUD_AWS_NO_CREDENTIALS"
@@ -516,6 +514,11 @@ class AwsResource(ResourceType):
         return f"{_VERBS[op]} {self.kind}" + (f" ({ident})" if ident else "")
 
 
+def ops(create: str, update: str, delete: str) -> dict[str, str]:
+    """``AwsResource.operations``: the API call behind each op (empty: none)."""
+    return {k: v for k, v in (("create", create), ("update", update), ("delete", delete)) if v}
+
+
 def _tag_list(tags: Mapping[str, str], key: str = "Key", value: str = "Value") -> list[dict]:
     return [{key: k, value: v} for k, v in tags.items()]
 
@@ -536,7 +539,7 @@ class Cluster(AwsResource):
     optional_computed = names("name region settings configuration serviceConnectDefaults")
     computed = names("arn id tagsAll")
     not_found = ("ClusterNotFoundException",)
-    operations = {"create": "CreateCluster", "update": "UpdateCluster", "delete": "DeleteCluster"}
+    operations = ops("CreateCluster", "UpdateCluster", "DeleteCluster")
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """ecs:CreateCluster."""
@@ -659,8 +662,7 @@ class LogGroup(AwsResource):
     defaults = {"retentionInDays": 0, "skipDestroy": False}
     computed = names("arn id tagsAll")
     not_found = ("ResourceNotFoundException",)
-    operations = {"create": "CreateLogGroup", "update": "PutRetentionPolicy"}
-    operations = {**operations, "delete": "DeleteLogGroup"}
+    operations = ops("CreateLogGroup", "PutRetentionPolicy", "DeleteLogGroup")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """retention_in_days is one of CloudWatch's periods; names are 1-512 characters."""
@@ -811,7 +813,7 @@ class Role(IamResource):
     defaults = {"forceDetachPolicies": False, "maxSessionDuration": 3600, "path": "/"}
     computed = names("arn createDate id tagsAll uniqueId")
     documents = names("assumeRolePolicy")
-    operations = {"create": "CreateRole", "update": "UpdateRole", "delete": "DeleteRole"}
+    operations = ops("CreateRole", "UpdateRole", "DeleteRole")
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """iam:CreateRole."""
@@ -932,7 +934,7 @@ class RolePolicyAttachment(IamResource):
     inputs = names("policyArn role")
     force_new = inputs
     computed = names("id")
-    operations = {"create": "AttachRolePolicy", "delete": "DetachRolePolicy"}
+    operations = ops("AttachRolePolicy", "", "DetachRolePolicy")
     principal = "role"
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -977,7 +979,7 @@ class UserPolicyAttachment(RolePolicyAttachment):
     kind = "IAM User Policy Attachment"
     inputs = names("policyArn user")
     force_new = inputs
-    operations = {"create": "AttachUserPolicy", "delete": "DetachUserPolicy"}
+    operations = ops("AttachUserPolicy", "", "DetachUserPolicy")
     principal = "user"
 
 
@@ -1018,11 +1020,7 @@ class RolePolicy(IamResource):
     optional_computed = names("name namePrefix")
     computed = names("id")
     documents = names("policy")
-    operations = {
-        "create": "PutRolePolicy",
-        "update": "PutRolePolicy",
-        "delete": "DeleteRolePolicy",
-    }
+    operations = ops("PutRolePolicy", "PutRolePolicy", "DeleteRolePolicy")
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """iam:PutRolePolicy."""
@@ -1071,7 +1069,7 @@ class User(IamResource):
     force_new = names("name")
     defaults = {"forceDestroy": False, "path": "/"}
     computed = names("arn id tagsAll uniqueId")
-    operations = {"create": "CreateUser", "update": "UpdateUser", "delete": "DeleteUser"}
+    operations = ops("CreateUser", "UpdateUser", "DeleteUser")
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """iam:CreateUser."""
@@ -1172,11 +1170,7 @@ class Policy(IamResource):
     defaults = {"path": "/"}
     computed = names("arn attachmentCount id policyId tagsAll")
     documents = names("policy")
-    operations = {
-        "create": "CreatePolicy",
-        "update": "CreatePolicyVersion",
-        "delete": "DeletePolicy",
-    }
+    operations = ops("CreatePolicy", "CreatePolicyVersion", "DeletePolicy")
     MAX_VERSIONS = 5
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -1294,8 +1288,7 @@ class AccessKey(IamResource):
     )
     secret_outputs = names("secret sesSmtpPasswordV4")
     write_only = names("secret sesSmtpPasswordV4")
-    operations = {"create": "CreateAccessKey", "update": "UpdateAccessKey"}
-    operations = {**operations, "delete": "DeleteAccessKey"}
+    operations = ops("CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """status is Active, Inactive or Expired."""
@@ -1416,7 +1409,7 @@ class Vpc(Ec2Resource):
         "ipv6AssociationId mainRouteTableId ownerId tagsAll"
     )
     not_found = ("InvalidVpcID.NotFound",)
-    operations = {"create": "CreateVpc", "update": "ModifyVpcAttribute", "delete": "DeleteVpc"}
+    operations = ops("CreateVpc", "ModifyVpcAttribute", "DeleteVpc")
     _ATTRIBUTES = {
         "enableDnsSupport": "EnableDnsSupport",
         "enableDnsHostnames": "EnableDnsHostnames",
@@ -1557,8 +1550,7 @@ class Subnet(Ec2Resource):
     }
     computed = names("arn id ipv6CidrBlockAssociationId ownerId tagsAll")
     not_found = ("InvalidSubnetID.NotFound",)
-    operations = {"create": "CreateSubnet", "update": "ModifySubnetAttribute"}
-    operations = {**operations, "delete": "DeleteSubnet"}
+    operations = ops("CreateSubnet", "ModifySubnetAttribute", "DeleteSubnet")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """cidr_block is an IPv4 network address."""
@@ -1644,8 +1636,7 @@ class InternetGateway(Ec2Resource):
     optional_computed = names("region")
     computed = names("arn id ownerId tagsAll")
     not_found = ("InvalidInternetGatewayID.NotFound",)
-    operations = {"create": "CreateInternetGateway", "update": "AttachInternetGateway"}
-    operations = {**operations, "delete": "DeleteInternetGateway"}
+    operations = ops("CreateInternetGateway", "AttachInternetGateway", "DeleteInternetGateway")
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """ec2:CreateInternetGateway, then AttachInternetGateway."""
@@ -1736,8 +1727,7 @@ class RouteTable(Ec2Resource):
     optional_computed = names("propagatingVgws region routes")
     computed = names("arn id ownerId tagsAll")
     not_found = ("InvalidRouteTableID.NotFound",)
-    operations = {"create": "CreateRouteTable", "update": "CreateRoute"}
-    operations = {**operations, "delete": "DeleteRouteTable"}
+    operations = ops("CreateRouteTable", "CreateRoute", "DeleteRouteTable")
 
     def equal(self, key: str, old: Any, new: Any) -> bool:
         """``routes`` is a set in the schema, and unset fields read back as ""."""
@@ -1843,7 +1833,7 @@ class Route(Ec2Resource):
     optional_computed = names("region")
     computed = names("id instanceId instanceOwnerId origin state")
     not_found = ("InvalidRouteTableID.NotFound", "InvalidRoute.NotFound")
-    operations = {"create": "CreateRoute", "update": "ReplaceRoute", "delete": "DeleteRoute"}
+    operations = ops("CreateRoute", "ReplaceRoute", "DeleteRoute")
     _DESTINATIONS = (
         ("destinationCidrBlock", "DestinationCidrBlock"),
         ("destinationIpv6CidrBlock", "DestinationIpv6CidrBlock"),
@@ -1925,8 +1915,9 @@ class RouteTableAssociation(Ec2Resource):
     optional_computed = names("region")
     computed = names("id")
     not_found = ("InvalidAssociationID.NotFound",)
-    operations = {"create": "AssociateRouteTable", "update": "ReplaceRouteTableAssociation"}
-    operations = {**operations, "delete": "DisassociateRouteTable"}
+    operations = ops(
+        "AssociateRouteTable", "ReplaceRouteTableAssociation", "DisassociateRouteTable"
+    )
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """ec2:AssociateRouteTable."""
@@ -2010,8 +2001,7 @@ class SecurityGroup(Ec2Resource):
     defaults = {"description": "Managed by Pulumi", "revokeRulesOnDelete": False}
     computed = names("arn id ownerId tagsAll")
     not_found = ("InvalidGroup.NotFound", "InvalidGroupId.NotFound")
-    operations = {"create": "CreateSecurityGroup", "update": "AuthorizeSecurityGroupIngress"}
-    operations = {**operations, "delete": "DeleteSecurityGroup"}
+    operations = ops("CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "DeleteSecurityGroup")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Names: at most 255 characters, not starting with ``sg-``."""
@@ -2179,8 +2169,7 @@ class Repository(AwsResource):
     defaults = {"imageTagMutability": "MUTABLE"}
     computed = names("arn id registryId repositoryUrl tagsAll")
     not_found = ("RepositoryNotFoundException",)
-    operations = {"create": "CreateRepository", "update": "PutImageScanningConfiguration"}
-    operations = {**operations, "delete": "DeleteRepository"}
+    operations = ops("CreateRepository", "PutImageScanningConfiguration", "DeleteRepository")
     _MUTABILITY = ("MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -2304,8 +2293,7 @@ class LifecyclePolicy(AwsResource):
     computed = names("id registryId")
     documents = names("policy")
     not_found = ("LifecyclePolicyNotFoundException", "RepositoryNotFoundException")
-    operations = {"create": "PutLifecyclePolicy", "update": "PutLifecyclePolicy"}
-    operations = {**operations, "delete": "DeleteLifecyclePolicy"}
+    operations = ops("PutLifecyclePolicy", "PutLifecyclePolicy", "DeleteLifecyclePolicy")
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """ecr:PutLifecyclePolicy."""
@@ -2407,7 +2395,7 @@ class Queue(AwsResource):
     computed = names("arn id tagsAll url")
     documents = names("policy redrivePolicy redriveAllowPolicy")
     not_found = _QUEUE_GONE
-    operations = {"create": "CreateQueue", "update": "SetQueueAttributes", "delete": "DeleteQueue"}
+    operations = ops("CreateQueue", "SetQueueAttributes", "DeleteQueue")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Queue names: 1-80 alphanumerics, hyphens, underscores (``.fifo`` for FIFO queues)."""
@@ -2516,8 +2504,7 @@ class QueuePolicy(AwsResource):
     computed = names("id")
     documents = names("policy")
     not_found = _QUEUE_GONE
-    operations = {"create": "SetQueueAttributes", "update": "SetQueueAttributes"}
-    operations = {**operations, "delete": "SetQueueAttributes"}
+    operations = ops("SetQueueAttributes", "SetQueueAttributes", "SetQueueAttributes")
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """sqs:SetQueueAttributes (Policy)."""
@@ -2563,7 +2550,7 @@ class EventRule(AwsResource):
     computed = names("arn id tagsAll")
     documents = names("eventPattern")
     not_found = ("ResourceNotFoundException",)
-    operations = {"create": "PutRule", "update": "PutRule", "delete": "DeleteRule"}
+    operations = ops("PutRule", "PutRule", "DeleteRule")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """A rule needs an event pattern or a schedule; names are 1-64 characters."""
@@ -2698,7 +2685,7 @@ class EventTarget(AwsResource):
     defaults = {"eventBusName": "default", "forceDestroy": False}
     computed = names("id")
     not_found = ("ResourceNotFoundException",)
-    operations = {"create": "PutTargets", "update": "PutTargets", "delete": "RemoveTargets"}
+    operations = ops("PutTargets", "PutTargets", "RemoveTargets")
     _UNSUPPORTED = names(
         "appsyncTarget batchTarget ecsTarget httpTarget inputTransformer kinesisTarget "
         "redshiftTarget runCommandTargets sagemakerPipelineTarget"
@@ -2837,28 +2824,6 @@ def get_availability_zones(ctx: Context, args: Mapping[str, Any]) -> dict[str, A
     }
 
 
-def get_region(ctx: Context, args: Mapping[str, Any]) -> dict[str, Any]:
-    """``aws.get_region``: the provider's (or the given) region."""
-    region = args.get("region") or args.get("name") or _invoke_region(ctx, args)
-    return {
-        "id": region,
-        "name": region,
-        "region": region,
-        "endpoint": f"ec2.{region}.amazonaws.com",
-        "description": region,
-    }
-
-
-def get_partition(ctx: Context, args: Mapping[str, Any]) -> dict[str, Any]:
-    """``aws.get_partition``: the commercial partition."""
-    return {
-        "id": PARTITION,
-        "partition": PARTITION,
-        "dnsSuffix": "amazonaws.com",
-        "reverseDnsPrefix": "com.amazonaws",
-    }
-
-
 # ------------------------------------------------------------- cloud, provider
 class Aws(Cloud):
     """The AWS fake: credentials and region are checked in CheckConfig, as pulumi-aws does."""
@@ -2950,8 +2915,6 @@ AWS = Aws(
     {
         GET_CALLER_IDENTITY: get_caller_identity,
         GET_AVAILABILITY_ZONES: get_availability_zones,
-        GET_REGION: get_region,
-        GET_PARTITION: get_partition,
     },
 )
 
