@@ -304,8 +304,15 @@ class AwsTarget(Target):
         ``logs:CreateLogGroup``; the stream prefix is left to the worker (one per deployment).
         """
         region = _get(outputs, "region")
+        # Writing the real pool (a block id exists): Pulumi drops None exports, so a missing
+        # key is known to be absent. Only a plan's partial outputs mean "not known yet".
+        final = block_document_id is not None
+
+        def absent(key: str) -> bool:
+            return _known_absent(outputs, key) or (final and outputs.get(key) in (None, ""))
+
         network: dict[str, Any] = {"subnets": _subnets(outputs)}
-        if not _known_absent(outputs, "security_group_id"):
+        if not absent("security_group_id"):
             network["securityGroups"] = [_get(outputs, "security_group_id")]
         # Public subnets without a NAT gateway: tasks need a public IP to reach ECR and Prefect.
         network["assignPublicIp"] = "ENABLED"
@@ -322,7 +329,7 @@ class AwsTarget(Target):
                 "awslogs-create-group": "false",
             },
         }
-        if not _known_absent(outputs, "task_role_arn"):
+        if not absent("task_role_arn"):
             defaults["task_role_arn"] = _get(outputs, "task_role_arn")
         return defaults
 

@@ -465,12 +465,6 @@ def test_an_existing_vpc_and_subnets_are_used_as_they_are(sandbox: Sandbox, aws:
     assert inventory(aws)["subnets"] == before["subnets"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: Pulumi drops None stack exports (task_role_arn without "
-    "--task-role-policy-arn, security_group_id with --vpc-id), so AwsTarget.template_defaults "
-    "cannot see they are absent and writes the plan placeholder '<created on up>' into the pool",
-)
 def test_the_work_pool_never_gets_plan_placeholders(sandbox: Sandbox, aws: Aws, pool: str):
     ec2 = aws.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
