@@ -438,6 +438,16 @@ def test_sigkill_after_aws_made_the_key_names_the_untracked_copy(
     assert tracked["outputs"]["access_key_id"] == found["data"]["aws_access_key_id"]
     sandbox.run("preview", pool, "--expect-no-changes")
 
+    # IAM refuses to delete a user that still has keys, the untracked one included.
+    destroyed = sandbox.run("destroy", pool, "--yes", expect=None)
+    if destroyed.code and "must delete access keys first" in destroyed.stderr:
+        pytest.xfail(
+            "product bug: the worker IAM user has no force_destroy, so destroy fails on the "
+            "untracked key the kill left (DeleteConflict), with no hint beyond 'fix the cause'"
+        )
+    assert destroyed.code == 0, destroyed.output
+    assert inventory(aws) == {key: [] for key in inventory(aws)}
+
 
 def test_an_existing_vpc_and_subnets_are_used_as_they_are(sandbox: Sandbox, aws: Aws, pool: str):
     ec2 = aws.client("ec2")
@@ -450,7 +460,13 @@ def test_an_existing_vpc_and_subnets_are_used_as_they_are(sandbox: Sandbox, aws:
     ]
     before = inventory(aws)
 
-    up(sandbox, pool, "--vpc-id", vpc, "--subnet-ids", ",".join(subnets))
+    s3_read = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
+    up(
+        sandbox,
+        pool,
+        *("--vpc-id", vpc, "--subnet-ids", ",".join(subnets)),
+        *("--task-role-policy-arn", s3_read),
+    )
     after = inventory(aws)
     for network in ("vpcs", "subnets", "internet_gateways", "security_groups"):
         assert after[network] == before[network], network
@@ -460,6 +476,12 @@ def test_an_existing_vpc_and_subnets_are_used_as_they_are(sandbox: Sandbox, aws:
     assert props["vpc_id"]["default"] == vpc
     network = props["network_configuration"]["default"]
     assert network["subnets"] == subnets and network["assignPublicIp"] == "ENABLED"
+    # The task role exists only because a policy was given, and holds exactly that one.
+    iam = aws.client("iam")
+    task_role = iam.get_role(RoleName=f"{pool}-ecs-task")["Role"]
+    attached = iam.list_attached_role_policies(RoleName=task_role["RoleName"])
+    assert [p["PolicyArn"] for p in attached["AttachedPolicies"]] == [s3_read]
+    assert props["task_role_arn"]["default"] == task_role["Arn"]
 
     sandbox.run("destroy", pool, "--yes")  # the network is not the tool's to delete
     assert inventory(aws)["subnets"] == before["subnets"]
