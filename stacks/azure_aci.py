@@ -250,6 +250,9 @@ class ContainerInstancePool(pulumi.ComponentResource):
         principal = azuread.ServicePrincipal(
             f"{name}-sp",
             client_id=app.client_id,
+            # An application has at most one principal: if a killed run created it but never
+            # recorded it, adopt it instead of failing with "already exists".
+            use_existing=True,
             owners=owners,
             tags=entra_tags(args.pool),
             opts=child(),

@@ -454,12 +454,10 @@ def test_sigkill_after_the_cloud_wrote_the_secret_names_the_untracked_copy(box: 
     strict=True,
     raises=AssertionError,
     reason=(
-        "product bug: a run killed after Entra ID created the service principal (or ARM the "
-        "deterministically named AcrPull assignment) can never be rerun: the recovery drops "
-        "the pending creates, and the re-create then fails with pulumi-azuread's 'A resource "
-        "with the ID ... already exists ... needs to be imported' (ServicePrincipal without "
-        "use_existing) or azure-native's \"cannot create already existing resource "
-        "'.../roleAssignments/<guid>'\" (its CanCreate GET)"
+        "known bug: a run killed after ARM created a deterministically named role assignment "
+        "cannot be rerun: recovery drops the pending create, and the re-create fails with "
+        "azure-native's \"cannot create already existing resource '.../roleAssignments/<guid>'\" "
+        "(its CanCreate GET). The service principal half is fixed (use_existing=True)."
     ),
 )
 def test_sigkill_after_the_cloud_wrote_the_principal_and_a_grant_is_recovered(
