@@ -443,7 +443,15 @@ class EcsPool(pulumi.ComponentResource):
             queue, events = self._task_events(name, args, cluster, tags, child)
 
         # -- The submitter's identity and its least-privilege policy.
-        user = aws.iam.User(f"{name}-worker", name=n.worker_user, tags=tags, opts=child())
+        user = aws.iam.User(
+            f"{name}-worker",
+            name=n.worker_user,
+            # The user is ours alone: destroy must also remove an access key a killed run made
+            # but never recorded, or IAM refuses to delete the user (DeleteConflict).
+            force_destroy=True,
+            tags=tags,
+            opts=child(),
+        )
         role_arns = [execution_role.arn] + ([task_role.arn] if task_role else [])
         policy = aws.iam.Policy(
             f"{name}-worker-policy",
