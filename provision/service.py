@@ -188,13 +188,18 @@ def resolve(
     block_name = (
         request.block_name
         or (saved.block_name if saved else None)
-        or f"{request.pool}-{target.block_suffix}"
+        or f"{_block_slug(request.pool)}-{target.block_suffix}"
     )
     _validate_block_name(block_name)
     generated = dict(saved.generated) if saved and saved.generated else {}
     if not generated:
         generated = target.generated_config(request.pool, options)
     return PoolSpec(request.pool, pool_type, target, options, block_name, generated, saved)
+
+
+def _block_slug(pool: str) -> str:
+    """A pool name in the form Prefect block names allow (lowercase, digits, dashes)."""
+    return re.sub(r"[^a-z0-9-]", "-", pool.lower())
 
 
 def _validate_block_name(name: str) -> None:

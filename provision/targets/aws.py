@@ -107,9 +107,10 @@ class AwsTarget(Target):
     propagation_errors = PROPAGATION_ERRORS
     orphan_hints = {
         "aws:iam/accessKey:AccessKey": (
-            "List the worker user's keys with `aws iam list-access-keys --user-name "
-            "<pool>-ecs-worker` and delete any whose id is not aws_access_key_id in the "
-            "Prefect block with `aws iam delete-access-key --user-name <pool>-ecs-worker "
+            "The user's name is worker_user_name in `provision show <pool>`. List its keys "
+            "with `aws iam list-access-keys --user-name "
+            "<worker_user_name>` and delete any whose id is not aws_access_key_id in the "
+            "Prefect block with `aws iam delete-access-key --user-name <worker_user_name> "
             "--access-key-id <id>` (AWS allows two keys per user)."
         ),
     }

@@ -68,9 +68,10 @@ AWS_ERROR_RULES: tuple[ErrorRule, ...] = (
         r"Cannot exceed quota for AccessKeysPerUser",
         QuotaExceededError,
         "The pool's IAM user already has two access keys, the most AWS allows.",
-        "List them with `aws iam list-access-keys --user-name <pool>-ecs-worker`, delete the "
+        "List them (worker_user_name is in `provision show <pool>`) with "
+        "`aws iam list-access-keys --user-name <worker_user_name>`, delete the "
         "one that is not aws_access_key_id in the pool's Prefect block with `aws iam "
-        "delete-access-key --user-name <pool>-ecs-worker --access-key-id <id>`, then rerun.",
+        "delete-access-key --user-name <worker_user_name> --access-key-id <id>`, then rerun.",
     ),
     ErrorRule(
         r"LimitExceeded(?:[^\n]*?Cannot exceed quota for (?P<quota>\w+))?|ServiceQuotaExceeded|"

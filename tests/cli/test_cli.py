@@ -151,6 +151,14 @@ def test_preview_offline_json_matches_the_contract(env):
     assert_nothing_written(env)
 
 
+def test_default_block_name_is_valid_for_any_valid_pool_name(env):
+    result = run(
+        env, "preview", "ETL_x", "--type", "ecs", "--region", "eu-west-1", "--offline", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["prefect"][0]["name"] == "etl-x-aws-credentials"
+
+
 def test_preview_expect_no_changes_exits_3_on_changes(env):
     result = run(env, "preview", "p1", *GOOD, "--offline", "--expect-no-changes", "--json")
     assert result.exit_code == 3
