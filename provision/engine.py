@@ -432,6 +432,10 @@ class Engine:
         removed = self.unlock(pool)
         if removed:
             self._notice(f"Removed a stale lock left by a killed run on '{pool}'.")
+        if self.lock_files(pool):
+            # A live run holds the stack: its in-flight operations are not ours to reconcile,
+            # and its checkpoint may be mid-write. The operation itself reports the lock.
+            return
         deployment = stack.export_stack().deployment or {}
         pending = deployment.get("pending_operations") or []
         if not pending:
