@@ -20,6 +20,7 @@ from provision.targets.aws_errors import AWS_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
     Grant,
     NextSteps,
+    OptionPicker,
     PlannedResource,
     PoolType,
     Target,
@@ -71,10 +72,6 @@ class AwsOptions(TargetOptions):
     task_role_policy_arns: tuple[str, ...] = ()
     """Managed policies for the flows' task role; the role exists only when there are some."""
     ecr_keep_images: int = DEFAULT_ECR_KEEP_IMAGES
-
-
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -133,23 +130,10 @@ class AwsTarget(Target):
         Network: ``--vpc-id`` with ``--subnet-ids`` (an existing network), or ``--vpc-cidr``
         (the VPC to create, default :data:`DEFAULT_VPC_CIDR`); either replaces the saved choice.
         """
-        for key, value in given.items():
-            if value is not None and key not in OPTION_KEYS:
-                raise InvalidInputError(
-                    f"Option {_flag(key)} does not apply to type '{pool_type.name}'."
-                )
+        pick = OptionPicker(pool_type, given, saved, OPTION_KEYS)
         naming.validate_pool(pool, pool_type.name)
+        sources = pick.sources
         prior = _aws(saved).model_dump() if saved is not None else {}
-        sources: dict[str, str] = {}
-
-        def pick(key: str, default: Any = None) -> Any:
-            if given.get(key) is not None:
-                sources[key] = _flag(key)
-                return given[key]
-            if prior.get(key) is not None:
-                sources[key] = "the pool's saved options"
-                return prior[key]
-            return default
 
         profile = pick("profile")
         if profile is None and env.get("AWS_PROFILE"):

@@ -22,6 +22,7 @@ from provision.targets.azure_errors import AZURE_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
     Grant,
     NextSteps,
+    OptionPicker,
     PlannedResource,
     PoolType,
     Target,
@@ -53,10 +54,6 @@ class AzureOptions(TargetOptions):
     """``None``: derived from the pool and the stack's random suffix (see ``generated``)."""
     registry_sku: str = "Basic"
     secret_days: int = naming.DEFAULT_SECRET_DAYS
-
-
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
 
 
 def azure_config_dir(env: Mapping[str, str]) -> Path:
@@ -192,22 +189,8 @@ class AzureTarget(Target):
         Resource group defaults to ``<pool>-rg``; the registry name to the pool's alphanumerics
         plus the stack's random suffix (decided in :meth:`program`).
         """
-        for key, value in given.items():
-            if value is not None and key not in OPTION_KEYS:
-                raise InvalidInputError(
-                    f"Option {_flag(key)} does not apply to type '{pool_type.name}'."
-                )
-        prior = saved.model_dump() if saved is not None else {}
-        sources: dict[str, str] = {}
-
-        def pick(key: str) -> Any:
-            if given.get(key) is not None:
-                sources[key] = _flag(key)
-                return given[key]
-            if prior.get(key) is not None:
-                sources[key] = "the pool's saved options"
-                return prior[key]
-            return None
+        pick = OptionPicker(pool_type, given, saved, OPTION_KEYS)
+        sources = pick.sources
 
         subscription = pick("subscription")
         if subscription is None and env.get("AZURE_SUBSCRIPTION_ID", "").strip():

@@ -11,13 +11,14 @@ Adding a cloud = one stack module + one ``Target`` subclass + its entries in ``r
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from provision.engine_errors import ErrorRule
+from provision.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,46 @@ class PoolType:
     push: bool
     """Push pools exist only on Prefect Cloud."""
     description: str
+
+
+def flag(key: str) -> str:
+    """The CLI flag of an option key (``vpc_id`` → ``--vpc-id``)."""
+    return "--" + key.replace("_", "-")
+
+
+class OptionPicker:
+    """Option precedence shared by every target: flags, then the pool's saved options.
+
+    Construction rejects options of another cloud with one line. ``sources`` records where
+    each picked value came from, for error messages ("from --region").
+    """
+
+    def __init__(
+        self,
+        pool_type: PoolType,
+        given: Mapping[str, Any],
+        saved: TargetOptions | None,
+        keys: Iterable[str],
+    ):
+        keys = frozenset(keys)
+        for key, value in given.items():
+            if value is not None and key not in keys:
+                raise InvalidInputError(
+                    f"Option {flag(key)} does not apply to type '{pool_type.name}'."
+                )
+        self._given = given
+        self._prior = saved.model_dump() if saved is not None else {}
+        self.sources: dict[str, str] = {}
+
+    def __call__(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``: given, else saved, else ``default``."""
+        if self._given.get(key) is not None:
+            self.sources[key] = flag(key)
+            return self._given[key]
+        if self._prior.get(key) is not None:
+            self.sources[key] = "the pool's saved options"
+            return self._prior[key]
+        return default
 
 
 class TargetOptions(BaseModel):

@@ -25,10 +25,12 @@ from provision.targets import gcp_naming as naming
 from provision.targets.base import (
     Grant,
     NextSteps,
+    OptionPicker,
     PlannedResource,
     PoolType,
     Target,
     TargetOptions,
+    flag,
 )
 from provision.targets.gcp_errors import GCP_ERROR_RULES
 
@@ -180,10 +182,6 @@ class GcpOptions(TargetOptions):
     registry_writer: bool = False
 
 
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
 def _regions(flavor: str) -> tuple[str, tuple[str, ...]]:
     if flavor == "vertex-ai":
         return "Vertex AI", VERTEX_AI_REGIONS
@@ -257,7 +255,7 @@ def _validate(opts: dict[str, Any], sources: Mapping[str, str]) -> None:
     for key in ("worker_account_id", "runtime_account_id"):
         if not naming.ACCOUNT_ID_RE.match(opts[key]):
             raise InvalidInputError(
-                f"Invalid {_flag(key)} '{opts[key]}'{origin(key)}: 6-30 lowercase letters, "
+                f"Invalid {flag(key)} '{opts[key]}'{origin(key)}: 6-30 lowercase letters, "
                 "digits or hyphens, starting with a letter and not ending with a hyphen."
             )
     if opts["worker_account_id"] == opts["runtime_account_id"]:
@@ -315,22 +313,8 @@ class GcpTarget(Target):
         ``CLOUDSDK_COMPUTE_REGION``, gcloud ``run/region`` (``ai/region``), ``compute/region``,
         then :data:`DEFAULT_REGION`. Ids default to names derived from the pool name.
         """
-        for key, value in given.items():
-            if value is not None and key not in OPTION_KEYS:
-                raise InvalidInputError(
-                    f"Option {_flag(key)} does not apply to type '{pool_type.name}'."
-                )
-        prior = saved.model_dump() if saved is not None else {}
-        sources: dict[str, str] = {}
-
-        def pick(key: str) -> Any:
-            if given.get(key) is not None:
-                sources[key] = _flag(key)
-                return given[key]
-            if prior.get(key) is not None:
-                sources[key] = "the pool's saved options"
-                return prior[key]
-            return None
+        pick = OptionPicker(pool_type, given, saved, OPTION_KEYS)
+        sources = pick.sources
 
         props: dict[str, dict[str, str]] | None = None
 
