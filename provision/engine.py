@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from provision.engine_errors import ErrorRule, classify
 from provision.errors import EngineError, PoolNotFoundError, PropagationError
-from provision.events import EventTranslator, ProgressCallback
+from provision.events import EventTranslator, ProgressCallback, is_internal
 from provision.settings import PROJECT_NAME, Settings
 
 if TYPE_CHECKING:
@@ -340,7 +340,7 @@ class Engine:
         return [
             {"urn": r.get("urn"), "type": r.get("type"), "id": r.get("id")}
             for r in deployment.get("resources", [])
-            if not _internal(r.get("type", ""))
+            if not is_internal(r.get("type", ""))
         ]
 
     def _run(
@@ -514,7 +514,7 @@ def _steps(translator: EventTranslator) -> list[Step]:
 
     seen: dict[str, Step] = {}
     for s in translator.steps:
-        if _internal(s["type"]):
+        if is_internal(s["type"]):
             continue
         earlier = seen.get(s["urn"])
         if earlier is not None and earlier.op != "refresh":
@@ -524,10 +524,6 @@ def _steps(translator: EventTranslator) -> list[Step]:
             urn=s["urn"], type=s["type"], name=urn_name(s["urn"]), op=op, inputs=s["inputs"]
         )
     return list(seen.values())
-
-
-def _internal(type_token: str) -> bool:
-    return type_token == "pulumi:pulumi:Stack" or type_token.startswith("pulumi:providers:")
 
 
 def _pid_alive(pid: int) -> bool:

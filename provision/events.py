@@ -93,17 +93,17 @@ class EventTranslator:
                     "inputs": dict(getattr(state, "inputs", None) or {}),
                 }
             )
-            if _is_internal(meta.type):
+            if is_internal(meta.type):
                 return
             self._emit(meta.urn, op, "done" if op == "same" else "running")
         elif event.res_outputs_event is not None:
             meta = event.res_outputs_event.metadata
-            if _is_internal(meta.type) or _op(meta.op) == "same":
+            if is_internal(meta.type) or _op(meta.op) == "same":
                 return
             self._emit(meta.urn, _op(meta.op), "done")
         elif event.res_op_failed_event is not None:
             meta = event.res_op_failed_event.metadata
-            if _is_internal(meta.type):
+            if is_internal(meta.type):
                 return
             self._emit(meta.urn, _op(meta.op), "failed", self.failures.get(meta.urn, ""))
         elif event.diagnostic_event is not None:
@@ -114,7 +114,7 @@ class EventTranslator:
             self.diagnostics.append(text)
             if diag.urn:
                 self.failures[diag.urn] = _provider_message(text)
-                if diag.urn in self._ops and not _is_internal(urn_type(diag.urn)):
+                if diag.urn in self._ops and not is_internal(urn_type(diag.urn)):
                     self._emit(diag.urn, self._ops[diag.urn], "failed", self.failures[diag.urn])
 
 
@@ -123,8 +123,8 @@ def _op(op: Any) -> str:
     return str(value).lower().replace("_", "-")
 
 
-def _is_internal(type_token: str) -> bool:
-    # The stack itself and provider resources are engine bookkeeping, not user resources.
+def is_internal(type_token: str) -> bool:
+    """True for engine bookkeeping (the stack, providers), not user resources."""
     return type_token == "pulumi:pulumi:Stack" or type_token.startswith("pulumi:providers:")
 
 
