@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 Program = Callable[[], None]
 NoticeCallback = Callable[[str], None]
+AdoptCallback = Callable[[str, Mapping[str, Any]], str | None]
+"""(type token, recorded inputs) of an interrupted create → its cloud id, if computable."""
 
 CHANGE_KEYS = ("create", "update", "replace", "delete", "same")
 
@@ -82,9 +84,11 @@ class Engine:
         on_notice: NoticeCallback | None = None,
         retry_delays: Sequence[float] | None = None,
         orphan_hints: Mapping[str, str] | None = None,
+        adopt: AdoptCallback | None = None,
     ):
         self.settings = settings
         self._orphan_hints = dict(orphan_hints or {})
+        self._adopt = adopt or (lambda _type, _inputs: None)
         self._on_install = on_install
         self._notice = on_notice or (lambda _msg: None)
         self._retry_delays = tuple(retry_delays if retry_delays is not None else _env_delays())
@@ -436,7 +440,8 @@ class Engine:
             # A live run holds the stack: its in-flight operations are not ours to reconcile,
             # and its checkpoint may be mid-write. The operation itself reports the lock.
             return
-        deployment = stack.export_stack().deployment or {}
+        state = stack.export_stack()
+        deployment = state.deployment or {}
         pending = deployment.get("pending_operations") or []
         if not pending:
             return
@@ -445,7 +450,17 @@ class Engine:
             f"A previous run on '{pool}' was interrupted with {len(pending)} operation(s) in "
             f"flight ({', '.join(kinds)}); reconciling with the cloud before continuing."
         )
-        for op in pending:
+        adopted = self._adopt_pending_creates(deployment)
+        if adopted:
+            from pulumi import automation as auto
+
+            stack.import_stack(auto.Deployment(version=state.version, deployment=deployment))
+            self._notice(
+                f"Adopting {len(adopted)} resource(s) the interrupted run may have created "
+                f"({', '.join(adopted)}): the refresh reads each back by its id, or drops it "
+                "if the cloud never made it."
+            )
+        for op in deployment.get("pending_operations") or []:
             resource = op.get("resource") or {}
             urn = resource.get("urn", "")
             if op.get("type") != "creating" or not urn:
@@ -470,6 +485,31 @@ class Engine:
             translator,
             lambda: stack.refresh(clear_pending_creates=True, on_event=translator),
         )
+
+    def _adopt_pending_creates(self, deployment: dict[str, Any]) -> list[str]:
+        """Turn pending creates whose cloud id is computable into resources with that id.
+
+        This is what ``pulumi refresh --import-pending-creates URN ID`` promises, done on the
+        exported state because that flag only relabels the operation in the engine used here.
+        The refresh that follows reads each one back: found → tracked as if the create had
+        answered; gone → dropped, and ``up`` creates it. Returns the adopted names.
+        """
+        kept: list[dict[str, Any]] = []
+        adopted: list[str] = []
+        resources = deployment.setdefault("resources", [])
+        for op in deployment.get("pending_operations") or []:
+            resource = op.get("resource") or {}
+            rid = None
+            if op.get("type") == "creating" and resource.get("urn"):
+                rid = self._adopt(resource.get("type", ""), resource.get("inputs") or {})
+            if not rid:
+                kept.append(op)
+                continue
+            # Appended last: everything it depends on was created (and recorded) before it.
+            resources.append({**resource, "id": rid})
+            adopted.append(resource["urn"].rsplit("::", 1)[-1])
+        deployment["pending_operations"] = kept
+        return adopted
 
     def _backend_label(self) -> str:
         return (

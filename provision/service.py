@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from provision import registry
@@ -316,7 +317,7 @@ def plan(
     hooks = hooks or Hooks()
     spec = resolve(request, settings, env)
     writer = _writer(_prefect_api(request, spec, env))
-    engine = _engine(settings, hooks, spec.target)
+    engine = _engine(settings, hooks, spec)
     with _StackSession(engine, spec, keep=False) as session:
         return _preview(engine, session, spec, writer, refresh=refresh, hooks=hooks)
 
@@ -363,7 +364,7 @@ def up(
     spec = resolve(request, settings, env)
     api = _prefect_api(request, spec, env)
     writer = _writer(api)
-    engine = _engine(settings, hooks, spec.target)
+    engine = _engine(settings, hooks, spec)
 
     with _StackSession(engine, spec, keep=True) as session:
         if hooks.confirm is not None:
@@ -461,7 +462,7 @@ def destroy(
     # Prefect is needed only if the tool wrote something there (a first up may have failed
     # before that); resolving it up front makes a bad Prefect setting fail before any deletion.
     writer = _writer(_prefect_api(request, spec, env)) if owns_pool or owns_block else None
-    engine = _engine(settings, hooks, spec.target)
+    engine = _engine(settings, hooks, spec)
     stack = engine.stack(pool, spec.program(), create=False)
 
     if hooks.confirm is not None:
@@ -597,12 +598,13 @@ def unlock(pool: str, settings: Settings, *, force: bool = False) -> list[str]:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _engine(settings: Settings, hooks: Hooks, target: Target | None = None) -> Engine:
+def _engine(settings: Settings, hooks: Hooks, spec: PoolSpec | None = None) -> Engine:
     return Engine(
         settings,
         on_install=hooks.on_install,
         on_notice=hooks.on_notice,
-        orphan_hints=target.orphan_hints if target else None,
+        orphan_hints=spec.target.orphan_hints if spec else None,
+        adopt=partial(spec.target.adoptable_id, spec.options) if spec else None,
     )
 
 

@@ -323,6 +323,13 @@ class AzureTarget(Target):
 
     # -- Prefect ----------------------------------------------------------------------------
 
+    def adoptable_id(
+        self, options: TargetOptions, type_token: str, inputs: Mapping[str, Any]
+    ) -> str | None:
+        """ARM resources: every name is fixed before the create (see ``naming.arm_id``)."""
+        assert isinstance(options, AzureOptions)
+        return naming.arm_id(options.subscription, type_token, inputs)
+
     def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The ``azure-container-instance-credentials`` block: the app's client credentials."""
         data = {

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 # Physical regions that accept resources (`az account list-locations`, regionType Physical).
 # Some are restricted to customers with a presence in the country (e.g. germanynorth,
@@ -175,3 +177,57 @@ def identity_id(subscription: str, resource_group_name: str, identity: str) -> s
         f"/subscriptions/{subscription}/resourceGroups/{resource_group_name}/providers/"
         f"Microsoft.ManagedIdentity/userAssignedIdentities/{identity}"
     )
+
+
+# Where each ARM resource of the stack lives, by Pulumi type token: (ARM type, name input).
+_ARM_CHILDREN = {
+    "azure-native:containerregistry:Registry": (
+        "Microsoft.ContainerRegistry/registries",
+        "registryName",
+    ),
+    "azure-native:managedidentity:UserAssignedIdentity": (
+        "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "resourceName",
+    ),
+}
+_SCOPE_SUBSCRIPTION_RE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)", re.IGNORECASE)
+
+
+def arm_id(subscription: str, type_token: str, inputs: Mapping[str, Any]) -> str | None:
+    """The ARM id a create of ``type_token`` with ``inputs`` answers with, or ``None``.
+
+    Every ARM resource of the stack has a name fixed before its create (names from the pool,
+    GUIDs from uuid5), so its id is known even when the create's answer was lost. Inputs that
+    are not plain strings (secrets, unknowns) give ``None``.
+    """
+
+    def text(key: str) -> str | None:
+        value = inputs.get(key)
+        return value if isinstance(value, str) and value else None
+
+    group = text("resourceGroupName")
+    if type_token == "azure-native:resources:ResourceGroup":
+        return group and f"/subscriptions/{subscription}/resourceGroups/{group}"
+    if type_token in _ARM_CHILDREN:
+        arm_type, name_key = _ARM_CHILDREN[type_token]
+        name = text(name_key)
+        if not (group and name):
+            return None
+        return f"/subscriptions/{subscription}/resourceGroups/{group}/providers/{arm_type}/{name}"
+    scope = text("scope")
+    if not scope:
+        return None
+    if type_token == "azure-native:authorization:RoleAssignment":
+        name = text("roleAssignmentName")
+        roles = "Microsoft.Authorization/roleAssignments"
+        return name and f"{scope.rstrip('/')}/providers/{roles}/{name}"
+    if type_token == "azure-native:authorization:RoleDefinition":
+        # ARM answers with the subscription-level id whatever scope the PUT went to.
+        guid, match = text("roleDefinitionId"), _SCOPE_SUBSCRIPTION_RE.match(scope)
+        if not (guid and match):
+            return None
+        return (
+            f"/subscriptions/{match['sub']}/providers/Microsoft.Authorization/"
+            f"roleDefinitions/{guid}"
+        )
+    return None

@@ -179,6 +179,17 @@ class Target(abc.ABC):
         """
         return {}
 
+    def adoptable_id(
+        self, options: TargetOptions, type_token: str, inputs: Mapping[str, Any]
+    ) -> str | None:
+        """The cloud id a create of ``type_token`` with ``inputs`` gets, when the inputs fix it.
+
+        After a killed run, a create the engine never heard back from is adopted by this id
+        (read back, or dropped if the cloud has nothing there) instead of being re-created: a
+        cloud whose names are unique refuses the second create. ``None``: not computable.
+        """
+        return None
+
     @abc.abstractmethod
     def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The credentials block document built from stack outputs (contains secrets)."""

@@ -450,16 +450,6 @@ def test_sigkill_after_the_cloud_wrote_the_secret_names_the_untracked_copy(box: 
     box.run("preview", pool, "--expect-no-changes")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "known bug: a run killed after ARM created a deterministically named role assignment "
-        "cannot be rerun: recovery drops the pending create, and the re-create fails with "
-        "azure-native's \"cannot create already existing resource '.../roleAssignments/<guid>'\" "
-        "(its CanCreate GET). The service principal half is fixed (use_existing=True)."
-    ),
-)
 def test_sigkill_after_the_cloud_wrote_the_principal_and_a_grant_is_recovered(
     box: Sandbox, pool: str
 ):
@@ -468,11 +458,15 @@ def test_sigkill_after_the_cloud_wrote_the_principal_and_a_grant_is_recovered(
     wait_for(lambda: box.cloud.calls("create", ROLE_ASSIGNMENT, phase="begin"), timeout=180)
     box.kill(proc, args)
 
-    run = box.run("up", pool, "--yes", timeout=300, expect=None)
+    # ARM has the assignment under its deterministic GUID, the state only a pending create:
+    # the rerun adopts it by id instead of failing on "cannot create already existing".
+    assert box.cloud.count(ROLE_ASSIGNMENT) >= 1
+    in_cloud = {r["id"].lower() for r in box.cloud.resources(ROLE_ASSIGNMENT)}
+    run = box.run("up", pool, "--yes", timeout=300)
     remember(box, pool)
-    if run.code != 0 and "already exists" not in run.stderr:
-        pytest.fail(f"not the known bug:\n{run.output}")
-    assert run.code == 0, run.stderr
+    assert "Adopting" in run.stdout and "reads each back by its id" in run.stdout
     assert box.cloud.count(SERVICE_PRINCIPAL) == 1 and box.cloud.count(ROLE_ASSIGNMENT) == 2
+    assert in_cloud <= {r["id"].lower() for r in box.cloud.resources(ROLE_ASSIGNMENT)}
     assert len(passwords(box)) == 1
+    assert not box.cloud.calls("delete", ROLE_ASSIGNMENT)
     box.run("preview", pool, "--expect-no-changes")

@@ -785,9 +785,11 @@ class Recorder(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.inner = ProgramMocks()
         self.inputs: dict[str, dict] = {}
+        self.created: list[tuple[str, dict]] = []
 
     def new_resource(self, args):
         self.inputs[args.typ] = dict(args.inputs)
+        self.created.append((args.typ, dict(args.inputs)))
         return self.inner.new_resource(args)
 
     def call(self, args):
@@ -912,3 +914,67 @@ def test_grants_doc_lists_every_action_and_role():
     for action in ROLE_ACTIONS:
         assert f"`{action}`" in doc, action
     assert "`AcrPull`" in doc and ACR_PULL_ROLE_GUID in doc
+
+
+@pulumi.runtime.test
+def test_every_arm_resource_of_the_program_is_adoptable_by_id(azure_target, home, program_mocks):
+    # After a killed run, ARM's "cannot create already existing" would block the rerun of any
+    # create whose answer was lost: each ARM resource must have an id computable from inputs.
+    opts = resolve_ok(azure_target, home)
+    azure_target.program("etl", ACI, opts, GENERATED)()
+    exports = pulumi.runtime.get_root_resource().outputs
+
+    def check(_):
+        program_mocks["checked"] = True
+        created = program_mocks["recorder"].created
+        arm = [(t, i) for t, i in created if t.startswith("azure-native:")]
+        assert {t for t, _ in arm} == {
+            "azure-native:resources:ResourceGroup",
+            "azure-native:containerregistry:Registry",
+            "azure-native:managedidentity:UserAssignedIdentity",
+            "azure-native:authorization:RoleDefinition",
+            "azure-native:authorization:RoleAssignment",
+        }
+        ids = {t: azure_target.adoptable_id(opts, t, i) for t, i in arm}
+        group = f"/subscriptions/{SUB}/resourceGroups/etl-rg"
+        assert ids["azure-native:resources:ResourceGroup"] == group
+        assert ids["azure-native:containerregistry:Registry"] == (
+            f"{group}/providers/Microsoft.ContainerRegistry/registries/etl0a1b2c3d"
+        )
+        assert ids["azure-native:managedidentity:UserAssignedIdentity"] == naming.identity_id(
+            SUB, "etl-rg", "etl-identity"
+        )
+        assert ids["azure-native:authorization:RoleDefinition"] == role_definition_arm_id(
+            SUB, role_definition_guid(group)
+        )
+        for t, i in arm:
+            if t == "azure-native:authorization:RoleAssignment":
+                assert azure_target.adoptable_id(opts, t, i) == (
+                    f"{i['scope']}/providers/Microsoft.Authorization/roleAssignments/"
+                    f"{i['roleAssignmentName']}"
+                )
+        # Entra ID objects get server-made ids: never guessed.
+        for t, i in created:
+            if t.startswith("azuread:"):
+                assert azure_target.adoptable_id(opts, t, i) is None
+
+    return pulumi.Output.all(*exports.values()).apply(check)
+
+
+@pytest.mark.parametrize(
+    ("token", "inputs"),
+    [
+        ("azure-native:resources:ResourceGroup", {}),
+        ("azure-native:containerregistry:Registry", {"resourceGroupName": "rg"}),
+        ("azure-native:authorization:RoleAssignment", {"scope": "/subscriptions/x/rg"}),
+        (
+            "azure-native:authorization:RoleDefinition",
+            {"scope": "not-an-arm-scope", "roleDefinitionId": "g"},
+        ),
+        # A secret's ciphertext or an unknown is never an id.
+        ("azure-native:resources:ResourceGroup", {"resourceGroupName": {"ciphertext": "x"}}),
+        ("azure-native:storage:StorageAccount", {"resourceGroupName": "rg", "accountName": "a"}),
+    ],
+)
+def test_ids_are_only_computed_from_complete_plain_inputs(azure_target, home, token, inputs):
+    assert azure_target.adoptable_id(resolve_ok(azure_target, home), token, inputs) is None
