@@ -440,6 +440,13 @@ class GcpTarget(Target):
 
     # -- Prefect ----------------------------------------------------------------------------
 
+    def adoptable_id(
+        self, options: TargetOptions, type_token: str, inputs: Mapping[str, Any]
+    ) -> str | None:
+        """Accounts, the custom role and the repository: ids from the pool's names."""
+        assert isinstance(options, GcpOptions)
+        return naming.resource_id(options.project, type_token, inputs)
+
     def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The ``gcp-credentials`` block: the worker's key file as a dict, and the project."""
         raw = outputs.get("service_account_key")

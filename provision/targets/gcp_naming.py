@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 # Service account ids: 6-30 chars, lowercase letter first, no trailing hyphen
 # (https://cloud.google.com/iam/docs/service-accounts-create#creating).
@@ -96,3 +98,31 @@ def service_account_email(account_id: str, project: str) -> str:
         domain, _, name = project.partition(":")
         return f"{account_id}@{name}.{domain}.iam.gserviceaccount.com"
     return f"{account_id}@{project}.iam.gserviceaccount.com"
+
+
+def resource_id(project: str, type_token: str, inputs: Mapping[str, Any]) -> str | None:
+    """The id pulumi-gcp records for a create of ``type_token`` with ``inputs``, or ``None``.
+
+    Only the stack's resources whose create fails on an existing id (409) are listed: their ids
+    are fixed by the pool's names. IAM members are idempotent and keys are random. ``project``
+    stands in when the inputs leave it to the provider.
+    """
+
+    def text(key: str) -> str | None:
+        value = inputs.get(key)
+        return value if isinstance(value, str) and value else None
+
+    project = text("project") or project
+    if type_token == "gcp:serviceaccount/account:Account":
+        account = text("accountId")
+        email = account and service_account_email(account, project)
+        return email and f"projects/{project}/serviceAccounts/{email}"
+    if type_token == "gcp:projects/iAMCustomRole:IAMCustomRole":
+        role = text("roleId")
+        return role and f"projects/{project}/roles/{role}"
+    if type_token == "gcp:artifactregistry/repository:Repository":
+        location, repository = text("location"), text("repositoryId")
+        if not (location and repository):
+            return None
+        return f"projects/{project}/locations/{location}/repositories/{repository}"
+    return None

@@ -14,6 +14,8 @@ pytestmark = pytest.mark.e2e
 KEY = "gcp:serviceaccount/key:Key"
 ACCOUNT = "gcp:serviceaccount/account:Account"
 SERVICE = "gcp:projects/service:Service"
+REPOSITORY = "gcp:artifactregistry/repository:Repository"
+CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
 UP = ["--type", "cloud-run-v2", "--project", "my-proj-123", "--region", "europe-west1"]
 
 
@@ -276,3 +278,32 @@ def test_sigkill_after_the_cloud_wrote_the_key_names_the_untracked_copy(
         == 1
     )
     sandbox.run("preview", pool, "--expect-no-changes")
+
+
+def test_sigkill_after_the_cloud_wrote_the_accounts_is_adopted_not_recreated(
+    sandbox: Sandbox, pool: str
+):
+    # Accounts, the role and the repository 409 on a second create: the rerun must read back
+    # what the killed run made (their ids follow from the pool's names), never re-create it.
+    args = ["up", pool, *UP, "--yes"]
+    proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
+    wait_for(lambda: sandbox.cloud.calls("create", ACCOUNT, phase="begin"), timeout=180)
+    sandbox.kill(proc, args)
+    made = {r["id"] for t in (ACCOUNT, REPOSITORY, CUSTOM_ROLE) for r in sandbox.cloud.resources(t)}
+    assert made, "the kill came before the cloud wrote anything"
+
+    run = sandbox.run("up", pool, "--yes", timeout=300)
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    assert "Adopting" in run.stdout and f"Pool '{pool}' is ready" in run.stdout
+    assert sandbox.cloud.count(ACCOUNT) == 2 and sandbox.cloud.count(REPOSITORY) == 1
+    assert sandbox.cloud.count(CUSTOM_ROLE) == 1 and len(keys(sandbox)) == 1
+    after = {
+        r["id"] for t in (ACCOUNT, REPOSITORY, CUSTOM_ROLE) for r in sandbox.cloud.resources(t)
+    }
+    assert made <= after
+    for token in (ACCOUNT, REPOSITORY, CUSTOM_ROLE):  # one create each, ever
+        begun = sandbox.cloud.calls("create", token, phase="begin")
+        assert len(begun) == sandbox.cloud.count(token), token
+    sandbox.run("preview", pool, "--expect-no-changes")
+    sandbox.run("destroy", pool, "--yes")
+    assert sandbox.cloud.count(ACCOUNT) == 0 and sandbox.cloud.count(REPOSITORY) == 0

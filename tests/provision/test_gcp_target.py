@@ -671,7 +671,16 @@ def test_next_steps_push_pool_has_no_worker(target):
 class ProgramMocks(pulumi.runtime.Mocks):
     """Just enough provider behaviour for the exports (see tests/stacks for the full set)."""
 
+    def __init__(self) -> None:
+        self.created: list[tuple[str, dict, str | None]] = []
+        """(type, inputs, the id GCP names it by) of every resource, in order."""
+
     def new_resource(self, args):
+        out = self._outputs(args)
+        self.created.append((args.typ, dict(args.inputs), out.get("name")))
+        return f"{args.name}-id", out
+
+    def _outputs(self, args):
         out = dict(args.inputs)
         if args.typ == "gcp:serviceaccount/account:Account":
             email = f"{args.inputs['accountId']}@{args.inputs['project']}.iam.gserviceaccount.com"
@@ -689,7 +698,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
             )
         elif args.typ == "gcp:serviceaccount/key:Key":
             out["privateKey"] = OUTPUTS["service_account_key"]
-        return f"{args.name}-id", out
+        return out
 
     def call(self, args):
         return {}
@@ -700,8 +709,9 @@ def program_mocks():
     pulumi_settings.ROOT.set(None)  # fresh root stack: exports must not carry over
     # Engine tests run the Automation API in this process and leave no current loop behind.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    pulumi.runtime.set_mocks(ProgramMocks(), project="provision", stack="etl", preview=False)
-    state = {"checked": False}
+    mocks = ProgramMocks()
+    pulumi.runtime.set_mocks(mocks, project="provision", stack="etl", preview=False)
+    state = {"checked": False, "mocks": mocks}
     yield state
     assert state["checked"], "the assertions inside apply() never ran"
 
@@ -732,6 +742,48 @@ def test_program_exports(target, opts, program_mocks):
 
     key = pulumi.Output.from_input(exports["service_account_key"])
     return pulumi.Output.all(_key_secret=key.is_secret(), **exports).apply(check)
+
+
+@pulumi.runtime.test
+def test_resources_that_409_on_a_second_create_are_adoptable_by_id(target, opts, program_mocks):
+    # A killed run may leave these created but unrecorded; the rerun must adopt, not re-create.
+    target.program("etl", V2, opts, {"role_suffix": "0a1b2c3d"})()
+    exports = pulumi.runtime.get_root_resource().outputs
+
+    def check(_):
+        program_mocks["checked"] = True
+        adoptable = {
+            "gcp:serviceaccount/account:Account",
+            "gcp:projects/iAMCustomRole:IAMCustomRole",
+            "gcp:artifactregistry/repository:Repository",
+        }
+        seen = set()
+        for typ, inputs, name in program_mocks["mocks"].created:
+            got = target.adoptable_id(opts, typ, inputs)
+            if typ in adoptable:
+                seen.add(typ)
+                assert got == name, typ
+            else:  # idempotent grants and API enables, random keys: nothing to adopt
+                assert got is None, typ
+        assert seen == adoptable
+
+    return pulumi.Output.all(*exports.values()).apply(check)
+
+
+def test_adoptable_ids_use_the_options_project_and_domain_scoped_emails(target, opts):
+    account = target.adoptable_id(
+        opts.model_copy(update={"project": "example.com:proj"}),
+        "gcp:serviceaccount/account:Account",
+        {"accountId": "prefect-etl"},
+    )
+    assert account == (
+        "projects/example.com:proj/serviceAccounts/"
+        "prefect-etl@proj.example.com.iam.gserviceaccount.com"
+    )
+    for inputs in ({}, {"accountId": {"4dabf18193072939515e22adb298388d": "x"}}):
+        assert target.adoptable_id(opts, "gcp:serviceaccount/account:Account", inputs) is None
+    repo = {"repositoryId": "r"}  # no location: not computable
+    assert target.adoptable_id(opts, "gcp:artifactregistry/repository:Repository", repo) is None
 
 
 def test_program_rejects_a_bad_suffix(target, opts):
