@@ -143,6 +143,9 @@ class Engine:
         from pulumi import automation as auto
 
         opts = self._options(self.settings.work_dir(pool))
+        # A killed run's engine may still be writing the checkpoint: reading it now could
+        # see a partial file ("failed to load checkpoint: EOF").
+        self.wait_for_orphans(pool)
         try:
             if create:
                 return auto.create_or_select_stack(

@@ -610,7 +610,10 @@ class EcsPool(pulumi.ComponentResource):
             made += [subnet, association]
         group = aws.ec2.SecurityGroup(
             f"{name}-tasks",
-            name=n.security_group,
+            # A prefix, not a name: EC2 picks the group's id, so a create whose answer a
+            # killed run lost can't be adopted, and a fixed name would block the rerun with
+            # InvalidGroup.Duplicate. The Name tag still carries the derived name.
+            name_prefix=f"{n.security_group}-",
             description=f"ECS tasks of pool {args.pool}: no inbound, all outbound",
             vpc_id=vpc.id,
             ingress=[],

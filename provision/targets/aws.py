@@ -110,6 +110,21 @@ class AwsTarget(Target):
             "Prefect block with `aws iam delete-access-key --user-name <worker_user_name> "
             "--access-key-id <id>` (AWS allows two keys per user)."
         ),
+        **dict.fromkeys(
+            (
+                "aws:ec2/vpc:Vpc",
+                "aws:ec2/subnet:Subnet",
+                "aws:ec2/internetGateway:InternetGateway",
+                "aws:ec2/routeTable:RouteTable",
+                "aws:ec2/securityGroup:SecurityGroup",
+            ),
+            # Network parts get ids AWS picks, so a lost answer can't be adopted; the tags
+            # every resource carries find the copy.
+            "List the pool's network with `aws resourcegroupstaggingapi get-resources "
+            "--tag-filters Key=PrefectWorkPool,Values=<pool>` and delete what `provision show "
+            "<pool>` does not list: security groups other than security_group_id, and any VPC "
+            "other than vpc_id (its subnets, gateway and route table first).",
+        ),
     }
 
     # -- options ----------------------------------------------------------------------------
@@ -261,6 +276,12 @@ class AwsTarget(Target):
         return expected
 
     # -- Prefect ----------------------------------------------------------------------------
+
+    def adoptable_id(
+        self, options: TargetOptions, type_token: str, inputs: Mapping[str, Any]
+    ) -> str | None:
+        """IAM roles, users and policies, the log group and the repository, by their names."""
+        return naming.resource_id(type_token, inputs)
 
     def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The ``aws-credentials`` block: the worker user's key and the pool's region."""

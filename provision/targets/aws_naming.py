@@ -479,3 +479,52 @@ def resolve_network(
     cidr = str(cidr).strip() if cidr else None
     validate_network(vpc_id, subnets, cidr, source)
     return vpc_id, subnets, cidr
+
+
+# Types whose create fails on an existing name, and whose provider id is that name.
+_NAMED_BY_NAME = frozenset(
+    {
+        "aws:iam/role:Role",
+        "aws:iam/user:User",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "aws:ecr/repository:Repository",
+    }
+)
+_ACCOUNT_ARN_RE = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):[a-z0-9-]+:[a-z0-9-]*:(?P<account>\d{12}):"
+)
+
+
+def resource_id(type_token: str, inputs: Mapping[str, Any]) -> str | None:
+    """The id pulumi-aws records for a create of ``type_token`` with ``inputs``, or ``None``.
+
+    Only creates that fail on an existing name are listed (IAM roles, users and policies, log
+    groups, repositories, the default route, route table associations); ECS clusters, queues,
+    rules and attachments are idempotent, and other VPC parts get ids AWS picks. Routes and
+    associations are given in their import form (``rtb-…_0.0.0.0/0``, ``subnet-…/rtb-…``),
+    which the read turns into the recorded id. A policy's id is its ARN: the account and
+    partition come from the ARNs its own document names (the pool's cluster).
+    """
+
+    def text(key: str) -> str | None:
+        value = inputs.get(key)
+        return value if isinstance(value, str) and value else None
+
+    name = text("name")
+    if type_token in _NAMED_BY_NAME:
+        return name
+    if type_token == "aws:ec2/route:Route":
+        # The bridged provider's importer form; the read answers with the canonical id.
+        table = text("routeTableId")
+        destination = text("destinationCidrBlock") or text("destinationIpv6CidrBlock")
+        return table and destination and f"{table}_{destination}"
+    if type_token == "aws:ec2/routeTableAssociation:RouteTableAssociation":
+        table, member = text("routeTableId"), text("subnetId") or text("gatewayId")
+        return table and member and f"{member}/{table}"
+    if type_token == "aws:iam/policy:Policy":
+        match = _ACCOUNT_ARN_RE.search(text("policy") or "")
+        if not (name and match):
+            return None
+        path = text("path") or "/"
+        return f"arn:{match['partition']}:iam::{match['account']}:policy{path}{name}"
+    return None

@@ -201,8 +201,9 @@ def test_up_creates_the_cloud_side_and_registers_it_in_prefect(
     )["InternetGateways"]
     assert len(gateways) == 1
     (group,) = ec2.describe_security_groups(
-        Filters=[*by_vpc, {"Name": "group-name", "Values": [f"{pool}-ecs-tasks"]}]
+        Filters=[*by_vpc, {"Name": "tag:Name", "Values": [f"{pool}-ecs-tasks"]}]
     )["SecurityGroups"]
+    assert group["GroupName"].startswith(f"{pool}-ecs-tasks-")  # a prefix: see the stack
     assert group["IpPermissions"] == []
     # Logs with retention, ECR with scan-on-push and a lifecycle policy.
     (logs,) = aws.client("logs").describe_log_groups(logGroupNamePrefix="/prefect/ecs/")[
@@ -523,3 +524,37 @@ def test_push_pools_need_prefect_cloud(sandbox: Sandbox, aws: Aws, pool: str):
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert sandbox.cloud.calls(phase=None, include_preview=True) == []
     assert inventory(aws) == {key: [] for key in inventory(aws)}
+
+
+def test_sigkill_after_aws_made_named_resources_adopts_them_on_rerun(
+    sandbox: Sandbox, aws: Aws, pool: str
+):
+    # Roles, the user, the policy, the log group and the repository fail on a second create:
+    # the rerun reads back by name (the policy by ARN) what the killed run made. An existing
+    # network keeps the kill window free of subnets, whose ids AWS picks (see the notes).
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    args = ["up", pool, *UP, "--vpc-id", vpc, "--subnet-ids", subnet, "--yes"]
+    proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
+    in_flight = "aws:iam/policy:Policy"
+    wait_for(lambda: sandbox.cloud.calls("create", in_flight, phase="begin"), 180)
+    sandbox.kill(proc, args)
+    made = inventory(aws)
+    assert made["policies"] and made["roles"] and made["users"]
+
+    run = sandbox.run("up", pool, "--yes", timeout=300)
+    block(sandbox, pool)
+    assert "Adopting" in run.stdout and f"Pool '{pool}' is ready" in run.stdout
+    (adopting,) = [line for line in run.stdout.splitlines() if line.startswith("Adopting")]
+    assert f"{pool}-worker-policy" in adopting
+    after = inventory(aws)
+    # One create each, ever: a second would be the re-create adoption avoids.
+    assert len(sandbox.cloud.calls("create", in_flight, phase="begin")) == 1
+    for kind in ("roles", "users", "policies", "log_groups", "repositories", "clusters"):
+        assert len(after[kind]) == len(set(after[kind])) and set(made[kind]) <= set(after[kind])
+    assert len(after["policies"]) == 1 and len(after["users"]) == 1
+    assert len(keys(aws, pool)) == 1
+    sandbox.run("preview", pool, "--expect-no-changes")
+    sandbox.run("destroy", pool, "--yes")
+    assert inventory(aws) == {**{key: [] for key in made}, "vpcs": [vpc], "subnets": [subnet]}

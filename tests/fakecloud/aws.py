@@ -36,6 +36,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import json
 import re
 import secrets
@@ -1811,6 +1812,16 @@ class RouteTable(Ec2Resource):
         self.api(ctx, olds, self.context("delete", rid))("delete_route_table", RouteTableId=rid)
 
 
+_UNIQUE_COUNTER = itertools.count(1)
+
+
+def _unique_suffix() -> str:
+    """terraform's PrefixedUniqueId suffix: ``YYYYMMDDHHMMSSmmmm`` then an 8-digit counter."""
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%d%H%M%S") + f"{now.microsecond // 100:04d}"
+    return f"{stamp}{next(_UNIQUE_COUNTER) % 10**8:08d}"
+
+
 def _route_id(table: str, destination: str) -> str:
     """terraform-provider-aws's route id: ``r-<table><crc32 of the destination>``."""
     return f"r-{table}{zlib.crc32(destination.encode())}"
@@ -1872,8 +1883,18 @@ class Route(Ec2Resource):
         }
         return rid, outputs
 
+    import_ids = True
+
     def fetch(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Find the route by destination in ec2:DescribeRouteTables."""
+        """Find the route by destination in ec2:DescribeRouteTables.
+
+        An import id ``<table>_<destination>`` stands in for the state it carries.
+        """
+        if not olds.get("routeTableId"):
+            table, _, destination = rid.partition("_")
+            key = "destinationIpv6CidrBlock" if ":" in destination else "destinationCidrBlock"
+            olds = {**olds, "routeTableId": table, key: destination}
+            rid = _route_id(table, destination)
         table = olds["routeTableId"]
         api, destination = self._destination(olds)
         call = self.api(ctx, olds, self.context("read", rid))
@@ -1882,6 +1903,9 @@ class Route(Ec2Resource):
         if route is None:
             return None
         return {
+            "id": rid,
+            "routeTableId": table,
+            next(k for k, a in self._DESTINATIONS if a == api): destination,
             **{key: route.get(api) or "" for key, api in _ROUTE_TARGETS.items()},
             "origin": route.get("Origin", "CreateRoute"),
             "state": route.get("State", "active"),
@@ -1929,9 +1953,21 @@ class RouteTableAssociation(Ec2Resource):
         rid = call("associate_route_table", RouteTableId=table, **params)["AssociationId"]
         return rid, {**self.plan(ctx, inputs), "id": rid}
 
+    import_ids = True
+
     def fetch(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Find the association in ec2:DescribeRouteTables."""
+        """Find the association in ec2:DescribeRouteTables (also by ``<subnet>/<table>``)."""
         call = self.api(ctx, olds, self.context("read", rid))
+        if "/" in rid:  # terraform's import id: the association of that subnet or gateway
+            member, _, table_id = rid.partition("/")
+            tables = call("describe_route_tables", RouteTableIds=[table_id])["RouteTables"]
+            key = "GatewayId" if member.startswith("igw-") else "SubnetId"
+            for assoc in (tables[0].get("Associations") or []) if tables else []:
+                if assoc.get(key) == member:
+                    wire = "gatewayId" if key == "GatewayId" else "subnetId"
+                    found = assoc["RouteTableAssociationId"]
+                    return {"id": found, "routeTableId": table_id, wire: member}
+            return None
         tables = call(
             "describe_route_tables",
             Filters=[{"Name": "association.route-table-association-id", "Values": [rid]}],
@@ -1939,7 +1975,7 @@ class RouteTableAssociation(Ec2Resource):
         for table in tables:
             for assoc in table.get("Associations") or []:
                 if assoc.get("RouteTableAssociationId") == rid:
-                    return {"routeTableId": table["RouteTableId"]}
+                    return {"id": rid, "routeTableId": table["RouteTableId"]}
         return None
 
     def change(self, ctx, rid, olds, news, changed, outputs) -> None:
@@ -2004,17 +2040,18 @@ class SecurityGroup(Ec2Resource):
     operations = ops("CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "DeleteSecurityGroup")
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """Names: at most 255 characters, not starting with ``sg-``."""
-        name = _known_str(inputs, "name")
-        if name is None:
-            return []
+        """Names: at most 255 characters (prefixes 100), not starting with ``sg-``."""
         problems = []
-        if len(name) > 255:
-            problems.append(
-                ("name", f"expected length of name to be in the range (0 - 255), got {name}")
-            )
-        if name.startswith("sg-"):
-            problems.append(("name", "invalid value for name (cannot begin with sg-)"))
+        for key, limit in (("name", 255), ("namePrefix", 100)):
+            name = _known_str(inputs, key)
+            if name is None:
+                continue
+            if len(name) > limit:
+                problems.append(
+                    (key, f"expected length of {key} to be in the range (0 - {limit}), got {name}")
+                )
+            if name.startswith("sg-"):
+                problems.append((key, f"invalid value for {key} (cannot begin with sg-)"))
         return problems
 
     def equal(self, key: str, old: Any, new: Any) -> bool:
@@ -2086,8 +2123,12 @@ class SecurityGroup(Ec2Resource):
             )
 
     def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        """ec2:CreateSecurityGroup; revoke the default egress; authorize the declared rules."""
-        name = inputs["name"]
+        """ec2:CreateSecurityGroup; revoke the default egress; authorize the declared rules.
+
+        A ``namePrefix`` gets terraform's unique suffix (id.PrefixedUniqueId: a UTC timestamp
+        and a counter, 26 digits), so every create makes a new name.
+        """
+        name = inputs.get("name") or f"{inputs['namePrefix']}{_unique_suffix()}"
         call = self.api(ctx, inputs, self.context("create", name))
         tags = self.tags_all(ctx, inputs.get("tags"))
         params: dict[str, Any] = {

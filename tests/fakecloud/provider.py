@@ -192,7 +192,10 @@ class ResourceType:
     * ``computed``: outputs only the cloud knows, unknown during preview;
     * ``secret_outputs``: outputs always marked secret;
     * ``write_only``: outputs the cloud returns once (a new key's private key):
-      never stored, carried over from the old state by Read and Update.
+      never stored, carried over from the old state by Read and Update;
+    * ``import_ids``: Read also accepts the provider's import id (terraform's
+      importer form, e.g. ``rtb-1_0.0.0.0/0`` for a route) and answers with the
+      canonical id it puts in the ``id`` output, as a bridged provider does.
     """
 
     token: ClassVar[str]
@@ -204,6 +207,7 @@ class ResourceType:
     computed: ClassVar[frozenset[str]] = frozenset()
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
     write_only: ClassVar[frozenset[str]] = frozenset()
+    import_ids: ClassVar[bool] = False
 
     # ---- engine-facing hooks with generic defaults
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -556,7 +560,10 @@ class FakeProvider(Provider):
         for key, old in request.inputs.items():
             if key in rtype.inputs and key in outputs:  # refreshed inputs follow the cloud
                 inputs[key] = from_plain(outputs[key], secret=old.contains_secret())
-        return ReadResponse(request.resource_id, self._outputs(rtype, outputs, secret), inputs)
+        rid = request.resource_id
+        if rtype.import_ids and isinstance(outputs.get("id"), str) and outputs["id"]:
+            rid = outputs["id"]
+        return ReadResponse(rid, self._outputs(rtype, outputs, secret), inputs)
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         """Update the mutable inputs in place (or preview it)."""

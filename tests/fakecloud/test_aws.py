@@ -26,11 +26,15 @@ from tests.fakecloud.aws import (
     EVENT_RULE,
     GET_AVAILABILITY_ZONES,
     GET_CALLER_IDENTITY,
+    INTERNET_GATEWAY,
     LOG_GROUP,
     POLICY,
     REPOSITORY,
     ROLE,
     ROLE_POLICY_ATTACHMENT,
+    ROUTE,
+    ROUTE_TABLE,
+    ROUTE_TABLE_ASSOCIATION,
     SECURITY_GROUP,
     SUBNET,
     USER,
@@ -471,6 +475,40 @@ def test_subnets_must_fit_their_vpc_and_not_overlap(aws: Driver) -> None:
     assert "InvalidVpc.Range" in error_of(lambda: aws.up(VPC, "big", {"cidrBlock": "10.0.0.0/8"}))
     # VPCs may overlap: AWS only refuses to peer them.
     aws.up(VPC, "twin", {"cidrBlock": "10.42.0.0/16"})
+
+
+def test_routes_and_associations_read_by_import_id_answer_with_their_id(aws: Driver) -> None:
+    # What adopting an interrupted create relies on: the bridged provider's Read accepts the
+    # importer's form and hands back the id the create would have recorded.
+    made = network(aws)
+    vpc, subnet = made["vpc"][0], made["subnet"][0]
+    gateway = aws.up(INTERNET_GATEWAY, "igw", {"vpcId": vpc})[0]
+    table = aws.up(ROUTE_TABLE, "rt", {"vpcId": vpc})[0]
+    route = {"routeTableId": table, "destinationCidrBlock": "0.0.0.0/0", "gatewayId": gateway}
+    route_id, _ = aws.up(ROUTE, "route", route)
+    assoc = {"subnetId": subnet, "routeTableId": table}
+    assoc_id, _ = aws.up(ROUTE_TABLE_ASSOCIATION, "assoc", assoc)
+
+    wire = {k: from_plain(v) for k, v in route.items()}
+    read = aws.read(ROUTE, "route", f"{table}_0.0.0.0/0", {}, wire)
+    assert read.resource_id == route_id
+    assert plain(read.properties)["routeTableId"] == table
+    assert plain(read.properties)["gatewayId"] == gateway
+    wire = {k: from_plain(v) for k, v in assoc.items()}
+    read = aws.read(ROUTE_TABLE_ASSOCIATION, "assoc", f"{subnet}/{table}", {}, wire)
+    assert read.resource_id == assoc_id and assoc_id.startswith("rtbassoc-")
+    # Nothing there: gone, so recovery lets the rerun create it.
+    other = aws.up(ROUTE_TABLE, "rt2", {"vpcId": vpc})[0]
+    assert not aws.read(ROUTE, "route", f"{other}_0.0.0.0/0", {}, {}).resource_id
+    assert not aws.read(ROUTE_TABLE_ASSOCIATION, "assoc", f"{subnet}/{other}", {}, {}).resource_id
+
+
+def test_a_security_group_name_prefix_gets_a_unique_name_per_create(aws: Driver) -> None:
+    vpc = network(aws)["vpc"][0]
+    inputs = {"vpcId": vpc, "namePrefix": "etl-ecs-tasks-", "description": "d"}
+    names = {plain(aws.up(SECURITY_GROUP, f"sg{i}", inputs)[1])["name"] for i in range(2)}
+    assert len(names) == 2
+    assert all(re.fullmatch(r"etl-ecs-tasks-\d{26}", n) for n in names)
 
 
 def test_a_vpc_with_subnets_cannot_be_deleted(aws: Driver, boto: Callable[..., Any]) -> None:

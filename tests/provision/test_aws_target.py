@@ -949,7 +949,16 @@ def test_next_steps_for_a_plan(target, opts):
 class ProgramMocks(pulumi.runtime.Mocks):
     """Just enough provider behaviour for the exports (see tests/stacks for the full set)."""
 
+    def __init__(self) -> None:
+        self.created: list[tuple[str, dict, dict]] = []
+        """(type, inputs, outputs) of every resource, in order."""
+
     def new_resource(self, args):
+        rid, out = self._new(args)
+        self.created.append((args.typ, dict(args.inputs), out))
+        return rid, out
+
+    def _new(self, args):
         out = dict(args.inputs)
         name = args.inputs.get("name", args.name)
         t = args.typ
@@ -990,8 +999,9 @@ def program_mocks():
     pulumi_settings.ROOT.set(None)  # fresh root stack: exports must not carry over
     # Engine tests run the Automation API in this process and leave no current loop behind.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    pulumi.runtime.set_mocks(ProgramMocks(), project="provision", stack="etl", preview=False)
-    state = {"checked": False}
+    mocks = ProgramMocks()
+    pulumi.runtime.set_mocks(mocks, project="provision", stack="etl", preview=False)
+    state = {"checked": False, "mocks": mocks}
     yield state
     assert state["checked"], "the assertions inside apply() never ran"
 
@@ -1068,3 +1078,50 @@ def test_grants_doc_lists_every_action():
     for extra in ("logs:CreateLogGroup", "sqs:SendMessage", "iam:CreateServiceLinkedRole"):
         assert f"`{extra}`" in doc, extra
     assert EXECUTION_POLICY_ARN.rsplit("/", 1)[-1] in doc
+
+
+@pulumi.runtime.test
+def test_creates_that_fail_on_an_existing_name_are_adoptable_by_id(target, opts, program_mocks):
+    # A killed run may leave these created but unrecorded; the rerun must adopt, not re-create.
+    target.program("etl", PUSH, opts, {})()
+    exports = pulumi.runtime.get_root_resource().outputs
+    by_name = {
+        "aws:iam/role:Role",
+        "aws:iam/user:User",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "aws:ecr/repository:Repository",
+    }
+
+    def check(_):
+        program_mocks["checked"] = True
+        seen = set()
+        for typ, inputs, outputs in program_mocks["mocks"].created:
+            got = target.adoptable_id(opts, typ, inputs)
+            if typ in by_name:
+                assert got == inputs["name"], typ
+            elif typ == "aws:iam/policy:Policy":
+                assert got == outputs["arn"]
+            elif typ == "aws:ec2/route:Route":  # import forms: the read canonicalises them
+                assert got == f"{inputs['routeTableId']}_{inputs['destinationCidrBlock']}"
+            elif typ == "aws:ec2/routeTableAssociation:RouteTableAssociation":
+                assert got == f"{inputs['subnetId']}/{inputs['routeTableId']}"
+            else:  # idempotent creates, or ids AWS picks: nothing to adopt
+                assert got is None, typ
+                continue
+            seen.add(typ)
+        assert seen == by_name | {
+            "aws:iam/policy:Policy",
+            "aws:ec2/route:Route",
+            "aws:ec2/routeTableAssociation:RouteTableAssociation",
+        }
+
+    return pulumi.Output.all(*exports.values()).apply(check)
+
+
+def test_a_policy_id_needs_an_account_arn_in_its_document(target, opts):
+    policy = "aws:iam/policy:Policy"
+    doc = '{"Statement": [{"Resource": "arn:aws-cn:ecs:cn-north-1:210987654321:cluster/c"}]}'
+    got = target.adoptable_id(opts, policy, {"name": "p", "path": "/team/", "policy": doc})
+    assert got == "arn:aws-cn:iam::210987654321:policy/team/p"
+    assert target.adoptable_id(opts, policy, {"name": "p", "policy": '{"Resource": "*"}'}) is None
+    assert target.adoptable_id(opts, "aws:iam/role:Role", {"name": {"secret": 1}}) is None

@@ -718,7 +718,7 @@ def test_network(mon):
 
         sg = mon.one(T_SG)
         assert sg.inputs["vpcId"] == vpc_id
-        assert sg.inputs["name"] == "etl-ecs-tasks"
+        assert sg.inputs["namePrefix"] == "etl-ecs-tasks-" and "name" not in sg.inputs
         assert sg.inputs["ingress"] == []
         assert sg.inputs["egress"] == [
             {"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}
