@@ -86,12 +86,14 @@ AZURE_ERROR_RULES: tuple[ErrorRule, ...] = (
     ),
     ErrorRule(
         # azure-native checks before every create; names here are explicit, so a resource
-        # made outside the stack (or by a killed run) with the same name is reported so.
+        # made outside the stack with the same name is reported so (a killed run's own
+        # creates are adopted by recovery, so they never get here).
         r"cannot create already existing resource '(?P<resource>[^'\n]+)'",
         EngineError,
         "An Azure resource the stack would create already exists outside it: {detail}.",
-        "For a new pool choose another --resource-group or --registry-name; if a killed run "
-        "created it, delete it (`az resource delete --ids {detail}`) and rerun.",
+        "It was made by hand, another tool, or a pool whose state was lost: choose another "
+        "--resource-group or --registry-name, or delete it (`az resource delete --ids "
+        "{detail}`) if nothing uses it, then rerun.",
     ),
     ErrorRule(
         # 'Code="AlreadyInUse" Message="The registry DNS name x.azurecr.io is already in use."'
