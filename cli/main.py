@@ -36,146 +36,73 @@ PoolType = Annotated[
     str | None,
     typer.Option("--type", "-t", help="Work pool type (see `provision types`). New pools only."),
 ]
-Project = Annotated[str | None, typer.Option(help="GCP project id.", rich_help_panel="GCP")]
-Region = Annotated[
-    str | None, typer.Option(help="GCP or AWS region.", rich_help_panel="GCP and AWS")
-]
-Profile = Annotated[
-    str | None,
-    typer.Option(help="AWS profile (default: the AWS default chain).", rich_help_panel="AWS"),
-]
-VpcId = Annotated[
-    str | None,
-    typer.Option(
-        help="Use this existing VPC (with --subnet-ids); nothing network-related is created.",
-        rich_help_panel="AWS",
-    ),
-]
-SubnetIds = Annotated[
-    str | None, typer.Option(help="Comma-separated subnet ids in --vpc-id.", rich_help_panel="AWS")
-]
-VpcCidr = Annotated[
-    str | None,
-    typer.Option(help="CIDR of the VPC to create (private /16-/24).", rich_help_panel="AWS"),
-]
-LogRetentionDays = Annotated[
-    int | None,
-    typer.Option(help="CloudWatch log retention in days (default 30).", rich_help_panel="AWS"),
-]
-TaskRolePolicyArn = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--task-role-policy-arn",
-        help="Managed policy for the flows' task role (repeatable; creates the task role).",
-        rich_help_panel="AWS",
-    ),
-]
-EcrKeepImages = Annotated[
-    int | None,
-    typer.Option(help="ECR lifecycle: keep the last N images (default 30).", rich_help_panel="AWS"),
-]
-Subscription = Annotated[
-    str | None,
-    typer.Option(
-        help="Azure subscription id (default: AZURE_SUBSCRIPTION_ID or the Azure CLI default).",
-        rich_help_panel="Azure",
-    ),
-]
-Location = Annotated[
-    str | None, typer.Option(help="Azure location, e.g. westeurope.", rich_help_panel="Azure")
-]
-ResourceGroup = Annotated[
-    str | None,
-    typer.Option(help="Resource group name (default: <pool>-rg).", rich_help_panel="Azure"),
-]
-RegistryName = Annotated[
-    str | None,
-    typer.Option(
-        help="Container registry name (5-50 alphanumerics; default: from "
-        "the pool plus a stable suffix).",
-        rich_help_panel="Azure",
-    ),
-]
-RegistrySku = Annotated[
-    str | None,
-    typer.Option(
-        help="Container registry SKU: Basic (default), Standard, Premium.", rich_help_panel="Azure"
-    ),
-]
-SecretDays = Annotated[
-    int | None,
-    typer.Option(
-        help="Lifetime of the app's client secret in days (default 365).", rich_help_panel="Azure"
-    ),
-]
 
-WorkerAccountId = Annotated[
-    str | None,
-    typer.Option(
-        help="Worker service-account id (default: derived from the pool).", rich_help_panel="GCP"
-    ),
-]
-RuntimeAccountId = Annotated[
-    str | None,
-    typer.Option(
-        help="Runtime service-account id (default: derived from the pool).", rich_help_panel="GCP"
-    ),
-]
-RepositoryId = Annotated[
-    str | None,
-    typer.Option(
-        help="Artifact Registry repository id (default: <pool>-images).", rich_help_panel="GCP"
-    ),
-]
-RegistryWriter = Annotated[
-    bool | None,
-    typer.Option(
-        "--registry-writer/--registry-reader",
-        help="Grant the worker write access to the registry (for image pushes).",
-        rich_help_panel="GCP",
-        show_default=False,
-    ),
-]
-BlockName = Annotated[
-    str | None,
-    typer.Option(
-        help="Credentials block name (default: <pool>-<cloud>-credentials).",
-        rich_help_panel="Prefect",
-    ),
-]
-PrefectUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--prefect-api-url",
-        help="Prefect API URL (default: PREFECT_API_URL or the active Prefect profile).",
-        rich_help_panel="Prefect",
-    ),
-]
-PrefectKey = Annotated[
-    str | None,
-    typer.Option(
-        "--prefect-api-key",
-        help="Prefect Cloud API key (default: PREFECT_API_KEY or the active profile).",
-        rich_help_panel="Prefect",
-        show_default=False,
-    ),
-]
-BackendUrl = Annotated[
-    str | None,
-    typer.Option(
-        help="Pulumi state backend (default: PULUMI_BACKEND_URL, else a local file "
-        "backend under PROVISION_HOME).",
-        rich_help_panel="Pulumi",
-    ),
-]
-SecretsProvider = Annotated[
-    str | None,
-    typer.Option(
-        help="Pulumi secrets provider: passphrase (default), awskms://, gcpkms://, "
-        "azurekeyvault://, hashivault://.",
-        rich_help_panel="Pulumi",
-    ),
-]
+
+def _flag(panel: str, help: str, *decls: str, kind: Any = str, **extra: Any) -> Any:
+    """An optional flag in ``panel``: unset is ``None``, so saved options and defaults apply."""
+    option = typer.Option(*decls, help=help, rich_help_panel=panel, **extra)
+    return Annotated[kind | None, option]
+
+
+Project = _flag("GCP", "GCP project id.")
+Region = _flag("GCP and AWS", "GCP or AWS region.")
+WorkerAccountId = _flag("GCP", "Worker service-account id (default: derived from the pool).")
+RuntimeAccountId = _flag("GCP", "Runtime service-account id (default: derived from the pool).")
+RepositoryId = _flag("GCP", "Artifact Registry repository id (default: <pool>-images).")
+RegistryWriter = _flag(
+    "GCP",
+    "Grant the worker write access to the registry (for image pushes).",
+    "--registry-writer/--registry-reader",
+    kind=bool,
+    show_default=False,
+)
+Profile = _flag("AWS", "AWS profile (default: the AWS default chain).")
+VpcId = _flag(
+    "AWS", "Use this existing VPC (with --subnet-ids); nothing network-related is created."
+)
+SubnetIds = _flag("AWS", "Comma-separated subnet ids in --vpc-id.")
+VpcCidr = _flag("AWS", "CIDR of the VPC to create (private /16-/24).")
+LogRetentionDays = _flag("AWS", "CloudWatch log retention in days (default 30).", kind=int)
+TaskRolePolicyArn = _flag(
+    "AWS",
+    "Managed policy for the flows' task role (repeatable; creates the task role).",
+    "--task-role-policy-arn",
+    kind=list[str],
+)
+EcrKeepImages = _flag("AWS", "ECR lifecycle: keep the last N images (default 30).", kind=int)
+Subscription = _flag(
+    "Azure", "Azure subscription id (default: AZURE_SUBSCRIPTION_ID or the Azure CLI default)."
+)
+Location = _flag("Azure", "Azure location, e.g. westeurope.")
+ResourceGroup = _flag("Azure", "Resource group name (default: <pool>-rg).")
+RegistryName = _flag(
+    "Azure",
+    "Container registry name (5-50 alphanumerics; default: from the pool plus a stable suffix).",
+)
+RegistrySku = _flag("Azure", "Container registry SKU: Basic (default), Standard, Premium.")
+SecretDays = _flag("Azure", "Lifetime of the app's client secret in days (default 365).", kind=int)
+BlockName = _flag("Prefect", "Credentials block name (default: <pool>-<cloud>-credentials).")
+PrefectUrl = _flag(
+    "Prefect",
+    "Prefect API URL (default: PREFECT_API_URL or the active Prefect profile).",
+    "--prefect-api-url",
+)
+PrefectKey = _flag(
+    "Prefect",
+    "Prefect Cloud API key (default: PREFECT_API_KEY or the active profile).",
+    "--prefect-api-key",
+    show_default=False,
+)
+BackendUrl = _flag(
+    "Pulumi",
+    "Pulumi state backend (default: PULUMI_BACKEND_URL, else a local file backend under "
+    "PROVISION_HOME).",
+)
+SecretsProvider = _flag(
+    "Pulumi",
+    "Pulumi secrets provider: passphrase (default), awskms://, gcpkms://, azurekeyvault://, "
+    "hashivault://.",
+)
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 Verbose = Annotated[
