@@ -42,13 +42,14 @@ def base_name(pool: str) -> str:
 
     ``_`` and every other character outside ``[a-z0-9-]`` become ``-``; runs of ``-`` collapse
     and edge hyphens go. A stem that would not start with a letter gets a ``p-`` prefix; an empty
-    one becomes ``p``.
+    one becomes ``p``. A stem that differs from the pool name gets the pool's hash, so pools
+    that slug alike (``my_pool``, ``my-pool``, ``My-Pool``) never share account ids.
     """
     stem = re.sub(r"[^a-z0-9-]", "-", pool.lower())
     stem = re.sub(r"-{2,}", "-", stem).strip("-")
     if not stem[:1].isalpha():
         stem = f"p-{stem}".rstrip("-")
-    return stem
+    return stem if stem == pool else f"{stem}-{pool_hash(pool)}"
 
 
 def _bounded(pool: str, suffix: str, limit: int) -> str:

@@ -127,9 +127,9 @@ def test_defaults_derive_from_the_pool_name(target, home):
     assert opts == GcpOptions(
         project="acme-prod",
         region=DEFAULT_REGION,
-        worker_account_id="my-pool-worker",
-        runtime_account_id="my-pool-runtime",
-        repository_id="my-pool-images",
+        worker_account_id="my-pool-18a4-worker",
+        runtime_account_id="my-pool-18a4-runtime",
+        repository_id="my-pool-18a4-images",
         registry_writer=False,
     )
     assert DEFAULT_REGION == "us-central1"
@@ -360,11 +360,18 @@ def test_derived_defaults_pass_resolve_options(target, home, pool):
 
 def test_short_names_are_readable():
     assert naming.worker_account_id("etl") == "etl-worker"
-    assert naming.runtime_account_id("My Pool #2") == "my-pool-2-runtime"
-    assert naming.repository_id("data_team") == "data-team-images"
-    assert naming.worker_account_id("9lives") == "p-9lives-worker"
-    assert naming.worker_account_id("___") == "p-worker"
+    assert naming.runtime_account_id("My Pool #2") == "my-pool-2-e0fd-runtime"
+    assert naming.repository_id("data_team") == "data-team-d093-images"
+    assert naming.worker_account_id("9lives") == "p-9lives-bc86-worker"
+    assert naming.worker_account_id("___") == "p-bda2-worker"
     assert naming.role_id("data-team", "0a1b2c3d") == "provision_data_team_0a1b2c3d"
+
+
+def test_pools_that_slug_alike_never_share_ids():
+    # Distinct Prefect pools, one GCP project: equal ids would make the second `up` fail.
+    pools = ("my-pool", "my_pool", "My-Pool", "my pool", "MY_POOL")
+    for derive in (naming.worker_account_id, naming.runtime_account_id, naming.repository_id):
+        assert len({derive(p) for p in pools}) == len(pools), derive.__name__
 
 
 def test_long_names_get_a_hash_only_when_truncated():
@@ -415,7 +422,10 @@ def test_generated_config_is_a_fresh_hex_suffix(target):
     assert set(first) == {"role_suffix"}
     assert re.fullmatch(r"[0-9a-f]{8}", first["role_suffix"])
     assert first != second  # random: chosen once, then kept by the engine
-    assert target.provider_config(opts) == {"gcp:project": "acme-prod", "gcp:region": "us-central1"}
+    assert target.provider_config("etl", opts) == {
+        "gcp:project": "acme-prod",
+        "gcp:region": "us-central1",
+    }
     assert target.location(opts) == "acme-prod/us-central1"
 
 
