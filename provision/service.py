@@ -83,7 +83,7 @@ class PoolSpec:
             generated=self.generated,
             prefect_api_url=prefect_api_url,
             prefect=prefect,
-            provider_config=self.target.provider_config(self.options),
+            provider_config=self.target.provider_config(self.pool, self.options),
         )
 
 

@@ -14,6 +14,8 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import model_validator
+
 from provision.errors import EngineError, InvalidInputError
 from provision.targets import aws_naming as naming
 from provision.targets.aws_errors import AWS_ERROR_RULES, PROPAGATION_ERRORS
@@ -58,9 +60,6 @@ OBSERVER_REGION_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION"
 class AwsOptions(TargetOptions):
     """Validated options of an ECS pool; saved verbatim in the pool's stack config."""
 
-    pool: str
-    """The pool these options belong to, for the provider's default tags (``provider_config``
-    sees only the options). Set by ``resolve_options``; never a flag."""
     region: str
     profile: str | None = None
     vpc_id: str | None = None
@@ -72,6 +71,19 @@ class AwsOptions(TargetOptions):
     task_role_policy_arns: tuple[str, ...] = ()
     """Managed policies for the flows' task role; the role exists only when there are some."""
     ecr_keep_images: int = DEFAULT_ECR_KEEP_IMAGES
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_saved_pool(cls, data: Any) -> Any:
+        """Ignore the ``pool`` key of options saved by earlier versions.
+
+        Those kept the pool name here for the provider's default tags; ``provider_config`` now
+        gets it as an argument. Extra keys are otherwise refused, so without this a pool saved
+        then could no longer be previewed, updated or destroyed.
+        """
+        if isinstance(data, dict) and "pool" in data:
+            return {k: v for k, v in data.items() if k != "pool"}
+        return data
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -178,7 +190,6 @@ class AwsTarget(Target):
         )
 
         opts: dict[str, Any] = {
-            "pool": pool,
             "region": region,
             "profile": profile,
             "vpc_id": vpc_id,
@@ -198,12 +209,12 @@ class AwsTarget(Target):
         """Nothing random: every AWS name derives from the pool name alone."""
         return {}
 
-    def provider_config(self, options: TargetOptions) -> dict[str, str]:
+    def provider_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
         """Region, profile, and the tags every taggable resource gets (provider default_tags)."""
         opts = _aws(options)
         config = {
             "aws:region": opts.region,
-            "aws:defaultTags": json.dumps({"tags": tags(opts.pool)}, sort_keys=True),
+            "aws:defaultTags": json.dumps({"tags": tags(pool)}, sort_keys=True),
         }
         if opts.profile:
             config["aws:profile"] = opts.profile

@@ -234,7 +234,7 @@ class AzureTarget(Target):
             "secret_start": datetime.now(UTC).strftime(_DATE_FORMAT),
         }
 
-    def provider_config(self, options: TargetOptions) -> dict[str, str]:
+    def provider_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
         """Subscription and default location of azure-native (every resource also sets them).
 
         pulumi-azuread needs neither: Entra ID is per tenant, from the same login.

@@ -157,8 +157,8 @@ class Target(abc.ABC):
         """Values chosen once per stack and then kept in stack config (random suffixes)."""
 
     @abc.abstractmethod
-    def provider_config(self, options: TargetOptions) -> dict[str, str]:
-        """Pulumi provider config for the stack, e.g. ``{"gcp:project": ...}``."""
+    def provider_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+        """Pulumi provider config for ``pool``'s stack, e.g. ``{"gcp:project": ...}``."""
 
     @abc.abstractmethod
     def program(

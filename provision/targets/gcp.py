@@ -366,7 +366,7 @@ class GcpTarget(Target):
         """A random suffix for the custom role id, chosen once per stack and kept after."""
         return {"role_suffix": secrets.token_hex(4)}
 
-    def provider_config(self, options: TargetOptions) -> dict[str, str]:
+    def provider_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
         """Default project and region of the gcp provider (every resource also sets them)."""
         opts = _gcp(options)
         return {"gcp:project": opts.project, "gcp:region": opts.region}

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pulumi
 import pytest
+import yaml
 from pulumi.runtime import settings as pulumi_settings
 
+from provision import service
 from provision.engine_errors import classify
 from provision.errors import (
     CloudCredentialsError,
@@ -22,6 +24,9 @@ from provision.errors import (
     QuotaExceededError,
 )
 from provision.registry import POOL_TYPES
+from provision.saved import PrefectState, SavedPool
+from provision.service import PoolRequest
+from provision.settings import load_settings
 from provision.targets import aws_naming as naming
 from provision.targets.aws import (
     DEFAULT_VPC_CIDR,
@@ -106,7 +111,6 @@ def resolve(target, *, pool="etl", pool_type=ECS, given=None, env=None, saved=No
 def test_defaults(target, home):
     opts = resolve(target, given={"region": "eu-west-1"}, home=home)
     assert opts == AwsOptions(
-        pool="etl",
         region="eu-west-1",
         profile=None,
         vpc_id=None,
@@ -498,7 +502,7 @@ def test_family_pattern_matches_only_the_pools_families():
 def test_provider_config_and_generated(target, home):
     aws_files(home, credentials="[work]\naws_access_key_id = AKIAEXAMPLE\n")
     opts = resolve(target, pool="ETL", given={"region": "eu-west-1"}, home=home)
-    config = target.provider_config(opts)
+    config = target.provider_config("ETL", opts)
     assert config == {
         "aws:region": "eu-west-1",
         "aws:defaultTags": '{"tags": {"ManagedBy": "provision", "PrefectWorkPool": "ETL"}}',
@@ -507,10 +511,30 @@ def test_provider_config_and_generated(target, home):
         "tags": {"ManagedBy": "provision", "PrefectWorkPool": "ETL"}
     }
     with_profile = resolve(target, given={"region": "eu-west-1", "profile": "work"}, home=home)
-    assert target.provider_config(with_profile)["aws:profile"] == "work"
+    assert target.provider_config("ETL", with_profile)["aws:profile"] == "work"
     assert target.generated_config("etl", opts) == {}
     assert target.location(opts) == "eu-west-1"
     assert target.location(with_profile) == "eu-west-1 (profile work)"
+
+
+def test_options_saved_with_the_pool_name_still_load(target, home, tmp_path):
+    # Earlier versions kept the pool name among the saved options, and the model refuses
+    # unknown keys: such a pool must still resolve, and is saved again without it.
+    legacy = {"pool": "etl", **AwsOptions(region="eu-west-1").model_dump(mode="json")}
+    assert target.options_model.model_validate(legacy) == AwsOptions(region="eu-west-1")
+    settings = load_settings(env={"PROVISION_HOME": str(tmp_path / "provision")})
+    work_dir = settings.work_dir("etl")
+    work_dir.mkdir(parents=True)
+    saved = SavedPool("ecs", legacy, "etl-aws-credentials", {}, None)
+    (work_dir / "Pulumi.etl.yaml").write_text(yaml.safe_dump({"config": saved.to_config()}))
+
+    spec = service.resolve(PoolRequest("etl"), settings, {"HOME": str(home)})
+    assert spec.options == AwsOptions(region="eu-west-1")
+    again = spec.to_saved(None, PrefectState())
+    assert "pool" not in again.options
+    assert json.loads(again.provider_config["aws:defaultTags"]) == {
+        "tags": {"ManagedBy": "provision", "PrefectWorkPool": "etl"}
+    }
 
 
 def test_target_attributes(target):

@@ -453,7 +453,7 @@ def test_generated_config_is_chosen_once(azure_target, home):
 
 def test_provider_config_and_location(azure_target, home):
     opts = resolve_ok(azure_target, home)
-    assert azure_target.provider_config(opts) == {
+    assert azure_target.provider_config("etl", opts) == {
         "azure-native:subscriptionId": SUB,
         "azure-native:location": "westeurope",
     }
