@@ -27,6 +27,7 @@ from provision.targets.base import (
     PoolType,
     Target,
     TargetOptions,
+    generated_suffix,
 )
 
 OPTION_KEYS: tuple[str, ...] = (
@@ -260,11 +261,7 @@ class AzureTarget(Target):
         from stacks.azure_aci import ContainerInstancePool, ContainerInstancePoolArgs
 
         opts = _azure(options)
-        suffix = generated.get("registry_suffix", "")
-        if not naming.REGISTRY_SUFFIX_RE.match(suffix):
-            raise ValueError(
-                f"generated registry_suffix must be 8 lowercase hex chars, not {suffix!r}"
-            )
+        generated_suffix(generated, "registry_suffix")
         try:
             end_date = secret_end_date(generated.get("secret_start", ""), opts.secret_days)
         except ValueError:

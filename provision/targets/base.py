@@ -11,6 +11,7 @@ Adding a cloud = one stack module + one ``Target`` subclass + its entries in ``r
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -80,6 +81,18 @@ class TargetOptions(BaseModel):
     """Base of each target's validated options. Saved verbatim in stack config."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def generated_suffix(generated: Mapping[str, str], key: str) -> str:
+    """The random suffix ``generated_config`` chose under ``key``: 8 lowercase hex chars.
+
+    Raises ``ValueError`` otherwise: the value is read back from stack config, which users can
+    edit, and is checked here rather than left for the cloud to refuse halfway through ``up``.
+    """
+    suffix = generated.get(key, "")
+    if not re.fullmatch(r"[0-9a-f]{8}", suffix):
+        raise ValueError(f"generated {key} must be 8 lowercase hex chars, not {suffix!r}")
+    return suffix
 
 
 @dataclass(frozen=True)

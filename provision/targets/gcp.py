@@ -31,6 +31,7 @@ from provision.targets.base import (
     Target,
     TargetOptions,
     flag,
+    generated_suffix,
 )
 from provision.targets.gcp_errors import GCP_ERROR_RULES
 
@@ -386,9 +387,7 @@ class GcpTarget(Target):
         from stacks.gcp_cloud_run import CloudRunPool, CloudRunPoolArgs
 
         opts = _gcp(options)
-        suffix = generated.get("role_suffix", "")
-        if not re.fullmatch(r"[0-9a-f]{8}", suffix):
-            raise ValueError(f"generated role_suffix must be 8 lowercase hex chars, not {suffix!r}")
+        suffix = generated_suffix(generated, "role_suffix")
         args = CloudRunPoolArgs(
             pool=pool,
             project=opts.project,
