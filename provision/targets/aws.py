@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import model_validator
 
-from provision.errors import EngineError, InvalidInputError
+from provision.errors import InvalidInputError
 from provision.targets import aws_naming as naming
 from provision.targets.aws_errors import AWS_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
@@ -27,6 +27,7 @@ from provision.targets.base import (
     PoolType,
     Target,
     TargetOptions,
+    block_from_outputs,
 )
 
 OPTION_KEYS: tuple[str, ...] = (
@@ -296,18 +297,14 @@ class AwsTarget(Target):
 
     def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The ``aws-credentials`` block: the worker user's key and the pool's region."""
-        data = {
-            "aws_access_key_id": outputs.get("access_key_id"),
-            "aws_secret_access_key": outputs.get("secret_access_key"),
-            "region_name": outputs.get("region"),
-        }
-        missing = [k for k, v in data.items() if not isinstance(v, str) or not v]
-        if missing:
-            raise EngineError(
-                f"The stack outputs lack the credential's {', '.join(missing)}.",
-                hint="Rerun `provision up` for the pool; if it persists, report a bug.",
-            )
-        return data
+        return block_from_outputs(
+            outputs,
+            {
+                "aws_access_key_id": "access_key_id",
+                "aws_secret_access_key": "secret_access_key",
+                "region_name": "region",
+            },
+        )
 
     def template_defaults(
         self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None

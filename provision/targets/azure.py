@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from provision.errors import EngineError, InvalidInputError
+from provision.errors import InvalidInputError
 from provision.targets import azure_naming as naming
 from provision.targets.azure_errors import AZURE_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
@@ -27,6 +27,7 @@ from provision.targets.base import (
     PoolType,
     Target,
     TargetOptions,
+    block_from_outputs,
     generated_suffix,
 )
 
@@ -329,18 +330,10 @@ class AzureTarget(Target):
 
     def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The ``azure-container-instance-credentials`` block: the app's client credentials."""
-        data = {
-            "client_id": outputs.get("client_id"),
-            "tenant_id": outputs.get("tenant_id"),
-            "client_secret": outputs.get("client_secret"),
-        }
-        missing = [k for k, v in data.items() if not isinstance(v, str) or not v]
-        if missing:
-            raise EngineError(
-                f"The stack outputs lack {', '.join(missing)} for the credentials block.",
-                hint="Rerun `provision up` for the pool; if it persists, report a bug.",
-            )
-        return data
+        # The block's fields and the stack's outputs share their names.
+        return block_from_outputs(
+            outputs, {k: k for k in ("client_id", "tenant_id", "client_secret")}
+        )
 
     def template_defaults(
         self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from provision.engine_errors import ErrorRule
-from provision.errors import InvalidInputError
+from provision.errors import EngineError, InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,33 @@ def generated_suffix(generated: Mapping[str, str], key: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{8}", suffix):
         raise ValueError(f"generated {key} must be 8 lowercase hex chars, not {suffix!r}")
     return suffix
+
+
+def bad_outputs(message: str) -> EngineError:
+    """The error for stack outputs that a finished ``up`` should have produced, but did not."""
+    # Every up rewrites the outputs, so a rerun is the user's fix; a gap that lasts is a bug.
+    return EngineError(
+        message, hint="Rerun `provision up` for the pool; if it persists, report a bug."
+    )
+
+
+def block_from_outputs(outputs: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, str]:
+    """Credentials block data: each of ``fields`` (block field → stack output key) filled in.
+
+    Every output must be a non-empty string, else :func:`bad_outputs` names each output key at
+    fault (never a value: some are secrets).
+    """
+    data: dict[str, str] = {}
+    missing: list[str] = []
+    for name, key in fields.items():
+        value = outputs.get(key)
+        if isinstance(value, str) and value:
+            data[name] = value
+        else:
+            missing.append(key)
+    if missing:
+        raise bad_outputs(f"The stack outputs lack {', '.join(missing)} for the credentials block.")
+    return data
 
 
 @dataclass(frozen=True)

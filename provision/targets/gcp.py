@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from provision.errors import EngineError, InvalidInputError
+from provision.errors import InvalidInputError
 from provision.targets import gcp_naming as naming
 from provision.targets.base import (
     Grant,
@@ -30,6 +30,7 @@ from provision.targets.base import (
     PoolType,
     Target,
     TargetOptions,
+    bad_outputs,
     flag,
     generated_suffix,
 )
@@ -452,14 +453,12 @@ class GcpTarget(Target):
         try:
             info = json.loads(base64.b64decode(str(raw), validate=True))
         except (binascii.Error, ValueError) as exc:
-            raise EngineError(
-                "The stack output service_account_key is not a base64-encoded JSON key.",
-                hint="Rerun `provision up` for the pool; if it persists, report a bug.",
+            raise bad_outputs(
+                "The stack output service_account_key is not a base64-encoded JSON key."
             ) from exc
         if not isinstance(info, dict) or info.get("type") != "service_account":
-            raise EngineError(
-                "The stack output service_account_key is not a service-account key file.",
-                hint="Rerun `provision up` for the pool; if it persists, report a bug.",
+            raise bad_outputs(
+                "The stack output service_account_key is not a service-account key file."
             )
         return {"service_account_info": info, "project": outputs["project"]}
 

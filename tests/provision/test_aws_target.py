@@ -730,7 +730,9 @@ def test_block_data_rejects_missing_outputs(target, key):
     with pytest.raises(EngineError) as info:
         target.block_data({**OUTPUTS, key: None})
     assert "\n" not in info.value.message
-    assert key.split("_")[0] in info.value.message
+    assert key in info.value.message
+    assert OUTPUTS["secret_access_key"] not in info.value.message
+    assert "Rerun `provision up`" in (info.value.hint or "")
 
 
 @pytest.mark.parametrize("pool_type", [ECS, PUSH])
