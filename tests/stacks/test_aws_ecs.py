@@ -1,23 +1,21 @@
 """EcsPool under Pulumi mocks: every resource, its parent, inputs, tags, policies and outputs.
 
-Each test gets a fresh root stack and a fresh recording monitor, so nothing registered by one
-test is seen by another. Assertions run inside ``apply`` callbacks once the access key (which
-depends on every other child) has resolved; the fixture fails the test if they never ran (under
-mocks an apply over an unknown value is skipped silently, which would pass vacuously).
+Each test gets a fresh root stack and a fresh recording monitor from ``tests/pulumi_mocks.py``
+(this module adds only AWS's mock answers), so nothing registered by one test is seen by
+another. Assertions run inside ``apply`` callbacks once the access key (which depends on every
+other child) has resolved; the fixture fails the test if they never ran (under mocks an apply
+over an unknown value is skipped silently, which would pass vacuously).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import settings as pulumi_settings
-from pulumi.runtime.mocks import MockMonitor
 
 from stacks.aws_ecs import (
     EXECUTION_POLICY_ARN,
@@ -29,6 +27,13 @@ from stacks.aws_ecs import (
     lifecycle_policy,
     subnet_cidrs,
     worker_policy,
+)
+from tests.pulumi_mocks import (
+    RecordingMonitor,
+    assert_component_tree,
+    check_when_resolved,
+    install_mocks,
+    monitor_fixture,
 )
 
 ACCOUNT = "123456789012"
@@ -195,84 +200,14 @@ class AwsMocks(pulumi.runtime.Mocks):
         return {}
 
 
-@dataclass
-class Registration:
-    urn: str
-    type: str
-    name: str
-    parent: str
-    inputs: dict[str, Any]
-    dependencies: list[str]
+mon = monitor_fixture(AwsMocks)
+two_az_mon = monitor_fixture(lambda: AwsMocks(zones=["us-west-1a", "us-west-1c"]))
+preview_mon = monitor_fixture(AwsMocks, preview=True)
 
 
-class RecordingMonitor(MockMonitor):
-    """A mock monitor that keeps every registration request (parent, deps)."""
-
-    def __init__(self, mocks: AwsMocks) -> None:
-        super().__init__(mocks)
-        self.aws = mocks
-        self.registrations: dict[str, Registration] = {}
-        self.checked = False
-
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
-            return response
-        self.registrations[response.urn] = Registration(
-            urn=response.urn,
-            type=request.type,
-            name=request.name,
-            parent=request.parent,
-            inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
-            dependencies=list(request.dependencies),
-        )
-        return response
-
-    def of_type(self, typ: str) -> list[Registration]:
-        return [r for r in self.registrations.values() if r.type == typ]
-
-    def one(self, typ: str, name: str | None = None) -> Registration:
-        found = [r for r in self.of_type(typ) if name is None or r.name == name]
-        assert len(found) == 1, f"expected one {typ} {name or ''}, got {[r.name for r in found]}"
-        return found[0]
-
-    def policy(self, typ: str, name: str | None = None, key: str = "policy") -> dict:
-        return json.loads(self.one(typ, name).inputs[key])
-
-
-def _install_mocks(preview: bool, zones: list[str] | None = None) -> RecordingMonitor:
-    # A fresh root stack per test: set_mocks reuses an existing one, which would carry
-    # registrations and exports over from the previous test.
-    pulumi_settings.ROOT.set(None)
-    # Engine tests run the Automation API in this process and leave no current loop behind.
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    mocks = AwsMocks(zones)
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(
-        mocks, project="provision", stack="test", preview=preview, monitor=monitor
-    )
-    return monitor
-
-
-@pytest.fixture
-def mon():
-    monitor = _install_mocks(preview=False)
-    yield monitor
-    assert monitor.checked, "the assertions inside apply() never ran"
-
-
-@pytest.fixture
-def two_az_mon():
-    monitor = _install_mocks(preview=False, zones=["us-west-1a", "us-west-1c"])
-    yield monitor
-    assert monitor.checked, "the assertions inside apply() never ran"
-
-
-@pytest.fixture
-def preview_mon():
-    monitor = _install_mocks(preview=True)
-    yield monitor
-    assert monitor.checked, "the assertions inside apply() never ran"
+def policy_doc(mon: RecordingMonitor, typ: str) -> dict:
+    """The JSON policy document of the one resource of type ``typ``."""
+    return json.loads(mon.one(typ).inputs["policy"])
 
 
 def make_args(**overrides: Any) -> EcsPoolArgs:
@@ -311,12 +246,7 @@ def after_all(pool: EcsPool, mon: RecordingMonitor, check: Callable[..., None]):
     The access key depends on every other child, so once its id resolves all of them have been
     registered with the monitor.
     """
-
-    def run(values: dict[str, Any]) -> None:
-        mon.checked = True
-        check(values)
-
-    return pulumi.Output.all(**pool.exports).apply(run)
+    return check_when_resolved(mon, pool.exports, check)
 
 
 CORE = {
@@ -356,8 +286,7 @@ TASK_ROLE = {
 
 
 def _children(mon: RecordingMonitor) -> set[tuple[str, str]]:
-    component = mon.one(TYPE_TOKEN)
-    return {(r.type, r.name) for r in mon.registrations.values() if r.parent == component.urn}
+    return mon.children(mon.one(TYPE_TOKEN))
 
 
 # -- resources, per mode --------------------------------------------------------------------
@@ -368,16 +297,7 @@ def test_every_resource_type_name_and_parent(mon):
     pool = make_pool(task_role_policy_arns=TASK_POLICIES)
 
     def check(_):
-        component = mon.one(TYPE_TOKEN)
-        assert component.name == "etl"
-        assert component.urn.endswith(f"::pulumi:pulumi:Stack${TYPE_TOKEN}::etl")
-        children = _children(mon)
-        assert children == CORE | NETWORK | EVENTS | TASK_ROLE
-        for r in mon.registrations.values():
-            if r.parent == component.urn:
-                assert f"::{TYPE_TOKEN}${r.type}::{r.name}" in r.urn
-        # Nothing else was created (no stray resource outside the component).
-        assert len(mon.registrations) == 1 + len(children)
+        assert_component_tree(mon, TYPE_TOKEN, "etl", CORE | NETWORK | EVENTS | TASK_ROLE)
 
     return after_all(pool, mon, check)
 
@@ -389,7 +309,7 @@ def test_push_pool_has_no_task_events(mon):
     def check(values):
         assert _children(mon) == CORE | NETWORK
         assert values["events_queue_name"] is None
-        statements = mon.policy(T_POLICY)["Statement"]
+        statements = policy_doc(mon, T_POLICY)["Statement"]
         assert not any(a.startswith("sqs:") for s in statements for a in s["Action"])
 
     return after_all(pool, mon, check)
@@ -406,7 +326,7 @@ def test_existing_network_creates_nothing_network_related(mon):
         assert values["subnet_ids"] == subnets
         assert values["security_group_id"] is None
         # Not even the availability zones are looked up.
-        tokens = [t for t, _ in mon.aws.invokes]
+        tokens = [t for t, _ in mon.mocks.invokes]
         assert "aws:index/getAvailabilityZones:getAvailabilityZones" not in tokens
 
     return after_all(pool, mon, check)
@@ -427,7 +347,7 @@ def test_no_task_role_unless_policies_are_given(mon):
         assert not _children(mon) & TASK_ROLE
         assert [r.inputs["name"] for r in mon.of_type(T_ROLE)] == ["etl-ecs-execution"]
         assert values["task_role_arn"] is None
-        passrole = _statement(mon.policy(T_POLICY), "PassPoolRolesToEcsTasks")
+        passrole = _statement(policy_doc(mon, T_POLICY), "PassPoolRolesToEcsTasks")
         assert passrole["Resource"] == [values["execution_role_arn"]]
 
     return after_all(pool, mon, check)
@@ -479,7 +399,7 @@ def test_worker_policy_statements_exactly(mon):
     pool = make_pool(task_role_policy_arns=TASK_POLICIES)
 
     def check(values):
-        doc = mon.policy(T_POLICY)
+        doc = policy_doc(mon, T_POLICY)
         assert doc["Version"] == "2012-10-17"
         family = f"{ECS}:task-definition/prefect_etl_{UUID}*"
         tasks = f"{ECS}:task/etl-ecs/*"
@@ -727,7 +647,9 @@ def test_network(mon):
 
         # Only AZs that need no opt-in (no Local or Wavelength Zones).
         (azs_args,) = [
-            a for t, a in mon.aws.invokes if t.endswith("getAvailabilityZones:getAvailabilityZones")
+            a
+            for t, a in mon.mocks.invokes
+            if t.endswith("getAvailabilityZones:getAvailabilityZones")
         ]
         assert azs_args["state"] == "available"
         assert azs_args["filters"] == [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]
@@ -756,7 +678,7 @@ def test_region_with_two_zones_gets_two_subnets(two_az_mon):
 def test_no_zones_is_an_error():
     # Under the runtime's test wrapper, so what registered before the error is awaited, not
     # left pending on a discarded event loop.
-    _install_mocks(preview=False, zones=[])
+    install_mocks(AwsMocks(zones=[]), preview=False)
     with pytest.raises(ValueError, match="no availability zone"):
         EcsPool("x", make_args())
 

@@ -1,26 +1,23 @@
 """ContainerInstancePool under Pulumi mocks: every resource, its parent, inputs, ordering, outputs.
 
-Each test gets a fresh root stack and a fresh recording monitor, so nothing registered by one
-test is seen by another. Assertions run inside ``apply`` callbacks; the fixtures fail the test
-if those callbacks never ran (under mocks an apply over an unknown value is skipped silently,
-which would make a test pass vacuously). The mocks return what Azure returns — ARM ids, principal
-and client ids, login servers — because an output a mock forgets resolves to None and silently
-drops every input that depends on it.
+Each test gets a fresh root stack and a fresh recording monitor from ``tests/pulumi_mocks.py``
+(this module adds only Azure's mock answers), so nothing registered by one test is seen by
+another. Assertions run inside ``apply`` callbacks; the fixtures fail the test if those
+callbacks never ran (under mocks an apply over an unknown value is skipped silently, which would
+make a test pass vacuously). The mocks return what Azure returns — ARM ids, principal and client
+ids, login servers — because an output a mock forgets resolves to None and silently drops every
+input that depends on it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import settings as pulumi_settings
-from pulumi.runtime.mocks import MockMonitor
 
 from stacks.azure_aci import (
     ACR_PULL_ROLE_GUID,
@@ -35,6 +32,13 @@ from stacks.azure_aci import (
     role_definition_guid,
     role_name,
     tags,
+)
+from tests.pulumi_mocks import (
+    RecordingMonitor,
+    assert_component_tree,
+    assert_secret,
+    check_when_resolved,
+    monitor_fixture,
 )
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -153,78 +157,8 @@ class AzureMocks(pulumi.runtime.Mocks):
         return {}
 
 
-@dataclass
-class Registration:
-    urn: str
-    type: str
-    name: str
-    parent: str
-    inputs: dict[str, Any]
-    dependencies: list[str]
-    custom_timeouts: dict[str, str]
-
-
-class RecordingMonitor(MockMonitor):
-    """A mock monitor that keeps every registration request (parent, deps, timeouts)."""
-
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
-        super().__init__(mocks)
-        self.registrations: dict[str, Registration] = {}
-        self.checked = False
-
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
-            return response
-        timeouts = request.customTimeouts
-        self.registrations[response.urn] = Registration(
-            urn=response.urn,
-            type=request.type,
-            name=request.name,
-            parent=request.parent,
-            inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
-            dependencies=list(request.dependencies),
-            custom_timeouts={
-                k: getattr(timeouts, k) for k in ("create", "update", "delete") if timeouts
-            },
-        )
-        return response
-
-    def of_type(self, typ: str) -> list[Registration]:
-        return [r for r in self.registrations.values() if r.type == typ]
-
-    def one(self, typ: str, name: str | None = None) -> Registration:
-        found = [r for r in self.of_type(typ) if name is None or r.name == name]
-        assert len(found) == 1, f"expected one {typ} {name or ''}, got {[r.name for r in found]}"
-        return found[0]
-
-
-def _install_mocks(preview: bool, mocks: pulumi.runtime.Mocks | None = None) -> RecordingMonitor:
-    # A fresh root stack per test: set_mocks reuses an existing one, which would carry
-    # registrations and exports over from the previous test.
-    pulumi_settings.ROOT.set(None)
-    # Engine tests run the Automation API in this process and leave no current loop behind.
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    mocks = mocks or AzureMocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(
-        mocks, project="provision", stack="test", preview=preview, monitor=monitor
-    )
-    return monitor
-
-
-@pytest.fixture
-def mon():
-    monitor = _install_mocks(preview=False)
-    yield monitor
-    assert monitor.checked, "the assertions inside apply() never ran"
-
-
-@pytest.fixture
-def preview_mon():
-    monitor = _install_mocks(preview=True)
-    yield monitor
-    assert monitor.checked, "the assertions inside apply() never ran"
+mon = monitor_fixture(AzureMocks)
+preview_mon = monitor_fixture(AzureMocks, preview=True)
 
 
 def make_args(**overrides: Any) -> ContainerInstancePoolArgs:
@@ -268,13 +202,7 @@ def after_all(pool: ContainerInstancePool, mon: RecordingMonitor, check: Callabl
     The secret depends on every grant and the grants on everything else, so once its output
     resolves all children have been registered with the monitor.
     """
-    outputs = {k: getattr(pool, k) for k in OUTPUT_NAMES}
-
-    def run(values: dict[str, Any]) -> None:
-        mon.checked = True
-        check(values)
-
-    return pulumi.Output.all(**outputs).apply(run)
+    return check_when_resolved(mon, {k: getattr(pool, k) for k in OUTPUT_NAMES}, check)
 
 
 EXPECTED_CHILDREN = {
@@ -298,17 +226,7 @@ def test_every_resource_type_name_and_parent(mon):
     pool = make_pool()
 
     def check(_):
-        regs = mon.registrations
-        component = [r for r in regs.values() if r.type == TYPE_TOKEN]
-        assert [c.name for c in component] == ["etl"]
-        assert component[0].urn.endswith(f"::pulumi:pulumi:Stack${TYPE_TOKEN}::etl")
-        children = {(r.type, r.name) for r in regs.values() if r.parent == component[0].urn}
-        assert children == EXPECTED_CHILDREN
-        for r in regs.values():
-            if r.parent == component[0].urn:
-                assert f"::{TYPE_TOKEN}${r.type}::{r.name}" in r.urn
-        # Nothing else was created (no stray resource outside the component).
-        assert len(regs) == 1 + len(children)
+        assert_component_tree(mon, TYPE_TOKEN, "etl", EXPECTED_CHILDREN)
 
     return after_all(pool, mon, check)
 
@@ -523,14 +441,7 @@ def test_outputs(mon):
 @pulumi.runtime.test
 def test_client_secret_is_secret(mon):
     pool = make_pool()
-
-    def check(values):
-        is_secret, _ = values
-        assert is_secret is True
-
-    return pulumi.Output.all(
-        pool.client_secret.is_secret(), after_all(pool, mon, lambda _: None)
-    ).apply(check)
+    return assert_secret(pool.client_secret, after_all(pool, mon, lambda _: None))
 
 
 @pulumi.runtime.test
@@ -539,10 +450,7 @@ def test_preview_registers_the_same_resources(preview_mon):
     pool = make_pool()
 
     def check(_):
-        children = {
-            (r.type, r.name) for r in preview_mon.registrations.values() if r.type != TYPE_TOKEN
-        }
-        assert children == EXPECTED_CHILDREN
+        assert preview_mon.registered(besides=TYPE_TOKEN) == EXPECTED_CHILDREN
 
     return after_all(pool, preview_mon, check)
 
@@ -554,11 +462,7 @@ class EmptyInvokeMocks(AzureMocks):
         return {}
 
 
-@pytest.fixture
-def offline_mon():
-    monitor = _install_mocks(preview=True, mocks=EmptyInvokeMocks())
-    yield monitor
-    assert monitor.checked, "the assertions inside apply() never ran"
+offline_mon = monitor_fixture(EmptyInvokeMocks, preview=True)
 
 
 @pulumi.runtime.test
@@ -569,7 +473,7 @@ def test_tolerates_an_empty_client_config(offline_mon):
     def check(values):
         assert values["tenant_id"] is None
         assert mon.one(T_APP).inputs["owners"] == []
-        assert {(r.type, r.name) for r in mon.registrations.values()} >= EXPECTED_CHILDREN
+        assert mon.registered() >= EXPECTED_CHILDREN
 
     return after_all(pool, mon, check)
 

@@ -1,24 +1,21 @@
 """CloudRunPool under Pulumi mocks: every resource, its parent, inputs, ordering and outputs.
 
-Each test gets a fresh root stack and a fresh recording monitor from the ``pulumi_mocks``
-fixture, so nothing registered by one test is seen by another. Assertions run inside
-``apply`` callbacks; the fixture fails the test if those callbacks never ran (under mocks an
-apply over an unknown value is skipped silently, which would make a test pass vacuously).
+Each test gets a fresh root stack and a fresh recording monitor from ``tests/pulumi_mocks.py``
+(this module adds only GCP's mock answers), so nothing registered by one test is seen by
+another. Assertions run inside ``apply`` callbacks; the fixture fails the test if those
+callbacks never ran (under mocks an apply over an unknown value is skipped silently, which would
+make a test pass vacuously).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import settings as pulumi_settings
-from pulumi.runtime.mocks import MockMonitor
 
 from stacks.gcp_cloud_run import (
     PERMISSIONS,
@@ -28,6 +25,13 @@ from stacks.gcp_cloud_run import (
     CloudRunPoolArgs,
     image_namespace,
     label_value,
+)
+from tests.pulumi_mocks import (
+    RecordingMonitor,
+    assert_component_tree,
+    assert_secret,
+    check_when_resolved,
+    monitor_fixture,
 )
 
 PROJECT = "acme-data-prod"
@@ -110,78 +114,8 @@ class GcpMocks(pulumi.runtime.Mocks):
         return {}
 
 
-@dataclass
-class Registration:
-    urn: str
-    type: str
-    name: str
-    parent: str
-    inputs: dict[str, Any]
-    dependencies: list[str]
-    custom_timeouts: dict[str, str]
-
-
-class RecordingMonitor(MockMonitor):
-    """A mock monitor that keeps every registration request (parent, deps, timeouts)."""
-
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
-        super().__init__(mocks)
-        self.registrations: dict[str, Registration] = {}
-        self.checked = False
-
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
-            return response
-        timeouts = request.customTimeouts
-        self.registrations[response.urn] = Registration(
-            urn=response.urn,
-            type=request.type,
-            name=request.name,
-            parent=request.parent,
-            inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
-            dependencies=list(request.dependencies),
-            custom_timeouts={
-                k: getattr(timeouts, k) for k in ("create", "update", "delete") if timeouts
-            },
-        )
-        return response
-
-    def of_type(self, typ: str) -> list[Registration]:
-        return [r for r in self.registrations.values() if r.type == typ]
-
-    def one(self, typ: str, name: str | None = None) -> Registration:
-        found = [r for r in self.of_type(typ) if name is None or r.name == name]
-        assert len(found) == 1, f"expected one {typ} {name or ''}, got {[r.name for r in found]}"
-        return found[0]
-
-
-def _install_mocks(preview: bool) -> RecordingMonitor:
-    # A fresh root stack per test: set_mocks reuses an existing one, which would carry
-    # registrations and exports over from the previous test.
-    pulumi_settings.ROOT.set(None)
-    # Engine tests run the Automation API in this process and leave no current loop behind.
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    mocks = GcpMocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(
-        mocks, project="provision", stack="test", preview=preview, monitor=monitor
-    )
-    return monitor
-
-
-@pytest.fixture
-def mon():
-    monitor = _install_mocks(preview=False)
-    yield monitor
-    assert monitor.checked, "the assertions inside apply() never ran"
-
-
-@pytest.fixture
-def preview_mon():
-    monitor = _install_mocks(preview=True)
-    yield monitor
-    assert monitor.checked, "the assertions inside apply() never ran"
+mon = monitor_fixture(GcpMocks)
+preview_mon = monitor_fixture(GcpMocks, preview=True)
 
 
 def make_pool(flavor: str = "cloud-run-v2", *, registry_writer: bool = False, name: str = "etl"):
@@ -218,12 +152,7 @@ def after_all(pool: CloudRunPool, mon: RecordingMonitor, check: Callable[..., No
         "repository_id": pool.repository_id,
         "custom_role_id": pool.custom_role_id,
     }
-
-    def run(values: dict[str, Any]) -> None:
-        mon.checked = True
-        check(values)
-
-    return pulumi.Output.all(**outputs).apply(run)
+    return check_when_resolved(mon, outputs, check)
 
 
 EXPECTED_CHILDREN = {
@@ -249,18 +178,7 @@ def test_every_resource_type_name_and_parent(mon):
     pool = make_pool()
 
     def check(_):
-        regs = mon.registrations
-        component = [r for r in regs.values() if r.type == TYPE_TOKEN]
-        assert [c.name for c in component] == ["etl"]
-        assert component[0].urn.endswith(f"::pulumi:pulumi:Stack${TYPE_TOKEN}::etl")
-        children = {(r.type, r.name) for r in regs.values() if r.parent == component[0].urn}
-        assert children == EXPECTED_CHILDREN["cloud-run-v2"]
-        # The URN encodes the chain: every child sits under the component's type.
-        for r in regs.values():
-            if r.parent == component[0].urn:
-                assert f"::{TYPE_TOKEN}${r.type}::{r.name}" in r.urn
-        # Nothing else was created (no stray resource outside the component).
-        assert len(regs) == 1 + len(children)
+        assert_component_tree(mon, TYPE_TOKEN, "etl", EXPECTED_CHILDREN["cloud-run-v2"])
 
     return after_all(pool, mon, check)
 
@@ -498,14 +416,7 @@ def test_outputs(mon):
 @pulumi.runtime.test
 def test_private_key_is_secret(mon):
     pool = make_pool()
-
-    def check(values):
-        is_secret, _ = values
-        assert is_secret is True
-
-    return pulumi.Output.all(
-        pool.private_key.is_secret(), after_all(pool, mon, lambda _: None)
-    ).apply(check)
+    return assert_secret(pool.private_key, after_all(pool, mon, lambda _: None))
 
 
 @pulumi.runtime.test
@@ -514,10 +425,7 @@ def test_preview_registers_the_same_resources(preview_mon):
     pool = make_pool()
 
     def check(_):
-        children = {
-            (r.type, r.name) for r in preview_mon.registrations.values() if r.type != TYPE_TOKEN
-        }
-        assert children == EXPECTED_CHILDREN["cloud-run-v2"]
+        assert preview_mon.registered(besides=TYPE_TOKEN) == EXPECTED_CHILDREN["cloud-run-v2"]
 
     return after_all(pool, preview_mon, check)
 
