@@ -566,7 +566,8 @@ def _steps(translator: EventTranslator) -> list[Step]:
         seen[s["urn"]] = Step(
             urn=s["urn"], type=s["type"], name=urn_name(s["urn"]), op=op, inputs=s["inputs"]
         )
-    return list(seen.values())
+    # The engine emits steps as operations start, which varies between runs.
+    return sorted(seen.values(), key=lambda s: s.urn)
 
 
 def _pid_alive(pid: int) -> bool:

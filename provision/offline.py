@@ -66,4 +66,6 @@ def offline_steps(pool: str, program: Callable[[], None]) -> list[Step]:
             monitor.mocks, project=PROJECT_NAME, stack=pool, preview=True, monitor=monitor
         )
         pmocks.test(program)()
-    return steps
+    # Registration order follows the runtime's scheduling, not the program; a plan that CI
+    # diffs must not reorder itself between runs.
+    return sorted(steps, key=lambda s: s.urn)
