@@ -31,6 +31,7 @@ from provision.targets.base import (
     Target,
     TargetOptions,
     bad_outputs,
+    block_from_outputs,
     flag,
     generated_suffix,
 )
@@ -460,7 +461,7 @@ class GcpTarget(Target):
             raise bad_outputs(
                 "The stack output service_account_key is not a service-account key file."
             )
-        return {"service_account_info": info, "project": outputs["project"]}
+        return {"service_account_info": info, **block_from_outputs(outputs, {"project": "project"})}
 
     def template_defaults(
         self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None

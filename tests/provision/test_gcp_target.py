@@ -545,6 +545,13 @@ def test_block_data_rejects_a_bad_key(target, raw):
     assert "\n" not in info.value.message
 
 
+def test_block_data_names_a_missing_project_output(target):
+    outputs = {k: v for k, v in OUTPUTS.items() if k != "project"}
+    with pytest.raises(EngineError, match="lack project for the credentials block") as info:
+        target.block_data(outputs)
+    assert "Rerun `provision up`" in (info.value.hint or "")
+
+
 @pytest.mark.parametrize("pool_type", [V1_PUSH, V2_PUSH, POOL_TYPES["cloud-run"], V2, VERTEX])
 def test_template_defaults(target, pool_type):
     defaults = target.template_defaults(pool_type, OUTPUTS, "8c1d6c1e-0000-4000-8000-000000000001")
