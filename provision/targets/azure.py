@@ -56,6 +56,9 @@ class AzureOptions(TargetOptions):
     """``None``: derived from the pool and the stack's random suffix (see ``generated``)."""
     registry_sku: str = "Basic"
     secret_days: int = naming.DEFAULT_SECRET_DAYS
+    tenant: str | None = None
+    """The subscription's Entra ID tenant, when known: pins both providers to it, so the app
+    registration lands in the tenant whose ARM grants it (``None``: the login's default)."""
 
 
 def azure_config_dir(env: Mapping[str, str]) -> Path:
@@ -66,21 +69,42 @@ def azure_config_dir(env: Mapping[str, str]) -> Path:
     return home / ".azure"
 
 
-def cli_default_subscription(env: Mapping[str, str]) -> str | None:
-    """The Azure CLI's default subscription id (``az account set``), or ``None``.
+def _cli_subscriptions(env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The subscriptions of ``azureProfile.json`` (written with a UTF-8 byte-order mark).
 
-    Reads ``azureProfile.json``, which the CLI writes with a UTF-8 byte-order mark. Unreadable
-    or malformed files count as absent: this is only a default.
+    Unreadable or malformed files count as empty: they only supply defaults.
     """
     path = azure_config_dir(env) / "azureProfile.json"
     try:
         profile = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, ValueError):
-        return None
+        return []
     subscriptions = profile.get("subscriptions") if isinstance(profile, dict) else None
-    for sub in subscriptions if isinstance(subscriptions, list) else ():
-        if isinstance(sub, dict) and sub.get("isDefault") is True and sub.get("id"):
+    return (
+        [s for s in subscriptions if isinstance(s, dict)] if isinstance(subscriptions, list) else []
+    )
+
+
+def cli_default_subscription(env: Mapping[str, str]) -> str | None:
+    """The Azure CLI's default subscription id (``az account set``), or ``None``."""
+    for sub in _cli_subscriptions(env):
+        if sub.get("isDefault") is True and sub.get("id"):
             return str(sub["id"])
+    return None
+
+
+def subscription_tenant(env: Mapping[str, str], subscription: str) -> str | None:
+    """The tenant of ``subscription``: ``ARM_TENANT_ID``/``AZURE_TENANT_ID``, else the Azure
+    CLI's record of it, else ``None``."""
+    # Only GUIDs pin: a tenant given as a domain name is left for the providers to resolve.
+    for key in ("ARM_TENANT_ID", "AZURE_TENANT_ID"):
+        value = env.get(key, "").strip().lower()
+        if value:
+            return value if naming.SUBSCRIPTION_RE.match(value) else None
+    for sub in _cli_subscriptions(env):
+        tenant = str(sub.get("tenantId") or "").lower()
+        if str(sub.get("id", "")).lower() == subscription and naming.SUBSCRIPTION_RE.match(tenant):
+            return tenant
     return None
 
 
@@ -214,13 +238,22 @@ class AzureTarget(Target):
             raise InvalidInputError("No Azure location: pass --location (e.g. westeurope).")
 
         secret_days = pick("secret_days")
+        subscription = str(subscription).strip().lower()
+        # A saved tenant belongs to the saved subscription; a new subscription looks again.
+        kept = (
+            saved
+            if isinstance(saved, AzureOptions) and saved.subscription == subscription
+            else None
+        )
+        tenant = (kept.tenant if kept else None) or subscription_tenant(env, subscription)
         opts: dict[str, Any] = {
-            "subscription": str(subscription).strip().lower(),
+            "subscription": subscription,
             "location": naming.normalize_location(str(location)),
             "resource_group": pick("resource_group") or naming.resource_group(pool),
             "registry_name": pick("registry_name"),
             "registry_sku": _canonical_sku(pick("registry_sku") or "Basic"),
             "secret_days": naming.DEFAULT_SECRET_DAYS if secret_days is None else secret_days,
+            "tenant": tenant,
         }
         _validate(opts, sources)
         return AzureOptions(**opts)
@@ -237,15 +270,21 @@ class AzureTarget(Target):
         }
 
     def provider_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
-        """Subscription and default location of azure-native (every resource also sets them).
+        """Subscription and default location of azure-native (every resource also sets them),
+        and the subscription's tenant for both providers when it is known.
 
-        pulumi-azuread needs neither: Entra ID is per tenant, from the same login.
+        Unpinned, pulumi-azuread works in the login's default tenant, which for a user of
+        several tenants may not be the subscription's: the app would be registered where ARM
+        can't find its principal.
         """
         opts = _azure(options)
-        return {
+        config = {
             "azure-native:subscriptionId": opts.subscription,
             "azure-native:location": opts.location,
         }
+        if opts.tenant:
+            config["azure-native:tenantId"] = config["azuread:tenantId"] = opts.tenant
+        return config
 
     # -- program ----------------------------------------------------------------------------
 

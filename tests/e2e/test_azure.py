@@ -7,6 +7,7 @@ import json
 import re
 import secrets
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -470,3 +471,25 @@ def test_sigkill_after_the_cloud_wrote_the_principal_and_a_grant_is_recovered(
     assert len(passwords(box)) == 1
     assert not box.cloud.calls("delete", ROLE_ASSIGNMENT)
     box.run("preview", pool, "--expect-no-changes")
+
+
+def test_the_app_is_registered_in_the_subscriptions_tenant_not_the_logins_default(
+    box: Sandbox, pool: str
+):
+    # Signed in to two tenants, default elsewhere: the Azure CLI's profile says which tenant
+    # owns the subscription, and both providers are pinned to it.
+    del box.env["ARM_TENANT_ID"]
+    profile = {
+        "subscriptions": [
+            {"id": SUBSCRIPTION, "isDefault": False, "tenantId": TENANT},
+            {"id": str(uuid.uuid4()), "isDefault": True, "tenantId": str(uuid.uuid4())},
+        ]
+    }
+    config_dir = Path(box.env["AZURE_CONFIG_DIR"])
+    (config_dir / "azureProfile.json").write_text("\ufeff" + json.dumps(profile), "utf-8")
+
+    up(box, pool)
+    block = remember(box, pool)
+    assert block["data"]["tenant_id"] == TENANT
+    (app,) = box.cloud.resources(APPLICATION)
+    assert app["meta"]["tenant"] == TENANT

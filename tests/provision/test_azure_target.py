@@ -460,6 +460,42 @@ def test_provider_config_and_location(azure_target, home):
     assert azure_target.location(opts) == f"{SUB}/etl-rg (westeurope)"
 
 
+OTHER_TENANT = "12121212-3434-4565-8787-909090909090"
+
+
+def test_the_subscriptions_tenant_pins_both_providers(azure_target, tmp_path, home):
+    # A user signed in to two tenants: the profile knows which one owns the subscription.
+    profile = azure_profile(tmp_path / "az", (OTHER_SUB, True), (SUB, False))
+    env = {"AZURE_CONFIG_DIR": str(profile)}
+    given = {"subscription": SUB, "location": "westeurope"}
+    opts = resolve(azure_target, given=given, env=env, home=home)
+    assert opts.tenant == TENANT
+    config = azure_target.provider_config("etl", opts)
+    assert config["azure-native:tenantId"] == config["azuread:tenantId"] == TENANT
+    # The environment names the tenant the providers authenticate to: it wins.
+    opts = resolve(azure_target, given=given, env={**env, "ARM_TENANT_ID": OTHER_TENANT})
+    assert opts.tenant == OTHER_TENANT
+
+
+def test_an_unknown_or_non_guid_tenant_leaves_the_providers_unpinned(azure_target, home):
+    given = {"subscription": SUB, "location": "westeurope"}
+    for env in ({}, {"ARM_TENANT_ID": "contoso.onmicrosoft.com"}):
+        opts = resolve(azure_target, given=given, env=env, home=home)
+        assert opts.tenant is None
+        assert not any("tenantId" in k for k in azure_target.provider_config("etl", opts))
+
+
+def test_a_saved_tenant_stays_with_its_subscription(azure_target, home):
+    saved = AzureOptions(
+        subscription=SUB, location="westeurope", resource_group="etl-rg", tenant=OTHER_TENANT
+    )
+    assert resolve(azure_target, saved=saved, home=home).tenant == OTHER_TENANT
+    moved = resolve(azure_target, saved=saved, given={"subscription": OTHER_SUB}, home=home)
+    assert moved.tenant is None  # another subscription: its tenant is looked up afresh
+    # Options saved before tenants were recorded still load.
+    assert AzureOptions.model_validate(saved.model_dump(exclude={"tenant"})).tenant is None
+
+
 def test_secret_end_date():
     assert secret_end_date("2026-01-01T00:00:00Z", 365) == "2027-01-01T00:00:00Z"
     assert secret_end_date("2026-02-28T13:14:15Z", 1) == "2026-03-01T13:14:15Z"
