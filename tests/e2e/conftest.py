@@ -104,6 +104,20 @@ class Sandbox:
         proc.send_signal(signal.SIGKILL)
         return self.finish(proc, args, timeout=60)
 
+    def kill_while_creating(self, token: str, *args: str, after_write: bool) -> Run:
+        """Run ``provision ARGS`` and SIGKILL it while the cloud creates a ``token``.
+
+        Each create takes 1.5 s in the fake cloud: before its write, or (``after_write``) after
+        the write and before the engine hears back, the window where the cloud has an object
+        the state does not.
+        """
+        delay = "FAKECLOUD_DELAY_AFTER_MS_CREATE" if after_write else "FAKECLOUD_DELAY_MS_CREATE"
+        proc = self.start(*args, **{delay: "1500"})
+        wait_for(lambda: self.cloud.calls("create", token, phase="begin"), timeout=180)
+        run = self.kill(proc, list(args))
+        assert run.code == -signal.SIGKILL, run.output
+        return run
+
     def prefect(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """Call the Prefect API directly, to assert what the tool wrote."""
         return httpx.request(method, self.prefect_url + path, timeout=15, **kw)

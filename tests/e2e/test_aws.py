@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -404,11 +403,7 @@ def test_prefect_down_during_up_then_rerun_finishes_without_a_new_key(
 def test_sigkill_while_the_key_is_being_created_is_recovered_by_rerunning(
     sandbox: Sandbox, aws: Aws, pool: str
 ):
-    args = ["up", pool, *UP, "--yes"]
-    proc = sandbox.start(*args, FAKECLOUD_DELAY_MS_CREATE="1500")
-    wait_for(lambda: sandbox.cloud.calls("create", KEY, phase="begin"), timeout=180)
-    sandbox.kill(proc, args)
-    assert proc.returncode == -signal.SIGKILL
+    sandbox.kill_while_creating(KEY, "up", pool, *UP, "--yes", after_write=False)
 
     run = sandbox.run("up", pool, "--yes", timeout=300)
     block(sandbox, pool)
@@ -424,10 +419,7 @@ def test_sigkill_after_aws_made_the_key_names_the_untracked_copy(
 ):
     # The killed run never hears CreateAccessKey's answer, so the key AWS made is unknown to
     # the state: the rerun makes a second one (AWS allows two per user) and names the orphan.
-    args = ["up", pool, *UP, "--yes"]
-    proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
-    wait_for(lambda: sandbox.cloud.calls("create", KEY, phase="begin"), timeout=180)
-    sandbox.kill(proc, args)
+    sandbox.kill_while_creating(KEY, "up", pool, *UP, "--yes", after_write=True)
 
     run = sandbox.run("up", pool, "--yes", timeout=300)
     found = block(sandbox, pool)
@@ -535,11 +527,9 @@ def test_sigkill_after_aws_made_named_resources_adopts_them_on_rerun(
     ec2 = aws.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
-    args = ["up", pool, *UP, "--vpc-id", vpc, "--subnet-ids", subnet, "--yes"]
-    proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
     in_flight = "aws:iam/policy:Policy"
-    wait_for(lambda: sandbox.cloud.calls("create", in_flight, phase="begin"), 180)
-    sandbox.kill(proc, args)
+    args = ("up", pool, *UP, "--vpc-id", vpc, "--subnet-ids", subnet, "--yes")
+    sandbox.kill_while_creating(in_flight, *args, after_write=True)
     made = inventory(aws)
     assert made["policies"] and made["roles"] and made["users"]
 

@@ -418,10 +418,7 @@ def test_prefect_down_during_up_then_rerun_finishes_without_a_new_secret(
 def test_sigkill_while_the_secret_is_being_created_is_recovered_by_rerunning(
     box: Sandbox, pool: str
 ):
-    args = ["up", pool, *UP, "--yes"]
-    proc = box.start(*args, FAKECLOUD_DELAY_MS_CREATE="1500")
-    wait_for(lambda: box.cloud.calls("create", APPLICATION_PASSWORD, phase="begin"), timeout=180)
-    box.kill(proc, args)
+    box.kill_while_creating(APPLICATION_PASSWORD, "up", pool, *UP, "--yes", after_write=False)
 
     run = box.run("up", pool, "--yes", timeout=300)
     remember(box, pool)
@@ -434,10 +431,7 @@ def test_sigkill_while_the_secret_is_being_created_is_recovered_by_rerunning(
 def test_sigkill_after_the_cloud_wrote_the_secret_names_the_untracked_copy(box: Sandbox, pool: str):
     # The killed engine never gets Entra ID's answer, so the secret it made is unknown to the
     # state: the rerun converges with a fresh secret and names the orphan and how to delete it.
-    args = ["up", pool, *UP, "--yes"]
-    proc = box.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
-    wait_for(lambda: box.cloud.calls("create", APPLICATION_PASSWORD, phase="begin"), timeout=180)
-    box.kill(proc, args)
+    box.kill_while_creating(APPLICATION_PASSWORD, "up", pool, *UP, "--yes", after_write=True)
 
     run = box.run("up", pool, "--yes", timeout=300)
     block = remember(box, pool)
@@ -454,10 +448,7 @@ def test_sigkill_after_the_cloud_wrote_the_secret_names_the_untracked_copy(box: 
 def test_sigkill_after_the_cloud_wrote_the_principal_and_a_grant_is_recovered(
     box: Sandbox, pool: str
 ):
-    args = ["up", pool, *UP, "--yes"]
-    proc = box.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
-    wait_for(lambda: box.cloud.calls("create", ROLE_ASSIGNMENT, phase="begin"), timeout=180)
-    box.kill(proc, args)
+    box.kill_while_creating(ROLE_ASSIGNMENT, "up", pool, *UP, "--yes", after_write=True)
 
     # ARM has the assignment under its deterministic GUID, the state only a pending create:
     # the rerun adopts it by id instead of failing on "cannot create already existing".

@@ -237,10 +237,7 @@ def test_prefect_down_during_up_then_rerun_finishes_without_a_new_key(
 def test_sigkill_while_the_key_is_being_created_is_recovered_by_rerunning(
     sandbox: Sandbox, pool: str
 ):
-    args = ["up", pool, *UP, "--yes"]
-    proc = sandbox.start(*args, FAKECLOUD_DELAY_MS_CREATE="1500")
-    wait_for(lambda: sandbox.cloud.calls("create", KEY, phase="begin"), timeout=180)
-    sandbox.kill(proc, args)
+    sandbox.kill_while_creating(KEY, "up", pool, *UP, "--yes", after_write=False)
 
     run = sandbox.run("up", pool, "--yes", timeout=300)
     sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
@@ -256,10 +253,7 @@ def test_sigkill_after_the_cloud_wrote_the_key_names_the_untracked_copy(
 ):
     # The killed engine never gets GCP's answer, so the key it made is unknown to the state:
     # the rerun converges with a fresh key and names the possible orphan and how to remove it.
-    args = ["up", pool, *UP, "--yes"]
-    proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
-    wait_for(lambda: sandbox.cloud.calls("create", KEY, phase="begin"), timeout=180)
-    sandbox.kill(proc, args)
+    sandbox.kill_while_creating(KEY, "up", pool, *UP, "--yes", after_write=True)
 
     run = sandbox.run("up", pool, "--yes", timeout=300)
     block = sandbox.block("gcp-credentials", f"{pool}-gcp-credentials")
@@ -285,10 +279,7 @@ def test_sigkill_after_the_cloud_wrote_the_accounts_is_adopted_not_recreated(
 ):
     # Accounts, the role and the repository 409 on a second create: the rerun must read back
     # what the killed run made (their ids follow from the pool's names), never re-create it.
-    args = ["up", pool, *UP, "--yes"]
-    proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
-    wait_for(lambda: sandbox.cloud.calls("create", ACCOUNT, phase="begin"), timeout=180)
-    sandbox.kill(proc, args)
+    sandbox.kill_while_creating(ACCOUNT, "up", pool, *UP, "--yes", after_write=True)
     made = {r["id"] for t in (ACCOUNT, REPOSITORY, CUSTOM_ROLE) for r in sandbox.cloud.resources(t)}
     assert made, "the kill came before the cloud wrote anything"
 
