@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.prefect_server import PrefectServer
+from tests.prefect_server import PROTECTED_AUTH, PrefectServer
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,24 @@ def prefect_server(
         tmp_path_factory.mktemp("prefect-server"),
         # A migrated database kept between runs: saves ~4 s of every session's startup.
         seed_dir=cache.mkdir("prefect-server-seed") if cache is not None else None,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def protected_prefect_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrefectServer]:
+    """A second real server, protected by ``PREFECT_SERVER_API_AUTH_STRING`` (HTTP Basic)."""
+    cache = getattr(request.config, "cache", None)
+    server = PrefectServer(
+        tmp_path_factory.mktemp("protected-prefect-server"),
+        seed_dir=cache.mkdir("prefect-server-seed") if cache is not None else None,
+        extra_env={"PREFECT_SERVER_API_AUTH_STRING": PROTECTED_AUTH},
     )
     server.start()
     try:

@@ -28,6 +28,8 @@ from pathlib import Path
 import httpx
 
 _DB = "prefect.db"
+PROTECTED_AUTH = "admin:s3cr3t-pass"
+"""The ``user:password`` of the ``protected_prefect_server`` fixture's server."""
 # Prefect memoises block-type registration here: copied with the seed, the server skips it.
 _MEMO = "memo_store.toml"
 

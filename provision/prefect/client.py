@@ -7,6 +7,7 @@ them (Prefect's 422 responses include the whole ``request_body``).
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import logging
 import random
@@ -82,7 +83,11 @@ class PrefectClient:
         self.max_retry_after = max_retry_after
         self._sleep = sleep
         headers = {"Accept": "application/json", "User-Agent": f"provision/{__version__}"}
-        if api.key:
+        # As the prefect client does: a server's auth string wins over an API key.
+        if api.auth_string:
+            token = base64.b64encode(api.auth_string.encode("utf-8")).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
+        elif api.key:
             headers["Authorization"] = f"Bearer {api.key}"
         self._http = httpx.Client(
             # The trailing slash makes httpx append paths to the API prefix instead of
@@ -216,8 +221,16 @@ class PrefectClient:
                 "Check PREFECT_API_KEY: it must be valid and allowed to write to this "
                 "workspace (`prefect cloud login` refreshes it)."
             )
+        elif status == 401 and self.api.auth_string:
+            hint = (
+                "The server refused PREFECT_API_AUTH_STRING: it must equal the server's "
+                "PREFECT_SERVER_API_AUTH_STRING (user:password)."
+            )
         elif status == 401:
-            hint = "The server requires authentication; set PREFECT_API_KEY."
+            hint = (
+                "The server requires authentication: set PREFECT_API_AUTH_STRING to its "
+                "PREFECT_SERVER_API_AUTH_STRING (user:password), or PREFECT_API_KEY."
+            )
         elif status == 404 and path.strip("/") == "health" and not self.api.url.endswith("/api"):
             hint = f"Is the URL the API root? Self-hosted servers serve it at {self.api.url}/api."
         return PrefectHttpError(

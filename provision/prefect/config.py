@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,6 +39,9 @@ class PrefectApi:
     source: str
     """Where the URL came from, for messages: ``--prefect-api-url``, ``PREFECT_API_URL``,
     ``profile 'default'``."""
+    auth_string: str | None = field(default=None, repr=False)
+    """``user:password`` for a self-hosted server protected by ``PREFECT_SERVER_API_AUTH_STRING``
+    (sent as HTTP Basic auth, as the ``prefect`` client does)."""
 
     @property
     def kind(self) -> str:
@@ -53,6 +56,7 @@ class _Layer:
     source: str
     url: str | None
     key: str | None = field(repr=False)
+    auth_string: str | None = field(default=None, repr=False)
 
 
 def resolve_api(
@@ -60,13 +64,13 @@ def resolve_api(
     api_key: str | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> PrefectApi:
-    """Resolve the Prefect API from flags, then ``PREFECT_API_URL``/``PREFECT_API_KEY``, then
-    the active profile in ``profiles.toml``.
+    """Resolve the Prefect API from flags, then ``PREFECT_API_URL``/``PREFECT_API_KEY``/
+    ``PREFECT_API_AUTH_STRING``, then the active profile in ``profiles.toml``.
 
-    The URL comes from the first source that has one. The key comes from the first source that
-    has one *and* whose own URL (if it sets one) is the chosen URL: a key configured for one API
-    is never sent to another (e.g. ``--prefect-api-url http://localhost:4200/api`` must not
-    receive the Cloud key from the profile).
+    The URL comes from the first source that has one. The key (and the auth string) comes from
+    the first source that has one *and* whose own URL (if it sets one) is the chosen URL: a
+    credential configured for one API is never sent to another (e.g. ``--prefect-api-url
+    http://localhost:4200/api`` must not receive the Cloud key from the profile).
 
     Raises ``InvalidInputError`` when no URL is configured, the URL is not http(s), or a Cloud
     URL has no key. Makes no network call.
@@ -77,12 +81,13 @@ def resolve_api(
             "PREFECT_API_URL",
             _clean(env.get("PREFECT_API_URL")),
             _clean(env.get("PREFECT_API_KEY")),
+            _clean(env.get("PREFECT_API_AUTH_STRING")),
         ),
     ]
     # The profile is read only when flags and environment leave something open, so a broken
     # profiles.toml does not get in the way of a user who passes everything explicitly.
     missing_url = all(layer.url is None for layer in layers)
-    missing_key = all(layer.key is None for layer in layers)
+    missing_key = all(layer.key is None and layer.auth_string is None for layer in layers)
     if missing_url or missing_key:
         profile = _profile_layer(env)
         if profile is not None:
@@ -95,21 +100,33 @@ def resolve_api(
             f"or pass {API_URL_FLAG}."
         )
     url = _validate_url(chosen.url, chosen.source)
-    key = next(
-        (
-            layer.key
-            for layer in layers
-            if layer.key is not None and (layer.url is None or layer.url.rstrip("/") == url)
-        ),
-        None,
-    )
+
+    def credential(pick: Callable[[_Layer], str | None]) -> str | None:
+        return next(
+            (
+                pick(layer)
+                for layer in layers
+                if pick(layer) is not None and (layer.url is None or layer.url.rstrip("/") == url)
+            ),
+            None,
+        )
+
+    key = credential(lambda layer: layer.key)
+    auth_string = credential(lambda layer: layer.auth_string)
     is_cloud = _is_cloud(url)
     if is_cloud and key is None:
         raise InvalidInputError(
             f"Prefect Cloud at {url} (from {chosen.source}) needs an API key: set "
             "PREFECT_API_KEY or run `prefect cloud login`."
         )
-    return PrefectApi(url=url, key=key, is_cloud=is_cloud, source=chosen.source)
+    return PrefectApi(
+        url=url,
+        key=key,
+        is_cloud=is_cloud,
+        source=chosen.source,
+        # Prefect Cloud authenticates with keys only; Basic auth is a self-hosted server's.
+        auth_string=None if is_cloud else auth_string,
+    )
 
 
 def _clean(value: object) -> str | None:
@@ -193,4 +210,5 @@ def _profile_layer(env: Mapping[str, str]) -> _Layer | None:
         f"profile '{name}'",
         _clean(table.get("PREFECT_API_URL")),
         _clean(table.get("PREFECT_API_KEY")),
+        _clean(table.get("PREFECT_API_AUTH_STRING")),
     )

@@ -190,3 +190,29 @@ def test_key_never_in_repr_or_str() -> None:
     assert SECRET not in repr(api)
     assert SECRET not in str(api)
     assert api.kind == "Prefect Cloud"
+
+
+AUTH = "admin:s3cr3t-pass"
+
+
+def test_auth_string_from_env_or_profile_binds_to_its_url(tmp_path: Path) -> None:
+    env = {"PREFECT_API_URL": "http://127.0.0.1:4200/api", "PREFECT_API_AUTH_STRING": AUTH}
+    assert resolve_api(env=env).auth_string == AUTH
+    env = write_profiles(
+        tmp_path,
+        'active = "s"\n[profiles.s]\nPREFECT_API_URL = "http://srv:4200/api"\n'
+        f'PREFECT_API_AUTH_STRING = "{AUTH}"\n',
+    )
+    assert resolve_api(env=env).auth_string == AUTH
+    # Like a key, the profile's auth string is never sent to another server.
+    assert resolve_api("http://other:4200/api", env=env).auth_string is None
+
+
+def test_prefect_cloud_never_gets_an_auth_string() -> None:
+    api = resolve_api(CLOUD_URL, SECRET, {"PREFECT_API_AUTH_STRING": AUTH})
+    assert (api.key, api.auth_string) == (SECRET, None)
+
+
+def test_auth_string_never_in_repr() -> None:
+    api = resolve_api(env={"PREFECT_API_URL": "http://s/api", "PREFECT_API_AUTH_STRING": AUTH})
+    assert AUTH not in repr(api) and "s3cr3t" not in str(api)

@@ -16,6 +16,7 @@ import pytest
 
 from provision.errors import InvalidInputError, PrefectError, PrefectUnreachableError
 from provision.prefect import PrefectApi, PrefectClient, PrefectHttpError, PrefectWriter
+from tests.prefect_server import PROTECTED_AUTH as AUTH
 from tests.prefect_server import PrefectServer, free_port
 
 SECRET = "-----BEGIN PRIVATE KEY-----s3cr3t-material-0123456789"
@@ -448,3 +449,39 @@ def test_patch_errors_are_scrubbed_too() -> None:
         client.patch("/block_documents/x", {"data": sa_info()}, secret=True)
     assert SECRET not in str(info.value)
     assert "bad body" in str(info.value)
+
+
+# -- a server protected by PREFECT_SERVER_API_AUTH_STRING ---------------------------------------
+
+
+def test_basic_auth_reaches_a_protected_server(protected_prefect_server: PrefectServer) -> None:
+    api = PrefectApi(
+        url=protected_prefect_server.api_url,
+        key=None,
+        is_cloud=False,
+        source="test",
+        auth_string=AUTH,
+    )
+    name = unique("auth")
+    with PrefectWriter(api, attempts=2, backoff=0.05) as w:
+        result = w.upsert_block(GCP, name, sa_info())
+        assert result.op == "create" and result.id
+        assert w.upsert_block(GCP, name, sa_info()).op == "same"
+
+
+@pytest.mark.parametrize("auth_string", [None, "admin:wrong"])
+def test_a_protected_server_refusal_says_what_to_set(
+    protected_prefect_server: PrefectServer, auth_string: str | None
+) -> None:
+    api = PrefectApi(
+        url=protected_prefect_server.api_url,
+        key=None,
+        is_cloud=False,
+        source="test",
+        auth_string=auth_string,
+    )
+    with PrefectWriter(api, attempts=1) as w, pytest.raises(PrefectHttpError) as info:
+        w.upsert_block(GCP, unique("auth"), sa_info())
+    assert info.value.status_code == 401
+    assert "PREFECT_SERVER_API_AUTH_STRING" in (info.value.hint or "")
+    assert "wrong" not in str(info.value) + (info.value.hint or "")
