@@ -373,6 +373,10 @@ def up(
             if not hooks.confirm(the_plan):
                 session.discard()
                 raise Cancelled("Cancelled: nothing was changed.")
+        else:
+            # No plan to confirm, but the same Prefect reads: refused credentials, a block type
+            # the server lacks or an unreachable API stop the run before any cloud call.
+            _prefect_plan(spec, writer, None)
         prior = spec.saved.prefect if spec.saved else PrefectState()
         engine.set_config(session.stack, spec.to_saved(api.url, prior).to_config())
         hooks.phase("Applying")

@@ -104,6 +104,19 @@ class Sandbox:
         proc.send_signal(signal.SIGKILL)
         return self.finish(proc, args, timeout=60)
 
+    def run_with_prefect_down_midway(self, prefect_server: Any, *args: str) -> Run:
+        """Run ``provision ARGS`` and stop the Prefect server once the cloud work has begun
+        (after the run checked Prefect); the server is up again when this returns."""
+        proc = self.start(*args, FAKECLOUD_DELAY_MS_CREATE="300")
+        try:
+            wait_for(lambda: self.cloud.calls("create", phase="begin"), timeout=180)
+            prefect_server.stop()
+            return self.finish(proc, list(args))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            prefect_server.start()
+
     def kill_while_creating(self, token: str, *args: str, after_write: bool) -> Run:
         """Run ``provision ARGS`` and SIGKILL it while the cloud creates a ``token``.
 

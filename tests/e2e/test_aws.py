@@ -383,11 +383,8 @@ def test_missing_credentials_are_one_clear_line(sandbox: Sandbox, aws: Aws, pool
 def test_prefect_down_during_up_then_rerun_finishes_without_a_new_key(
     sandbox: Sandbox, aws: Aws, prefect_server, pool: str
 ):
-    prefect_server.stop()
-    try:
-        run = up(sandbox, pool, expect=1)
-    finally:
-        prefect_server.start()
+    run = sandbox.run_with_prefect_down_midway(prefect_server, "up", pool, *UP, "--yes")
+    assert run.code == 1
     assert f"Cloud resources for '{pool}' are in place" in run.stderr
     assert f"Rerun `provision up {pool}`" in run.stderr
     key_ids = keys(aws, pool)

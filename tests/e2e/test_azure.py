@@ -399,11 +399,8 @@ def test_a_registry_name_taken_anywhere_in_azure_is_explained(box: Sandbox, pool
 def test_prefect_down_during_up_then_rerun_finishes_without_a_new_secret(
     box: Sandbox, prefect_server, pool: str
 ):
-    prefect_server.stop()
-    try:
-        run = up(box, pool, expect=1)
-    finally:
-        prefect_server.start()
+    run = box.run_with_prefect_down_midway(prefect_server, "up", pool, *UP, "--yes")
+    assert run.code == 1
     assert f"Cloud resources for '{pool}' are in place" in run.stderr
     assert f"Rerun `provision up {pool}`" in run.stderr
     (password,) = passwords(box)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import secrets
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Sandbox, wait_for
+from tests.prefect_server import PROTECTED_AUTH, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -218,11 +220,8 @@ def test_missing_credentials_are_one_clear_line(sandbox: Sandbox, pool: str):
 def test_prefect_down_during_up_then_rerun_finishes_without_a_new_key(
     sandbox, prefect_server, pool
 ):
-    prefect_server.stop()
-    try:
-        run = up(sandbox, pool, expect=1)
-    finally:
-        prefect_server.start()
+    run = sandbox.run_with_prefect_down_midway(prefect_server, "up", pool, *UP, "--yes")
+    assert run.code == 1
     assert f"Cloud resources for '{pool}' are in place" in run.stderr
     assert f"Rerun `provision up {pool}`" in run.stderr
     key_id = keys(sandbox)[0]["id"]
@@ -298,3 +297,39 @@ def test_sigkill_after_the_cloud_wrote_the_accounts_is_adopted_not_recreated(
     sandbox.run("preview", pool, "--expect-no-changes")
     sandbox.run("destroy", pool, "--yes")
     assert sandbox.cloud.count(ACCOUNT) == 0 and sandbox.cloud.count(REPOSITORY) == 0
+
+
+def test_a_server_behind_an_auth_string(sandbox: Sandbox, pool: str, protected_prefect_server):
+    # A self-hosted server with PREFECT_SERVER_API_AUTH_STRING: without the client's auth
+    # string, one line says what to set, before anything is made in the cloud.
+    url = protected_prefect_server.api_url
+    refused = up(sandbox, pool, expect=None, PREFECT_API_URL=url)
+    assert refused.code != 0 and live(sandbox, pool) == []
+    assert "PREFECT_API_AUTH_STRING" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+    sandbox.secrets.add(PROTECTED_AUTH)  # from here on, the leak scan looks for it too
+    run = up(sandbox, pool, PREFECT_API_URL=url, PREFECT_API_AUTH_STRING=PROTECTED_AUTH)
+    assert f"Pool '{pool}' is ready" in run.stdout
+    auth = httpx.BasicAuth(*PROTECTED_AUTH.split(":", 1))
+    block = (
+        httpx.get(
+            f"{url}/block_types/slug/gcp-credentials/block_documents/name/{pool}-gcp-credentials",
+            params={"include_secrets": "true"},
+            auth=auth,
+            timeout=15,
+        )
+        .raise_for_status()
+        .json()
+    )
+    sandbox.remember_key(block)
+    assert httpx.get(f"{url}/work_pools/{pool}", auth=auth, timeout=15).status_code == 200
+
+
+def test_an_unreachable_prefect_stops_up_before_any_cloud_call(sandbox: Sandbox, pool: str):
+    dead = f"http://127.0.0.1:{free_port()}/api"
+    run = up(sandbox, pool, expect=None, PREFECT_API_URL=dead)
+    assert run.code != 0 and len(run.stderr.strip().splitlines()) == 1
+    assert dead in run.stderr
+    assert live(sandbox, pool) == [] and not sandbox.cloud.calls("create")
+    assert "ready" not in run.stdout
