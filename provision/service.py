@@ -369,6 +369,10 @@ def up(
     with _StackSession(engine, spec, keep=True) as session:
         if hooks.confirm is not None:
             hooks.phase("Planning")
+            if session.existed:
+                # A killed run's creates are adopted first, so the plan shown is the one applied
+                # (not a create of what the cloud already has).
+                engine.recover(session.stack, spec.pool)
             the_plan = _preview(engine, session, spec, writer, refresh=refresh, hooks=Hooks())
             if not hooks.confirm(the_plan):
                 session.discard()

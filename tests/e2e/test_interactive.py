@@ -101,3 +101,22 @@ def test_preview_refresh_detects_drift(sandbox: Sandbox, pool: str):
     repo = sandbox.cloud.resources("gcp:artifactregistry/repository:Repository")[0]
     assert repo["properties"]["labels"]["managed-by"] == "provision"
     sandbox.run("preview", pool, "--refresh", "--expect-no-changes")
+
+
+def test_after_a_killed_run_the_plan_shown_already_adopts_what_the_cloud_made(
+    sandbox: Sandbox, pool: str
+):
+    account = "gcp:serviceaccount/account:Account"
+    sandbox.kill_while_creating(account, "up", pool, *UP, "--yes", after_write=True)
+    made = len(sandbox.cloud.resources(account))
+    assert made >= 1
+
+    screen = run_in_terminal(sandbox, ["up", pool], "y")
+    plan = screen[: screen.index("these changes to")]
+    assert "Adopting" in plan
+    # The accounts the killed run made are not planned as creates: only the missing ones are.
+    planned = [line for line in plan.splitlines() if account in line and "+ create" in line]
+    assert len(planned) == 2 - made
+    assert f"Pool '{pool}' is ready" in screen
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    assert len(sandbox.cloud.calls("create", account, phase="begin")) == 2
