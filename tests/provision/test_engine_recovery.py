@@ -144,3 +144,14 @@ def test_without_a_computable_id_the_create_is_cleared_with_the_targets_hint(tmp
     assert "'runner'" in notice and "untracked" in notice and notice.endswith(HINT)
     assert not any("Adopting" in n for n in engine.notices)
     assert cloud.count(fake.ACCOUNT) == 1
+
+
+def test_destroy_after_an_interrupted_create_deletes_the_adopted_resource(tmp_path, cloud_env):
+    # Before adoption, destroy left such an object behind: the state never knew it.
+    engine, stack = provisioned(tmp_path, cloud_env, adopt=adopt)
+    cloud = FakeCloud(cloud_env["FAKECLOUD_STATE_DIR"])
+
+    engine.destroy(stack, POOL)
+
+    assert cloud.count(fake.ACCOUNT) == 0
+    assert [c["id"] for c in cloud.calls("delete", fake.ACCOUNT)] == [ACCOUNT_RID]
