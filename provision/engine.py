@@ -500,10 +500,13 @@ class Engine:
         kept: list[dict[str, Any]] = []
         adopted: list[str] = []
         resources = deployment.setdefault("resources", [])
+        recorded = {r.get("urn") for r in resources}
         for op in deployment.get("pending_operations") or []:
             resource = op.get("resource") or {}
             rid = None
-            if op.get("type") == "creating" and resource.get("urn"):
+            # A create whose URN is recorded is a replacement's new half: two live entries for
+            # one URN would be an invalid state, so that one is left to the refresh to clear.
+            if op.get("type") == "creating" and resource.get("urn") not in recorded | {None, ""}:
                 rid = self._adopt(resource.get("type", ""), resource.get("inputs") or {})
             if not rid:
                 kept.append(op)

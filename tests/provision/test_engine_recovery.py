@@ -155,3 +155,26 @@ def test_destroy_after_an_interrupted_create_deletes_the_adopted_resource(tmp_pa
 
     assert cloud.count(fake.ACCOUNT) == 0
     assert [c["id"] for c in cloud.calls("delete", fake.ACCOUNT)] == [ACCOUNT_RID]
+
+
+def test_a_replacements_interrupted_create_is_not_adopted_beside_the_old_one(tmp_path, cloud_env):
+    # Create-before-delete: the old account is recorded under the same URN as the pending
+    # create. Adopting it too would give the state two live entries for one URN.
+    engine = make_engine(tmp_path, cloud_env, adopt=adopt)
+    stack = engine.stack(POOL, program, create=True)
+    engine.set_config(stack, {"gcp:project": PROJECT})
+    engine.up(stack, POOL)
+    path = engine.settings.local_backend_path / ".pulumi/stacks/provision" / f"{POOL}.json"
+    checkpoint = json.loads(path.read_text())
+    deployment = checkpoint["checkpoint"]["latest"]
+    (account,) = [r for r in deployment["resources"] if r["type"] == fake.ACCOUNT]
+    pending = {k: v for k, v in account.items() if k not in ("id", "outputs")}
+    deployment["pending_operations"] = [{"resource": pending, "type": "creating"}]
+    path.write_text(json.dumps(checkpoint))
+
+    result = engine.up(stack, POOL)
+
+    assert not result.has_changes
+    assert not any("Adopting" in n for n in engine.notices)
+    tracked = [r for r in engine.resources(stack) if r["type"] == fake.ACCOUNT]
+    assert [r["id"] for r in tracked] == [ACCOUNT_RID]
