@@ -457,7 +457,10 @@ class Engine:
         if adopted:
             from pulumi import automation as auto
 
-            stack.import_stack(auto.Deployment(version=state.version, deployment=deployment))
+            try:
+                stack.import_stack(auto.Deployment(version=state.version, deployment=deployment))
+            except auto.CommandError as exc:
+                raise classify(str(exc), pool=pool, operation="recovery") from None
             self._notice(
                 f"Adopting {len(adopted)} resource(s) the interrupted run may have created "
                 f"({', '.join(adopted)}): the refresh reads each back by its id, or drops it "
