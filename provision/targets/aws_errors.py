@@ -90,6 +90,17 @@ AWS_ERROR_RULES: tuple[ErrorRule, ...] = (
         "It was made outside this pool's stack (by hand, another tool, or a pool whose state "
         "was lost). Delete or rename it, or destroy the pool that owns it, then rerun.",
     ),
+    ErrorRule(
+        # A subnet's id is AWS's to pick, so recovery can't adopt one whose create a killed run
+        # lost: the copy then holds the CIDR the rerun asks for.
+        r"InvalidSubnet\.Conflict: The CIDR '(?P<cidr>[^']+)' conflicts",
+        EngineError,
+        "A subnet with CIDR {detail} already exists in the pool's VPC, outside its stack.",
+        "An interrupted run may have made it: list the VPC's subnets with `aws ec2 "
+        "describe-subnets --filters Name=vpc-id,Values=<vpc_id>` (vpc_id is in `provision show "
+        "<pool>`), delete the one with that CIDR (`aws ec2 delete-subnet --subnet-id <id>`), "
+        "then rerun.",
+    ),
 )
 
 PROPAGATION_ERRORS: tuple[str, ...] = (

@@ -682,6 +682,13 @@ CLASSIFIED = [
         EngineError,
         "already exists: RepositoryAlreadyExistsException.",
     ),
+    (
+        "creating EC2 Subnet: operation error EC2: CreateSubnet, https response error StatusCode: "
+        "400, RequestID: r, api error InvalidSubnet.Conflict: The CIDR '10.42.0.0/18' conflicts "
+        "with another subnet",
+        EngineError,
+        "A subnet with CIDR 10.42.0.0/18 already exists in the pool's VPC",
+    ),
 ]
 
 
