@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provision.engine_errors import ErrorRule, classify
+from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PoolNotFoundError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal
 from provision.settings import PROJECT_NAME, Settings
@@ -256,15 +256,7 @@ class Engine:
         ``refresh`` reads the cloud first, so drift is repaired rather than ignored.
         """
         rules = tuple(rules)
-        retry_rules = tuple(
-            ErrorRule(
-                p,
-                PropagationError,
-                "A new identity or grant has not propagated in the cloud yet.",
-                "Rerun in a minute: nothing needs to be undone.",
-            )
-            for p in propagation
-        )
+        retry_rules = propagation_rules(propagation)
         attempt = 0
         while True:
             self.recover(stack, pool)

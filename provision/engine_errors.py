@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from provision.errors import EngineError, StackLockedError
+from provision.errors import EngineError, PropagationError, StackLockedError
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,20 @@ class ErrorRule:
     def match(self, text: str) -> re.Match[str] | None:
         """Search ``text`` (case-insensitive, across lines)."""
         return re.search(self.pattern, text, re.IGNORECASE | re.DOTALL)
+
+
+def propagation_rules(patterns: Iterable[str]) -> tuple[ErrorRule, ...]:
+    """A target's propagation regexes as rules raising ``PropagationError``, which ``up``
+    retries with backoff."""
+    return tuple(
+        ErrorRule(
+            p,
+            PropagationError,
+            "A new identity or grant has not propagated in the cloud yet.",
+            "Rerun in a minute: nothing needs to be undone.",
+        )
+        for p in patterns
+    )
 
 
 GENERIC_RULES: tuple[ErrorRule, ...] = (

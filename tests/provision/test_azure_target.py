@@ -15,7 +15,7 @@ import pulumi
 import pytest
 from pulumi.runtime import settings as pulumi_settings
 
-from provision.engine_errors import classify
+from provision.engine_errors import classify, propagation_rules
 from provision.errors import (
     ApiNotEnabledError,
     CloudCredentialsError,
@@ -618,7 +618,8 @@ NOT_PROPAGATING = [
 
 
 def _propagating(text: str) -> bool:
-    return any(re.search(p, text, re.IGNORECASE | re.DOTALL) for p in PROPAGATION_ERRORS)
+    """As ``up`` decides whether to retry."""
+    return any(rule.match(text) for rule in propagation_rules(PROPAGATION_ERRORS))
 
 
 @pytest.mark.parametrize("text", PROPAGATING)

@@ -14,6 +14,7 @@ import pulumi
 import pytest
 from pulumi.runtime import settings as pulumi_settings
 
+from provision.engine_errors import propagation_rules
 from provision.errors import EngineError, InvalidInputError
 from provision.registry import POOL_TYPES
 from provision.targets import gcp_naming as naming
@@ -482,7 +483,8 @@ NOT_PROPAGATING = [
 
 
 def _propagating(text: str) -> bool:
-    return any(re.search(p, text, re.IGNORECASE | re.DOTALL) for p in PROPAGATION_ERRORS)
+    """As ``up`` decides whether to retry."""
+    return any(rule.match(text) for rule in propagation_rules(PROPAGATION_ERRORS))
 
 
 @pytest.mark.parametrize("text", PROPAGATING)
