@@ -24,10 +24,12 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from provision.errors import InvalidInputError
+from provision.targets.base import text_value
 
 POOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 """Pool names the ECS worker can use: task-definition families allow only these characters."""
@@ -506,10 +508,7 @@ def resource_id(type_token: str, inputs: Mapping[str, Any]) -> str | None:
     partition come from the ARNs its own document names (the pool's cluster).
     """
 
-    def text(key: str) -> str | None:
-        value = inputs.get(key)
-        return value if isinstance(value, str) and value else None
-
+    text = partial(text_value, inputs)
     name = text("name")
     if type_token in _NAMED_BY_NAME:
         return name

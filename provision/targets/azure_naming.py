@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
+
+from provision.targets.base import text_value
 
 # Physical regions that accept resources (`az account list-locations`, regionType Physical).
 # Some are restricted to customers with a presence in the country (e.g. germanynorth,
@@ -201,10 +204,7 @@ def arm_id(subscription: str, type_token: str, inputs: Mapping[str, Any]) -> str
     are not plain strings (secrets, unknowns) give ``None``.
     """
 
-    def text(key: str) -> str | None:
-        value = inputs.get(key)
-        return value if isinstance(value, str) and value else None
-
+    text = partial(text_value, inputs)
     group = text("resourceGroupName")
     if type_token == "azure-native:resources:ResourceGroup":
         return group and f"/subscriptions/{subscription}/resourceGroups/{group}"

@@ -103,6 +103,13 @@ def bad_outputs(message: str) -> EngineError:
     )
 
 
+def text_value(values: Mapping[str, Any], key: str) -> str | None:
+    """``values[key]`` if it is a non-empty string, else ``None`` (missing, a secret's envelope,
+    an unknown, another type)."""
+    value = values.get(key)
+    return value if isinstance(value, str) and value else None
+
+
 def block_from_outputs(outputs: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, str]:
     """Credentials block data: each of ``fields`` (block field → stack output key) filled in.
 
@@ -112,11 +119,11 @@ def block_from_outputs(outputs: Mapping[str, Any], fields: Mapping[str, str]) ->
     data: dict[str, str] = {}
     missing: list[str] = []
     for name, key in fields.items():
-        value = outputs.get(key)
-        if isinstance(value, str) and value:
-            data[name] = value
-        else:
+        value = text_value(outputs, key)
+        if value is None:
             missing.append(key)
+        else:
+            data[name] = value
     if missing:
         raise bad_outputs(f"The stack outputs lack {', '.join(missing)} for the credentials block.")
     return data

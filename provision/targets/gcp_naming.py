@@ -15,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
+
+from provision.targets.base import text_value
 
 # Service account ids: 6-30 chars, lowercase letter first, no trailing hyphen
 # (https://cloud.google.com/iam/docs/service-accounts-create#creating).
@@ -109,10 +112,7 @@ def resource_id(project: str, type_token: str, inputs: Mapping[str, Any]) -> str
     stands in when the inputs leave it to the provider.
     """
 
-    def text(key: str) -> str | None:
-        value = inputs.get(key)
-        return value if isinstance(value, str) and value else None
-
+    text = partial(text_value, inputs)
     project = text("project") or project
     if type_token == "gcp:serviceaccount/account:Account":
         account = text("accountId")
