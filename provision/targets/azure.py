@@ -100,10 +100,10 @@ def subscription_tenant(env: Mapping[str, str], subscription: str) -> str | None
     for key in ("ARM_TENANT_ID", "AZURE_TENANT_ID"):
         value = env.get(key, "").strip().lower()
         if value:
-            return value if naming.SUBSCRIPTION_RE.match(value) else None
+            return value if naming.GUID_RE.match(value) else None
     for sub in _cli_subscriptions(env):
         tenant = str(sub.get("tenantId") or "").lower()
-        if str(sub.get("id", "")).lower() == subscription and naming.SUBSCRIPTION_RE.match(tenant):
+        if str(sub.get("id", "")).lower() == subscription and naming.GUID_RE.match(tenant):
             return tenant
     return None
 
@@ -114,7 +114,7 @@ def _validate(opts: dict[str, Any], sources: Mapping[str, str]) -> None:
     def origin(key: str) -> str:
         return f" (from {sources[key]})" if sources.get(key) else ""
 
-    if not naming.SUBSCRIPTION_RE.match(opts["subscription"]):
+    if not naming.GUID_RE.match(opts["subscription"]):
         raise InvalidInputError(
             f"Invalid Azure subscription id '{opts['subscription']}'{origin('subscription')}: "
             "expected a GUID such as 00000000-0000-0000-0000-000000000000."

@@ -91,8 +91,8 @@ SECRET_DAYS_MAX = 730
 """Entra ID's portal caps client secrets at 24 months; longer ones are a tenant-policy risk."""
 DEFAULT_SECRET_DAYS = 365
 
-# Subscription ids are GUIDs.
-SUBSCRIPTION_RE = re.compile(
+# Subscription and tenant ids are GUIDs.
+GUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 # Resource groups: 1-90 chars, Unicode letters/digits, '_', '-', '.', '(', ')'; no trailing '.'
