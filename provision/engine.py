@@ -12,7 +12,9 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -85,8 +87,13 @@ class Engine:
         retry_delays: Sequence[float] | None = None,
         orphan_hints: Mapping[str, str] | None = None,
         adopt: AdoptCallback | None = None,
+        env: Mapping[str, str] | None = None,
     ):
+        """``env`` is added to every CLI call's environment, and so reaches the provider
+        plugins the engine starts (the Prefect provider reads its credential from there)."""
         self.settings = settings
+        self._env = dict(env or {})
+        self._scratch: Path | None = None
         self._orphan_hints = dict(orphan_hints or {})
         self._adopt = adopt or (lambda _type, _inputs: None)
         self._on_install = on_install
@@ -112,20 +119,19 @@ class Engine:
     def _prepare(self) -> None:
         if self._prepared:
             return
-        created = self.settings.prepare()
+        self.settings.prepare()
         self._prepared = True
-        if created:
-            self._notice(
-                f"Generated a passphrase for Pulumi secrets at {created} (mode 0600). Back it "
-                "up: it decrypts the credentials kept in the stack state."
-            )
 
     def _options(self, work_dir: Path) -> Any:
         from pulumi import automation as auto
 
-        self._prepare()
         work_dir.mkdir(parents=True, exist_ok=True)
-        env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **self.settings.engine_env}
+        plugins = dynamic_provider_dir(self._scratch_dir())
+        env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **self.settings.engine_env, **self._env}
+        # The Prefect resources are served by Pulumi's Python dynamic provider, which the
+        # engine starts as `pulumi-resource-pulumi-python`; ours runs this interpreter.
+        path = env.get("PATH", os.environ.get("PATH", ""))
+        env["PATH"] = os.pathsep.join([str(plugins), path])
         return auto.LocalWorkspaceOptions(
             work_dir=str(work_dir),
             env_vars=env,
@@ -138,10 +144,53 @@ class Engine:
             pulumi_command=self.command(),
         )
 
+    def _scratch_dir(self) -> Path:
+        """This process's throwaway directory (read-only workspace, plugin script)."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="provision-"))
+            weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
+        return self._scratch
+
+    def _scratch_options(self) -> Any:
+        """Options for read-only calls: a throwaway work dir, nothing under PROVISION_HOME."""
+        return self._options(self._scratch_dir() / "workspace")
+
+    def export(self, pool: str) -> dict[str, Any] | None:
+        """The pool's exported deployment (secrets stay ciphertext), ``{}`` for a stack with
+        nothing recorded yet, or ``None`` when the backend has no stack for ``pool``.
+
+        Reads only: no passphrase is needed and nothing is written on this machine, so it is
+        safe before validation is over.
+        """
+        from pulumi import automation as auto
+
+        if self.settings.is_local_backend and not self.settings.local_backend_path.exists():
+            return None  # asking the CLI would create the backend directory
+        ws = auto.LocalWorkspace(**_ws_kwargs(self._scratch_options()))
+        self.wait_for_orphans(pool)
+        try:
+            state = ws.export_stack(pool)
+        except auto.StackNotFoundError:
+            return None
+        except auto.CommandError as exc:
+            if "no stack named" in str(exc).lower():
+                return None
+            raise classify(str(exc), pool=pool, operation="state read") from None
+        return state.deployment or {}
+
     def stack(self, pool: str, program: Program, *, create: bool) -> Stack:
         """Select the pool's stack (``create``: or create it). Missing → ``PoolNotFoundError``."""
         from pulumi import automation as auto
 
+        if create:
+            created = self.settings.create_passphrase()
+            if created:
+                self._notice(
+                    f"Generated a passphrase for Pulumi secrets at {created} (mode 0600). Back "
+                    "it up, and share it with whoever operates this pool (or use a KMS/Vault "
+                    "secrets provider): it decrypts the credentials kept in the stack state."
+                )
+        self._prepare()
         opts = self._options(self.settings.work_dir(pool))
         # A killed run's engine may still be writing the checkpoint: reading it now could
         # see a partial file ("failed to load checkpoint: EOF").
@@ -154,7 +203,7 @@ class Engine:
             return auto.select_stack(pool, project_name=PROJECT_NAME, program=program, opts=opts)
         except auto.StackNotFoundError:
             raise PoolNotFoundError(
-                f"No pool named '{pool}' is provisioned in {self._backend_label()}.",
+                f"No pool named '{pool}' is provisioned in {self.backend_label()}.",
                 hint="`provision list` shows the pools; `provision up` creates one.",
             ) from None
         except auto.CommandError as exc:
@@ -168,7 +217,9 @@ class Engine:
         """Every pool stack in the backend."""
         from pulumi import automation as auto
 
-        ws = auto.LocalWorkspace(**_ws_kwargs(self._options(self.settings.home / "workspace")))
+        if self.settings.is_local_backend and not self.settings.local_backend_path.exists():
+            return []
+        ws = auto.LocalWorkspace(**_ws_kwargs(self._scratch_options()))
         try:
             summaries = ws.list_stacks()
         except auto.CommandError as exc:
@@ -185,13 +236,16 @@ class Engine:
             for s in summaries
         ]
 
-    def last_result(self, stack: Stack) -> tuple[str | None, str | None]:
-        """``(result, end_time)`` of the stack's most recent operation."""
-        history = stack.history(page_size=1, page=1)
-        if not history:
-            return None, None
-        h = history[0]
-        return h.result, h.end_time.isoformat() if h.end_time else None
+    def last_result(self, pool: str) -> str | None:
+        """The result (``succeeded``, ``failed``...) of the stack's latest operation, if any."""
+        opts = self._scratch_options()
+        args = ["stack", "history", "--json", "--page-size", "1", "--page", "1", "--stack", pool]
+        try:
+            out = opts.pulumi_command.run(args, opts.work_dir, opts.env_vars).stdout
+            history = json.loads(out or "[]")
+        except Exception:  # a listing must not fail on one unreadable stack
+            return None
+        return history[0].get("result") if history else None
 
     @staticmethod
     def set_config(stack: Stack, values: Mapping[str, str], secret: Iterable[str] = ()) -> None:
@@ -202,6 +256,11 @@ class Engine:
         stack.set_all_config(
             {k: auto.ConfigValue(value=v, secret=k in secret) for k, v in values.items()}
         )
+
+    @staticmethod
+    def forget_config(stack: Stack, keys: Iterable[str]) -> None:
+        """Remove ``keys`` from the stack's config (missing ones are fine)."""
+        stack.remove_all_config(list(keys))
 
     @staticmethod
     def get_config(stack: Stack) -> dict[str, str]:
@@ -250,10 +309,12 @@ class Engine:
         rules: Iterable[ErrorRule] = (),
         propagation: Iterable[str] = (),
         refresh: bool = False,
+        targets: Sequence[str] | None = None,
     ) -> OperationResult:
         """Apply the stack, retrying while new identities/grants propagate.
 
-        ``refresh`` reads the cloud first, so drift is repaired rather than ignored.
+        ``refresh`` reads the cloud first, so drift is repaired rather than ignored;
+        ``targets`` limits the update to those URNs.
         """
         rules = tuple(rules)
         retry_rules = propagation_rules(propagation)
@@ -268,7 +329,7 @@ class Engine:
                     retry_rules + rules,
                     translator,
                     lambda tr=translator: stack.up(
-                        on_event=tr, color="never", refresh=refresh or None
+                        on_event=tr, color="never", refresh=refresh or None, target=targets
                     ),
                 )
                 break
@@ -512,12 +573,30 @@ class Engine:
         deployment["pending_operations"] = kept
         return adopted
 
-    def _backend_label(self) -> str:
+    def backend_label(self) -> str:
+        """The backend, as messages name it."""
         return (
             f"the local state under {self.settings.local_backend_path}"
             if self.settings.is_local_backend
             else self.settings.backend_url
         )
+
+
+def dynamic_provider_dir(scratch: Path) -> Path:
+    """A directory (under ``scratch``) holding ``pulumi-resource-pulumi-python``.
+
+    The official CLI ships that script, but it runs whatever ``python3`` is first on PATH,
+    which may not have ``provision`` installed; ours execs the interpreter running now.
+    """
+    import sys
+
+    directory = scratch / "plugins"
+    script = directory / "pulumi-resource-pulumi-python"
+    if not script.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -u -m pulumi.dynamic "$@"\n')
+        script.chmod(0o755)
+    return directory
 
 
 def _ws_kwargs(opts: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from provision.errors import EngineError, PropagationError, StackLockedError
+from provision.errors import EngineError, PrefectStepError, PropagationError, StackLockedError
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,13 @@ def propagation_rules(patterns: Iterable[str]) -> tuple[ErrorRule, ...]:
 
 
 GENERIC_RULES: tuple[ErrorRule, ...] = (
+    # The Prefect resources' provider re-raises the tool's own one-line errors under this name
+    # (provision/prefect/resources.py); the line after it is the message, verbatim.
+    ErrorRule(
+        r"PrefectStepFailed: (?P<message>[^\n]*)",
+        PrefectStepError,
+        "{message}",
+    ),
     ErrorRule(
         r"the stack is currently locked by (?P<holder>[^\n]*)|"
         r"(?P<holder2>)conflict: another update is currently in progress",

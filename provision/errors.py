@@ -82,6 +82,15 @@ class PropagationError(EngineError):
     """A just-created identity or grant is not visible yet; retrying the update converges."""
 
 
+class PrefectStepError(EngineError):
+    """A Prefect write or delete inside an engine run failed (the Prefect side's resources)."""
+
+
+class SecretsConfigError(EngineError):
+    """The stack's secrets cannot be decrypted here: wrong or missing passphrase, or an
+    unreachable KMS/Vault secrets provider."""
+
+
 class PrefectError(ProvisionError):
     """The Prefect API rejected a request."""
 

@@ -1,24 +1,42 @@
-"""What the tool keeps in each pool's stack config, and reading it back without the engine.
+"""A pool's record, and what its stack's state says, read from the backend.
 
-Every option the user gave is saved, so ``preview``, ``destroy`` and ``show`` need only the pool
-name. Reading goes straight to the work dir's ``Pulumi.<pool>.yaml`` (plain YAML; the values we
-read are never secret), which keeps validation free of engine calls.
+Everything needed to operate a pool lives in its stack, in the shared backend: the record
+(type, options, generated suffixes, block name, Prefect URL, provider config) is the outputs of
+a ``provision:index:PoolRecord`` component registered first by the program, and the Prefect ids
+and ownership are the outputs of the Prefect resources (``provision.prefect.resources``). Any
+machine with the backend URL and the secrets configuration reads them with one ``stack
+export``, which needs no decryption: none of these values is secret.
+
+Pools made before the record moved into the backend kept it in the work dir's
+``Pulumi.<pool>.yaml`` (``provision:*`` keys); :func:`read_legacy` reads that once, so the first
+run on that machine can migrate the pool.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-NS = "provision"
-KEY_TYPE = f"{NS}:type"
-KEY_OPTIONS = f"{NS}:options"
-KEY_BLOCK_NAME = f"{NS}:blockName"
-KEY_GENERATED = f"{NS}:generated"
-KEY_PREFECT_URL = f"{NS}:prefectApiUrl"
-KEY_PREFECT_STATE = f"{NS}:prefectState"
+from provision.events import is_internal
+from provision.prefect.resources import BLOCK_TYPE, TYPES, WORK_POOL_TYPE
+
+RECORD_TYPE = "provision:index:PoolRecord"
+"""The component whose outputs are the record. Never rename it: states carry the token."""
+RECORD_NAME = "record"
+
+_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+
+_NS = "provision"
+_LEGACY_KEYS = {
+    "type": f"{_NS}:type",
+    "options": f"{_NS}:options",
+    "block_name": f"{_NS}:blockName",
+    "generated": f"{_NS}:generated",
+    "prefect_api_url": f"{_NS}:prefectApiUrl",
+    "prefect": f"{_NS}:prefectState",
+}
 
 
 @dataclass(frozen=True)
@@ -30,61 +48,120 @@ class PrefectState:
     block_created: bool = False
     pool_created: bool = False
 
-    def to_json(self) -> str:
-        """Stable JSON for stack config."""
-        return json.dumps(self.__dict__, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, raw: str | None) -> PrefectState:
-        """Parse, tolerating absence."""
-        return cls(**json.loads(raw)) if raw else cls()
-
 
 @dataclass(frozen=True)
 class SavedPool:
-    """A pool's saved configuration."""
+    """A pool's record: what every later command needs besides the pool name."""
 
     type: str
     options: dict[str, Any]
     block_name: str
     generated: dict[str, str]
     prefect_api_url: str | None
-    prefect: PrefectState = field(default_factory=PrefectState)
     provider_config: dict[str, str] = field(default_factory=dict)
 
-    def to_config(self) -> dict[str, str]:
-        """Flat stack-config values (provider config included)."""
-        values = {
-            KEY_TYPE: self.type,
-            KEY_OPTIONS: json.dumps(self.options, sort_keys=True),
-            KEY_BLOCK_NAME: self.block_name,
-            KEY_GENERATED: json.dumps(self.generated, sort_keys=True),
-            KEY_PREFECT_STATE: self.prefect.to_json(),
-            **self.provider_config,
-        }
-        if self.prefect_api_url:
-            values[KEY_PREFECT_URL] = self.prefect_api_url
-        return values
+    def to_outputs(self) -> dict[str, Any]:
+        """The record as the component's outputs (plain JSON values)."""
+        return asdict(self)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> SavedPool | None:
-        """Rebuild from stack-config values; ``None`` if this is not a pool stack."""
-        if KEY_TYPE not in config:
+    def from_outputs(cls, outputs: dict[str, Any]) -> SavedPool | None:
+        """Rebuild from the component's outputs; ``None`` if they are not a record."""
+        if not isinstance(outputs.get("type"), str):
             return None
-        provider = {k: str(v) for k, v in config.items() if not k.startswith(f"{NS}:")}
         return cls(
-            type=str(config[KEY_TYPE]),
-            options=json.loads(config.get(KEY_OPTIONS) or "{}"),
-            block_name=str(config.get(KEY_BLOCK_NAME) or ""),
-            generated=json.loads(config.get(KEY_GENERATED) or "{}"),
-            prefect_api_url=config.get(KEY_PREFECT_URL) or None,
-            prefect=PrefectState.from_json(config.get(KEY_PREFECT_STATE)),
-            provider_config=provider,
+            type=outputs["type"],
+            options=dict(outputs.get("options") or {}),
+            block_name=str(outputs.get("block_name") or ""),
+            generated={k: str(v) for k, v in (outputs.get("generated") or {}).items()},
+            prefect_api_url=outputs.get("prefect_api_url") or None,
+            provider_config={k: str(v) for k, v in (outputs.get("provider_config") or {}).items()},
         )
 
 
-def read_saved(work_dir: Path, pool: str) -> SavedPool | None:
-    """The saved config of ``pool`` from its work dir, or ``None`` if there is none."""
+@dataclass(frozen=True)
+class StackState:
+    """What one ``stack export`` says about a pool (no secret is decrypted or kept)."""
+
+    record: SavedPool | None
+    prefect: PrefectState
+    outputs: dict[str, Any] = field(repr=False)
+    """Stack outputs; secret ones are replaced by ``None`` (see ``secret_outputs``)."""
+    secret_outputs: frozenset[str]
+    resources: list[dict[str, Any]]
+    """Recorded cloud resources (``urn``, ``type``, ``id``): no engine bookkeeping, no record,
+    no Prefect objects."""
+    pending: list[dict[str, Any]]
+    """Operations a killed run left in flight."""
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing at all is recorded in the cloud or in Prefect."""
+        return not self.resources and self.prefect == PrefectState()
+
+
+def stack_state(deployment: dict[str, Any] | None) -> StackState:
+    """Parse an exported deployment (``None``/empty: a stack with nothing recorded)."""
+    deployment = deployment or {}
+    record = None
+    prefect: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    secret: set[str] = set()
+    resources = []
+    for r in deployment.get("resources") or []:
+        rtype = r.get("type", "")
+        outs = r.get("outputs") or {}
+        if rtype == "pulumi:pulumi:Stack":
+            for key, value in outs.items():
+                if _is_secret(value):
+                    secret.add(key)
+                    outputs[key] = None
+                else:
+                    outputs[key] = value
+        elif rtype == RECORD_TYPE:
+            record = SavedPool.from_outputs(outs)
+        elif rtype == BLOCK_TYPE:
+            prefect.update(block_id=outs.get("block_id"), block_created=bool(outs.get("created")))
+        elif rtype == WORK_POOL_TYPE:
+            prefect.update(pool_id=outs.get("pool_id"), pool_created=bool(outs.get("created")))
+        elif not is_internal(rtype):
+            resources.append({"urn": r.get("urn"), "type": rtype, "id": r.get("id")})
+    return StackState(
+        record=record,
+        prefect=PrefectState(**prefect),
+        outputs=outputs,
+        secret_outputs=frozenset(secret),
+        resources=resources,
+        pending=list(deployment.get("pending_operations") or []),
+    )
+
+
+def is_tool_resource(type_token: str) -> bool:
+    """The record and the Prefect objects: the tool's own resources, not the cloud's."""
+    return type_token == RECORD_TYPE or type_token in TYPES
+
+
+def _is_secret(value: Any) -> bool:
+    # The engine's secret envelope: {"4dabf18193072939515e22adb298388d": <secret sig>, ...}
+    return isinstance(value, dict) and _SECRET_SIG_KEY in value
+
+
+@dataclass(frozen=True)
+class LegacyPool:
+    """A record kept in a work dir by versions before the record moved into the backend."""
+
+    record: SavedPool
+    prefect: PrefectState
+    path: Path
+
+    @property
+    def record_keys(self) -> list[str]:
+        """The ``provision:*`` config keys that held it (removed once it is migrated)."""
+        return list(_LEGACY_KEYS.values())
+
+
+def read_legacy(work_dir: Path, pool: str) -> LegacyPool | None:
+    """The work dir's ``provision:*`` config of ``pool``, or ``None`` if there is none."""
     path = work_dir / f"Pulumi.{pool}.yaml"
     if not path.is_file():
         return None
@@ -92,4 +169,19 @@ def read_saved(work_dir: Path, pool: str) -> SavedPool | None:
 
     data = yaml.safe_load(path.read_text()) or {}
     config = {k: v for k, v in (data.get("config") or {}).items() if not isinstance(v, dict)}
-    return SavedPool.from_config(config)
+    keys = _LEGACY_KEYS
+    if keys["type"] not in config:
+        return None
+    state = json.loads(config.get(keys["prefect"]) or "{}")
+    return LegacyPool(
+        record=SavedPool(
+            type=str(config[keys["type"]]),
+            options=json.loads(config.get(keys["options"]) or "{}"),
+            block_name=str(config.get(keys["block_name"]) or ""),
+            generated=json.loads(config.get(keys["generated"]) or "{}"),
+            prefect_api_url=config.get(keys["prefect_api_url"]) or None,
+            provider_config={k: str(v) for k, v in config.items() if not k.startswith(f"{_NS}:")},
+        ),
+        prefect=PrefectState(**{k: state.get(k) for k in asdict(PrefectState()) if k in state}),
+        path=path,
+    )

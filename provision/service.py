@@ -1,8 +1,11 @@
 """Use cases: plan, up, destroy, list, show. Cloud-agnostic; knows Prefect and the engine.
 
-Order of every mutating use case: validate everything (no engine, no cloud, nothing written),
-then the engine, then Prefect, recording what was written in stack config after each step so
-that an interrupted or failed run is finished by running the same command again.
+A pool is its stack, in the backend: the record, the cloud side and the Prefect side are all
+resources of it (see ``provision.program``), so any machine that shares the backend operates any
+pool by its name. Order of every mutating use case: read the pool's state from the backend,
+validate everything (no cloud call, nothing written), check Prefect, then one engine run, which
+writes the cloud side and the Prefect side in dependency order and records each step; an
+interrupted or failed run is finished by running the same command again, from any machine.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provision import registry
 from provision.engine import Engine, OperationResult, Step
@@ -21,7 +24,7 @@ from provision.errors import (
     CloudSideDoneError,
     InvalidInputError,
     PoolNotFoundError,
-    PrefectError,
+    PrefectStepError,
     ProvisionError,
 )
 from provision.events import ProgressCallback
@@ -33,9 +36,21 @@ from provision.plan import (
     WorkPoolChange,
     mask_inputs,
 )
-from provision.saved import KEY_PREFECT_STATE, PrefectState, SavedPool, read_saved
+from provision.saved import (
+    LegacyPool,
+    PrefectState,
+    SavedPool,
+    StackState,
+    is_tool_resource,
+    read_legacy,
+    stack_state,
+)
 from provision.settings import Settings
 from provision.targets.base import NextSteps, PoolType, Target, TargetOptions
+
+if TYPE_CHECKING:
+    from provision.prefect.config import PrefectApi
+    from provision.prefect.writer import PrefectWriter
 
 _POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
@@ -69,22 +84,48 @@ class PoolSpec:
     block_name: str
     generated: dict[str, str]
     saved: SavedPool | None
+    """The record this pool already has (in the backend, or a legacy work dir)."""
+    state: StackState | None = None
+    """What the backend holds for this pool; ``None``: no stack yet."""
+    legacy: LegacyPool | None = None
+    """A record an older version kept in this machine's work dir, not yet in the backend."""
 
-    def program(self) -> Callable[[], None]:
-        """The inline Pulumi program."""
-        return self.target.program(self.pool, self.pool_type, self.options, self.generated)
+    @property
+    def provider_config(self) -> dict[str, str]:
+        """The stack config the cloud providers read (``gcp:project``, ...)."""
+        return self.target.provider_config(self.pool, self.options)
 
-    def to_saved(self, prefect_api_url: str | None, prefect: PrefectState) -> SavedPool:
-        """What goes into stack config."""
+    def to_saved(self, prefect_api_url: str | None) -> SavedPool:
+        """The record this run writes into the stack."""
         return SavedPool(
             type=self.pool_type.name,
             options=self.options.model_dump(mode="json"),
             block_name=self.block_name,
             generated=self.generated,
             prefect_api_url=prefect_api_url,
-            prefect=prefect,
-            provider_config=self.target.provider_config(self.pool, self.options),
+            provider_config=self.provider_config,
         )
+
+    def program(self, prefect_api_url: str) -> Callable[[], None]:
+        """The inline Pulumi program: record, cloud side, Prefect side."""
+        from provision.program import PrefectSide, pool_program
+
+        cloud = self.target.program(self.pool, self.pool_type, self.options, self.generated)
+        return pool_program(
+            self.pool,
+            self.pool_type,
+            self.target,
+            cloud,
+            self.to_saved(prefect_api_url),
+            PrefectSide(api_url=prefect_api_url, block_name=self.block_name),
+        )
+
+    @property
+    def prefect(self) -> PrefectState:
+        """The Prefect ids and ownership recorded so far."""
+        if self.state is not None and self.state.prefect != PrefectState():
+            return self.state.prefect
+        return self.legacy.prefect if self.legacy else PrefectState()
 
 
 @dataclass
@@ -143,6 +184,7 @@ class PoolDetails:
     type: str
     location: str
     outputs: dict[str, Any] = field(repr=False)
+    """Stack outputs; secret ones are ``None`` here (they are never read)."""
     secret_outputs: frozenset[str]
     block_name: str
     prefect: PrefectState
@@ -165,13 +207,35 @@ def validate_pool_name(pool: str) -> None:
         )
 
 
+def read_state(
+    pool: str, settings: Settings, engine: Engine
+) -> tuple[StackState | None, LegacyPool | None]:
+    """The pool's state in the backend (``None``: no stack), and a legacy work-dir record when
+    the backend has no record yet."""
+    deployment = engine.export(pool)
+    state = None if deployment is None else stack_state(deployment)
+    legacy = None
+    if state is None or state.record is None:
+        legacy = read_legacy(settings.work_dir(pool), pool)
+    return state, legacy
+
+
 def resolve(
-    request: PoolRequest, settings: Settings, env: Mapping[str, str] | None = None
+    request: PoolRequest,
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    *,
+    state: StackState | None = None,
+    legacy: LegacyPool | None = None,
 ) -> PoolSpec:
-    """Validate a request against saved config; raises ``InvalidInputError``, writes nothing."""
+    """Validate a request against the pool's record; raises ``InvalidInputError``, writes
+    nothing. ``state``/``legacy`` are what :func:`read_state` found (none: a new pool)."""
     env = os.environ if env is None else env
     validate_pool_name(request.pool)
-    saved = read_saved(settings.work_dir(request.pool), request.pool)
+    if request.type:
+        registry.pool_type(request.type)  # an unknown type is reported before anything else
+    saved = state.record if state is not None and state.record else None
+    saved = saved or (legacy.record if legacy else None)
     type_name = request.type or (saved.type if saved else None)
     if not type_name:
         raise InvalidInputError(
@@ -195,7 +259,9 @@ def resolve(
     generated = dict(saved.generated) if saved and saved.generated else {}
     if not generated:
         generated = target.generated_config(request.pool, options)
-    return PoolSpec(request.pool, pool_type, target, options, block_name, generated, saved)
+    return PoolSpec(
+        request.pool, pool_type, target, options, block_name, generated, saved, state, legacy
+    )
 
 
 def _block_slug(pool: str) -> str:
@@ -211,11 +277,31 @@ def _validate_block_name(name: str) -> None:
         )
 
 
-def _prefect_api(request: PoolRequest, spec: PoolSpec, env: Mapping[str, str]) -> Any:
-    from provision.prefect import resolve_api
+def _prefect_api(
+    request: PoolRequest, spec: PoolSpec, env: Mapping[str, str], *, moving: bool = True
+) -> PrefectApi:
+    """The Prefect API to use: ``--prefect-api-url`` > ``PREFECT_API_URL``/profile > the URL
+    the pool was registered with.
 
-    url = request.prefect_api_url or (spec.saved.prefect_api_url if spec.saved else None)
-    api = resolve_api(api_url=url, api_key=request.prefect_api_key, env=env)
+    ``moving=False`` (``up``, ``destroy``): a URL that differs from the registered one stops
+    the run unless it was passed explicitly, so a shell pointed at another server never moves
+    or orphans a pool by accident.
+    """
+    from provision.prefect.config import API_URL_FLAG, resolve_api
+
+    recorded = spec.saved.prefect_api_url if spec.saved else None
+    api = resolve_api(
+        api_url=request.prefect_api_url,
+        api_key=request.prefect_api_key,
+        env=env,
+        recorded_url=recorded,
+    )
+    if not moving and recorded and api.url != recorded.rstrip("/") and api.source != API_URL_FLAG:
+        raise InvalidInputError(
+            f"Pool '{spec.pool}' is registered with the Prefect API at {recorded}, but "
+            f"{api.url} (from {api.source}) is in use: pass {API_URL_FLAG} {recorded} to use the "
+            f"pool's server, or {API_URL_FLAG} {api.url} to move the pool there."
+        )
     if spec.pool_type.push and not api.is_cloud:
         raise InvalidInputError(
             f"'{spec.pool_type.name}' pools exist only on Prefect Cloud, and {api.url} is a "
@@ -224,10 +310,35 @@ def _prefect_api(request: PoolRequest, spec: PoolSpec, env: Mapping[str, str]) -
     return api
 
 
-def _writer(api: Any) -> Any:
+def _writer(api: PrefectApi) -> PrefectWriter:
     from provision.prefect import PrefectWriter
 
     return PrefectWriter(api)
+
+
+def _prefect_env(api: PrefectApi | None, spec: PoolSpec) -> dict[str, str]:
+    """What the Prefect provider reads from its environment: the URL in use and its credential
+    (never stack inputs), and, for a legacy pool, the ids its record says the tool created."""
+    from provision.prefect.resources import ENV_AUTH, ENV_KEY, ENV_OWNED, ENV_URL
+
+    env: dict[str, str] = {}
+    if api is not None:
+        env[ENV_URL] = api.url
+        if api.key:
+            env[ENV_KEY] = api.key
+        if api.auth_string:
+            env[ENV_AUTH] = api.auth_string
+    if spec.legacy is not None:
+        owned = [
+            i
+            for i, mine in (
+                (spec.legacy.prefect.block_id, spec.legacy.prefect.block_created),
+                (spec.legacy.prefect.pool_id, spec.legacy.prefect.pool_created),
+            )
+            if i and mine
+        ]
+        env[ENV_OWNED] = ",".join(owned)
+    return env
 
 
 # -- plans --------------------------------------------------------------------------------
@@ -236,24 +347,24 @@ def _writer(api: Any) -> Any:
 def _plan(
     spec: PoolSpec,
     steps: list[Step],
-    changes: Mapping[str, int],
     prefect: list[BlockChange | WorkPoolChange],
     *,
     offline: bool,
 ) -> Plan:
+    cloud = [s for s in steps if not is_tool_resource(s.type)]
     return Plan(
         pool=spec.pool,
         type=spec.pool_type.name,
         stack=spec.pool,
         offline=offline,
-        changes=Changes(**changes),
+        changes=Changes(**_count(cloud)),
         resources=[
             # Engine events carry unknowns as a sentinel and the bridge's __defaults: the
             # contract shows "[computed]" and only real inputs.
             ResourceChange(
                 urn=s.urn, type=s.type, name=s.name, op=s.op, inputs=mask_inputs(dict(s.inputs))
             )
-            for s in steps
+            for s in cloud
         ],
         prefect=prefect,
         grants=spec.target.grants(spec.pool, spec.pool_type, spec.options),
@@ -262,43 +373,79 @@ def _plan(
     )
 
 
-def _prefect_plan(
-    spec: PoolSpec, writer: Any, outputs: Mapping[str, Any] | None
+def _count(steps: list[Step]) -> dict[str, int]:
+    """Step counts per op (a replacement counts once)."""
+    counts = dict.fromkeys(("create", "update", "replace", "delete", "same"), 0)
+    for s in steps:
+        if s.op in counts:
+            counts[s.op] += 1
+    return counts
+
+
+def _prefect_changes(
+    spec: PoolSpec,
+    outputs: Mapping[str, Any] | None,
+    ops: Mapping[str, str],
+    existing: Mapping[str, bool] | None = None,
 ) -> list[BlockChange | WorkPoolChange]:
-    """Prefect ops; with ``writer=None`` (offline) everything is a create."""
-    block_op = pool_op = "create"
-    block_id = None
-    if outputs:
-        data = spec.target.block_data(outputs)
-    else:
-        data = None
+    """The Prefect section of a plan: ``ops`` by resource type token (the engine's, or
+    ``create`` offline), with the template defaults the work pool gets.
+
+    A ``create`` of an object the server already has is an adoption, written in place: it
+    reads ``update`` (``existing`` says which, from the Prefect check).
+    """
+    from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
+
+    existing = existing or {}
+    block_id = spec.prefect.block_id
+    if outputs is None:
         outputs = spec.target.expected_outputs(spec.pool, spec.pool_type, spec.options)
-    if writer is not None:
-        existing = writer.find_block(spec.target.block_type, spec.block_name)
-        block_id = existing["id"] if existing else None
-        block_op = writer.plan_block(spec.target.block_type, spec.block_name, data)
     defaults = spec.target.template_defaults(spec.pool_type, outputs, block_id)
-    if writer is not None:
-        pool_op = writer.plan_work_pool(
-            spec.pool,
-            spec.pool_type.name,
-            spec.pool_type.worker_type,
-            spec.pool_type.push,
-            defaults,
-        )
+
+    def op(token: str) -> str:
+        o = ops.get(token, "same")
+        return "update" if o == "create" and existing.get(token) else o
+
     return [
-        BlockChange(name=spec.block_name, block_type=spec.target.block_type, op=block_op),
-        WorkPoolChange(name=spec.pool, type=spec.pool_type.name, op=pool_op, variables=defaults),
+        BlockChange(name=spec.block_name, block_type=spec.target.block_type, op=op(BLOCK_TYPE)),
+        WorkPoolChange(
+            name=spec.pool, type=spec.pool_type.name, op=op(WORK_POOL_TYPE), variables=defaults
+        ),
     ]
 
 
+def _check_prefect(spec: PoolSpec, writer: PrefectWriter) -> dict[str, bool]:
+    """Everything Prefect could refuse, asked before any cloud call: credentials, the block
+    type, the pool's type and template. Returns which of the two objects exist already."""
+    from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
+
+    outputs = spec.target.expected_outputs(spec.pool, spec.pool_type, spec.options)
+    defaults = spec.target.template_defaults(spec.pool_type, outputs, spec.prefect.block_id)
+    writer.plan_block(spec.target.block_type, spec.block_name, None)
+    writer.plan_work_pool(
+        spec.pool, spec.pool_type.name, spec.pool_type.worker_type, spec.pool_type.push, defaults
+    )
+    return {
+        BLOCK_TYPE: writer.find_block(spec.target.block_type, spec.block_name) is not None,
+        WORK_POOL_TYPE: writer.get_work_pool(spec.pool) is not None,
+    }
+
+
 def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
-    """A plan built under Pulumi mocks: no CLI, no credentials, no Prefect."""
+    """A plan built under Pulumi mocks: no CLI, no credentials, no Prefect, no backend."""
     from provision.offline import offline_steps
 
     spec = resolve(request, settings)
-    steps = offline_steps(spec.pool, spec.program())
-    return _plan(spec, steps, {"create": len(steps)}, _prefect_plan(spec, None, None), offline=True)
+    cloud = spec.target.program(spec.pool, spec.pool_type, spec.options, spec.generated)
+    steps = offline_steps(spec.pool, cloud)
+    creates = {t: "create" for t in _prefect_types()}
+    return _plan(spec, steps, _prefect_changes(spec, None, creates), offline=True)
+
+
+def _prefect_types() -> tuple[str, ...]:
+    from provision.prefect.resources import TYPES
+
+    return TYPES
 
 
 def plan(
@@ -309,29 +456,45 @@ def plan(
     refresh: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Plan:
-    """A real preview through the engine, plus what Prefect would get. Changes nothing.
+    """A real preview through the engine, Prefect side included. Changes nothing (but a pool
+    recorded by an older version is first migrated into the backend, see ``_migrate``).
 
     For a pool that does not exist yet, the temporary stack is removed again.
     """
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
-    spec = resolve(request, settings, env)
-    writer = _writer(_prefect_api(request, spec, env))
-    engine = _engine(settings, hooks, spec)
-    with _StackSession(engine, spec, keep=False) as session:
-        return _preview(engine, session, spec, writer, refresh=refresh, hooks=hooks)
+    engine = _engine(settings, hooks)
+    spec = _resolved(request, settings, env, engine)
+    api = _prefect_api(request, spec, env)
+    writer = _writer(api)
+    existing = _check_prefect(spec, writer)
+    engine = _engine(settings, hooks, spec, api)
+    if spec.legacy is not None and spec.state is not None:
+        spec = _migrate(engine, spec, api, settings, env)
+    with _StackSession(engine, spec, api.url, keep=False) as session:
+        return _preview(engine, session, spec, existing, refresh=refresh, hooks=hooks)
+
+
+def _resolved(
+    request: PoolRequest, settings: Settings, env: Mapping[str, str], engine: Engine
+) -> PoolSpec:
+    validate_pool_name(request.pool)
+    if request.type:
+        registry.pool_type(request.type)
+    state, legacy = read_state(request.pool, settings, engine)
+    return resolve(request, settings, env, state=state, legacy=legacy)
 
 
 def _preview(
     engine: Engine,
     session: _StackSession,
     spec: PoolSpec,
-    writer: Any,
+    existing: Mapping[str, bool],
     *,
     refresh: bool,
     hooks: Hooks,
 ) -> Plan:
-    """The engine's preview plus the Prefect ops, as a ``Plan``."""
+    """The engine's preview as a ``Plan``."""
     preview = engine.preview(
         session.stack,
         spec.pool,
@@ -339,9 +502,51 @@ def _preview(
         refresh=refresh,
         rules=spec.target.error_rules,
     )
-    outputs = engine.outputs(session.stack)[0] if session.existed else None
-    prefect = _prefect_plan(spec, writer, outputs)
-    return _plan(spec, preview.steps, preview.changes, prefect, offline=False)
+    outputs = spec.state.outputs if spec.state is not None and spec.state.outputs else None
+    ops = {s.type: s.op for s in preview.steps if s.type in _prefect_types()}
+    prefect = _prefect_changes(spec, outputs, ops, existing)
+    return _plan(spec, preview.steps, prefect, offline=False)
+
+
+def _migrate(
+    engine: Engine, spec: PoolSpec, api: PrefectApi, settings: Settings, env: Mapping[str, str]
+) -> PoolSpec:
+    """Move a legacy work-dir record into the backend: one targeted update that registers the
+    record and adopts the pool's block and work pool (the ones it made stay its own), touching
+    no cloud resource. Returns the pool re-read from the backend."""
+    assert spec.legacy is not None
+    legacy_spec = resolve(
+        PoolRequest(spec.pool), settings, env, state=spec.state, legacy=spec.legacy
+    )
+    engine.notice(
+        f"Moving the record of '{spec.pool}' from {spec.legacy.path} into its stack, so that "
+        "every machine sharing the backend can operate it."
+    )
+    stack = engine.stack(spec.pool, legacy_spec.program(api.url), create=False)
+    engine.set_config(stack, legacy_spec.provider_config)
+    engine.up(
+        stack,
+        spec.pool,
+        rules=spec.target.error_rules,
+        targets=_tool_urns(spec.pool),
+    )
+    engine.forget_config(stack, spec.legacy.record_keys)
+    state, _ = read_state(spec.pool, settings, engine)
+    return replace(spec, state=state, legacy=None, saved=state.record if state else spec.saved)
+
+
+def _tool_urns(pool: str) -> list[str]:
+    """URNs of the record and the Prefect objects in ``pool``'s stack."""
+    from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
+    from provision.saved import RECORD_NAME, RECORD_TYPE
+    from provision.settings import PROJECT_NAME
+
+    prefix = f"urn:pulumi:{pool}::{PROJECT_NAME}::"
+    return [
+        f"{prefix}{RECORD_TYPE}::{RECORD_NAME}",
+        f"{prefix}{BLOCK_TYPE}::credentials-block",
+        f"{prefix}{WORK_POOL_TYPE}::work-pool",
+    ]
 
 
 # -- up -----------------------------------------------------------------------------------
@@ -355,96 +560,65 @@ def up(
     *,
     refresh: bool = False,
 ) -> UpOutcome:
-    """Provision the cloud side, then write the block and the pool into Prefect.
+    """Provision the cloud side and the Prefect side in one engine run.
 
-    ``refresh`` reads the cloud's actual state first, so drift is repaired.
+    ``refresh`` reads the cloud's (and Prefect's) actual state first, so drift is repaired.
     """
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
-    spec = resolve(request, settings, env)
-    api = _prefect_api(request, spec, env)
+    engine = _engine(settings, hooks)
+    spec = _resolved(request, settings, env, engine)
+    api = _prefect_api(request, spec, env, moving=False)
     writer = _writer(api)
-    engine = _engine(settings, hooks, spec)
+    # Refused credentials, a block type the server lacks or an unreachable API stop the run
+    # here, before any cloud call.
+    existing = _check_prefect(spec, writer)
+    engine = _engine(settings, hooks, spec, api)
+    if spec.legacy is not None and spec.state is not None:
+        spec = _migrate(engine, spec, api, settings, env)
 
-    with _StackSession(engine, spec, keep=True) as session:
+    with _StackSession(engine, spec, api.url, keep=True) as session:
         if hooks.confirm is not None:
             hooks.phase("Planning")
             if session.existed:
                 # A killed run's creates are adopted first, so the plan shown is the one applied
                 # (not a create of what the cloud already has).
                 engine.recover(session.stack, spec.pool)
-            the_plan = _preview(engine, session, spec, writer, refresh=refresh, hooks=Hooks())
+            the_plan = _preview(engine, session, spec, existing, refresh=refresh, hooks=Hooks())
             if not hooks.confirm(the_plan):
                 session.discard()
                 raise Cancelled("Cancelled: nothing was changed.")
-        else:
-            # No plan to confirm, but the same Prefect reads: refused credentials, a block type
-            # the server lacks or an unreachable API stop the run before any cloud call.
-            _prefect_plan(spec, writer, None)
-        prior = spec.saved.prefect if spec.saved else PrefectState()
-        engine.set_config(session.stack, spec.to_saved(api.url, prior).to_config())
         hooks.phase("Applying")
-        result = engine.up(
-            session.stack,
-            spec.pool,
-            on_progress=hooks.on_progress,
-            rules=spec.target.error_rules,
-            propagation=spec.target.propagation_errors,
-            refresh=refresh,
-        )
-
-        hooks.phase("Writing to Prefect")
         try:
-            state, block_op, pool_op = _write_prefect(
-                spec, writer, result.outputs, prior, engine, session.stack
+            result = engine.up(
+                session.stack,
+                spec.pool,
+                on_progress=hooks.on_progress,
+                rules=spec.target.error_rules,
+                propagation=spec.target.propagation_errors,
+                refresh=refresh,
             )
-        except PrefectError as exc:
+        except PrefectStepError as exc:
             raise CloudSideDoneError(exc, spec.pool) from None
+
+    state, _ = read_state(spec.pool, settings, engine)
+    prefect = state.prefect if state else PrefectState()
+    ops = {s.type: s.op for s in result.steps if s.type in _prefect_types()}
+    public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
+    from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
 
     return UpOutcome(
         spec=spec,
-        result=result,
-        block_id=state.block_id or "",
-        block_op=block_op,
-        work_pool_id=state.pool_id or "",
-        work_pool_op=pool_op,
-        next_steps=spec.target.next_steps(spec.pool, spec.pool_type, result.outputs),
+        result=replace(
+            result, changes=_count([s for s in result.steps if not is_tool_resource(s.type)])
+        ),
+        block_id=prefect.block_id or "",
+        block_op=ops.get(BLOCK_TYPE, "same"),
+        work_pool_id=prefect.pool_id or "",
+        work_pool_op=ops.get(WORK_POOL_TYPE, "same"),
+        next_steps=spec.target.next_steps(spec.pool, spec.pool_type, public),
         prefect_url=api.url,
     )
-
-
-def _write_prefect(
-    spec: PoolSpec,
-    writer: Any,
-    outputs: Mapping[str, Any],
-    prior: PrefectState,
-    engine: Engine,
-    stack: Any,
-) -> tuple[PrefectState, str, str]:
-    """Upsert the block, then the pool; returns the new state and both ops."""
-    block = writer.upsert_block(
-        spec.target.block_type, spec.block_name, spec.target.block_data(outputs)
-    )
-    # Record after each write, so a failure in between still knows what the tool created.
-    state = PrefectState(
-        block_id=block.id,
-        pool_id=prior.pool_id,
-        block_created=(prior.block_created and prior.block_id == block.id) or block.op == "create",
-        pool_created=prior.pool_created,
-    )
-    engine.set_config(stack, {KEY_PREFECT_STATE: state.to_json()})
-    defaults = spec.target.template_defaults(spec.pool_type, outputs, block.id)
-    pool = writer.upsert_work_pool(
-        spec.pool, spec.pool_type.name, spec.pool_type.worker_type, spec.pool_type.push, defaults
-    )
-    state = PrefectState(
-        block_id=block.id,
-        pool_id=pool.id,
-        block_created=state.block_created,
-        pool_created=(prior.pool_created and prior.pool_id == pool.id) or pool.op == "create",
-    )
-    engine.set_config(stack, {KEY_PREFECT_STATE: state.to_json()})
-    return state, block.op, pool.op
 
 
 # -- destroy ------------------------------------------------------------------------------
@@ -459,22 +633,28 @@ def destroy(
     prefect_api_key: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> OperationResult:
-    """Delete the cloud resources, then the Prefect objects the tool created, then the stack."""
+    """Delete the work pool and block the tool created, the cloud resources, then the stack."""
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
-    spec = _existing(pool, settings, env)
+    engine = _engine(settings, hooks)
+    spec = _existing(pool, settings, env, engine)
     request = PoolRequest(pool, prefect_api_url=prefect_api_url, prefect_api_key=prefect_api_key)
-    state = spec.saved.prefect if spec.saved else PrefectState()
-    owns_pool = bool(state.pool_created and state.pool_id)
-    owns_block = bool(state.block_created and state.block_id)
-    # Prefect is needed only if the tool wrote something there (a first up may have failed
+    owned = spec.prefect
+    owns_pool = bool(owned.pool_created and owned.pool_id)
+    owns_block = bool(owned.block_created and owned.block_id)
+    # Prefect is needed only if the tool created something there (a first up may have failed
     # before that); resolving it up front makes a bad Prefect setting fail before any deletion.
-    writer = _writer(_prefect_api(request, spec, env)) if owns_pool or owns_block else None
-    engine = _engine(settings, hooks, spec)
-    stack = engine.stack(pool, spec.program(), create=False)
+    api = _prefect_api(request, spec, env, moving=False) if owns_pool or owns_block else None
+    url = api.url if api else (spec.saved.prefect_api_url if spec.saved else None) or ""
+    engine = _engine(settings, hooks, spec, api)
+    if spec.legacy is not None and api is not None:
+        # The Prefect objects an older version made must be in the stack to be deleted by it.
+        spec = _migrate(engine, spec, api, settings, env)
+    stack = engine.stack(pool, spec.program(url), create=False)
+    engine.set_config(stack, spec.provider_config)
 
     if hooks.confirm is not None:
-        resources = engine.resources(stack)
+        resources = spec.state.resources if spec.state else []
         steps = [
             Step(
                 urn=r["urn"],
@@ -492,43 +672,44 @@ def destroy(
                 op="delete" if owns_block else "same",
             ),
             WorkPoolChange(
-                name=pool,
-                type=spec.pool_type.name,
-                op="delete" if owns_pool else "same",
+                name=pool, type=spec.pool_type.name, op="delete" if owns_pool else "same"
             ),
         ]
-        the_plan = _plan(spec, steps, {"delete": len(steps)}, prefect_ops, offline=False)
+        the_plan = _plan(spec, steps, prefect_ops, offline=False)
         if not hooks.confirm(the_plan):
             raise Cancelled("Cancelled: nothing was changed.")
 
     hooks.phase("Destroying")
-    result = engine.destroy(
-        stack, pool, on_progress=hooks.on_progress, rules=spec.target.error_rules
-    )
-    hooks.phase("Removing Prefect objects")
     try:
-        if owns_pool:
-            writer.delete_work_pool(pool, expected_id=state.pool_id)
-        if owns_block:
-            writer.delete_block(state.block_id)
-    except PrefectError as exc:
+        result = engine.destroy(
+            stack, pool, on_progress=hooks.on_progress, rules=spec.target.error_rules
+        )
+    except PrefectStepError as exc:
         raise ProvisionError(
-            f"Cloud resources of '{pool}' are deleted, but Prefect could not be cleaned up: "
-            f"{exc.message}",
-            hint=f"Rerun `provision destroy {pool}` once Prefect is reachable.",
+            f"Prefect objects of '{pool}' could not be removed: {exc.message}",
+            hint=f"Rerun `provision destroy {pool}` once Prefect is reachable: what was "
+            "deleted is recorded.",
+            details=exc.details,
         ) from None
     engine.remove(stack, pool)
     return result
 
 
-def _existing(pool: str, settings: Settings, env: Mapping[str, str]) -> PoolSpec:
+def _existing(pool: str, settings: Settings, env: Mapping[str, str], engine: Engine) -> PoolSpec:
     validate_pool_name(pool)
-    if read_saved(settings.work_dir(pool), pool) is None:
+    state, legacy = read_state(pool, settings, engine)
+    if state is None:
         raise PoolNotFoundError(
-            f"No pool named '{pool}' is provisioned here ({settings.home}).",
+            f"No pool named '{pool}' is provisioned in {engine.backend_label()}.",
             hint="`provision list` shows the pools.",
         )
-    return resolve(PoolRequest(pool), settings, env)
+    if state.record is None and legacy is None:
+        raise PoolNotFoundError(
+            f"The stack '{pool}' in {engine.backend_label()} has no provision record: it was "
+            "not made by provision, or its first run stopped before writing anything.",
+            hint=f"Run `provision up {pool} --type TYPE ...` again to finish it.",
+        )
+    return resolve(PoolRequest(pool), settings, env, state=state, legacy=legacy)
 
 
 # -- read-only ----------------------------------------------------------------------------
@@ -536,12 +717,16 @@ def _existing(pool: str, settings: Settings, env: Mapping[str, str]) -> PoolSpec
 
 def list_pools(settings: Settings, hooks: Hooks | None = None) -> list[PoolSummary]:
     """Every pool stack in the backend with its type, location and last result."""
+    from concurrent.futures import ThreadPoolExecutor
+
     hooks = hooks or Hooks()
     engine = _engine(settings, hooks)
-    rows = []
-    for info in engine.list_stacks():
-        saved = read_saved(settings.work_dir(info.name), info.name)
-        type_name, location, result = "?", "", None
+    infos = engine.list_stacks()
+
+    def row(info: Any) -> PoolSummary:
+        state, legacy = read_state(info.name, settings, engine)
+        saved = state.record if state and state.record else (legacy.record if legacy else None)
+        type_name, location = "?", ""
         if saved:
             type_name = saved.type
             try:
@@ -550,44 +735,37 @@ def list_pools(settings: Settings, hooks: Hooks | None = None) -> list[PoolSumma
                 location = target.location(target.options_model.model_validate(saved.options))
             except (ProvisionError, ValueError):
                 pass
-        if info.update_in_progress:
-            result = "in-progress"
-        else:
-            try:
-                stack = engine.stack(info.name, lambda: None, create=False)
-                result, _ = engine.last_result(stack)
-            except ProvisionError:
-                result = None
-        rows.append(
-            PoolSummary(
-                name=info.name,
-                type=type_name,
-                location=location,
-                last_update=info.last_update,
-                result=result,
-                resource_count=info.resource_count,
-            )
+        result = "in-progress" if info.update_in_progress else engine.last_result(info.name)
+        return PoolSummary(
+            name=info.name,
+            type=type_name,
+            location=location,
+            last_update=info.last_update,
+            result=result,
+            resource_count=info.resource_count,
         )
-    return rows
+
+    # Two CLI reads per pool: in parallel, a team's dozens of pools list in seconds.
+    with ThreadPoolExecutor(max_workers=4) as pool_:
+        return list(pool_.map(row, infos))
 
 
 def show(pool: str, settings: Settings, hooks: Hooks | None = None) -> PoolDetails:
-    """Outputs (the caller masks secrets) and the Prefect ids of one pool."""
+    """Outputs (secret ones masked by the caller) and the Prefect ids of one pool."""
     hooks = hooks or Hooks()
-    spec = _existing(pool, settings, os.environ)
     engine = _engine(settings, hooks)
-    stack = engine.stack(pool, spec.program(), create=False)
-    outputs, secret = engine.outputs(stack)
-    saved = spec.saved
+    spec = _existing(pool, settings, os.environ, engine)
+    state = spec.state
+    assert state is not None
     return PoolDetails(
         name=pool,
         type=spec.pool_type.name,
         location=spec.target.location(spec.options),
-        outputs=outputs,
-        secret_outputs=secret,
+        outputs=state.outputs,
+        secret_outputs=state.secret_outputs,
         block_name=spec.block_name,
-        prefect=saved.prefect if saved else PrefectState(),
-        prefect_api_url=saved.prefect_api_url if saved else None,
+        prefect=spec.prefect,
+        prefect_api_url=spec.saved.prefect_api_url if spec.saved else None,
     )
 
 
@@ -606,24 +784,32 @@ def unlock(pool: str, settings: Settings, *, force: bool = False) -> list[str]:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _engine(settings: Settings, hooks: Hooks, spec: PoolSpec | None = None) -> Engine:
+def _engine(
+    settings: Settings,
+    hooks: Hooks,
+    spec: PoolSpec | None = None,
+    api: PrefectApi | None = None,
+) -> Engine:
     return Engine(
         settings,
         on_install=hooks.on_install,
         on_notice=hooks.on_notice,
         orphan_hints=spec.target.orphan_hints if spec else None,
         adopt=partial(spec.target.adoptable_id, spec.options) if spec else None,
+        env=_prefect_env(api, spec) if spec else None,
     )
 
 
 class _StackSession:
-    """Select-or-create a pool's stack; undo the creation if the run stops before ``up``."""
+    """Select-or-create a pool's stack with this run's program and provider config; undo the
+    creation if the run stops before anything was recorded."""
 
-    def __init__(self, engine: Engine, spec: PoolSpec, *, keep: bool):
+    def __init__(self, engine: Engine, spec: PoolSpec, prefect_url: str, *, keep: bool):
         self.engine = engine
         self.spec = spec
+        self.prefect_url = prefect_url
         self.keep = keep
-        self.existed = spec.saved is not None
+        self.existed = spec.state is not None
         self.stack: Any = None
         self._discard = False
 
@@ -632,11 +818,11 @@ class _StackSession:
         self._discard = True
 
     def __enter__(self) -> _StackSession:
-        self.stack = self.engine.stack(self.spec.pool, self.spec.program(), create=True)
-        if not self.existed:
-            # A fresh stack needs its config before any preview runs the program.
-            prefect = PrefectState()
-            self.engine.set_config(self.stack, self.spec.to_saved(None, prefect).to_config())
+        program = self.spec.program(self.prefect_url)
+        self.stack = self.engine.stack(self.spec.pool, program, create=not self.existed)
+        # The providers read their config from the work dir's stack config: written on every
+        # run from the record, so a fresh machine needs nothing but the backend.
+        self.engine.set_config(self.stack, self.spec.provider_config)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -658,6 +844,6 @@ class _StackSession:
 
     def _has_resources(self) -> bool:
         try:
-            return bool(self.engine.resources(self.stack))
+            return not stack_state(self.engine.export(self.spec.pool)).is_empty
         except Exception:
             return True

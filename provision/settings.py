@@ -1,8 +1,9 @@
 """Where the tool keeps its state, which backend and secrets provider it uses.
 
 Resolved once per command from flags and the environment, without writing anything:
-``Settings.prepare()`` creates ``PROVISION_HOME``, the local backend directory and the
-passphrase file, and the engine calls it only once validation is over.
+``Settings.prepare()`` creates ``PROVISION_HOME`` and the local backend directory, and
+``create_passphrase()`` the passphrase file for a new stack; the engine calls them only once
+validation is over.
 """
 
 from __future__ import annotations
@@ -36,14 +37,19 @@ class Settings:
     pulumi_root: Path | None = None
     """``PROVISION_PULUMI_ROOT``: a directory holding ``bin/pulumi``."""
 
-    def prepare(self) -> Path | None:
-        """Create the home, the local backend and the passphrase file if missing.
-
-        Returns the passphrase file's path if this call generated it (announce it once).
-        """
+    def prepare(self) -> None:
+        """Create the home and the local backend directory if missing."""
         self.home.mkdir(parents=True, exist_ok=True)
         if self.local_backend_path is not None:
             self.local_backend_path.mkdir(parents=True, exist_ok=True)
+
+    def create_passphrase(self) -> Path | None:
+        """Generate the passphrase file if this machine uses one and has none yet.
+
+        Only for a stack being created: an existing stack's secrets need the passphrase they
+        were encrypted with, and a fresh one would only fail later. Returns the file's path if
+        this call generated it (announce it once).
+        """
         if self.passphrase_file is not None and not self.passphrase_file.exists():
             return _create_passphrase_file(self.passphrase_file)
         return None

@@ -19,6 +19,9 @@ from provision.errors import InvalidInputError
 API_URL_FLAG = "--prefect-api-url"
 """The CLI flag that overrides the API URL; named in messages and in ``PrefectApi.source``."""
 
+RECORDED_SOURCE = "the pool's record"
+"""``PrefectApi.source`` of the URL a pool was registered with."""
+
 CLOUD_HOST = "api.prefect.cloud"
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -63,9 +66,11 @@ def resolve_api(
     api_url: str | None = None,
     api_key: str | None = None,
     env: Mapping[str, str] = os.environ,
+    recorded_url: str | None = None,
 ) -> PrefectApi:
     """Resolve the Prefect API from flags, then ``PREFECT_API_URL``/``PREFECT_API_KEY``/
-    ``PREFECT_API_AUTH_STRING``, then the active profile in ``profiles.toml``.
+    ``PREFECT_API_AUTH_STRING``, then the active profile in ``profiles.toml``, then
+    ``recorded_url`` (the URL a pool was registered with, source "the pool's record").
 
     The URL comes from the first source that has one. The key (and the auth string) comes from
     the first source that has one *and* whose own URL (if it sets one) is the chosen URL: a
@@ -92,6 +97,8 @@ def resolve_api(
         profile = _profile_layer(env)
         if profile is not None:
             layers.append(profile)
+    if recorded_url:
+        layers.append(_Layer(RECORDED_SOURCE, _clean(recorded_url), None))
 
     chosen = next((layer for layer in layers if layer.url is not None), None)
     if chosen is None or chosen.url is None:

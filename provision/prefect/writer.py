@@ -140,9 +140,12 @@ class PrefectWriter:
         """The block document (secrets obfuscated), or ``None`` if there is none."""
         return self._read_block(block_type_slug, name, include_secrets=False)
 
-    def get_block(self, block_id: str) -> dict[str, Any] | None:
-        """A block document by id (secrets obfuscated), or ``None`` if it is gone."""
-        return self._get_or_none(f"/block_documents/{_seg(block_id)}", {"include_secrets": "false"})
+    def get_block(self, block_id: str, *, include_secrets: bool = False) -> dict[str, Any] | None:
+        """A block document by id (secrets obfuscated unless asked), or ``None`` if it is gone."""
+        return self._get_or_none(
+            f"/block_documents/{_seg(block_id)}",
+            {"include_secrets": "true" if include_secrets else "false"},
+        )
 
     def plan_block(self, block_type_slug: str, name: str, data: Mapping[str, Any] | None) -> Op:
         """What :meth:`upsert_block` would do. ``data=None`` (values not known before the cloud

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import model_validator
@@ -20,6 +20,7 @@ from provision.errors import InvalidInputError
 from provision.targets import aws_naming as naming
 from provision.targets.aws_errors import AWS_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
+    CloudProgram,
     Grant,
     NextSteps,
     OptionPicker,
@@ -113,6 +114,7 @@ class AwsTarget(Target):
     options_model = AwsOptions
     block_type = "aws-credentials"
     block_suffix = "aws-credentials"
+    secret_outputs = frozenset({"secret_access_key"})
     error_rules = AWS_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     orphan_hints = {
@@ -229,8 +231,8 @@ class AwsTarget(Target):
         pool_type: PoolType,
         options: TargetOptions,
         generated: Mapping[str, str],
-    ) -> Callable[[], None]:
-        """The inline program: one ``EcsPool`` and its outputs as stack exports.
+    ) -> CloudProgram:
+        """One ``EcsPool``; the program returns its outputs (the stack's exports).
 
         The function carries ``offline_invokes`` (see ``provision/offline.py``): what offline
         plans answer for the two data sources the stack reads, since there is no account to ask.
@@ -241,10 +243,8 @@ class AwsTarget(Target):
 
         args = self._args(pool, pool_type, _aws(options))
 
-        def run() -> None:
-            infra = EcsPool(pool, args)
-            for key, value in infra.exports.items():
-                pulumi.export(key, value)
+        def run() -> dict[str, pulumi.Output[Any]]:
+            return dict(EcsPool(pool, args).exports)
 
         region = args.region
         run.offline_invokes = {  # type: ignore[attr-defined]

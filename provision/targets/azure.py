@@ -11,7 +11,7 @@ import difflib
 import json
 import secrets
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from provision.errors import InvalidInputError
 from provision.targets import azure_naming as naming
 from provision.targets.azure_errors import AZURE_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
+    CloudProgram,
     Grant,
     NextSteps,
     OptionPicker,
@@ -179,6 +180,7 @@ class AzureTarget(Target):
     options_model = AzureOptions
     block_type = "azure-container-instance-credentials"
     block_suffix = "aci-credentials"
+    secret_outputs = frozenset({"client_secret"})
     error_rules = AZURE_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     orphan_hints = {
@@ -294,8 +296,8 @@ class AzureTarget(Target):
         pool_type: PoolType,
         options: TargetOptions,
         generated: Mapping[str, str],
-    ) -> Callable[[], None]:
-        """The inline program: one ``ContainerInstancePool`` and its outputs as stack exports."""
+    ) -> CloudProgram:
+        """One ``ContainerInstancePool``; the program returns its outputs (the exports)."""
         import pulumi
 
         from stacks.azure_aci import ContainerInstancePool, ContainerInstancePoolArgs
@@ -321,20 +323,22 @@ class AzureTarget(Target):
             registry_sku=opts.registry_sku,
         )
 
-        def run() -> None:
+        def run() -> dict[str, pulumi.Output[Any]]:
             infra = ContainerInstancePool(pool, args)
-            pulumi.export("subscription_id", infra.subscription_id)
-            pulumi.export("tenant_id", infra.tenant_id)
-            pulumi.export("location", infra.location)
-            pulumi.export("resource_group_name", infra.resource_group_name)
-            pulumi.export("registry_name", infra.registry_name)
-            pulumi.export("registry_login_server", infra.registry_login_server)
-            pulumi.export("identity_id", infra.identity_id)
-            pulumi.export("identity_client_id", infra.identity_client_id)
-            pulumi.export("client_id", infra.client_id)
-            pulumi.export("client_secret", infra.client_secret)
-            pulumi.export("client_secret_end_date", infra.client_secret_end_date)
-            pulumi.export("role_definition_id", infra.role_definition_id)
+            return {
+                "subscription_id": infra.subscription_id,
+                "tenant_id": infra.tenant_id,
+                "location": infra.location,
+                "resource_group_name": infra.resource_group_name,
+                "registry_name": infra.registry_name,
+                "registry_login_server": infra.registry_login_server,
+                "identity_id": infra.identity_id,
+                "identity_client_id": infra.identity_client_id,
+                "client_id": infra.client_id,
+                "client_secret": infra.client_secret,
+                "client_secret_end_date": infra.client_secret_end_date,
+                "role_definition_id": infra.role_definition_id,
+            }
 
         return run
 

@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict
 from provision.engine_errors import ErrorRule
 from provision.errors import EngineError, InvalidInputError
 
+CloudProgram = Callable[[], Mapping[str, Any]]
+"""A target's part of the inline program: declares its cloud resources and returns the outputs
+(name → ``pulumi.Output``) that become the stack's exports."""
+
 
 @dataclass(frozen=True)
 class PoolType:
@@ -179,6 +183,8 @@ class Target(abc.ABC):
     """This cloud's error texts mapped to typed errors (credentials, APIs, permissions, ...)."""
     orphan_hints: ClassVar[dict[str, str]] = {}
     """Type token → how to find and remove a copy a killed run may have left untracked."""
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    """Output names holding a credential: never passed to template defaults or next steps."""
     propagation_errors: ClassVar[tuple[str, ...]] = ()
     """Regexes over engine output meaning "a new identity/grant is not visible yet": the engine
     retries ``up`` with backoff when a failure matches one of these."""
@@ -214,8 +220,8 @@ class Target(abc.ABC):
         pool_type: PoolType,
         options: TargetOptions,
         generated: Mapping[str, str],
-    ) -> Callable[[], None]:
-        """The inline Pulumi program. Imports its stack module (and cloud SDK) lazily."""
+    ) -> CloudProgram:
+        """The cloud part of the inline program. Imports its stack module (and SDK) lazily."""
 
     def expected_outputs(
         self, pool: str, pool_type: PoolType, options: TargetOptions

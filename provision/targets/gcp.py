@@ -16,13 +16,14 @@ import os
 import re
 import secrets
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from provision.errors import InvalidInputError
 from provision.targets import gcp_naming as naming
 from provision.targets.base import (
+    CloudProgram,
     Grant,
     NextSteps,
     OptionPicker,
@@ -289,6 +290,7 @@ class GcpTarget(Target):
     options_model = GcpOptions
     block_type = "gcp-credentials"
     block_suffix = "gcp-credentials"
+    secret_outputs = frozenset({"service_account_key"})
     error_rules = GCP_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     orphan_hints = {
@@ -382,8 +384,8 @@ class GcpTarget(Target):
         pool_type: PoolType,
         options: TargetOptions,
         generated: Mapping[str, str],
-    ) -> Callable[[], None]:
-        """The inline program: one ``CloudRunPool`` and its outputs as stack exports."""
+    ) -> CloudProgram:
+        """One ``CloudRunPool``; the program returns its outputs (the stack's exports)."""
         import pulumi
 
         from stacks.gcp_cloud_run import CloudRunPool, CloudRunPoolArgs
@@ -402,17 +404,19 @@ class GcpTarget(Target):
             registry_writer=opts.registry_writer,
         )
 
-        def run() -> None:
+        def run() -> dict[str, pulumi.Output[Any]]:
             infra = CloudRunPool(pool, args)
-            pulumi.export("project", infra.project)
-            pulumi.export("region", infra.region)
-            pulumi.export("worker_service_account_email", infra.worker_email)
-            pulumi.export("runtime_service_account_email", infra.runtime_email)
-            pulumi.export("service_account_key", infra.private_key)
-            pulumi.export("registry_host", infra.registry_host)
-            pulumi.export("image_namespace", infra.image_namespace)
-            pulumi.export("repository_id", infra.repository_id)
-            pulumi.export("custom_role_id", infra.custom_role_id)
+            return {
+                "project": infra.project,
+                "region": infra.region,
+                "worker_service_account_email": infra.worker_email,
+                "runtime_service_account_email": infra.runtime_email,
+                "service_account_key": infra.private_key,
+                "registry_host": infra.registry_host,
+                "image_namespace": infra.image_namespace,
+                "repository_id": infra.repository_id,
+                "custom_role_id": infra.custom_role_id,
+            }
 
         return run
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pulumi
 import pytest
-import yaml
 from pulumi.runtime import settings as pulumi_settings
 
 from provision import service
@@ -24,7 +23,7 @@ from provision.errors import (
     QuotaExceededError,
 )
 from provision.registry import POOL_TYPES
-from provision.saved import PrefectState, SavedPool
+from provision.saved import RECORD_TYPE, SavedPool, stack_state
 from provision.service import PoolRequest
 from provision.settings import load_settings
 from provision.targets import aws_naming as naming
@@ -523,14 +522,12 @@ def test_options_saved_with_the_pool_name_still_load(target, home, tmp_path):
     legacy = {"pool": "etl", **AwsOptions(region="eu-west-1").model_dump(mode="json")}
     assert target.options_model.model_validate(legacy) == AwsOptions(region="eu-west-1")
     settings = load_settings(env={"PROVISION_HOME": str(tmp_path / "provision")})
-    work_dir = settings.work_dir("etl")
-    work_dir.mkdir(parents=True)
     saved = SavedPool("ecs", legacy, "etl-aws-credentials", {}, None)
-    (work_dir / "Pulumi.etl.yaml").write_text(yaml.safe_dump({"config": saved.to_config()}))
+    state = stack_state({"resources": [{"type": RECORD_TYPE, "outputs": saved.to_outputs()}]})
 
-    spec = service.resolve(PoolRequest("etl"), settings, {"HOME": str(home)})
+    spec = service.resolve(PoolRequest("etl"), settings, {"HOME": str(home)}, state=state)
     assert spec.options == AwsOptions(region="eu-west-1")
-    again = spec.to_saved(None, PrefectState())
+    again = spec.to_saved(None)
     assert "pool" not in again.options
     assert json.loads(again.provider_config["aws:defaultTags"]) == {
         "tags": {"ManagedBy": "provision", "PrefectWorkPool": "etl"}
@@ -1042,8 +1039,7 @@ def program_mocks():
 
 @pulumi.runtime.test
 def test_program_exports(target, opts, program_mocks):
-    target.program("etl", ECS, opts, {})()
-    exports = pulumi.runtime.get_root_resource().outputs
+    exports = target.program("etl", ECS, opts, {})()
     assert list(exports) == list(OUTPUTS)
 
     def check(values):
@@ -1117,8 +1113,7 @@ def test_grants_doc_lists_every_action():
 @pulumi.runtime.test
 def test_creates_that_fail_on_an_existing_name_are_adoptable_by_id(target, opts, program_mocks):
     # A killed run may leave these created but unrecorded; the rerun must adopt, not re-create.
-    target.program("etl", PUSH, opts, {})()
-    exports = pulumi.runtime.get_root_resource().outputs
+    exports = target.program("etl", PUSH, opts, {})()
     by_name = {
         "aws:iam/role:Role",
         "aws:iam/user:User",

@@ -851,8 +851,7 @@ GENERATED = {"registry_suffix": "0a1b2c3d", "secret_start": "2026-01-01T00:00:00
 @pulumi.runtime.test
 def test_program_exports(azure_target, home, program_mocks):
     opts = resolve_ok(azure_target, home)
-    azure_target.program("etl", ACI, opts, GENERATED)()
-    exports = pulumi.runtime.get_root_resource().outputs
+    exports = azure_target.program("etl", ACI, opts, GENERATED)()
     assert set(exports) == set(OUTPUTS)
 
     def check(values):
@@ -883,8 +882,7 @@ def test_program_names_and_end_date_never_depend_on_now(
 
     monkeypatch.setattr(azure_module, "datetime", NoNow)
     opts = resolve_ok(azure_target, home, secret_days=90, registry_sku="Premium")
-    azure_target.program("etl", ACI, opts, GENERATED)()
-    exports = pulumi.runtime.get_root_resource().outputs
+    exports = azure_target.program("etl", ACI, opts, GENERATED)()
 
     def check(values):
         program_mocks["checked"] = True
@@ -907,8 +905,7 @@ def test_program_names_and_end_date_never_depend_on_now(
 @pulumi.runtime.test
 def test_program_uses_a_given_registry_name(azure_target, home, program_mocks):
     opts = resolve_ok(azure_target, home, registry_name="TeamRegistry01", resource_group="team-rg")
-    azure_target.program("etl", ACI, opts, GENERATED)()
-    exports = pulumi.runtime.get_root_resource().outputs
+    exports = azure_target.program("etl", ACI, opts, GENERATED)()
 
     def check(values):
         program_mocks["checked"] = True
@@ -958,8 +955,7 @@ def test_every_arm_resource_of_the_program_is_adoptable_by_id(azure_target, home
     # After a killed run, ARM's "cannot create already existing" would block the rerun of any
     # create whose answer was lost: each ARM resource must have an id computable from inputs.
     opts = resolve_ok(azure_target, home)
-    azure_target.program("etl", ACI, opts, GENERATED)()
-    exports = pulumi.runtime.get_root_resource().outputs
+    exports = azure_target.program("etl", ACI, opts, GENERATED)()
 
     def check(_):
         program_mocks["checked"] = True

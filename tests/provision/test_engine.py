@@ -16,7 +16,7 @@ import pytest
 
 from provision.engine import Engine
 from provision.errors import PoolNotFoundError, PulumiCliMissingError, StackLockedError
-from provision.saved import read_saved
+from provision.saved import stack_state
 from provision.settings import load_settings
 from tests.pulumi_cli import pulumi_root
 
@@ -82,15 +82,17 @@ def test_preview_reports_steps_without_applying(engine):
     assert [r["urn"].rsplit("::", 1)[-1] for r in engine.resources(stack)] == ["a"]
 
 
-def test_config_round_trips_and_is_readable_without_the_engine(engine, settings):
+def test_config_round_trips_and_export_reads_the_state_from_the_backend(engine, settings):
     stack = engine.stack("pool-c", program(), create=True)
-    engine.set_config(
-        stack,
-        {"provision:type": "cloud-run-v2", "provision:options": json.dumps({"region": "x"})},
-    )
-    assert engine.get_config(stack)["provision:type"] == "cloud-run-v2"
-    saved = read_saved(settings.work_dir("pool-c"), "pool-c")
-    assert saved is not None and saved.type == "cloud-run-v2" and saved.options == {"region": "x"}
+    engine.set_config(stack, {"gcp:project": "x", "gcp:region": json.dumps({"r": 1})})
+    assert engine.get_config(stack)["gcp:project"] == "x"
+    engine.up(stack, "pool-c")
+
+    state = stack_state(engine.export("pool-c"))
+    assert state.outputs == {"greeting": "hi", "token": None}  # a secret is never read
+    assert state.secret_outputs == {"token"}
+    assert [r["urn"].rsplit("::", 1)[-1] for r in state.resources] == ["a"]
+    assert engine.export("no-such-pool") is None
 
 
 def test_secret_config_is_encrypted_on_disk(engine, settings):
@@ -225,12 +227,12 @@ def test_generated_passphrase_file_is_private_stable_and_announced_once(tmp_path
     env = {"PROVISION_HOME": str(tmp_path / "h")}
     first = load_settings(env=env)
     assert not (tmp_path / "h").exists()  # resolving settings writes nothing
-    created = first.prepare()
+    created = first.create_passphrase()
     assert created == tmp_path / "h" / "passphrase"
     assert os.stat(created).st_mode & 0o777 == 0o600
     content = created.read_text()
     second = load_settings(env=env)
-    assert second.prepare() is None  # announced once only
+    assert second.create_passphrase() is None  # announced once only
     assert created.read_text() == content
     assert second.engine_env["PULUMI_CONFIG_PASSPHRASE_FILE"] == str(created)
 

@@ -737,8 +737,7 @@ def program_mocks():
 
 @pulumi.runtime.test
 def test_program_exports(target, opts, program_mocks):
-    target.program("etl", V2, opts, {"role_suffix": "0a1b2c3d"})()
-    exports = pulumi.runtime.get_root_resource().outputs
+    exports = target.program("etl", V2, opts, {"role_suffix": "0a1b2c3d"})()
     assert set(exports) == {
         "project",
         "region",
@@ -766,8 +765,7 @@ def test_program_exports(target, opts, program_mocks):
 @pulumi.runtime.test
 def test_resources_that_409_on_a_second_create_are_adoptable_by_id(target, opts, program_mocks):
     # A killed run may leave these created but unrecorded; the rerun must adopt, not re-create.
-    target.program("etl", V2, opts, {"role_suffix": "0a1b2c3d"})()
-    exports = pulumi.runtime.get_root_resource().outputs
+    exports = target.program("etl", V2, opts, {"role_suffix": "0a1b2c3d"})()
 
     def check(_):
         program_mocks["checked"] = True

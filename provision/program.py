@@ -1,0 +1,83 @@
+"""A pool's whole inline program: its record, its cloud side and its Prefect side.
+
+The order matters for crash safety: the record is registered first (so even a first run killed
+halfway leaves a stack that says what it is), then the target's cloud resources, then the
+credentials block (which depends on the credential) and the work pool (which references the
+block). The engine orders every create, update and delete by those dependencies: a block is
+written only once its credential exists, and ``destroy`` removes the work pool, then the block,
+then the cloud side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from provision.prefect.resources import PrefectBlock, PrefectWorkPool
+from provision.saved import RECORD_NAME, RECORD_TYPE, SavedPool
+from provision.targets.base import CloudProgram, PoolType, Target
+
+
+@dataclass(frozen=True)
+class PrefectSide:
+    """Where the pool's Prefect objects live, and their names."""
+
+    api_url: str
+    block_name: str
+
+
+def pool_program(
+    pool: str,
+    pool_type: PoolType,
+    target: Target,
+    cloud: CloudProgram,
+    record: SavedPool,
+    prefect: PrefectSide,
+) -> Callable[[], None]:
+    """The inline program for ``pool``: record, cloud resources, block, work pool, exports."""
+
+    def run() -> None:
+        PoolRecord(record.to_outputs())
+        outputs = dict(cloud())
+        for key, value in outputs.items():
+            pulumi.export(key, value)
+
+        block = PrefectBlock(
+            "credentials-block",
+            api_url=prefect.api_url,
+            block_type=target.block_type,
+            block_name=prefect.block_name,
+            data=pulumi.Output.all(**outputs).apply(target.block_data),
+        )
+        # Only non-secret outputs feed the defaults: a secret in them would make the whole
+        # template a secret, and no default may ever hold a credential.
+        public = {k: v for k, v in outputs.items() if k not in target.secret_outputs}
+        defaults = pulumi.Output.all(block.block_id, pulumi.Output.all(**public)).apply(
+            lambda v: target.template_defaults(pool_type, v[1], v[0])
+        )
+        PrefectWorkPool(
+            "work-pool",
+            api_url=prefect.api_url,
+            pool_name=pool,
+            pool_type=pool_type.name,
+            worker_type=pool_type.worker_type,
+            push=pool_type.push,
+            defaults=defaults,
+        )
+
+    # Offline plans answer the target's data sources from here (see provision/offline.py).
+    invokes = getattr(cloud, "offline_invokes", None)
+    if invokes:
+        run.offline_invokes = invokes  # type: ignore[attr-defined]
+    return run
+
+
+class PoolRecord(pulumi.ComponentResource):
+    """Holds the pool's record as its outputs: in the state, so in the shared backend."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        super().__init__(RECORD_TYPE, RECORD_NAME, None, None)
+        self.register_outputs(dict(values))
