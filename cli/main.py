@@ -18,6 +18,9 @@ import typer
 
 from provision.errors import InvalidInputError, ProvisionError
 
+DISTRIBUTION = "prefect-provision"  # the name on PyPI; `provision` there is another project
+
+
 app = typer.Typer(
     name="provision",
     help="Provision the cloud side of Prefect work pools as Pulumi stacks, then register them "
@@ -221,6 +224,34 @@ def _request(
 
 
 # -- commands -----------------------------------------------------------------------------
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        typer.echo(f"{DISTRIBUTION} {version(DISTRIBUTION)}")
+    except PackageNotFoundError:
+        typer.echo(f"{DISTRIBUTION} (not installed: run from a source tree)")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the installed version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    # No docstring: typer would show it instead of the app's help.
+    pass
 
 
 @app.command()

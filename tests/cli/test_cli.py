@@ -226,12 +226,13 @@ def test_type_option_mismatch_is_rejected_before_the_engine(env, tmp_path):
         )
 
 
-def test_help_imports_no_cloud_sdk():
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_imports_no_cloud_sdk(flag):
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from cli.main import app\n"
-        "r = CliRunner().invoke(app, ['--help'])\n"
+        f"r = CliRunner().invoke(app, ['{flag}'])\n"
         "assert r.exit_code == 0\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in "
         "('pulumi', 'pulumi_gcp', 'pulumi_aws', 'pulumi_azure_native', 'httpx', 'grpc')]\n"
@@ -239,3 +240,14 @@ def test_help_imports_no_cloud_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_version_prints_the_installed_distribution():
+    from importlib.metadata import distribution
+
+    dist = distribution("prefect-provision")  # `provision` on PyPI is another project
+    scripts = {e.name: e.value for e in dist.entry_points if e.group == "console_scripts"}
+    assert scripts == {"provision": "cli.main:main"}
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"prefect-provision {dist.version}\n"
