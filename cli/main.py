@@ -15,14 +15,56 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from provision.errors import InvalidInputError, ProvisionError
 
 DISTRIBUTION = "prefect-provision"  # the name on PyPI; `provision` there is another project
 
 
+class _Group(TyperGroup):
+    """The command group, with usage errors (a missing argument, an unknown or empty option)
+    as one line on stderr naming the ``--help`` to read, exit 2, for every command at once.
+
+    Typer would print them as a boxed usage block; parsing happens in ``make_context`` (the
+    group's own options) and ``invoke`` (the command's), so both are wrapped.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors(ctx):
+            return super().invoke(ctx)
+
+
+# Click's UsageError, from wherever this typer takes click (recent ones vendor it).
+_UsageError: type[Exception] = typer.BadParameter.__base__  # type: ignore[assignment]
+
+
+@contextmanager
+def _one_line_usage_errors(group: Any = None) -> Iterator[None]:
+    try:
+        yield
+    except _UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise  # bare `provision`: the help, as before
+        message = " ".join(exc.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            where = ctx.command_path
+        elif group is not None:  # some parser errors carry no context: the command being parsed
+            where = " ".join(filter(None, (group.command_path, group.invoked_subcommand)))
+        else:
+            where = "provision"
+        typer.echo(f"Error: {message} (see `{where} --help`)", err=True)
+        raise typer.Exit(2) from None
+
+
 app = typer.Typer(
     name="provision",
+    cls=_Group,
     help="Provision the cloud side of Prefect work pools as Pulumi stacks, then register them "
     "in Prefect.",
     no_args_is_help=True,

@@ -60,7 +60,7 @@ def assert_nothing_written(env: dict[str, str]) -> None:
     [
         (["p1", "--type", "k8s", "--project", "my-proj-123"], ["Unknown work pool type 'k8s'"]),
         (["bad name", *GOOD], ["Invalid pool name 'bad name'"]),
-        (["-lead", *GOOD], []),  # typer treats it as an option: usage error (exit 2)
+        (["-lead", *GOOD], ["No such option: -l"]),  # typer reads it as options
         (["prefect-pool", *GOOD], ["reserves names starting with 'prefect'"]),
         (["PrefectX", *GOOD], ["reserves names starting with 'prefect'"]),
         (["p1", "--type", "cloud-run-v2:push", "--project", "Bad_Project"], ["project"]),
@@ -85,6 +85,30 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(env, args, needles):
     else:
         assert result.exit_code == 2
     assert_nothing_written(env)
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "command"),
+    [
+        (["destroy", "--yes"], "Missing argument 'pool'", "provision destroy"),
+        (["preview", "p", "--bogus-flag"], "No such option: --bogus-flag", "provision preview"),
+        (["preview", "p", "--type"], "Option '--type' requires an argument", "provision preview"),
+        (["up", "p", "--log-retention-days", "x"], "'--log-retention-days'", "provision up"),
+        (["bogus"], "No such command 'bogus'", "provision"),
+        (["--bogus"], "No such option: --bogus", "provision"),
+    ],
+)
+def test_usage_error_is_one_line_on_stderr_naming_the_help(env, args, message, command):
+    result = run(env, *args)
+    assert_one_line_error(result, 2, message, f"(see `{command} --help`)")
+    assert result.stdout == ""
+    assert_nothing_written(env)
+
+
+def test_no_arguments_still_prints_the_help(env):
+    result = run(env)
+    assert result.exit_code == 2
+    assert "Usage: provision" in result.output and "preview" in result.output
 
 
 def test_up_refuses_without_yes_when_not_interactive(env):
