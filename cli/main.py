@@ -76,16 +76,30 @@ app = typer.Typer(
 
 # -- shared options -----------------------------------------------------------------------
 
+def _not_blank(value: Any) -> Any:
+    """Refuse an empty string flag: unset is how to ask for the default, never ``""``."""
+    for item in value if isinstance(value, list | tuple) else [value]:
+        if isinstance(item, str) and not item.strip():
+            raise typer.BadParameter("must not be empty")
+    return value
+
+
 Pool = Annotated[str, typer.Argument(help="Work pool name (also the stack name).")]
 PoolType = Annotated[
     str | None,
-    typer.Option("--type", "-t", help="Work pool type (see `provision types`). New pools only."),
+    typer.Option(
+        "--type",
+        "-t",
+        help="Work pool type (see `provision types`). New pools only.",
+        callback=_not_blank,
+    ),
 ]
 
 
 def _flag(panel: str, help: str, *decls: str, kind: Any = str, **extra: Any) -> Any:
-    """An optional flag in ``panel``: unset is ``None``, so saved options and defaults apply."""
-    option = typer.Option(*decls, help=help, rich_help_panel=panel, **extra)
+    """An optional flag in ``panel``: unset is ``None``, so saved options and defaults apply.
+    An empty string is a usage error naming the flag (it would read as unset)."""
+    option = typer.Option(*decls, help=help, rich_help_panel=panel, callback=_not_blank, **extra)
     return Annotated[kind | None, option]
 
 

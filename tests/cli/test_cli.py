@@ -111,6 +111,53 @@ def test_no_arguments_still_prints_the_help(env):
     assert "Usage: provision" in result.output and "preview" in result.output
 
 
+def _string_flags() -> list[str]:
+    """Every string flag of ``preview``, read from the declarations (new flags are covered)."""
+    import typing
+
+    from cli import main
+
+    declared = {
+        **main.CLOUD_FLAGS,
+        "type": main.PoolType,
+        "block_name": main.BlockName,
+        "prefect_api_url": main.PrefectUrl,
+        "prefect_api_key": main.PrefectKey,
+        "backend_url": main.BackendUrl,
+        "secrets_provider": main.SecretsProvider,
+    }
+    flags = []
+    for key, annotation in declared.items():
+        kind, option = typing.get_args(annotation)
+        if kind in (str | None, list[str] | None):
+            # In Annotated, typer reads Option's first positional (its `default`) as a decl.
+            first = option.default if isinstance(option.default, str) else None
+            flags.append(first or "--" + key.replace("_", "-"))
+    return flags
+
+
+@pytest.mark.parametrize("flag", _string_flags())
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_string_flag_is_a_usage_error_naming_it(env, flag, value):
+    result = run(env, "preview", "p1", *GOOD, flag, value, "--offline")
+    assert_one_line_error(result, 2, f"'{flag}'", "must not be empty", "provision preview --help")
+    assert_nothing_written(env)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["up", "p1", "--type", "ecs", "--region", ""],  # before the --yes refusal
+        ["destroy", "p1", "--yes", "--backend-url", ""],
+        ["list", "--backend-url", " "],
+    ],
+)
+def test_empty_flags_are_refused_on_every_command(env, args):
+    result = run(env, *args)
+    assert_one_line_error(result, 2, "must not be empty")
+    assert_nothing_written(env)
+
+
 def test_up_refuses_without_yes_when_not_interactive(env):
     result = run(env, "up", "p1", *GOOD)  # CliRunner's stdin is not a TTY
     assert_one_line_error(result, 2, "--yes")
