@@ -242,7 +242,7 @@ def test_preview_offline_panel_lists_resources_grants_and_prefect(env):
     for needle in (
         "gcp:serviceaccount/key:Key",
         "roles/iam.serviceAccountUser",
-        "runtime service account",
+        "p1-runtime@my-proj-123.iam.gserviceaccount.com only",
         "run.executions.delete",
         "gcp-credentials",
         "work pool (cloud-run-v2:push)",
@@ -322,3 +322,41 @@ def test_version_prints_the_installed_distribution():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
     assert result.output == f"prefect-provision {dist.version}\n"
+
+
+PLANS = {
+    "cloud-run-v2:push": ["--project", "my-proj-123", "--region", "europe-west1"],
+    "ecs": ["--region", "eu-west-1"],
+    "azure-container-instance": [
+        "--subscription",
+        "00000000-0000-0000-0000-000000000000",
+        "--location",
+        "westeurope",
+    ],
+}
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+@pytest.mark.parametrize("pool_type", sorted(PLANS))
+def test_plan_panel_reads_whole_at_80_and_200_columns(env, tmp_path, pool_type, columns):
+    args = ["preview", "p1", "--type", pool_type, *PLANS[pool_type], "--offline"]
+    env = {**env, "COLUMNS": str(columns)}
+    types = {r["type"] for r in json.loads(run(env, *args, "--json").stdout)["resources"]}
+    flags = PLANS[pool_type]
+    options = {k[2:]: v for k, v in zip(flags[::2], flags[1::2], strict=True)}
+    spec = resolve(
+        PoolRequest("p1", pool_type, options),
+        load_settings(env={"PROVISION_HOME": str(tmp_path / "h")}),
+        env,
+    )
+    grants = spec.target.grants(spec.pool, spec.pool_type, spec.options)
+    permissions = {p for g in grants for p in g.permissions}
+    assert permissions
+
+    result = run(env, *args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= columns for line in lines), max(lines, key=len)
+    words = {w.strip(",") for line in lines for w in line.strip("│ ").split()}
+    assert types <= words, types - words  # every type token whole, on one line
+    assert permissions <= words, permissions - words
