@@ -76,6 +76,7 @@ app = typer.Typer(
 
 # -- shared options -----------------------------------------------------------------------
 
+
 def _not_blank(value: Any) -> Any:
     """Refuse an empty string flag: unset is how to ask for the default, never ``""``."""
     for item in value if isinstance(value, list | tuple) else [value]:
