@@ -194,7 +194,16 @@ def test_preview_offline_json_matches_the_contract(env):
     result = run(env, "preview", "p1", *GOOD, "--offline", "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert set(plan) == {"pool", "type", "stack", "offline", "changes", "resources", "prefect"}
+    assert set(plan) == {
+        "pool",
+        "type",
+        "stack",
+        "offline",
+        "changes",
+        "resources",
+        "prefect",
+        "grants",
+    }
     assert plan["pool"] == plan["stack"] == "p1"
     assert plan["type"] == "cloud-run-v2:push" and plan["offline"] is True
     assert set(plan["changes"]) == {"create", "update", "replace", "delete", "same"}
@@ -219,7 +228,45 @@ def test_preview_offline_json_matches_the_contract(env):
     assert pool["variables"]["region"] == "europe-west1"
     assert pool["variables"]["service_account_name"].startswith("p1-runtime@my-proj-123.")
     assert "$ref" in pool["variables"]["credentials"]
+    for g in plan["grants"]:
+        assert set(g) == {"principal", "role", "scope", "permissions", "why"}
+    role = next(g for g in plan["grants"] if g["role"].endswith("/roles/provision_p1_<random>"))
+    assert role["principal"].startswith("worker service account")
+    assert "run.jobs.run" in role["permissions"] and role["why"]
     assert_nothing_written(env)
+
+
+def test_offline_ecs_json_reviews_iam_policies_and_grants(env):
+    result = run(
+        env, "preview", "p1", "--type", "ecs", "--region", "eu-west-1", "--offline", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    by_name = {r["name"]: r["inputs"] for r in plan["resources"]}
+    # The worker policy names ARNs not known before up: placeholders, not "[computed]".
+    doc = json.loads(by_name["p1-worker-policy"]["policy"])
+    actions = {a for s in doc["Statement"] for a in s["Action"]}
+    assert {"ecs:RunTask", "ecs:RegisterTaskDefinition", "iam:PassRole"} <= actions
+    assert {"sqs:ReceiveMessage", "logs:GetLogEvents"} <= actions
+    pass_role = next(s for s in doc["Statement"] if s["Sid"] == "PassPoolRolesToEcsTasks")
+    assert pass_role["Resource"] == ["arn:aws:iam::<account-id>:role/p1-ecs-execution"]
+    run_task = next(s for s in doc["Statement"] if s["Sid"] == "RunPoolTasksOnCluster")
+    assert run_task["Condition"]["ArnEquals"]["ecs:cluster"] == (
+        "arn:aws:ecs:eu-west-1:<account-id>:cluster/p1-ecs"
+    )
+    queue_policy = json.loads(by_name["p1-events-policy"]["policy"])
+    assert (
+        queue_policy["Statement"][0]["Resource"]
+        == "arn:aws:sqs:eu-west-1:<account-id>:p1-ecs-events"
+    )
+    # Values no name determines stay unknown.
+    assert by_name["p1-events-policy"]["queueUrl"] == "[computed]"
+    assert by_name["p1-worker-key"]["user"] == "[computed]"
+
+    worker = [g for g in plan["grants"] if g["principal"] == "worker IAM user p1-ecs-worker"]
+    granted = {p for g in worker for p in g["permissions"]}
+    assert granted == actions  # the grants list every action of the policy, nothing more
+    assert all(g["scope"] and g["why"] for g in worker)
 
 
 def test_default_block_name_is_valid_for_any_valid_pool_name(env):
