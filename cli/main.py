@@ -15,11 +15,56 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from provision.errors import InvalidInputError, ProvisionError
 
+DISTRIBUTION = "prefect-provision"  # the name on PyPI; `provision` there is another project
+
+
+class _Group(TyperGroup):
+    """The command group, with usage errors (a missing argument, an unknown or empty option)
+    as one line on stderr naming the ``--help`` to read, exit 2, for every command at once.
+
+    Typer would print them as a boxed usage block; parsing happens in ``make_context`` (the
+    group's own options) and ``invoke`` (the command's), so both are wrapped.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors(ctx):
+            return super().invoke(ctx)
+
+
+# Click's UsageError, from wherever this typer takes click (recent ones vendor it).
+_UsageError: type[Exception] = typer.BadParameter.__base__  # type: ignore[assignment]
+
+
+@contextmanager
+def _one_line_usage_errors(group: Any = None) -> Iterator[None]:
+    try:
+        yield
+    except _UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise  # bare `provision`: the help, as before
+        message = " ".join(exc.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            where = ctx.command_path
+        elif group is not None:  # some parser errors carry no context: the command being parsed
+            where = " ".join(filter(None, (group.command_path, group.invoked_subcommand)))
+        else:
+            where = "provision"
+        typer.echo(f"Error: {message} (see `{where} --help`)", err=True)
+        raise typer.Exit(2) from None
+
+
 app = typer.Typer(
     name="provision",
+    cls=_Group,
     help="Provision the cloud side of Prefect work pools as Pulumi stacks, then register them "
     "in Prefect.",
     no_args_is_help=True,
@@ -31,16 +76,31 @@ app = typer.Typer(
 
 # -- shared options -----------------------------------------------------------------------
 
+
+def _not_blank(value: Any) -> Any:
+    """Refuse an empty string flag: unset is how to ask for the default, never ``""``."""
+    for item in value if isinstance(value, list | tuple) else [value]:
+        if isinstance(item, str) and not item.strip():
+            raise typer.BadParameter("must not be empty")
+    return value
+
+
 Pool = Annotated[str, typer.Argument(help="Work pool name (also the stack name).")]
 PoolType = Annotated[
     str | None,
-    typer.Option("--type", "-t", help="Work pool type (see `provision types`). New pools only."),
+    typer.Option(
+        "--type",
+        "-t",
+        help="Work pool type (see `provision types`). New pools only.",
+        callback=_not_blank,
+    ),
 ]
 
 
 def _flag(panel: str, help: str, *decls: str, kind: Any = str, **extra: Any) -> Any:
-    """An optional flag in ``panel``: unset is ``None``, so saved options and defaults apply."""
-    option = typer.Option(*decls, help=help, rich_help_panel=panel, **extra)
+    """An optional flag in ``panel``: unset is ``None``, so saved options and defaults apply.
+    An empty string is a usage error naming the flag (it would read as unset)."""
+    option = typer.Option(*decls, help=help, rich_help_panel=panel, callback=_not_blank, **extra)
     return Annotated[kind | None, option]
 
 
@@ -221,6 +281,34 @@ def _request(
 
 
 # -- commands -----------------------------------------------------------------------------
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        typer.echo(f"{DISTRIBUTION} {version(DISTRIBUTION)}")
+    except PackageNotFoundError:
+        typer.echo(f"{DISTRIBUTION} (not installed: run from a source tree)")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the installed version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    # No docstring: typer would show it instead of the app's help.
+    pass
 
 
 @app.command()

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Confirm
 from rich.table import Table
@@ -53,45 +54,71 @@ def _op(op: str) -> Text:
 
 
 def plan(out: Console, the_plan: Any) -> None:
-    """The plan: resources with their ops, every grant with its scope, the Prefect writes."""
+    """The plan: resources with their ops, every grant with its scope, the Prefect writes.
+
+    Tables where their rows fit the terminal; else one entry per line (``+ create  type  name``)
+    as terraform and pulumi print plans. Grants are always one entry each: ``who → role @
+    scope``, then the permissions. Lines break between words, and a word too long for a line
+    (an ARN) after a ``:`` or ``/``: a resource type or permission name is never cut.
+    """
     c = the_plan.changes
-    title = (
-        f"[bold]{the_plan.pool}[/] · {the_plan.type}"
-        + (f" · {the_plan.location}" if the_plan.location else "")
-        + (
-            " · [dim]offline (mocks; computed values are placeholders)[/]"
-            if the_plan.offline
-            else ""
-        )
+    width = max(out.width - 4, 20)  # inside the panel's borders and padding
+    head = f"{the_plan.pool} · {the_plan.type}" + (
+        f" · {the_plan.location}" if the_plan.location else ""
     )
-    resources = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    resources.add_column("op")
-    resources.add_column("type")
-    resources.add_column("name")
-    for r in the_plan.resources:
-        if r.op == "same":
-            continue
-        resources.add_row(_op(r.op), r.type, r.name)
-    if not any(r.op != "same" for r in the_plan.resources):
-        resources.add_row(Text("no cloud changes", style="dim"), "", "")
+    note = "offline (mocks; computed values are placeholders)"
+    title = f"[bold]{escape(head)}[/]"
+    note_inside = the_plan.offline and len(head) + len(note) + 3 > width - 2
+    if the_plan.offline and not note_inside:
+        title += f" · [dim]{note}[/]"
 
-    grants = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    for col in ("who", "role", "scope", "permissions"):
-        grants.add_column(col, overflow="fold")
+    changed = [r for r in the_plan.resources if r.op != "same"]
+    ops = _widest(str(_op(r.op)) for r in changed) + 2
+    fits = ops + _widest(r.type for r in changed) + 2 + _widest(r.name for r in changed) <= width
+    if not changed:
+        resources: Any = Text("no cloud changes", style="dim")
+    elif fits:
+        resources = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        resources.add_column("op")
+        resources.add_column("type")
+        resources.add_column("name")
+        for r in changed:
+            resources.add_row(_op(r.op), r.type, r.name)
+    else:
+        resources = Group(*(_entry(_op(r.op), f"{r.type}  {r.name}", width) for r in changed))
+
+    grants: list[Text] = []
     for g in the_plan.typed_grants():
-        grants.add_row(g.principal, g.role, g.scope, "\n".join(g.permissions) or "-")
+        grants += _lines(f"{g.principal} → {g.role} @ {g.scope}", width, hang=4, style="")
+        if g.permissions:
+            grants += [
+                Text("    " + line, style="cyan")
+                for line in _wrap(", ".join(g.permissions), width - 4)
+            ]
 
-    prefect = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    prefect.add_column("op")
-    prefect.add_column("object")
-    prefect.add_column("name", overflow="fold")
-    prefect.add_column("template defaults", overflow="fold")
+    prefect_rows = []
     for p in the_plan.prefect:
         if p.kind == "block":
-            prefect.add_row(_op(p.op), f"block ({p.block_type})", p.name, "")
+            prefect_rows.append((p.op, f"block ({p.block_type})", p.name, []))
         else:
-            details = "\n".join(f"{k} = {_short(v)}" for k, v in p.variables.items())
-            prefect.add_row(_op(p.op), f"work pool ({p.type})", p.name, details)
+            details = [f"{k} = {_short(v)}" for k, v in p.variables.items()]
+            prefect_rows.append((p.op, f"work pool ({p.type})", p.name, details))
+    objects, names, details = zip(*((o, n, d) for _, o, n, d in prefect_rows), strict=True)
+    widest = _widest(objects) + 2 + _widest(names) + 2 + _widest(d for ds in details for d in ds)
+    if 10 + widest <= width:
+        prefect: Any = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        prefect.add_column("op")
+        prefect.add_column("object")
+        prefect.add_column("name")
+        prefect.add_column("template defaults")
+        for op, obj, name, details in prefect_rows:
+            prefect.add_row(_op(op), obj, name, "\n".join(details))
+    else:
+        entries: list[Any] = []
+        for op, obj, name, details in prefect_rows:
+            entries.append(_entry(_op(op), f"{obj}  {name}", width))
+            entries += [line for d in details for line in _lines(d, width, hang=14, indent=10)]
+        prefect = Group(*entries)
 
     summary = Text(
         f"{c.create} to create, {c.update} to update, {c.replace} to replace, "
@@ -100,11 +127,12 @@ def plan(out: Console, the_plan: Any) -> None:
     out.print(
         Panel(
             Group(
+                *([Text(note, style="dim"), Text("")] if note_inside else []),
                 Text("Cloud resources", style="bold underline"),
                 resources,
                 Text(""),
                 Text("Permissions granted", style="bold underline"),
-                grants,
+                *grants,
                 Text(""),
                 Text("Prefect", style="bold underline"),
                 prefect,
@@ -115,6 +143,57 @@ def plan(out: Console, the_plan: Any) -> None:
             title_align="left",
         )
     )
+
+
+def _widest(texts: Iterable[str]) -> int:
+    return max(map(len, texts), default=0)
+
+
+def _entry(op: Text, text: str, width: int) -> Text:
+    """One plan entry: the op in a gutter (10 columns, wider for a long op), ``text`` wrapped
+    beside it."""
+    gutter = max(10, len(op) + 2)
+    first, *rest = _wrap(text, width - gutter)
+    line = Text.assemble(op, " " * (gutter - len(op)), first)
+    for more in rest:
+        line.append("\n" + " " * gutter + more)
+    return line
+
+
+def _lines(text: str, width: int, *, hang: int, indent: int = 0, style: str = "") -> list[Text]:
+    """``text`` indented by ``indent``, wrapped to ``width``, continuation lines by ``hang``."""
+    first, *rest = _wrap(text, width - indent, hang - indent)
+    return [Text(" " * indent + first, style=style)] + [
+        Text(" " * hang + line, style=style) for line in rest
+    ]
+
+
+def _wrap(text: str, width: int, hang: int = 0) -> list[str]:
+    """``text`` in lines of at most ``width`` (continuation lines ``width - hang``), broken
+    between words; a word longer than a line after a ``:`` or ``/`` in it (ARNs, paths, URLs),
+    and only when it has none, at the width."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        room = width - (hang if lines else 0)
+        if not line or len(line) + 1 + len(word) <= room:
+            line = f"{line} {word}" if line else word
+            if len(line) <= room:
+                continue
+            word, line = line, ""  # a first word too long for its line
+        elif len(word) <= width - hang:
+            lines.append(line)
+            line = word
+            continue
+        else:
+            lines.append(line)
+        room = width - hang
+        while len(word) > room:
+            cut = max(word.rfind(":", 0, room), word.rfind("/", 0, room)) + 1 or room
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    return [*lines, line]
 
 
 def _short(value: Any) -> str:

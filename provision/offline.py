@@ -7,6 +7,12 @@ placeholders, secrets as ``[secret]``.
 Data-source invokes answer ``{}``, unless the program carries an ``offline_invokes`` mapping
 (invoke token → result) for the few results it cannot plan without: a program that spreads
 subnets over the region's availability zones must know how many there are.
+
+Resources answer no outputs (values derived from them show as ``[computed]``), unless the
+program carries ``offline_outputs``: a function of (type token, name, inputs) giving the
+outputs a first ``up`` determines but for parts shown as placeholders, such as an ARN with
+``<account-id>``. Documents built from them in ``apply()`` (IAM policies) then render, so a
+pull request can review them.
 """
 
 from __future__ import annotations
@@ -31,11 +37,15 @@ def offline_steps(pool: str, program: Callable[[], None]) -> list[Step]:
 
     steps: list[Step] = []
     canned: dict[str, dict[str, Any]] = dict(getattr(program, "offline_invokes", None) or {})
+    outputs: Callable[[str, str, dict], dict] = getattr(
+        program, "offline_outputs", lambda typ, name, inputs: {}
+    )
 
     class _Recorder(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-            # Preview semantics: ids and computed outputs are unknown until created.
-            return (f"{args.name}-id", {})
+            # Preview semantics: computed outputs are unknown until created, but for those the
+            # program can spell out with placeholders.
+            return (f"{args.name}-id", dict(outputs(args.typ, args.name, args.inputs)))
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
             return (dict(canned.get(args.token, {})), [])

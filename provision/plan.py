@@ -1,7 +1,7 @@
 """The plan: what ``up`` would do, in the JSON contract that CI and other tools read.
 
-``Plan.model_dump()`` *is* the contract (``provision preview --json``); ``grants`` and
-``planned`` ride along for the human panel but are excluded from the JSON.
+``Plan.model_dump()`` *is* the contract (``provision preview --json``); ``planned`` and
+``location`` ride along for the human panel but are excluded from the JSON.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class Plan(BaseModel):
     changes: Changes
     resources: list[ResourceChange]
     prefect: list[BlockChange | WorkPoolChange]
-    grants: list[Any] = Field(default_factory=list, exclude=True)
+    grants: list[Grant] = Field(default_factory=list)
+    """Every permission the stack grants: who, role, scope, permissions, why (as the panel)."""
     planned: list[Any] = Field(default_factory=list, exclude=True)
     location: str = Field(default="", exclude=True)
 
@@ -77,7 +78,7 @@ class Plan(BaseModel):
         return cloud or any(p.op not in ("same",) for p in self.prefect)
 
     def typed_grants(self) -> list[Grant]:
-        """The grants, typed (kept as ``Any`` in the model to stay out of the JSON schema)."""
+        """The grants."""
         return list(self.grants)
 
     def typed_planned(self) -> list[PlannedResource]:

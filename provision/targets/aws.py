@@ -9,6 +9,7 @@ Pulumi and pulumi-aws are imported only when a program, a grant list or a plan n
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from collections.abc import Mapping
@@ -54,6 +55,30 @@ PLACEHOLDER = "<created on up>"
 
 OFFLINE_ACCOUNT = "<account-id>"
 """The account id offline plans show: they run without credentials, so it is unknown."""
+
+# The ARN of each resource type the stack names itself, from its region and ``name`` input:
+# offline plans show them with OFFLINE_ACCOUNT, so the policies built from them render.
+_ARN_FORMATS = {
+    "aws:iam/role:Role": "arn:aws:iam::{account}:role/{name}",
+    "aws:iam/user:User": "arn:aws:iam::{account}:user/{name}",
+    "aws:iam/policy:Policy": "arn:aws:iam::{account}:policy/{name}",
+    "aws:ecs/cluster:Cluster": "arn:aws:ecs:{region}:{account}:cluster/{name}",
+    "aws:sqs/queue:Queue": "arn:aws:sqs:{region}:{account}:{name}",
+    "aws:cloudwatch/logGroup:LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}",
+    "aws:cloudwatch/eventRule:EventRule": "arn:aws:events:{region}:{account}:rule/{name}",
+    "aws:ecr/repository:Repository": "arn:aws:ecr:{region}:{account}:repository/{name}",
+}
+
+
+def offline_outputs(region: str, typ: str, name: str, inputs: Mapping[str, Any]) -> dict:
+    """An offline plan's outputs of one resource: its ARN, when its type and name fix it
+    (the account shown as ``<account-id>``); nothing otherwise, which stays ``[computed]``."""
+    arn = _ARN_FORMATS.get(typ)
+    given = inputs.get("name")
+    if arn is None or not isinstance(given, str):
+        return {}
+    return {"arn": arn.format(region=region, account=OFFLINE_ACCOUNT, name=given)}
+
 
 OBSERVER_QUEUE_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME"
 OBSERVER_REGION_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION"
@@ -247,6 +272,7 @@ class AwsTarget(Target):
             return dict(EcsPool(pool, args).exports)
 
         region = args.region
+        run.offline_outputs = functools.partial(offline_outputs, region)  # type: ignore[attr-defined]
         run.offline_invokes = {  # type: ignore[attr-defined]
             "aws:index/getCallerIdentity:getCallerIdentity": {
                 "accountId": OFFLINE_ACCOUNT,

@@ -60,7 +60,7 @@ def assert_nothing_written(env: dict[str, str]) -> None:
     [
         (["p1", "--type", "k8s", "--project", "my-proj-123"], ["Unknown work pool type 'k8s'"]),
         (["bad name", *GOOD], ["Invalid pool name 'bad name'"]),
-        (["-lead", *GOOD], []),  # typer treats it as an option: usage error (exit 2)
+        (["-lead", *GOOD], ["No such option: -l"]),  # typer reads it as options
         (["prefect-pool", *GOOD], ["reserves names starting with 'prefect'"]),
         (["PrefectX", *GOOD], ["reserves names starting with 'prefect'"]),
         (["p1", "--type", "cloud-run-v2:push", "--project", "Bad_Project"], ["project"]),
@@ -84,6 +84,77 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(env, args, needles):
         assert_one_line_error(result, 2, *needles)
     else:
         assert result.exit_code == 2
+    assert_nothing_written(env)
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "command"),
+    [
+        (["destroy", "--yes"], "Missing argument 'pool'", "provision destroy"),
+        (["preview", "p", "--bogus-flag"], "No such option: --bogus-flag", "provision preview"),
+        (["preview", "p", "--type"], "Option '--type' requires an argument", "provision preview"),
+        (["up", "p", "--log-retention-days", "x"], "'--log-retention-days'", "provision up"),
+        (["bogus"], "No such command 'bogus'", "provision"),
+        (["--bogus"], "No such option: --bogus", "provision"),
+    ],
+)
+def test_usage_error_is_one_line_on_stderr_naming_the_help(env, args, message, command):
+    result = run(env, *args)
+    assert_one_line_error(result, 2, message, f"(see `{command} --help`)")
+    assert result.stdout == ""
+    assert_nothing_written(env)
+
+
+def test_no_arguments_still_prints_the_help(env):
+    result = run(env)
+    assert result.exit_code == 2
+    assert "Usage: provision" in result.output and "preview" in result.output
+
+
+def _string_flags() -> list[str]:
+    """Every string flag of ``preview``, read from the declarations (new flags are covered)."""
+    import typing
+
+    from cli import main
+
+    declared = {
+        **main.CLOUD_FLAGS,
+        "type": main.PoolType,
+        "block_name": main.BlockName,
+        "prefect_api_url": main.PrefectUrl,
+        "prefect_api_key": main.PrefectKey,
+        "backend_url": main.BackendUrl,
+        "secrets_provider": main.SecretsProvider,
+    }
+    flags = []
+    for key, annotation in declared.items():
+        kind, option = typing.get_args(annotation)
+        if kind in (str | None, list[str] | None):
+            # In Annotated, typer reads Option's first positional (its `default`) as a decl.
+            first = option.default if isinstance(option.default, str) else None
+            flags.append(first or "--" + key.replace("_", "-"))
+    return flags
+
+
+@pytest.mark.parametrize("flag", _string_flags())
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_string_flag_is_a_usage_error_naming_it(env, flag, value):
+    result = run(env, "preview", "p1", *GOOD, flag, value, "--offline")
+    assert_one_line_error(result, 2, f"'{flag}'", "must not be empty", "provision preview --help")
+    assert_nothing_written(env)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["up", "p1", "--type", "ecs", "--region", ""],  # before the --yes refusal
+        ["destroy", "p1", "--yes", "--backend-url", ""],
+        ["list", "--backend-url", " "],
+    ],
+)
+def test_empty_flags_are_refused_on_every_command(env, args):
+    result = run(env, *args)
+    assert_one_line_error(result, 2, "must not be empty")
     assert_nothing_written(env)
 
 
@@ -123,7 +194,16 @@ def test_preview_offline_json_matches_the_contract(env):
     result = run(env, "preview", "p1", *GOOD, "--offline", "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert set(plan) == {"pool", "type", "stack", "offline", "changes", "resources", "prefect"}
+    assert set(plan) == {
+        "pool",
+        "type",
+        "stack",
+        "offline",
+        "changes",
+        "resources",
+        "prefect",
+        "grants",
+    }
     assert plan["pool"] == plan["stack"] == "p1"
     assert plan["type"] == "cloud-run-v2:push" and plan["offline"] is True
     assert set(plan["changes"]) == {"create", "update", "replace", "delete", "same"}
@@ -148,7 +228,45 @@ def test_preview_offline_json_matches_the_contract(env):
     assert pool["variables"]["region"] == "europe-west1"
     assert pool["variables"]["service_account_name"].startswith("p1-runtime@my-proj-123.")
     assert "$ref" in pool["variables"]["credentials"]
+    for g in plan["grants"]:
+        assert set(g) == {"principal", "role", "scope", "permissions", "why"}
+    role = next(g for g in plan["grants"] if g["role"].endswith("/roles/provision_p1_<random>"))
+    assert role["principal"].startswith("worker service account")
+    assert "run.jobs.run" in role["permissions"] and role["why"]
     assert_nothing_written(env)
+
+
+def test_offline_ecs_json_reviews_iam_policies_and_grants(env):
+    result = run(
+        env, "preview", "p1", "--type", "ecs", "--region", "eu-west-1", "--offline", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    by_name = {r["name"]: r["inputs"] for r in plan["resources"]}
+    # The worker policy names ARNs not known before up: placeholders, not "[computed]".
+    doc = json.loads(by_name["p1-worker-policy"]["policy"])
+    actions = {a for s in doc["Statement"] for a in s["Action"]}
+    assert {"ecs:RunTask", "ecs:RegisterTaskDefinition", "iam:PassRole"} <= actions
+    assert {"sqs:ReceiveMessage", "logs:GetLogEvents"} <= actions
+    pass_role = next(s for s in doc["Statement"] if s["Sid"] == "PassPoolRolesToEcsTasks")
+    assert pass_role["Resource"] == ["arn:aws:iam::<account-id>:role/p1-ecs-execution"]
+    run_task = next(s for s in doc["Statement"] if s["Sid"] == "RunPoolTasksOnCluster")
+    assert run_task["Condition"]["ArnEquals"]["ecs:cluster"] == (
+        "arn:aws:ecs:eu-west-1:<account-id>:cluster/p1-ecs"
+    )
+    queue_policy = json.loads(by_name["p1-events-policy"]["policy"])
+    assert (
+        queue_policy["Statement"][0]["Resource"]
+        == "arn:aws:sqs:eu-west-1:<account-id>:p1-ecs-events"
+    )
+    # Values no name determines stay unknown.
+    assert by_name["p1-events-policy"]["queueUrl"] == "[computed]"
+    assert by_name["p1-worker-key"]["user"] == "[computed]"
+
+    worker = [g for g in plan["grants"] if g["principal"] == "worker IAM user p1-ecs-worker"]
+    granted = {p for g in worker for p in g["permissions"]}
+    assert granted == actions  # the grants list every action of the policy, nothing more
+    assert all(g["scope"] and g["why"] for g in worker)
 
 
 def test_default_block_name_is_valid_for_any_valid_pool_name(env):
@@ -171,7 +289,7 @@ def test_preview_offline_panel_lists_resources_grants_and_prefect(env):
     for needle in (
         "gcp:serviceaccount/key:Key",
         "roles/iam.serviceAccountUser",
-        "runtime service account",
+        "p1-runtime@my-proj-123.iam.gserviceaccount.com only",
         "run.executions.delete",
         "gcp-credentials",
         "work pool (cloud-run-v2:push)",
@@ -226,12 +344,13 @@ def test_type_option_mismatch_is_rejected_before_the_engine(env, tmp_path):
         )
 
 
-def test_help_imports_no_cloud_sdk():
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_imports_no_cloud_sdk(flag):
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from cli.main import app\n"
-        "r = CliRunner().invoke(app, ['--help'])\n"
+        f"r = CliRunner().invoke(app, ['{flag}'])\n"
         "assert r.exit_code == 0\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in "
         "('pulumi', 'pulumi_gcp', 'pulumi_aws', 'pulumi_azure_native', 'httpx', 'grpc')]\n"
@@ -239,3 +358,52 @@ def test_help_imports_no_cloud_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_version_prints_the_installed_distribution():
+    from importlib.metadata import distribution
+
+    dist = distribution("prefect-provision")  # `provision` on PyPI is another project
+    scripts = {e.name: e.value for e in dist.entry_points if e.group == "console_scripts"}
+    assert scripts == {"provision": "cli.main:main"}
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"prefect-provision {dist.version}\n"
+
+
+PLANS = {
+    "cloud-run-v2:push": ["--project", "my-proj-123", "--region", "europe-west1"],
+    "ecs": ["--region", "eu-west-1"],
+    "azure-container-instance": [
+        "--subscription",
+        "00000000-0000-0000-0000-000000000000",
+        "--location",
+        "westeurope",
+    ],
+}
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+@pytest.mark.parametrize("pool_type", sorted(PLANS))
+def test_plan_panel_reads_whole_at_80_and_200_columns(env, tmp_path, pool_type, columns):
+    args = ["preview", "p1", "--type", pool_type, *PLANS[pool_type], "--offline"]
+    env = {**env, "COLUMNS": str(columns)}
+    types = {r["type"] for r in json.loads(run(env, *args, "--json").stdout)["resources"]}
+    flags = PLANS[pool_type]
+    options = {k[2:]: v for k, v in zip(flags[::2], flags[1::2], strict=True)}
+    spec = resolve(
+        PoolRequest("p1", pool_type, options),
+        load_settings(env={"PROVISION_HOME": str(tmp_path / "h")}),
+        env,
+    )
+    grants = spec.target.grants(spec.pool, spec.pool_type, spec.options)
+    permissions = {p for g in grants for p in g.permissions}
+    assert permissions
+
+    result = run(env, *args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= columns for line in lines), max(lines, key=len)
+    words = {w.strip(",") for line in lines for w in line.strip("│ ").split()}
+    assert types <= words, types - words  # every type token whole, on one line
+    assert permissions <= words, permissions - words

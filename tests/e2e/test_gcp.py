@@ -112,7 +112,16 @@ def test_an_option_change_shows_in_preview(sandbox: Sandbox, pool: str):
         "preview", pool, "--registry-writer", "--json", "--expect-no-changes", expect=3
     )
     plan = json.loads(run.stdout)
-    assert set(plan) == {"pool", "type", "stack", "offline", "changes", "resources", "prefect"}
+    assert set(plan) == {
+        "pool",
+        "type",
+        "stack",
+        "offline",
+        "changes",
+        "resources",
+        "prefect",
+        "grants",
+    }
     assert plan["offline"] is False and plan["stack"] == pool
     changed = [r for r in plan["resources"] if r["op"] != "same"]
     assert changed and all(r["type"].endswith("RepositoryIamMember") for r in changed)
