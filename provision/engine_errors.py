@@ -12,7 +12,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from provision.errors import EngineError, PrefectStepError, PropagationError, StackLockedError
+from provision.errors import (
+    EngineError,
+    PrefectStepError,
+    PropagationError,
+    SecretsConfigError,
+    StackLockedError,
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,32 @@ def propagation_rules(patterns: Iterable[str]) -> tuple[ErrorRule, ...]:
     )
 
 
+SHARE_SECRETS_HINT = (
+    "Everyone who operates a pool needs its secrets configuration: the same passphrase "
+    "(PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, shared through your secret "
+    "store), or a KMS/Vault secrets provider (--secrets-provider awskms://... etc.)."
+)
+
 GENERIC_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(
+        r"incorrect passphrase|passphrase (?:is )?(?:not valid|invalid)",
+        SecretsConfigError,
+        "The passphrase this machine uses does not decrypt the secrets of pool '{pool}'.",
+        SHARE_SECRETS_HINT,
+    ),
+    ErrorRule(
+        r"passphrase must be set|unable to read passphrase"
+        r"|PULUMI_CONFIG_PASSPHRASE[^\n]*(?:not set|required)",
+        SecretsConfigError,
+        "No passphrase is configured on this machine for the secrets of pool '{pool}'.",
+        SHARE_SECRETS_HINT,
+    ),
+    ErrorRule(
+        r"(?:secrets manager|secrets provider|decrypt(?:ing)?)[^\n]*?(?P<kms>(?:awskms|gcpkms|azurekeyvault|hashivault)://[^\s:\"']*)",
+        SecretsConfigError,
+        "The secrets provider of pool '{pool}' ({kms}) cannot be used from this machine.",
+        "Check this machine's credentials for it and that it is reachable; " + SHARE_SECRETS_HINT,
+    ),
     # The Prefect resources' provider re-raises the tool's own one-line errors under this name
     # (provision/prefect/resources.py); the line after it is the message, verbatim.
     ErrorRule(

@@ -93,6 +93,8 @@ class StackState:
     no Prefect objects."""
     pending: list[dict[str, Any]]
     """Operations a killed run left in flight."""
+    secrets_type: str | None = None
+    """The stack's secrets manager: ``passphrase``, ``cloud`` (a KMS/Vault URL)..."""
 
     @property
     def is_empty(self) -> bool:
@@ -133,6 +135,7 @@ def stack_state(deployment: dict[str, Any] | None) -> StackState:
         secret_outputs=frozenset(secret),
         resources=resources,
         pending=list(deployment.get("pending_operations") or []),
+        secrets_type=(deployment.get("secrets_providers") or {}).get("type"),
     )
 
 

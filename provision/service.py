@@ -522,6 +522,7 @@ def _migrate(
         f"Moving the record of '{spec.pool}' from {spec.legacy.path} into its stack, so that "
         "every machine sharing the backend can operate it."
     )
+    _check_secrets(spec, settings)
     stack = engine.stack(spec.pool, legacy_spec.program(api.url), create=False)
     engine.set_config(stack, legacy_spec.provider_config)
     engine.up(
@@ -650,6 +651,7 @@ def destroy(
     if spec.legacy is not None and api is not None:
         # The Prefect objects an older version made must be in the stack to be deleted by it.
         spec = _migrate(engine, spec, api, settings, env)
+    _check_secrets(spec, settings)
     stack = engine.stack(pool, spec.program(url), create=False)
     engine.set_config(stack, spec.provider_config)
 
@@ -800,6 +802,27 @@ def _engine(
     )
 
 
+def _check_secrets(spec: PoolSpec, settings: Settings) -> None:
+    """An existing passphrase stack on a machine with no passphrase: one line, before the
+    engine (which would otherwise be handed a fresh passphrase that can only fail)."""
+    from provision.engine_errors import SHARE_SECRETS_HINT
+    from provision.errors import SecretsConfigError
+
+    passphrase_file = settings.passphrase_file
+    if (
+        spec.state is not None
+        and spec.state.secrets_type in (None, "passphrase")
+        and passphrase_file is not None
+        and not passphrase_file.exists()
+    ):
+        raise SecretsConfigError(
+            f"Pool '{spec.pool}' keeps its secrets under a passphrase this machine does not "
+            "have (no PULUMI_CONFIG_PASSPHRASE, PULUMI_CONFIG_PASSPHRASE_FILE or "
+            f"{passphrase_file}).",
+            hint=SHARE_SECRETS_HINT,
+        )
+
+
 class _StackSession:
     """Select-or-create a pool's stack with this run's program and provider config; undo the
     creation if the run stops before anything was recorded."""
@@ -818,6 +841,7 @@ class _StackSession:
         self._discard = True
 
     def __enter__(self) -> _StackSession:
+        _check_secrets(self.spec, self.engine.settings)
         program = self.spec.program(self.prefect_url)
         self.stack = self.engine.stack(self.spec.pool, program, create=not self.existed)
         # The providers read their config from the work dir's stack config: written on every

@@ -131,6 +131,26 @@ class Sandbox:
         assert run.code == -signal.SIGKILL, run.output
         return run
 
+    def machine(self, name: str, **env: str) -> Sandbox:
+        """Another user's machine sharing this one's backend, passphrase, cloud and Prefect,
+        with an empty PROVISION_HOME and PULUMI_HOME of its own. Its runs and secrets are
+        this sandbox's, so the leak scan covers both."""
+        home = self.root / name
+        (home / "pulumi-home").mkdir(parents=True, exist_ok=True)
+        other = Sandbox(
+            self.root,
+            {
+                **self.env,
+                "PROVISION_HOME": str(home / "provision-home"),
+                "PULUMI_HOME": str(home / "pulumi-home"),
+                **env,
+            },
+            self.prefect_url,
+            runs=self.runs,
+            secrets=self.secrets,
+        )
+        return other
+
     def prefect(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """Call the Prefect API directly, to assert what the tool wrote."""
         return httpx.request(method, self.prefect_url + path, timeout=15, **kw)

@@ -1,0 +1,128 @@
+"""A pool lives in its backend: two machines share one backend and operate the same pools.
+
+"Alice" provisions; "Bob" has the same backend URL and secrets configuration but an empty
+PROVISION_HOME and PULUMI_HOME, and must be able to list, preview, show, rerun and destroy the
+pool by its name alone, on each cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+
+from tests.e2e.conftest import Sandbox
+
+pytestmark = pytest.mark.e2e
+
+GCP = ["--type", "cloud-run-v2", "--project", "team-proj-1", "--region", "europe-west1"]
+AWS = ["--type", "ecs", "--region", "eu-west-1", "--vpc-id", "vpc-0", "--subnet-ids", "s"]
+AZURE = ["--type", "azure-container-instance", "--location", "westeurope"]
+
+CLOUDS = {
+    "gcp": (GCP, "gcp-credentials", "gcp-credentials", "europe-west1"),
+}
+
+
+@pytest.fixture
+def pool() -> str:
+    return "team" + secrets.token_hex(3)
+
+
+def test_another_machine_operates_the_pool_by_name(sandbox: Sandbox, pool: str):
+    alice = sandbox
+    alice.run("up", pool, *GCP, "--yes")
+    block = alice.block("gcp-credentials", f"{pool}-gcp-credentials")
+    alice.remember_key(block)
+    work_pool = alice.work_pool(pool)
+    keys_before = alice.cloud.resources("gcp:serviceaccount/key:Key")
+
+    bob = alice.machine("bob")
+    assert not bob.home.exists()
+
+    rows = json.loads(bob.run("list", "--json").stdout)
+    (row,) = [r for r in rows if r["name"] == pool]
+    assert row["type"] == "cloud-run-v2"
+    assert row["location"] == "team-proj-1/europe-west1"
+    assert row["result"] == "succeeded" and row["last_update"]
+
+    plan = json.loads(bob.run("preview", pool, "--json", "--expect-no-changes").stdout)
+    assert plan["type"] == "cloud-run-v2"
+    changes = plan["changes"]
+    assert changes["same"] == len(plan["resources"]) > 10
+    assert changes["create"] == changes["update"] == changes["replace"] == changes["delete"] == 0
+    assert [p["op"] for p in plan["prefect"]] == ["same", "same"]
+
+    shown = json.loads(bob.run("show", pool, "--json").stdout)
+    assert shown["prefect"]["block_id"] == block["id"]
+    assert shown["prefect"]["work_pool_id"] == work_pool["id"]
+    assert shown["outputs"]["service_account_key"] == "[secret]"
+
+    run = bob.run("up", pool, "--yes")
+    assert "0 created, 0 updated, 0 replaced, 0 deleted" in run.stdout
+    assert alice.cloud.resources("gcp:serviceaccount/key:Key") == keys_before
+    assert alice.block("gcp-credentials", f"{pool}-gcp-credentials")["id"] == block["id"]
+
+    bob.run("destroy", pool, "--yes")
+    assert alice.block("gcp-credentials", f"{pool}-gcp-credentials") is None
+    assert alice.work_pool(pool) is None
+    assert not [
+        r
+        for r in alice.cloud.resources(cloud="gcp")
+        if pool in json.dumps(r) and r["type"] != "gcp:projects/service:Service"
+    ]
+    assert pool not in alice.run("list").stdout
+
+
+def test_destroy_from_another_machine_leaves_adopted_prefect_objects(sandbox: Sandbox, pool: str):
+    # A work pool that existed before `up` is adopted, and no machine's destroy deletes it.
+    sandbox.prefect(
+        "POST", "/work_pools/", json={"name": pool, "type": "cloud-run-v2"}
+    ).raise_for_status()
+    sandbox.run("up", pool, *GCP, "--yes")
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+
+    bob = sandbox.machine("bob")
+    bob.run("destroy", pool, "--yes")
+    assert sandbox.work_pool(pool) is not None
+    assert sandbox.block("gcp-credentials", f"{pool}-gcp-credentials") is None
+    sandbox.prefect("DELETE", f"/work_pools/{pool}")
+
+
+def test_a_machine_without_the_passphrase_gets_one_line(sandbox: Sandbox, pool: str):
+    sandbox.run("up", pool, *GCP, "--yes")
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+
+    wrong = sandbox.machine("wrong", PULUMI_CONFIG_PASSPHRASE="not-the-teams-passphrase")
+    run = wrong.run("preview", pool, expect=1)
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert "passphrase" in run.stderr and "PULUMI_CONFIG_PASSPHRASE" in run.stderr
+
+    missing = sandbox.machine("missing")
+    missing.env.pop("PULUMI_CONFIG_PASSPHRASE")
+    run = missing.run("up", pool, "--yes", expect=1)
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert "passphrase" in run.stderr
+    # Nothing was generated for it: a fresh passphrase would only fail later.
+    assert not (missing.home / "passphrase").exists()
+
+
+def test_the_prefect_url_in_use_must_match_the_pools_unless_passed(sandbox: Sandbox, pool: str):
+    sandbox.run("up", pool, *GCP, "--yes")
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    elsewhere = "http://127.0.0.1:9/api"
+
+    run = sandbox.run("up", pool, "--yes", expect=2, PREFECT_API_URL=elsewhere)
+    assert run.stderr.count("\n") == 1
+    assert sandbox.prefect_url in run.stderr and elsewhere in run.stderr
+    assert "(from PREFECT_API_URL)" in run.stderr
+    run = sandbox.run("destroy", pool, "--yes", expect=2, PREFECT_API_URL=elsewhere)
+    assert "--prefect-api-url" in run.stderr
+
+    # With no URL configured at all, the pool's own URL is used (and named as such on error).
+    bare = {k: v for k, v in sandbox.env.items() if k != "PREFECT_API_URL"}
+    box = Sandbox(
+        sandbox.root, bare, sandbox.prefect_url, runs=sandbox.runs, secrets=sandbox.secrets
+    )
+    box.run("preview", pool, "--expect-no-changes")
