@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +43,10 @@ def program() -> None:
     pulumi.export("dbPassword", password if password is not None else "unset")
 
 
-def slow_program(seconds: float, started: threading.Event) -> Callable[[], None]:
-    """:func:`program` plus an output whose ``apply`` sleeps: an ``up`` that holds its lock."""
+def slow_program(started: threading.Event, release: threading.Event) -> Callable[[], None]:
+    """:func:`program` plus an output whose ``apply`` blocks until ``release``: an ``up`` that
+    holds its lock exactly as long as the test needs (the inline program runs in this process).
+    """
 
     def run() -> None:
         import pulumi
@@ -54,7 +55,7 @@ def slow_program(seconds: float, started: threading.Event) -> Callable[[], None]
 
         def wait(value: int) -> int:
             started.set()
-            time.sleep(seconds)
+            release.wait(120)
             return value
 
         pulumi.export("slow", pulumi.Output.from_input(1).apply(wait))
@@ -126,11 +127,16 @@ def machine(
 ) -> Callable[..., Machine]:
     """``machine(name, passphrase=..., backend_in_project=False)``: a fresh machine dir."""
     # The Automation API merges env_vars over os.environ: nothing from the outer environment
-    # may supply the passphrase or an AWS profile behind a test's back.
+    # may supply the passphrase, an AWS profile, region or endpoint behind a test's back.
     for name in (
         "PULUMI_CONFIG_PASSPHRASE",
         "PULUMI_CONFIG_PASSPHRASE_FILE",
         "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_KMS",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
         "PULUMI_BACKEND_URL",
     ):
         monkeypatch.delenv(name, raising=False)
@@ -401,8 +407,8 @@ def test_lock_held_on_s3(s3_backend: S3Backend, machine: Callable[..., Machine])
 
     a, b = machine("a"), machine("b")
     deploy(a)
-    started = threading.Event()
-    stack_a = a.select(slow_program(12, started))
+    started, release = threading.Event(), threading.Event()
+    stack_a = a.select(slow_program(started, release))
     result: dict[str, Any] = {}
 
     def run_a() -> None:
@@ -436,7 +442,9 @@ def test_lock_held_on_s3(s3_backend: S3Backend, machine: Callable[..., Machine])
             f"s3://{s3_backend.bucket}/{key}?endpoint=http%3A%2F%2F127.0.0.1%3A{port}"
             "&region=us-east-1&request_checksum_calculation=when_required&s3ForcePathStyle=true"
         )
-        stamp = content["timestamp"][:19] + "Z"  # RFC 3339, seconds, UTC
+        # Go's RFC 3339 in the CLI's local zone, to the second ("Z" when that zone is UTC).
+        stamp = content["timestamp"]
+        stamp = stamp[:19] + ("Z" if stamp.endswith("Z") else stamp[-6:])
         assert text == (
             "error: the stack is currently locked by 1 lock(s). Either wait for the other"
             " process(es) to end or delete the lock file with `pulumi cancel`.\n"
@@ -454,6 +462,7 @@ def test_lock_held_on_s3(s3_backend: S3Backend, machine: Callable[..., Machine])
         print("cancel:", cancelled.stdout.strip())
         assert s3_backend.lock_keys(PROJECT, STACK) == []
     finally:
+        release.set()
         thread.join(120)
     # `cancel` only deleted the lock object: A's process was not stopped and finishes its up.
     assert "error" not in result, result.get("error")
