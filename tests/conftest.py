@@ -8,6 +8,10 @@ import pytest
 
 from tests.prefect_server import PROTECTED_AUTH, PrefectServer
 
+# moto_server (session) and s3_backend (a fresh bucket as a Pulumi state backend) for every
+# test; importing the module starts nothing, the server starts when a test first asks for it.
+pytest_plugins = ["tests.shared_backend"]
+
 
 @pytest.fixture(scope="session")
 def prefect_server(

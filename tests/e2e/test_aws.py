@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,9 @@ ECS_SERVICE_ROLE = "AWSServiceRoleForECS"  # the account's, made by its first cl
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    """One moto server for the module, on a free loopback port."""
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def moto(moto_server: MotoServer) -> MotoServer:
+    """The session's moto server (tests/shared_backend.py); tests are isolated by account."""
+    return moto_server
 
 
 @dataclass

@@ -11,7 +11,7 @@ import importlib
 import inspect
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +69,9 @@ POLICY_DOC = json.dumps(
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    """One moto server for the module."""
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def moto(moto_server: MotoServer) -> MotoServer:
+    """The session's moto server (tests/shared_backend.py); tests are isolated by account."""
+    return moto_server
 
 
 @pytest.fixture
