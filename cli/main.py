@@ -503,21 +503,27 @@ def unlock(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Remove every lock, not only those of dead processes on this host."
+            "--force",
+            help="Remove every lock, not only stale ones (a dead process on this host, or "
+            "older than any run).",
         ),
     ] = False,
     backend_url: BackendUrl = None,
 ) -> None:
-    """Clear a lock left by a killed run (local file backend)."""
+    """Clear a lock left by a killed run (file, S3, GCS or Azure Blob backends)."""
     with _boundary():
         from provision import service
 
-        removed = service.unlock(pool, _settings(backend_url), force=force)
-        typer.echo(
-            f"Removed {len(removed)} lock(s) on '{pool}'."
-            if removed
-            else f"No stale lock on '{pool}'" + ("." if force else " (use --force for live ones).")
-        )
+        outcome = service.unlock(pool, _settings(backend_url), force=force)
+        for holder in outcome.cleared:
+            typer.echo(f"Removed the lock of {holder} on '{pool}'.")
+        for holder in outcome.live:
+            typer.echo(
+                f"'{pool}' is locked by {holder}, a run that may still be going: wait for it, "
+                "or pass --force if it is dead."
+            )
+        if not outcome.cleared and not outcome.live:
+            typer.echo(f"No lock on '{pool}'.")
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PoolNotFoundError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal
+from provision.locks import LockHolder, from_lock_file, is_stale, parse_holders, pid_alive
 from provision.settings import PROJECT_NAME, Settings
 
 if TYPE_CHECKING:
@@ -289,7 +290,8 @@ class Engine:
         """What ``up`` would change (``refresh``: after reading the cloud's actual state)."""
         # A preview writes nothing, but a killed run's stale lock would still block it.
         self.wait_for_orphans(pool)
-        self.unlock(pool)
+        if self.settings.is_local_backend:
+            self.unlock(pool)
         translator = EventTranslator(on_progress)
         result = self._run(
             pool,
@@ -436,25 +438,72 @@ class Engine:
         )
 
     def stale_locks(self, pool: str) -> list[Path]:
-        """Locks held by a process of this host that no longer exists."""
-        stale = []
-        host = socket.gethostname()
+        """Lock files (local backend) whose run is certainly over (see ``locks.is_stale``)."""
+        return [path for path, holder in self._local_holders(pool) if is_stale(holder)]
+
+    def _local_holders(self, pool: str) -> list[tuple[Path, LockHolder]]:
+        found = []
         for path in self.lock_files(pool):
             try:
-                info = json.loads(path.read_text())
+                found.append((path, from_lock_file(str(path), json.loads(path.read_text()))))
             except (OSError, ValueError):
                 continue
-            if info.get("hostname") == host and not _pid_alive(int(info.get("pid", 0))):
-                stale.append(path)
-        return stale
+        return found
 
-    def unlock(self, pool: str, *, force: bool = False) -> list[Path]:
-        """Remove stale locks (``force``: every lock) of a local backend. Returns what went."""
-        paths = self.lock_files(pool) if force else self.stale_locks(pool)
-        for p in paths:
-            p.unlink(missing_ok=True)
-            p.with_name(p.name + ".attrs").unlink(missing_ok=True)
-        return paths
+    def lock_holders(self, pool: str) -> list[LockHolder]:
+        """Who holds the pool's stack lock, on any DIY backend.
+
+        A remote backend is asked through the CLI: ``stack init`` of the existing stack takes
+        the lock first, so it either fails naming every holder or fails with "already exists",
+        having changed nothing.
+        """
+        if self.settings.is_local_backend:
+            return [holder for _, holder in self._local_holders(pool)]
+        opts = self._scratch_options()
+        from pulumi import automation as auto
+
+        auto.LocalWorkspace(**_ws_kwargs(opts))  # writes the scratch project file
+        # The probe never reads a secret, but the CLI sets up a secrets manager for the stack
+        # it would create: give it one that needs nothing from this machine.
+        env = {**opts.env_vars, "PULUMI_CONFIG_PASSPHRASE": "lock-probe"}
+        env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+        try:
+            opts.pulumi_command.run(
+                ["stack", "init", "--stack", pool, "--secrets-provider", "passphrase"],
+                opts.work_dir,
+                env,
+            )
+        except auto.CommandError as exc:
+            return parse_holders(str(exc))
+        raise EngineError(  # pragma: no cover - the stack existed a moment ago
+            f"No stack named '{pool}' exists in {self.backend_label()}."
+        )
+
+    def unlock(self, pool: str, *, force: bool = False) -> list[LockHolder]:
+        """Clear the pool's locks if every one is stale (``force``: whatever they are).
+        Returns the holders whose locks went; live ones are left alone."""
+        if self.settings.is_local_backend:
+            cleared = []
+            for path, holder in self._local_holders(pool):
+                if force or is_stale(holder):
+                    path.unlink(missing_ok=True)
+                    path.with_name(path.name + ".attrs").unlink(missing_ok=True)
+                    cleared.append(holder)
+            return cleared
+        holders = self.lock_holders(pool)
+        if not holders or not (force or all(is_stale(h) for h in holders)):
+            return []
+        opts = self._scratch_options()
+        from pulumi import automation as auto
+
+        try:
+            # The DIY backends' cancel deletes every lock object of the stack.
+            opts.pulumi_command.run(
+                ["cancel", "--yes", "--stack", pool], opts.work_dir, opts.env_vars
+            )
+        except auto.CommandError as exc:
+            raise classify(str(exc), pool=pool, operation="unlock") from None
+        return holders
 
     def wait_for_orphans(self, pool: str, timeout: float = 120.0) -> None:
         """Wait while a killed run's orphaned engine finishes its in-flight operations.
@@ -474,7 +523,7 @@ class Engine:
                 except (OSError, ValueError):
                     continue
                 pid = int(info.get("pid", 0))
-                if info.get("hostname") == host and _pid_alive(pid) and _orphaned(pid):
+                if info.get("hostname") == host and pid_alive(pid) and _orphaned(pid):
                     orphans.append(pid)
             if not orphans:
                 return
@@ -489,7 +538,7 @@ class Engine:
     def recover(self, stack: Stack, pool: str) -> None:
         """Make a stack usable after a killed run: orphaned engine, stale lock, pending ops."""
         self.wait_for_orphans(pool)
-        removed = self.unlock(pool)
+        removed = self.unlock(pool) if self.settings.is_local_backend else []
         if removed:
             self._notice(f"Removed a stale lock left by a killed run on '{pool}'.")
         if self.lock_files(pool):
@@ -645,18 +694,6 @@ def _steps(translator: EventTranslator) -> list[Step]:
         )
     # The engine emits steps as operations start, which varies between runs.
     return sorted(seen.values(), key=lambda s: s.urn)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _orphaned(pid: int) -> bool:

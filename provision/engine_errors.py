@@ -88,6 +88,15 @@ GENERIC_RULES: tuple[ErrorRule, ...] = (
         "{message}",
     ),
     ErrorRule(
+        # The DIY backends (file, S3, GCS, Azure Blob) name each lock's holder.
+        r"the stack is currently locked by[^\n]*\n\s*\S+: created by (?P<who>\S+) "
+        r"\(pid (?P<pid>\d+)\) at (?P<since>\S+)",
+        StackLockedError,
+        "Pool '{pool}' is locked by another run: {who}, pid {pid}, since {since}.",
+        "Wait for it to finish. If that run is dead, `provision unlock {pool}` clears a stale "
+        "lock (`--force` clears any lock).",
+    ),
+    ErrorRule(
         r"the stack is currently locked by (?P<holder>[^\n]*)|"
         r"(?P<holder2>)conflict: another update is currently in progress",
         StackLockedError,

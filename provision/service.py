@@ -771,16 +771,26 @@ def show(pool: str, settings: Settings, hooks: Hooks | None = None) -> PoolDetai
     )
 
 
-def unlock(pool: str, settings: Settings, *, force: bool = False) -> list[str]:
-    """Remove stale (``force``: all) locks of a pool's stack in a local backend."""
+@dataclass(frozen=True)
+class UnlockOutcome:
+    """What ``unlock`` cleared, and the live locks it left."""
+
+    cleared: list[str]
+    live: list[str]
+
+
+def unlock(pool: str, settings: Settings, *, force: bool = False) -> UnlockOutcome:
+    """Clear the pool's stale locks (``force``: every lock), on any DIY backend."""
     validate_pool_name(pool)
     engine = Engine(settings)
-    if not settings.is_local_backend:
-        raise InvalidInputError(
-            "unlock only manages file:// backends; for other backends run `pulumi cancel` in "
-            f"{settings.work_dir(pool)}."
+    if engine.export(pool) is None:
+        raise PoolNotFoundError(
+            f"No pool named '{pool}' is provisioned in {engine.backend_label()}.",
+            hint="`provision list` shows the pools.",
         )
-    return [str(p) for p in engine.unlock(pool, force=force)]
+    cleared = engine.unlock(pool, force=force)
+    live = [] if cleared or force else engine.lock_holders(pool)
+    return UnlockOutcome([h.describe() for h in cleared], [h.describe() for h in live])
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ ever reached them.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -230,3 +231,70 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1) -> None:
             return
         time.sleep(interval)
     raise AssertionError("condition not reached in time")
+
+
+def share_backend(box: Sandbox, backend: Any) -> None:
+    """Keep ``box``'s state in ``backend`` (a ``tests.shared_backend.S3Backend``), as a team
+    does: the ``s3://`` URL a user writes, and what the CLI needs to reach the bucket. AWS
+    settings the sandbox already has (a cloud test's own account) are kept."""
+    box.env["PULUMI_BACKEND_URL"] = backend.url
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        box.env.setdefault(key, backend.env[key])
+    box.env["AWS_EC2_METADATA_DISABLED"] = "true"
+    box.env["AWS_RESPONSE_CHECKSUM_VALIDATION"] = "when_required"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a pool looks like from any machine: its type, location and block."""
+
+    type: str
+    location: str
+    block_type: str
+    block_name: str
+
+
+def operate_from_another_machine(
+    alice: Sandbox, pool: str, expected: Expected, credentials: Any
+) -> Sandbox:
+    """Everything a second machine sharing the backend must do with only the pool's name:
+    list, preview (no change), show (the Prefect ids), a no-op up that creates no credential,
+    and destroy (cloud side and the Prefect objects the tool made). ``credentials()`` lists the
+    cloud's credential objects. Returns that machine."""
+    block = alice.block(expected.block_type, expected.block_name)
+    work_pool = alice.work_pool(pool)
+    assert block is not None and work_pool is not None
+    before = credentials()
+
+    bob = alice.machine("bob")
+    assert not bob.home.exists()
+    rows = json.loads(bob.run("list", "--json").stdout)
+    (row,) = [r for r in rows if r["name"] == pool]
+    assert (row["type"], row["location"], row["result"]) == (
+        expected.type,
+        expected.location,
+        "succeeded",
+    )
+    assert row["last_update"]
+
+    plan = json.loads(bob.run("preview", pool, "--json", "--expect-no-changes").stdout)
+    changes = plan["changes"]
+    assert changes["create"] == changes["update"] == changes["replace"] == changes["delete"] == 0
+    assert changes["same"] == len(plan["resources"]) > 0
+    assert [p["op"] for p in plan["prefect"]] == ["same", "same"]
+
+    shown = json.loads(bob.run("show", pool, "--json").stdout)
+    assert shown["prefect"]["block_id"] == block["id"]
+    assert shown["prefect"]["work_pool_id"] == work_pool["id"]
+
+    run = bob.run("up", pool, "--yes")
+    assert "0 created, 0 updated, 0 replaced, 0 deleted" in run.stdout
+    assert credentials() == before
+    assert alice.block(expected.block_type, expected.block_name)["id"] == block["id"]
+
+    bob.run("destroy", pool, "--yes")
+    assert alice.block(expected.block_type, expected.block_name) is None
+    assert alice.work_pool(pool) is None
+    assert credentials() == []
+    assert pool not in alice.run("list").stdout
+    return bob

@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Sandbox, wait_for
+from tests.e2e.conftest import (
+    Expected,
+    Sandbox,
+    operate_from_another_machine,
+    share_backend,
+    wait_for,
+)
 from tests.fakecloud.moto_server import (
     ACCOUNT_ENV,
     CREDENTIALS,
@@ -549,3 +555,13 @@ def test_sigkill_after_aws_made_named_resources_adopts_them_on_rerun(
     sandbox.run("preview", pool, "--expect-no-changes")
     sandbox.run("destroy", pool, "--yes")
     assert inventory(aws) == {**{key: [] for key in made}, "vpcs": [vpc], "subnets": [subnet]}
+
+
+def test_a_team_shares_the_pool_through_an_s3_backend(
+    sandbox: Sandbox, aws: Aws, pool: str, s3_backend
+):
+    share_backend(sandbox, s3_backend)
+    up(sandbox, pool)
+    assert s3_backend.checkpoint_keys("provision")  # the state is in the bucket, not here
+    expected = Expected("ecs", f"{REGION}", "aws-credentials", f"{pool}-aws-credentials")
+    operate_from_another_machine(sandbox, pool, expected, lambda: keys(aws, pool))

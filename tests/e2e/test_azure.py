@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Sandbox, wait_for
+from tests.e2e.conftest import (
+    Expected,
+    Sandbox,
+    operate_from_another_machine,
+    share_backend,
+    wait_for,
+)
 from tests.fakecloud.azure_native import (
     IDENTITY,
     REGISTRY,
@@ -490,3 +496,16 @@ def test_the_app_is_registered_in_the_subscriptions_tenant_not_the_logins_defaul
     assert block["data"]["tenant_id"] == TENANT
     (app,) = box.cloud.resources(APPLICATION)
     assert app["meta"]["tenant"] == TENANT
+
+
+def test_a_team_shares_the_pool_through_an_s3_backend(box: Sandbox, pool: str, s3_backend):
+    share_backend(box, s3_backend)
+    up(box, pool)
+    assert s3_backend.checkpoint_keys("provision")
+    expected = Expected(
+        "azure-container-instance",
+        f"{SUBSCRIPTION}/{pool}-rg ({LOCATION})",
+        BLOCK_TYPE,
+        block_name(pool),
+    )
+    operate_from_another_machine(box, pool, expected, lambda: passwords(box))

@@ -8,7 +8,13 @@ import secrets
 import httpx
 import pytest
 
-from tests.e2e.conftest import Sandbox, wait_for
+from tests.e2e.conftest import (
+    Expected,
+    Sandbox,
+    operate_from_another_machine,
+    share_backend,
+    wait_for,
+)
 from tests.prefect_server import PROTECTED_AUTH, free_port
 
 pytestmark = pytest.mark.e2e
@@ -342,3 +348,13 @@ def test_an_unreachable_prefect_stops_up_before_any_cloud_call(sandbox: Sandbox,
     assert dead in run.stderr
     assert live(sandbox, pool) == [] and not sandbox.cloud.calls("create")
     assert "ready" not in run.stdout
+
+
+def test_a_team_shares_the_pool_through_an_s3_backend(sandbox: Sandbox, pool: str, s3_backend):
+    share_backend(sandbox, s3_backend)
+    up(sandbox, pool)
+    assert s3_backend.checkpoint_keys("provision")
+    expected = Expected(
+        "cloud-run-v2", "my-proj-123/europe-west1", "gcp-credentials", f"{pool}-gcp-credentials"
+    )
+    operate_from_another_machine(sandbox, pool, expected, lambda: keys(sandbox))
