@@ -259,6 +259,37 @@ class Engine:
         )
 
     @staticmethod
+    def pin_secrets(stack: Stack, secrets: Mapping[str, Any]) -> None:
+        """Make the work dir's stack settings name the secrets manager the state has.
+
+        A fresh machine's work dir has no settings file: the CLI would then set up a default
+        passphrase manager (with a salt of its own, or asking for a passphrase a KMS-backed
+        stack never needed). Written only when it differs.
+        """
+        from pulumi import automation as auto
+
+        state = secrets.get("state") or {}
+        if secrets.get("type") == "passphrase":
+            wanted = {"encryption_salt": state.get("salt")}
+        elif secrets.get("type") == "cloud":
+            wanted = {
+                "secrets_provider": state.get("url"),
+                "encrypted_key": state.get("encryptedkey"),
+            }
+        else:
+            return
+        ws = stack.workspace
+        try:
+            current = ws.stack_settings(stack.name)
+        except FileNotFoundError:
+            current = auto.StackSettings()
+        if all(getattr(current, k) == v for k, v in wanted.items()):
+            return
+        for key, value in wanted.items():
+            setattr(current, key, value)
+        ws.save_stack_settings(stack.name, current)
+
+    @staticmethod
     def forget_config(stack: Stack, keys: Iterable[str]) -> None:
         """Remove ``keys`` from the stack's config (missing ones are fine)."""
         stack.remove_all_config(list(keys))

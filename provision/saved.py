@@ -93,8 +93,19 @@ class StackState:
     no Prefect objects."""
     pending: list[dict[str, Any]]
     """Operations a killed run left in flight."""
-    secrets_type: str | None = None
-    """The stack's secrets manager: ``passphrase``, ``cloud`` (a KMS/Vault URL)..."""
+    secrets: dict[str, Any] = field(default_factory=dict)
+    """The state's secrets manager: ``{"type": "passphrase", "state": {"salt": ...}}`` or
+    ``{"type": "cloud", "state": {"url": "awskms://...", "encryptedkey": ...}}``."""
+
+    @property
+    def secrets_type(self) -> str | None:
+        """``passphrase``, ``cloud`` (a KMS/Vault URL), or ``None`` for an empty stack."""
+        return self.secrets.get("type")
+
+    @property
+    def secrets_url(self) -> str | None:
+        """A ``cloud`` secrets manager's provider URL."""
+        return (self.secrets.get("state") or {}).get("url")
 
     @property
     def is_empty(self) -> bool:
@@ -105,6 +116,7 @@ class StackState:
 def stack_state(deployment: dict[str, Any] | None) -> StackState:
     """Parse an exported deployment (``None``/empty: a stack with nothing recorded)."""
     deployment = deployment or {}
+    secrets = deployment.get("secrets_providers") or {}
     record = None
     prefect: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
@@ -135,7 +147,7 @@ def stack_state(deployment: dict[str, Any] | None) -> StackState:
         secret_outputs=frozenset(secret),
         resources=resources,
         pending=list(deployment.get("pending_operations") or []),
-        secrets_type=(deployment.get("secrets_providers") or {}).get("type"),
+        secrets=dict(secrets),
     )
 
 

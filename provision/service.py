@@ -524,6 +524,7 @@ def _migrate(
     )
     _check_secrets(spec, settings)
     stack = engine.stack(spec.pool, legacy_spec.program(api.url), create=False)
+    engine.pin_secrets(stack, spec.state.secrets if spec.state else {})
     engine.set_config(stack, legacy_spec.provider_config)
     engine.up(
         stack,
@@ -653,6 +654,7 @@ def destroy(
         spec = _migrate(engine, spec, api, settings, env)
     _check_secrets(spec, settings)
     stack = engine.stack(pool, spec.program(url), create=False)
+    engine.pin_secrets(stack, spec.state.secrets if spec.state else {})
     engine.set_config(stack, spec.provider_config)
 
     if hooks.confirm is not None:
@@ -802,6 +804,8 @@ def _engine(
     spec: PoolSpec | None = None,
     api: PrefectApi | None = None,
 ) -> Engine:
+    if spec is not None and spec.state is not None:
+        settings = settings.for_stack(spec.state.secrets_type, spec.state.secrets_url)
     return Engine(
         settings,
         on_install=hooks.on_install,
@@ -854,6 +858,8 @@ class _StackSession:
         _check_secrets(self.spec, self.engine.settings)
         program = self.spec.program(self.prefect_url)
         self.stack = self.engine.stack(self.spec.pool, program, create=not self.existed)
+        if self.spec.state is not None:
+            self.engine.pin_secrets(self.stack, self.spec.state.secrets)
         # The providers read their config from the work dir's stack config: written on every
         # run from the record, so a fresh machine needs nothing but the backend.
         self.engine.set_config(self.stack, self.spec.provider_config)

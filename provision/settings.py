@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from provision.errors import InvalidInputError
@@ -53,6 +53,19 @@ class Settings:
         if self.passphrase_file is not None and not self.passphrase_file.exists():
             return _create_passphrase_file(self.passphrase_file)
         return None
+
+    def for_stack(self, secrets_type: str | None, secrets_url: str | None) -> Settings:
+        """These settings for an existing stack whose state names its secrets manager.
+
+        A stack made with a KMS/Vault provider keeps using it from any machine: the generated
+        passphrase file is not offered to it (the CLI would pick the passphrase up instead).
+        """
+        if secrets_type in (None, "passphrase") or self.secrets_provider:
+            return self
+        env = {k: v for k, v in self.engine_env.items() if k != "PULUMI_CONFIG_PASSPHRASE_FILE"}
+        return replace(
+            self, engine_env=env, passphrase_file=None, secrets_provider=secrets_url or None
+        )
 
     @property
     def stacks_dir(self) -> Path:

@@ -351,7 +351,7 @@ def test_two_ups_on_one_pool_one_wins_the_other_is_locked(box: Sandbox, pool: st
     first = box.start(*first_args, **slow)
     wait_for(lambda: box.cloud.calls("create", phase="begin"), timeout=120)
     second = box.run("up", pool, *UP, "--yes", expect=1)
-    assert "being updated by another run" in second.stderr
+    assert "locked by another run" in second.stderr
     assert f"provision unlock {pool}" in second.stderr
     assert box.finish(first, first_args).code == 0
     remember(box, pool)

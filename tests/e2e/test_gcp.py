@@ -186,7 +186,7 @@ def test_two_ups_on_one_pool_one_wins_the_other_is_locked(sandbox: Sandbox, pool
     first = sandbox.start(*first_args, **slow)
     wait_for(lambda: sandbox.cloud.calls("create", phase="begin"), timeout=120)
     second = sandbox.run("up", pool, *UP, "--yes", expect=1)
-    assert "being updated by another run" in second.stderr
+    assert "locked by another run" in second.stderr
     assert f"provision unlock {pool}" in second.stderr
     assert sandbox.finish(first, first_args).code == 0
     assert len(keys(sandbox)) == 1

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.conftest import Sandbox
+from tests.e2e.conftest import Sandbox, share_backend, wait_for
 
 pytestmark = pytest.mark.e2e
 
 GCP = ["--type", "cloud-run-v2", "--project", "team-proj-1", "--region", "europe-west1"]
-AWS = ["--type", "ecs", "--region", "eu-west-1", "--vpc-id", "vpc-0", "--subnet-ids", "s"]
-AZURE = ["--type", "azure-container-instance", "--location", "westeurope"]
-
-CLOUDS = {
-    "gcp": (GCP, "gcp-credentials", "gcp-credentials", "europe-west1"),
-}
+KEY = "gcp:serviceaccount/key:Key"
 
 
 @pytest.fixture
@@ -126,3 +123,82 @@ def test_the_prefect_url_in_use_must_match_the_pools_unless_passed(sandbox: Sand
         sandbox.root, bare, sandbox.prefect_url, runs=sandbox.runs, secrets=sandbox.secrets
     )
     box.run("preview", pool, "--expect-no-changes")
+
+
+def test_two_machines_up_one_pool_one_wins_the_other_is_told_who(
+    sandbox: Sandbox, pool: str, s3_backend
+):
+    share_backend(sandbox, s3_backend)
+    bob = sandbox.machine("bob")
+    args = ["up", pool, *GCP, "--yes"]
+    first = sandbox.start(*args, FAKECLOUD_DELAY_MS="1500")
+    wait_for(lambda: sandbox.cloud.calls("create", phase="begin"), timeout=120)
+    second = bob.run(*args, expect=1)
+    line = second.stderr.strip()
+    assert "\n" not in line
+    assert f"Pool '{pool}' is locked by another run: " in line
+    assert f"@{socket.gethostname()}, pid " in line and ", since 20" in line
+    assert f"provision unlock {pool}" in line
+    assert sandbox.finish(first, args).code == 0
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    assert len(sandbox.cloud.resources(KEY)) == 1
+
+
+def test_unlock_clears_a_remote_lock_only_when_stale_or_forced(
+    sandbox: Sandbox, pool: str, s3_backend
+):
+    share_backend(sandbox, s3_backend)
+    sandbox.run("up", pool, *GCP, "--yes")
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    lock_key = (
+        f".pulumi/locks/organization/provision/{pool}/0b7c1d4e-0000-4000-8000-0000000000aa.json"
+    )
+
+    def lock(**content: object) -> None:
+        body = {"pid": 4242, "username": "alice", "hostname": "laptop-a", **content}
+        s3_backend.client().put_object(
+            Bucket=s3_backend.bucket, Key=lock_key, Body=json.dumps(body).encode()
+        )
+
+    # A run on another host, started a minute ago: it may be alive, so it stays.
+    recent = datetime.now(UTC) - timedelta(minutes=1)
+    lock(timestamp=recent.isoformat())
+    bob = sandbox.machine("bob")
+    run = bob.run("unlock", pool)
+    assert "locked by alice@laptop-a (pid 4242)" in run.stdout and "--force" in run.stdout
+    assert s3_backend.lock_keys("provision", pool) == [lock_key]
+    # ...and it blocks an up, which names it.
+    blocked = bob.run("up", pool, "--yes", expect=1)
+    assert "locked by another run: alice@laptop-a, pid 4242" in blocked.stderr
+
+    # The same lock a day old is a killed run's: cleared without --force.
+    lock(timestamp=(datetime.now(UTC) - timedelta(days=1)).isoformat())
+    run = bob.run("unlock", pool)
+    assert "Removed the lock of alice@laptop-a (pid 4242)" in run.stdout
+    assert s3_backend.lock_keys("provision", pool) == []
+
+    lock(timestamp=recent.isoformat())
+    bob.run("unlock", pool, "--force")
+    assert s3_backend.lock_keys("provision", pool) == []
+    assert "No lock" in bob.run("unlock", pool).stdout
+    bob.run("up", pool, "--yes")
+
+
+def test_a_kms_secrets_provider_needs_no_passphrase_on_any_machine(
+    sandbox: Sandbox, pool: str, s3_backend
+):
+    share_backend(sandbox, s3_backend)
+    kms = s3_backend.kms_key_url()
+    sandbox.env.pop("PULUMI_CONFIG_PASSPHRASE")
+    sandbox.run("up", pool, *GCP, "--secrets-provider", kms, "--yes")
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    assert not (sandbox.home / "passphrase").exists()
+    state = s3_backend.checkpoint("provision", pool)["checkpoint"]["latest"]
+    assert state["secrets_providers"]["type"] == "cloud"
+    assert state["secrets_providers"]["state"]["url"].startswith("awskms://")
+
+    bob = sandbox.machine("bob")
+    bob.run("preview", pool, "--expect-no-changes")
+    shown = json.loads(bob.run("show", pool, "--json").stdout)
+    assert shown["outputs"]["service_account_key"] == "[secret]"
+    bob.run("destroy", pool, "--yes")
