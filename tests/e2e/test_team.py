@@ -202,3 +202,102 @@ def test_a_kms_secrets_provider_needs_no_passphrase_on_any_machine(
     shown = json.loads(bob.run("show", pool, "--json").stdout)
     assert shown["outputs"]["service_account_key"] == "[secret]"
     bob.run("destroy", pool, "--yes")
+
+
+def legacy_pool(box: Sandbox, pool: str) -> dict:
+    """A pool as the version before the record moved into the backend left it: a stack with
+    the cloud side only, the record and the Prefect ids in the work dir's stack config, and the
+    block and work pool written after the engine run. Built here with that code path's pieces
+    (target program, engine, writer), so the test needs no old release."""
+    import dataclasses
+
+    import pulumi
+
+    from provision import service
+    from provision.engine import Engine
+    from provision.prefect import PrefectWriter, resolve_api
+    from provision.settings import load_settings
+
+    settings = load_settings(env=box.env)
+    settings = dataclasses.replace(settings, engine_env={**settings.engine_env, **box.env})
+    request = service.PoolRequest(
+        pool, "cloud-run-v2", {"project": "team-proj-1", "region": "europe-west1"}
+    )
+    spec = service.resolve(request, settings, box.env)
+    cloud = spec.target.program(pool, spec.pool_type, spec.options, spec.generated)
+
+    def program() -> None:
+        for key, value in cloud().items():
+            pulumi.export(key, value)
+
+    engine = Engine(settings)
+    settings.create_passphrase()
+    stack = engine.stack(pool, program, create=True)
+    record = {
+        "provision:type": "cloud-run-v2",
+        "provision:options": json.dumps(spec.options.model_dump(mode="json"), sort_keys=True),
+        "provision:blockName": spec.block_name,
+        "provision:generated": json.dumps(spec.generated, sort_keys=True),
+        "provision:prefectApiUrl": box.prefect_url,
+    }
+    engine.set_config(stack, {**record, **spec.provider_config})
+    outputs = engine.up(stack, pool).outputs
+    with PrefectWriter(resolve_api(env=box.env)) as writer:
+        block = writer.upsert_block(
+            spec.target.block_type, spec.block_name, spec.target.block_data(outputs)
+        )
+        defaults = spec.target.template_defaults(spec.pool_type, outputs, block.id)
+        work_pool = writer.upsert_work_pool(pool, "cloud-run-v2", "cloud-run-v2", False, defaults)
+    state = {
+        "block_id": block.id,
+        "pool_id": work_pool.id,
+        "block_created": True,
+        "pool_created": True,
+    }
+    engine.set_config(stack, {"provision:prefectState": json.dumps(state, sort_keys=True)})
+    return state
+
+
+def test_a_pool_recorded_by_the_previous_version_is_migrated_without_a_change(
+    sandbox: Sandbox, pool: str
+):
+    state = legacy_pool(sandbox, pool)
+    block = sandbox.block("gcp-credentials", f"{pool}-gcp-credentials")
+    sandbox.remember_key(block)
+    keys = sandbox.cloud.resources(KEY)
+    creates = len(sandbox.cloud.calls("create"))
+
+    # The first preview on the machine that has the record moves it into the backend...
+    run = sandbox.run("preview", pool, "--json", "--expect-no-changes")
+    assert "Moving the record" in run.stderr
+    plan = json.loads(run.stdout)
+    assert [p["op"] for p in plan["prefect"]] == ["same", "same"]
+    local = (sandbox.home / "stacks" / pool / f"Pulumi.{pool}.yaml").read_text()
+    assert "provision:type" not in local and "provision:prefectState" not in local
+    # ...touching no cloud resource and making no credential.
+    assert len(sandbox.cloud.calls("create")) == creates
+    assert sandbox.cloud.resources(KEY) == keys
+    assert sandbox.block("gcp-credentials", f"{pool}-gcp-credentials")["id"] == block["id"]
+
+    # Every machine now operates it, and destroy removes the objects that version made.
+    bob = sandbox.machine("bob")
+    shown = json.loads(bob.run("show", pool, "--json").stdout)
+    assert shown["prefect"]["block_id"] == state["block_id"]
+    assert shown["prefect"]["work_pool_id"] == state["pool_id"]
+    run = bob.run("up", pool, "--yes")
+    assert "0 created, 0 updated, 0 replaced, 0 deleted" in run.stdout
+    bob.run("destroy", pool, "--yes")
+    assert sandbox.work_pool(pool) is None
+    assert sandbox.block("gcp-credentials", f"{pool}-gcp-credentials") is None
+    assert sandbox.cloud.resources(KEY) == []
+
+
+def test_a_legacy_pools_first_up_migrates_it(sandbox: Sandbox, pool: str):
+    legacy_pool(sandbox, pool)
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    keys = sandbox.cloud.resources(KEY)
+    run = sandbox.run("up", pool, "--yes")
+    assert "Moving the record" in run.output
+    assert "0 created, 0 updated, 0 replaced, 0 deleted" in run.stdout
+    assert sandbox.cloud.resources(KEY) == keys
+    sandbox.machine("bob").run("preview", pool, "--expect-no-changes")
