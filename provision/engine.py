@@ -103,6 +103,28 @@ class Engine:
         self._cmd: PulumiCommand | None = None
         self._prepared = False
 
+    def for_pool(
+        self,
+        settings: Settings,
+        *,
+        orphan_hints: Mapping[str, str] | None = None,
+        adopt: AdoptCallback | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Engine:
+        """An engine for one pool's operations that reuses this one's CLI (found and version-
+        checked once per command)."""
+        engine = Engine(
+            settings,
+            on_install=self._on_install,
+            on_notice=self._notice,
+            retry_delays=self._retry_delays,
+            orphan_hints=orphan_hints,
+            adopt=adopt,
+            env=env,
+        )
+        engine._cmd = self._cmd
+        return engine
+
     def notice(self, message: str) -> None:
         """Forward an informational message to the UI."""
         self._notice(message)

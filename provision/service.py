@@ -421,14 +421,11 @@ def _check_prefect(spec: PoolSpec, writer: PrefectWriter) -> dict[str, bool]:
 
     outputs = spec.target.expected_outputs(spec.pool, spec.pool_type, spec.options)
     defaults = spec.target.template_defaults(spec.pool_type, outputs, spec.prefect.block_id)
-    writer.plan_block(spec.target.block_type, spec.block_name, None)
-    writer.plan_work_pool(
+    block_op = writer.plan_block(spec.target.block_type, spec.block_name, None)
+    pool_op = writer.plan_work_pool(
         spec.pool, spec.pool_type.name, spec.pool_type.worker_type, spec.pool_type.push, defaults
     )
-    return {
-        BLOCK_TYPE: writer.find_block(spec.target.block_type, spec.block_name) is not None,
-        WORK_POOL_TYPE: writer.get_work_pool(spec.pool) is not None,
-    }
+    return {BLOCK_TYPE: block_op != "create", WORK_POOL_TYPE: pool_op != "create"}
 
 
 def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
@@ -468,7 +465,7 @@ def plan(
     api = _prefect_api(request, spec, env)
     writer = _writer(api)
     existing = _check_prefect(spec, writer)
-    engine = _engine(settings, hooks, spec, api)
+    engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
     with _StackSession(engine, spec, api.url, keep=False) as session:
@@ -575,7 +572,7 @@ def up(
     # Refused credentials, a block type the server lacks or an unreachable API stop the run
     # here, before any cloud call.
     existing = _check_prefect(spec, writer)
-    engine = _engine(settings, hooks, spec, api)
+    engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
 
@@ -648,7 +645,7 @@ def destroy(
     # before that); resolving it up front makes a bad Prefect setting fail before any deletion.
     api = _prefect_api(request, spec, env, moving=False) if owns_pool or owns_block else None
     url = api.url if api else (spec.saved.prefect_api_url if spec.saved else None) or ""
-    engine = _engine(settings, hooks, spec, api)
+    engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and api is not None:
         # The Prefect objects an older version made must be in the stack to be deleted by it.
         spec = _migrate(engine, spec, api, settings, env)
@@ -798,21 +795,22 @@ def unlock(pool: str, settings: Settings, *, force: bool = False) -> UnlockOutco
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _engine(
-    settings: Settings,
-    hooks: Hooks,
-    spec: PoolSpec | None = None,
-    api: PrefectApi | None = None,
+def _engine(settings: Settings, hooks: Hooks) -> Engine:
+    return Engine(settings, on_install=hooks.on_install, on_notice=hooks.on_notice)
+
+
+def _pool_engine(
+    engine: Engine, settings: Settings, spec: PoolSpec, api: PrefectApi | None
 ) -> Engine:
-    if spec is not None and spec.state is not None:
+    """The engine for ``spec``'s operations: its cloud's recovery hooks, the secrets manager
+    its state names, and the Prefect credential in the environment."""
+    if spec.state is not None:
         settings = settings.for_stack(spec.state.secrets_type, spec.state.secrets_url)
-    return Engine(
+    return engine.for_pool(
         settings,
-        on_install=hooks.on_install,
-        on_notice=hooks.on_notice,
-        orphan_hints=spec.target.orphan_hints if spec else None,
-        adopt=partial(spec.target.adoptable_id, spec.options) if spec else None,
-        env=_prefect_env(api, spec) if spec else None,
+        orphan_hints=spec.target.orphan_hints,
+        adopt=partial(spec.target.adoptable_id, spec.options),
+        env=_prefect_env(api, spec),
     )
 
 

@@ -11,7 +11,9 @@ from provision.errors import (
     EngineError,
     OrgPolicyError,
     PermissionDeniedError,
+    PrefectStepError,
     QuotaExceededError,
+    SecretsConfigError,
     StackLockedError,
 )
 from provision.targets.gcp_errors import GCP_ERROR_RULES
@@ -27,6 +29,42 @@ KEY_URN = "urn:pulumi:p::provision::provision:gcp:CloudRunPool$gcp:serviceaccoun
             "process(es) to end or delete the lock file with `pulumi cancel`.",
             StackLockedError,
             "another run",
+        ),
+        (
+            "error: the stack is currently locked by 1 lock(s). Either wait for the other "
+            "process(es) to end or delete the lock file with `pulumi cancel`.\n"
+            "  s3://state/.pulumi/locks/organization/provision/p/0b.json?region=eu-west-1: "
+            "created by alice@laptop-a (pid 4242) at 2026-12-01T21:04:45Z",
+            StackLockedError,
+            "locked by another run: alice@laptop-a, pid 4242, since 2026-12-01T21:04:45Z",
+        ),
+        (
+            "error: failed to decrypt: incorrect passphrase, please set PULUMI_CONFIG_PASSPHRASE "
+            "to the correct passphrase or set PULUMI_CONFIG_PASSPHRASE_FILE to a file containing "
+            "the passphrase",
+            SecretsConfigError,
+            "does not decrypt",
+        ),
+        (
+            "error: getting stack configuration: get stack secrets manager: passphrase must be "
+            "set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment "
+            "variables",
+            SecretsConfigError,
+            "No passphrase is configured",
+        ),
+        (
+            'error: constructing secrets manager of type "cloud": secrets (code=Unknown): '
+            "failed to decrypt with awskms://alias/provision?region=eu-west-1: "
+            "operation error KMS: Decrypt, AccessDeniedException",
+            SecretsConfigError,
+            "(awskms://alias/provision?region=eu-west-1)",
+        ),
+        (
+            "Traceback (most recent call last):\n  ...\n"
+            "provision.prefect.resources.PrefectStepFailed: Cannot reach the Prefect API at "
+            "http://127.0.0.1:9/api after 5 attempts.\n",
+            PrefectStepError,
+            "Cannot reach the Prefect API at http://127.0.0.1:9/api after 5 attempts.",
         ),
         (
             "google: could not find default credentials. See "
@@ -67,6 +105,11 @@ def test_known_failures_become_typed_errors(text, error, needle):
     assert needle.lower() in (err.message + " " + (err.hint or "")).lower()
     assert "\n" not in err.message
     assert err.details == text
+
+
+def test_secrets_errors_say_how_teams_share_them():
+    err = classify("error: failed to decrypt: incorrect passphrase", pool="p")
+    assert "same passphrase" in err.hint and "KMS/Vault" in err.hint
 
 
 def test_org_policy_explains_the_options():
