@@ -146,6 +146,8 @@ def test_the_workflow_is_the_recipe_the_docs_describe():
     assert pools == ["etl-gcp", "etl-aws"]
     assert workflow["on"]["workflow_dispatch"]["inputs"]["pool"]["options"] == pools
     assert preview["strategy"]["fail-fast"] is False
+    # Forks get no secrets: the check runs for the repository's own branches only.
+    assert "head.repo.full_name == github.repository" in preview["if"]
 
     script = step(preview, id_="preview")["run"]
     assert (
