@@ -150,7 +150,14 @@ class Engine:
 
         work_dir.mkdir(parents=True, exist_ok=True)
         plugins = dynamic_provider_dir(self._scratch_dir())
-        env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **self.settings.engine_env, **self._env}
+        env = {
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            **self.settings.engine_env,
+            **self._env,
+            # The CLI prefers this variable to the project's backend: the settings' backend
+            # (--backend-url, or a throwaway one for plans of new pools) must win.
+            "PULUMI_BACKEND_URL": self.settings.backend_url,
+        }
         # The Prefect resources are served by Pulumi's Python dynamic provider, which the
         # engine starts as `pulumi-resource-pulumi-python`; ours runs this interpreter.
         path = env.get("PATH", os.environ.get("PATH", ""))
@@ -214,7 +221,9 @@ class Engine:
                     "secrets provider): it decrypts the credentials kept in the stack state."
                 )
         self._prepare()
-        opts = self._options(self.settings.work_dir(pool))
+        # A throwaway work dir: everything the pool needs is in the backend, and this run
+        # writes its config from there, so a fresh machine and a warm one behave alike.
+        opts = self._options(self._scratch_dir() / "stacks" / pool)
         # A killed run's engine may still be writing the checkpoint: reading it now could
         # see a partial file ("failed to load checkpoint: EOF").
         self.wait_for_orphans(pool)
@@ -312,22 +321,17 @@ class Engine:
         ws.save_stack_settings(stack.name, current)
 
     @staticmethod
-    def forget_config(stack: Stack, keys: Iterable[str]) -> None:
-        """Remove ``keys`` from the stack's config (missing ones are fine)."""
-        stack.remove_all_config(list(keys))
-
-    @staticmethod
     def get_config(stack: Stack) -> dict[str, str]:
         """All stack config values (decrypted)."""
         return {k: v.value for k, v in stack.get_all_config().items()}
 
     def remove(self, stack: Stack, pool: str, *, force: bool = False) -> None:
-        """Remove the (empty) stack and its work dir.
+        """Remove the (empty) stack, and the work dir an earlier version kept for it.
 
         ``force`` also drops a stack whose state still lists the root stack or providers.
         """
         stack.workspace.remove_stack(pool, force=force or None)
-        shutil.rmtree(self.settings.work_dir(pool), ignore_errors=True)
+        shutil.rmtree(self.settings.legacy_work_dir(pool), ignore_errors=True)
 
     # -- operations -----------------------------------------------------------------------
 

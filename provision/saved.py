@@ -169,11 +169,6 @@ class LegacyPool:
     prefect: PrefectState
     path: Path
 
-    @property
-    def record_keys(self) -> list[str]:
-        """The ``provision:*`` config keys that held it (removed once it is migrated)."""
-        return list(_LEGACY_KEYS.values())
-
 
 def read_legacy(work_dir: Path, pool: str) -> LegacyPool | None:
     """The work dir's ``provision:*`` config of ``pool``, or ``None`` if there is none."""

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provision import registry
@@ -216,7 +219,7 @@ def read_state(
     state = None if deployment is None else stack_state(deployment)
     legacy = None
     if state is None or state.record is None:
-        legacy = read_legacy(settings.work_dir(pool), pool)
+        legacy = read_legacy(settings.legacy_work_dir(pool), pool)
     return state, legacy
 
 
@@ -468,8 +471,32 @@ def plan(
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
-    with _StackSession(engine, spec, api.url, keep=False) as session:
-        return _preview(engine, session, spec, existing, refresh=refresh, hooks=hooks)
+    return _plan_with(engine, settings, spec, api, existing, refresh=refresh, hooks=hooks)
+
+
+def _plan_with(
+    engine: Engine,
+    settings: Settings,
+    spec: PoolSpec,
+    api: PrefectApi,
+    existing: Mapping[str, bool],
+    *,
+    refresh: bool,
+    hooks: Hooks,
+    recover: bool = False,
+) -> Plan:
+    """The engine's plan for ``spec`` (``recover``: after reconciling a killed run's pending
+    operations, which writes the state). A pool with no stack yet is planned in a throwaway
+    local backend: a preview never writes to the shared backend or to PROVISION_HOME."""
+    if spec.state is not None:
+        with _StackSession(engine, spec, api.url) as session:
+            if recover:
+                engine.recover(session.stack, spec.pool)
+            return _preview(engine, session, spec, existing, refresh=refresh, hooks=hooks)
+    with tempfile.TemporaryDirectory(prefix="provision-plan-") as root:
+        scratch = _pool_engine(engine, settings.throwaway(Path(root)), spec, api)
+        with _StackSession(scratch, spec, api.url) as session:
+            return _preview(scratch, session, spec, existing, refresh=refresh, hooks=hooks)
 
 
 def _resolved(
@@ -510,7 +537,7 @@ def _migrate(
 ) -> PoolSpec:
     """Move a legacy work-dir record into the backend: one targeted update that registers the
     record and adopts the pool's block and work pool (the ones it made stay its own), touching
-    no cloud resource. Returns the pool re-read from the backend."""
+    no cloud resource; then the work dir goes. Returns the pool re-read from the backend."""
     assert spec.legacy is not None
     legacy_spec = resolve(
         PoolRequest(spec.pool), settings, env, state=spec.state, legacy=spec.legacy
@@ -529,7 +556,8 @@ def _migrate(
         rules=spec.target.error_rules,
         targets=_tool_urns(spec.pool),
     )
-    engine.forget_config(stack, spec.legacy.record_keys)
+    # Everything it held is in the backend now; a stale copy would only mislead.
+    shutil.rmtree(spec.legacy.path.parent, ignore_errors=True)
     state, _ = read_state(spec.pool, settings, engine)
     return replace(spec, state=state, legacy=None, saved=state.record if state else spec.saved)
 
@@ -576,17 +604,16 @@ def up(
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
 
-    with _StackSession(engine, spec, api.url, keep=True) as session:
-        if hooks.confirm is not None:
-            hooks.phase("Planning")
-            if session.existed:
-                # A killed run's creates are adopted first, so the plan shown is the one applied
-                # (not a create of what the cloud already has).
-                engine.recover(session.stack, spec.pool)
-            the_plan = _preview(engine, session, spec, existing, refresh=refresh, hooks=Hooks())
-            if not hooks.confirm(the_plan):
-                session.discard()
-                raise Cancelled("Cancelled: nothing was changed.")
+    if hooks.confirm is not None:
+        hooks.phase("Planning")
+        # A killed run's creates are adopted first (in the plan), so the plan shown is the one
+        # applied, not a create of what the cloud already has.
+        the_plan = _plan_with(
+            engine, settings, spec, api, existing, refresh=refresh, hooks=Hooks(), recover=True
+        )
+        if not hooks.confirm(the_plan):
+            raise Cancelled("Cancelled: nothing was changed.")
+    with _StackSession(engine, spec, api.url) as session:
         hooks.phase("Applying")
         try:
             result = engine.up(
@@ -836,21 +863,15 @@ def _check_secrets(spec: PoolSpec, settings: Settings) -> None:
 
 
 class _StackSession:
-    """Select-or-create a pool's stack with this run's program and provider config; undo the
-    creation if the run stops before anything was recorded."""
+    """Select (or create) a pool's stack with this run's program and provider config; remove a
+    stack this session created if the run fails before anything was recorded in it."""
 
-    def __init__(self, engine: Engine, spec: PoolSpec, prefect_url: str, *, keep: bool):
+    def __init__(self, engine: Engine, spec: PoolSpec, prefect_url: str):
         self.engine = engine
         self.spec = spec
         self.prefect_url = prefect_url
-        self.keep = keep
         self.existed = spec.state is not None
         self.stack: Any = None
-        self._discard = False
-
-    def discard(self) -> None:
-        """Ask for the stack to be removed at exit if this session created it."""
-        self._discard = True
 
     def __enter__(self) -> _StackSession:
         _check_secrets(self.spec, self.engine.settings)
@@ -858,22 +879,18 @@ class _StackSession:
         self.stack = self.engine.stack(self.spec.pool, program, create=not self.existed)
         if self.spec.state is not None:
             self.engine.pin_secrets(self.stack, self.spec.state.secrets)
-        # The providers read their config from the work dir's stack config: written on every
-        # run from the record, so a fresh machine needs nothing but the backend.
+        # The providers read their config from the stack config: written on every run from
+        # the record, so a fresh machine needs nothing but the backend.
         self.engine.set_config(self.stack, self.spec.provider_config)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        created_here = not self.existed
-        drop = created_here and (self._discard or not self.keep or exc_type is not None)
-        if not drop or self._has_resources():
+        if self.existed or exc_type is None or self._has_resources():
             return
         try:
             # Only the root stack and provider records can be left: nothing in the cloud.
             self.engine.remove(self.stack, self.spec.pool, force=True)
         except Exception as cleanup:
-            if exc_type is None:
-                raise
             # Never let the cleanup's failure replace the error the user must see.
             self.engine.notice(
                 f"Could not remove the empty stack of '{self.spec.pool}' ({cleanup}); "

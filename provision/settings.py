@@ -1,7 +1,7 @@
 """Where the tool keeps its state, which backend and secrets provider it uses.
 
 Resolved once per command from flags and the environment, without writing anything:
-``Settings.prepare()`` creates ``PROVISION_HOME`` and the local backend directory, and
+``Settings.prepare()`` creates the local backend directory, and
 ``create_passphrase()`` the passphrase file for a new stack; the engine calls them only once
 validation is over.
 """
@@ -38,8 +38,8 @@ class Settings:
     """``PROVISION_PULUMI_ROOT``: a directory holding ``bin/pulumi``."""
 
     def prepare(self) -> None:
-        """Create the home and the local backend directory if missing."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        """Create the local backend directory if missing (nothing else: a machine that only
+        operates pools of a shared backend keeps no PROVISION_HOME at all)."""
         if self.local_backend_path is not None:
             self.local_backend_path.mkdir(parents=True, exist_ok=True)
 
@@ -67,14 +67,27 @@ class Settings:
             self, engine_env=env, passphrase_file=None, secrets_provider=secrets_url or None
         )
 
-    @property
-    def stacks_dir(self) -> Path:
-        """Parent of the per-pool Pulumi work dirs."""
-        return self.home / "stacks"
+    def legacy_work_dir(self, pool: str) -> Path:
+        """Where versions before the record moved into the backend kept a pool's work dir
+        (read once, to migrate it; runs now use a throwaway work dir)."""
+        return self.home / "stacks" / pool
 
-    def work_dir(self, pool: str) -> Path:
-        """The Pulumi work dir of one pool's stack."""
-        return self.stacks_dir / pool
+    def throwaway(self, root: Path) -> Settings:
+        """Settings for plans of pools that do not exist yet: a local backend under ``root``
+        and a one-off passphrase, so a preview or a declined confirmation writes nothing to the
+        real backend or to ``PROVISION_HOME``."""
+        return replace(
+            self,
+            home=root,
+            backend_url=f"file://{root / 'state'}",
+            secrets_provider=None,
+            engine_env={
+                **{k: v for k, v in self.engine_env.items() if "PASSPHRASE" not in k},
+                "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(16),
+                "PULUMI_CONFIG_PASSPHRASE_FILE": "",
+            },
+            passphrase_file=None,
+        )
 
     @property
     def is_local_backend(self) -> bool:

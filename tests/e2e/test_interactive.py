@@ -120,3 +120,45 @@ def test_after_a_killed_run_the_plan_shown_already_adopts_what_the_cloud_made(
     assert f"Pool '{pool}' is ready" in screen
     sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
     assert len(sandbox.cloud.calls("create", account, phase="begin")) == 2
+
+
+def home_files(box: Sandbox) -> set[str]:
+    """Every file under PROVISION_HOME (none when it does not exist)."""
+    return {str(p.relative_to(box.home)) for p in box.home.rglob("*") if p.is_file()}
+
+
+def test_every_refusal_leaves_provision_home_as_it_was(sandbox: Sandbox, pool: str):
+    # A machine that has provisioned before: its home has a backend and a passphrase file.
+    sandbox.env.pop("PULUMI_CONFIG_PASSPHRASE")
+    sandbox.env["PULUMI_BACKEND_URL"] = (sandbox.home / "state").as_uri()
+    other = pool + "x"
+    sandbox.run("up", other, *UP, "--yes")
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{other}-gcp-credentials"))
+    before = home_files(sandbox)
+    assert "passphrase" in before
+
+    # Bad input, exit 2.
+    sandbox.run("up", pool, *UP[:2], "--project", "Not A Project!", "--yes", expect=2)
+    assert home_files(sandbox) == before
+    # An unreachable Prefect, exit 1.
+    sandbox.run("up", pool, *UP, "--yes", expect=1, PREFECT_API_URL="http://127.0.0.1:9/api")
+    assert home_files(sandbox) == before
+    # A declined confirmation, for a new pool and for an existing one.
+    run_in_terminal(sandbox, ["up", pool, *UP], "n")
+    assert home_files(sandbox) == before
+    run_in_terminal(sandbox, ["up", other, "--registry-writer"], "n")
+    assert home_files(sandbox) == before
+    # A preview of a new pool writes nothing either, here or in the backend.
+    sandbox.run("preview", pool, *UP)
+    assert home_files(sandbox) == before
+    assert [r["name"] for r in json.loads(sandbox.run("list", "--json").stdout)] == [other]
+
+
+def test_a_fresh_machine_that_refuses_keeps_no_home(sandbox: Sandbox, pool: str):
+    sandbox.run("up", pool, *UP, "--yes")
+    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
+    bob = sandbox.machine("bob")
+    run_in_terminal(bob, ["destroy", pool], "n")
+    run_in_terminal(bob, ["up", pool], "n")
+    bob.run("preview", pool, "--expect-no-changes")
+    assert not bob.home.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import socket
 from datetime import UTC, datetime, timedelta
 
@@ -255,6 +256,8 @@ def legacy_pool(box: Sandbox, pool: str) -> dict:
         "pool_created": True,
     }
     engine.set_config(stack, {"provision:prefectState": json.dumps(state, sort_keys=True)})
+    # That version kept its work dir under PROVISION_HOME.
+    shutil.copytree(stack.workspace.work_dir, settings.legacy_work_dir(pool))
     return state
 
 
@@ -272,8 +275,7 @@ def test_a_pool_recorded_by_the_previous_version_is_migrated_without_a_change(
     assert "Moving the record" in run.stderr
     plan = json.loads(run.stdout)
     assert [p["op"] for p in plan["prefect"]] == ["same", "same"]
-    local = (sandbox.home / "stacks" / pool / f"Pulumi.{pool}.yaml").read_text()
-    assert "provision:type" not in local and "provision:prefectState" not in local
+    assert not (sandbox.home / "stacks" / pool).exists()  # its record is in the backend now
     # ...touching no cloud resource and making no credential.
     assert len(sandbox.cloud.calls("create")) == creates
     assert sandbox.cloud.resources(KEY) == keys

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pulumi
@@ -98,7 +99,7 @@ def test_config_round_trips_and_export_reads_the_state_from_the_backend(engine, 
 def test_secret_config_is_encrypted_on_disk(engine, settings):
     stack = engine.stack("pool-d", program(), create=True)
     engine.set_config(stack, {"provision:token": "plain-secret-1234"}, secret=["provision:token"])
-    text = (settings.work_dir("pool-d") / "Pulumi.pool-d.yaml").read_text()
+    text = (Path(stack.workspace.work_dir) / "Pulumi.pool-d.yaml").read_text()
     assert "plain-secret-1234" not in text
     assert engine.get_config(stack)["provision:token"] == "plain-secret-1234"
 
@@ -129,7 +130,8 @@ def _write_lock(settings, pool: str, pid: int) -> Path:
                 "pid": pid,
                 "username": "someone",
                 "hostname": socket.gethostname(),
-                "timestamp": "2026-01-01T00:00:00Z",
+                # Recent: a lock older than any run is stale whatever its process.
+                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )
     )

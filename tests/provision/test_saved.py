@@ -93,5 +93,5 @@ def test_the_legacy_work_dir_record_is_read(tmp_path: Path):
     assert legacy.record.type == "ecs" and legacy.record.options == {"region": "eu-west-1"}
     assert legacy.record.provider_config == {"aws:region": "eu-west-1"}
     assert legacy.prefect == PrefectState(block_id="b", block_created=True)
-    assert "provision:prefectState" in legacy.record_keys
+    assert legacy.path == tmp_path / "Pulumi.etl.yaml"
     assert read_legacy(tmp_path, "other") is None
