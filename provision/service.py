@@ -30,7 +30,7 @@ from provision.errors import (
     PrefectStepError,
     ProvisionError,
 )
-from provision.events import ProgressCallback
+from provision.events import ProgressCallback, urn_name
 from provision.plan import (
     BlockChange,
     Changes,
@@ -676,22 +676,11 @@ def destroy(
     if spec.legacy is not None and api is not None:
         # The Prefect objects an older version made must be in the stack to be deleted by it.
         spec = _migrate(engine, spec, api, settings, env)
-    _check_secrets(spec, settings)
-    stack = engine.stack(pool, spec.program(url), create=False)
-    engine.pin_secrets(stack, spec.state.secrets if spec.state else {})
-    engine.set_config(stack, spec.provider_config)
-
     if hooks.confirm is not None:
-        resources = spec.state.resources if spec.state else []
+        # What the state records is what goes: no engine run is needed to show it.
         steps = [
-            Step(
-                urn=r["urn"],
-                type=r["type"],
-                name=r["urn"].rsplit("::", 1)[-1],
-                op="delete",
-                inputs={},
-            )
-            for r in resources
+            Step(urn=r["urn"], type=r["type"], name=urn_name(r["urn"]), op="delete", inputs={})
+            for r in (spec.state.resources if spec.state else [])
         ]
         prefect_ops: list[BlockChange | WorkPoolChange] = [
             BlockChange(
@@ -703,23 +692,23 @@ def destroy(
                 name=pool, type=spec.pool_type.name, op="delete" if owns_pool else "same"
             ),
         ]
-        the_plan = _plan(spec, steps, prefect_ops, offline=False)
-        if not hooks.confirm(the_plan):
+        if not hooks.confirm(_plan(spec, steps, prefect_ops, offline=False)):
             raise Cancelled("Cancelled: nothing was changed.")
 
     hooks.phase("Destroying")
-    try:
-        result = engine.destroy(
-            stack, pool, on_progress=hooks.on_progress, rules=spec.target.error_rules
-        )
-    except PrefectStepError as exc:
-        raise ProvisionError(
-            f"Prefect objects of '{pool}' could not be removed: {exc.message}",
-            hint=f"Rerun `provision destroy {pool}` once Prefect is reachable: what was "
-            "deleted is recorded.",
-            details=exc.details,
-        ) from None
-    engine.remove(stack, pool)
+    with _StackSession(engine, spec, url) as session:
+        try:
+            result = engine.destroy(
+                session.stack, pool, on_progress=hooks.on_progress, rules=spec.target.error_rules
+            )
+        except PrefectStepError as exc:
+            raise ProvisionError(
+                f"Prefect objects of '{pool}' could not be removed: {exc.message}",
+                hint=f"Rerun `provision destroy {pool}` once Prefect is reachable: what was "
+                "deleted is recorded.",
+                details=exc.details,
+            ) from None
+        engine.remove(session.stack, pool)
     return result
 
 
