@@ -101,9 +101,15 @@ def _failing(fn: Any) -> Any:
 
 
 def _unknown(value: Any) -> bool:
+    """Whether ``value`` is, or holds, a value the engine does not know yet (in a preview:
+    the unknown sentinel, or an object that is not plain JSON)."""
     from pulumi.runtime import rpc
 
-    return value == rpc.UNKNOWN
+    if isinstance(value, dict):
+        return any(_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_unknown(v) for v in value)
+    return value == rpc.UNKNOWN or not isinstance(value, str | int | float | bool | type(None))
 
 
 class BlockProvider(ResourceProvider):
@@ -208,7 +214,7 @@ class WorkPoolProvider(ResourceProvider):
         """Replace on another server, name or type; update when an owned default differs."""
         replaces = [k for k in ("api_url", "name", "type") if olds.get(k) != news.get(k)]
         defaults = news.get("defaults")
-        changed = _unknown(defaults) or _has_unknown(defaults) or defaults != olds.get("defaults")
+        changed = _unknown(defaults) or defaults != olds.get("defaults")
         return DiffResult(
             changes=bool(replaces) or changed, replaces=replaces, delete_before_replace=False
         )
@@ -240,14 +246,6 @@ class WorkPoolProvider(ResourceProvider):
             key: (properties.get(key) or {}).get("default") for key in props.get("defaults") or {}
         }
         return ReadResult(id_, {**props, "defaults": current, "pool_id": id_})
-
-
-def _has_unknown(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_has_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_unknown(v) for v in value)
-    return _unknown(value)
 
 
 class PrefectBlock(Resource, module="prefect", name="Block"):

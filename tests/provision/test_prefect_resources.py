@@ -179,3 +179,18 @@ def test_errors_are_the_tools_one_line_and_no_credential_goes_to_another_server(
     with pytest.raises(PrefectStepFailed, match=r"127\.0\.0\.1:9"):
         BlockProvider().create(block_props("http://127.0.0.1:9/api", unique("blk")))
     assert seen == [("http://127.0.0.1:9/api", None)]
+
+
+def test_a_preview_with_values_not_known_yet_plans_a_change(url: str):
+    from pulumi.runtime import rpc
+
+    class Opaque:  # what a preview may hand over for a value not computed yet
+        pass
+
+    props = block_props(url, unique("blk"))
+    outs = {**props, "data_hash": data_hash(props["data"])}
+    for unknown in (rpc.UNKNOWN, {"service_account_info": rpc.UNKNOWN}, Opaque()):
+        assert BlockProvider().diff("id", outs, {**props, "data": unknown}).changes is True
+    pool = pool_props(url, unique("pool"))
+    for unknown in (rpc.UNKNOWN, {"credentials": {"$ref": {"block_document_id": Opaque()}}}):
+        assert WorkPoolProvider().diff("id", pool, {**pool, "defaults": unknown}).changes is True
