@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,8 @@ class Sandbox:
     prefect_url: str
     runs: list[Run] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
+    stores: list[Callable[[], list[str]]] = field(default_factory=list)
+    """More places the leak check reads (a shared backend's objects), as text."""
     """Secret values seen so far (passphrase, API key, private keys read back from Prefect)."""
 
     @property
@@ -149,6 +151,7 @@ class Sandbox:
             self.prefect_url,
             runs=self.runs,
             secrets=self.secrets,
+            stores=self.stores,
         )
         return other
 
@@ -183,6 +186,8 @@ class Sandbox:
         must be ciphertext), engine logs and the fake cloud's call log.
         """
         texts = [r.output for r in self.runs]
+        for store in self.stores:
+            texts.extend(store())
         for path in self.root.rglob("*"):
             if path.is_file() and path.stat().st_size < 5_000_000:
                 texts.append(path.read_text(errors="replace"))
@@ -243,6 +248,12 @@ def share_backend(box: Sandbox, backend: Any) -> None:
         box.env.setdefault(key, backend.env[key])
     box.env["AWS_EC2_METADATA_DISABLED"] = "true"
     box.env["AWS_RESPONSE_CHECKSUM_VALIDATION"] = "when_required"
+    # The bucket is where the team's state lives: secrets there must be ciphertext too.
+    def bucket() -> list[str]:
+        listed = backend.keys()  # every object of the bucket
+        return [backend.read(key).decode(errors="replace") for key in listed]
+
+    box.stores.append(bucket)
 
 
 @dataclass(frozen=True)

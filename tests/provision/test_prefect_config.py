@@ -40,6 +40,20 @@ def test_env_wins_over_profile(tmp_path: Path) -> None:
     assert (api.url, api.source) == ("http://env:2/api", "PREFECT_API_URL")
 
 
+def test_the_pools_recorded_url_comes_last_and_is_named_as_such(tmp_path: Path) -> None:
+    recorded = "http://recorded:4/api"
+    env = {"PREFECT_HOME": str(tmp_path / "none"), "PREFECT_API_KEY": SECRET}
+    api = resolve_api(env=env, recorded_url=recorded)
+    assert (api.url, api.source, api.key) == (recorded, "the pool's record", SECRET)
+    env["PREFECT_API_URL"] = "http://env:2/api"
+    assert resolve_api(env=env, recorded_url=recorded).source == "PREFECT_API_URL"
+    assert resolve_api("http://f:3/api", None, env, recorded).source == "--prefect-api-url"
+    profile = write_profiles(
+        tmp_path / "p", 'active = "x"\n[profiles.x]\nPREFECT_API_URL = "http://p:1/api"\n'
+    )
+    assert resolve_api(env=profile, recorded_url=recorded).source == "profile 'x'"
+
+
 def test_active_profile_from_file(tmp_path: Path) -> None:
     env = write_profiles(
         tmp_path,
