@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from provision.service import PoolRequest, resolve
 from provision.settings import load_settings
+from tests.contract import PREVIEW_KEYS
 
 GOOD = ["--type", "cloud-run-v2:push", "--project", "my-proj-123", "--region", "europe-west1"]
 
@@ -194,16 +195,7 @@ def test_preview_offline_json_matches_the_contract(env):
     result = run(env, "preview", "p1", *GOOD, "--offline", "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert set(plan) == {
-        "pool",
-        "type",
-        "stack",
-        "offline",
-        "changes",
-        "resources",
-        "prefect",
-        "grants",
-    }
+    assert set(plan) == PREVIEW_KEYS
     assert plan["pool"] == plan["stack"] == "p1"
     assert plan["type"] == "cloud-run-v2:push" and plan["offline"] is True
     assert set(plan["changes"]) == {"create", "update", "replace", "delete", "same"}

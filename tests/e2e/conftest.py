@@ -248,6 +248,7 @@ def share_backend(box: Sandbox, backend: Any) -> None:
         box.env.setdefault(key, backend.env[key])
     box.env["AWS_EC2_METADATA_DISABLED"] = "true"
     box.env["AWS_RESPONSE_CHECKSUM_VALIDATION"] = "when_required"
+
     # The bucket is where the team's state lives: secrets there must be ciphertext too.
     def bucket() -> list[str]:
         listed = backend.keys()  # every object of the bucket

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.contract import PREVIEW_KEYS
 from tests.e2e.conftest import (
     Expected,
     Sandbox,
@@ -284,16 +285,7 @@ def test_an_option_change_shows_in_preview(sandbox: Sandbox, aws: Aws, pool: str
         "preview", pool, "--log-retention-days", "60", "--json", "--expect-no-changes", expect=3
     )
     plan = json.loads(run.stdout)
-    assert set(plan) == {
-        "pool",
-        "type",
-        "stack",
-        "offline",
-        "changes",
-        "resources",
-        "prefect",
-        "grants",
-    }
+    assert set(plan) == PREVIEW_KEYS
     assert plan["offline"] is False and plan["stack"] == pool and plan["type"] == "ecs"
     changed = [r for r in plan["resources"] if r["op"] != "same"]
     assert [(r["type"], r["op"]) for r in changed] == [

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract import PREVIEW_KEYS
 from tests.e2e.conftest import (
     Expected,
     Sandbox,
@@ -209,16 +210,7 @@ def test_an_option_change_shows_in_preview_then_applies_in_place(box: Sandbox, p
         "preview", pool, "--registry-sku", "Standard", "--json", "--expect-no-changes", expect=3
     )
     plan = json.loads(run.stdout)
-    assert set(plan) == {
-        "pool",
-        "type",
-        "stack",
-        "offline",
-        "changes",
-        "resources",
-        "prefect",
-        "grants",
-    }
+    assert set(plan) == PREVIEW_KEYS
     assert plan["offline"] is False and plan["stack"] == pool
     assert plan["type"] == "azure-container-instance"
     changed = [r for r in plan["resources"] if r["op"] != "same"]

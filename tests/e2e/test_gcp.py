@@ -8,6 +8,7 @@ import secrets
 import httpx
 import pytest
 
+from tests.contract import PREVIEW_KEYS
 from tests.e2e.conftest import (
     Expected,
     Sandbox,
@@ -118,16 +119,7 @@ def test_an_option_change_shows_in_preview(sandbox: Sandbox, pool: str):
         "preview", pool, "--registry-writer", "--json", "--expect-no-changes", expect=3
     )
     plan = json.loads(run.stdout)
-    assert set(plan) == {
-        "pool",
-        "type",
-        "stack",
-        "offline",
-        "changes",
-        "resources",
-        "prefect",
-        "grants",
-    }
+    assert set(plan) == PREVIEW_KEYS
     assert plan["offline"] is False and plan["stack"] == pool
     changed = [r for r in plan["resources"] if r["op"] != "same"]
     assert changed and all(r["type"].endswith("RepositoryIamMember") for r in changed)
