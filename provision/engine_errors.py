@@ -75,9 +75,17 @@ GENERIC_RULES: tuple[ErrorRule, ...] = (
         SHARE_SECRETS_HINT,
     ),
     ErrorRule(
-        r"(?:secrets manager|secrets provider|decrypt(?:ing)?)[^\n]*?(?P<kms>(?:awskms|gcpkms|azurekeyvault|hashivault)://[^\s:\"']*)",
+        r"(?:secrets manager|secrets provider|decrypt(?:ing)?)[^\n]*?"
+        r"(?P<kms>(?:awskms|gcpkms|azurekeyvault|hashivault)://[^\s:\"']*)",
         SecretsConfigError,
         "The secrets provider of pool '{pool}' ({kms}) cannot be used from this machine.",
+        "Check this machine's credentials for it and that it is reachable; " + SHARE_SECRETS_HINT,
+    ),
+    ErrorRule(
+        r"(?:could not create secrets manager|constructing secrets manager|get stack secrets "
+        r"manager)[^:\n]*: (?P<detail>[^\n]*)",
+        SecretsConfigError,
+        "The secrets provider of pool '{pool}' cannot be used from this machine: {detail}",
         "Check this machine's credentials for it and that it is reachable; " + SHARE_SECRETS_HINT,
     ),
     # The Prefect resources' provider re-raises the tool's own one-line errors under this name

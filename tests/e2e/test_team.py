@@ -303,3 +303,17 @@ def test_a_legacy_pools_first_up_migrates_it(sandbox: Sandbox, pool: str):
     assert "0 created, 0 updated, 0 replaced, 0 deleted" in run.stdout
     assert sandbox.cloud.resources(KEY) == keys
     sandbox.machine("bob").run("preview", pool, "--expect-no-changes")
+
+
+def test_a_secrets_provider_that_cannot_be_used_is_one_line_and_writes_nothing(
+    sandbox: Sandbox, pool: str, s3_backend
+):
+    share_backend(sandbox, s3_backend)
+    missing = f"awskms://alias/no-such-key?region=us-east-1&endpoint={s3_backend.endpoint}"
+    run = sandbox.run("up", pool, *GCP, "--secrets-provider", missing, "--yes", expect=1)
+    line = run.stderr.strip()
+    assert "\n" not in line, line
+    assert "secrets provider" in line and "alias/no-such-key" in line
+    assert "KMS/Vault" in line
+    assert s3_backend.checkpoint_keys("provision") == []
+    assert sandbox.cloud.resources(cloud="gcp") == []
