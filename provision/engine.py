@@ -73,7 +73,6 @@ class StackInfo:
     last_update: str | None
     resource_count: int | None
     update_in_progress: bool
-    result: str | None = None
 
 
 class Engine:
@@ -241,10 +240,6 @@ class Engine:
         except auto.CommandError as exc:
             raise classify(str(exc), pool=pool, operation="stack selection") from None
 
-    def exists(self, pool: str) -> bool:
-        """Whether the backend has a stack for ``pool`` (one CLI call)."""
-        return any(s.name == pool for s in self.list_stacks())
-
     def list_stacks(self) -> list[StackInfo]:
         """Every pool stack in the backend."""
         from pulumi import automation as auto
@@ -319,11 +314,6 @@ class Engine:
         for key, value in wanted.items():
             setattr(current, key, value)
         ws.save_stack_settings(stack.name, current)
-
-    @staticmethod
-    def get_config(stack: Stack) -> dict[str, str]:
-        """All stack config values (decrypted)."""
-        return {k: v.value for k, v in stack.get_all_config().items()}
 
     def remove(self, stack: Stack, pool: str, *, force: bool = False) -> None:
         """Remove the (empty) stack, and the work dir an earlier version kept for it.
@@ -414,22 +404,6 @@ class Engine:
             secret_outputs=secret,
         )
 
-    def refresh(
-        self,
-        stack: Stack,
-        pool: str,
-        *,
-        on_progress: ProgressCallback | None = None,
-        rules: Iterable[ErrorRule] = (),
-    ) -> OperationResult:
-        """Read the cloud's actual state into the stack."""
-        self.recover(stack, pool)
-        translator = EventTranslator(on_progress)
-        result = self._run(
-            pool, "refresh", rules, translator, lambda: stack.refresh(on_event=translator)
-        )
-        return OperationResult(changes=_changes(result.summary.resource_changes))
-
     def destroy(
         self,
         stack: Stack,
@@ -452,15 +426,6 @@ class Engine:
         return {k: v.value for k, v in outs.items()}, frozenset(
             k for k, v in outs.items() if v.secret
         )
-
-    def resources(self, stack: Stack) -> list[dict[str, Any]]:
-        """Resources recorded in the stack's state (``urn``, ``type``, ``id``), no secrets."""
-        deployment = stack.export_stack().deployment or {}
-        return [
-            {"urn": r.get("urn"), "type": r.get("type"), "id": r.get("id")}
-            for r in deployment.get("resources", [])
-            if not is_internal(r.get("type", ""))
-        ]
 
     def _run(
         self,
@@ -493,10 +458,6 @@ class Engine:
             if locks.exists()
             else []
         )
-
-    def stale_locks(self, pool: str) -> list[Path]:
-        """Lock files (local backend) whose run is certainly over (see ``locks.is_stale``)."""
-        return [path for path, holder in self._local_holders(pool) if is_stale(holder)]
 
     def _local_holders(self, pool: str) -> list[tuple[Path, LockHolder]]:
         found = []

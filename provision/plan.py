@@ -1,7 +1,7 @@
 """The plan: what ``up`` would do, in the JSON contract that CI and other tools read.
 
-``Plan.model_dump()`` *is* the contract (``provision preview --json``); ``planned`` and
-``location`` ride along for the human panel but are excluded from the JSON.
+``Plan.model_dump()`` *is* the contract (``provision preview --json``); ``location`` rides
+along for the human panel but is excluded from the JSON.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from provision.targets.base import Grant, PlannedResource
+from provision.targets.base import Grant
 
 SECRET = "[secret]"
 COMPUTED = "[computed]"
@@ -67,7 +67,6 @@ class Plan(BaseModel):
     prefect: list[BlockChange | WorkPoolChange]
     grants: list[Grant] = Field(default_factory=list)
     """Every permission the stack grants: who, role, scope, permissions, why (as the panel)."""
-    planned: list[Any] = Field(default_factory=list, exclude=True)
     location: str = Field(default="", exclude=True)
 
     @property
@@ -80,10 +79,6 @@ class Plan(BaseModel):
     def typed_grants(self) -> list[Grant]:
         """The grants."""
         return list(self.grants)
-
-    def typed_planned(self) -> list[PlannedResource]:
-        """The planned resources in human terms."""
-        return list(self.planned)
 
 
 def mask_inputs(value: Any) -> Any:

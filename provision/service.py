@@ -371,7 +371,6 @@ def _plan(
         ],
         prefect=prefect,
         grants=spec.target.grants(spec.pool, spec.pool_type, spec.options),
-        planned=spec.target.planned_resources(spec.pool, spec.pool_type, spec.options),
         location=spec.target.location(spec.options),
     )
 

@@ -78,15 +78,6 @@ class PrefectWriter:
 
     # -- server --------------------------------------------------------------------------------
 
-    def health(self) -> None:
-        """``GET /health``; raises ``PrefectUnreachableError``/``PrefectError`` if unhealthy."""
-        self._client.get("/health")
-
-    def server_kind(self) -> Literal["cloud", "self-hosted"]:
-        """Check the API is healthy and say which kind of server it is."""
-        self.health()
-        return "cloud" if self.api.is_cloud else "self-hosted"
-
     def default_base_job_template(self, worker_type: str, push: bool) -> dict[str, Any]:
         """The server's default base job template for a pool type (a fresh copy).
 

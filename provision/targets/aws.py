@@ -25,7 +25,6 @@ from provision.targets.base import (
     Grant,
     NextSteps,
     OptionPicker,
-    PlannedResource,
     PoolType,
     Target,
     TargetOptions,
@@ -374,92 +373,6 @@ class AwsTarget(Target):
         return defaults
 
     # -- plan & summary ---------------------------------------------------------------------
-
-    def planned_resources(
-        self, pool: str, pool_type: PoolType, options: TargetOptions
-    ) -> list[PlannedResource]:
-        """Every resource ``EcsPool`` creates, roughly in creation order."""
-        from stacks.aws_ecs import EXECUTION_POLICY_ARN, MAX_AZS, subnet_cidrs
-
-        opts = _aws(options)
-        tagged = "tags ManagedBy=provision, PrefectWorkPool=" + pool
-        planned = [
-            PlannedResource("ECS cluster", naming.cluster_name(pool), tagged),
-            PlannedResource(
-                "CloudWatch log group",
-                naming.log_group_name(pool),
-                f"kept {opts.log_retention_days} days"
-                if opts.log_retention_days
-                else "kept forever",
-            ),
-            PlannedResource(
-                "IAM role",
-                naming.execution_role_name(pool),
-                f"task execution: {EXECUTION_POLICY_ARN.rsplit('/', 1)[-1]} + logs:CreateLogGroup",
-            ),
-        ]
-        if opts.task_role_policy_arns:
-            planned.append(
-                PlannedResource(
-                    "IAM role",
-                    naming.task_role_name(pool),
-                    f"task role, {len(opts.task_role_policy_arns)} managed policies",
-                )
-            )
-        if opts.vpc_id:
-            planned.append(
-                PlannedResource(
-                    "Network (existing, not managed)",
-                    opts.vpc_id,
-                    f"subnets {', '.join(opts.subnet_ids)}",
-                )
-            )
-        else:
-            cidrs = subnet_cidrs(opts.vpc_cidr or DEFAULT_VPC_CIDR, MAX_AZS)
-            planned += [
-                PlannedResource("VPC", naming.network_name(pool), opts.vpc_cidr or ""),
-                PlannedResource(
-                    "Public subnets",
-                    f"up to {MAX_AZS}, one per availability zone",
-                    ", ".join(cidrs),
-                ),
-                PlannedResource(
-                    "Internet gateway, route table", naming.network_name(pool), "0.0.0.0/0"
-                ),
-                PlannedResource(
-                    "Security group", naming.security_group_name(pool), "no ingress, all egress"
-                ),
-            ]
-        planned.append(
-            PlannedResource(
-                "ECR repository",
-                naming.repository_name(pool),
-                f"scan on push, keeps the last {opts.ecr_keep_images} images",
-            )
-        )
-        if not pool_type.push:
-            planned += [
-                PlannedResource(
-                    "EventBridge rule",
-                    naming.events_rule_name(pool),
-                    "ECS task state changes of the cluster",
-                ),
-                PlannedResource(
-                    "SQS queues",
-                    naming.events_queue_name(pool),
-                    f"+ {naming.events_dlq_name(pool)} (dead letters); sent to by the rule only",
-                ),
-            ]
-        planned += [
-            PlannedResource("IAM user", naming.worker_user_name(pool), "the pool's credential"),
-            PlannedResource(
-                "IAM policy", naming.worker_policy_name(pool), "least privilege, see grants"
-            ),
-            PlannedResource(
-                "IAM access key", naming.worker_user_name(pool), "one key, kept across reruns"
-            ),
-        ]
-        return planned
 
     def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
         """Every statement of the worker policy, then what the roles and the queue hold."""

@@ -24,7 +24,6 @@ from provision.targets.base import (
     Grant,
     NextSteps,
     OptionPicker,
-    PlannedResource,
     PoolType,
     Target,
     TargetOptions,
@@ -401,42 +400,6 @@ class AzureTarget(Target):
         }
 
     # -- plan & summary ---------------------------------------------------------------------
-
-    def planned_resources(
-        self, pool: str, pool_type: PoolType, options: TargetOptions
-    ) -> list[PlannedResource]:
-        """Every resource ``ContainerInstancePool`` creates, in creation order."""
-        from stacks.azure_aci import ROLE_ACTIONS
-
-        opts = _azure(options)
-        registry = self._registry_display(pool, opts)
-        identity = naming.identity_name(pool)
-        tags = f"tags managed-by=provision, prefect-work-pool={pool}"
-        return [
-            PlannedResource("Resource group", opts.resource_group, f"{opts.location}, {tags}"),
-            PlannedResource(
-                "Container registry", registry, f"{opts.registry_sku}, admin user disabled"
-            ),
-            PlannedResource("Managed identity", identity, "container groups run as it"),
-            PlannedResource("Role assignment", f"AcrPull → {identity}", f"on registry {registry}"),
-            PlannedResource(
-                "Entra ID application", naming.app_display_name(pool), "the worker's identity"
-            ),
-            PlannedResource("Service principal", naming.app_display_name(pool), "of the app"),
-            PlannedResource(
-                "Custom role",
-                self._role_display(opts),
-                f"{len(ROLE_ACTIONS)} actions, assignable on {opts.resource_group} only",
-            ),
-            PlannedResource(
-                "Role assignment", "custom role → service principal", f"on {opts.resource_group}"
-            ),
-            PlannedResource(
-                "Client secret",
-                naming.app_display_name(pool),
-                f"one secret, valid {opts.secret_days} days from the first up, kept across reruns",
-            ),
-        ]
 
     def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
         """The two grants: the custom role to the app, AcrPull to the managed identity."""

@@ -2,8 +2,10 @@
 
 A *target* is the glue between one stack module (``stacks/``, pure Pulumi, knows nothing of
 Prefect) and the rest of the tool: it validates the user's options, builds the inline Pulumi
-program, and turns stack outputs into the Prefect credentials block and the work pool's
-base-job-template defaults. The engine and the CLI only ever talk to this interface.
+program, turns stack outputs into the Prefect credentials block and the work pool's
+base-job-template defaults, and lists the grants the plan shows. The use cases
+(``service.py``) reach a cloud only through this interface; the engine and the CLI never see
+a target.
 
 Adding a cloud = one stack module + one ``Target`` subclass + its entries in ``registry.py``.
 """
@@ -149,15 +151,6 @@ class Grant:
 
 
 @dataclass(frozen=True)
-class PlannedResource:
-    """A cloud resource the stack will create, in human terms (for the plan panel)."""
-
-    kind: str
-    name: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
 class NextSteps:
     """What the summary prints once a pool is ready."""
 
@@ -256,12 +249,6 @@ class Target(abc.ABC):
         For plans, ``outputs`` may be partial and ``block_document_id`` is ``None``: use
         placeholders for what is not known yet.
         """
-
-    @abc.abstractmethod
-    def planned_resources(
-        self, pool: str, pool_type: PoolType, options: TargetOptions
-    ) -> list[PlannedResource]:
-        """Every cloud resource the stack creates, for the confirmation panel."""
 
     @abc.abstractmethod
     def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:

@@ -27,7 +27,6 @@ from provision.targets.base import (
     Grant,
     NextSteps,
     OptionPicker,
-    PlannedResource,
     PoolType,
     Target,
     TargetOptions,
@@ -486,44 +485,6 @@ class GcpTarget(Target):
         }
 
     # -- plan & summary ---------------------------------------------------------------------
-
-    def planned_resources(
-        self, pool: str, pool_type: PoolType, options: TargetOptions
-    ) -> list[PlannedResource]:
-        """Every resource ``CloudRunPool`` creates, in creation order."""
-        from stacks.gcp_cloud_run import PERMISSIONS, SERVICES
-
-        opts = _gcp(options)
-        flavor = pool_type.worker_type
-        worker = naming.service_account_email(opts.worker_account_id, opts.project)
-        runtime = naming.service_account_email(opts.runtime_account_id, opts.project)
-        registry_role = self._registry_role(opts)
-        return [
-            *(
-                PlannedResource("API (enabled, never disabled)", api, f"project {opts.project}")
-                for api in SERVICES[flavor]
-            ),
-            PlannedResource(
-                "Artifact Registry repository",
-                opts.repository_id,
-                f"docker, {opts.region}, labels managed-by=provision",
-            ),
-            PlannedResource("Service account", worker, "worker: its key goes into Prefect"),
-            PlannedResource("Service account", runtime, "runtime: jobs run as it"),
-            PlannedResource(
-                "Custom role",
-                self._role_display(pool, opts),
-                f"{len(PERMISSIONS[flavor])} permissions",
-            ),
-            PlannedResource("IAM binding", "custom role → worker", f"project {opts.project}"),
-            PlannedResource(
-                "IAM binding", "roles/iam.serviceAccountUser → worker", f"on {runtime} only"
-            ),
-            PlannedResource(
-                "IAM binding", f"{registry_role} → worker", f"on repository {opts.repository_id}"
-            ),
-            PlannedResource("Service account key", worker, "one key, kept across reruns"),
-        ]
 
     def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
         """The three grants, all to the worker account; the runtime account gets none."""

@@ -900,45 +900,6 @@ def test_grants_push_with_task_role(target, home):
     assert task.role == "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
 
-def test_planned_resources(target, opts, home):
-    planned = target.planned_resources("etl", ECS, opts)
-    kinds = [p.kind for p in planned]
-    assert kinds == [
-        "ECS cluster",
-        "CloudWatch log group",
-        "IAM role",
-        "VPC",
-        "Public subnets",
-        "Internet gateway, route table",
-        "Security group",
-        "ECR repository",
-        "EventBridge rule",
-        "SQS queues",
-        "IAM user",
-        "IAM policy",
-        "IAM access key",
-    ]
-    assert planned[1].detail == "kept 30 days"
-    assert planned[4].detail == "10.42.0.0/18, 10.42.64.0/18, 10.42.128.0/18"
-    existing = resolve(
-        target,
-        given={
-            "region": "eu-west-1",
-            "vpc_id": VPC,
-            "subnet_ids": SUBNETS,
-            "task_role_policy_arns": ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"],
-            "log_retention_days": 0,
-        },
-        home=home,
-    )
-    push = target.planned_resources("etl", PUSH, existing)
-    kinds = [p.kind for p in push]
-    assert "VPC" not in kinds and "SQS queues" not in kinds and "EventBridge rule" not in kinds
-    assert kinds.count("IAM role") == 2
-    assert "Network (existing, not managed)" in kinds
-    assert push[1].detail == "kept forever"
-
-
 def test_next_steps_worker_pool(target):
     steps = target.next_steps("etl", ECS, OUTPUTS)
     assert steps.image_namespace is None

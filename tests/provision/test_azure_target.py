@@ -729,29 +729,6 @@ def test_grants(azure_target, home):
     assert azure_target.grants("etl", ACI, named)[1].scope == "registry teamreg01 only"
 
 
-def test_planned_resources(azure_target, home):
-    opts = resolve_ok(azure_target, home, secret_days=90)
-    planned = azure_target.planned_resources("etl", ACI, opts)
-    kinds = [p.kind for p in planned]
-    assert kinds == [
-        "Resource group",
-        "Container registry",
-        "Managed identity",
-        "Role assignment",
-        "Entra ID application",
-        "Service principal",
-        "Custom role",
-        "Role assignment",
-        "Client secret",
-    ]
-    by_kind = {p.kind: p for p in planned}
-    assert by_kind["Resource group"].name == "etl-rg"
-    assert "westeurope" in by_kind["Resource group"].detail
-    assert by_kind["Container registry"].detail.startswith("Basic")
-    assert "90 days" in by_kind["Client secret"].detail
-    assert "9 actions" in by_kind["Custom role"].detail
-
-
 def test_next_steps_worker_pool(azure_target):
     steps = azure_target.next_steps("my pool", ACI, OUTPUTS)
     assert steps.image_namespace == "etl0a1b2c3d.azurecr.io"

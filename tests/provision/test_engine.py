@@ -80,13 +80,14 @@ def test_preview_reports_steps_without_applying(engine):
     assert plan.changes["create"] == 1
     assert [s.name for s in plan.steps if s.op == "create"] == ["b"]
     # Nothing applied: the state still has only "a".
-    assert [r["urn"].rsplit("::", 1)[-1] for r in engine.resources(stack)] == ["a"]
+    state = stack_state(engine.export("pool-b"))
+    assert [r["urn"].rsplit("::", 1)[-1] for r in state.resources] == ["a"]
 
 
 def test_config_round_trips_and_export_reads_the_state_from_the_backend(engine, settings):
     stack = engine.stack("pool-c", program(), create=True)
     engine.set_config(stack, {"gcp:project": "x", "gcp:region": json.dumps({"r": 1})})
-    assert engine.get_config(stack)["gcp:project"] == "x"
+    assert stack.get_config("gcp:project").value == "x"
     engine.up(stack, "pool-c")
 
     state = stack_state(engine.export("pool-c"))
@@ -101,7 +102,7 @@ def test_secret_config_is_encrypted_on_disk(engine, settings):
     engine.set_config(stack, {"provision:token": "plain-secret-1234"}, secret=["provision:token"])
     text = (Path(stack.workspace.work_dir) / "Pulumi.pool-d.yaml").read_text()
     assert "plain-secret-1234" not in text
-    assert engine.get_config(stack)["provision:token"] == "plain-secret-1234"
+    assert stack.get_config("provision:token").value == "plain-secret-1234"
 
 
 def test_list_destroy_and_remove(engine):

@@ -130,7 +130,8 @@ def test_a_create_the_cloud_never_made_is_dropped_then_created(tmp_path, cloud_e
 
     assert result.changes.get("create") == 1
     assert cloud.count(fake.ACCOUNT) == 1
-    assert [r["id"] for r in engine.resources(stack) if r["type"] == fake.ACCOUNT] == [ACCOUNT_RID]
+    resources = stack.export_stack().deployment["resources"]
+    assert [r["id"] for r in resources if r["type"] == fake.ACCOUNT] == [ACCOUNT_RID]
 
 
 def test_without_a_computable_id_the_create_is_cleared_with_the_targets_hint(tmp_path, cloud_env):
@@ -176,5 +177,6 @@ def test_a_replacements_interrupted_create_is_not_adopted_beside_the_old_one(tmp
 
     assert not result.has_changes
     assert not any("Adopting" in n for n in engine.notices)
-    tracked = [r for r in engine.resources(stack) if r["type"] == fake.ACCOUNT]
+    resources = stack.export_stack().deployment["resources"]
+    tracked = [r for r in resources if r["type"] == fake.ACCOUNT]
     assert [r["id"] for r in tracked] == [ACCOUNT_RID]

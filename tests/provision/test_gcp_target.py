@@ -650,22 +650,6 @@ def test_registry_writer_grant(target, home):
     assert "push" in registry.why
 
 
-def test_planned_resources(target, opts):
-    planned = target.planned_resources("etl", V2, opts)
-    kinds = [p.kind for p in planned]
-    assert kinds.count("API (enabled, never disabled)") == 4
-    assert kinds.count("Service account") == 2
-    assert kinds.count("IAM binding") == 3
-    assert kinds.count("Artifact Registry repository") == 1
-    assert kinds.count("Custom role") == 1
-    assert kinds.count("Service account key") == 1
-    assert len(planned) == 12
-    names = {p.name for p in planned}
-    assert {"run.googleapis.com", "etl-images"} <= names
-    vertex = {p.name for p in target.planned_resources("etl", VERTEX, opts)}
-    assert "aiplatform.googleapis.com" in vertex and "run.googleapis.com" not in vertex
-
-
 def test_next_steps_worker_pool(target):
     steps = target.next_steps("my pool", V2, OUTPUTS)
     assert steps.image_namespace == "europe-west1-docker.pkg.dev/acme-prod/etl-images"

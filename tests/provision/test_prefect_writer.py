@@ -57,10 +57,6 @@ def raw(prefect_server: PrefectServer) -> Iterator[httpx.Client]:
 # -- server ------------------------------------------------------------------------------------
 
 
-def test_server_kind_checks_health(writer: PrefectWriter) -> None:
-    assert writer.server_kind() == "self-hosted"
-
-
 def test_default_template_for_worker_types(writer: PrefectWriter) -> None:
     for worker_type in (
         "cloud-run",
@@ -334,7 +330,7 @@ def test_unreachable_after_fast_retries() -> None:
     started = time.monotonic()
     client = PrefectClient(api, attempts=4, backoff=0.01, max_backoff=0.02, sleep=record)
     with PrefectWriter(client) as w, pytest.raises(PrefectUnreachableError) as info:
-        w.server_kind()
+        w.get_work_pool("etl")
     assert time.monotonic() - started < 5
     assert len(sleeps) == 3
     assert all(0.005 <= s <= 0.02 for s in sleeps)  # exponential, jittered, capped
