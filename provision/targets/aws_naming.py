@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import configparser
 import difflib
-import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import InvalidInputError
+from provision.targets import naming
 from provision.targets.base import text_value
 
 POOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -51,7 +51,7 @@ _HASH_LEN = 6  # 24 bits: 200 long names sharing a prefix collide with p < 0.2%
 
 def pool_hash(pool: str) -> str:
     """6 lowercase hex chars that identify ``pool`` (stable across runs and machines)."""
-    return hashlib.sha256(pool.encode("utf-8")).hexdigest()[:_HASH_LEN]
+    return naming.pool_hash(pool, _HASH_LEN)
 
 
 def stem(pool: str) -> str:
@@ -63,12 +63,7 @@ def stem(pool: str) -> str:
 
 def _bounded(pool: str, suffix: str, limit: int) -> str:
     """``{stem}-{suffix}``, or ``{truncated stem}-{hash}-{suffix}`` when that exceeds ``limit``."""
-    full = f"{stem(pool)}-{suffix}"
-    if len(full) <= limit:
-        return full
-    keep = limit - len(suffix) - _HASH_LEN - 2  # two joining hyphens
-    head = stem(pool)[:keep].rstrip("-_")
-    return f"{head}-{pool_hash(pool)}-{suffix}"
+    return naming.bounded(stem(pool), pool, suffix, limit, hash_len=_HASH_LEN)
 
 
 def cluster_name(pool: str) -> str:

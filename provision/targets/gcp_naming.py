@@ -12,12 +12,12 @@ engine call.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from provision.targets import naming
 from provision.targets.base import text_value
 
 # Service account ids: 6-30 chars, lowercase letter first, no trailing hyphen
@@ -37,7 +37,7 @@ _HASH_LEN = 4
 
 def pool_hash(pool: str) -> str:
     """4 lowercase hex chars that identify ``pool`` (stable across runs and machines)."""
-    return hashlib.sha256(pool.encode("utf-8")).hexdigest()[:_HASH_LEN]
+    return naming.pool_hash(pool, _HASH_LEN)
 
 
 def base_name(pool: str) -> str:
@@ -57,13 +57,7 @@ def base_name(pool: str) -> str:
 
 def _bounded(pool: str, suffix: str, limit: int) -> str:
     """``{base}-{suffix}``, or ``{truncated base}-{hash}-{suffix}`` when that exceeds ``limit``."""
-    base = base_name(pool)
-    full = f"{base}-{suffix}"
-    if len(full) <= limit:
-        return full
-    keep = limit - len(suffix) - _HASH_LEN - 2  # two joining hyphens
-    head = base[:keep].rstrip("-")
-    return f"{head}-{pool_hash(pool)}-{suffix}"
+    return naming.bounded(base_name(pool), pool, suffix, limit, hash_len=_HASH_LEN)
 
 
 def worker_account_id(pool: str) -> str:
