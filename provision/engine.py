@@ -1,9 +1,9 @@
 """Pulumi Automation API lifecycle for one stack per work pool. Knows nothing of any cloud.
 
 One place for: create-or-select, config, preview/up/refresh/destroy, outputs, listing, lock and
-pending-operation recovery, retries on propagation errors, and translating engine failures
-into typed errors (through ``engine_errors``). The pulumi SDK is imported lazily so that
-importing this module stays cheap.
+pending-operation recovery (the state edit itself is ``recovery``), retries on propagation
+errors, and translating engine failures into typed errors (through ``engine_errors``). The
+pulumi SDK is imported lazily so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PoolNotFoundError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal
 from provision.locks import LockHolder, from_lock_file, is_stale, parse_holders, pid_alive
+from provision.recovery import AdoptCallback, adopt_pending_creates
 from provision.settings import PROJECT_NAME, Settings
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
 Program = Callable[[], None]
 NoticeCallback = Callable[[str], None]
-AdoptCallback = Callable[[str, Mapping[str, Any]], str | None]
-"""(type token, recorded inputs) of an interrupted create → its cloud id, if computable."""
 
 CHANGE_KEYS = ("create", "update", "replace", "delete", "same")
 
@@ -573,7 +572,7 @@ class Engine:
             f"A previous run on '{pool}' was interrupted with {len(pending)} operation(s) in "
             f"flight ({', '.join(kinds)}); reconciling with the cloud before continuing."
         )
-        adopted = self._adopt_pending_creates(deployment)
+        adopted = adopt_pending_creates(deployment, self._adopt)
         if adopted:
             from pulumi import automation as auto
 
@@ -611,34 +610,6 @@ class Engine:
             translator,
             lambda: stack.refresh(clear_pending_creates=True, on_event=translator),
         )
-
-    def _adopt_pending_creates(self, deployment: dict[str, Any]) -> list[str]:
-        """Turn pending creates whose cloud id is computable into resources with that id.
-
-        This is what ``pulumi refresh --import-pending-creates URN ID`` promises, done on the
-        exported state because that flag only relabels the operation in the engine used here.
-        The refresh that follows reads each one back: found → tracked as if the create had
-        answered; gone → dropped, and ``up`` creates it. Returns the adopted names.
-        """
-        kept: list[dict[str, Any]] = []
-        adopted: list[str] = []
-        resources = deployment.setdefault("resources", [])
-        recorded = {r.get("urn") for r in resources}
-        for op in deployment.get("pending_operations") or []:
-            resource = op.get("resource") or {}
-            rid = None
-            # A create whose URN is recorded is a replacement's new half: two live entries for
-            # one URN would be an invalid state, so that one is left to the refresh to clear.
-            if op.get("type") == "creating" and resource.get("urn") not in recorded | {None, ""}:
-                rid = self._adopt(resource.get("type", ""), resource.get("inputs") or {})
-            if not rid:
-                kept.append(op)
-                continue
-            # Appended last: everything it depends on was created (and recorded) before it.
-            resources.append({**resource, "id": rid})
-            adopted.append(resource["urn"].rsplit("::", 1)[-1])
-        deployment["pending_operations"] = kept
-        return adopted
 
     def backend_label(self) -> str:
         """The backend, as messages name it."""
