@@ -1,11 +1,30 @@
-"""The Prefect side: which API to use, a small REST client, and the block/work-pool writer.
+"""The Prefect side: which API to use, a small REST client, the block/work-pool writer, and the
+block and work pool as resources of a pool's stack (``provision.prefect.resources``).
 
-Talks to Prefect over HTTP only; ``prefect`` itself is never imported.
+Talks to Prefect over HTTP only; ``prefect`` itself is never imported. The names below load on
+first use, so that importing a submodule (the resources' type tokens, say) does not import
+httpx.
 """
 
-from provision.prefect.client import PrefectClient, PrefectHttpError
-from provision.prefect.config import PrefectApi, resolve_api
-from provision.prefect.writer import Op, PrefectWriter, WriteResult
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provision.prefect.client import PrefectClient, PrefectHttpError
+    from provision.prefect.config import PrefectApi, resolve_api
+    from provision.prefect.writer import Op, PrefectWriter, WriteResult
+
+_WHERE = {
+    "PrefectClient": "client",
+    "PrefectHttpError": "client",
+    "PrefectApi": "config",
+    "resolve_api": "config",
+    "Op": "writer",
+    "PrefectWriter": "writer",
+    "WriteResult": "writer",
+}
 
 __all__ = [
     "Op",
@@ -16,3 +35,9 @@ __all__ = [
     "WriteResult",
     "resolve_api",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
