@@ -21,7 +21,6 @@ from tests.e2e.conftest import (
     Sandbox,
     operate_from_another_machine,
     share_backend,
-    wait_for,
 )
 from tests.fakecloud.moto_server import (
     ACCOUNT_ENV,
@@ -328,19 +327,6 @@ def test_two_pools_in_parallel(sandbox: Sandbox, aws: Aws, pool: str):
     assert len(inventory(aws)["vpcs"]) == 2
 
 
-def test_two_ups_on_one_pool_one_wins_the_other_is_locked(sandbox: Sandbox, aws: Aws, pool: str):
-    slow = {"FAKECLOUD_DELAY_MS": "700"}
-    first_args = ["up", pool, *UP, "--yes"]
-    first = sandbox.start(*first_args, **slow)
-    wait_for(lambda: sandbox.cloud.calls("create", phase="begin"), timeout=120)
-    second = sandbox.run("up", pool, *UP, "--yes", expect=1)
-    assert "locked by another run" in second.stderr
-    assert f"provision unlock {pool}" in second.stderr
-    assert sandbox.finish(first, first_args).code == 0
-    block(sandbox, pool)
-    assert len(keys(aws, pool)) == 1
-
-
 def test_a_provider_failure_names_the_resource_and_a_rerun_converges(
     sandbox: Sandbox, aws: Aws, pool: str
 ):
@@ -380,23 +366,6 @@ def test_missing_credentials_are_one_clear_line(sandbox: Sandbox, aws: Aws, pool
     assert "No usable AWS credentials" in run.stderr
     assert "aws configure" in run.stderr and "Traceback" not in run.output
     assert inventory(aws) == {key: [] for key in inventory(aws)}
-
-
-def test_prefect_down_during_up_then_rerun_finishes_without_a_new_key(
-    sandbox: Sandbox, aws: Aws, prefect_server, pool: str
-):
-    run = sandbox.run_with_prefect_down_midway(prefect_server, "up", pool, *UP, "--yes")
-    assert run.code == 1
-    assert f"Cloud resources for '{pool}' are in place" in run.stderr
-    assert f"Rerun `provision up {pool}`" in run.stderr
-    key_ids = keys(aws, pool)
-    assert len(key_ids) == 1
-
-    sandbox.run("up", pool, "--yes")
-    found = block(sandbox, pool)
-    assert found is not None and found["data"]["aws_access_key_id"] == key_ids[0]
-    assert keys(aws, pool) == key_ids
-    assert sandbox.work_pool(pool) is not None
 
 
 def test_sigkill_while_the_key_is_being_created_is_recovered_by_rerunning(

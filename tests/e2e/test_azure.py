@@ -17,7 +17,6 @@ from tests.e2e.conftest import (
     Sandbox,
     operate_from_another_machine,
     share_backend,
-    wait_for,
 )
 from tests.fakecloud.azure_native import (
     IDENTITY,
@@ -339,19 +338,6 @@ def test_two_pools_in_parallel(box: Sandbox, pool: str):
     assert len(box.cloud.resources(ROLE_DEFINITION)) == 2
 
 
-def test_two_ups_on_one_pool_one_wins_the_other_is_locked(box: Sandbox, pool: str):
-    slow = {"FAKECLOUD_DELAY_MS": "1500"}
-    first_args = ["up", pool, *UP, "--yes"]
-    first = box.start(*first_args, **slow)
-    wait_for(lambda: box.cloud.calls("create", phase="begin"), timeout=120)
-    second = box.run("up", pool, *UP, "--yes", expect=1)
-    assert "locked by another run" in second.stderr
-    assert f"provision unlock {pool}" in second.stderr
-    assert box.finish(first, first_args).code == 0
-    remember(box, pool)
-    assert len(passwords(box)) == 1
-
-
 def test_a_provider_failure_names_the_resource_and_a_rerun_converges(box: Sandbox, pool: str):
     run = up(box, pool, expect=1, FAKECLOUD_FAULTS=f"create:{ROLE_ASSIGNMENT}:sp-role@once")
     assert ROLE_ASSIGNMENT in run.stderr and f"{pool}-sp-role" in run.stderr
@@ -403,22 +389,6 @@ def test_a_registry_name_taken_anywhere_in_azure_is_explained(box: Sandbox, pool
     run = up(box, pool, "--registry-name", name.upper(), expect=1)
     assert "is taken" in run.stderr and "--registry-name" in run.stderr
     assert box.work_pool(pool) is None
-
-
-def test_prefect_down_during_up_then_rerun_finishes_without_a_new_secret(
-    box: Sandbox, prefect_server, pool: str
-):
-    run = box.run_with_prefect_down_midway(prefect_server, "up", pool, *UP, "--yes")
-    assert run.code == 1
-    assert f"Cloud resources for '{pool}' are in place" in run.stderr
-    assert f"Rerun `provision up {pool}`" in run.stderr
-    (password,) = passwords(box)
-
-    box.run("up", pool, "--yes")
-    remember(box, pool)
-    assert [p["id"] for p in passwords(box)] == [password["id"]]
-    assert box.work_pool(pool) is not None
-    assert box.block(BLOCK_TYPE, block_name(pool)) is not None
 
 
 def test_sigkill_while_the_secret_is_being_created_is_recovered_by_rerunning(

@@ -172,6 +172,8 @@ def test_two_pools_in_parallel(sandbox: Sandbox, pool: str):
     assert len(keys(sandbox)) == 2
 
 
+# Cloud-agnostic (the lock is the engine's): run here only, for every cloud. Two machines on a
+# shared backend: tests/e2e/test_team.py.
 def test_two_ups_on_one_pool_one_wins_the_other_is_locked(sandbox: Sandbox, pool: str):
     slow = {"FAKECLOUD_DELAY_MS": "1500"}
     first_args = ["up", pool, *UP, "--yes"]
@@ -224,6 +226,7 @@ def test_missing_credentials_are_one_clear_line(sandbox: Sandbox, pool: str):
     assert "gcloud auth application-default login" in run.stderr
 
 
+# Cloud-agnostic (the Prefect side is the same resources on every cloud): run here only.
 def test_prefect_down_during_up_then_rerun_finishes_without_a_new_key(
     sandbox, prefect_server, pool
 ):
