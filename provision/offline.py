@@ -70,12 +70,18 @@ def offline_steps(pool: str, program: Callable[[], None]) -> list[Step]:
         # A fresh root stack per plan (set_mocks reuses an existing one), and a current event
         # loop: an earlier Automation API run in this process may have left none.
         pulumi.runtime.settings.ROOT.set(None)
-        asyncio.set_event_loop(asyncio.new_event_loop())
-        monitor = _Monitor(_Recorder())
-        pulumi.runtime.set_mocks(
-            monitor.mocks, project=PROJECT_NAME, stack=pool, preview=True, monitor=monitor
-        )
-        pmocks.test(program)()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            monitor = _Monitor(_Recorder())
+            pulumi.runtime.set_mocks(
+                monitor.mocks, project=PROJECT_NAME, stack=pool, preview=True, monitor=monitor
+            )
+            pmocks.test(program)()
+        finally:
+            # Each plan's loop holds a selector and a socket pair: closed here, a process that
+            # plans many times (a server, the tests) does not run out of descriptors.
+            loop.close()
     # Registration order follows the runtime's scheduling, not the program; a plan that CI
     # diffs must not reorder itself between runs.
     return sorted(steps, key=lambda s: s.urn)
