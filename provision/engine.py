@@ -533,15 +533,11 @@ class Engine:
         announced = False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            orphans = []
-            for path in self.lock_files(pool):
-                try:
-                    info = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    continue
-                pid = int(info.get("pid", 0))
-                if info.get("hostname") == host and pid_alive(pid) and _orphaned(pid):
-                    orphans.append(pid)
+            orphans = [
+                h.pid
+                for _, h in self._local_holders(pool)
+                if h.host == host and pid_alive(h.pid) and _orphaned(h.pid)
+            ]
             if not orphans:
                 return
             if not announced:

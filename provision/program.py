@@ -16,9 +16,14 @@ from typing import Any
 
 import pulumi
 
-from provision.prefect.resources import PrefectBlock, PrefectWorkPool
+from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE, PrefectBlock, PrefectWorkPool
 from provision.saved import RECORD_NAME, RECORD_TYPE, SavedPool
+from provision.settings import PROJECT_NAME
 from provision.targets.base import CloudProgram, PoolType, Target
+
+BLOCK_RESOURCE = "credentials-block"
+WORK_POOL_RESOURCE = "work-pool"
+"""The Prefect resources' logical names: part of their URNs, so never renamed."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ def pool_program(
             pulumi.export(key, value)
 
         block = PrefectBlock(
-            "credentials-block",
+            BLOCK_RESOURCE,
             api_url=prefect.api_url,
             block_type=target.block_type,
             block_name=prefect.block_name,
@@ -59,7 +64,7 @@ def pool_program(
             lambda v: target.template_defaults(pool_type, v[1], v[0])
         )
         PrefectWorkPool(
-            "work-pool",
+            WORK_POOL_RESOURCE,
             api_url=prefect.api_url,
             pool_name=pool,
             pool_type=pool_type.name,
@@ -68,11 +73,17 @@ def pool_program(
             defaults=defaults,
         )
 
-    # Offline plans answer the target's data sources from here (see provision/offline.py).
-    invokes = getattr(cloud, "offline_invokes", None)
-    if invokes:
-        run.offline_invokes = invokes  # type: ignore[attr-defined]
     return run
+
+
+def tool_urns(pool: str) -> list[str]:
+    """URNs of the record and the Prefect objects in ``pool``'s stack (a migration's targets)."""
+    prefix = f"urn:pulumi:{pool}::{PROJECT_NAME}::"
+    return [
+        f"{prefix}{RECORD_TYPE}::{RECORD_NAME}",
+        f"{prefix}{BLOCK_TYPE}::{BLOCK_RESOURCE}",
+        f"{prefix}{WORK_POOL_TYPE}::{WORK_POOL_RESOURCE}",
+    ]
 
 
 class PoolRecord(pulumi.ComponentResource):

@@ -39,6 +39,16 @@ from provision.plan import (
     WorkPoolChange,
     mask_inputs,
 )
+from provision.prefect.resources import (
+    BLOCK_TYPE,
+    ENV_AUTH,
+    ENV_KEY,
+    ENV_OWNED,
+    ENV_URL,
+    TYPES,
+    WORK_POOL_TYPE,
+)
+from provision.program import PrefectSide, pool_program, tool_urns
 from provision.saved import (
     LegacyPool,
     PrefectState,
@@ -111,8 +121,6 @@ class PoolSpec:
 
     def program(self, prefect_api_url: str) -> Callable[[], None]:
         """The inline Pulumi program: record, cloud side, Prefect side."""
-        from provision.program import PrefectSide, pool_program
-
         cloud = self.target.program(self.pool, self.pool_type, self.options, self.generated)
         return pool_program(
             self.pool,
@@ -223,6 +231,13 @@ def read_state(
     return state, legacy
 
 
+def _check_request(request: PoolRequest) -> None:
+    """What a request alone can get wrong: the pool's name, an unknown type."""
+    validate_pool_name(request.pool)
+    if request.type:
+        registry.pool_type(request.type)
+
+
 def resolve(
     request: PoolRequest,
     settings: Settings,
@@ -234,9 +249,7 @@ def resolve(
     """Validate a request against the pool's record; raises ``InvalidInputError``, writes
     nothing. ``state``/``legacy`` are what :func:`read_state` found (none: a new pool)."""
     env = os.environ if env is None else env
-    validate_pool_name(request.pool)
-    if request.type:
-        registry.pool_type(request.type)  # an unknown type is reported before anything else
+    _check_request(request)
     saved = state.record if state is not None and state.record else None
     saved = saved or (legacy.record if legacy else None)
     type_name = request.type or (saved.type if saved else None)
@@ -322,8 +335,6 @@ def _writer(api: PrefectApi) -> PrefectWriter:
 def _prefect_env(api: PrefectApi | None, spec: PoolSpec) -> dict[str, str]:
     """What the Prefect provider reads from its environment: the URL in use and its credential
     (never stack inputs), and, for a legacy pool, the ids its record says the tool created."""
-    from provision.prefect.resources import ENV_AUTH, ENV_KEY, ENV_OWNED, ENV_URL
-
     env: dict[str, str] = {}
     if api is not None:
         env[ENV_URL] = api.url
@@ -396,8 +407,6 @@ def _prefect_changes(
     A ``create`` of an object the server already has is an adoption, written in place: it
     reads ``update`` (``existing`` says which, from the Prefect check).
     """
-    from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
-
     existing = existing or {}
     block_id = spec.prefect.block_id
     if outputs is None:
@@ -419,8 +428,6 @@ def _prefect_changes(
 def _check_prefect(spec: PoolSpec, writer: PrefectWriter) -> dict[str, bool]:
     """Everything Prefect could refuse, asked before any cloud call: credentials, the block
     type, the pool's type and template. Returns which of the two objects exist already."""
-    from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
-
     outputs = spec.target.expected_outputs(spec.pool, spec.pool_type, spec.options)
     defaults = spec.target.template_defaults(spec.pool_type, outputs, spec.prefect.block_id)
     block_op = writer.plan_block(spec.target.block_type, spec.block_name, None)
@@ -437,14 +444,8 @@ def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
     spec = resolve(request, settings)
     cloud = spec.target.program(spec.pool, spec.pool_type, spec.options, spec.generated)
     steps = offline_steps(spec.pool, cloud)
-    creates = {t: "create" for t in _prefect_types()}
+    creates = {t: "create" for t in TYPES}
     return _plan(spec, steps, _prefect_changes(spec, None, creates), offline=True)
-
-
-def _prefect_types() -> tuple[str, ...]:
-    from provision.prefect.resources import TYPES
-
-    return TYPES
 
 
 def plan(
@@ -501,9 +502,7 @@ def _plan_with(
 def _resolved(
     request: PoolRequest, settings: Settings, env: Mapping[str, str], engine: Engine
 ) -> PoolSpec:
-    validate_pool_name(request.pool)
-    if request.type:
-        registry.pool_type(request.type)
+    _check_request(request)  # before the backend is read
     state, legacy = read_state(request.pool, settings, engine)
     return resolve(request, settings, env, state=state, legacy=legacy)
 
@@ -526,7 +525,7 @@ def _preview(
         rules=spec.target.error_rules,
     )
     outputs = spec.state.outputs if spec.state is not None and spec.state.outputs else None
-    ops = {s.type: s.op for s in preview.steps if s.type in _prefect_types()}
+    ops = {s.type: s.op for s in preview.steps if s.type in TYPES}
     prefect = _prefect_changes(spec, outputs, ops, existing)
     return _plan(spec, preview.steps, prefect, offline=False)
 
@@ -545,34 +544,14 @@ def _migrate(
         f"Moving the record of '{spec.pool}' from {spec.legacy.path} into its stack, so that "
         "every machine sharing the backend can operate it."
     )
-    _check_secrets(spec, settings)
-    stack = engine.stack(spec.pool, legacy_spec.program(api.url), create=False)
-    engine.pin_secrets(stack, spec.state.secrets if spec.state else {})
-    engine.set_config(stack, legacy_spec.provider_config)
-    engine.up(
-        stack,
-        spec.pool,
-        rules=spec.target.error_rules,
-        targets=_tool_urns(spec.pool),
-    )
+    with _StackSession(engine, legacy_spec, api.url) as session:
+        engine.up(
+            session.stack, spec.pool, rules=spec.target.error_rules, targets=tool_urns(spec.pool)
+        )
     # Everything it held is in the backend now; a stale copy would only mislead.
     shutil.rmtree(spec.legacy.path.parent, ignore_errors=True)
     state, _ = read_state(spec.pool, settings, engine)
     return replace(spec, state=state, legacy=None, saved=state.record if state else spec.saved)
-
-
-def _tool_urns(pool: str) -> list[str]:
-    """URNs of the record and the Prefect objects in ``pool``'s stack."""
-    from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
-    from provision.saved import RECORD_NAME, RECORD_TYPE
-    from provision.settings import PROJECT_NAME
-
-    prefix = f"urn:pulumi:{pool}::{PROJECT_NAME}::"
-    return [
-        f"{prefix}{RECORD_TYPE}::{RECORD_NAME}",
-        f"{prefix}{BLOCK_TYPE}::credentials-block",
-        f"{prefix}{WORK_POOL_TYPE}::work-pool",
-    ]
 
 
 # -- up -----------------------------------------------------------------------------------
@@ -628,10 +607,8 @@ def up(
 
     state, _ = read_state(spec.pool, settings, engine)
     prefect = state.prefect if state else PrefectState()
-    ops = {s.type: s.op for s in result.steps if s.type in _prefect_types()}
+    ops = {s.type: s.op for s in result.steps if s.type in TYPES}
     public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
-    from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
-
     return UpOutcome(
         spec=spec,
         result=replace(
