@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from provision import registry
 from provision.errors import InvalidInputError, ProvisionError
 
 DISTRIBUTION = "prefect-provision"  # the name on PyPI; `provision` there is another project
@@ -104,44 +105,9 @@ def _flag(panel: str, help: str, *decls: str, kind: Any = str, **extra: Any) -> 
     return Annotated[kind | None, option]
 
 
-Project = _flag("GCP", "GCP project id.")
-Region = _flag("GCP and AWS", "GCP or AWS region.")
-WorkerAccountId = _flag("GCP", "Worker service-account id (default: derived from the pool).")
-RuntimeAccountId = _flag("GCP", "Runtime service-account id (default: derived from the pool).")
-RepositoryId = _flag("GCP", "Artifact Registry repository id (default: <pool>-images).")
-RegistryWriter = _flag(
-    "GCP",
-    "Grant the worker write access to the registry (for image pushes).",
-    "--registry-writer/--registry-reader",
-    kind=bool,
-    show_default=False,
+BlockName = _flag(
+    "Prefect", "Credentials block name (default: <pool>-<cloud>-credentials)."
 )
-Profile = _flag("AWS", "AWS profile (default: the AWS default chain).")
-VpcId = _flag(
-    "AWS", "Use this existing VPC (with --subnet-ids); nothing network-related is created."
-)
-SubnetIds = _flag("AWS", "Comma-separated subnet ids in --vpc-id.")
-VpcCidr = _flag("AWS", "CIDR of the VPC to create (private /16-/24).")
-LogRetentionDays = _flag("AWS", "CloudWatch log retention in days (default 30).", kind=int)
-TaskRolePolicyArn = _flag(
-    "AWS",
-    "Managed policy for the flows' task role (repeatable; creates the task role).",
-    "--task-role-policy-arn",
-    kind=list[str],
-)
-EcrKeepImages = _flag("AWS", "ECR lifecycle: keep the last N images (default 30).", kind=int)
-Subscription = _flag(
-    "Azure", "Azure subscription id (default: AZURE_SUBSCRIPTION_ID or the Azure CLI default)."
-)
-Location = _flag("Azure", "Azure location, e.g. westeurope.")
-ResourceGroup = _flag("Azure", "Resource group name (default: <pool>-rg).")
-RegistryName = _flag(
-    "Azure",
-    "Container registry name (5-50 alphanumerics; default: from the pool plus a stable suffix).",
-)
-RegistrySku = _flag("Azure", "Container registry SKU: Basic (default), Standard, Premium.")
-SecretDays = _flag("Azure", "Lifetime of the app's client secret in days (default 365).", kind=int)
-BlockName = _flag("Prefect", "Credentials block name (default: <pool>-<cloud>-credentials).")
 PrefectUrl = _flag(
     "Prefect",
     "Prefect API URL (default: PREFECT_API_URL or the active Prefect profile).",
@@ -170,35 +136,32 @@ Verbose = Annotated[
 ]
 
 
-# Every cloud flag, by the key targets receive; a target rejects the keys it doesn't take.
-CLOUD_FLAGS: dict[str, Any] = {
-    "project": Project,
-    "region": Region,
-    "worker_account_id": WorkerAccountId,
-    "runtime_account_id": RuntimeAccountId,
-    "repository_id": RepositoryId,
-    "registry_writer": RegistryWriter,
-    "profile": Profile,
-    "vpc_id": VpcId,
-    "subnet_ids": SubnetIds,
-    "vpc_cidr": VpcCidr,
-    "log_retention_days": LogRetentionDays,
-    "task_role_policy_arns": TaskRolePolicyArn,
-    "ecr_keep_images": EcrKeepImages,
-    "subscription": Subscription,
-    "location": Location,
-    "resource_group": ResourceGroup,
-    "registry_name": RegistryName,
-    "registry_sku": RegistrySku,
-    "secret_days": SecretDays,
-}
+_KINDS: dict[str, Any] = {"str": str, "int": int, "bool": bool, "list": list[str]}
+
+
+def _target_flags() -> dict[str, Any]:
+    """Every target's flags from the registry, by option key, as typer annotations.
+
+    A key two targets share is one flag in a panel naming both (``--region``: GCP and AWS).
+    """
+    flags: dict[str, Any] = {}
+    for key, declared in registry.all_flags().items():
+        first = declared[0][1]
+        panel = " and ".join(label for label, _ in declared)
+        text = " ".join(f.help for _, f in declared)
+        extra = {"show_default": False} if first.kind == "bool" else {}
+        flags[key] = _flag(panel, text, *first.decls, kind=_KINDS[first.kind], **extra)
+    return flags
+
+
+TARGET_FLAGS = _target_flags()
 
 
 def with_cloud_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command every cloud flag; it receives the ones given as a ``cloud`` dict.
+    """Give a command every target's flags; it receives the ones given as a ``cloud`` dict.
 
-    Typer reads a command's signature, so the flags are declared once here instead of on
-    each command.
+    Typer reads a command's signature, so the flags are added to it here from the registry,
+    instead of being declared on each command.
     """
     # eval_str: this module's annotations are strings (postponed evaluation), and typer reads
     # its Option() metadata from the signature we build.
@@ -209,12 +172,12 @@ def with_cloud_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
         inspect.Parameter(
             name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation
         )
-        for name, annotation in CLOUD_FLAGS.items()
+        for name, annotation in TARGET_FLAGS.items()
     ]
 
     @functools.wraps(fn)
     def command(*args: Any, **kwargs: Any) -> Any:
-        given = {k: kwargs.pop(k) for k in CLOUD_FLAGS}
+        given = {k: kwargs.pop(k) for k in TARGET_FLAGS}
         cloud = {k: v for k, v in given.items() if v not in (None, [], ())}
         return fn(*args, cloud=cloud, **kwargs)
 
@@ -487,6 +450,7 @@ def types(json_: Json = False) -> None:
                     "type": p.name,
                     "cloud": p.target,
                     "push": p.push,
+                    "prefect_cloud_only": p.prefect_cloud_only,
                     "worker_type": p.worker_type,
                     "description": p.description,
                 }

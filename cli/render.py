@@ -331,10 +331,14 @@ def summary(out: Console, outcome: Any) -> None:
         f"{c['create']} created, {c['update']} updated, {c['replace']} replaced, "
         f"{c['delete']} deleted, {c['same']} unchanged."
     )
+    block = (
+        f"block '{spec.block_name}' {outcome.block_op} (id {outcome.block_id}), "
+        if spec.block_name
+        else ""
+    )
     out.print(
-        f"Prefect ({outcome.prefect_url}): block '{spec.block_name}' {outcome.block_op} "
-        f"(id {outcome.block_id}), work pool '{spec.pool}' {outcome.work_pool_op} "
-        f"(id {outcome.work_pool_id}).",
+        f"Prefect ({outcome.prefect_url}): {block}work pool '{spec.pool}' "
+        f"{outcome.work_pool_op} (id {outcome.work_pool_id}).",
         soft_wrap=True,
     )
     steps = outcome.next_steps
@@ -397,9 +401,10 @@ def details(out: Console, d: Any) -> None:
         table.add_row(k, v if isinstance(v, str) else json.dumps(v))
     out.print(Panel(table, title=f"{d.name} · {d.type} · {d.location}", title_align="left"))
     p = data["prefect"]
+    block = f"block '{p['block_name']}' id {p['block_id'] or '-'}, " if p["block_name"] else ""
     out.print(
-        f"Prefect {p['api_url'] or '(not written yet)'}: block '{p['block_name']}' "
-        f"id {p['block_id'] or '-'}, work pool id {p['work_pool_id'] or '-'}",
+        f"Prefect {p['api_url'] or '(not written yet)'}: {block}"
+        f"work pool id {p['work_pool_id'] or '-'}",
         soft_wrap=True,
     )
 
@@ -410,5 +415,6 @@ def types_table(out: Console, pool_types: list[Any]) -> None:
     for col in ("type", "cloud", "needs", "description"):
         table.add_column(col)
     for p in pool_types:
-        table.add_row(p.name, p.target, "Prefect Cloud" if p.push else "a worker", p.description)
+        needs = "Prefect Cloud" if p.prefect_cloud_only else "a worker"
+        table.add_row(p.name, p.target, needs, p.description)
     out.print(table)

@@ -11,7 +11,7 @@ then the cloud side.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -19,7 +19,7 @@ import pulumi
 from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE, PrefectBlock, PrefectWorkPool
 from provision.saved import RECORD_NAME, RECORD_TYPE, SavedPool
 from provision.settings import PROJECT_NAME
-from provision.targets.base import CloudProgram, PoolType, Target
+from provision.targets.base import Pool
 
 BLOCK_RESOURCE = "credentials-block"
 WORK_POOL_RESOURCE = "work-pool"
@@ -31,45 +31,47 @@ class PrefectSide:
     """Where the pool's Prefect objects live, and their names."""
 
     api_url: str
-    block_name: str
+    block_name: str | None
+    """``None``: the target writes no credentials block."""
+    block_schema: Mapping[str, Any] = field(default_factory=dict)
+    """The block type's schema on that server (targets whose field names it decides)."""
 
 
-def pool_program(
-    pool: str,
-    pool_type: PoolType,
-    target: Target,
-    cloud: CloudProgram,
-    record: SavedPool,
-    prefect: PrefectSide,
-) -> Callable[[], None]:
+def pool_program(pool: Pool, record: SavedPool, prefect: PrefectSide) -> Callable[[], None]:
     """The inline program for ``pool``: record, cloud resources, block, work pool, exports."""
 
     def run() -> None:
         PoolRecord(record.to_outputs())
-        outputs = dict(cloud())
+        cloud = pool.program()
+        outputs = dict(cloud()) if cloud is not None else {}
         for key, value in outputs.items():
             pulumi.export(key, value)
 
-        block = PrefectBlock(
-            BLOCK_RESOURCE,
-            api_url=prefect.api_url,
-            block_type=target.block_type,
-            block_name=prefect.block_name,
-            data=pulumi.Output.all(**outputs).apply(target.block_data),
-        )
+        block_id: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        if pool.block is not None and prefect.block_name is not None:
+            block = PrefectBlock(
+                BLOCK_RESOURCE,
+                api_url=prefect.api_url,
+                block_type=pool.block.type,
+                block_name=prefect.block_name,
+                data=pulumi.Output.all(**outputs).apply(
+                    lambda values: pool.block_data(values, prefect.block_schema)
+                ),
+            )
+            block_id = block.block_id
         # Only non-secret outputs feed the defaults: a secret in them would make the whole
         # template a secret, and no default may ever hold a credential.
-        public = {k: v for k, v in outputs.items() if k not in target.secret_outputs}
-        defaults = pulumi.Output.all(block.block_id, pulumi.Output.all(**public)).apply(
-            lambda v: target.template_defaults(pool_type, v[1], v[0])
+        public = {k: v for k, v in outputs.items() if k not in pool.secret_outputs}
+        defaults = pulumi.Output.all(block_id, pulumi.Output.all(**public)).apply(
+            lambda v: pool.template_defaults(v[1], v[0])
         )
         PrefectWorkPool(
             WORK_POOL_RESOURCE,
             api_url=prefect.api_url,
-            pool_name=pool,
-            pool_type=pool_type.name,
-            worker_type=pool_type.worker_type,
-            push=pool_type.push,
+            pool_name=pool.name,
+            pool_type=pool.type.name,
+            worker_type=pool.type.worker_type,
+            push=pool.type.push,
             defaults=defaults,
         )
 

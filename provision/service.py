@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +48,7 @@ from provision.prefect.resources import (
     WORK_POOL_TYPE,
 )
 from provision.program import PrefectSide, pool_program, tool_urns
+from provision.registry import PoolType
 from provision.saved import (
     LegacyPool,
     PrefectState,
@@ -59,7 +59,7 @@ from provision.saved import (
     stack_state,
 )
 from provision.settings import Settings
-from provision.targets.base import NextSteps, PoolType, Target, TargetOptions
+from provision.targets.base import NextSteps, Pool, TargetOptions
 
 if TYPE_CHECKING:
     from provision.prefect.config import PrefectApi
@@ -90,45 +90,58 @@ class PoolRequest:
 class PoolSpec:
     """A fully validated pool: everything needed to build and apply its stack."""
 
-    pool: str
-    pool_type: PoolType
-    target: Target
-    options: TargetOptions
-    block_name: str
-    generated: dict[str, str]
+    target: Pool
+    """The pool bound to its target: name, type and options, resolved once."""
+    block_name: str | None
+    """``None``: the target writes no credentials block."""
     saved: SavedPool | None
     """The record this pool already has (in the backend, or a legacy work dir)."""
     state: StackState | None = None
     """What the backend holds for this pool; ``None``: no stack yet."""
     legacy: LegacyPool | None = None
     """A record an older version kept in this machine's work dir, not yet in the backend."""
+    block_schema: Mapping[str, Any] = field(default_factory=dict)
+    """The block type's schema as the Prefect server declares it (once Prefect was checked)."""
+
+    @property
+    def pool(self) -> str:
+        """The pool's name (also its stack's)."""
+        return self.target.name
+
+    @property
+    def pool_type(self) -> PoolType:
+        """The pool's Prefect type."""
+        return self.target.type
+
+    @property
+    def options(self) -> TargetOptions:
+        """The pool's validated options."""
+        return self.target.options
 
     @property
     def provider_config(self) -> dict[str, str]:
         """The stack config the cloud providers read (``gcp:project``, ...)."""
-        return self.target.provider_config(self.pool, self.options)
+        return self.target.provider_config()
 
     def to_saved(self, prefect_api_url: str | None) -> SavedPool:
         """The record this run writes into the stack."""
         return SavedPool(
             type=self.pool_type.name,
             options=self.options.model_dump(mode="json"),
-            block_name=self.block_name,
-            generated=self.generated,
+            block_name=self.block_name or "",
+            generated=dict(self.target.generated),
             prefect_api_url=prefect_api_url,
             provider_config=self.provider_config,
         )
 
     def program(self, prefect_api_url: str) -> Callable[[], None]:
         """The inline Pulumi program: record, cloud side, Prefect side."""
-        cloud = self.target.program(self.pool, self.pool_type, self.options, self.generated)
         return pool_program(
-            self.pool,
-            self.pool_type,
             self.target,
-            cloud,
             self.to_saved(prefect_api_url),
-            PrefectSide(api_url=prefect_api_url, block_name=self.block_name),
+            PrefectSide(
+                api_url=prefect_api_url, block_name=self.block_name, block_schema=self.block_schema
+            ),
         )
 
     @property
@@ -197,7 +210,7 @@ class PoolDetails:
     outputs: dict[str, Any] = field(repr=False)
     """Stack outputs; secret ones are ``None`` here (they are never read)."""
     secret_outputs: frozenset[str]
-    block_name: str
+    block_name: str | None
     prefect: PrefectState
     prefect_api_url: str | None
 
@@ -263,21 +276,32 @@ def resolve(
             f"destroy it first to change its type."
         )
     pool_type = registry.pool_type(type_name)
-    target = registry.target(pool_type.target)
-    saved_options = target.options_model.model_validate(saved.options) if saved else None
-    options = target.resolve_options(request.pool, pool_type, request.options, env, saved_options)
-    block_name = (
+    target = registry.target(pool_type.target).resolve(
+        request.pool,
+        pool_type,
+        request.options,
+        env,
+        saved.options if saved else None,
+        saved.generated if saved else None,
+    )
+    return PoolSpec(target, _block_name(request, target, saved), saved, state, legacy)
+
+
+def _block_name(request: PoolRequest, target: Pool, saved: SavedPool | None) -> str | None:
+    """The credentials block's name: the flag, the record's, else ``<pool>-<suffix>``."""
+    if target.block is None:
+        if request.block_name:
+            raise InvalidInputError(
+                f"'{target.type.name}' pools have no credentials block: drop --block-name."
+            )
+        return None
+    name = (
         request.block_name
         or (saved.block_name if saved else None)
-        or f"{_block_slug(request.pool)}-{target.block_suffix}"
+        or f"{_block_slug(request.pool)}-{target.block.suffix}"
     )
-    _validate_block_name(block_name)
-    generated = dict(saved.generated) if saved and saved.generated else {}
-    if not generated:
-        generated = target.generated_config(request.pool, options)
-    return PoolSpec(
-        request.pool, pool_type, target, options, block_name, generated, saved, state, legacy
-    )
+    _validate_block_name(name)
+    return name
 
 
 def _block_slug(pool: str) -> str:
@@ -318,10 +342,16 @@ def _prefect_api(
             f"{api.url} (from {api.source}) is in use: pass {API_URL_FLAG} {recorded} to use the "
             f"pool's server, or {API_URL_FLAG} {api.url} to move the pool there."
         )
-    if spec.pool_type.push and not api.is_cloud:
+    if spec.pool_type.prefect_cloud_only and not api.is_cloud:
+        worker = registry.POOL_TYPES.get(spec.pool_type.worker_type)
+        fix = (
+            f"use --type {worker.name} (a worker-based pool)"
+            if worker is not None and not worker.prefect_cloud_only
+            else "point at a Prefect Cloud workspace (`prefect cloud login`)"
+        )
         raise InvalidInputError(
-            f"'{spec.pool_type.name}' pools exist only on Prefect Cloud, and {api.url} is a "
-            f"self-hosted server: use --type {spec.pool_type.worker_type} (a worker-based pool)."
+            f"'{spec.pool_type.name}' pools need Prefect Cloud, and {api.url} is a self-hosted "
+            f"server: {fix}."
         )
     return api
 
@@ -381,8 +411,8 @@ def _plan(
             for s in cloud
         ],
         prefect=prefect,
-        grants=spec.target.grants(spec.pool, spec.pool_type, spec.options),
-        location=spec.target.location(spec.options),
+        grants=spec.target.grants(),
+        location=spec.target.location(),
     )
 
 
@@ -410,31 +440,46 @@ def _prefect_changes(
     existing = existing or {}
     block_id = spec.prefect.block_id
     if outputs is None:
-        outputs = spec.target.expected_outputs(spec.pool, spec.pool_type, spec.options)
-    defaults = spec.target.template_defaults(spec.pool_type, outputs, block_id)
+        outputs = spec.target.expected_outputs()
+    defaults = spec.target.template_defaults(outputs, block_id)
 
     def op(token: str) -> str:
         o = ops.get(token, "same")
         return "update" if o == "create" and existing.get(token) else o
 
-    return [
-        BlockChange(name=spec.block_name, block_type=spec.target.block_type, op=op(BLOCK_TYPE)),
+    changes: list[BlockChange | WorkPoolChange] = []
+    if spec.target.block is not None and spec.block_name is not None:
+        changes.append(
+            BlockChange(name=spec.block_name, block_type=spec.target.block.type, op=op(BLOCK_TYPE))
+        )
+    changes.append(
         WorkPoolChange(
             name=spec.pool, type=spec.pool_type.name, op=op(WORK_POOL_TYPE), variables=defaults
-        ),
-    ]
+        )
+    )
+    return changes
 
 
-def _check_prefect(spec: PoolSpec, writer: PrefectWriter) -> dict[str, bool]:
-    """Everything Prefect could refuse, asked before any cloud call: credentials, the block
-    type, the pool's type and template. Returns which of the two objects exist already."""
-    outputs = spec.target.expected_outputs(spec.pool, spec.pool_type, spec.options)
-    defaults = spec.target.template_defaults(spec.pool_type, outputs, spec.prefect.block_id)
-    block_op = writer.plan_block(spec.target.block_type, spec.block_name, None)
+def _check_prefect(spec: PoolSpec, writer: PrefectWriter) -> tuple[PoolSpec, dict[str, bool]]:
+    """Everything Prefect (or this machine) could refuse, asked before any cloud call:
+    credentials, the block type and its schema, a local token, the pool's type and template.
+
+    Returns the pool with the block type's schema, and which of the two objects exist already.
+    """
+    defaults = spec.target.template_defaults(spec.target.expected_outputs(), spec.prefect.block_id)
+    exists = {BLOCK_TYPE: False}
+    if spec.target.block is not None and spec.block_name is not None:
+        schema = writer.block_schema(spec.target.block.type)
+        spec.target.check_local(schema)
+        spec = replace(spec, block_schema=schema)
+        exists[BLOCK_TYPE] = writer.plan_block(spec.target.block.type, spec.block_name, None) != (
+            "create"
+        )
     pool_op = writer.plan_work_pool(
         spec.pool, spec.pool_type.name, spec.pool_type.worker_type, spec.pool_type.push, defaults
     )
-    return {BLOCK_TYPE: block_op != "create", WORK_POOL_TYPE: pool_op != "create"}
+    exists[WORK_POOL_TYPE] = pool_op != "create"
+    return spec, exists
 
 
 def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
@@ -442,8 +487,8 @@ def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
     from provision.offline import offline_steps
 
     spec = resolve(request, settings)
-    cloud = spec.target.program(spec.pool, spec.pool_type, spec.options, spec.generated)
-    steps = offline_steps(spec.pool, cloud)
+    cloud = spec.target.program()
+    steps = offline_steps(spec.pool, cloud) if cloud is not None else []
     creates = {t: "create" for t in TYPES}
     return _plan(spec, steps, _prefect_changes(spec, None, creates), offline=True)
 
@@ -467,7 +512,7 @@ def plan(
     spec = _resolved(request, settings, env, engine)
     api = _prefect_api(request, spec, env)
     writer = _writer(api)
-    existing = _check_prefect(spec, writer)
+    spec, existing = _check_prefect(spec, writer)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -537,8 +582,9 @@ def _migrate(
     record and adopts the pool's block and work pool (the ones it made stay its own), touching
     no cloud resource; then the work dir goes. Returns the pool re-read from the backend."""
     assert spec.legacy is not None
-    legacy_spec = resolve(
-        PoolRequest(spec.pool), settings, env, state=spec.state, legacy=spec.legacy
+    legacy_spec = replace(
+        resolve(PoolRequest(spec.pool), settings, env, state=spec.state, legacy=spec.legacy),
+        block_schema=spec.block_schema,
     )
     engine.notice(
         f"Moving the record of '{spec.pool}' from {spec.legacy.path} into its stack, so that "
@@ -577,7 +623,7 @@ def up(
     writer = _writer(api)
     # Refused credentials, a block type the server lacks or an unreachable API stop the run
     # here, before any cloud call.
-    existing = _check_prefect(spec, writer)
+    spec, existing = _check_prefect(spec, writer)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -618,7 +664,7 @@ def up(
         block_op=ops.get(BLOCK_TYPE, "same"),
         work_pool_id=prefect.pool_id or "",
         work_pool_op=ops.get(WORK_POOL_TYPE, "same"),
-        next_steps=spec.target.next_steps(spec.pool, spec.pool_type, public),
+        next_steps=spec.target.next_steps(public),
         prefect_url=api.url,
     )
 
@@ -658,16 +704,20 @@ def destroy(
             Step(urn=r["urn"], type=r["type"], name=urn_name(r["urn"]), op="delete", inputs={})
             for r in (spec.state.resources if spec.state else [])
         ]
-        prefect_ops: list[BlockChange | WorkPoolChange] = [
-            BlockChange(
-                name=spec.block_name,
-                block_type=spec.target.block_type,
-                op="delete" if owns_block else "same",
-            ),
+        prefect_ops: list[BlockChange | WorkPoolChange] = []
+        if spec.target.block is not None and spec.block_name is not None:
+            prefect_ops.append(
+                BlockChange(
+                    name=spec.block_name,
+                    block_type=spec.target.block.type,
+                    op="delete" if owns_block else "same",
+                )
+            )
+        prefect_ops.append(
             WorkPoolChange(
                 name=pool, type=spec.pool_type.name, op="delete" if owns_pool else "same"
-            ),
-        ]
+            )
+        )
         if not hooks.confirm(_plan(spec, steps, prefect_ops, offline=False)):
             raise Cancelled("Cancelled: nothing was changed.")
 
@@ -724,8 +774,10 @@ def list_pools(settings: Settings, hooks: Hooks | None = None) -> list[PoolSumma
             type_name = saved.type
             try:
                 pt = registry.pool_type(saved.type)
-                target = registry.target(pt.target)
-                location = target.location(target.options_model.model_validate(saved.options))
+                bound = registry.target(pt.target).bind(
+                    info.name, pt, saved.options, saved.generated
+                )
+                location = bound.location()
             except (ProvisionError, ValueError):
                 pass
         result = "in-progress" if info.update_in_progress else engine.last_result(info.name)
@@ -753,7 +805,7 @@ def show(pool: str, settings: Settings, hooks: Hooks | None = None) -> PoolDetai
     return PoolDetails(
         name=pool,
         type=spec.pool_type.name,
-        location=spec.target.location(spec.options),
+        location=spec.target.location(),
         outputs=state.outputs,
         secret_outputs=state.secret_outputs,
         block_name=spec.block_name,
@@ -801,7 +853,7 @@ def _pool_engine(
     return engine.for_pool(
         settings,
         orphan_hints=spec.target.orphan_hints,
-        adopt=partial(spec.target.adoptable_id, spec.options),
+        adopt=spec.target.adoptable_id,
         env=_prefect_env(api, spec),
     )
 

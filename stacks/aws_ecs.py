@@ -31,7 +31,7 @@ import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -275,8 +275,8 @@ class EcsPoolArgs:
     """Managed policies for the flows' task role; the role exists only when this is non-empty."""
 
 
-class EcsPool(pulumi.ComponentResource):
-    """Everything an ECS job submitter needs in one account and region; see the module doc."""
+class EcsPoolOutputs(TypedDict):
+    """What the component registers and the stack exports, one name per value."""
 
     region: str
     account_id: pulumi.Output[str]
@@ -295,6 +295,12 @@ class EcsPool(pulumi.ComponentResource):
     access_key_id: pulumi.Output[str]
     secret_access_key: pulumi.Output[str]
     """The worker's secret access key. Secret."""
+
+
+class EcsPool(pulumi.ComponentResource):
+    """Everything an ECS job submitter needs in one account and region; see the module doc."""
+
+    outputs: EcsPoolOutputs
 
     def __init__(
         self, name: str, args: EcsPoolArgs, opts: pulumi.ResourceOptions | None = None
@@ -509,45 +515,27 @@ class EcsPool(pulumi.ComponentResource):
             ),
         )
 
-        self.region = region
-        self.account_id = account_id
-        self.cluster_name = cluster.name
-        self.cluster_arn = cluster.arn
-        self.execution_role_arn = execution_role.arn
-        self.task_role_arn = task_role.arn if task_role else pulumi.Output.from_input(None)
-        self.worker_user_name = user.name
-        self.vpc_id = vpc_id
-        self.subnet_ids = subnet_ids
-        self.security_group_id = security_group_id
-        self.log_group_name = log_group.name
-        self.repository_url = repository.repository_url
-        # From the repository's own URL, so it names the registry that really holds it.
-        self.registry_host = repository.repository_url.apply(lambda url: url.split("/", 1)[0])
-        self.events_queue_name = queue.name if queue else pulumi.Output.from_input(None)
-        self.access_key_id = key.id
-        # pulumi-aws already marks the secret secret; wrap anyway so no refactor can leak it.
-        self.secret_access_key = pulumi.Output.secret(key.secret)
-
-        self.exports: dict[str, Any] = {
-            "region": self.region,
-            "account_id": self.account_id,
-            "cluster_name": self.cluster_name,
-            "cluster_arn": self.cluster_arn,
-            "execution_role_arn": self.execution_role_arn,
-            "task_role_arn": self.task_role_arn,
-            "worker_user_name": self.worker_user_name,
-            "vpc_id": self.vpc_id,
-            "subnet_ids": self.subnet_ids,
-            "security_group_id": self.security_group_id,
-            "log_group_name": self.log_group_name,
-            "registry_host": self.registry_host,
-            "repository_url": self.repository_url,
-            "events_queue_name": self.events_queue_name,
-            "access_key_id": self.access_key_id,
-            "secret_access_key": self.secret_access_key,
-        }
-        """Every output by its stack-export name (the names other code relies on)."""
-        self.register_outputs(self.exports)
+        self.outputs = EcsPoolOutputs(
+            region=region,
+            account_id=account_id,
+            cluster_name=cluster.name,
+            cluster_arn=cluster.arn,
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn if task_role else pulumi.Output.from_input(None),
+            worker_user_name=user.name,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            security_group_id=security_group_id,
+            log_group_name=log_group.name,
+            repository_url=repository.repository_url,
+            # From the repository's own URL, so it names the registry that really holds it.
+            registry_host=repository.repository_url.apply(lambda url: url.split("/", 1)[0]),
+            events_queue_name=queue.name if queue else pulumi.Output.from_input(None),
+            access_key_id=key.id,
+            # pulumi-aws already marks the secret secret; wrap anyway so no refactor can leak it.
+            secret_access_key=pulumi.Output.secret(key.secret),
+        )
+        self.register_outputs(dict(self.outputs))
 
     def _network(self, name, args: EcsPoolArgs, named, child):
         """VPC, public subnets in up to three AZs, internet gateway, routes, security group."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pulumi
 import pulumi_azuread as azuread
@@ -152,8 +153,8 @@ class ContainerInstancePoolArgs:
     registry_sku: str = "Basic"
 
 
-class ContainerInstancePool(pulumi.ComponentResource):
-    """Everything a container-group submitter needs in one resource group; see the module doc."""
+class ContainerInstancePoolOutputs(TypedDict):
+    """What the component registers and the stack exports, one name per value."""
 
     subscription_id: str
     tenant_id: pulumi.Output[str]
@@ -170,6 +171,12 @@ class ContainerInstancePool(pulumi.ComponentResource):
     """The submitter's client secret. Secret."""
     client_secret_end_date: pulumi.Output[str]
     role_definition_id: str
+
+
+class ContainerInstancePool(pulumi.ComponentResource):
+    """Everything a container-group submitter needs in one resource group; see the module doc."""
+
+    outputs: ContainerInstancePoolOutputs
 
     def __init__(
         self,
@@ -304,33 +311,19 @@ class ContainerInstancePool(pulumi.ComponentResource):
             ),
         )
 
-        self.subscription_id = sub
-        self.tenant_id = caller.tenant_id
-        self.location = args.location
-        self.resource_group_name = group.name
-        self.registry_name = registry.name
-        self.registry_login_server = registry.login_server
-        self.identity_id = identity.id
-        self.identity_client_id = identity.client_id
-        self.client_id = app.client_id
-        # pulumi-azuread already marks value secret; wrap anyway so no refactor can leak it.
-        self.client_secret = pulumi.Output.secret(password.value)
-        self.client_secret_end_date = password.end_date
-        self.role_definition_id = role_id
-
-        self.register_outputs(
-            {
-                "subscription_id": self.subscription_id,
-                "tenant_id": self.tenant_id,
-                "location": self.location,
-                "resource_group_name": self.resource_group_name,
-                "registry_name": self.registry_name,
-                "registry_login_server": self.registry_login_server,
-                "identity_id": self.identity_id,
-                "identity_client_id": self.identity_client_id,
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-                "client_secret_end_date": self.client_secret_end_date,
-                "role_definition_id": self.role_definition_id,
-            }
+        self.outputs = ContainerInstancePoolOutputs(
+            subscription_id=sub,
+            tenant_id=caller.tenant_id,
+            location=args.location,
+            resource_group_name=group.name,
+            registry_name=registry.name,
+            registry_login_server=registry.login_server,
+            identity_id=identity.id,
+            identity_client_id=identity.client_id,
+            client_id=app.client_id,
+            # pulumi-azuread already marks value secret; wrap anyway so no refactor can leak it.
+            client_secret=pulumi.Output.secret(password.value),
+            client_secret_end_date=password.end_date,
+            role_definition_id=role_id,
         )
+        self.register_outputs(dict(self.outputs))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, TypedDict, get_args
 
 import pulumi
 from pulumi_gcp import artifactregistry, projects, serviceaccount
@@ -119,19 +119,25 @@ class CloudRunPoolArgs:
     """Grant the worker write access to the repository (to push images with its key)."""
 
 
-class CloudRunPool(pulumi.ComponentResource):
-    """Everything a job submitter needs in one GCP project and region; see the module doc."""
+class CloudRunPoolOutputs(TypedDict):
+    """What the component registers and the stack exports, one name per value."""
 
-    project: str
-    region: str
-    worker_email: pulumi.Output[str]
-    runtime_email: pulumi.Output[str]
-    private_key: pulumi.Output[str]
+    project: pulumi.Input[str]
+    region: pulumi.Input[str]
+    worker_service_account_email: pulumi.Output[str]
+    runtime_service_account_email: pulumi.Output[str]
+    service_account_key: pulumi.Output[str]
     """The worker key as GCP returns it: base64 of the JSON key file. Secret."""
-    registry_host: str
+    registry_host: pulumi.Input[str]
     image_namespace: pulumi.Output[str]
     repository_id: pulumi.Output[str]
     custom_role_id: pulumi.Output[str]
+
+
+class CloudRunPool(pulumi.ComponentResource):
+    """Everything a job submitter needs in one GCP project and region; see the module doc."""
+
+    outputs: CloudRunPoolOutputs
     """Full role name, ``projects/<project>/roles/<role id>``."""
 
     def __init__(
@@ -254,30 +260,19 @@ class CloudRunPool(pulumi.ComponentResource):
             ),
         )
 
-        self.project = project
-        self.region = args.region
-        self.worker_email = worker.email
-        self.runtime_email = runtime.email
-        # pulumi-gcp already marks privateKey secret; wrap anyway so no refactor can leak it.
-        self.private_key = pulumi.Output.secret(key.private_key)
-        self.registry_host = registry_host(args.region)
-        # Derived from the repository's outputs so the namespace is only known once it exists.
-        self.repository_id = repository.repository_id
-        self.image_namespace = repository.repository_id.apply(
-            lambda rid: image_namespace(args.region, project, rid)
+        self.outputs = CloudRunPoolOutputs(
+            project=project,
+            region=args.region,
+            worker_service_account_email=worker.email,
+            runtime_service_account_email=runtime.email,
+            # pulumi-gcp already marks privateKey secret; wrap anyway so no refactor leaks it.
+            service_account_key=pulumi.Output.secret(key.private_key),
+            registry_host=registry_host(args.region),
+            # From the repository's outputs, so the namespace is only known once it exists.
+            image_namespace=repository.repository_id.apply(
+                lambda rid: image_namespace(args.region, project, rid)
+            ),
+            repository_id=repository.repository_id,
+            custom_role_id=role.name,
         )
-        self.custom_role_id = role.name
-
-        self.register_outputs(
-            {
-                "project": self.project,
-                "region": self.region,
-                "worker_email": self.worker_email,
-                "runtime_email": self.runtime_email,
-                "private_key": self.private_key,
-                "registry_host": self.registry_host,
-                "image_namespace": self.image_namespace,
-                "repository_id": self.repository_id,
-                "custom_role_id": self.custom_role_id,
-            }
-        )
+        self.register_outputs(dict(self.outputs))

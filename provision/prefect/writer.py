@@ -24,13 +24,6 @@ log = logging.getLogger(__name__)
 
 Op = Literal["create", "update", "same"]
 
-# Self-hosted servers register block types from the integrations they know about; these are the
-# packages that provide ours, for the "block type not registered" hint.
-_BLOCK_TYPE_PACKAGES = {
-    "gcp-": ("prefect-gcp", "prefect_gcp"),
-    "aws-": ("prefect-aws", "prefect_aws"),
-    "azure-": ("prefect-azure", "prefect_azure"),
-}
 
 
 @dataclass(frozen=True)
@@ -221,19 +214,29 @@ class PrefectWriter:
         block_type = self._get_or_none(f"/block_types/slug/{_seg(slug)}")
         if block_type is not None:
             return block_type
-        hint = "Register the integration that provides it on this server, then rerun."
-        for prefix, (package, module) in _BLOCK_TYPE_PACKAGES.items():
-            if slug.startswith(prefix):
-                hint = (
-                    f"Register it with `pip install {package}` and `prefect block register -m "
-                    f"{module}` (with PREFECT_API_URL={self.api.url}), then rerun."
-                )
+        # Self-hosted servers register block types from the integrations installed with them;
+        # each of ours comes from the integration named by its first word (gcp-credentials:
+        # prefect-gcp, azure-container-instance-credentials: prefect-azure).
+        integration = slug.split("-", 1)[0]
+        hint = (
+            f"Register it with `pip install prefect-{integration}` and `prefect block register "
+            f"-m prefect_{integration}` (with PREFECT_API_URL={self.api.url}), then rerun."
+        )
         raise PrefectError(
             f"Block type '{slug}' is not registered on the {self.api.kind} at {self.api.url}.",
             hint=hint,
         )
 
+    def block_schema(self, block_type_slug: str) -> dict[str, Any]:
+        """The block type's latest schema as the server declares it (a JSON schema with
+        ``properties`` and ``secret_fields``). Fails like :meth:`upsert_block` when the type is
+        not registered."""
+        return dict(self._latest_schema(self._block_type(block_type_slug)).get("fields") or {})
+
     def _latest_schema_id(self, block_type: Mapping[str, Any]) -> str:
+        return str(self._latest_schema(block_type)["id"])
+
+    def _latest_schema(self, block_type: Mapping[str, Any]) -> dict[str, Any]:
         # The server sorts schemas newest first, so limit=1 is the latest.
         schemas = self._client.post(
             "/block_schemas/filter",
@@ -244,7 +247,7 @@ class PrefectWriter:
                 f"Block type '{block_type.get('slug')}' has no schema on {self.api.url}.",
                 hint="Re-register the integration's blocks (`prefect block register -m ...`).",
             )
-        return str(schemas[0]["id"])
+        return dict(schemas[0])
 
     # -- work pools ----------------------------------------------------------------------------
 

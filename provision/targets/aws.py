@@ -13,33 +13,27 @@ import functools
 import json
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import ValidationInfo, model_validator
 
 from provision.errors import InvalidInputError
+from provision.registry import PoolType
 from provision.targets import aws_naming as naming
 from provision.targets.aws_errors import AWS_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
+    PLACEHOLDER,
+    BlockSpec,
     CloudProgram,
     Grant,
     NextSteps,
     OptionPicker,
-    PoolType,
-    Target,
+    Outputs,
+    Pool,
     TargetOptions,
     block_from_outputs,
-)
-
-OPTION_KEYS: tuple[str, ...] = (
-    "region",
-    "profile",
-    "vpc_id",
-    "subnet_ids",
-    "vpc_cidr",
-    "log_retention_days",
-    "task_role_policy_arns",
-    "ecr_keep_images",
+    block_ref,
 )
 
 DEFAULT_VPC_CIDR = "10.42.0.0/16"
@@ -48,9 +42,6 @@ neither AWS's default-VPC range (172.31/16) nor the usual first picks (10.0/16, 
 peering it with an existing network rarely collides."""
 DEFAULT_LOG_RETENTION_DAYS = 30
 DEFAULT_ECR_KEEP_IMAGES = 30
-
-PLACEHOLDER = "<created on up>"
-"""Stands in for values that exist only once ``up`` has run (plans, dry runs)."""
 
 OFFLINE_ACCOUNT = "<account-id>"
 """The account id offline plans show: they run without credentials, so it is unknown."""
@@ -111,6 +102,22 @@ class AwsOptions(TargetOptions):
             return {k: v for k, v in data.items() if k != "pool"}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _values(cls, data: Any, info: ValidationInfo) -> Any:
+        """The checks of each value, on new input (a record was checked when it was written).
+        Before pydantic's own type checks, so a bad number gets the message naming its flag."""
+        context = info.context or {}
+        if "sources" not in context or not isinstance(data, dict):
+            return data
+        sources = context["sources"]
+        naming.validate_region(data["region"], sources.get("region", ""))
+        naming.validate_numbers(data["log_retention_days"], data["ecr_keep_images"], sources)
+        naming.validate_policy_arns(
+            data["task_role_policy_arns"], sources.get("task_role_policy_arns", "")
+        )
+        return data
+
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
     """A repeatable flag's values; one string is one value, not its characters."""
@@ -131,13 +138,13 @@ def _known_absent(outputs: Mapping[str, Any], key: str) -> bool:
     return key in outputs and outputs[key] is None
 
 
-class AwsTarget(Target):
+@dataclass(frozen=True)
+class AwsPool(Pool[AwsOptions]):
     """ECS on Fargate pools in one AWS account and region."""
 
     cloud = "aws"
     options_model = AwsOptions
-    block_type = "aws-credentials"
-    block_suffix = "aws-credentials"
+    block = BlockSpec("aws-credentials", "aws-credentials")
     secret_outputs = frozenset({"secret_access_key"})
     error_rules = AWS_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
@@ -168,13 +175,14 @@ class AwsTarget(Target):
 
     # -- options ----------------------------------------------------------------------------
 
+    @classmethod
     def resolve_options(
-        self,
-        pool: str,
+        cls,
+        name: str,
         pool_type: PoolType,
         given: Mapping[str, Any],
         env: Mapping[str, str],
-        saved: TargetOptions | None = None,
+        saved: AwsOptions | None,
     ) -> AwsOptions:
         """Flags > saved options > environment / AWS config > defaults, then validate.
 
@@ -184,10 +192,10 @@ class AwsTarget(Target):
         Network: ``--vpc-id`` with ``--subnet-ids`` (an existing network), or ``--vpc-cidr``
         (the VPC to create, default :data:`DEFAULT_VPC_CIDR`); either replaces the saved choice.
         """
-        pick = OptionPicker(pool_type, given, saved, OPTION_KEYS)
-        naming.validate_pool(pool, pool_type.name)
+        pick = OptionPicker(pool_type, given, saved, AwsOptions.keys())
+        naming.validate_pool(name, pool_type.name)
         sources = pick.sources
-        prior = _aws(saved).model_dump() if saved is not None else {}
+        prior = saved.model_dump() if saved is not None else {}
 
         profile = pick("profile")
         if profile is None and env.get("AWS_PROFILE"):
@@ -205,10 +213,9 @@ class AwsTarget(Target):
                 "profile (`aws configure set region REGION`)."
             )
         region = str(region).strip()
-        naming.validate_region(region, sources.get("region", ""))
         if prior and region != prior["region"]:
             raise InvalidInputError(
-                f"Pool '{pool}' lives in {prior['region']}, not {region}: destroy it first to "
+                f"Pool '{name}' lives in {prior['region']}, not {region}: destroy it first to "
                 "move it (IAM names are global, so both cannot exist at once)."
             )
 
@@ -226,22 +233,14 @@ class AwsTarget(Target):
             "task_role_policy_arns": _as_tuple(pick("task_role_policy_arns", ())),
             "ecr_keep_images": pick("ecr_keep_images", DEFAULT_ECR_KEEP_IMAGES),
         }
-        naming.validate_numbers(opts["log_retention_days"], opts["ecr_keep_images"], sources)
-        naming.validate_policy_arns(
-            opts["task_role_policy_arns"], sources.get("task_role_policy_arns", "")
-        )
-        return AwsOptions(**opts)
+        return AwsOptions.checked(opts, sources)
 
-    def generated_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
-        """Nothing random: every AWS name derives from the pool name alone."""
-        return {}
-
-    def provider_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+    def provider_config(self) -> dict[str, str]:
         """Region, profile, and the tags every taggable resource gets (provider default_tags)."""
-        opts = _aws(options)
+        opts = self.options
         config = {
             "aws:region": opts.region,
-            "aws:defaultTags": json.dumps({"tags": tags(pool)}, sort_keys=True),
+            "aws:defaultTags": json.dumps({"tags": tags(self.name)}, sort_keys=True),
         }
         if opts.profile:
             config["aws:profile"] = opts.profile
@@ -249,13 +248,7 @@ class AwsTarget(Target):
 
     # -- program ----------------------------------------------------------------------------
 
-    def program(
-        self,
-        pool: str,
-        pool_type: PoolType,
-        options: TargetOptions,
-        generated: Mapping[str, str],
-    ) -> CloudProgram:
+    def program(self) -> CloudProgram:
         """One ``EcsPool``; the program returns its outputs (the stack's exports).
 
         The function carries ``offline_invokes`` (see ``provision/offline.py``): what offline
@@ -265,10 +258,10 @@ class AwsTarget(Target):
 
         from stacks.aws_ecs import EcsPool
 
-        args = self._args(pool, pool_type, _aws(options))
+        args = self._args()
 
         def run() -> dict[str, pulumi.Output[Any]]:
-            return dict(EcsPool(pool, args).exports)
+            return EcsPool(self.name, args).outputs
 
         region = args.region
         run.offline_outputs = functools.partial(offline_outputs, region)  # type: ignore[attr-defined]
@@ -289,20 +282,20 @@ class AwsTarget(Target):
         }
         return run
 
-    def expected_outputs(self, pool: str, pool_type: PoolType, options: TargetOptions) -> dict:
+    def expected_outputs(self) -> dict[str, Any]:
         """The non-secret stack outputs ``up`` will produce, computed without the engine.
 
         ARNs and the registry need the account id, and created VPC ids come from AWS: those are
         left out. A key present with ``None`` means known absent (no task role, no queue for
         push pools, no security group with an existing VPC).
         """
-        opts = _aws(options)
+        opts, pool = self.options, self.name
         expected: dict[str, Any] = {
             "region": opts.region,
             "cluster_name": naming.cluster_name(pool),
             "worker_user_name": naming.worker_user_name(pool),
             "log_group_name": naming.log_group_name(pool),
-            "events_queue_name": None if pool_type.push else naming.events_queue_name(pool),
+            "events_queue_name": None if self.type.push else naming.events_queue_name(pool),
         }
         if not opts.task_role_policy_arns:
             expected["task_role_arn"] = None
@@ -314,13 +307,11 @@ class AwsTarget(Target):
 
     # -- Prefect ----------------------------------------------------------------------------
 
-    def adoptable_id(
-        self, options: TargetOptions, type_token: str, inputs: Mapping[str, Any]
-    ) -> str | None:
+    def adoptable_id(self, type_token: str, inputs: Mapping[str, Any]) -> str | None:
         """IAM roles, users and policies, the log group and the repository, by their names."""
         return naming.resource_id(type_token, inputs)
 
-    def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
         """The ``aws-credentials`` block: the worker user's key and the pool's region."""
         return block_from_outputs(
             outputs,
@@ -331,9 +322,7 @@ class AwsTarget(Target):
             },
         )
 
-    def template_defaults(
-        self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None
-    ) -> dict[str, Any]:
+    def template_defaults(self, outputs: Outputs, block_document_id: str | None) -> dict[str, Any]:
         """Defaults for variables the ``ecs`` worker's template declares (prefect-aws
         ``ECSVariables``): credentials, cluster, roles, network and CloudWatch logs.
 
@@ -356,7 +345,7 @@ class AwsTarget(Target):
         # Public subnets without a NAT gateway: tasks need a public IP to reach ECR and Prefect.
         network["assignPublicIp"] = "ENABLED"
         defaults: dict[str, Any] = {
-            "aws_credentials": {"$ref": {"block_document_id": block_document_id or PLACEHOLDER}},
+            "aws_credentials": block_ref(block_document_id),
             "cluster": _get(outputs, "cluster_arn"),
             "vpc_id": _get(outputs, "vpc_id"),
             "execution_role_arn": _get(outputs, "execution_role_arn"),
@@ -374,12 +363,12 @@ class AwsTarget(Target):
 
     # -- plan & summary ---------------------------------------------------------------------
 
-    def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
+    def grants(self) -> list[Grant]:
         """Every statement of the worker policy, then what the roles and the queue hold."""
         from stacks.aws_ecs import EXECUTION_POLICY_ARN, STATEMENT_PURPOSE, worker_policy
 
-        opts = _aws(options)
-        args = self._args(pool, pool_type, opts)
+        opts, push = self.options, self.type.push
+        args = self._args()
         account = OFFLINE_ACCOUNT  # grants are shown before the account is known
         role_arns = [f"arn:aws:iam::{account}:role/{args.names.execution_role}"]
         if opts.task_role_policy_arns:
@@ -394,7 +383,7 @@ class AwsTarget(Target):
             log_group_name=args.names.log_group,
             queue_arn=(
                 None
-                if pool_type.push
+                if push
                 else f"arn:aws:sqs:{opts.region}:{account}:{args.names.events_queue}"
             ),
         )
@@ -428,7 +417,7 @@ class AwsTarget(Target):
                     why="Given with --task-role-policy-arn: what your flows need.",
                 )
             )
-        if not pool_type.push:
+        if not push:
             grants.append(
                 Grant(
                     principal="events.amazonaws.com",
@@ -439,13 +428,13 @@ class AwsTarget(Target):
             )
         return grants
 
-    def next_steps(self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]) -> NextSteps:
+    def next_steps(self, outputs: Outputs) -> NextSteps:
         """ECR login, how to deploy to the pool, and for ``ecs`` the worker and its env."""
         region = _get(outputs, "region")
         host = _get(outputs, "registry_host")
         repository = _get(outputs, "repository_url")
         snippet = (
-            f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(pool)}, '
+            f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(self.name)}, '
             f'image="{repository}:my-deployment")'
         )
         # The password goes through a pipe, never onto a command line.
@@ -454,7 +443,7 @@ class AwsTarget(Target):
             f"--password-stdin {host}"
         ]
         env: dict[str, str] = {}
-        if not pool_type.push:
+        if not self.type.push:
             # The worker's ECS observer polls the queue with the worker's own AWS credentials
             # and default region; without the queue name, failed tasks go unnoticed.
             env = {
@@ -462,26 +451,26 @@ class AwsTarget(Target):
                 OBSERVER_REGION_ENV: region,
                 "AWS_DEFAULT_REGION": region,
             }
-            commands.append(f"prefect worker start --pool {shlex.quote(pool)}")
+            commands.append(f"prefect worker start --pool {shlex.quote(self.name)}")
         return NextSteps(deploy_snippet=snippet, commands=tuple(commands), env=env)
 
-    def location(self, options: TargetOptions) -> str:
+    def location(self) -> str:
         """The region, and the profile when one is pinned."""
-        opts = _aws(options)
+        opts = self.options
         return f"{opts.region} (profile {opts.profile})" if opts.profile else opts.region
 
     # -- helpers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _args(pool: str, pool_type: PoolType, opts: AwsOptions) -> Any:
+    def _args(self) -> Any:
         from stacks.aws_ecs import EcsPoolArgs, EcsPoolNames
 
-        names = EcsPoolNames(**naming.resource_names(pool))
+        opts = self.options
+        names = EcsPoolNames(**naming.resource_names(self.name))
         return EcsPoolArgs(
-            pool=pool,
+            pool=self.name,
             region=opts.region,
             names=names,
-            task_events=not pool_type.push,
+            task_events=not self.type.push,
             vpc_cidr=opts.vpc_cidr or DEFAULT_VPC_CIDR,
             vpc_id=opts.vpc_id,
             subnet_ids=tuple(opts.subnet_ids),
@@ -508,9 +497,3 @@ def _scope(statement: Mapping[str, Any]) -> str:
         for key, value in pairs.items():
             text += f" when {key} {operator} {value}"
     return text
-
-
-def _aws(options: TargetOptions) -> AwsOptions:
-    if isinstance(options, AwsOptions):
-        return options
-    return AwsOptions(**options.model_dump())

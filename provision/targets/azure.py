@@ -12,36 +12,31 @@ import json
 import secrets
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import ValidationInfo, model_validator
 
 from provision.errors import InvalidInputError
+from provision.registry import PoolType
 from provision.targets import azure_naming as naming
 from provision.targets.azure_errors import AZURE_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
+    PLACEHOLDER,
+    BlockSpec,
     CloudProgram,
     Grant,
     NextSteps,
     OptionPicker,
-    PoolType,
-    Target,
+    Outputs,
+    Pool,
     TargetOptions,
     block_from_outputs,
+    block_ref,
     generated_suffix,
 )
-
-OPTION_KEYS: tuple[str, ...] = (
-    "subscription",
-    "location",
-    "resource_group",
-    "registry_name",
-    "registry_sku",
-    "secret_days",
-)
-
-PLACEHOLDER = "<created on up>"
-"""Stands in for values that exist only once ``up`` has run (plans, dry runs)."""
 
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, as Entra ID takes it
 
@@ -59,6 +54,17 @@ class AzureOptions(TargetOptions):
     tenant: str | None = None
     """The subscription's Entra ID tenant, when known: pins both providers to it, so the app
     registration lands in the tenant whose ARM grants it (``None``: the login's default)."""
+    internal: ClassVar[frozenset[str]] = frozenset({"tenant"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _values(cls, data: Any, info: ValidationInfo) -> Any:
+        """The checks of each value, on new input (a record was checked when it was written).
+        Before pydantic's own type checks, so a bad number gets the message naming its flag."""
+        context = info.context or {}
+        if "sources" in context and isinstance(data, dict):
+            _validate(data, context["sources"])
+        return data
 
 
 def azure_config_dir(env: Mapping[str, str]) -> Path:
@@ -108,8 +114,8 @@ def subscription_tenant(env: Mapping[str, str], subscription: str) -> str | None
     return None
 
 
-def _validate(opts: dict[str, Any], sources: Mapping[str, str]) -> None:
-    """One-line InvalidInputError for the first bad option."""
+def _validate(opts: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """One-line InvalidInputError for the first bad option (``AzureOptions`` runs it)."""
 
     def origin(key: str) -> str:
         return f" (from {sources[key]})" if sources.get(key) else ""
@@ -172,13 +178,13 @@ def _get(outputs: Mapping[str, Any], key: str) -> Any:
     return PLACEHOLDER if value in (None, "") else value
 
 
-class AzureTarget(Target):
+@dataclass(frozen=True)
+class AzurePool(Pool[AzureOptions]):
     """Azure Container Instances pools in one subscription, location and resource group."""
 
     cloud = "azure"
     options_model = AzureOptions
-    block_type = "azure-container-instance-credentials"
-    block_suffix = "aci-credentials"
+    block = BlockSpec("azure-container-instance-credentials", "aci-credentials")
     secret_outputs = frozenset({"client_secret"})
     error_rules = AZURE_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
@@ -201,13 +207,14 @@ class AzureTarget(Target):
 
     # -- options ----------------------------------------------------------------------------
 
+    @classmethod
     def resolve_options(
-        self,
-        pool: str,
+        cls,
+        name: str,
         pool_type: PoolType,
         given: Mapping[str, Any],
         env: Mapping[str, str],
-        saved: TargetOptions | None = None,
+        saved: AzureOptions | None,
     ) -> AzureOptions:
         """Flags > saved options > environment / Azure CLI profile > defaults, then validate.
 
@@ -216,7 +223,7 @@ class AzureTarget(Target):
         Resource group defaults to ``<pool>-rg``; the registry name to the pool's alphanumerics
         plus the stack's random suffix (decided in :meth:`program`).
         """
-        pick = OptionPicker(pool_type, given, saved, OPTION_KEYS)
+        pick = OptionPicker(pool_type, given, saved, AzureOptions.keys())
         sources = pick.sources
 
         subscription = pick("subscription")
@@ -250,16 +257,16 @@ class AzureTarget(Target):
         opts: dict[str, Any] = {
             "subscription": subscription,
             "location": naming.normalize_location(str(location)),
-            "resource_group": pick("resource_group") or naming.resource_group(pool),
+            "resource_group": pick("resource_group") or naming.resource_group(name),
             "registry_name": pick("registry_name"),
             "registry_sku": _canonical_sku(pick("registry_sku") or "Basic"),
             "secret_days": naming.DEFAULT_SECRET_DAYS if secret_days is None else secret_days,
             "tenant": tenant,
         }
-        _validate(opts, sources)
-        return AzureOptions(**opts)
+        return AzureOptions.checked(opts, sources)
 
-    def generated_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+    @classmethod
+    def generate(cls, name: str, options: AzureOptions) -> dict[str, str]:
         """Chosen once per stack, then kept: the registry suffix and the secret's start.
 
         The secret's end date is ``secret_start + secret_days``: computing it from ``now()`` on
@@ -270,7 +277,7 @@ class AzureTarget(Target):
             "secret_start": datetime.now(UTC).strftime(_DATE_FORMAT),
         }
 
-    def provider_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+    def provider_config(self) -> dict[str, str]:
         """Subscription and default location of azure-native (every resource also sets them),
         and the subscription's tenant for both providers when it is known.
 
@@ -278,7 +285,7 @@ class AzureTarget(Target):
         several tenants may not be the subscription's: the app would be registered where ARM
         can't find its principal.
         """
-        opts = _azure(options)
+        opts = self.options
         config = {
             "azure-native:subscriptionId": opts.subscription,
             "azure-native:location": opts.location,
@@ -289,19 +296,11 @@ class AzureTarget(Target):
 
     # -- program ----------------------------------------------------------------------------
 
-    def program(
-        self,
-        pool: str,
-        pool_type: PoolType,
-        options: TargetOptions,
-        generated: Mapping[str, str],
-    ) -> CloudProgram:
+    def program(self) -> CloudProgram:
         """One ``ContainerInstancePool``; the program returns its outputs (the exports)."""
-        import pulumi
-
         from stacks.azure_aci import ContainerInstancePool, ContainerInstancePoolArgs
 
-        opts = _azure(options)
+        opts, pool, generated = self.options, self.name, self.generated
         generated_suffix(generated, "registry_suffix")
         try:
             end_date = secret_end_date(generated.get("secret_start", ""), opts.secret_days)
@@ -315,39 +314,22 @@ class AzureTarget(Target):
             subscription_id=opts.subscription,
             location=opts.location,
             resource_group_name=opts.resource_group,
-            registry_name=self._registry_name(pool, opts, generated),
+            registry_name=self._registry_name(),
             identity_name=naming.identity_name(pool),
             app_display_name=naming.app_display_name(pool),
             secret_end_date=end_date,
             registry_sku=opts.registry_sku,
         )
 
-        def run() -> dict[str, pulumi.Output[Any]]:
-            infra = ContainerInstancePool(pool, args)
-            return {
-                "subscription_id": infra.subscription_id,
-                "tenant_id": infra.tenant_id,
-                "location": infra.location,
-                "resource_group_name": infra.resource_group_name,
-                "registry_name": infra.registry_name,
-                "registry_login_server": infra.registry_login_server,
-                "identity_id": infra.identity_id,
-                "identity_client_id": infra.identity_client_id,
-                "client_id": infra.client_id,
-                "client_secret": infra.client_secret,
-                "client_secret_end_date": infra.client_secret_end_date,
-                "role_definition_id": infra.role_definition_id,
-            }
+        return lambda: ContainerInstancePool(pool, args).outputs
 
-        return run
-
-    def expected_outputs(self, pool: str, pool_type: PoolType, options: TargetOptions) -> dict:
+    def expected_outputs(self) -> dict[str, Any]:
         """The non-secret stack outputs ``up`` will produce, computed without the engine.
 
         The tenant, the client id and (unless --registry-name was given) the registry's random
         name are not predictable and are left out.
         """
-        opts = _azure(options)
+        opts, pool = self.options, self.name
         expected: dict[str, Any] = {
             "subscription_id": opts.subscription,
             "location": opts.location,
@@ -363,23 +345,18 @@ class AzureTarget(Target):
 
     # -- Prefect ----------------------------------------------------------------------------
 
-    def adoptable_id(
-        self, options: TargetOptions, type_token: str, inputs: Mapping[str, Any]
-    ) -> str | None:
+    def adoptable_id(self, type_token: str, inputs: Mapping[str, Any]) -> str | None:
         """ARM resources: every name is fixed before the create (see ``naming.arm_id``)."""
-        assert isinstance(options, AzureOptions)
-        return naming.arm_id(options.subscription, type_token, inputs)
+        return naming.arm_id(self.options.subscription, type_token, inputs)
 
-    def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
         """The ``azure-container-instance-credentials`` block: the app's client credentials."""
         # The block's fields and the stack's outputs share their names.
         return block_from_outputs(
             outputs, {k: k for k in ("client_id", "tenant_id", "client_secret")}
         )
 
-    def template_defaults(
-        self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None
-    ) -> dict[str, Any]:
+    def template_defaults(self, outputs: Outputs, block_document_id: str | None) -> dict[str, Any]:
         """Defaults for variables the azure-container-instance worker template declares.
 
         ``aci_credentials`` (the block), ``resource_group_name``, ``subscription_id``, the
@@ -389,7 +366,7 @@ class AzureTarget(Target):
         """
         identity = _get(outputs, "identity_id")
         return {
-            "aci_credentials": {"$ref": {"block_document_id": block_document_id or PLACEHOLDER}},
+            "aci_credentials": block_ref(block_document_id),
             "resource_group_name": _get(outputs, "resource_group_name"),
             "subscription_id": _get(outputs, "subscription_id"),
             "identities": [identity],
@@ -401,15 +378,15 @@ class AzureTarget(Target):
 
     # -- plan & summary ---------------------------------------------------------------------
 
-    def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
+    def grants(self) -> list[Grant]:
         """The two grants: the custom role to the app, AcrPull to the managed identity."""
         from stacks.azure_aci import ROLE_ACTIONS
 
-        opts = _azure(options)
+        opts, pool = self.options, self.name
         return [
             Grant(
                 principal=f"service principal {naming.app_display_name(pool)}",
-                role=self._role_display(opts),
+                role=self._role_display(),
                 scope=f"resource group {opts.resource_group} only",
                 permissions=tuple(ROLE_ACTIONS),
                 why="Exactly the ARM calls the ACI worker makes: deploy a template that creates "
@@ -420,18 +397,18 @@ class AzureTarget(Target):
             Grant(
                 principal=f"managed identity {naming.identity_name(pool)}",
                 role="AcrPull",
-                scope=f"registry {self._registry_display(pool, opts)} only",
+                scope=f"registry {self._registry_display()} only",
                 why="Container groups pull their images as this identity: no registry password "
                 "anywhere.",
             ),
         ]
 
-    def next_steps(self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]) -> NextSteps:
+    def next_steps(self, outputs: Outputs) -> NextSteps:
         """How to push images, deploy to the pool, and what to run next."""
         server = _get(outputs, "registry_login_server")
         registry = _get(outputs, "registry_name")
         snippet = (
-            f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(pool)}, '
+            f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(self.name)}, '
             f'image="{server}/my-image:latest")'
         )
         commands = [
@@ -441,38 +418,29 @@ class AzureTarget(Target):
             # Docker credentials from the user's own Entra login: no password on a command line.
             f"az acr login --name {shlex.quote(str(registry))}",
         ]
-        if not pool_type.push:
-            commands.append(f"prefect worker start --pool {shlex.quote(pool)}")
+        if not self.type.push:
+            commands.append(f"prefect worker start --pool {shlex.quote(self.name)}")
         return NextSteps(image_namespace=server, deploy_snippet=snippet, commands=tuple(commands))
 
-    def location(self, options: TargetOptions) -> str:
+    def location(self) -> str:
         """``subscription/resource group (location)``."""
-        opts = _azure(options)
+        opts = self.options
         return f"{opts.subscription}/{opts.resource_group} ({opts.location})"
 
     # -- helpers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _registry_name(pool: str, opts: AzureOptions, generated: Mapping[str, str]) -> str:
-        if opts.registry_name:
-            return opts.registry_name
-        return naming.registry_name(pool, generated["registry_suffix"])
+    def _registry_name(self) -> str:
+        if self.options.registry_name:
+            return self.options.registry_name
+        return naming.registry_name(self.name, self.generated["registry_suffix"])
 
-    @staticmethod
-    def _registry_display(pool: str, opts: AzureOptions) -> str:
+    def _registry_display(self) -> str:
         # The default name ends in a random suffix chosen on first up; show its shape.
-        if opts.registry_name:
-            return opts.registry_name
-        return naming.registry_name(pool, "0" * 8)[:-8] + "<random>"
+        if self.options.registry_name:
+            return self.options.registry_name
+        return naming.registry_name(self.name, "0" * 8)[:-8] + "<random>"
 
-    @staticmethod
-    def _role_display(opts: AzureOptions) -> str:
+    def _role_display(self) -> str:
         from stacks.azure_aci import role_name
 
-        return role_name(opts.subscription, opts.resource_group)
-
-
-def _azure(options: TargetOptions) -> AzureOptions:
-    if isinstance(options, AzureOptions):
-        return options
-    return AzureOptions(**options.model_dump())
+        return role_name(self.options.subscription, self.options.resource_group)

@@ -1,13 +1,15 @@
-"""The contract every cloud target implements, declared once.
+"""The contract every target implements, declared once.
 
 A *target* is the glue between one stack module (``stacks/``, pure Pulumi, knows nothing of
-Prefect) and the rest of the tool: it validates the user's options, builds the inline Pulumi
-program, turns stack outputs into the Prefect credentials block and the work pool's
-base-job-template defaults, and lists the grants the plan shows. The use cases
-(``service.py``) reach a cloud only through this interface; the engine and the CLI never see
-a target.
+Prefect) and the rest of the tool. Its class is a :class:`Pool`: :meth:`Pool.resolve` validates
+the user's options once and returns a frozen pool object bound to its name, type and options,
+which gives the service everything else: the inline program's cloud part (or none), the
+credentials block's data (or no block), the work pool's base-job-template defaults, the grants
+the plan shows and what to do next. The use cases (``service.py``) reach a cloud only through
+this object; the engine and the CLI never see one.
 
-Adding a cloud = one stack module + one ``Target`` subclass + its entries in ``registry.py``.
+Adding a pool type = one ``Pool`` subclass (and, with cloud resources, one stack module) plus
+its lines in ``registry.py`` (see ``docs/adding-a-target.md``).
 """
 
 from __future__ import annotations
@@ -16,37 +18,20 @@ import abc
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from provision.engine_errors import ErrorRule
 from provision.errors import EngineError, InvalidInputError
+from provision.registry import PoolType, flag
 
 CloudProgram = Callable[[], Mapping[str, Any]]
 """A target's part of the inline program: declares its cloud resources and returns the outputs
-(name → ``pulumi.Output``) that become the stack's exports."""
+(name → ``pulumi.Output``) that become the stack's exports: the stack's typed outputs mapping."""
 
-
-@dataclass(frozen=True)
-class PoolType:
-    """One Prefect work-pool type the tool can provision."""
-
-    name: str
-    """Prefect's type string, e.g. ``cloud-run-v2:push``."""
-    target: str
-    """Key of the :class:`Target` in the registry, e.g. ``gcp``."""
-    worker_type: str
-    """The worker type whose default base job template the pool starts from (``cloud-run-v2``)."""
-    push: bool
-    """Push pools exist only on Prefect Cloud."""
-    description: str
-
-
-def flag(key: str) -> str:
-    """The CLI flag of an option key (``vpc_id`` → ``--vpc-id``)."""
-    return "--" + key.replace("_", "-")
-
+PLACEHOLDER = "<created on up>"
+"""Stands in for values that exist only once ``up`` has run (plans, dry runs)."""
 
 class OptionPicker:
     """Option precedence shared by every target: flags, then the pool's saved options.
@@ -84,9 +69,56 @@ class OptionPicker:
 
 
 class TargetOptions(BaseModel):
-    """Base of each target's validated options. Saved verbatim in stack config."""
+    """Base of each target's validated options, saved verbatim in the pool's record.
+
+    The model is the one declaration of a target's options: the keys a target accepts are its
+    fields, and the checks of each value are its validators. A validator names where a bad
+    value came from with :func:`origin` (the sources travel in the validation context).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    internal: ClassVar[frozenset[str]] = frozenset()
+    """Fields the tool finds out itself and saves with the options, but no flag sets."""
+
+    @classmethod
+    def keys(cls) -> frozenset[str]:
+        """The option keys (and so the flags) this target accepts."""
+        return frozenset(cls.model_fields) - cls.internal
+
+    @classmethod
+    def checked(
+        cls, values: Mapping[str, Any], sources: Mapping[str, str] | None = None, **context: Any
+    ) -> Self:
+        """``values`` validated, or ``InvalidInputError`` with one line for the first problem.
+
+        ``sources`` maps keys to where their values came from (``--region``, ``AWS_REGION``);
+        ``context`` is what else validators may read (the pool type's flavor).
+        """
+        try:
+            return cls.model_validate(
+                dict(values), context={**context, "sources": dict(sources or {})}
+            )
+        except ValidationError as exc:
+            raise InvalidInputError(_first_problem(exc)) from None
+
+
+def origin(info: ValidationInfo, key: str | None = None) -> str:
+    """`` (from --region)``: where the value a validator checks came from, or ``""``."""
+    sources = (info.context or {}).get("sources", {})
+    source = sources.get(key or info.field_name or "")
+    return f" (from {source})" if source else ""
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """One line for a ``ValidationError``: a validator's own message as it wrote it (they name
+    the flag and the fix); pydantic's own checks as ``Invalid --flag: reason``."""
+    error = exc.errors()[0]
+    raised = (error.get("ctx") or {}).get("error")
+    if isinstance(raised, ValueError | AssertionError) and str(raised):
+        return str(raised)
+    where = ", ".join(flag(str(p)) for p in error["loc"][:1]) or "options"
+    return f"Invalid {where}: {error['msg']}."
 
 
 def generated_suffix(generated: Mapping[str, str], key: str) -> str:
@@ -162,16 +194,44 @@ class NextSteps:
     """Environment variables the worker needs."""
 
 
-class Target(abc.ABC):
-    """Glue between one cloud's stack and the engine, the Prefect writer and the CLI."""
+@dataclass(frozen=True)
+class BlockSpec:
+    """The Prefect credentials block a target writes."""
+
+    type: str
+    """Block type slug, e.g. ``gcp-credentials``."""
+    suffix: str
+    """The default block name is ``<pool>-<suffix>``."""
+
+
+Outputs = Mapping[str, Any]
+"""Stack outputs as the service sees them: the target's typed outputs mapping, possibly partial
+(plans), with secret values left out where they are not needed."""
+
+OptionsT = TypeVar("OptionsT", bound=TargetOptions)
+
+
+@dataclass(frozen=True)
+class Pool(abc.ABC, Generic[OptionsT]):
+    """One work pool bound to its target: name, type and validated options, resolved once.
+
+    Subclasses set the class attributes and implement the methods marked abstract; everything
+    else has a default for a target without cloud resources or without a block.
+    """
+
+    name: str
+    type: PoolType
+    options: OptionsT
+    generated: Mapping[str, str] = field(default_factory=dict)
+    """Values chosen once per stack and then kept in its record (random suffixes)."""
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """The environment it was resolved in: where local credentials are read, when needed."""
 
     cloud: ClassVar[str]
-    """Short cloud name used in messages: ``gcp``, ``aws``, ``azure``."""
+    """Short name used in messages and ``list``: ``gcp``, ``aws``, ``modal``."""
     options_model: ClassVar[type[TargetOptions]]
-    block_type: ClassVar[str]
-    """Prefect block type slug, e.g. ``gcp-credentials``."""
-    block_suffix: ClassVar[str]
-    """Default block name is ``<pool>-<block_suffix>``."""
+    block: ClassVar[BlockSpec | None] = None
+    """The credentials block it writes; ``None``: no block."""
     error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
     """This cloud's error texts mapped to typed errors (credentials, APIs, permissions, ...)."""
     orphan_hints: ClassVar[dict[str, str]] = {}
@@ -182,52 +242,73 @@ class Target(abc.ABC):
     """Regexes over engine output meaning "a new identity/grant is not visible yet": the engine
     retries ``up`` with backoff when a failure matches one of these."""
 
-    @abc.abstractmethod
-    def resolve_options(
-        self,
-        pool: str,
+    # -- binding ----------------------------------------------------------------------------
+
+    @classmethod
+    def resolve(
+        cls,
+        name: str,
         pool_type: PoolType,
         given: Mapping[str, Any],
         env: Mapping[str, str],
-        saved: TargetOptions | None = None,
-    ) -> TargetOptions:
-        """Validate ``given`` (CLI flags, ``None`` for unset) and fill defaults.
+        saved: Mapping[str, Any] | None = None,
+        generated: Mapping[str, str] | None = None,
+    ) -> Self:
+        """The pool for ``given`` (flags; ``None`` for unset) on top of ``saved`` options.
 
-        Defaults come from ``saved`` (the options of an existing stack) first, then from the
-        environment and the cloud's own CLI configuration. Raises ``InvalidInputError`` with one
-        line naming the problem; never calls a cloud API.
+        Defaults come from ``saved`` first, then the environment and the cloud's own CLI
+        configuration. Raises ``InvalidInputError`` with one line; never calls a cloud API.
         """
+        prior = cls.options_model.model_validate(saved) if saved else None
+        options = cls.resolve_options(name, pool_type, given, env, prior)
+        chosen = dict(generated or {}) or cls.generate(name, options)
+        return cls(name, pool_type, options, chosen, env)
 
-    @abc.abstractmethod
-    def generated_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
-        """Values chosen once per stack and then kept in stack config (random suffixes)."""
-
-    @abc.abstractmethod
-    def provider_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
-        """Pulumi provider config for ``pool``'s stack, e.g. ``{"gcp:project": ...}``."""
-
-    @abc.abstractmethod
-    def program(
-        self,
-        pool: str,
+    @classmethod
+    def bind(
+        cls,
+        name: str,
         pool_type: PoolType,
-        options: TargetOptions,
-        generated: Mapping[str, str],
-    ) -> CloudProgram:
-        """The cloud part of the inline program. Imports its stack module (and SDK) lazily."""
+        saved: Mapping[str, Any],
+        generated: Mapping[str, str] | None = None,
+    ) -> Self:
+        """The pool of a record, as saved: no environment, no defaults (``list``)."""
+        return cls(name, pool_type, cls.options_model.model_validate(saved), dict(generated or {}))
 
-    def expected_outputs(
-        self, pool: str, pool_type: PoolType, options: TargetOptions
-    ) -> dict[str, Any]:
-        """The non-secret outputs ``up`` will produce, predicted without the engine (for plans).
+    @classmethod
+    @abc.abstractmethod
+    def resolve_options(
+        cls,
+        name: str,
+        pool_type: PoolType,
+        given: Mapping[str, Any],
+        env: Mapping[str, str],
+        saved: OptionsT | None,
+    ) -> OptionsT:
+        """Pick each option (flag > saved > environment > default) and validate them."""
 
-        Anything unpredictable is left out; ``template_defaults`` must cope with missing keys.
-        """
+    @classmethod
+    def generate(cls, name: str, options: OptionsT) -> dict[str, str]:
+        """Values to choose once per stack (random suffixes). Default: none."""
         return {}
 
-    def adoptable_id(
-        self, options: TargetOptions, type_token: str, inputs: Mapping[str, Any]
-    ) -> str | None:
+    # -- the cloud side ---------------------------------------------------------------------
+
+    def provider_config(self) -> dict[str, str]:
+        """Pulumi provider config for the stack, e.g. ``{"gcp:project": ...}``."""
+        return {}
+
+    def program(self) -> CloudProgram | None:
+        """The cloud part of the inline program (imports its stack module lazily), or ``None``
+        for a target without cloud resources."""
+        return None
+
+    def expected_outputs(self) -> dict[str, Any]:
+        """The non-secret outputs ``up`` will produce, predicted without the engine (plans).
+        Anything unpredictable is left out; :meth:`template_defaults` copes with missing keys."""
+        return {}
+
+    def adoptable_id(self, type_token: str, inputs: Mapping[str, Any]) -> str | None:
         """The cloud id a create of ``type_token`` with ``inputs`` gets, when the inputs fix it.
 
         After a killed run, a create the engine never heard back from is adopted by this id
@@ -236,14 +317,31 @@ class Target(abc.ABC):
         """
         return None
 
-    @abc.abstractmethod
-    def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
-        """The credentials block document built from stack outputs (contains secrets)."""
+    def grants(self) -> list[Grant]:
+        """Every permission the stack grants, with its scope."""
+        return []
+
+    def location(self) -> str:
+        """Human-readable location for ``list`` (``project/region``)."""
+        return ""
+
+    # -- the Prefect side -------------------------------------------------------------------
+
+    def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
+        """The credentials block document (contains secrets), from stack outputs.
+
+        ``schema`` is the block type's schema as the Prefect server declares it (its
+        ``properties`` and ``secret_fields``), for targets whose field names are the server's
+        to say. Only called when :attr:`block` is set.
+        """
+        raise NotImplementedError(f"{type(self).__name__} writes no block")
+
+    def check_local(self, schema: Mapping[str, Any]) -> None:
+        """Fail with one line, before any change, if something this machine must supply for
+        ``up``/``preview`` is missing or unusable (a local token). Default: nothing needed."""
 
     @abc.abstractmethod
-    def template_defaults(
-        self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None
-    ) -> dict[str, Any]:
+    def template_defaults(self, outputs: Outputs, block_document_id: str | None) -> dict[str, Any]:
         """Base-job-template ``variables.properties.<key>.default`` values the tool owns.
 
         For plans, ``outputs`` may be partial and ``block_document_id`` is ``None``: use
@@ -251,13 +349,10 @@ class Target(abc.ABC):
         """
 
     @abc.abstractmethod
-    def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
-        """Every permission the stack grants, with its scope."""
-
-    @abc.abstractmethod
-    def next_steps(self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]) -> NextSteps:
+    def next_steps(self, outputs: Outputs) -> NextSteps:
         """What to do once the pool is ready."""
 
-    def location(self, options: TargetOptions) -> str:
-        """Human-readable location for ``list`` (``project/region``)."""
-        return ""
+
+def block_ref(block_document_id: str | None) -> dict[str, Any]:
+    """A template default referencing the pool's block (a placeholder before it exists)."""
+    return {"$ref": {"block_document_id": block_document_id or PLACEHOLDER}}

@@ -17,23 +17,30 @@ import re
 import secrets
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationInfo, field_validator, model_validator
+
 from provision.errors import InvalidInputError
+from provision.registry import PoolType, flag
 from provision.targets import gcp_naming as naming
 from provision.targets.base import (
+    PLACEHOLDER,
+    BlockSpec,
     CloudProgram,
     Grant,
     NextSteps,
     OptionPicker,
-    PoolType,
-    Target,
+    Outputs,
+    Pool,
     TargetOptions,
     bad_outputs,
     block_from_outputs,
-    flag,
+    block_ref,
     generated_suffix,
+    origin,
 )
 from provision.targets.gcp_errors import GCP_ERROR_RULES
 
@@ -136,18 +143,6 @@ region. It is gcloud's and prefect-gcp's own default, and serves Cloud Run and V
 # ``example.com:my-proj``.
 PROJECT_ID_RE = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*\.[a-z]{2,}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
-OPTION_KEYS: tuple[str, ...] = (
-    "project",
-    "region",
-    "worker_account_id",
-    "runtime_account_id",
-    "repository_id",
-    "registry_writer",
-)
-
-PLACEHOLDER = "<created on up>"
-"""Stands in for values that exist only once ``up`` has run (plans, dry runs)."""
-
 # Engine output meaning "an identity or grant created moments ago is not visible yet". The
 # engine matches these case-insensitively across the whole output, so each stays on one line.
 PROPAGATION_ERRORS: tuple[str, ...] = (
@@ -175,7 +170,7 @@ PROPAGATION_ERRORS: tuple[str, ...] = (
 
 
 class GcpOptions(TargetOptions):
-    """Validated options of a GCP pool; saved verbatim in the pool's stack config."""
+    """Validated options of a GCP pool; saved verbatim in the pool's record."""
 
     project: str
     region: str
@@ -183,6 +178,56 @@ class GcpOptions(TargetOptions):
     runtime_account_id: str
     repository_id: str
     registry_writer: bool = False
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str, info: ValidationInfo) -> str:
+        if not PROJECT_ID_RE.match(value):
+            raise ValueError(
+                f"Invalid GCP project id '{value}'{origin(info)}: 6-30 lowercase letters, "
+                "digits or hyphens, starting with a letter (e.g. my-project-123)."
+            )
+        return value
+
+    @field_validator("worker_account_id", "runtime_account_id")
+    @classmethod
+    def _account_id(cls, value: str, info: ValidationInfo) -> str:
+        if not naming.ACCOUNT_ID_RE.match(value):
+            raise ValueError(
+                f"Invalid {flag(str(info.field_name))} '{value}'{origin(info)}: 6-30 lowercase "
+                "letters, digits or hyphens, starting with a letter and not ending with a hyphen."
+            )
+        return value
+
+    @field_validator("repository_id")
+    @classmethod
+    def _repository_id(cls, value: str, info: ValidationInfo) -> str:
+        if not naming.REPOSITORY_ID_RE.match(value):
+            raise ValueError(
+                f"Invalid --repository-id '{value}'{origin(info)}: up to 63 lowercase letters, "
+                "digits or hyphens, starting with a letter."
+            )
+        return value
+
+    @field_validator("registry_writer", mode="before")
+    @classmethod
+    def _registry_writer(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(f"--registry-writer must be true or false, not {value!r}.")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_accounts(self, info: ValidationInfo) -> GcpOptions:
+        if self.worker_account_id == self.runtime_account_id:
+            raise ValueError(
+                f"--worker-account-id and --runtime-account-id are both "
+                f"'{self.worker_account_id}': the worker and the jobs must be different service "
+                "accounts."
+            )
+        flavor = (info.context or {}).get("flavor")
+        if flavor is not None:
+            _validate_region(self.region, flavor, (info.context or {})["sources"].get("region", ""))
+        return self
 
 
 def _regions(flavor: str) -> tuple[str, tuple[str, ...]]:
@@ -244,51 +289,18 @@ def _validate_region(region: str, flavor: str, source: str) -> None:
     raise InvalidInputError(f"Region '{region}'{origin} has no {product}; {hint}")
 
 
-def _validate(opts: dict[str, Any], sources: Mapping[str, str]) -> None:
-    """One-line InvalidInputError for the first bad option."""
-
-    def origin(key: str) -> str:
-        return f" (from {sources[key]})" if sources.get(key) else ""
-
-    if not PROJECT_ID_RE.match(opts["project"]):
-        raise InvalidInputError(
-            f"Invalid GCP project id '{opts['project']}'{origin('project')}: 6-30 lowercase "
-            "letters, digits or hyphens, starting with a letter (e.g. my-project-123)."
-        )
-    for key in ("worker_account_id", "runtime_account_id"):
-        if not naming.ACCOUNT_ID_RE.match(opts[key]):
-            raise InvalidInputError(
-                f"Invalid {flag(key)} '{opts[key]}'{origin(key)}: 6-30 lowercase letters, "
-                "digits or hyphens, starting with a letter and not ending with a hyphen."
-            )
-    if opts["worker_account_id"] == opts["runtime_account_id"]:
-        raise InvalidInputError(
-            f"--worker-account-id and --runtime-account-id are both '{opts['worker_account_id']}'"
-            ": the worker and the jobs must be different service accounts."
-        )
-    if not naming.REPOSITORY_ID_RE.match(opts["repository_id"]):
-        raise InvalidInputError(
-            f"Invalid --repository-id '{opts['repository_id']}'{origin('repository_id')}: up to "
-            "63 lowercase letters, digits or hyphens, starting with a letter."
-        )
-    if not isinstance(opts["registry_writer"], bool):
-        raise InvalidInputError(
-            f"--registry-writer must be true or false, not {opts['registry_writer']!r}."
-        )
-
-
 def _get(outputs: Mapping[str, Any], key: str) -> Any:
     value = outputs.get(key)
     return PLACEHOLDER if value in (None, "") else value
 
 
-class GcpTarget(Target):
+@dataclass(frozen=True)
+class GcpPool(Pool[GcpOptions]):
     """Cloud Run (v1 and v2 API) and Vertex AI pools in one GCP project and region."""
 
     cloud = "gcp"
     options_model = GcpOptions
-    block_type = "gcp-credentials"
-    block_suffix = "gcp-credentials"
+    block = BlockSpec("gcp-credentials", "gcp-credentials")
     secret_outputs = frozenset({"service_account_key"})
     error_rules = GCP_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
@@ -302,13 +314,14 @@ class GcpTarget(Target):
 
     # -- options ----------------------------------------------------------------------------
 
+    @classmethod
     def resolve_options(
-        self,
-        pool: str,
+        cls,
+        name: str,
         pool_type: PoolType,
         given: Mapping[str, Any],
         env: Mapping[str, str],
-        saved: TargetOptions | None = None,
+        saved: GcpOptions | None,
     ) -> GcpOptions:
         """Flags > saved options > environment / gcloud config > defaults, then validate.
 
@@ -317,7 +330,7 @@ class GcpTarget(Target):
         ``CLOUDSDK_COMPUTE_REGION``, gcloud ``run/region`` (``ai/region``), ``compute/region``,
         then :data:`DEFAULT_REGION`. Ids default to names derived from the pool name.
         """
-        pick = OptionPicker(pool_type, given, saved, OPTION_KEYS)
+        pick = OptionPicker(pool_type, given, saved, GcpOptions.keys())
         sources = pick.sources
 
         props: dict[str, dict[str, str]] | None = None
@@ -357,77 +370,51 @@ class GcpTarget(Target):
         opts: dict[str, Any] = {
             "project": str(project).strip(),
             "region": str(region).strip(),
-            "worker_account_id": pick("worker_account_id") or naming.worker_account_id(pool),
-            "runtime_account_id": pick("runtime_account_id") or naming.runtime_account_id(pool),
-            "repository_id": pick("repository_id") or naming.repository_id(pool),
+            "worker_account_id": pick("worker_account_id") or naming.worker_account_id(name),
+            "runtime_account_id": pick("runtime_account_id") or naming.runtime_account_id(name),
+            "repository_id": pick("repository_id") or naming.repository_id(name),
             "registry_writer": pick("registry_writer") or False,
         }
-        _validate(opts, sources)
-        _validate_region(opts["region"], pool_type.worker_type, sources.get("region", ""))
-        return GcpOptions(**opts)
+        return GcpOptions.checked(opts, sources, flavor=pool_type.worker_type)
 
-    def generated_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+    @classmethod
+    def generate(cls, name: str, options: GcpOptions) -> dict[str, str]:
         """A random suffix for the custom role id, chosen once per stack and kept after."""
         return {"role_suffix": secrets.token_hex(4)}
 
-    def provider_config(self, pool: str, options: TargetOptions) -> dict[str, str]:
+    def provider_config(self) -> dict[str, str]:
         """Default project and region of the gcp provider (every resource also sets them)."""
-        opts = _gcp(options)
-        return {"gcp:project": opts.project, "gcp:region": opts.region}
+        return {"gcp:project": self.options.project, "gcp:region": self.options.region}
 
     # -- program ----------------------------------------------------------------------------
 
-    def program(
-        self,
-        pool: str,
-        pool_type: PoolType,
-        options: TargetOptions,
-        generated: Mapping[str, str],
-    ) -> CloudProgram:
+    def program(self) -> CloudProgram:
         """One ``CloudRunPool``; the program returns its outputs (the stack's exports)."""
-        import pulumi
-
         from stacks.gcp_cloud_run import CloudRunPool, CloudRunPoolArgs
 
-        opts = _gcp(options)
-        suffix = generated_suffix(generated, "role_suffix")
+        opts = self.options
+        suffix = generated_suffix(self.generated, "role_suffix")
         args = CloudRunPoolArgs(
-            pool=pool,
+            pool=self.name,
             project=opts.project,
             region=opts.region,
-            flavor=pool_type.worker_type,  # type: ignore[arg-type]
+            flavor=self.type.worker_type,  # type: ignore[arg-type]
             worker_account_id=opts.worker_account_id,
             runtime_account_id=opts.runtime_account_id,
             repository_id=opts.repository_id,
-            role_id=naming.role_id(pool, suffix),
+            role_id=naming.role_id(self.name, suffix),
             registry_writer=opts.registry_writer,
         )
+        return lambda: CloudRunPool(self.name, args).outputs
 
-        def run() -> dict[str, pulumi.Output[Any]]:
-            infra = CloudRunPool(pool, args)
-            return {
-                "project": infra.project,
-                "region": infra.region,
-                "worker_service_account_email": infra.worker_email,
-                "runtime_service_account_email": infra.runtime_email,
-                "service_account_key": infra.private_key,
-                "registry_host": infra.registry_host,
-                "image_namespace": infra.image_namespace,
-                "repository_id": infra.repository_id,
-                "custom_role_id": infra.custom_role_id,
-            }
-
-        return run
-
-    def expected_outputs(self, pool: str, pool_type: PoolType, options: TargetOptions) -> dict:
+    def expected_outputs(self) -> dict[str, Any]:
         """The non-secret stack outputs ``up`` will produce, computed without the engine.
 
-        For plans: feed these to :meth:`template_defaults` / :meth:`next_steps` before the
-        stack exists. The key and the role's random id are not predictable and are left out.
+        The key and the role's random id are not predictable and are left out.
         """
         from stacks.gcp_cloud_run import image_namespace, registry_host
 
-        opts = _gcp(options)
+        opts = self.options
         return {
             "project": opts.project,
             "region": opts.region,
@@ -442,16 +429,13 @@ class GcpTarget(Target):
             "repository_id": opts.repository_id,
         }
 
+    def adoptable_id(self, type_token: str, inputs: Mapping[str, Any]) -> str | None:
+        """Accounts, the custom role and the repository: ids from the pool's names."""
+        return naming.resource_id(self.options.project, type_token, inputs)
+
     # -- Prefect ----------------------------------------------------------------------------
 
-    def adoptable_id(
-        self, options: TargetOptions, type_token: str, inputs: Mapping[str, Any]
-    ) -> str | None:
-        """Accounts, the custom role and the repository: ids from the pool's names."""
-        assert isinstance(options, GcpOptions)
-        return naming.resource_id(options.project, type_token, inputs)
-
-    def block_data(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
         """The ``gcp-credentials`` block: the worker's key file as a dict, and the project."""
         raw = outputs.get("service_account_key")
         try:
@@ -466,9 +450,7 @@ class GcpTarget(Target):
             )
         return {"service_account_info": info, **block_from_outputs(outputs, {"project": "project"})}
 
-    def template_defaults(
-        self, pool_type: PoolType, outputs: Mapping[str, Any], block_document_id: str | None
-    ) -> dict[str, Any]:
+    def template_defaults(self, outputs: Outputs, block_document_id: str | None) -> dict[str, Any]:
         """Defaults for the variables every GCP worker template declares.
 
         ``credentials`` (the block), ``region``, and ``service_account_name`` (the runtime
@@ -476,31 +458,29 @@ class GcpTarget(Target):
         Vertex AI jobs as its service agent). The image is left alone: it names the user's own
         image, pushed under ``image_namespace``.
         """
-        ref = {"$ref": {"block_document_id": block_document_id or PLACEHOLDER}}
         # cloud-run, cloud-run-v2 and vertex-ai all declare these three variables.
         return {
-            "credentials": ref,
+            "credentials": block_ref(block_document_id),
             "region": _get(outputs, "region"),
             "service_account_name": _get(outputs, "runtime_service_account_email"),
         }
 
     # -- plan & summary ---------------------------------------------------------------------
 
-    def grants(self, pool: str, pool_type: PoolType, options: TargetOptions) -> list[Grant]:
+    def grants(self) -> list[Grant]:
         """The three grants, all to the worker account; the runtime account gets none."""
         from stacks.gcp_cloud_run import ACT_AS_ROLE, PERMISSIONS
 
-        opts = _gcp(options)
-        flavor = pool_type.worker_type
+        opts = self.options
+        flavor = self.type.worker_type
         worker_email = naming.service_account_email(opts.worker_account_id, opts.project)
         worker = f"worker service account {worker_email}"
         runtime = naming.service_account_email(opts.runtime_account_id, opts.project)
         api = "Vertex AI custom jobs" if flavor == "vertex-ai" else f"Cloud Run jobs ({flavor})"
-        registry_role = self._registry_role(opts)
         return [
             Grant(
                 principal=worker,
-                role=self._role_display(pool, opts),
+                role=self._role_display(),
                 scope=f"project {opts.project}",
                 permissions=PERMISSIONS[flavor],
                 why=f"Exactly the API calls the {flavor} worker makes to create, start, watch, "
@@ -516,7 +496,7 @@ class GcpTarget(Target):
             ),
             Grant(
                 principal=worker,
-                role=registry_role,
+                role=self._registry_role(),
                 scope=f"repository {opts.region}/{opts.repository_id} only",
                 why=(
                     "Lets the pool's credential push images to its own repository (--registry-"
@@ -528,42 +508,33 @@ class GcpTarget(Target):
             ),
         ]
 
-    def next_steps(self, pool: str, pool_type: PoolType, outputs: Mapping[str, Any]) -> NextSteps:
+    def next_steps(self, outputs: Outputs) -> NextSteps:
         """Where images go, how to deploy to the pool, and what to run next."""
         namespace = _get(outputs, "image_namespace")
         host = _get(outputs, "registry_host")
         snippet = (
-            f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(pool)}, '
+            f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(self.name)}, '
             f'image="{namespace}/my-image:latest")'
         )
         commands = [f"gcloud auth configure-docker {host}"]
-        if not pool_type.push:
-            commands.append(f"prefect worker start --pool {shlex.quote(pool)}")
+        if not self.type.push:
+            commands.append(f"prefect worker start --pool {shlex.quote(self.name)}")
         return NextSteps(
             image_namespace=namespace, deploy_snippet=snippet, commands=tuple(commands)
         )
 
-    def location(self, options: TargetOptions) -> str:
+    def location(self) -> str:
         """``project/region``."""
-        opts = _gcp(options)
-        return f"{opts.project}/{opts.region}"
+        return f"{self.options.project}/{self.options.region}"
 
     # -- helpers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _registry_role(opts: GcpOptions) -> str:
+    def _registry_role(self) -> str:
         from stacks.gcp_cloud_run import REGISTRY_READER, REGISTRY_WRITER
 
-        return REGISTRY_WRITER if opts.registry_writer else REGISTRY_READER
+        return REGISTRY_WRITER if self.options.registry_writer else REGISTRY_READER
 
-    @staticmethod
-    def _role_display(pool: str, opts: GcpOptions) -> str:
+    def _role_display(self) -> str:
         # The real id ends in a random suffix chosen on first up; show its shape.
-        stem = naming.role_id(pool, "x" * 8)[: -len("xxxxxxxx")]
-        return f"projects/{opts.project}/roles/{stem}<random>"
-
-
-def _gcp(options: TargetOptions) -> GcpOptions:
-    if isinstance(options, GcpOptions):
-        return options
-    return GcpOptions(**options.model_dump())
+        stem = naming.role_id(self.name, "x" * 8)[: -len("xxxxxxxx")]
+        return f"projects/{self.options.project}/roles/{stem}<random>"

@@ -141,18 +141,7 @@ def after_all(pool: CloudRunPool, mon: RecordingMonitor, check: Callable[..., No
     The key depends on every other child, so once its output resolves all of them have been
     registered with the monitor.
     """
-    outputs = {
-        "project": pool.project,
-        "region": pool.region,
-        "worker_email": pool.worker_email,
-        "runtime_email": pool.runtime_email,
-        "private_key": pool.private_key,
-        "registry_host": pool.registry_host,
-        "image_namespace": pool.image_namespace,
-        "repository_id": pool.repository_id,
-        "custom_role_id": pool.custom_role_id,
-    }
-    return check_when_resolved(mon, outputs, check)
+    return check_when_resolved(mon, dict(pool.outputs), check)
 
 
 EXPECTED_CHILDREN = {
@@ -351,8 +340,8 @@ def test_accounts(mon):
             assert account.inputs["project"] == PROJECT
             assert len(account.inputs["displayName"]) <= 100
             assert iam_api.urn in account.dependencies
-        assert values["worker_email"] == "etl-worker@acme-data-prod.iam.gserviceaccount.com"
-        assert values["runtime_email"] == "etl-runtime@acme-data-prod.iam.gserviceaccount.com"
+        assert values["worker_service_account_email"] == "etl-worker@acme-data-prod.iam.gserviceaccount.com"
+        assert values["runtime_service_account_email"] == "etl-runtime@acme-data-prod.iam.gserviceaccount.com"
 
     return after_all(pool, mon, check)
 
@@ -406,9 +395,9 @@ def test_outputs(mon):
         assert values["registry_host"] == "europe-west1-docker.pkg.dev"
         assert values["image_namespace"] == "europe-west1-docker.pkg.dev/acme-data-prod/etl-images"
         assert values["repository_id"] == "etl-images"
-        key = json.loads(base64.b64decode(values["private_key"]))
+        key = json.loads(base64.b64decode(values["service_account_key"]))
         assert key["type"] == "service_account"
-        assert key["client_email"] == values["worker_email"]
+        assert key["client_email"] == values["worker_service_account_email"]
 
     return after_all(pool, mon, check)
 
@@ -416,7 +405,7 @@ def test_outputs(mon):
 @pulumi.runtime.test
 def test_private_key_is_secret(mon):
     pool = make_pool()
-    return assert_secret(pool.private_key, after_all(pool, mon, lambda _: None))
+    return assert_secret(pool.outputs["service_account_key"], after_all(pool, mon, lambda _: None))
 
 
 @pulumi.runtime.test
