@@ -75,8 +75,10 @@ def plan(out: Console, the_plan: Any) -> None:
     changed = [r for r in the_plan.resources if r.op != "same"]
     ops = _widest(str(_op(r.op)) for r in changed) + 2
     fits = ops + _widest(r.type for r in changed) + 2 + _widest(r.name for r in changed) <= width
-    if not changed:
-        resources: Any = Text("no cloud changes", style="dim")
+    if not the_plan.resources:
+        resources: Any = Text("none: this pool type has no cloud resources", style="dim")
+    elif not changed:
+        resources = Text("no cloud changes", style="dim")
     elif fits:
         resources = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
         resources.add_column("op")
@@ -95,6 +97,9 @@ def plan(out: Console, the_plan: Any) -> None:
                 Text("    " + line, style="cyan")
                 for line in _wrap(", ".join(g.permissions), width - 4)
             ]
+
+    if not grants:
+        grants = [Text("none", style="dim")]
 
     prefect_rows = []
     for p in the_plan.prefect:

@@ -196,7 +196,7 @@ POOL_TYPES: dict[str, PoolType] = {
         PoolType(
             "prefect:managed",
             "prefect",
-            "prefect",
+            "prefect:managed",
             False,
             "Prefect-managed infrastructure (Prefect Cloud)",
             cloud_only=True,

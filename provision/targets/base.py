@@ -33,6 +33,7 @@ CloudProgram = Callable[[], Mapping[str, Any]]
 PLACEHOLDER = "<created on up>"
 """Stands in for values that exist only once ``up`` has run (plans, dry runs)."""
 
+
 class OptionPicker:
     """Option precedence shared by every target: flags, then the pool's saved options.
 
@@ -356,3 +357,19 @@ class Pool(abc.ABC, Generic[OptionsT]):
 def block_ref(block_document_id: str | None) -> dict[str, Any]:
     """A template default referencing the pool's block (a placeholder before it exists)."""
     return {"$ref": {"block_document_id": block_document_id or PLACEHOLDER}}
+
+
+def require_block_fields(
+    block: BlockSpec | None, schema: Mapping[str, Any], names: Iterable[str]
+) -> None:
+    """Fail with one line if the server's schema of ``block`` lacks a field the tool writes
+    (a block type registered from another integration version); an empty schema is unknown."""
+    properties = schema.get("properties")
+    if block is None or not isinstance(properties, Mapping):
+        return
+    missing = [n for n in names if n not in properties]
+    if missing:
+        raise InvalidInputError(
+            f"The server's '{block.type}' block type has no field {', '.join(missing)}: "
+            "re-register its integration's blocks, or report this."
+        )
