@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.prefect_cloud import PrefectCloud
 from tests.prefect_server import PROTECTED_AUTH, PrefectServer
 
 # moto_server (session) and s3_backend (a fresh bucket as a Pulumi state backend) for every
@@ -48,3 +49,19 @@ def protected_prefect_server(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_cloud_proxy(prefect_server: PrefectServer) -> Iterator[PrefectCloud]:
+    """The session's Prefect server made to look like a Prefect Cloud workspace (see
+    ``tests/prefect_cloud.py``). Tests use ``prefect_cloud``, which also clears the record."""
+    with PrefectCloud(prefect_server.api_url) as cloud:
+        yield cloud
+
+
+@pytest.fixture
+def prefect_cloud(prefect_cloud_proxy: PrefectCloud) -> PrefectCloud:
+    """The Cloud-like workspace (``.api_url``, ``.api_key``, ``.env``), its recorded requests
+    cleared so ``.requests``/``.calls()`` hold only this test's."""
+    prefect_cloud_proxy.clear()
+    return prefect_cloud_proxy
