@@ -175,6 +175,15 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """What the use cases run on: the engine and the Prefect writer. The defaults are the real
+    ones; in-process tests of the use cases pass in-memory fakes."""
+
+    engine: Callable[[Settings, Hooks], Engine] = field(default=lambda s, h: _engine(s, h))
+    prefect: Callable[[PrefectApi], PrefectWriter] = field(default=lambda api: _writer(api))
+
+
+@dataclass(frozen=True)
 class UpOutcome:
     """Result of ``up``."""
 
@@ -500,6 +509,7 @@ def plan(
     *,
     refresh: bool = False,
     env: Mapping[str, str] | None = None,
+    runtime: Runtime | None = None,
 ) -> Plan:
     """A real preview through the engine, Prefect side included. Changes nothing (but a pool
     recorded by an older version is first migrated into the backend, see ``_migrate``).
@@ -508,10 +518,10 @@ def plan(
     """
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
-    engine = _engine(settings, hooks)
+    engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _resolved(request, settings, env, engine)
     api = _prefect_api(request, spec, env)
-    writer = _writer(api)
+    writer = (runtime or Runtime()).prefect(api)
     spec, existing = _check_prefect(spec, writer)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
@@ -610,6 +620,7 @@ def up(
     env: Mapping[str, str] | None = None,
     *,
     refresh: bool = False,
+    runtime: Runtime | None = None,
 ) -> UpOutcome:
     """Provision the cloud side and the Prefect side in one engine run.
 
@@ -617,10 +628,10 @@ def up(
     """
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
-    engine = _engine(settings, hooks)
+    engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _resolved(request, settings, env, engine)
     api = _prefect_api(request, spec, env, moving=False)
-    writer = _writer(api)
+    writer = (runtime or Runtime()).prefect(api)
     # Refused credentials, a block type the server lacks or an unreachable API stop the run
     # here, before any cloud call.
     spec, existing = _check_prefect(spec, writer)
@@ -680,11 +691,12 @@ def destroy(
     prefect_api_url: str | None = None,
     prefect_api_key: str | None = None,
     env: Mapping[str, str] | None = None,
+    runtime: Runtime | None = None,
 ) -> OperationResult:
     """Delete the work pool and block the tool created, the cloud resources, then the stack."""
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
-    engine = _engine(settings, hooks)
+    engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _existing(pool, settings, env, engine)
     request = PoolRequest(pool, prefect_api_url=prefect_api_url, prefect_api_key=prefect_api_key)
     owned = spec.prefect
@@ -758,12 +770,14 @@ def _existing(pool: str, settings: Settings, env: Mapping[str, str], engine: Eng
 # -- read-only ----------------------------------------------------------------------------
 
 
-def list_pools(settings: Settings, hooks: Hooks | None = None) -> list[PoolSummary]:
+def list_pools(
+    settings: Settings, hooks: Hooks | None = None, runtime: Runtime | None = None
+) -> list[PoolSummary]:
     """Every pool stack in the backend with its type, location and last result."""
     from concurrent.futures import ThreadPoolExecutor
 
     hooks = hooks or Hooks()
-    engine = _engine(settings, hooks)
+    engine = (runtime or Runtime()).engine(settings, hooks)
     infos = engine.list_stacks()
 
     def row(info: Any) -> PoolSummary:
@@ -795,10 +809,12 @@ def list_pools(settings: Settings, hooks: Hooks | None = None) -> list[PoolSumma
         return list(pool_.map(row, infos))
 
 
-def show(pool: str, settings: Settings, hooks: Hooks | None = None) -> PoolDetails:
+def show(
+    pool: str, settings: Settings, hooks: Hooks | None = None, runtime: Runtime | None = None
+) -> PoolDetails:
     """Outputs (secret ones masked by the caller) and the Prefect ids of one pool."""
     hooks = hooks or Hooks()
-    engine = _engine(settings, hooks)
+    engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _existing(pool, settings, os.environ, engine)
     state = spec.state
     assert state is not None
