@@ -58,12 +58,19 @@ class Flag:
     @property
     def name(self) -> str:
         """The flag as users type it (the first declaration)."""
-        return (self.decls[0].split("/")[0]) if self.decls else flag(self.key)
+        return (self.decls[0].split("/")[0]) if self.decls else _dashed(self.key)
+
+
+def _dashed(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
 def flag(key: str) -> str:
-    """The CLI flag of an option key (``vpc_id`` → ``--vpc-id``)."""
-    return "--" + key.replace("_", "-")
+    """The CLI flag of an option key as users type it: the name a target declares for it
+    (``pip_packages`` → ``--pip-package``), else the key with dashes (``vpc_id`` → ``--vpc-id``).
+    """
+    declared = all_flags().get(key)
+    return declared[0][1].name if declared else _dashed(key)
 
 
 @dataclass(frozen=True)

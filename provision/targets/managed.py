@@ -47,9 +47,11 @@ class ManagedOptions(TargetOptions):
                     f"Invalid --pip-package {package!r}{origin(info)}: one requirement such as "
                     "pandas or 'pandas>=2.2', no pip options or spaces."
                 )
-        if len(set(packages)) != len(packages):
+        stripped = tuple(p.strip() for p in packages)
+        # After stripping: " pandas" and "pandas" are saved as the same requirement.
+        if len(set(stripped)) != len(stripped):
             raise ValueError(f"--pip-package{origin(info)} lists a package twice.")
-        return tuple(p.strip() for p in packages)
+        return stripped
 
     @field_validator("env", mode="before")
     @classmethod
