@@ -260,10 +260,22 @@ class Pool(abc.ABC, Generic[OptionsT]):
         Defaults come from ``saved`` first, then the environment and the cloud's own CLI
         configuration. Raises ``InvalidInputError`` with one line; never calls a cloud API.
         """
-        prior = cls.options_model.model_validate(saved) if saved else None
+        prior = cls.saved_options(name, saved) if saved else None
         options = cls.resolve_options(name, pool_type, given, env, prior)
         chosen = dict(generated or {}) or cls.generate(name, options)
         return cls(name, pool_type, options, chosen, env)
+
+    @classmethod
+    def saved_options(cls, name: str, saved: Mapping[str, Any]) -> OptionsT:
+        """The options a record holds, or one line saying the record is unusable (an edited
+        state, or one written by a version with other rules)."""
+        try:
+            return cls.options_model.model_validate(dict(saved))  # type: ignore[return-value]
+        except ValidationError as exc:
+            raise InvalidInputError(
+                f"The record of pool '{name}' holds options this version cannot use "
+                f"({_first_problem(exc)}): destroy the pool and create it again."
+            ) from None
 
     @classmethod
     def bind(
@@ -274,7 +286,7 @@ class Pool(abc.ABC, Generic[OptionsT]):
         generated: Mapping[str, str] | None = None,
     ) -> Self:
         """The pool of a record, as saved: no environment, no defaults (``list``)."""
-        return cls(name, pool_type, cls.options_model.model_validate(saved), dict(generated or {}))
+        return cls(name, pool_type, cls.saved_options(name, saved), dict(generated or {}))
 
     @classmethod
     @abc.abstractmethod

@@ -56,10 +56,15 @@ class ManagedOptions(TargetOptions):
     @field_validator("env", mode="before")
     @classmethod
     def _env(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, Mapping):
-            return dict(value)
+        items = (
+            [f"{k}={v}" for k, v in value.items()]  # a record: checked like new input
+            if isinstance(value, Mapping)
+            else (value,)
+            if isinstance(value, str)
+            else value
+        )
         pairs: dict[str, str] = {}
-        for item in (value,) if isinstance(value, str) else value:
+        for item in items:
             key, sep, val = str(item).partition("=")
             if not sep or not _ENV_NAME.match(key):
                 raise ValueError(

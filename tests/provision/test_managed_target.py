@@ -301,3 +301,29 @@ def test_offline_plan_without_options_sets_no_defaults(clean_environ, tmp_path):
     assert plan.prefect == [
         WorkPoolChange(name="etl", type="prefect:managed", op="create", variables={})
     ]
+
+
+# -- records that this version cannot use ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        {"pip_packages": ["-r requirements.txt"], "env": {}},  # an option pip would obey
+        {"pip_packages": [], "env": {"1bad": "x"}},  # not a variable name
+        {"pip_packages": [], "env": {}, "unknown": 1},  # a key this version does not know
+    ],
+)
+def test_an_unusable_record_is_one_line_not_a_traceback(saved):
+    # A record is plain state: an edit by hand, or an older version's looser rules, must not
+    # crash resolve or bind, and must not be written to the work pool.
+    for make in (
+        lambda: ManagedPool.resolve("etl", MANAGED, {}, {}, saved),
+        lambda: ManagedPool.bind("etl", MANAGED, saved),
+    ):
+        with pytest.raises(InvalidInputError) as err:
+            make()
+        message = str(err.value)
+        assert "\n" not in message
+        assert message.startswith("The record of pool 'etl' holds options this version cannot")
+        assert "destroy the pool and create it again" in message
