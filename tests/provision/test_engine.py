@@ -186,9 +186,9 @@ def test_concurrent_up_on_one_stack_one_wins_one_is_locked(engine):
     try:
         # Wait until the first run holds the lock.
         deadline = time.time() + 30
-        while not engine.lock_files("pool-h") and time.time() < deadline:
+        while not engine.locks.files("pool-h") and time.time() < deadline:
             time.sleep(0.1)
-        assert engine.lock_files("pool-h")
+        assert engine.locks.files("pool-h")
         other = engine.stack("pool-h", program(), create=True)
         with pytest.raises(StackLockedError):
             engine.up(other, "pool-h")
