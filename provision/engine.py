@@ -1,7 +1,7 @@
 """Pulumi Automation API lifecycle for one stack per work pool. Knows nothing of any cloud.
 
 One place for: create-or-select, config, preview/up/refresh/destroy, outputs, listing,
-pending-operation recovery (the state edit itself is ``recovery``), retries on propagation
+pending-operation recovery (the decision is ``recovery``'s), retries on propagation
 errors, and translating engine failures into typed errors (through ``engine_errors``). Stack
 locks are ``locks.StackLocks``' job, reached as ``Engine.locks``. The pulumi SDK is imported
 lazily so that importing this module stays cheap.
@@ -25,7 +25,7 @@ from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PoolNotFoundError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal
 from provision.locks import StackLocks
-from provision.recovery import AdoptCallback, adopt_pending_creates
+from provision.recovery import AdoptCallback, decide_recovery
 from provision.settings import PROJECT_NAME, Settings
 
 if TYPE_CHECKING:
@@ -462,49 +462,30 @@ class Engine:
     # -- recovery after an interrupted run ------------------------------------------------
 
     def recover(self, stack: Stack, pool: str) -> None:
-        """Make a stack usable after a killed run: orphaned engine, stale lock, pending ops."""
+        """Make a stack usable after a killed run: orphaned engine, stale lock, pending ops.
+
+        The locks are ``StackLocks``' job and the decision ``recovery.decide_recovery``'s:
+        this exports the state, imports what was decided, and refreshes.
+        """
         if not self.locks.release_stale(pool):
             # A live run holds the stack: its in-flight operations are not ours to reconcile,
             # and its checkpoint may be mid-write. The operation itself reports the lock.
             return
         state = stack.export_stack()
-        deployment = state.deployment or {}
-        pending = deployment.get("pending_operations") or []
-        if not pending:
+        decision = decide_recovery(pool, state.deployment or {}, self._adopt, self._orphan_hints)
+        if decision is None:
             return
-        kinds = sorted({p.get("type", "?") for p in pending})
-        self._notice(
-            f"A previous run on '{pool}' was interrupted with {len(pending)} operation(s) in "
-            f"flight ({', '.join(kinds)}); reconciling with the cloud before continuing."
-        )
-        adopted = adopt_pending_creates(deployment, self._adopt)
-        if adopted:
+        self._notice(decision.announcement)
+        if decision.adopted:
             from pulumi import automation as auto
 
+            deployment = auto.Deployment(version=state.version, deployment=decision.deployment)
             try:
-                stack.import_stack(auto.Deployment(version=state.version, deployment=deployment))
+                stack.import_stack(deployment)
             except auto.CommandError as exc:
                 raise classify(str(exc), pool=pool, operation="recovery") from None
-            self._notice(
-                f"Adopting {len(adopted)} resource(s) the interrupted run may have created "
-                f"({', '.join(adopted)}): the refresh reads each back by its id, or drops it "
-                "if the cloud never made it."
-            )
-        for op in deployment.get("pending_operations") or []:
-            resource = op.get("resource") or {}
-            urn = resource.get("urn", "")
-            if op.get("type") != "creating" or not urn:
-                continue
-            rtype = resource.get("type", "")
-            hint = self._orphan_hints.get(rtype, "")
-            # The cloud may have finished a create whose answer the killed engine never got:
-            # such an object is not tracked, and nothing but the cloud's own API can find it.
-            name = urn.rsplit("::", 1)[-1]
-            message = (
-                f"Interrupted while creating {rtype} '{name}': if the cloud finished it, that "
-                f"copy is untracked and will not be deleted by destroy. {hint}"
-            )
-            self._notice(message.rstrip())
+        for message in decision.notices:
+            self._notice(message)
         # Pending creates may or may not exist in the cloud; dropping them lets the engine
         # re-create from the program, and refresh reconciles every recorded resource.
         translator = EventTranslator(None)
