@@ -1,10 +1,12 @@
 """Pulumi Automation API lifecycle for one stack per work pool. Knows nothing of any cloud.
 
-One place for: create-or-select, config, preview/up/refresh/destroy, outputs, listing,
-pending-operation recovery (the decision is ``recovery``'s), retries on propagation
-errors, and translating engine failures into typed errors (through ``engine_errors``). Stack
-locks are ``locks.StackLocks``' job, reached as ``Engine.locks``. The pulumi SDK is imported
-lazily so that importing this module stays cheap.
+One place for: finding (or installing) the pulumi CLI, scratch work dirs, create-or-select,
+config and the secrets manager's settings, preview/up/destroy (optionally after a refresh) and
+stack removal, export, listing, retries on propagation errors, and translating engine failures
+into typed errors (through ``engine_errors``). Two jobs live beside it: stack locks in
+``locks.StackLocks`` (reached as ``Engine.locks``), and the decision about a killed run's pending
+operations in ``recovery.decide_recovery`` (``Engine.recover`` exports, decides, imports,
+refreshes). The pulumi SDK is imported lazily so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -57,11 +59,6 @@ class OperationResult:
     outputs: dict[str, Any] = field(default_factory=dict, repr=False)
     """Stack outputs after ``up``; secret values are plain here: never print them."""
     secret_outputs: frozenset[str] = frozenset()
-
-    @property
-    def has_changes(self) -> bool:
-        """True when anything but ``same`` is non-zero."""
-        return any(v for k, v in self.changes.items() if k != "same")
 
 
 @dataclass(frozen=True)
@@ -433,13 +430,6 @@ class Engine:
             pool, "destroy", rules, translator, lambda: stack.destroy(on_event=translator)
         )
         return OperationResult(changes=_changes(result.summary.resource_changes))
-
-    def outputs(self, stack: Stack) -> tuple[dict[str, Any], frozenset[str]]:
-        """Current stack outputs and the names of the secret ones."""
-        outs = stack.outputs()
-        return {k: v.value for k, v in outs.items()}, frozenset(
-            k for k, v in outs.items() if v.secret
-        )
 
     def _run(
         self,
