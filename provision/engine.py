@@ -1,9 +1,12 @@
 """Pulumi Automation API lifecycle for one stack per work pool. Knows nothing of any cloud.
 
-One place for: create-or-select, config, preview/up/refresh/destroy, outputs, listing, lock and
-pending-operation recovery (the state edit itself is ``recovery``), retries on propagation
-errors, and translating engine failures into typed errors (through ``engine_errors``). The
-pulumi SDK is imported lazily so that importing this module stays cheap.
+One place for: finding (or installing) the pulumi CLI, scratch work dirs, create-or-select,
+config and the secrets manager's settings, preview/up/destroy (optionally after a refresh) and
+stack removal, export, listing, retries on propagation errors, and translating engine failures
+into typed errors (through ``engine_errors``). Two jobs live beside it: stack locks in
+``locks.StackLocks`` (reached as ``Engine.locks``), and the decision about a killed run's pending
+operations in ``recovery.decide_recovery`` (``Engine.recover`` exports, decides, imports,
+refreshes). The pulumi SDK is imported lazily so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 import weakref
@@ -24,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PoolNotFoundError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal
-from provision.locks import LockHolder, from_lock_file, is_stale, parse_holders, pid_alive
-from provision.recovery import AdoptCallback, adopt_pending_creates
+from provision.locks import StackLocks
+from provision.recovery import AdoptCallback, decide_recovery
 from provision.settings import PROJECT_NAME, Settings
 
 if TYPE_CHECKING:
-    from pulumi.automation import PulumiCommand, Stack
+    from pulumi.automation import LocalWorkspace, PulumiCommand, Stack
 
 Program = Callable[[], None]
 NoticeCallback = Callable[[str], None]
@@ -57,11 +59,6 @@ class OperationResult:
     outputs: dict[str, Any] = field(default_factory=dict, repr=False)
     """Stack outputs after ``up``; secret values are plain here: never print them."""
     secret_outputs: frozenset[str] = frozenset()
-
-    @property
-    def has_changes(self) -> bool:
-        """True when anything but ``same`` is non-zero."""
-        return any(v for k, v in self.changes.items() if k != "same")
 
 
 @dataclass(frozen=True)
@@ -127,6 +124,11 @@ class Engine:
         """Forward an informational message to the UI."""
         self._notice(message)
 
+    @property
+    def locks(self) -> StackLocks:
+        """The locks on this backend's pool stacks."""
+        return StackLocks(self)
+
     # -- workspace and stacks -------------------------------------------------------------
 
     def command(self) -> PulumiCommand:
@@ -179,9 +181,19 @@ class Engine:
             weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
         return self._scratch
 
-    def _scratch_options(self) -> Any:
-        """Options for read-only calls: a throwaway work dir, nothing under PROVISION_HOME."""
-        return self._options(self._scratch_dir() / "workspace")
+    def scratch_workspace(self) -> LocalWorkspace:
+        """A workspace for read-only calls: a throwaway work dir, nothing under PROVISION_HOME.
+        Raw CLI commands run through its ``pulumi_command``, ``work_dir`` and ``env_vars``."""
+        from pulumi import automation as auto
+
+        opts = self._options(self._scratch_dir() / "workspace")
+        return auto.LocalWorkspace(
+            work_dir=opts.work_dir,
+            env_vars=opts.env_vars,
+            secrets_provider=opts.secrets_provider,
+            project_settings=opts.project_settings,
+            pulumi_command=opts.pulumi_command,
+        )
 
     def export(self, pool: str) -> dict[str, Any] | None:
         """The pool's exported deployment (secrets stay ciphertext), ``{}`` for a stack with
@@ -194,8 +206,8 @@ class Engine:
 
         if self.settings.is_local_backend and not self.settings.local_backend_path.exists():
             return None  # asking the CLI would create the backend directory
-        ws = auto.LocalWorkspace(**_ws_kwargs(self._scratch_options()))
-        self.wait_for_orphans(pool)
+        ws = self.scratch_workspace()
+        self.locks.wait_for_orphans(pool)
         try:
             state = ws.export_stack(pool)
         except auto.StackNotFoundError:
@@ -224,7 +236,7 @@ class Engine:
         opts = self._options(self._scratch_dir() / "stacks" / pool)
         # A killed run's engine may still be writing the checkpoint: reading it now could
         # see a partial file ("failed to load checkpoint: EOF").
-        self.wait_for_orphans(pool)
+        self.locks.wait_for_orphans(pool)
         try:
             if create:
                 return auto.create_or_select_stack(
@@ -245,7 +257,7 @@ class Engine:
 
         if self.settings.is_local_backend and not self.settings.local_backend_path.exists():
             return []
-        ws = auto.LocalWorkspace(**_ws_kwargs(self._scratch_options()))
+        ws = self.scratch_workspace()
         try:
             summaries = ws.list_stacks()
         except auto.CommandError as exc:
@@ -264,10 +276,10 @@ class Engine:
 
     def last_result(self, pool: str) -> str | None:
         """The result (``succeeded``, ``failed``...) of the stack's latest operation, if any."""
-        opts = self._scratch_options()
+        ws = self.scratch_workspace()
         args = ["stack", "history", "--json", "--page-size", "1", "--page", "1", "--stack", pool]
         try:
-            out = opts.pulumi_command.run(args, opts.work_dir, opts.env_vars).stdout
+            out = ws.pulumi_command.run(args, ws.work_dir, ws.env_vars).stdout
             history = json.loads(out or "[]")
         except Exception:  # a listing must not fail on one unreadable stack
             return None
@@ -335,9 +347,9 @@ class Engine:
     ) -> OperationResult:
         """What ``up`` would change (``refresh``: after reading the cloud's actual state)."""
         # A preview writes nothing, but a killed run's stale lock would still block it.
-        self.wait_for_orphans(pool)
+        self.locks.wait_for_orphans(pool)
         if self.settings.is_local_backend:
-            self.unlock(pool)
+            self.locks.unlock(pool)
         translator = EventTranslator(on_progress)
         result = self._run(
             pool,
@@ -419,13 +431,6 @@ class Engine:
         )
         return OperationResult(changes=_changes(result.summary.resource_changes))
 
-    def outputs(self, stack: Stack) -> tuple[dict[str, Any], frozenset[str]]:
-        """Current stack outputs and the names of the secret ones."""
-        outs = stack.outputs()
-        return {k: v.value for k, v in outs.items()}, frozenset(
-            k for k, v in outs.items() if v.secret
-        )
-
     def _run(
         self,
         pool: str,
@@ -446,156 +451,31 @@ class Engine:
 
     # -- recovery after an interrupted run ------------------------------------------------
 
-    def lock_files(self, pool: str) -> list[Path]:
-        """Lock files of a local (file://) backend for this pool's stack."""
-        root = self.settings.local_backend_path
-        if root is None:
-            return []
-        locks = root / ".pulumi" / "locks"
-        return (
-            sorted(p for p in locks.glob(f"*/{PROJECT_NAME}/{pool}/*.json") if p.is_file())
-            if locks.exists()
-            else []
-        )
-
-    def _local_holders(self, pool: str) -> list[tuple[Path, LockHolder]]:
-        found = []
-        for path in self.lock_files(pool):
-            try:
-                found.append((path, from_lock_file(str(path), json.loads(path.read_text()))))
-            except (OSError, ValueError):
-                continue
-        return found
-
-    def lock_holders(self, pool: str) -> list[LockHolder]:
-        """Who holds the pool's stack lock, on any DIY backend.
-
-        A remote backend is asked through the CLI: ``stack init`` of the existing stack takes
-        the lock first, so it either fails naming every holder or fails with "already exists",
-        having changed nothing.
-        """
-        if self.settings.is_local_backend:
-            return [holder for _, holder in self._local_holders(pool)]
-        opts = self._scratch_options()
-        from pulumi import automation as auto
-
-        auto.LocalWorkspace(**_ws_kwargs(opts))  # writes the scratch project file
-        # The probe never reads a secret, but the CLI sets up a secrets manager for the stack
-        # it would create: give it one that needs nothing from this machine.
-        env = {**opts.env_vars, "PULUMI_CONFIG_PASSPHRASE": "lock-probe"}
-        env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
-        try:
-            opts.pulumi_command.run(
-                ["stack", "init", "--stack", pool, "--secrets-provider", "passphrase"],
-                opts.work_dir,
-                env,
-            )
-        except auto.CommandError as exc:
-            return parse_holders(str(exc))
-        raise EngineError(  # pragma: no cover - the stack existed a moment ago
-            f"No stack named '{pool}' exists in {self.backend_label()}."
-        )
-
-    def unlock(self, pool: str, *, force: bool = False) -> list[LockHolder]:
-        """Clear the pool's locks if every one is stale (``force``: whatever they are).
-        Returns the holders whose locks went; live ones are left alone."""
-        if self.settings.is_local_backend:
-            cleared = []
-            for path, holder in self._local_holders(pool):
-                if force or is_stale(holder):
-                    path.unlink(missing_ok=True)
-                    path.with_name(path.name + ".attrs").unlink(missing_ok=True)
-                    cleared.append(holder)
-            return cleared
-        holders = self.lock_holders(pool)
-        if not holders or not (force or all(is_stale(h) for h in holders)):
-            return []
-        opts = self._scratch_options()
-        from pulumi import automation as auto
-
-        try:
-            # The DIY backends' cancel deletes every lock object of the stack.
-            opts.pulumi_command.run(
-                ["cancel", "--yes", "--stack", pool], opts.work_dir, opts.env_vars
-            )
-        except auto.CommandError as exc:
-            raise classify(str(exc), pool=pool, operation="unlock") from None
-        return holders
-
-    def wait_for_orphans(self, pool: str, timeout: float = 120.0) -> None:
-        """Wait while a killed run's orphaned engine finishes its in-flight operations.
-
-        When ``provision`` is killed, its pulumi child lives on (reparented to init) until
-        the operations it started complete, and then dies holding the lock. Waiting for it
-        is what a user would do by hand; a lock held by a non-orphan is a real concurrent run.
-        """
-        host = socket.gethostname()
-        announced = False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            orphans = [
-                h.pid
-                for _, h in self._local_holders(pool)
-                if h.host == host and pid_alive(h.pid) and _orphaned(h.pid)
-            ]
-            if not orphans:
-                return
-            if not announced:
-                self._notice(
-                    f"The engine of a killed run on '{pool}' is still finishing its in-flight "
-                    "operations; waiting for it."
-                )
-                announced = True
-            time.sleep(0.25)
-
     def recover(self, stack: Stack, pool: str) -> None:
-        """Make a stack usable after a killed run: orphaned engine, stale lock, pending ops."""
-        self.wait_for_orphans(pool)
-        removed = self.unlock(pool) if self.settings.is_local_backend else []
-        if removed:
-            self._notice(f"Removed a stale lock left by a killed run on '{pool}'.")
-        if self.lock_files(pool):
+        """Make a stack usable after a killed run: orphaned engine, stale lock, pending ops.
+
+        The locks are ``StackLocks``' job and the decision ``recovery.decide_recovery``'s:
+        this exports the state, imports what was decided, and refreshes.
+        """
+        if not self.locks.release_stale(pool):
             # A live run holds the stack: its in-flight operations are not ours to reconcile,
             # and its checkpoint may be mid-write. The operation itself reports the lock.
             return
         state = stack.export_stack()
-        deployment = state.deployment or {}
-        pending = deployment.get("pending_operations") or []
-        if not pending:
+        decision = decide_recovery(pool, state.deployment or {}, self._adopt, self._orphan_hints)
+        if decision is None:
             return
-        kinds = sorted({p.get("type", "?") for p in pending})
-        self._notice(
-            f"A previous run on '{pool}' was interrupted with {len(pending)} operation(s) in "
-            f"flight ({', '.join(kinds)}); reconciling with the cloud before continuing."
-        )
-        adopted = adopt_pending_creates(deployment, self._adopt)
-        if adopted:
+        self._notice(decision.announcement)
+        if decision.adopted:
             from pulumi import automation as auto
 
+            deployment = auto.Deployment(version=state.version, deployment=decision.deployment)
             try:
-                stack.import_stack(auto.Deployment(version=state.version, deployment=deployment))
+                stack.import_stack(deployment)
             except auto.CommandError as exc:
                 raise classify(str(exc), pool=pool, operation="recovery") from None
-            self._notice(
-                f"Adopting {len(adopted)} resource(s) the interrupted run may have created "
-                f"({', '.join(adopted)}): the refresh reads each back by its id, or drops it "
-                "if the cloud never made it."
-            )
-        for op in deployment.get("pending_operations") or []:
-            resource = op.get("resource") or {}
-            urn = resource.get("urn", "")
-            if op.get("type") != "creating" or not urn:
-                continue
-            rtype = resource.get("type", "")
-            hint = self._orphan_hints.get(rtype, "")
-            # The cloud may have finished a create whose answer the killed engine never got:
-            # such an object is not tracked, and nothing but the cloud's own API can find it.
-            name = urn.rsplit("::", 1)[-1]
-            message = (
-                f"Interrupted while creating {rtype} '{name}': if the cloud finished it, that "
-                f"copy is untracked and will not be deleted by destroy. {hint}"
-            )
-            self._notice(message.rstrip())
+        for message in decision.notices:
+            self._notice(message)
         # Pending creates may or may not exist in the cloud; dropping them lets the engine
         # re-create from the program, and refresh reconciles every recorded resource.
         translator = EventTranslator(None)
@@ -631,16 +511,6 @@ def dynamic_provider_dir(scratch: Path) -> Path:
         script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -u -m pulumi.dynamic "$@"\n')
         script.chmod(0o755)
     return directory
-
-
-def _ws_kwargs(opts: Any) -> dict[str, Any]:
-    return {
-        "work_dir": opts.work_dir,
-        "env_vars": opts.env_vars,
-        "secrets_provider": opts.secrets_provider,
-        "project_settings": opts.project_settings,
-        "pulumi_command": opts.pulumi_command,
-    }
 
 
 def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
@@ -679,18 +549,6 @@ def _steps(translator: EventTranslator) -> list[Step]:
         )
     # The engine emits steps as operations start, which varies between runs.
     return sorted(seen.values(), key=lambda s: s.urn)
-
-
-def _orphaned(pid: int) -> bool:
-    """True when ``pid``'s parent is gone (Linux: reparented to init)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    for line in status.splitlines():
-        if line.startswith("PPid:"):
-            return int(line.split()[1]) in (0, 1)
-    return False
 
 
 def _env_delays() -> tuple[float, ...]:

@@ -1,18 +1,31 @@
-"""Stack locks of the DIY backends (file, S3, GCS, Azure Blob): who holds one, and when a lock
-is stale. Pure functions; the engine reads the locks and clears them.
+"""Stack locks of the DIY backends (file, S3, GCS, Azure Blob): who holds one, when a lock is
+stale, and clearing them.
 
 A lock is one object per running CLI, ``.pulumi/locks/organization/<project>/<stack>/<uuid>
-.json`` holding ``{pid, username, hostname, timestamp}``. On a file backend the engine reads
-them directly; on a remote one it asks the CLI, whose lock error names each holder.
+.json`` holding ``{pid, username, hostname, timestamp}``. The functions parse what the backends
+write and judge staleness, without pulumi; :class:`StackLocks` reads and clears the locks of a
+pool's stack: on a file backend directly, on a remote one through the CLI, whose lock error
+names each holder and whose ``cancel`` deletes them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from provision.engine_errors import classify
+from provision.errors import EngineError
+from provision.settings import PROJECT_NAME
+
+if TYPE_CHECKING:
+    from provision.engine import Engine
 
 STALE_AFTER = timedelta(hours=6)
 """No run of ``provision`` holds a lock this long: the engine's own operations finish in
@@ -97,3 +110,132 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def orphaned(pid: int) -> bool:
+    """True when ``pid``'s parent is gone (Linux: reparented to init)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1]) in (0, 1)
+    return False
+
+
+class StackLocks:
+    """The locks on pool stacks in an engine's backend: who holds them, waiting for a killed
+    run's engine to let go, and clearing stale ones. Remote backends are asked through the
+    engine's CLI, in its scratch workspace."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+
+    def files(self, pool: str) -> list[Path]:
+        """Lock files of a local (file://) backend for this pool's stack."""
+        root = self._engine.settings.local_backend_path
+        if root is None:
+            return []
+        locks = root / ".pulumi" / "locks"
+        return (
+            sorted(p for p in locks.glob(f"*/{PROJECT_NAME}/{pool}/*.json") if p.is_file())
+            if locks.exists()
+            else []
+        )
+
+    def holders(self, pool: str) -> list[LockHolder]:
+        """Who holds the pool's stack lock, on any DIY backend.
+
+        A remote backend is asked through the CLI: ``stack init`` of the existing stack takes
+        the lock first, so it either fails naming every holder or fails with "already exists",
+        having changed nothing.
+        """
+        engine = self._engine
+        if engine.settings.is_local_backend:
+            return [holder for _, holder in self._local(pool)]
+        from pulumi import automation as auto
+
+        ws = engine.scratch_workspace()
+        # The probe never reads a secret, but the CLI sets up a secrets manager for the stack
+        # it would create: give it one that needs nothing from this machine.
+        env = {**ws.env_vars, "PULUMI_CONFIG_PASSPHRASE": "lock-probe"}
+        env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+        try:
+            ws.pulumi_command.run(
+                ["stack", "init", "--stack", pool, "--secrets-provider", "passphrase"],
+                ws.work_dir,
+                env,
+            )
+        except auto.CommandError as exc:
+            return parse_holders(str(exc))
+        raise EngineError(  # pragma: no cover - the stack existed a moment ago
+            f"No stack named '{pool}' exists in {engine.backend_label()}."
+        )
+
+    def unlock(self, pool: str, *, force: bool = False) -> list[LockHolder]:
+        """Clear the pool's locks if every one is stale (``force``: whatever they are).
+        Returns the holders whose locks went; live ones are left alone."""
+        if self._engine.settings.is_local_backend:
+            cleared = []
+            for path, holder in self._local(pool):
+                if force or is_stale(holder):
+                    path.unlink(missing_ok=True)
+                    path.with_name(path.name + ".attrs").unlink(missing_ok=True)
+                    cleared.append(holder)
+            return cleared
+        holders = self.holders(pool)
+        if not holders or not (force or all(is_stale(h) for h in holders)):
+            return []
+        from pulumi import automation as auto
+
+        ws = self._engine.scratch_workspace()
+        try:
+            # The DIY backends' cancel deletes every lock object of the stack.
+            ws.pulumi_command.run(["cancel", "--yes", "--stack", pool], ws.work_dir, ws.env_vars)
+        except auto.CommandError as exc:
+            raise classify(str(exc), pool=pool, operation="unlock") from None
+        return holders
+
+    def wait_for_orphans(self, pool: str, timeout: float = 120.0) -> None:
+        """Wait while a killed run's orphaned engine finishes its in-flight operations.
+
+        When ``provision`` is killed, its pulumi child lives on (reparented to init) until
+        the operations it started complete, and then dies holding the lock. Waiting for it
+        is what a user would do by hand; a lock held by a non-orphan is a real concurrent run.
+        """
+        host = socket.gethostname()
+        announced = False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            orphans = [
+                h.pid
+                for _, h in self._local(pool)
+                if h.host == host and pid_alive(h.pid) and orphaned(h.pid)
+            ]
+            if not orphans:
+                return
+            if not announced:
+                self._engine.notice(
+                    f"The engine of a killed run on '{pool}' is still finishing its in-flight "
+                    "operations; waiting for it."
+                )
+                announced = True
+            time.sleep(0.25)
+
+    def release_stale(self, pool: str) -> bool:
+        """Wait for a killed run's orphaned engine, then clear the stale locks of a file
+        backend (saying so). True when no lock is left, i.e. no live run holds the stack."""
+        self.wait_for_orphans(pool)
+        if self._engine.settings.is_local_backend and self.unlock(pool):
+            self._engine.notice(f"Removed a stale lock left by a killed run on '{pool}'.")
+        return not self.files(pool)
+
+    def _local(self, pool: str) -> list[tuple[Path, LockHolder]]:
+        found = []
+        for path in self.files(pool):
+            try:
+                found.append((path, from_lock_file(str(path), json.loads(path.read_text()))))
+            except (OSError, ValueError):
+                continue
+        return found

@@ -1,16 +1,79 @@
-"""Adopting a killed run's interrupted creates, as a pure edit of an exported deployment.
+"""What to do about a killed run's pending operations, decided from the exported deployment.
 
-No pulumi and no cloud here: the engine exports the state, calls :func:`adopt_pending_creates`
-and imports the result; a target's ``adoptable_id`` supplies ``adopt``.
+No pulumi and no cloud here: the engine exports the state, calls :func:`decide_recovery`,
+says its notices, imports the edited deployment when something was adopted, and refreshes. A
+target's ``adoptable_id`` supplies ``adopt`` and its ``orphan_hints`` the hints.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 AdoptCallback = Callable[[str, Mapping[str, Any]], str | None]
 """(type token, recorded inputs) of an interrupted create → its cloud id, if computable."""
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The decision about a stack with pending operations. The engine then refreshes with
+    pending creates cleared: the cloud's answer settles every recorded resource."""
+
+    announcement: str
+    """Said first: how many operations were in flight, and of which kinds."""
+    deployment: dict[str, Any]
+    """The deployment to import when ``adopted`` is not empty: each adopted create recorded as
+    a resource with its id (see :func:`adopt_pending_creates`)."""
+    adopted: tuple[str, ...]
+    """Names of the adopted creates."""
+    notices: tuple[str, ...]
+    """Said once ``deployment`` is imported: what was adopted, and each create left pending,
+    whose copy the cloud may have finished untracked, with the target's hint to find it."""
+
+
+def decide_recovery(
+    pool: str,
+    deployment: Mapping[str, Any],
+    adopt: AdoptCallback,
+    orphan_hints: Mapping[str, str],
+) -> Recovery | None:
+    """What recovering ``pool``'s exported ``deployment`` takes; ``None`` when no operation
+    was in flight. ``deployment`` itself is left as it is."""
+    pending = deployment.get("pending_operations") or []
+    if not pending:
+        return None
+    kinds = sorted({p.get("type", "?") for p in pending})
+    announcement = (
+        f"A previous run on '{pool}' was interrupted with {len(pending)} operation(s) in "
+        f"flight ({', '.join(kinds)}); reconciling with the cloud before continuing."
+    )
+    edited = copy.deepcopy(dict(deployment))
+    adopted = adopt_pending_creates(edited, adopt)
+    notices = []
+    if adopted:
+        notices.append(
+            f"Adopting {len(adopted)} resource(s) the interrupted run may have created "
+            f"({', '.join(adopted)}): the refresh reads each back by its id, or drops it "
+            "if the cloud never made it."
+        )
+    for op in edited["pending_operations"]:
+        resource = op.get("resource") or {}
+        urn = resource.get("urn", "")
+        if op.get("type") != "creating" or not urn:
+            continue
+        rtype = resource.get("type", "")
+        hint = orphan_hints.get(rtype, "")
+        # The cloud may have finished a create whose answer the killed engine never got:
+        # such an object is not tracked, and nothing but the cloud's own API can find it.
+        name = urn.rsplit("::", 1)[-1]
+        message = (
+            f"Interrupted while creating {rtype} '{name}': if the cloud finished it, that "
+            f"copy is untracked and will not be deleted by destroy. {hint}"
+        )
+        notices.append(message.rstrip())
+    return Recovery(announcement, edited, tuple(adopted), tuple(notices))
 
 
 def adopt_pending_creates(deployment: dict[str, Any], adopt: AdoptCallback) -> list[str]:

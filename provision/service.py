@@ -847,8 +847,8 @@ def unlock(pool: str, settings: Settings, *, force: bool = False) -> UnlockOutco
             f"No pool named '{pool}' is provisioned in {engine.backend_label()}.",
             hint="`provision list` shows the pools.",
         )
-    cleared = engine.unlock(pool, force=force)
-    live = [] if cleared or force else engine.lock_holders(pool)
+    cleared = engine.locks.unlock(pool, force=force)
+    live = [] if cleared or force else engine.locks.holders(pool)
     return UnlockOutcome([h.describe() for h in cleared], [h.describe() for h in live])
 
 

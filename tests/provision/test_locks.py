@@ -1,11 +1,27 @@
-"""Lock holders and staleness: pure functions over what the DIY backends write."""
+"""Lock holders and staleness: pure functions over what the DIY backends write; and
+``StackLocks`` on a file backend, where it needs no CLI (tests/e2e/test_team.py runs it on S3)."""
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from provision.locks import STALE_AFTER, LockHolder, from_lock_file, is_stale, parse_holders
+import pytest
+
+from provision.engine import Engine
+from provision.locks import (
+    STALE_AFTER,
+    LockHolder,
+    StackLocks,
+    from_lock_file,
+    is_stale,
+    parse_holders,
+)
+from provision.settings import load_settings
 
 LOCKED = (
     "error: the stack is currently locked by 2 lock(s). Either wait for the other process(es) "
@@ -55,3 +71,96 @@ def test_stale_means_a_dead_local_process_or_older_than_any_run():
         live.kill()
         live.wait()
     assert not is_stale(LockHolder("l", "u", "there", 1, None), now=NOW, host="here")
+
+
+# -- StackLocks on a file backend ------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    notices: list[str] = []
+    eng = Engine(load_settings(env={"PROVISION_HOME": str(tmp_path)}), on_notice=notices.append)
+    eng.notices = notices  # type: ignore[attr-defined]
+    return eng
+
+
+@pytest.fixture
+def live_pid() -> Iterator[int]:
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def write_lock(engine: Engine, pool: str, name: str, pid: int) -> Path:
+    root = engine.settings.local_backend_path
+    assert root is not None
+    directory = root / ".pulumi" / "locks" / "organization" / "provision" / pool
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "username": "someone",
+                "hostname": socket.gethostname(),
+                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+    )
+    path.with_name(path.name + ".attrs").write_text("{}")
+    return path
+
+
+def test_a_pools_lock_files_and_holders_are_its_own(engine: Engine, live_pid: int) -> None:
+    locks = StackLocks(engine)
+    assert locks.files("etl") == [] and locks.holders("etl") == []
+    mine = write_lock(engine, "etl", "a", live_pid)
+    write_lock(engine, "other", "b", live_pid)
+    (mine.parent / "c.json").write_text("not json")
+
+    assert locks.files("etl") == [mine, mine.parent / "c.json"]
+    (holder,) = locks.holders("etl")  # an unreadable lock names no holder
+    assert (holder.where, holder.pid, holder.user) == (str(mine), live_pid, "someone")
+
+
+def test_unlock_clears_only_stale_locks_unless_forced(
+    engine: Engine, live_pid: int, dead_pid: int
+) -> None:
+    locks = engine.locks
+    live = write_lock(engine, "etl", "live", live_pid)
+    dead = write_lock(engine, "etl", "dead", dead_pid)
+
+    (cleared,) = locks.unlock("etl")
+
+    assert cleared.pid == dead_pid
+    assert not dead.exists() and not dead.with_name(dead.name + ".attrs").exists()
+    assert live.exists()
+    assert [h.pid for h in locks.unlock("etl", force=True)] == [live_pid]
+    assert locks.files("etl") == []
+
+
+def test_release_stale_says_what_it_cleared_and_whether_the_stack_is_free(
+    engine: Engine, live_pid: int, dead_pid: int
+) -> None:
+    locks = engine.locks
+    assert locks.release_stale("etl") is True
+    assert engine.notices == []  # type: ignore[attr-defined]
+
+    write_lock(engine, "etl", "dead", dead_pid)
+    assert locks.release_stale("etl") is True
+    assert engine.notices == [  # type: ignore[attr-defined]
+        "Removed a stale lock left by a killed run on 'etl'."
+    ]
+
+    write_lock(engine, "etl", "live", live_pid)  # a live run, not an orphan: no wait
+    assert locks.release_stale("etl") is False

@@ -1,6 +1,7 @@
-"""Adopting interrupted creates, on hand-written deployments (no pulumi CLI).
+"""Recovering a killed run's pending operations, decided on hand-written deployments (no pulumi
+CLI): the adoption edit, and the whole decision with what it tells the user.
 
-tests/provision/test_engine_recovery.py runs the same edit through the engine and a real CLI.
+tests/provision/test_engine_recovery.py runs the same through the engine and a real CLI.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from provision.recovery import adopt_pending_creates
+from provision.recovery import adopt_pending_creates, decide_recovery
 
 STACK = "urn:pulumi:etl::provision::pulumi:pulumi:Stack::provision-etl"
 ACCOUNT = "gcp:serviceaccount/account:Account"
 BUCKET = "test:index:Bucket"
+HINTS = {BUCKET: "List the buckets with `gsutil ls`."}
 
 
 def urn(type_token: str, name: str) -> str:
@@ -111,3 +113,104 @@ def test_only_the_adoptable_creates_leave_the_pending_list_in_order():
     assert adopted == ["runner", "worker"]
     assert state["pending_operations"] == [op("creating", bucket), update]
     assert [r["urn"] for r in state["resources"]] == [STACK, runner["urn"], worker["urn"]]
+
+
+# -- the whole decision -----------------------------------------------------------------------
+
+
+def test_nothing_in_flight_needs_no_recovery():
+    assert decide_recovery("etl", deployment(), Adopt(), HINTS) is None
+    assert decide_recovery("etl", {"resources": []}, Adopt(), HINTS) is None
+    assert decide_recovery("etl", {}, Adopt(), HINTS) is None
+
+
+def test_the_announcement_counts_the_operations_and_names_their_kinds():
+    runner = {**resource(ACCOUNT, "runner", accountId="etl-runner"), "id": "rid"}
+    state = deployment(
+        op("updating", runner), op("creating", resource(BUCKET, "a")), op("updating", runner)
+    )
+
+    decision = decide_recovery("etl", state, Adopt(), HINTS)
+
+    assert decision is not None
+    assert decision.announcement == (
+        "A previous run on 'etl' was interrupted with 3 operation(s) in flight "
+        "(creating, updating); reconciling with the cloud before continuing."
+    )
+
+
+def test_an_adoptable_create_is_adopted_and_said_so_without_touching_the_export():
+    runner = resource(ACCOUNT, "runner", accountId="etl-runner")
+    state = deployment(op("creating", runner))
+    before = copy.deepcopy(state)
+
+    decision = decide_recovery("etl", state, Adopt(), HINTS)
+
+    assert decision is not None
+    assert state == before
+    assert decision.adopted == ("runner",)
+    assert decision.deployment["pending_operations"] == []
+    assert decision.deployment["resources"][-1]["urn"] == runner["urn"]
+    assert decision.deployment["resources"][-1]["id"].endswith(
+        "etl-runner@p.iam.gserviceaccount.com"
+    )
+    assert decision.notices == (
+        "Adopting 1 resource(s) the interrupted run may have created (runner): the refresh "
+        "reads each back by its id, or drops it if the cloud never made it.",
+    )
+
+
+def test_a_create_left_pending_is_reported_untracked_with_the_targets_hint():
+    images = resource(BUCKET, "images")
+    runner = resource(ACCOUNT, "runner", accountId="etl-runner")
+    state = deployment(op("creating", images), op("creating", runner))
+
+    decision = decide_recovery("etl", state, Adopt(), HINTS)
+
+    assert decision is not None
+    assert decision.adopted == ("runner",)
+    adopting, untracked = decision.notices
+    assert adopting.startswith("Adopting 1 resource(s)")
+    assert untracked == (
+        f"Interrupted while creating {BUCKET} 'images': if the cloud finished it, that copy is "
+        "untracked and will not be deleted by destroy. List the buckets with `gsutil ls`."
+    )
+    assert decision.deployment["pending_operations"] == [op("creating", images)]
+
+
+def test_without_a_hint_the_untracked_notice_ends_with_its_sentence():
+    state = deployment(op("creating", resource(BUCKET, "images")))
+
+    decision = decide_recovery("etl", state, Adopt(), {})
+
+    assert decision is not None
+    assert decision.adopted == ()
+    (notice,) = decision.notices
+    assert notice.endswith("will not be deleted by destroy.")
+
+
+def test_a_replacements_new_half_is_reported_not_adopted():
+    old = {**resource(ACCOUNT, "runner", accountId="etl-runner"), "id": "old-id"}
+    state = deployment(
+        op("creating", resource(ACCOUNT, "runner", accountId="etl-runner")), recorded=(old,)
+    )
+
+    decision = decide_recovery("etl", state, Adopt(), HINTS)
+
+    assert decision is not None
+    assert decision.adopted == ()
+    (notice,) = decision.notices
+    assert notice.startswith(f"Interrupted while creating {ACCOUNT} 'runner'")
+
+
+def test_operations_other_than_creates_are_announced_and_nothing_else():
+    runner = {**resource(ACCOUNT, "runner", accountId="etl-runner"), "id": "rid"}
+    state = deployment(op("updating", runner), op("deleting", runner), recorded=(runner,))
+    adopt = Adopt()
+
+    decision = decide_recovery("etl", state, adopt, HINTS)
+
+    assert decision is not None
+    assert decision.adopted == () and decision.notices == ()
+    assert decision.deployment["pending_operations"] == state["pending_operations"]
+    assert adopt.calls == []
