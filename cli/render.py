@@ -90,7 +90,7 @@ def plan(out: Console, the_plan: Any) -> None:
         resources = Group(*(_entry(_op(r.op), f"{r.type}  {r.name}", width) for r in changed))
 
     grants: list[Text] = []
-    for g in the_plan.typed_grants():
+    for g in the_plan.grants:
         grants += _lines(f"{g.principal} → {g.role} @ {g.scope}", width, hang=4, style="")
         if g.permissions:
             grants += [

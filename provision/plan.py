@@ -76,10 +76,6 @@ class Plan(BaseModel):
         cloud = any((c.create, c.update, c.replace, c.delete))
         return cloud or any(p.op not in ("same",) for p in self.prefect)
 
-    def typed_grants(self) -> list[Grant]:
-        """The grants."""
-        return list(self.grants)
-
 
 def mask_inputs(value: Any) -> Any:
     """Engine inputs with secrets masked and unknowns shown as placeholders."""

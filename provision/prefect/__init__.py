@@ -14,25 +14,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from provision.prefect.client import PrefectClient, PrefectHttpError
     from provision.prefect.config import PrefectApi, resolve_api
-    from provision.prefect.writer import Op, PrefectWriter, WriteResult
+    from provision.prefect.writer import PrefectWriter
 
 _WHERE = {
     "PrefectClient": "client",
     "PrefectHttpError": "client",
     "PrefectApi": "config",
     "resolve_api": "config",
-    "Op": "writer",
     "PrefectWriter": "writer",
-    "WriteResult": "writer",
 }
 
 __all__ = [
-    "Op",
     "PrefectApi",
     "PrefectClient",
     "PrefectHttpError",
     "PrefectWriter",
-    "WriteResult",
     "resolve_api",
 ]
 
