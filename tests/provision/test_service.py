@@ -1,0 +1,498 @@
+"""The use cases in-process, on an in-memory engine and Prefect side.
+
+The real engine, clouds and Prefect server are the end-to-end suite's; here the service's own
+decisions are pinned, fast and deterministically: what it checks before anything is written,
+the order the program registers the pool's parts in, what it does when a run fails with an
+empty stack, and what destroy does when Prefect cannot be reached.
+
+The engine fake runs each program under Pulumi's mocks (the program is real: record, cloud
+side, block, work pool) and keeps "stacks" as exported-state dicts, so ``stack_state`` and the
+rest of the service read them exactly as they read a real backend. The target is a test-only
+one with a single resource, registered through the registry like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import mocks as pmocks
+from pulumi.runtime import rpc
+
+from provision import registry, service
+from provision.engine import OperationResult, Step
+from provision.errors import InvalidInputError, PrefectStepError, ProvisionError
+from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
+from provision.registry import PoolType
+from provision.saved import RECORD_TYPE
+from provision.settings import PROJECT_NAME, load_settings
+from provision.targets.base import (
+    BlockSpec,
+    CloudProgram,
+    NextSteps,
+    OptionPicker,
+    Outputs,
+    Pool,
+    TargetOptions,
+    block_ref,
+)
+
+THING = "test:index:Thing"
+TOKEN = "tok-s3cr3t"
+PREFECT_URL = "http://127.0.0.1:9/api"
+
+
+# -- a test-only target ---------------------------------------------------------------------
+
+
+class Thing(pulumi.CustomResource):
+    """The cloud side of the test target: one resource whose ``token`` is a credential."""
+
+    token: pulumi.Output[str]
+
+    def __init__(self, name: str, size: int, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(THING, name, {"size": size, "token": None}, opts)
+
+
+class ThingOptions(TargetOptions):
+    size: int = 1
+
+
+@dataclass(frozen=True)
+class ThingPool(Pool[ThingOptions]):
+    cloud = "thing"
+    options_model = ThingOptions
+    block = BlockSpec("thing-credentials", "thing-credentials")
+    secret_outputs = frozenset({"token"})
+
+    @classmethod
+    def resolve_options(cls, name, pool_type, given, env, saved):
+        pick = OptionPicker(pool_type, given, saved, ThingOptions.keys())
+        return ThingOptions.checked({"size": pick("size", 1)}, pick.sources)
+
+    def program(self) -> CloudProgram:
+        def run() -> dict[str, Any]:
+            thing = Thing(f"{self.name}-thing", self.options.size)
+            return {"thing_id": thing.id, "token": pulumi.Output.secret(thing.token)}
+
+        return run
+
+    def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
+        return {"token": outputs["token"]}
+
+    def template_defaults(self, outputs: Outputs, block_document_id: str | None) -> dict:
+        return {"credentials": block_ref(block_document_id), "thing": outputs.get("thing_id")}
+
+    def next_steps(self, outputs: Outputs) -> NextSteps:
+        return NextSteps(commands=(f"prefect worker start --pool {self.name}",))
+
+
+THING_TYPE = PoolType("thing", "thing", "thing", False, "a test pool")
+
+
+@pytest.fixture(autouse=True)
+def thing_target(monkeypatch):
+    monkeypatch.setitem(registry.POOL_TYPES, "thing", THING_TYPE)
+    real = registry.target
+    monkeypatch.setattr(registry, "target", lambda key: ThingPool if key == "thing" else real(key))
+
+
+# -- running a program under mocks ------------------------------------------------------------
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def run_program(pool: str, program, *, preview: bool) -> tuple[list[Registered], dict, dict]:
+    """Run ``program`` under mocks: every registration in order, the record component's
+    outputs, and the stack's exports."""
+    registered: list[Registered] = []
+    component_outputs: dict[str, dict] = {}
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args):
+            outs = dict(args.inputs)
+            if args.typ == THING:
+                outs["token"] = TOKEN
+            elif args.typ == BLOCK_TYPE:
+                outs.update(block_id="block-1", created=True, data_hash="h")
+            elif args.typ == WORK_POOL_TYPE:
+                outs.update(pool_id="pool-1", created=True)
+            return f"{args.name}-id", outs
+
+        def call(self, args):
+            return {}, []
+
+    class Monitor(pmocks.MockMonitor):
+        def RegisterResource(self, request):
+            response = super().RegisterResource(request)
+            inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+            registered.append(Registered(request.type, request.name, response.urn, inputs))
+            return response
+
+        def RegisterResourceOutputs(self, request):
+            outs = pulumi.runtime.rpc.deserialize_properties(request.outputs)
+            component_outputs[request.urn] = outs
+            return super().RegisterResourceOutputs(request)
+
+    pulumi.runtime.settings.ROOT.set(None)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        monitor = Monitor(Mocks())
+        pulumi.runtime.set_mocks(
+            monitor.mocks, project=PROJECT_NAME, stack=pool, preview=preview, monitor=monitor
+        )
+        pmocks.test(program)()
+    finally:
+        loop.close()
+    record = next(v for k, v in component_outputs.items() if RECORD_TYPE in k)
+    exports = next((v for k, v in component_outputs.items() if "pulumi:pulumi:Stack" in k), {})
+    return registered, record, exports
+
+
+# -- the fakes ------------------------------------------------------------------------------
+
+
+class FakeBackend:
+    """Stacks by backend URL, as exported-state dicts; and every engine call, in order."""
+
+    def __init__(self):
+        self.stacks: dict[str, dict[str, dict]] = {}
+        self.calls: list[tuple] = []
+        self.fail_up: Exception | None = None
+        self.fail_destroy: Exception | None = None
+
+
+@dataclass
+class FakeStack:
+    pool: str
+    program: Any
+
+
+class FakeEngine:
+    """The engine's interface as the service uses it, over a ``FakeBackend``."""
+
+    def __init__(self, backend: FakeBackend, settings):
+        self.backend = backend
+        self.settings = settings
+
+    @property
+    def _stacks(self) -> dict[str, dict]:
+        return self.backend.stacks.setdefault(self.settings.backend_url, {})
+
+    def _call(self, *call: Any) -> None:
+        self.backend.calls.append(call)
+
+    def for_pool(self, settings, *, orphan_hints=None, adopt=None, env=None):
+        self._call("for_pool", settings.backend_url, dict(env or {}))
+        return FakeEngine(self.backend, settings)
+
+    def notice(self, message: str) -> None:
+        self._call("notice", message)
+
+    def backend_label(self) -> str:
+        return "the fake backend"
+
+    def export(self, pool: str):
+        self._call("export", pool)
+        return copy.deepcopy(self._stacks.get(pool))
+
+    def stack(self, pool, program, *, create):
+        self._call("stack", pool, "create" if create else "select")
+        if create:
+            assert pool not in self._stacks, "created a stack that exists"
+            self._stacks[pool] = {"resources": [], "secrets_providers": {"type": "passphrase"}}
+        return FakeStack(pool, program)
+
+    def pin_secrets(self, stack, secrets) -> None:
+        self._call("pin_secrets", stack.pool)
+
+    def set_config(self, stack, values, secret=()) -> None:
+        self._call("set_config", stack.pool, dict(values))
+
+    def recover(self, stack, pool) -> None:
+        self._call("recover", pool)
+
+    def preview(self, stack, pool, *, on_progress=None, refresh=False, rules=()):
+        self._call("preview", pool)
+        registered, _, _ = run_program(pool, stack.program, preview=True)
+        existing = {r["urn"] for r in self._stacks[pool]["resources"]}
+        steps = [
+            Step(r.urn, r.type, r.name, "same" if r.urn in existing else "create", r.inputs)
+            for r in registered
+            if r.type != RECORD_TYPE and "pulumi:pulumi:Stack" not in r.type
+        ]
+        return OperationResult(changes=service._count(steps), steps=steps)
+
+    def up(
+        self,
+        stack,
+        pool,
+        *,
+        on_progress=None,
+        rules=(),
+        propagation=(),
+        refresh=False,
+        targets=None,
+    ):
+        self._call("up", pool)
+        if self.backend.fail_up is not None:
+            raise self.backend.fail_up
+        registered, record, exports = run_program(pool, stack.program, preview=False)
+        before = {r["urn"] for r in self._stacks[pool]["resources"]}
+        resources = [
+            {
+                "urn": f"urn:stack:{pool}",
+                "type": "pulumi:pulumi:Stack",
+                "outputs": {k: v for k, v in exports.items() if k != "token"},
+            }
+        ]
+        steps = []
+        for r in registered:
+            if "pulumi:pulumi:Stack" in r.type:
+                continue
+            outs = (
+                record
+                if r.type == RECORD_TYPE
+                else {k: v for k, v in r.inputs.items() if k != "data"}
+            )
+            if r.type in (BLOCK_TYPE, WORK_POOL_TYPE):
+                outs = {"block_id": "block-1", "pool_id": "pool-1", "created": True}
+            resources.append({"urn": r.urn, "type": r.type, "id": f"{r.name}-id", "outputs": outs})
+            steps.append(
+                Step(r.urn, r.type, r.name, "same" if r.urn in before else "create", r.inputs)
+            )
+        self._stacks[pool]["resources"] = resources
+        return OperationResult(
+            changes=service._count(steps),
+            steps=steps,
+            outputs=exports,
+            secret_outputs=frozenset({"token"}),
+        )
+
+    def destroy(self, stack, pool, *, on_progress=None, rules=()):
+        self._call("destroy", pool)
+        if self.backend.fail_destroy is not None:
+            raise self.backend.fail_destroy
+        gone = len(self._stacks[pool]["resources"])
+        self._stacks[pool]["resources"] = []
+        return OperationResult(changes={"delete": gone})
+
+    def remove(self, stack, pool, *, force=False):
+        self._call("remove", pool, force)
+        del self._stacks[pool]
+
+
+class FakePrefect:
+    """The Prefect writer's checks: what exists, and every question asked."""
+
+    def __init__(self, calls: list[tuple], *, fail: Exception | None = None):
+        self.calls = calls
+        self.fail = fail
+        self.blocks: set[str] = set()
+        self.pools: set[str] = set()
+
+    def block_schema(self, slug):
+        self.calls.append(("prefect.block_schema", slug))
+        if self.fail:
+            raise self.fail
+        return {"properties": {"token": {"type": "string"}}, "secret_fields": ["token"]}
+
+    def plan_block(self, slug, name, data):
+        self.calls.append(("prefect.plan_block", name))
+        return "update" if name in self.blocks else "create"
+
+    def plan_work_pool(self, name, pool_type, worker_type, push, defaults):
+        self.calls.append(("prefect.plan_work_pool", name, dict(defaults)))
+        return "update" if name in self.pools else "create"
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """Settings on a local backend, the fakes, and the runtime the service runs on."""
+    env = {
+        "PROVISION_HOME": str(tmp_path / "home"),
+        "PULUMI_CONFIG_PASSPHRASE": "x",
+        "PREFECT_API_URL": PREFECT_URL,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "HOME": str(tmp_path),
+    }
+    for key in list(__import__("os").environ):
+        if key.startswith(("PREFECT_", "PULUMI_", "PROVISION_")):
+            monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(env=env)
+    backend = FakeBackend()
+    prefect = FakePrefect(backend.calls)
+    runtime = service.Runtime(
+        engine=lambda s, h: FakeEngine(backend, s), prefect=lambda api: prefect
+    )
+    return World(settings, backend, prefect, runtime, env)
+
+
+@dataclass
+class World:
+    settings: Any
+    backend: FakeBackend
+    prefect: FakePrefect
+    runtime: service.Runtime
+    env: dict[str, str]
+
+    def up(self, pool="etl", **options):
+        request = service.PoolRequest(pool, type="thing", options=options)
+        return service.up(request, self.settings, env=self.env, runtime=self.runtime)
+
+    def stacks(self) -> dict[str, dict]:
+        return self.backend.stacks.get(self.settings.backend_url, {})
+
+    def names(self) -> list[str]:
+        return [c[0] for c in self.backend.calls]
+
+
+# -- up -------------------------------------------------------------------------------------
+
+
+def test_up_checks_prefect_before_the_engine_writes_anything(world):
+    world.up()
+    names = world.names()
+    # Read the backend, ask Prefect everything it could refuse, then one engine run.
+    assert names.index("export") < names.index("prefect.block_schema")
+    assert names.index("prefect.plan_work_pool") < names.index("stack")
+    assert names.index("stack") < names.index("set_config") < names.index("up")
+    assert names.count("up") == 1
+
+
+def test_the_program_registers_record_then_cloud_then_block_then_work_pool(world):
+    spec = service.resolve(service.PoolRequest("etl", type="thing"), world.settings, world.env)
+    registered, record, _ = run_program("etl", spec.program(PREFECT_URL), preview=False)
+    order = [r.type for r in registered if "pulumi:pulumi:Stack" not in r.type]
+    # The record first: a first run killed at any later point leaves a stack that says what
+    # it is. The block needs the credential; the work pool references the block.
+    assert order == [RECORD_TYPE, THING, BLOCK_TYPE, WORK_POOL_TYPE]
+    assert record["type"] == "thing" and record["block_name"] == "etl-thing-credentials"
+    block = next(r for r in registered if r.type == BLOCK_TYPE)
+    # The block's data is a secret input: ciphertext in the state, whatever the target made.
+    assert block.inputs["data"] == {
+        rpc._special_sig_key: rpc._special_secret_sig,
+        "value": {"token": TOKEN},
+    }
+    assert block.inputs["api_url"] == PREFECT_URL
+    pool = next(r for r in registered if r.type == WORK_POOL_TYPE)
+    # Secret outputs never reach the template; the block is referenced by the id it got.
+    assert pool.inputs["defaults"] == {
+        "credentials": {"$ref": {"block_document_id": "block-1"}},
+        "thing": "etl-thing-id",
+    }
+    assert TOKEN not in repr(pool.inputs)
+
+
+def test_up_records_everything_in_the_backend_and_a_rerun_changes_nothing(world):
+    first = world.up(size=2)
+    assert first.result.changes["create"] == 1  # the one cloud resource; the tool's own aside
+    assert (first.block_op, first.work_pool_op) == ("create", "create")
+    assert first.next_steps.commands == ("prefect worker start --pool etl",)
+    state = service.stack_state(world.stacks()["etl"])
+    assert state.record.options == {"size": 2}
+    assert state.prefect.block_id == "block-1" and state.prefect.pool_created
+
+    world.backend.calls.clear()
+    again = world.up()  # no flags: the record's options
+    assert again.result.changes["create"] == 0 and again.result.changes["same"] == 1
+    assert ("stack", "etl", "select") in world.backend.calls
+    assert service.stack_state(world.stacks()["etl"]).record.options == {"size": 2}
+
+
+def test_a_failed_first_run_removes_the_stack_it_created(world):
+    world.backend.fail_up = ProvisionError("the cloud said no")
+    with pytest.raises(ProvisionError, match="the cloud said no"):
+        world.up()
+    # The stack held nothing: removed (forced), so the next run starts clean.
+    assert ("remove", "etl", True) in world.backend.calls
+    assert "etl" not in world.stacks()
+
+
+def test_a_failed_run_keeps_a_stack_that_recorded_something(world):
+    world.up()
+    world.backend.fail_up = ProvisionError("the cloud said no")
+    with pytest.raises(ProvisionError):
+        world.up(size=3)
+    assert not [c for c in world.backend.calls if c[0] == "remove"]
+    assert "etl" in world.stacks()
+
+
+def test_bad_input_writes_nothing(world):
+    with pytest.raises(InvalidInputError, match="does not apply"):
+        world.up(region="us-east-1")
+    with pytest.raises(InvalidInputError, match="Invalid pool name"):
+        world.up(pool="bad name!")
+    assert not [c for c in world.backend.calls if c[0] in ("stack", "up", "set_config")]
+    assert world.stacks() == {}
+
+
+def test_prefect_refusing_stops_up_before_any_stack_is_made(world):
+    world.prefect.fail = ProvisionError("Block type 'thing-credentials' is not registered")
+    with pytest.raises(ProvisionError, match="not registered"):
+        world.up()
+    assert "stack" not in world.names()
+    assert world.stacks() == {}
+
+
+def test_the_prefect_credential_reaches_the_engine_only_through_its_environment(world):
+    world.env["PREFECT_API_KEY"] = "pnu_key"  # ignored for a self-hosted URL: not sent
+    world.up()
+    envs = [c[2] for c in world.backend.calls if c[0] == "for_pool"]
+    assert envs and all(e["PROVISION_PREFECT_API_URL"] == PREFECT_URL for e in envs)
+    state = world.stacks()["etl"]
+    assert "pnu_key" not in repr(state)
+
+
+# -- preview --------------------------------------------------------------------------------
+
+
+def test_preview_of_a_new_pool_writes_nothing_to_the_backend(world):
+    request = service.PoolRequest("etl", type="thing")
+    plan = service.plan(request, world.settings, env=world.env, runtime=world.runtime)
+    assert plan.changes.create == 1
+    assert [p.op for p in plan.prefect] == ["create", "create"]
+    # Planned in a throwaway backend, not the pool's.
+    assert world.stacks() == {}
+    throwaway = [c[1] for c in world.backend.calls if c[0] == "for_pool"]
+    assert throwaway and throwaway[-1] != world.settings.backend_url
+
+
+# -- destroy --------------------------------------------------------------------------------
+
+
+def test_destroy_when_prefect_cleanup_fails_keeps_the_stack_and_says_rerun(world):
+    world.up()
+    world.backend.fail_destroy = PrefectStepError("Prefect at http://127.0.0.1:9 is down")
+    with pytest.raises(ProvisionError) as err:
+        service.destroy("etl", world.settings, env=world.env, runtime=world.runtime)
+    assert "could not be removed" in str(err.value)
+    assert "Rerun `provision destroy etl`" in err.value.hint
+    # What was deleted is recorded; the stack stays for the rerun to finish.
+    assert "etl" in world.stacks()
+    assert not [c for c in world.backend.calls if c[0] == "remove"]
+
+    world.backend.fail_destroy = None
+    service.destroy("etl", world.settings, env=world.env, runtime=world.runtime)
+    assert "etl" not in world.stacks()
+
+
+def test_destroy_of_an_unknown_pool_is_one_line(world):
+    with pytest.raises(ProvisionError, match="No pool named 'nope'"):
+        service.destroy("nope", world.settings, env=world.env, runtime=world.runtime)
+    assert "destroy" not in world.names()
