@@ -664,7 +664,13 @@ def up(
 
     state, _ = read_state(spec.pool, settings, engine)
     prefect = state.prefect if state else PrefectState()
-    ops = {s.type: s.op for s in result.steps if s.type in TYPES}
+    # A create of an object Prefect already had is an adoption, written in place: an update,
+    # as the plan showed it.
+    ops = {
+        s.type: "update" if s.op == "create" and existing.get(s.type) else s.op
+        for s in result.steps
+        if s.type in TYPES
+    }
     public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
     return UpOutcome(
         spec=spec,

@@ -339,8 +339,8 @@ def test_an_adopted_work_pool_stays_after_destroy(
     try:
         prefect_cloud.clear()
         run = box.run("up", pool, "--type", MANAGED.type, "--pip-package", "pandas", "--yes")
-        # Adopted, not made: the same pool (the summary reports the engine's op, `create`).
-        assert f"work pool '{pool}' " in run.stdout and f"(id {made['id']})" in run.stdout
+        # Adopted, not made: the same pool, reported as the update the plan showed.
+        assert f"work pool '{pool}' update (id {made['id']})" in run.stdout
         (patch,) = writes(prefect_cloud)
         assert (patch.method, patch.path) == ("PATCH", f"/work_pools/{pool}")
         assert patch.json == {
