@@ -314,19 +314,6 @@ def test_destroy_removes_everything_the_tool_made(sandbox: Sandbox, aws: Aws, po
     assert pool not in [p["name"] for p in listed]
 
 
-def test_two_pools_in_parallel(sandbox: Sandbox, aws: Aws, pool: str):
-    # Both VPCs get the default CIDR: VPCs may overlap in AWS (only peering them would fail).
-    args = {p: ["up", p, *UP, "--yes"] for p in (pool + "a", pool + "b")}
-    procs = {p: sandbox.start(*a) for p, a in args.items()}
-    runs = {p: sandbox.finish(proc, args[p]) for p, proc in procs.items()}
-    for p, run in runs.items():
-        assert run.code == 0, run.output
-        assert sandbox.work_pool(p) is not None
-        assert block(sandbox, p)["data"]["aws_access_key_id"] == keys(aws, p)[0]
-        assert len(keys(aws, p)) == 1
-    assert len(inventory(aws)["vpcs"]) == 2
-
-
 def test_a_provider_failure_names_the_resource_and_a_rerun_converges(
     sandbox: Sandbox, aws: Aws, pool: str
 ):

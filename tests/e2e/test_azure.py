@@ -325,19 +325,6 @@ def test_bad_inputs_are_one_line_and_write_nothing(
     assert not list((box.home).rglob(f"*{pool}*"))
 
 
-def test_two_pools_in_parallel(box: Sandbox, pool: str):
-    args = {p: ["up", p, *UP, "--yes"] for p in (pool + "a", pool + "b")}
-    procs = {p: box.start(*a) for p, a in args.items()}
-    runs = {p: box.finish(proc, args[p]) for p, proc in procs.items()}
-    for p, run in runs.items():
-        assert run.code == 0, run.output
-        assert box.work_pool(p) is not None
-        remember(box, p)
-    assert len(passwords(box)) == 2
-    assert len(box.cloud.resources(REGISTRY)) == 2
-    assert len(box.cloud.resources(ROLE_DEFINITION)) == 2
-
-
 def test_a_provider_failure_names_the_resource_and_a_rerun_converges(box: Sandbox, pool: str):
     run = up(box, pool, expect=1, FAKECLOUD_FAULTS=f"create:{ROLE_ASSIGNMENT}:sp-role@once")
     assert ROLE_ASSIGNMENT in run.stderr and f"{pool}-sp-role" in run.stderr

@@ -162,6 +162,9 @@ def test_destroy_leaves_prefect_objects_it_did_not_create(sandbox: Sandbox, pool
     assert sandbox.block("gcp-credentials", f"{pool}-gcp-credentials") is None
 
 
+# Cloud-agnostic (each run has its own work dir and stack; the engine runs them side by side):
+# run here only, for every cloud. Names of two pools never colliding is each cloud's naming
+# tests' job (tests/provision/test_*_target.py).
 def test_two_pools_in_parallel(sandbox: Sandbox, pool: str):
     args = {p: ["up", p, *UP, "--yes"] for p in (pool + "a", pool + "b")}
     procs = {p: sandbox.start(*a) for p, a in args.items()}
