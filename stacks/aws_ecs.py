@@ -527,9 +527,9 @@ class EcsPool(pulumi.ComponentResource):
             subnet_ids=subnet_ids,
             security_group_id=security_group_id,
             log_group_name=log_group.name,
-            repository_url=repository.repository_url,
             # From the repository's own URL, so it names the registry that really holds it.
             registry_host=repository.repository_url.apply(lambda url: url.split("/", 1)[0]),
+            repository_url=repository.repository_url,
             events_queue_name=queue.name if queue else pulumi.Output.from_input(None),
             access_key_id=key.id,
             # pulumi-aws already marks the secret secret; wrap anyway so no refactor can leak it.

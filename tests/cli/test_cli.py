@@ -119,7 +119,7 @@ def _string_flags() -> list[str]:
     from cli import main
 
     declared = {
-        **main.CLOUD_FLAGS,
+        **main.TARGET_FLAGS,
         "type": main.PoolType,
         "block_name": main.BlockName,
         "prefect_api_url": main.PrefectUrl,
@@ -336,20 +336,55 @@ def test_type_option_mismatch_is_rejected_before_the_engine(env, tmp_path):
         )
 
 
-@pytest.mark.parametrize("flag", ["--help", "--version"])
-def test_help_imports_no_cloud_sdk(flag):
+HEAVY = (
+    "pulumi",
+    "pulumi_gcp",
+    "pulumi_aws",
+    "pulumi_azure_native",
+    "pulumi_azuread",
+    "httpx",
+    "grpc",
+    "stacks",
+)
+"""Top-level packages ``--help`` must never import: the SDKs, the engine's, the stack modules."""
+
+
+@pytest.mark.parametrize(
+    ("args", "also_heavy"),
+    [
+        (["--help"], ("pydantic", "pydantic_core")),
+        (["--version"], ("pydantic", "pydantic_core")),
+        # A command's help lists every target's flags: they come from the registry, never from
+        # the targets' modules (and their pydantic models). typer itself loads pydantic here.
+        (["up", "--help"], ()),
+        (["preview", "--help"], ()),
+    ],
+)
+def test_help_imports_no_cloud_sdk(args, also_heavy):
     code = (
-        "import sys\n"
+        "import json, sys\n"
         "from typer.testing import CliRunner\n"
         "from cli.main import app\n"
-        f"r = CliRunner().invoke(app, ['{flag}'])\n"
-        "assert r.exit_code == 0\n"
-        "heavy = [m for m in sys.modules if m.split('.')[0] in "
-        "('pulumi', 'pulumi_gcp', 'pulumi_aws', 'pulumi_azure_native', 'httpx', 'grpc')]\n"
-        "print(heavy)\n"
+        f"r = CliRunner().invoke(app, {args!r}, env={{'COLUMNS': '200'}})\n"
+        "assert r.exit_code == 0, r.output\n"
+        f"heavy = [m for m in sys.modules if m.split('.')[0] in {HEAVY + also_heavy!r}]\n"
+        "ours = sorted(m for m in sys.modules if m.split('.')[0] in ('provision', 'cli'))\n"
+        "print(json.dumps({'heavy': heavy, 'ours': ours, 'output': r.output}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    seen = json.loads(out.stdout)
+    assert seen["heavy"] == []
+    # Of our own modules only the plain-data ones: no target, service, engine or settings.
+    assert seen["ours"] == [
+        "cli",
+        "cli.main",
+        "provision",
+        "provision.errors",
+        "provision.registry",
+    ]
+    if args[0] == "up":
+        for flag in ("--project", "--vpc-id", "--task-role-policy-arn", "--subscription"):
+            assert flag in seen["output"], flag
 
 
 def test_version_prints_the_installed_distribution():
@@ -388,7 +423,7 @@ def test_plan_panel_reads_whole_at_80_and_200_columns(env, tmp_path, pool_type, 
         load_settings(env={"PROVISION_HOME": str(tmp_path / "h")}),
         env,
     )
-    grants = spec.target.grants(spec.pool, spec.pool_type, spec.options)
+    grants = spec.target.grants()
     permissions = {p for g in grants for p in g.permissions}
     assert permissions
 

@@ -225,7 +225,8 @@ def legacy_pool(box: Sandbox, pool: str) -> dict:
         pool, "cloud-run-v2", {"project": "team-proj-1", "region": "europe-west1"}
     )
     spec = service.resolve(request, settings, box.env)
-    cloud = spec.target.program(pool, spec.pool_type, spec.options, spec.generated)
+    cloud = spec.target.program()
+    assert cloud is not None and spec.target.block is not None and spec.block_name is not None
 
     def program() -> None:
         for key, value in cloud().items():
@@ -238,16 +239,16 @@ def legacy_pool(box: Sandbox, pool: str) -> dict:
         "provision:type": "cloud-run-v2",
         "provision:options": json.dumps(spec.options.model_dump(mode="json"), sort_keys=True),
         "provision:blockName": spec.block_name,
-        "provision:generated": json.dumps(spec.generated, sort_keys=True),
+        "provision:generated": json.dumps(dict(spec.target.generated), sort_keys=True),
         "provision:prefectApiUrl": box.prefect_url,
     }
     engine.set_config(stack, {**record, **spec.provider_config})
     outputs = engine.up(stack, pool).outputs
     with PrefectWriter(resolve_api(env=box.env)) as writer:
-        block = writer.upsert_block(
-            spec.target.block_type, spec.block_name, spec.target.block_data(outputs)
-        )
-        defaults = spec.target.template_defaults(spec.pool_type, outputs, block.id)
+        slug = spec.target.block.type
+        data = spec.target.block_data(outputs, writer.block_schema(slug))
+        block = writer.upsert_block(slug, spec.block_name, data)
+        defaults = spec.target.template_defaults(outputs, block.id)
         work_pool = writer.upsert_work_pool(pool, "cloud-run-v2", "cloud-run-v2", False, defaults)
     state = {
         "block_id": block.id,

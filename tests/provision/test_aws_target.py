@@ -1,4 +1,4 @@
-"""AwsTarget: option resolution, naming, Prefect block and template wiring, grants, program."""
+"""AwsPool: option resolution, naming, Prefect block and template wiring, grants, program."""
 
 from __future__ import annotations
 
@@ -29,18 +29,18 @@ from provision.settings import load_settings
 from provision.targets import aws_naming as naming
 from provision.targets.aws import (
     DEFAULT_VPC_CIDR,
-    OPTION_KEYS,
     PLACEHOLDER,
     AwsOptions,
-    AwsTarget,
+    AwsPool,
 )
 from provision.targets.aws_errors import AWS_ERROR_RULES, PROPAGATION_ERRORS
+from provision.targets.base import BlockSpec
 
 ECS = POOL_TYPES["ecs"]
 PUSH = POOL_TYPES["ecs:push"]
 ACCOUNT = "123456789012"
 
-NONE_GIVEN = dict.fromkeys(OPTION_KEYS)
+NONE_GIVEN = dict.fromkeys(AwsOptions.keys())
 
 # Variables the ecs worker's default base job template declares (prefect-aws
 # workers/ecs_worker.py ECSVariables, plus BaseVariables): the tool may only set these.
@@ -77,11 +77,6 @@ VPC = "vpc-0a1b2c3d4e5f60718"
 
 
 @pytest.fixture
-def target() -> AwsTarget:
-    return AwsTarget()
-
-
-@pytest.fixture
 def home(tmp_path: Path) -> Path:
     """An empty HOME, so the developer's own AWS config never leaks into a test."""
     path = tmp_path / "home"
@@ -97,18 +92,27 @@ def aws_files(home: Path, config: str = "", credentials: str = "") -> Path:
     return home
 
 
-def resolve(target, *, pool="etl", pool_type=ECS, given=None, env=None, saved=None, home=None):
+def resolve_pool(
+    *, pool="etl", pool_type=ECS, given=None, env=None, saved=None, home=None
+) -> AwsPool:
+    """``AwsPool.resolve`` as the service calls it: ``saved`` options as the record keeps them."""
     env = dict(env or {})
     if home is not None:
         env.setdefault("HOME", str(home))
-    return target.resolve_options(pool, pool_type, {**NONE_GIVEN, **(given or {})}, env, saved)
+    prior = saved.model_dump(mode="json") if isinstance(saved, AwsOptions) else saved
+    return AwsPool.resolve(pool, pool_type, {**NONE_GIVEN, **(given or {})}, env, prior)
 
 
-# -- resolve_options: sources and precedence -------------------------------------------------
+def resolve(**kw) -> AwsOptions:
+    """The options :func:`resolve_pool` binds."""
+    return resolve_pool(**kw).options
 
 
-def test_defaults(target, home):
-    opts = resolve(target, given={"region": "eu-west-1"}, home=home)
+# -- resolve: sources and precedence ---------------------------------------------------------
+
+
+def test_defaults(home):
+    opts = resolve(given={"region": "eu-west-1"}, home=home)
     assert opts == AwsOptions(
         region="eu-west-1",
         profile=None,
@@ -122,17 +126,17 @@ def test_defaults(target, home):
     assert DEFAULT_VPC_CIDR == "10.42.0.0/16"
 
 
-def test_region_precedence(target, home):
+def test_region_precedence(home):
     aws_files(
         home,
         config="[default]\nregion = ap-south-1\n[profile work]\nregion = ca-central-1\n",
         credentials="[work]\naws_access_key_id = AKIAEXAMPLE\n",
     )
     env = {"AWS_REGION": "us-east-2", "AWS_DEFAULT_REGION": "us-west-2", "AWS_PROFILE": "work"}
-    saved = resolve(target, given={"region": "eu-central-1"}, home=home)
+    saved = resolve(given={"region": "eu-central-1"}, home=home)
 
     def region(**kw):
-        return resolve(target, home=home, **kw).region
+        return resolve(home=home, **kw).region
 
     assert region(given={"region": "eu-central-1"}, env=env, saved=saved) == "eu-central-1"
     assert region(env=env, saved=saved) == "eu-central-1"
@@ -146,70 +150,69 @@ def test_region_precedence(target, home):
     assert region(env=env, given={"profile": "work"}) == "ca-central-1"
 
 
-def test_region_source_is_named(target, home):
+def test_region_source_is_named(home):
     aws_files(home, config="[default]\nregion = mars-1\n")
     with pytest.raises(InvalidInputError, match=r"'mars-1' \(from AWS profile default\)"):
-        resolve(target, home=home)
+        resolve(home=home)
     with pytest.raises(InvalidInputError, match=r"\(from AWS_DEFAULT_REGION\)"):
-        resolve(target, env={"AWS_DEFAULT_REGION": "eu-west-7"}, home=home)
+        resolve(env={"AWS_DEFAULT_REGION": "eu-west-7"}, home=home)
 
 
-def test_aws_config_file_env(target, tmp_path, home):
+def test_aws_config_file_env(tmp_path, home):
     config = tmp_path / "elsewhere.ini"
     config.write_text("[profile ci]\nregion = sa-east-1\n")
     env = {"AWS_CONFIG_FILE": str(config), "AWS_PROFILE": "ci"}
-    opts = resolve(target, env=env, home=home)
+    opts = resolve(env=env, home=home)
     assert (opts.region, opts.profile) == ("sa-east-1", "ci")
 
 
-def test_profile_precedence_and_existence(target, home):
+def test_profile_precedence_and_existence(home):
     aws_files(
         home,
         config="[profile a]\nregion = eu-west-1\n[profile b]\nregion = eu-west-2\n",
         credentials="[c]\naws_access_key_id = AKIAEXAMPLE\n",
     )
-    saved = resolve(target, given={"profile": "a"}, home=home)
+    saved = resolve(given={"profile": "a"}, home=home)
     assert saved.profile == "a"
     env = {"AWS_PROFILE": "b"}
-    assert resolve(target, given={"profile": "c", "region": "eu-west-1"}, home=home).profile == "c"
-    assert resolve(target, env=env, saved=saved, home=home).profile == "a"
-    assert resolve(target, env=env, home=home).profile == "b"
+    assert resolve(given={"profile": "c", "region": "eu-west-1"}, home=home).profile == "c"
+    assert resolve(env=env, saved=saved, home=home).profile == "a"
+    assert resolve(env=env, home=home).profile == "b"
     with pytest.raises(InvalidInputError) as info:
-        resolve(target, given={"profile": "nope", "region": "eu-west-1"}, home=home)
+        resolve(given={"profile": "nope", "region": "eu-west-1"}, home=home)
     assert info.value.message == (
         "AWS profile 'nope' (from --profile) is in neither the AWS config nor the credentials "
         "file; create it with `aws configure --profile NAME`."
     )
     with pytest.raises(InvalidInputError, match=r"\(from AWS_PROFILE\)"):
-        resolve(target, env={"AWS_PROFILE": "gone", "AWS_REGION": "eu-west-1"}, home=home)
+        resolve(env={"AWS_PROFILE": "gone", "AWS_REGION": "eu-west-1"}, home=home)
 
 
-def test_empty_env_values_count_as_unset(target, home):
+def test_empty_env_values_count_as_unset(home):
     aws_files(home, config="[default]\nregion = eu-north-1\n")
     env = {"AWS_REGION": "", "AWS_DEFAULT_REGION": " ", "AWS_PROFILE": ""}
-    opts = resolve(target, env=env, home=home)
+    opts = resolve(env=env, home=home)
     assert (opts.region, opts.profile) == ("eu-north-1", None)
 
 
-def test_malformed_aws_config_is_ignored(target, home):
+def test_malformed_aws_config_is_ignored(home):
     (home / ".aws").mkdir()
     (home / ".aws" / "config").write_text("not an ini [file\n= =")
     with pytest.raises(InvalidInputError, match="No AWS region"):
-        resolve(target, home=home)
+        resolve(home=home)
 
 
-def test_missing_region_message(target, home):
+def test_missing_region_message(home):
     with pytest.raises(InvalidInputError) as info:
-        resolve(target, home=home)
+        resolve(home=home)
     assert info.value.message == (
         "No AWS region: pass --region, set AWS_REGION, or set a region in your AWS profile "
         "(`aws configure set region REGION`)."
     )
 
 
-def test_saved_options_are_reused(target, home):
+def test_saved_options_are_reused(home):
     saved = resolve(
-        target,
         given={
             "region": "eu-west-1",
             "vpc_id": VPC,
@@ -220,69 +223,64 @@ def test_saved_options_are_reused(target, home):
         },
         home=home,
     )
-    again = resolve(target, saved=saved, home=home)
+    again = resolve(saved=saved, home=home)
     assert again == saved
     assert again.subnet_ids == ("subnet-0123456789abcdef0", "subnet-0fedcba9876543210")
     # Round trip through stack config (JSON) too.
     reloaded = AwsOptions.model_validate(json.loads(json.dumps(saved.model_dump(mode="json"))))
-    assert resolve(target, saved=reloaded, home=home) == saved
+    assert resolve(saved=reloaded, home=home) == saved
     # A flag still wins.
-    assert (
-        resolve(target, saved=saved, given={"ecr_keep_images": 7}, home=home).ecr_keep_images == 7
-    )
+    assert resolve(saved=saved, given={"ecr_keep_images": 7}, home=home).ecr_keep_images == 7
 
 
-def test_a_saved_pool_keeps_its_region(target, home):
-    saved = resolve(target, given={"region": "eu-west-1"}, home=home)
+def test_a_saved_pool_keeps_its_region(home):
+    saved = resolve(given={"region": "eu-west-1"}, home=home)
     with pytest.raises(InvalidInputError) as info:
-        resolve(target, saved=saved, given={"region": "us-east-1"}, home=home)
+        resolve(saved=saved, given={"region": "us-east-1"}, home=home)
     assert info.value.message.startswith(
         "Pool 'etl' lives in eu-west-1, not us-east-1: destroy it first"
     )
     # The environment never moves a saved pool either: the saved region wins over it.
-    assert resolve(target, saved=saved, env={"AWS_REGION": "us-east-1"}, home=home).region == (
-        "eu-west-1"
-    )
+    assert resolve(saved=saved, env={"AWS_REGION": "us-east-1"}, home=home).region == ("eu-west-1")
 
 
-def test_network_choices(target, home):
+def test_network_choices(home):
     base = {"region": "eu-west-1"}
-    existing = resolve(target, given={**base, "vpc_id": VPC, "subnet_ids": SUBNETS}, home=home)
+    existing = resolve(given={**base, "vpc_id": VPC, "subnet_ids": SUBNETS}, home=home)
     assert existing.vpc_id == VPC
     assert existing.subnet_ids == tuple(SUBNETS.split(","))
     assert existing.vpc_cidr is None
     # Spaces and empty items in the comma-separated list are tolerated.
     spaced = resolve(
-        target,
         given={**base, "vpc_id": VPC, "subnet_ids": " subnet-0123456789abcdef0 , ,"},
         home=home,
     )
     assert spaced.subnet_ids == ("subnet-0123456789abcdef0",)
     # Saved existing network stays; --vpc-cidr switches to a created VPC.
-    assert resolve(target, saved=existing, home=home).vpc_id == VPC
-    switched = resolve(target, saved=existing, given={"vpc_cidr": "172.20.0.0/20"}, home=home)
+    assert resolve(saved=existing, home=home).vpc_id == VPC
+    switched = resolve(saved=existing, given={"vpc_cidr": "172.20.0.0/20"}, home=home)
     assert (switched.vpc_id, switched.subnet_ids, switched.vpc_cidr) == (None, (), "172.20.0.0/20")
     # And new --vpc-id/--subnet-ids replace a saved created VPC.
-    created = resolve(target, given={**base, "vpc_cidr": "192.168.0.0/24"}, home=home)
-    moved = resolve(target, saved=created, given={"vpc_id": VPC, "subnet_ids": SUBNETS}, home=home)
+    created = resolve(given={**base, "vpc_cidr": "192.168.0.0/24"}, home=home)
+    moved = resolve(saved=created, given={"vpc_id": VPC, "subnet_ids": SUBNETS}, home=home)
     assert (moved.vpc_id, moved.vpc_cidr) == (VPC, None)
     # 8-hex-digit (old-style) ids are valid too.
-    old = resolve(target, given={**base, "vpc_id": "vpc-1a2b3c4d", "subnet_ids": "subnet-1a2b3c4d"})
+    old = resolve(given={**base, "vpc_id": "vpc-1a2b3c4d", "subnet_ids": "subnet-1a2b3c4d"})
     assert old.vpc_id == "vpc-1a2b3c4d"
 
 
-def test_one_policy_arn_as_a_string(target, home):
+def test_one_policy_arn_as_a_string(home):
     arn = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
-    opts = resolve(target, given={"region": "eu-west-1", "task_role_policy_arns": arn}, home=home)
+    opts = resolve(given={"region": "eu-west-1", "task_role_policy_arns": arn}, home=home)
     assert opts.task_role_policy_arns == (arn,)
 
 
-def test_unset_unknown_keys_are_ignored(target, home):
-    opts = resolve(target, given={"region": "eu-west-1", "project": None}, home=home)
+def test_unset_unknown_keys_are_ignored(home):
+    opts = resolve(given={"region": "eu-west-1", "project": None}, home=home)
     assert opts.region == "eu-west-1"
 
 
-# -- resolve_options: bad input, one line each -----------------------------------------------
+# -- resolve: bad input, one line each -----------------------------------------------
 
 BAD_INPUTS = [
     ({"project": "acme"}, "Option --project does not apply to type 'ecs'."),
@@ -347,9 +345,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("given", "needle"), BAD_INPUTS)
-def test_bad_inputs_are_one_line_errors(target, home, given, needle):
+def test_bad_inputs_are_one_line_errors(home, given, needle):
     with pytest.raises(InvalidInputError) as info:
-        resolve(target, given={"region": "eu-west-1", **given}, home=home)
+        resolve(given={"region": "eu-west-1", **given}, home=home)
     message = info.value.message
     assert needle in message
     assert "\n" not in message
@@ -357,16 +355,16 @@ def test_bad_inputs_are_one_line_errors(target, home, given, needle):
 
 
 @pytest.mark.parametrize("pool", ["my pool", "etl.prod", "data/team", "pööl", "a:b"])
-def test_pool_names_outside_the_family_alphabet(target, home, pool):
+def test_pool_names_outside_the_family_alphabet(home, pool):
     with pytest.raises(InvalidInputError) as info:
-        resolve(target, pool=pool, given={"region": "eu-west-1"}, home=home)
+        resolve(pool=pool, given={"region": "eu-west-1"}, home=home)
     assert info.value.message == (
         f"Pool name '{pool}' can't be used for type 'ecs': ECS task-definition families, which "
         "the worker names after the pool, allow only letters, digits, '-' and '_'."
     )
 
 
-def test_checks_never_touch_the_network(target, home, monkeypatch):
+def test_checks_never_touch_the_network(home, monkeypatch):
     import socket
 
     def refuse(*a, **k):
@@ -374,9 +372,9 @@ def test_checks_never_touch_the_network(target, home, monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    assert resolve(target, given={"region": "eu-west-1"}, home=home)
+    assert resolve(given={"region": "eu-west-1"}, home=home)
     with pytest.raises(InvalidInputError):
-        resolve(target, given={"region": "nowhere-1"}, home=home)
+        resolve(given={"region": "nowhere-1"}, home=home)
 
 
 def test_region_list():
@@ -433,8 +431,8 @@ def test_derived_names_are_always_valid_and_stable(pool):
 
 
 @pytest.mark.parametrize("pool", TRICKY_POOLS)
-def test_derived_defaults_pass_resolve_options(target, home, pool):
-    assert resolve(target, pool=pool, given={"region": "eu-west-1"}, home=home)
+def test_derived_defaults_pass_resolve_options(home, pool):
+    assert resolve(pool=pool, given={"region": "eu-west-1"}, home=home)
 
 
 def test_short_names_are_readable():
@@ -498,10 +496,10 @@ def test_family_pattern_matches_only_the_pools_families():
 # -- config, provider, generated -------------------------------------------------------------
 
 
-def test_provider_config_and_generated(target, home):
+def test_provider_config_and_generated(home):
     aws_files(home, credentials="[work]\naws_access_key_id = AKIAEXAMPLE\n")
-    opts = resolve(target, pool="ETL", given={"region": "eu-west-1"}, home=home)
-    config = target.provider_config("ETL", opts)
+    pool = resolve_pool(pool="ETL", given={"region": "eu-west-1"}, home=home)
+    config = pool.provider_config()
     assert config == {
         "aws:region": "eu-west-1",
         "aws:defaultTags": '{"tags": {"ManagedBy": "provision", "PrefectWorkPool": "ETL"}}',
@@ -509,18 +507,21 @@ def test_provider_config_and_generated(target, home):
     assert json.loads(config["aws:defaultTags"]) == {
         "tags": {"ManagedBy": "provision", "PrefectWorkPool": "ETL"}
     }
-    with_profile = resolve(target, given={"region": "eu-west-1", "profile": "work"}, home=home)
-    assert target.provider_config("ETL", with_profile)["aws:profile"] == "work"
-    assert target.generated_config("etl", opts) == {}
-    assert target.location(opts) == "eu-west-1"
-    assert target.location(with_profile) == "eu-west-1 (profile work)"
+    with_profile = resolve_pool(
+        pool="ETL", given={"region": "eu-west-1", "profile": "work"}, home=home
+    )
+    assert with_profile.provider_config()["aws:profile"] == "work"
+    assert AwsPool.generate("etl", pool.options) == {}
+    assert pool.generated == {}
+    assert pool.location() == "eu-west-1"
+    assert with_profile.location() == "eu-west-1 (profile work)"
 
 
-def test_options_saved_with_the_pool_name_still_load(target, home, tmp_path):
+def test_options_saved_with_the_pool_name_still_load(home, tmp_path):
     # Earlier versions kept the pool name among the saved options, and the model refuses
     # unknown keys: such a pool must still resolve, and is saved again without it.
     legacy = {"pool": "etl", **AwsOptions(region="eu-west-1").model_dump(mode="json")}
-    assert target.options_model.model_validate(legacy) == AwsOptions(region="eu-west-1")
+    assert AwsPool.options_model.model_validate(legacy) == AwsOptions(region="eu-west-1")
     settings = load_settings(env={"PROVISION_HOME": str(tmp_path / "provision")})
     saved = SavedPool("ecs", legacy, "etl-aws-credentials", {}, None)
     state = stack_state({"resources": [{"type": RECORD_TYPE, "outputs": saved.to_outputs()}]})
@@ -534,14 +535,15 @@ def test_options_saved_with_the_pool_name_still_load(target, home, tmp_path):
     }
 
 
-def test_target_attributes(target):
-    assert target.cloud == "aws"
-    assert target.block_type == "aws-credentials"
-    assert target.block_suffix == "aws-credentials"
-    assert target.options_model is AwsOptions
-    assert target.error_rules == AWS_ERROR_RULES
-    assert "aws:iam/accessKey:AccessKey" in target.orphan_hints
-    assert "aws iam list-access-keys" in target.orphan_hints["aws:iam/accessKey:AccessKey"]
+def test_target_attributes():
+    assert AwsPool.cloud == "aws"
+    assert AwsPool.block == BlockSpec(type="aws-credentials", suffix="aws-credentials")
+    assert AwsPool.block.type == "aws-credentials"
+    assert AwsPool.block.suffix == "aws-credentials"
+    assert AwsPool.options_model is AwsOptions
+    assert AwsPool.error_rules == AWS_ERROR_RULES
+    assert "aws:iam/accessKey:AccessKey" in AwsPool.orphan_hints
+    assert "aws iam list-access-keys" in AwsPool.orphan_hints["aws:iam/accessKey:AccessKey"]
 
 
 # -- propagation and error texts -------------------------------------------------------------
@@ -601,8 +603,8 @@ def test_propagation_errors_leave_real_failures_alone(text):
     assert not _propagating(text)
 
 
-def test_target_exposes_the_propagation_regexes(target):
-    assert target.propagation_errors == PROPAGATION_ERRORS
+def test_target_exposes_the_propagation_regexes():
+    assert AwsPool.propagation_errors == PROPAGATION_ERRORS
     for pattern in PROPAGATION_ERRORS:
         re.compile(pattern)
 
@@ -722,8 +724,8 @@ OUTPUTS = {
 BLOCK_ID = "8c1d6c1e-0000-4000-8000-000000000001"
 
 
-def test_block_data(target):
-    assert target.block_data(OUTPUTS) == {
+def test_block_data(etl):
+    assert etl.block_data(OUTPUTS, {}) == {
         "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
         "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         "region_name": "eu-west-1",
@@ -731,9 +733,9 @@ def test_block_data(target):
 
 
 @pytest.mark.parametrize("key", ["access_key_id", "secret_access_key", "region"])
-def test_block_data_rejects_missing_outputs(target, key):
+def test_block_data_rejects_missing_outputs(etl, key):
     with pytest.raises(EngineError) as info:
-        target.block_data({**OUTPUTS, key: None})
+        etl.block_data({**OUTPUTS, key: None}, {})
     assert "\n" not in info.value.message
     assert key in info.value.message
     assert OUTPUTS["secret_access_key"] not in info.value.message
@@ -741,8 +743,8 @@ def test_block_data_rejects_missing_outputs(target, key):
 
 
 @pytest.mark.parametrize("pool_type", [ECS, PUSH])
-def test_template_defaults_created_network(target, pool_type):
-    defaults = target.template_defaults(pool_type, OUTPUTS, BLOCK_ID)
+def test_template_defaults_created_network(opts, pool_type):
+    defaults = AwsPool("etl", pool_type, opts).template_defaults(OUTPUTS, BLOCK_ID)
     assert defaults == {
         "aws_credentials": {"$ref": {"block_document_id": BLOCK_ID}},
         "cluster": f"arn:aws:ecs:eu-west-1:{ACCOUNT}:cluster/etl-ecs",
@@ -767,13 +769,13 @@ def test_template_defaults_created_network(target, pool_type):
     assert all(isinstance(v, str) for v in defaults["cloudwatch_logs_options"].values())
 
 
-def test_template_defaults_existing_network_and_task_role(target):
+def test_template_defaults_existing_network_and_task_role(etl):
     outputs = {
         **OUTPUTS,
         "security_group_id": None,
         "task_role_arn": f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-task",
     }
-    defaults = target.template_defaults(ECS, outputs, BLOCK_ID)
+    defaults = etl.template_defaults(outputs, BLOCK_ID)
     # No group of ours: ECS uses the VPC's default security group.
     assert defaults["network_configuration"] == {
         "subnets": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
@@ -783,10 +785,10 @@ def test_template_defaults_existing_network_and_task_role(target):
     assert set(defaults) <= ECS_VARIABLES
 
 
-def test_template_defaults_for_a_plan(target, home):
-    opts = resolve(target, given={"region": "eu-west-1"}, home=home)
-    expected = target.expected_outputs("etl", ECS, opts)
-    defaults = target.template_defaults(ECS, expected, None)
+def test_template_defaults_for_a_plan(home):
+    pool = resolve_pool(given={"region": "eu-west-1"}, home=home)
+    expected = pool.expected_outputs()
+    defaults = pool.template_defaults(expected, None)
     assert defaults["aws_credentials"] == {"$ref": {"block_document_id": PLACEHOLDER}}
     assert defaults["cluster"] == PLACEHOLDER
     assert defaults["network_configuration"] == {
@@ -797,8 +799,7 @@ def test_template_defaults_for_a_plan(target, home):
     assert defaults["cloudwatch_logs_options"]["awslogs-group"] == "/prefect/ecs/etl"
     assert "task_role_arn" not in defaults  # known absent: no --task-role-policy-arn
 
-    with_role = resolve(
-        target,
+    with_role = resolve_pool(
         given={
             "region": "eu-west-1",
             "task_role_policy_arns": ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"],
@@ -807,7 +808,7 @@ def test_template_defaults_for_a_plan(target, home):
         },
         home=home,
     )
-    plan = target.template_defaults(ECS, target.expected_outputs("etl", ECS, with_role), None)
+    plan = with_role.template_defaults(with_role.expected_outputs(), None)
     assert plan["task_role_arn"] == PLACEHOLDER  # planned, ARN unknown until up
     assert plan["vpc_id"] == VPC
     assert plan["network_configuration"] == {
@@ -816,9 +817,9 @@ def test_template_defaults_for_a_plan(target, home):
     }
 
 
-def test_expected_outputs(target, home):
-    opts = resolve(target, given={"region": "eu-west-1"}, home=home)
-    expected = target.expected_outputs("etl", ECS, opts)
+def test_expected_outputs(home):
+    pool = resolve_pool(given={"region": "eu-west-1"}, home=home)
+    expected = pool.expected_outputs()
     assert expected == {
         "region": "eu-west-1",
         "cluster_name": "etl-ecs",
@@ -829,7 +830,8 @@ def test_expected_outputs(target, home):
     }
     # They agree with what the program exports.
     assert {k: v for k, v in OUTPUTS.items() if k in expected} == expected
-    assert target.expected_outputs("etl", PUSH, opts)["events_queue_name"] is None
+    push = resolve_pool(pool_type=PUSH, given={"region": "eu-west-1"}, home=home)
+    assert push.expected_outputs()["events_queue_name"] is None
     # No secret, and nothing that needs the account id.
     assert not {"secret_access_key", "registry_host", "cluster_arn"} & set(expected)
 
@@ -838,12 +840,18 @@ def test_expected_outputs(target, home):
 
 
 @pytest.fixture
-def opts(target, home) -> AwsOptions:
-    return resolve(target, given={"region": "eu-west-1"}, home=home)
+def opts(home) -> AwsOptions:
+    return resolve(given={"region": "eu-west-1"}, home=home)
 
 
-def test_grants_worker_based(target, opts):
-    grants = target.grants("etl", ECS, opts)
+@pytest.fixture
+def etl(opts) -> AwsPool:
+    """The worker-based ECS pool ``etl`` in eu-west-1."""
+    return AwsPool("etl", ECS, opts)
+
+
+def test_grants_worker_based(etl):
+    grants = etl.grants()
     worker = [g for g in grants if g.principal == "worker IAM user etl-ecs-worker"]
     assert [g.role for g in worker] == [
         "etl-ecs-worker: RegisterPoolTaskDefinitions",
@@ -882,16 +890,16 @@ def test_grants_worker_based(target, opts):
     ]
 
 
-def test_grants_push_with_task_role(target, home):
-    opts = resolve(
-        target,
+def test_grants_push_with_task_role(home):
+    pool = resolve_pool(
+        pool_type=PUSH,
         given={
             "region": "eu-west-1",
             "task_role_policy_arns": ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"],
         },
         home=home,
     )
-    grants = target.grants("etl", PUSH, opts)
+    grants = pool.grants()
     assert not any(p.startswith("sqs:") for g in grants for p in g.permissions)
     assert "events.amazonaws.com" not in [g.principal for g in grants]
     passrole = next(g for g in grants if g.role.endswith("PassPoolRolesToEcsTasks"))
@@ -900,8 +908,8 @@ def test_grants_push_with_task_role(target, home):
     assert task.role == "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
 
-def test_next_steps_worker_pool(target):
-    steps = target.next_steps("etl", ECS, OUTPUTS)
+def test_next_steps_worker_pool(etl):
+    steps = etl.next_steps(OUTPUTS)
     assert steps.image_namespace is None
     assert steps.deploy_snippet == (
         'my_flow.deploy(name="my-deployment", work_pool_name="etl", '
@@ -922,15 +930,15 @@ def test_next_steps_worker_pool(target):
     assert OUTPUTS["secret_access_key"] not in text
 
 
-def test_next_steps_push_pool_has_no_worker(target):
-    steps = target.next_steps("etl", PUSH, OUTPUTS)
+def test_next_steps_push_pool_has_no_worker(opts):
+    steps = AwsPool("etl", PUSH, opts).next_steps(OUTPUTS)
     assert len(steps.commands) == 1
     assert steps.commands[0].startswith("aws ecr get-login-password --region eu-west-1 | ")
     assert dict(steps.env) == {}
 
 
-def test_next_steps_for_a_plan(target, opts):
-    steps = target.next_steps("etl", ECS, target.expected_outputs("etl", ECS, opts))
+def test_next_steps_for_a_plan(etl):
+    steps = etl.next_steps(etl.expected_outputs())
     assert f"--password-stdin {PLACEHOLDER}" in steps.commands[0]
     assert steps.env["PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME"] == "etl-ecs-events"
 
@@ -999,8 +1007,8 @@ def program_mocks():
 
 
 @pulumi.runtime.test
-def test_program_exports(target, opts, program_mocks):
-    exports = target.program("etl", ECS, opts, {})()
+def test_program_exports(etl, program_mocks):
+    exports = etl.program()()
     assert list(exports) == list(OUTPUTS)
 
     def check(values):
@@ -1008,18 +1016,18 @@ def test_program_exports(target, opts, program_mocks):
         values = dict(values)
         assert values.pop("_secret") is True
         assert values == OUTPUTS
-        assert target.block_data(values)["aws_access_key_id"] == OUTPUTS["access_key_id"]
-        expected = target.expected_outputs("etl", ECS, opts)
+        assert etl.block_data(values, {})["aws_access_key_id"] == OUTPUTS["access_key_id"]
+        expected = etl.expected_outputs()
         assert {k: values[k] for k in expected} == expected
 
     key = pulumi.Output.from_input(exports["secret_access_key"])
     return pulumi.Output.all(_secret=key.is_secret(), **exports).apply(check)
 
 
-def test_offline_plan_uses_the_programs_canned_invokes(target, opts):
+def test_offline_plan_uses_the_programs_canned_invokes(etl):
     from provision.offline import offline_steps
 
-    program = target.program("etl", ECS, opts, {})
+    program = etl.program()
     assert set(program.offline_invokes) == {
         "aws:index/getCallerIdentity:getCallerIdentity",
         "aws:index/getAvailabilityZones:getAvailabilityZones",
@@ -1072,9 +1080,10 @@ def test_grants_doc_lists_every_action():
 
 
 @pulumi.runtime.test
-def test_creates_that_fail_on_an_existing_name_are_adoptable_by_id(target, opts, program_mocks):
+def test_creates_that_fail_on_an_existing_name_are_adoptable_by_id(opts, program_mocks):
     # A killed run may leave these created but unrecorded; the rerun must adopt, not re-create.
-    exports = target.program("etl", PUSH, opts, {})()
+    pool = AwsPool("etl", PUSH, opts)
+    exports = pool.program()()
     by_name = {
         "aws:iam/role:Role",
         "aws:iam/user:User",
@@ -1086,7 +1095,7 @@ def test_creates_that_fail_on_an_existing_name_are_adoptable_by_id(target, opts,
         program_mocks["checked"] = True
         seen = set()
         for typ, inputs, outputs in program_mocks["mocks"].created:
-            got = target.adoptable_id(opts, typ, inputs)
+            got = pool.adoptable_id(typ, inputs)
             if typ in by_name:
                 assert got == inputs["name"], typ
             elif typ == "aws:iam/policy:Policy":
@@ -1108,10 +1117,10 @@ def test_creates_that_fail_on_an_existing_name_are_adoptable_by_id(target, opts,
     return pulumi.Output.all(*exports.values()).apply(check)
 
 
-def test_a_policy_id_needs_an_account_arn_in_its_document(target, opts):
+def test_a_policy_id_needs_an_account_arn_in_its_document(etl):
     policy = "aws:iam/policy:Policy"
     doc = '{"Statement": [{"Resource": "arn:aws-cn:ecs:cn-north-1:210987654321:cluster/c"}]}'
-    got = target.adoptable_id(opts, policy, {"name": "p", "path": "/team/", "policy": doc})
+    got = etl.adoptable_id(policy, {"name": "p", "path": "/team/", "policy": doc})
     assert got == "arn:aws-cn:iam::210987654321:policy/team/p"
-    assert target.adoptable_id(opts, policy, {"name": "p", "policy": '{"Resource": "*"}'}) is None
-    assert target.adoptable_id(opts, "aws:iam/role:Role", {"name": {"secret": 1}}) is None
+    assert etl.adoptable_id(policy, {"name": "p", "policy": '{"Resource": "*"}'}) is None
+    assert etl.adoptable_id("aws:iam/role:Role", {"name": {"secret": 1}}) is None

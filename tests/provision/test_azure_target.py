@@ -1,4 +1,4 @@
-"""AzureTarget: option resolution, naming, Prefect block and template wiring, grants, program."""
+"""AzurePool: option resolution, naming, Prefect block and template wiring, grants, program."""
 
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ from provision.targets.azure import (
     PLACEHOLDER,
     PROPAGATION_ERRORS,
     AzureOptions,
-    AzureTarget,
+    AzurePool,
     cli_default_subscription,
     secret_end_date,
 )
+from provision.targets.base import BlockSpec, Pool
 from stacks.azure_aci import resource_group_id, role_definition_arm_id, role_definition_guid
 
 ACI = POOL_TYPES["azure-container-instance"]
@@ -103,11 +104,6 @@ TRICKY_POOLS = [
 
 
 @pytest.fixture
-def azure_target() -> AzureTarget:
-    return AzureTarget()
-
-
-@pytest.fixture
 def home(tmp_path: Path) -> Path:
     """An empty HOME, so the developer's own Azure CLI profile never leaks into a test."""
     return tmp_path / "home"
@@ -136,24 +132,48 @@ def azure_profile(base: Path, *subs: tuple[str, bool], bom: bool = True) -> Path
     return base
 
 
-def resolve(t, *, pool="etl", pool_type=ACI, given=None, env=None, saved=None, home=None):
+GENERATED = {"registry_suffix": "0a1b2c3d", "secret_start": "2026-01-01T00:00:00Z"}
+
+
+def resolve_pool(
+    *, pool="etl", pool_type=ACI, given=None, env=None, saved=None, home=None, generated=None
+) -> AzurePool:
+    """``AzurePool.resolve`` as the service calls it: ``saved`` options as the record keeps
+    them."""
     env = dict(env or {})
     if home is not None:
         env.setdefault("HOME", str(home))
-    return t.resolve_options(pool, pool_type, {**NONE_GIVEN, **(given or {})}, env, saved)
+    prior = saved.model_dump(mode="json") if isinstance(saved, AzureOptions) else saved
+    given = {**NONE_GIVEN, **(given or {})}
+    return AzurePool.resolve(pool, pool_type, given, env, prior, generated)
 
 
-def resolve_ok(t, home, **given):
+def resolve(**kw) -> AzureOptions:
+    """The options :func:`resolve_pool` binds."""
+    return resolve_pool(**kw).options
+
+
+def pool_ok(home, pool_type=ACI, **given) -> AzurePool:
+    """The pool ``etl`` with a valid subscription and location, plus ``given``; its
+    generated values fixed."""
+    return resolve_pool(
+        pool_type=pool_type,
+        given={"subscription": SUB, "location": "westeurope", **given},
+        home=home,
+        generated=GENERATED,
+    )
+
+
+def resolve_ok(home, **given) -> AzureOptions:
     """Resolve with a valid subscription and location, plus ``given``."""
-    return resolve(t, given={"subscription": SUB, "location": "westeurope", **given}, home=home)
+    return pool_ok(home, **given).options
 
 
-# -- resolve_options: sources and precedence -------------------------------------------------
+# -- resolve: sources and precedence ---------------------------------------------------------
 
 
-def test_defaults_derive_from_the_pool_name(azure_target, home):
+def test_defaults_derive_from_the_pool_name(home):
     opts = resolve(
-        azure_target,
         pool="My_Pool",
         given={"location": "westeurope"},
         env={"AZURE_SUBSCRIPTION_ID": SUB},
@@ -169,7 +189,7 @@ def test_defaults_derive_from_the_pool_name(azure_target, home):
     )
 
 
-def test_subscription_precedence(azure_target, tmp_path, home):
+def test_subscription_precedence(tmp_path, home):
     conf = azure_profile(
         tmp_path / "az", (OTHER_SUB, False), ("cccccccc-0000-0000-0000-000000000001", True)
     )
@@ -179,13 +199,12 @@ def test_subscription_precedence(azure_target, tmp_path, home):
     }
     loc = {"location": "westeurope"}
     saved = resolve(
-        azure_target,
         given={**loc, "subscription": "eeeeeeee-0000-0000-0000-000000000003"},
         home=home,
     )
 
     def subscription(**kw):
-        return resolve(azure_target, home=home, **kw).subscription
+        return resolve(home=home, **kw).subscription
 
     assert subscription(given={**loc, "subscription": SUB}, env=env, saved=saved) == SUB
     assert subscription(env=env, saved=saved) == "eeeeeeee-0000-0000-0000-000000000003"
@@ -194,15 +213,15 @@ def test_subscription_precedence(azure_target, tmp_path, home):
     assert subscription(given=loc, env=env) == "cccccccc-0000-0000-0000-000000000001"
 
 
-def test_empty_env_values_count_as_unset(azure_target, tmp_path, home):
+def test_empty_env_values_count_as_unset(tmp_path, home):
     conf = azure_profile(tmp_path / "az", (SUB, True))
     env = {"AZURE_SUBSCRIPTION_ID": "  ", "AZURE_CONFIG_DIR": str(conf)}
-    assert resolve(azure_target, given={"location": "westeurope"}, env=env).subscription == SUB
+    assert resolve(given={"location": "westeurope"}, env=env).subscription == SUB
 
 
-def test_cli_profile_in_home(azure_target, home):
+def test_cli_profile_in_home(home):
     azure_profile(home / ".azure", (OTHER_SUB, False), (SUB, True))
-    assert resolve(azure_target, given={"location": "westeurope"}, home=home).subscription == SUB
+    assert resolve(given={"location": "westeurope"}, home=home).subscription == SUB
 
 
 @pytest.mark.parametrize("bom", [True, False])
@@ -224,19 +243,19 @@ def test_cli_profile_with_or_without_bom(tmp_path, bom):
         b'{"subscriptions": [{"isDefault": true}]}',
     ],
 )
-def test_malformed_or_default_less_profile_is_ignored(azure_target, tmp_path, home, content):
+def test_malformed_or_default_less_profile_is_ignored(tmp_path, home, content):
     base = tmp_path / "az"
     base.mkdir()
     (base / "azureProfile.json").write_bytes(content)
     env = {"AZURE_CONFIG_DIR": str(base)}
     assert cli_default_subscription(env) is None
     with pytest.raises(InvalidInputError, match="No Azure subscription"):
-        resolve(azure_target, given={"location": "westeurope"}, env=env, home=home)
+        resolve(given={"location": "westeurope"}, env=env, home=home)
 
 
-def test_missing_subscription_message(azure_target, home):
+def test_missing_subscription_message(home):
     with pytest.raises(InvalidInputError) as info:
-        resolve(azure_target, given={"location": "westeurope"}, home=home)
+        resolve(given={"location": "westeurope"}, home=home)
     assert info.value.message == (
         "No Azure subscription: pass --subscription, set AZURE_SUBSCRIPTION_ID or run "
         "`az account set --subscription ID`."
@@ -244,28 +263,28 @@ def test_missing_subscription_message(azure_target, home):
     assert info.value.exit_code == 2
 
 
-def test_missing_location_names_the_flag(azure_target, home):
+def test_missing_location_names_the_flag(home):
     with pytest.raises(InvalidInputError) as info:
-        resolve(azure_target, given={"subscription": SUB}, home=home)
+        resolve(given={"subscription": SUB}, home=home)
     assert info.value.message == "No Azure location: pass --location (e.g. westeurope)."
     assert info.value.exit_code == 2
 
 
 @pytest.mark.parametrize("spelling", ["westeurope", "WestEurope", "West Europe", " westeurope "])
-def test_location_spellings_normalise(azure_target, home, spelling):
-    assert resolve_ok(azure_target, home, location=spelling).location == "westeurope"
+def test_location_spellings_normalise(home, spelling):
+    assert resolve_ok(home, location=spelling).location == "westeurope"
 
 
-def test_subscription_is_lowercased(azure_target, home):
-    assert resolve_ok(azure_target, home, subscription=SUB.upper()).subscription == SUB
+def test_subscription_is_lowercased(home):
+    assert resolve_ok(home, subscription=SUB.upper()).subscription == SUB
 
 
 @pytest.mark.parametrize(("given", "canonical"), [("basic", "Basic"), ("PREMIUM", "Premium")])
-def test_sku_case_is_forgiven(azure_target, home, given, canonical):
-    assert resolve_ok(azure_target, home, registry_sku=given).registry_sku == canonical
+def test_sku_case_is_forgiven(home, given, canonical):
+    assert resolve_ok(home, registry_sku=given).registry_sku == canonical
 
 
-def test_saved_options_are_reused_and_flags_win(azure_target, home):
+def test_saved_options_are_reused_and_flags_win(home):
     saved = AzureOptions(
         subscription=SUB,
         location="northeurope",
@@ -274,20 +293,19 @@ def test_saved_options_are_reused_and_flags_win(azure_target, home):
         registry_sku="Premium",
         secret_days=90,
     )
-    assert resolve(azure_target, saved=saved, home=home) == saved
-    again = resolve(azure_target, saved=saved, given={"secret_days": 30, "location": "uksouth"})
+    assert resolve(saved=saved, home=home) == saved
+    again = resolve(saved=saved, given={"secret_days": 30, "location": "uksouth"})
     assert (again.secret_days, again.location) == (30, "uksouth")
     assert again.resource_group == "custom-rg" and again.registry_name == "customregistry"
 
 
-def test_unset_options_of_other_clouds_are_ignored(azure_target, home):
-    opts = resolve_ok(azure_target, home, project=None, vpc_id=None, region=None)
+def test_unset_options_of_other_clouds_are_ignored(home):
+    opts = resolve_ok(home, project=None, vpc_id=None, region=None)
     assert opts.subscription == SUB
 
 
-def test_explicit_values(azure_target, home):
+def test_explicit_values(home):
     opts = resolve_ok(
-        azure_target,
         home,
         resource_group="Team.Data(prod)_1",
         registry_name="TeamRegistry01",
@@ -297,10 +315,10 @@ def test_explicit_values(azure_target, home):
     assert opts.resource_group == "Team.Data(prod)_1"
     assert opts.registry_name == "TeamRegistry01"
     assert (opts.registry_sku, opts.secret_days) == ("Standard", 730)
-    assert resolve_ok(azure_target, home, secret_days=1).secret_days == 1
+    assert resolve_ok(home, secret_days=1).secret_days == 1
 
 
-# -- resolve_options: bad input, one line each -----------------------------------------------
+# -- resolve: bad input, one line each -----------------------------------------------
 
 OPTION_OF = "does not apply to type 'azure-container-instance'."
 BAD_INPUTS = [
@@ -338,26 +356,24 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("given", "needle"), BAD_INPUTS)
-def test_bad_inputs_are_one_line_errors(azure_target, home, given, needle):
+def test_bad_inputs_are_one_line_errors(home, given, needle):
     with pytest.raises(InvalidInputError) as info:
-        resolve_ok(azure_target, home, **given)
+        resolve_ok(home, **given)
     message = info.value.message
     assert needle in message
     assert "\n" not in message
     assert info.value.exit_code == 2
 
 
-def test_bad_subscription_names_its_source(azure_target, tmp_path, home):
+def test_bad_subscription_names_its_source(tmp_path, home):
     with pytest.raises(InvalidInputError, match=r"'nope' \(from AZURE_SUBSCRIPTION_ID\)"):
-        resolve(
-            azure_target, given={"location": "westeurope"}, env={"AZURE_SUBSCRIPTION_ID": "nope"}
-        )
+        resolve(given={"location": "westeurope"}, env={"AZURE_SUBSCRIPTION_ID": "nope"})
     conf = azure_profile(tmp_path / "az", ("bad", True))
     with pytest.raises(InvalidInputError, match=r"\(from the Azure CLI's default subscription\)"):
-        resolve(azure_target, given={"location": "westeurope"}, env={"AZURE_CONFIG_DIR": str(conf)})
+        resolve(given={"location": "westeurope"}, env={"AZURE_CONFIG_DIR": str(conf)})
 
 
-def test_bad_saved_location_names_its_source(azure_target, home):
+def test_bad_saved_location_names_its_source(home):
     saved = AzureOptions.model_construct(
         subscription=SUB,
         location="atlantis",
@@ -367,7 +383,7 @@ def test_bad_saved_location_names_its_source(azure_target, home):
         secret_days=365,
     )
     with pytest.raises(InvalidInputError, match=r"\(from the pool's saved options\)"):
-        resolve(azure_target, saved=saved, home=home)
+        resolve(saved=saved, home=home)
 
 
 def test_locations_list():
@@ -397,10 +413,8 @@ def test_derived_names_are_always_valid_and_stable(pool):
 
 
 @pytest.mark.parametrize("pool", TRICKY_POOLS)
-def test_derived_defaults_pass_resolve_options(azure_target, home, pool):
-    opts = resolve(
-        azure_target, pool=pool, given={"subscription": SUB, "location": "eastus"}, home=home
-    )
+def test_derived_defaults_pass_resolve_options(home, pool):
+    opts = resolve(pool=pool, given={"subscription": SUB, "location": "eastus"}, home=home)
     assert opts.resource_group == naming.resource_group(pool)
 
 
@@ -441,56 +455,61 @@ def test_other_names():
 # -- generated & provider config --------------------------------------------------------------
 
 
-def test_generated_config_is_chosen_once(azure_target, home):
-    opts = resolve_ok(azure_target, home)
-    first = azure_target.generated_config("etl", opts)
-    second = azure_target.generated_config("etl", opts)
+def test_generated_config_is_chosen_once(home):
+    opts = resolve_ok(home)
+    first = AzurePool.generate("etl", opts)
+    second = AzurePool.generate("etl", opts)
     assert set(first) == {"registry_suffix", "secret_start"}
     assert naming.REGISTRY_SUFFIX_RE.match(first["registry_suffix"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["secret_start"])
     assert first["registry_suffix"] != second["registry_suffix"]  # random: kept by the engine
+    # resolve() chooses them for a new stack only; a saved stack keeps its own.
+    given = {"subscription": SUB, "location": "westeurope"}
+    fresh = resolve_pool(given=given, home=home).generated
+    assert set(fresh) == {"registry_suffix", "secret_start"}
+    assert resolve_pool(given=given, home=home, generated=GENERATED).generated == GENERATED
 
 
-def test_provider_config_and_location(azure_target, home):
-    opts = resolve_ok(azure_target, home)
-    assert azure_target.provider_config("etl", opts) == {
+def test_provider_config_and_location(home):
+    pool = pool_ok(home)
+    assert pool.provider_config() == {
         "azure-native:subscriptionId": SUB,
         "azure-native:location": "westeurope",
     }
-    assert azure_target.location(opts) == f"{SUB}/etl-rg (westeurope)"
+    assert pool.location() == f"{SUB}/etl-rg (westeurope)"
 
 
 OTHER_TENANT = "12121212-3434-4565-8787-909090909090"
 
 
-def test_the_subscriptions_tenant_pins_both_providers(azure_target, tmp_path, home):
+def test_the_subscriptions_tenant_pins_both_providers(tmp_path, home):
     # A user signed in to two tenants: the profile knows which one owns the subscription.
     profile = azure_profile(tmp_path / "az", (OTHER_SUB, True), (SUB, False))
     env = {"AZURE_CONFIG_DIR": str(profile)}
     given = {"subscription": SUB, "location": "westeurope"}
-    opts = resolve(azure_target, given=given, env=env, home=home)
-    assert opts.tenant == TENANT
-    config = azure_target.provider_config("etl", opts)
+    pool = resolve_pool(given=given, env=env, home=home)
+    assert pool.options.tenant == TENANT
+    config = pool.provider_config()
     assert config["azure-native:tenantId"] == config["azuread:tenantId"] == TENANT
     # The environment names the tenant the providers authenticate to: it wins.
-    opts = resolve(azure_target, given=given, env={**env, "ARM_TENANT_ID": OTHER_TENANT})
+    opts = resolve(given=given, env={**env, "ARM_TENANT_ID": OTHER_TENANT})
     assert opts.tenant == OTHER_TENANT
 
 
-def test_an_unknown_or_non_guid_tenant_leaves_the_providers_unpinned(azure_target, home):
+def test_an_unknown_or_non_guid_tenant_leaves_the_providers_unpinned(home):
     given = {"subscription": SUB, "location": "westeurope"}
     for env in ({}, {"ARM_TENANT_ID": "contoso.onmicrosoft.com"}):
-        opts = resolve(azure_target, given=given, env=env, home=home)
-        assert opts.tenant is None
-        assert not any("tenantId" in k for k in azure_target.provider_config("etl", opts))
+        pool = resolve_pool(given=given, env=env, home=home)
+        assert pool.options.tenant is None
+        assert not any("tenantId" in k for k in pool.provider_config())
 
 
-def test_a_saved_tenant_stays_with_its_subscription(azure_target, home):
+def test_a_saved_tenant_stays_with_its_subscription(home):
     saved = AzureOptions(
         subscription=SUB, location="westeurope", resource_group="etl-rg", tenant=OTHER_TENANT
     )
-    assert resolve(azure_target, saved=saved, home=home).tenant == OTHER_TENANT
-    moved = resolve(azure_target, saved=saved, given={"subscription": OTHER_SUB}, home=home)
+    assert resolve(saved=saved, home=home).tenant == OTHER_TENANT
+    moved = resolve(saved=saved, given={"subscription": OTHER_SUB}, home=home)
     assert moved.tenant is None  # another subscription: its tenant is looked up afresh
     # Options saved before tenants were recorded still load.
     assert AzureOptions.model_validate(saved.model_dump(exclude={"tenant"})).tenant is None
@@ -503,14 +522,18 @@ def test_secret_end_date():
         secret_end_date("yesterday", 1)
 
 
-def test_target_attributes(azure_target):
-    assert target("azure").__class__ is AzureTarget
-    assert azure_target.cloud == "azure"
-    assert azure_target.block_type == "azure-container-instance-credentials"
-    assert azure_target.block_suffix == "aci-credentials"
-    assert azure_target.options_model is AzureOptions
-    assert azure_target.error_rules
-    assert "azuread:index/applicationPassword:ApplicationPassword" in azure_target.orphan_hints
+def test_target_attributes():
+    assert target("azure") is AzurePool
+    assert issubclass(AzurePool, Pool)
+    assert AzurePool.cloud == "azure"
+    assert AzurePool.block == BlockSpec(
+        type="azure-container-instance-credentials", suffix="aci-credentials"
+    )
+    assert AzurePool.block.type == "azure-container-instance-credentials"
+    assert AzurePool.block.suffix == "aci-credentials"
+    assert AzurePool.options_model is AzureOptions
+    assert AzurePool.error_rules
+    assert "azuread:index/applicationPassword:ApplicationPassword" in AzurePool.orphan_hints
 
 
 # -- errors and propagation -------------------------------------------------------------------
@@ -581,8 +604,8 @@ CLASSIFIED = [
 
 
 @pytest.mark.parametrize(("text", "error", "needle"), CLASSIFIED)
-def test_error_rules_classify_azure_texts(azure_target, text, error, needle):
-    err = classify(text, pool="etl", rules=azure_target.error_rules)
+def test_error_rules_classify_azure_texts(text, error, needle):
+    err = classify(text, pool="etl", rules=AzurePool.error_rules)
     assert type(err) is error, err.message
     assert needle in err.message
     assert "\n" not in err.message and err.hint
@@ -632,8 +655,8 @@ def test_propagation_errors_leave_real_failures_alone(text):
     assert not _propagating(text)
 
 
-def test_target_exposes_the_propagation_regexes(azure_target):
-    assert azure_target.propagation_errors == PROPAGATION_ERRORS
+def test_target_exposes_the_propagation_regexes():
+    assert AzurePool.propagation_errors == PROPAGATION_ERRORS
 
 
 # -- Prefect block and template ---------------------------------------------------------------
@@ -657,8 +680,8 @@ OUTPUTS = {
 }
 
 
-def test_block_data(azure_target):
-    assert azure_target.block_data(OUTPUTS) == {
+def test_block_data(home):
+    assert pool_ok(home).block_data(OUTPUTS, {}) == {
         "client_id": OUTPUTS["client_id"],
         "tenant_id": TENANT,
         "client_secret": OUTPUTS["client_secret"],
@@ -666,17 +689,17 @@ def test_block_data(azure_target):
 
 
 @pytest.mark.parametrize("missing", ["client_id", "tenant_id", "client_secret"])
-def test_block_data_rejects_missing_credentials(azure_target, missing):
+def test_block_data_rejects_missing_credentials(home, missing):
     with pytest.raises(EngineError) as info:
-        azure_target.block_data({**OUTPUTS, missing: None})
+        pool_ok(home).block_data({**OUTPUTS, missing: None}, {})
     assert missing in info.value.message and "\n" not in info.value.message
     assert OUTPUTS["client_secret"] not in info.value.message
 
 
 @pytest.mark.parametrize("pool_type", [ACI, ACI_PUSH])
-def test_template_defaults(azure_target, pool_type):
+def test_template_defaults(home, pool_type):
     block_id = "8c1d6c1e-0000-4000-8000-000000000001"
-    defaults = azure_target.template_defaults(pool_type, OUTPUTS, block_id)
+    defaults = pool_ok(home, pool_type).template_defaults(OUTPUTS, block_id)
     assert defaults == {
         "aci_credentials": {"$ref": {"block_document_id": block_id}},
         "resource_group_name": "etl-rg",
@@ -687,23 +710,20 @@ def test_template_defaults(azure_target, pool_type):
     assert set(defaults) <= TEMPLATE_VARIABLES
 
 
-def test_template_defaults_for_a_plan(azure_target, home):
-    opts = resolve_ok(azure_target, home)
-    expected = azure_target.expected_outputs("etl", ACI, opts)
-    defaults = azure_target.template_defaults(ACI, expected, None)
+def test_template_defaults_for_a_plan(home):
+    pool = pool_ok(home)
+    expected = pool.expected_outputs()
+    defaults = pool.template_defaults(expected, None)
     assert defaults["aci_credentials"] == {"$ref": {"block_document_id": PLACEHOLDER}}
     assert defaults["image_registry"] == {"registry_url": PLACEHOLDER, "identity": IDENTITY_ID}
     assert defaults["identities"] == [IDENTITY_ID]
 
 
-def test_expected_outputs_predict_the_real_ones(azure_target, home):
-    opts = resolve_ok(azure_target, home)
-    expected = azure_target.expected_outputs("etl", ACI, opts)
+def test_expected_outputs_predict_the_real_ones(home):
+    expected = pool_ok(home).expected_outputs()
     assert expected == {k: v for k, v in OUTPUTS.items() if k in expected}
     assert {"client_secret", "tenant_id", "client_id", "registry_name"}.isdisjoint(expected)
-    named = azure_target.expected_outputs(
-        "etl", ACI, resolve_ok(azure_target, home, registry_name="etl0a1b2c3d")
-    )
+    named = pool_ok(home, registry_name="etl0a1b2c3d").expected_outputs()
     assert named == {k: v for k, v in OUTPUTS.items() if k in named}
     assert named["registry_login_server"] == "etl0a1b2c3d.azurecr.io"
 
@@ -711,11 +731,10 @@ def test_expected_outputs_predict_the_real_ones(azure_target, home):
 # -- plan, grants, next steps -----------------------------------------------------------------
 
 
-def test_grants(azure_target, home):
+def test_grants(home):
     from stacks.azure_aci import ROLE_ACTIONS
 
-    opts = resolve_ok(azure_target, home)
-    role, pull = azure_target.grants("etl", ACI, opts)
+    role, pull = pool_ok(home).grants()
     assert role.principal == "service principal provision-aci-etl"
     assert role.role == f"provision ACI submitter etl-rg {SUB}"
     assert role.scope == "resource group etl-rg only"
@@ -725,12 +744,14 @@ def test_grants(azure_target, home):
     assert pull.role == "AcrPull"
     assert pull.scope == "registry etl<random> only"
     assert all(g.why for g in (role, pull))
-    named = resolve_ok(azure_target, home, registry_name="teamreg01")
-    assert azure_target.grants("etl", ACI, named)[1].scope == "registry teamreg01 only"
+    named = pool_ok(home, registry_name="teamreg01")
+    assert named.grants()[1].scope == "registry teamreg01 only"
 
 
-def test_next_steps_worker_pool(azure_target):
-    steps = azure_target.next_steps("my pool", ACI, OUTPUTS)
+def test_next_steps_worker_pool(home):
+    steps = resolve_pool(
+        pool="my pool", given={"subscription": SUB, "location": "westeurope"}, home=home
+    ).next_steps(OUTPUTS)
     assert steps.image_namespace == "etl0a1b2c3d.azurecr.io"
     assert steps.deploy_snippet == (
         'my_flow.deploy(name="my-deployment", work_pool_name="my pool", '
@@ -745,14 +766,14 @@ def test_next_steps_worker_pool(azure_target):
     assert not any("password" in c or OUTPUTS["client_secret"] in c for c in steps.commands)
 
 
-def test_next_steps_push_pool_has_no_worker(azure_target):
-    steps = azure_target.next_steps("etl", ACI_PUSH, OUTPUTS)
+def test_next_steps_push_pool_has_no_worker(home):
+    steps = pool_ok(home, ACI_PUSH).next_steps(OUTPUTS)
     assert not any("prefect worker" in c for c in steps.commands)
     assert "az acr login --name etl0a1b2c3d" in steps.commands
 
 
-def test_next_steps_for_a_plan(azure_target):
-    steps = azure_target.next_steps("etl", ACI, {})
+def test_next_steps_for_a_plan(home):
+    steps = pool_ok(home).next_steps({})
     assert steps.image_namespace == PLACEHOLDER
     assert "az acr login --name '<created on up>'" in steps.commands
 
@@ -822,13 +843,10 @@ def program_mocks():
     assert state["checked"], "the assertions inside apply() never ran"
 
 
-GENERATED = {"registry_suffix": "0a1b2c3d", "secret_start": "2026-01-01T00:00:00Z"}
-
-
 @pulumi.runtime.test
-def test_program_exports(azure_target, home, program_mocks):
-    opts = resolve_ok(azure_target, home)
-    exports = azure_target.program("etl", ACI, opts, GENERATED)()
+def test_program_exports(home, program_mocks):
+    pool = pool_ok(home)
+    exports = pool.program()()
     assert set(exports) == set(OUTPUTS)
 
     def check(values):
@@ -836,16 +854,14 @@ def test_program_exports(azure_target, home, program_mocks):
         values = dict(values)
         assert values.pop("_secret") is True
         assert values == OUTPUTS
-        assert azure_target.block_data(values)["client_secret"] == OUTPUTS["client_secret"]
+        assert pool.block_data(values, {})["client_secret"] == OUTPUTS["client_secret"]
 
     secret = pulumi.Output.from_input(exports["client_secret"])
     return pulumi.Output.all(_secret=secret.is_secret(), **exports).apply(check)
 
 
 @pulumi.runtime.test
-def test_program_names_and_end_date_never_depend_on_now(
-    azure_target, home, program_mocks, monkeypatch
-):
+def test_program_names_and_end_date_never_depend_on_now(home, program_mocks, monkeypatch):
     import provision.targets.azure as azure_module
 
     class NoNow:
@@ -858,8 +874,7 @@ def test_program_names_and_end_date_never_depend_on_now(
         strptime = staticmethod(azure_module.datetime.strptime)
 
     monkeypatch.setattr(azure_module, "datetime", NoNow)
-    opts = resolve_ok(azure_target, home, secret_days=90, registry_sku="Premium")
-    exports = azure_target.program("etl", ACI, opts, GENERATED)()
+    exports = pool_ok(home, secret_days=90, registry_sku="Premium").program()()
 
     def check(values):
         program_mocks["checked"] = True
@@ -880,9 +895,9 @@ def test_program_names_and_end_date_never_depend_on_now(
 
 
 @pulumi.runtime.test
-def test_program_uses_a_given_registry_name(azure_target, home, program_mocks):
-    opts = resolve_ok(azure_target, home, registry_name="TeamRegistry01", resource_group="team-rg")
-    exports = azure_target.program("etl", ACI, opts, GENERATED)()
+def test_program_uses_a_given_registry_name(home, program_mocks):
+    pool = pool_ok(home, registry_name="TeamRegistry01", resource_group="team-rg")
+    exports = pool.program()()
 
     def check(values):
         program_mocks["checked"] = True
@@ -902,9 +917,9 @@ def test_program_uses_a_given_registry_name(azure_target, home, program_mocks):
         ({**GENERATED, "secret_start": "2026-01-01"}, "secret_start"),
     ],
 )
-def test_program_rejects_bad_generated_config(azure_target, home, generated, needle):
+def test_program_rejects_bad_generated_config(home, generated, needle):
     with pytest.raises(ValueError, match=needle):
-        azure_target.program("etl", ACI, resolve_ok(azure_target, home), generated)
+        AzurePool("etl", ACI, resolve_ok(home), generated).program()
 
 
 def test_import_stays_light():
@@ -928,11 +943,11 @@ def test_grants_doc_lists_every_action_and_role():
 
 
 @pulumi.runtime.test
-def test_every_arm_resource_of_the_program_is_adoptable_by_id(azure_target, home, program_mocks):
+def test_every_arm_resource_of_the_program_is_adoptable_by_id(home, program_mocks):
     # After a killed run, ARM's "cannot create already existing" would block the rerun of any
     # create whose answer was lost: each ARM resource must have an id computable from inputs.
-    opts = resolve_ok(azure_target, home)
-    exports = azure_target.program("etl", ACI, opts, GENERATED)()
+    pool = pool_ok(home)
+    exports = pool.program()()
 
     def check(_):
         program_mocks["checked"] = True
@@ -945,7 +960,7 @@ def test_every_arm_resource_of_the_program_is_adoptable_by_id(azure_target, home
             "azure-native:authorization:RoleDefinition",
             "azure-native:authorization:RoleAssignment",
         }
-        ids = {t: azure_target.adoptable_id(opts, t, i) for t, i in arm}
+        ids = {t: pool.adoptable_id(t, i) for t, i in arm}
         group = f"/subscriptions/{SUB}/resourceGroups/etl-rg"
         assert ids["azure-native:resources:ResourceGroup"] == group
         assert ids["azure-native:containerregistry:Registry"] == (
@@ -959,14 +974,14 @@ def test_every_arm_resource_of_the_program_is_adoptable_by_id(azure_target, home
         )
         for t, i in arm:
             if t == "azure-native:authorization:RoleAssignment":
-                assert azure_target.adoptable_id(opts, t, i) == (
+                assert pool.adoptable_id(t, i) == (
                     f"{i['scope']}/providers/Microsoft.Authorization/roleAssignments/"
                     f"{i['roleAssignmentName']}"
                 )
         # Entra ID objects get server-made ids: never guessed.
         for t, i in created:
             if t.startswith("azuread:"):
-                assert azure_target.adoptable_id(opts, t, i) is None
+                assert pool.adoptable_id(t, i) is None
 
     return pulumi.Output.all(*exports.values()).apply(check)
 
@@ -986,5 +1001,5 @@ def test_every_arm_resource_of_the_program_is_adoptable_by_id(azure_target, home
         ("azure-native:storage:StorageAccount", {"resourceGroupName": "rg", "accountName": "a"}),
     ],
 )
-def test_ids_are_only_computed_from_complete_plain_inputs(azure_target, home, token, inputs):
-    assert azure_target.adoptable_id(resolve_ok(azure_target, home), token, inputs) is None
+def test_ids_are_only_computed_from_complete_plain_inputs(home, token, inputs):
+    assert pool_ok(home).adoptable_id(token, inputs) is None

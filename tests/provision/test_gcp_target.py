@@ -1,4 +1,4 @@
-"""GcpTarget: option resolution, naming, Prefect block and template wiring, grants, program."""
+"""GcpPool: option resolution, naming, Prefect block and template wiring, grants, program."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from provision.engine_errors import propagation_rules
 from provision.errors import EngineError, InvalidInputError
 from provision.registry import POOL_TYPES
 from provision.targets import gcp_naming as naming
+from provision.targets.base import BlockSpec
 from provision.targets.gcp import (
     CLOUD_RUN_REGIONS,
     DEFAULT_REGION,
@@ -25,7 +26,7 @@ from provision.targets.gcp import (
     PROPAGATION_ERRORS,
     VERTEX_AI_REGIONS,
     GcpOptions,
-    GcpTarget,
+    GcpPool,
 )
 
 V2 = POOL_TYPES["cloud-run-v2"]
@@ -88,11 +89,6 @@ TRICKY_POOLS = [
 
 
 @pytest.fixture
-def target() -> GcpTarget:
-    return GcpTarget()
-
-
-@pytest.fixture
 def home(tmp_path: Path) -> Path:
     """An empty HOME, so the developer's own gcloud config never leaks into a test."""
     return tmp_path / "home"
@@ -113,18 +109,31 @@ def gcloud_config(
     return base
 
 
-def resolve(target, *, pool="etl", pool_type=V2, given=None, env=None, saved=None, home=None):
+GENERATED = {"role_suffix": "0a1b2c3d"}
+
+
+def resolve_pool(
+    *, pool="etl", pool_type=V2, given=None, env=None, saved=None, home=None, generated=None
+) -> GcpPool:
+    """``GcpPool.resolve`` as the service calls it: ``saved`` options as the record keeps them."""
     env = dict(env or {})
     if home is not None:
         env.setdefault("HOME", str(home))
-    return target.resolve_options(pool, pool_type, {**NONE_GIVEN, **(given or {})}, env, saved)
+    prior = saved.model_dump(mode="json") if isinstance(saved, GcpOptions) else saved
+    given = {**NONE_GIVEN, **(given or {})}
+    return GcpPool.resolve(pool, pool_type, given, env, prior, generated)
 
 
-# -- resolve_options: sources and precedence -------------------------------------------------
+def resolve(**kw) -> GcpOptions:
+    """The options :func:`resolve_pool` binds."""
+    return resolve_pool(**kw).options
 
 
-def test_defaults_derive_from_the_pool_name(target, home):
-    opts = resolve(target, pool="My_Pool", env={"GOOGLE_CLOUD_PROJECT": "acme-prod"}, home=home)
+# -- resolve: sources and precedence ---------------------------------------------------------
+
+
+def test_defaults_derive_from_the_pool_name(home):
+    opts = resolve(pool="My_Pool", env={"GOOGLE_CLOUD_PROJECT": "acme-prod"}, home=home)
     assert opts == GcpOptions(
         project="acme-prod",
         region=DEFAULT_REGION,
@@ -136,17 +145,17 @@ def test_defaults_derive_from_the_pool_name(target, home):
     assert DEFAULT_REGION == "us-central1"
 
 
-def test_project_precedence(target, tmp_path, home):
+def test_project_precedence(tmp_path, home):
     conf = gcloud_config(tmp_path / "gc", core={"project": "from-gcloud"})
     env = {
         "GOOGLE_CLOUD_PROJECT": "from-google-env",
         "CLOUDSDK_CORE_PROJECT": "from-sdk-env",
         "CLOUDSDK_CONFIG": str(conf),
     }
-    saved = resolve(target, given={"project": "from-saved"}, home=home)
+    saved = resolve(given={"project": "from-saved"}, home=home)
 
     def project(**kw):
-        return resolve(target, home=home, **kw).project
+        return resolve(home=home, **kw).project
 
     assert project(given={"project": "from-flag"}, env=env, saved=saved) == "from-flag"
     assert project(env=env, saved=saved) == "from-saved"
@@ -157,13 +166,13 @@ def test_project_precedence(target, tmp_path, home):
     assert project(env=env) == "from-gcloud"
 
 
-def test_empty_env_values_count_as_unset(target, tmp_path, home):
+def test_empty_env_values_count_as_unset(tmp_path, home):
     conf = gcloud_config(tmp_path / "gc", core={"project": "from-gcloud"})
     env = {"GOOGLE_CLOUD_PROJECT": "", "CLOUDSDK_CONFIG": str(conf)}
-    assert resolve(target, env=env, home=home).project == "from-gcloud"
+    assert resolve(env=env, home=home).project == "from-gcloud"
 
 
-def test_region_precedence_cloud_run(target, tmp_path, home):
+def test_region_precedence_cloud_run(tmp_path, home):
     conf = gcloud_config(
         tmp_path / "gc",
         core={"project": "acme-prod"},
@@ -175,10 +184,10 @@ def test_region_precedence_cloud_run(target, tmp_path, home):
         "CLOUDSDK_RUN_REGION": "us-east1",
         "CLOUDSDK_COMPUTE_REGION": "us-west1",
     }
-    saved = resolve(target, given={"project": "acme-prod", "region": "asia-northeast1"}, home=home)
+    saved = resolve(given={"project": "acme-prod", "region": "asia-northeast1"}, home=home)
 
     def region(**kw):
-        return resolve(target, home=home, **kw).region
+        return resolve(home=home, **kw).region
 
     assert region(given={"region": "europe-west1"}, env=env, saved=saved) == "europe-west1"
     assert region(env=env, saved=saved) == "asia-northeast1"
@@ -193,7 +202,7 @@ def test_region_precedence_cloud_run(target, tmp_path, home):
     assert region(env=env) == DEFAULT_REGION
 
 
-def test_vertex_reads_the_ai_region_not_the_run_region(target, tmp_path, home):
+def test_vertex_reads_the_ai_region_not_the_run_region(tmp_path, home):
     conf = gcloud_config(
         tmp_path / "gc",
         core={"project": "acme-prod"},
@@ -201,35 +210,35 @@ def test_vertex_reads_the_ai_region_not_the_run_region(target, tmp_path, home):
         ai={"region": "europe-west4"},
     )
     env = {"CLOUDSDK_CONFIG": str(conf), "CLOUDSDK_RUN_REGION": "us-east1"}
-    assert resolve(target, pool_type=VERTEX, env=env, home=home).region == "europe-west4"
+    assert resolve(pool_type=VERTEX, env=env, home=home).region == "europe-west4"
     env["CLOUDSDK_AI_REGION"] = "asia-northeast1"
-    assert resolve(target, pool_type=VERTEX, env=env, home=home).region == "asia-northeast1"
+    assert resolve(pool_type=VERTEX, env=env, home=home).region == "asia-northeast1"
 
 
-def test_gcloud_config_in_home_and_named_configurations(target, home):
+def test_gcloud_config_in_home_and_named_configurations(home):
     base = home / ".config" / "gcloud"
     gcloud_config(base, name="work", core={"project": "work-project"})
     gcloud_config(base, name="other", active=False, core={"project": "other-project"})
-    assert resolve(target, home=home).project == "work-project"
+    assert resolve(home=home).project == "work-project"
     env = {"CLOUDSDK_ACTIVE_CONFIG_NAME": "other"}
-    assert resolve(target, env=env, home=home).project == "other-project"
+    assert resolve(env=env, home=home).project == "other-project"
 
 
-def test_missing_active_config_file_means_default(target, home):
+def test_missing_active_config_file_means_default(home):
     base = home / ".config" / "gcloud"
     gcloud_config(base, name="default", active=False, core={"project": "default-project"})
-    assert resolve(target, home=home).project == "default-project"
+    assert resolve(home=home).project == "default-project"
 
 
-def test_malformed_gcloud_config_is_ignored(target, tmp_path, home):
+def test_malformed_gcloud_config_is_ignored(tmp_path, home):
     base = tmp_path / "gc"
     (base / "configurations").mkdir(parents=True)
     (base / "configurations" / "config_default").write_text("not an ini [file\n= =")
     with pytest.raises(InvalidInputError, match="No GCP project"):
-        resolve(target, env={"CLOUDSDK_CONFIG": str(base)}, home=home)
+        resolve(env={"CLOUDSDK_CONFIG": str(base)}, home=home)
 
 
-def test_saved_options_are_reused(target, home):
+def test_saved_options_are_reused(home):
     saved = GcpOptions(
         project="acme-prod",
         region="europe-west1",
@@ -238,21 +247,19 @@ def test_saved_options_are_reused(target, home):
         repository_id="custom-repo",
         registry_writer=True,
     )
-    assert resolve(target, saved=saved, home=home) == saved
+    assert resolve(saved=saved, home=home) == saved
     # A flag still wins, False included.
-    again = resolve(target, saved=saved, given={"registry_writer": False}, home=home)
+    again = resolve(saved=saved, given={"registry_writer": False}, home=home)
     assert again.registry_writer is False
     assert again.worker_account_id == "custom-worker"
 
 
-def test_unset_unknown_keys_are_ignored(target, home):
-    opts = resolve(
-        target, given={"project": "acme-prod", "cluster": None, "vpc_id": None}, home=home
-    )
+def test_unset_unknown_keys_are_ignored(home):
+    opts = resolve(given={"project": "acme-prod", "cluster": None, "vpc_id": None}, home=home)
     assert opts.project == "acme-prod"
 
 
-# -- resolve_options: bad input, one line each -----------------------------------------------
+# -- resolve: bad input, one line each -----------------------------------------------
 
 BAD_INPUTS = [
     ({"cluster": "main"}, "Option --cluster does not apply to type 'cloud-run-v2'."),
@@ -283,40 +290,38 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("given", "needle"), BAD_INPUTS)
-def test_bad_inputs_are_one_line_errors(target, home, given, needle):
+def test_bad_inputs_are_one_line_errors(home, given, needle):
     with pytest.raises(InvalidInputError) as info:
-        resolve(target, given={"project": "acme-prod", **given}, home=home)
+        resolve(given={"project": "acme-prod", **given}, home=home)
     message = info.value.message
     assert needle in message
     assert "\n" not in message
     assert info.value.exit_code == 2
 
 
-def test_missing_project_message(target, home):
+def test_missing_project_message(home):
     with pytest.raises(InvalidInputError) as info:
-        resolve(target, home=home)
+        resolve(home=home)
     assert info.value.message == (
         "No GCP project: pass --project, set GOOGLE_CLOUD_PROJECT or run "
         "`gcloud config set project ID`."
     )
 
 
-def test_bad_region_names_its_source(target, tmp_path, home):
+def test_bad_region_names_its_source(tmp_path, home):
     conf = gcloud_config(tmp_path / "gc", core={"project": "acme-prod"}, run={"region": "mars"})
     with pytest.raises(InvalidInputError, match=r"\(from gcloud config run/region\)"):
-        resolve(target, env={"CLOUDSDK_CONFIG": str(conf)}, home=home)
+        resolve(env={"CLOUDSDK_CONFIG": str(conf)}, home=home)
 
 
-def test_vertex_regions_are_checked_against_vertex(target, home):
+def test_vertex_regions_are_checked_against_vertex(home):
     with pytest.raises(InvalidInputError, match="has no Vertex AI"):
-        resolve(target, pool_type=VERTEX, given={"project": "acme-prod", "region": "mars-north1"})
-    assert resolve(
-        target, pool_type=VERTEX, given={"project": "acme-prod", "region": "europe-west4"}
-    )
+        resolve(pool_type=VERTEX, given={"project": "acme-prod", "region": "mars-north1"})
+    assert resolve(pool_type=VERTEX, given={"project": "acme-prod", "region": "europe-west4"})
 
 
-def test_domain_scoped_project_is_accepted(target, home):
-    opts = resolve(target, given={"project": "example.com:my-proj"}, home=home)
+def test_domain_scoped_project_is_accepted(home):
+    opts = resolve(given={"project": "example.com:my-proj"}, home=home)
     assert opts.project == "example.com:my-proj"
 
 
@@ -355,8 +360,8 @@ def test_derived_ids_are_always_valid_and_stable(pool):
 
 
 @pytest.mark.parametrize("pool", TRICKY_POOLS)
-def test_derived_defaults_pass_resolve_options(target, home, pool):
-    assert resolve(target, pool=pool, given={"project": "acme-prod"}, home=home)
+def test_derived_defaults_pass_resolve_options(home, pool):
+    assert resolve(pool=pool, given={"project": "acme-prod"}, home=home)
 
 
 def test_short_names_are_readable():
@@ -410,7 +415,7 @@ def test_service_account_email():
 # -- generated & provider config --------------------------------------------------------------
 
 
-def test_generated_config_is_a_fresh_hex_suffix(target):
+def test_generated_config_is_a_fresh_hex_suffix(home):
     opts = GcpOptions(
         project="acme-prod",
         region="us-central1",
@@ -418,24 +423,31 @@ def test_generated_config_is_a_fresh_hex_suffix(target):
         runtime_account_id="etl-runtime",
         repository_id="etl-images",
     )
-    first = target.generated_config("etl", opts)
-    second = target.generated_config("etl", opts)
+    first = GcpPool.generate("etl", opts)
+    second = GcpPool.generate("etl", opts)
     assert set(first) == {"role_suffix"}
     assert re.fullmatch(r"[0-9a-f]{8}", first["role_suffix"])
     assert first != second  # random: chosen once, then kept by the engine
-    assert target.provider_config("etl", opts) == {
+    pool = GcpPool("etl", V2, opts, first)
+    assert pool.provider_config() == {
         "gcp:project": "acme-prod",
         "gcp:region": "us-central1",
     }
-    assert target.location(opts) == "acme-prod/us-central1"
+    assert pool.location() == "acme-prod/us-central1"
+    # resolve() chooses them on the first up only; afterwards the saved ones are kept.
+    given = {"project": "acme-prod"}
+    fresh = resolve_pool(given=given, home=home).generated
+    assert re.fullmatch(r"[0-9a-f]{8}", fresh["role_suffix"])
+    assert resolve_pool(given=given, home=home, generated=GENERATED).generated == GENERATED
 
 
-def test_target_attributes(target):
-    assert target.cloud == "gcp"
-    assert target.block_type == "gcp-credentials"
-    assert target.block_suffix == "gcp-credentials"
-    assert target.options_model is GcpOptions
-    assert target.error_rules
+def test_target_attributes():
+    assert GcpPool.cloud == "gcp"
+    assert GcpPool.block == BlockSpec(type="gcp-credentials", suffix="gcp-credentials")
+    assert GcpPool.block.type == "gcp-credentials"
+    assert GcpPool.block.suffix == "gcp-credentials"
+    assert GcpPool.options_model is GcpOptions
+    assert GcpPool.error_rules
 
 
 # -- propagation ------------------------------------------------------------------------------
@@ -497,8 +509,8 @@ def test_propagation_errors_leave_real_failures_alone(text):
     assert not _propagating(text)
 
 
-def test_target_exposes_the_propagation_regexes(target):
-    assert target.propagation_errors == PROPAGATION_ERRORS
+def test_target_exposes_the_propagation_regexes():
+    assert GcpPool.propagation_errors == PROPAGATION_ERRORS
     for pattern in PROPAGATION_ERRORS:
         re.compile(pattern)
 
@@ -528,8 +540,8 @@ OUTPUTS = {
 }
 
 
-def test_block_data_decodes_the_key(target):
-    assert target.block_data(OUTPUTS) == {"service_account_info": KEY_INFO, "project": "acme-prod"}
+def test_block_data_decodes_the_key(etl):
+    assert etl.block_data(OUTPUTS, {}) == {"service_account_info": KEY_INFO, "project": "acme-prod"}
 
 
 @pytest.mark.parametrize(
@@ -541,22 +553,23 @@ def test_block_data_decodes_the_key(target):
         None,
     ],
 )
-def test_block_data_rejects_a_bad_key(target, raw):
+def test_block_data_rejects_a_bad_key(etl, raw):
     with pytest.raises(EngineError) as info:
-        target.block_data({**OUTPUTS, "service_account_key": raw})
+        etl.block_data({**OUTPUTS, "service_account_key": raw}, {})
     assert "\n" not in info.value.message
 
 
-def test_block_data_names_a_missing_project_output(target):
+def test_block_data_names_a_missing_project_output(etl):
     outputs = {k: v for k, v in OUTPUTS.items() if k != "project"}
     with pytest.raises(EngineError, match="lack project for the credentials block") as info:
-        target.block_data(outputs)
+        etl.block_data(outputs, {})
     assert "Rerun `provision up`" in (info.value.hint or "")
 
 
 @pytest.mark.parametrize("pool_type", [V1_PUSH, V2_PUSH, POOL_TYPES["cloud-run"], V2, VERTEX])
-def test_template_defaults(target, pool_type):
-    defaults = target.template_defaults(pool_type, OUTPUTS, "8c1d6c1e-0000-4000-8000-000000000001")
+def test_template_defaults(opts, pool_type):
+    pool = GcpPool("etl", pool_type, opts, GENERATED)
+    defaults = pool.template_defaults(OUTPUTS, "8c1d6c1e-0000-4000-8000-000000000001")
     assert defaults == {
         "credentials": {"$ref": {"block_document_id": "8c1d6c1e-0000-4000-8000-000000000001"}},
         "region": "europe-west1",
@@ -565,18 +578,18 @@ def test_template_defaults(target, pool_type):
     assert set(defaults) <= TEMPLATE_VARIABLES[pool_type.worker_type]
 
 
-def test_template_defaults_for_a_plan(target):
-    defaults = target.template_defaults(V2, OUTPUTS, None)
+def test_template_defaults_for_a_plan(etl):
+    defaults = etl.template_defaults(OUTPUTS, None)
     assert defaults["credentials"] == {"$ref": {"block_document_id": PLACEHOLDER}}
     assert defaults["credentials"] == {"$ref": {"block_document_id": "<created on up>"}}
 
 
-def test_expected_outputs_predict_the_real_ones(target, home):
-    opts = resolve(target, given={"project": "acme-prod", "region": "europe-west1"}, home=home)
-    expected = target.expected_outputs("etl", V2, opts)
+def test_expected_outputs_predict_the_real_ones(home):
+    pool = resolve_pool(given={"project": "acme-prod", "region": "europe-west1"}, home=home)
+    expected = pool.expected_outputs()
     assert expected == {k: v for k, v in OUTPUTS.items() if k in expected}
     assert "service_account_key" not in expected
-    plan = target.template_defaults(V2, expected, None)
+    plan = pool.template_defaults(expected, None)
     assert plan["service_account_name"] == OUTPUTS["runtime_service_account_email"]
 
 
@@ -584,8 +597,14 @@ def test_expected_outputs_predict_the_real_ones(target, home):
 
 
 @pytest.fixture
-def opts(target, home) -> GcpOptions:
-    return resolve(target, given={"project": "acme-prod", "region": "europe-west1"}, home=home)
+def opts(home) -> GcpOptions:
+    return resolve(given={"project": "acme-prod", "region": "europe-west1"}, home=home)
+
+
+@pytest.fixture
+def etl(opts) -> GcpPool:
+    """The cloud-run-v2 pool ``etl`` in acme-prod/europe-west1, its role suffix chosen."""
+    return GcpPool("etl", V2, opts, GENERATED)
 
 
 @pytest.mark.parametrize(
@@ -623,8 +642,8 @@ def opts(target, home) -> GcpOptions:
         ),
     ],
 )
-def test_grants(target, opts, pool_type, permissions):
-    grants = target.grants("etl", pool_type, opts)
+def test_grants(opts, pool_type, permissions):
+    grants = GcpPool("etl", pool_type, opts, GENERATED).grants()
     assert len(grants) == 3
     custom, act_as, registry = grants
     worker = "etl-worker@acme-prod.iam.gserviceaccount.com"
@@ -643,15 +662,15 @@ def test_grants(target, opts, pool_type, permissions):
     assert not any("runtime" in g.principal for g in grants)
 
 
-def test_registry_writer_grant(target, home):
-    opts = resolve(target, given={"project": "acme-prod", "registry_writer": True}, home=home)
-    registry = target.grants("etl", V2, opts)[2]
+def test_registry_writer_grant(home):
+    pool = resolve_pool(given={"project": "acme-prod", "registry_writer": True}, home=home)
+    registry = pool.grants()[2]
     assert registry.role == "roles/artifactregistry.writer"
     assert "push" in registry.why
 
 
-def test_next_steps_worker_pool(target):
-    steps = target.next_steps("my pool", V2, OUTPUTS)
+def test_next_steps_worker_pool(opts):
+    steps = GcpPool("my pool", V2, opts, GENERATED).next_steps(OUTPUTS)
     assert steps.image_namespace == "europe-west1-docker.pkg.dev/acme-prod/etl-images"
     assert steps.deploy_snippet == (
         'my_flow.deploy(name="my-deployment", work_pool_name="my pool", '
@@ -663,8 +682,8 @@ def test_next_steps_worker_pool(target):
     )
 
 
-def test_next_steps_push_pool_has_no_worker(target):
-    steps = target.next_steps("etl", V2_PUSH, OUTPUTS)
+def test_next_steps_push_pool_has_no_worker(opts):
+    steps = GcpPool("etl", V2_PUSH, opts, GENERATED).next_steps(OUTPUTS)
     assert steps.commands == ("gcloud auth configure-docker europe-west1-docker.pkg.dev",)
 
 
@@ -720,8 +739,10 @@ def program_mocks():
 
 
 @pulumi.runtime.test
-def test_program_exports(target, opts, program_mocks):
-    exports = target.program("etl", V2, opts, {"role_suffix": "0a1b2c3d"})()
+def test_program_exports(etl, program_mocks):
+    program = etl.program()
+    assert program is not None
+    exports = program()
     assert set(exports) == {
         "project",
         "region",
@@ -740,16 +761,18 @@ def test_program_exports(target, opts, program_mocks):
         secret = values.pop("_key_secret")
         assert secret is True
         assert values == OUTPUTS
-        assert target.block_data(values)["service_account_info"] == KEY_INFO
+        assert etl.block_data(values, {})["service_account_info"] == KEY_INFO
 
     key = pulumi.Output.from_input(exports["service_account_key"])
     return pulumi.Output.all(_key_secret=key.is_secret(), **exports).apply(check)
 
 
 @pulumi.runtime.test
-def test_resources_that_409_on_a_second_create_are_adoptable_by_id(target, opts, program_mocks):
+def test_resources_that_409_on_a_second_create_are_adoptable_by_id(etl, program_mocks):
     # A killed run may leave these created but unrecorded; the rerun must adopt, not re-create.
-    exports = target.program("etl", V2, opts, {"role_suffix": "0a1b2c3d"})()
+    program = etl.program()
+    assert program is not None
+    exports = program()
 
     def check(_):
         program_mocks["checked"] = True
@@ -760,7 +783,7 @@ def test_resources_that_409_on_a_second_create_are_adoptable_by_id(target, opts,
         }
         seen = set()
         for typ, inputs, name in program_mocks["mocks"].created:
-            got = target.adoptable_id(opts, typ, inputs)
+            got = etl.adoptable_id(typ, inputs)
             if typ in adoptable:
                 seen.add(typ)
                 assert got == name, typ
@@ -771,25 +794,24 @@ def test_resources_that_409_on_a_second_create_are_adoptable_by_id(target, opts,
     return pulumi.Output.all(*exports.values()).apply(check)
 
 
-def test_adoptable_ids_use_the_options_project_and_domain_scoped_emails(target, opts):
-    account = target.adoptable_id(
-        opts.model_copy(update={"project": "example.com:proj"}),
-        "gcp:serviceaccount/account:Account",
-        {"accountId": "prefect-etl"},
+def test_adoptable_ids_use_the_options_project_and_domain_scoped_emails(etl, opts):
+    scoped = GcpPool("etl", V2, opts.model_copy(update={"project": "example.com:proj"}), GENERATED)
+    account = scoped.adoptable_id(
+        "gcp:serviceaccount/account:Account", {"accountId": "prefect-etl"}
     )
     assert account == (
         "projects/example.com:proj/serviceAccounts/"
         "prefect-etl@proj.example.com.iam.gserviceaccount.com"
     )
     for inputs in ({}, {"accountId": {"4dabf18193072939515e22adb298388d": "x"}}):
-        assert target.adoptable_id(opts, "gcp:serviceaccount/account:Account", inputs) is None
+        assert etl.adoptable_id("gcp:serviceaccount/account:Account", inputs) is None
     repo = {"repositoryId": "r"}  # no location: not computable
-    assert target.adoptable_id(opts, "gcp:artifactregistry/repository:Repository", repo) is None
+    assert etl.adoptable_id("gcp:artifactregistry/repository:Repository", repo) is None
 
 
-def test_program_rejects_a_bad_suffix(target, opts):
+def test_program_rejects_a_bad_suffix(opts):
     with pytest.raises(ValueError, match="role_suffix"):
-        target.program("etl", V2, opts, {})
+        GcpPool("etl", V2, opts, {}).program()
 
 
 def test_import_stays_light():

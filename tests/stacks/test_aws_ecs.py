@@ -24,6 +24,7 @@ from stacks.aws_ecs import (
     EcsPool,
     EcsPoolArgs,
     EcsPoolNames,
+    EcsPoolOutputs,
     lifecycle_policy,
     subnet_cidrs,
     worker_policy,
@@ -246,7 +247,7 @@ def after_all(pool: EcsPool, mon: RecordingMonitor, check: Callable[..., None]):
     The access key depends on every other child, so once its id resolves all of them have been
     registered with the monitor.
     """
-    return check_when_resolved(mon, pool.exports, check)
+    return check_when_resolved(mon, dict(pool.outputs), check)
 
 
 CORE = {
@@ -592,8 +593,8 @@ def test_secret_access_key_is_secret(mon):
         assert value == "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
     return pulumi.Output.all(
-        pool.secret_access_key.is_secret(),
-        pulumi.Output.unsecret(pool.secret_access_key),
+        pool.outputs["secret_access_key"].is_secret(),
+        pulumi.Output.unsecret(pool.outputs["secret_access_key"]),
         after_all(pool, mon, lambda _: None),
     ).apply(lambda v: check(v[:2]))
 
@@ -803,7 +804,8 @@ def test_outputs(mon):
     pool = make_pool()
 
     def check(values):
-        assert list(pool.exports) == EXPORTS
+        assert list(pool.outputs) == EXPORTS
+        assert list(EcsPoolOutputs.__annotations__) == EXPORTS  # declared as exported
         assert values["region"] == REGION
         assert values["account_id"] == ACCOUNT
         assert values["cluster_name"] == "etl-ecs"

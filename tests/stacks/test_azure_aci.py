@@ -25,6 +25,7 @@ from stacks.azure_aci import (
     TYPE_TOKEN,
     ContainerInstancePool,
     ContainerInstancePoolArgs,
+    ContainerInstancePoolOutputs,
     entra_tags,
     resource_group_id,
     role_assignment_guid,
@@ -202,7 +203,7 @@ def after_all(pool: ContainerInstancePool, mon: RecordingMonitor, check: Callabl
     The secret depends on every grant and the grants on everything else, so once its output
     resolves all children have been registered with the monitor.
     """
-    return check_when_resolved(mon, {k: getattr(pool, k) for k in OUTPUT_NAMES}, check)
+    return check_when_resolved(mon, dict(pool.outputs), check)
 
 
 EXPECTED_CHILDREN = {
@@ -420,6 +421,8 @@ def test_outputs(mon):
     pool = make_pool()
 
     def check(values):
+        assert tuple(pool.outputs) == OUTPUT_NAMES
+        assert tuple(ContainerInstancePoolOutputs.__annotations__) == OUTPUT_NAMES
         assert values == {
             "subscription_id": SUB,
             "tenant_id": TENANT,
@@ -441,7 +444,7 @@ def test_outputs(mon):
 @pulumi.runtime.test
 def test_client_secret_is_secret(mon):
     pool = make_pool()
-    return assert_secret(pool.client_secret, after_all(pool, mon, lambda _: None))
+    return assert_secret(pool.outputs["client_secret"], after_all(pool, mon, lambda _: None))
 
 
 @pulumi.runtime.test

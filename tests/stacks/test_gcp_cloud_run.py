@@ -23,6 +23,7 @@ from stacks.gcp_cloud_run import (
     TYPE_TOKEN,
     CloudRunPool,
     CloudRunPoolArgs,
+    CloudRunPoolOutputs,
     image_namespace,
     label_value,
 )
@@ -142,6 +143,20 @@ def after_all(pool: CloudRunPool, mon: RecordingMonitor, check: Callable[..., No
     registered with the monitor.
     """
     return check_when_resolved(mon, dict(pool.outputs), check)
+
+
+EXPORTS = [
+    "project",
+    "region",
+    "worker_service_account_email",
+    "runtime_service_account_email",
+    "service_account_key",
+    "registry_host",
+    "image_namespace",
+    "repository_id",
+    "custom_role_id",
+]
+"""The stack-export names: the target, the e2e tests and saved stacks read these."""
 
 
 EXPECTED_CHILDREN = {
@@ -272,9 +287,9 @@ def test_act_as_is_granted_on_the_runtime_account_only(mon):
         runtime = mon.one(T_ACCOUNT, "etl-runtime")
         assert act_as.inputs["role"] == "roles/iam.serviceAccountUser"
         assert act_as.inputs["serviceAccountId"] == (
-            f"projects/{PROJECT}/serviceAccounts/{values['runtime_email']}"
+            f"projects/{PROJECT}/serviceAccounts/{values['runtime_service_account_email']}"
         )
-        assert act_as.inputs["member"] == f"serviceAccount:{values['worker_email']}"
+        assert act_as.inputs["member"] == f"serviceAccount:{values['worker_service_account_email']}"
         # Never project-wide: the only project-level binding is the custom role.
         project_roles = [g.inputs["role"] for g in mon.of_type(T_PROJECT_MEMBER)]
         assert project_roles == [values["custom_role_id"]]
@@ -301,7 +316,7 @@ def test_registry_grant_is_on_the_repository(mon, writer, role):
         )
         assert grant.inputs["location"] == REGION
         assert grant.inputs["project"] == PROJECT
-        assert grant.inputs["member"] == f"serviceAccount:{values['worker_email']}"
+        assert grant.inputs["member"] == f"serviceAccount:{values['worker_service_account_email']}"
 
     return after_all(pool, mon, check)
 
@@ -340,8 +355,12 @@ def test_accounts(mon):
             assert account.inputs["project"] == PROJECT
             assert len(account.inputs["displayName"]) <= 100
             assert iam_api.urn in account.dependencies
-        assert values["worker_service_account_email"] == "etl-worker@acme-data-prod.iam.gserviceaccount.com"
-        assert values["runtime_service_account_email"] == "etl-runtime@acme-data-prod.iam.gserviceaccount.com"
+        worker, runtime = (
+            values["worker_service_account_email"],
+            values["runtime_service_account_email"],
+        )
+        assert worker == "etl-worker@acme-data-prod.iam.gserviceaccount.com"
+        assert runtime == "etl-runtime@acme-data-prod.iam.gserviceaccount.com"
 
     return after_all(pool, mon, check)
 
@@ -375,10 +394,11 @@ def test_key_inputs_are_constant(mon):
 
     def check(values):
         key = mon.one(T_KEY)
+        worker = values["worker_service_account_email"]
         # Only the account's name and a constant: nothing that changes between runs, so a
         # rerun never replaces the key.
         assert key.inputs == {
-            "serviceAccountId": f"projects/{PROJECT}/serviceAccounts/{values['worker_email']}",
+            "serviceAccountId": f"projects/{PROJECT}/serviceAccounts/{worker}",
             "privateKeyType": "TYPE_GOOGLE_CREDENTIALS_FILE",
         }
 
@@ -390,6 +410,8 @@ def test_outputs(mon):
     pool = make_pool()
 
     def check(values):
+        assert list(pool.outputs) == EXPORTS
+        assert list(CloudRunPoolOutputs.__annotations__) == EXPORTS  # declared as exported
         assert values["project"] == PROJECT
         assert values["region"] == REGION
         assert values["registry_host"] == "europe-west1-docker.pkg.dev"
