@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +33,7 @@ from provision.settings import PROJECT_NAME, Settings
 if TYPE_CHECKING:
     from pulumi.automation import LocalWorkspace, PulumiCommand, Stack
 
-Program = Callable[[], None]
+Program = Callable[[], Awaitable[None] | None]
 NoticeCallback = Callable[[str], None]
 
 CHANGE_KEYS = ("create", "update", "replace", "delete", "same")

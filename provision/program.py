@@ -10,7 +10,7 @@ then the cloud side.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,11 +37,15 @@ class PrefectSide:
     """The block type's schema on that server (targets whose field names it decides)."""
 
 
-def pool_program(pool: Pool, record: SavedPool, prefect: PrefectSide) -> Callable[[], None]:
+def pool_program(
+    pool: Pool, record: SavedPool, prefect: PrefectSide
+) -> Callable[[], Awaitable[None]]:
     """The inline program for ``pool``: record, cloud resources, block, work pool, exports."""
 
-    def run() -> None:
-        PoolRecord(record.to_outputs())
+    async def run() -> None:
+        # Registered, not just declared, before anything else: the runtime sends registrations
+        # from a thread pool in no fixed order, and the record must come first.
+        await PoolRecord(record.to_outputs()).urn.future()
         cloud = pool.program()
         outputs = dict(cloud()) if cloud is not None else {}
         for key, value in outputs.items():

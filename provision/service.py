@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -134,7 +134,7 @@ class PoolSpec:
             provider_config=self.provider_config,
         )
 
-    def program(self, prefect_api_url: str) -> Callable[[], None]:
+    def program(self, prefect_api_url: str) -> Callable[[], Awaitable[None]]:
         """The inline Pulumi program: record, cloud side, Prefect side."""
         return pool_program(
             self.target,

@@ -7,7 +7,6 @@ targets share is one CLI flag.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import subprocess
 import sys
@@ -20,36 +19,8 @@ from provision import registry
 from provision.errors import InvalidInputError
 from provision.targets.base import BlockSpec, Pool, TargetOptions
 
-# bc90bc0 registers these three before their modules are in the tree (they land with the commit
-# that adds the targets). Until then their checks can only fail on the import, and are expected
-# to; once the module exists they run like any other target's.
-NOT_YET_IN_TREE = frozenset({"modal", "coiled", "prefect"})
 
-
-def _module(key: str) -> str:
-    return registry.TARGETS[key].impl.partition(":")[0]
-
-
-def _targets() -> list[typing.Any]:
-    params = []
-    for key in registry.TARGETS:
-        missing = key in NOT_YET_IN_TREE and importlib.util.find_spec(_module(key)) is None
-        marks = (
-            [
-                pytest.mark.xfail(
-                    raises=ModuleNotFoundError,
-                    strict=True,
-                    reason=f"{_module(key)} is not in this tree yet",
-                )
-            ]
-            if missing
-            else []
-        )
-        params.append(pytest.param(key, marks=marks, id=key))
-    return params
-
-
-@pytest.mark.parametrize("key", _targets())
+@pytest.mark.parametrize("key", list(registry.TARGETS))
 def test_a_targets_flags_are_exactly_its_options(key):
     # An option is declared once: a field of the model, a Flag line here; neither without the
     # other (a field with no flag could never be set, a flag with no field always refused).
@@ -62,7 +33,7 @@ def test_a_targets_flags_are_exactly_its_options(key):
     assert not options.internal & set(declared)
 
 
-@pytest.mark.parametrize("key", _targets())
+@pytest.mark.parametrize("key", list(registry.TARGETS))
 def test_registry_target_returns_a_concrete_pool_class(key):
     cls = registry.target(key)
     assert isinstance(cls, type) and issubclass(cls, Pool)
