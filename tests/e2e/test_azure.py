@@ -293,7 +293,7 @@ def test_destroy_removes_everything_the_tool_made(box: Sandbox, pool: str):
 def test_push_type_needs_prefect_cloud(box: Sandbox, pool: str):
     args = ["up", pool, "--type", "azure-container-instance:push", "--subscription"]
     run = box.run(*args, SUBSCRIPTION, "--location", LOCATION, "--yes", expect=2)
-    assert "only on Prefect Cloud" in run.stderr
+    assert "pools need Prefect Cloud" in run.stderr
     assert "use --type azure-container-instance " in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     assert box.cloud.calls() == []
