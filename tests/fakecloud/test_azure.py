@@ -505,7 +505,8 @@ IMMUTABLE_CASES = {
         (IDENTITY, "resourceName", "id2"),
         (IDENTITY, "resourceGroupName", "g3"),
         (IDENTITY, "location", "westus"),
-        (ROLE_DEFINITION, "roleDefinitionId", str(uuid.uuid4())),
+        # A fixed id: parallel test workers must collect the same test ids.
+        (ROLE_DEFINITION, "roleDefinitionId", "0e0137bf-e3dc-4e39-af1e-d8535ad16448"),
         (ROLE_DEFINITION, "scope", f"/subscriptions/{SUB}"),
     ],
 )
