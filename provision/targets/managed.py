@@ -16,7 +16,7 @@ from pydantic import ValidationInfo, field_validator
 
 from provision.registry import PoolType
 from provision.targets.base import NextSteps, OptionPicker, Outputs, Pool, TargetOptions, origin
-from provision.targets.modal import deploy_from_source
+from provision.targets.token_push import deploy_from_source
 
 # An environment variable name as POSIX shells take it.
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

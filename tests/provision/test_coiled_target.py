@@ -22,7 +22,8 @@ from provision.registry import POOL_TYPES
 from provision.service import PoolRequest
 from provision.settings import load_settings
 from provision.targets.base import PLACEHOLDER, BlockSpec, NextSteps
-from provision.targets.coiled import CoiledOptions, CoiledPool, token_field
+from provision.targets.coiled import CoiledPool, token_field
+from provision.targets.token_push import NoOptions
 
 COILED = POOL_TYPES["coiled:push"]
 TOKEN = "abc123-COILEDSECRET"
@@ -81,9 +82,9 @@ def one_line(excinfo: pytest.ExceptionInfo[InvalidInputError]) -> str:
 def test_resolve_with_every_flag_unset(home):
     resolved = pool(env_for(home))
     assert isinstance(resolved, CoiledPool)
-    assert (resolved.name, resolved.type, resolved.options) == ("etl", COILED, CoiledOptions())
+    assert (resolved.name, resolved.type, resolved.options) == ("etl", COILED, NoOptions())
     assert resolved.generated == {}
-    assert CoiledOptions.keys() == frozenset()
+    assert NoOptions.keys() == frozenset()
 
 
 def test_resolve_reads_no_token(home):
@@ -91,7 +92,7 @@ def test_resolve_reads_no_token(home):
     config = home / ".config" / "dask"
     config.mkdir(parents=True)
     (config / "coiled.yaml").write_text("coiled: {token: [\n")
-    assert pool(env_for(home)).options == CoiledOptions()
+    assert pool(env_for(home)).options == NoOptions()
 
 
 @pytest.mark.parametrize(
@@ -199,7 +200,7 @@ def test_block_data_without_a_token_is_the_same_one_line(home):
 def test_block_spec():
     assert CoiledPool.block == BlockSpec("coiled-credentials", "coiled-credentials")
     assert CoiledPool.cloud == "coiled"
-    assert CoiledPool.options_model is CoiledOptions
+    assert CoiledPool.options_model is NoOptions
 
 
 def test_default_block_name_is_pool_dash_suffix(home, tmp_path):

@@ -21,7 +21,8 @@ from provision.registry import POOL_TYPES
 from provision.service import PoolRequest
 from provision.settings import load_settings
 from provision.targets.base import PLACEHOLDER, BlockSpec, NextSteps, Pool
-from provision.targets.modal import ModalOptions, ModalPool
+from provision.targets.modal import ModalPool
+from provision.targets.token_push import NoOptions
 
 MODAL = POOL_TYPES["modal:push"]
 SECRET = "as-MODALSECRET"
@@ -74,16 +75,16 @@ def one_line(excinfo: pytest.ExceptionInfo[InvalidInputError]) -> str:
 def test_resolve_with_every_flag_unset(home):
     resolved = pool(env_for(home))
     assert isinstance(resolved, ModalPool)
-    assert (resolved.name, resolved.type, resolved.options) == ("etl", MODAL, ModalOptions())
+    assert (resolved.name, resolved.type, resolved.options) == ("etl", MODAL, NoOptions())
     assert resolved.generated == {}
-    assert ModalOptions.keys() == frozenset()
+    assert NoOptions.keys() == frozenset()
 
 
 def test_resolve_reads_no_token(home):
     # A malformed ~/.modal.toml would fail any token read: resolving must not read it, so that
     # list, show and destroy work on a machine without (or with a broken) Modal setup.
     (home / ".modal.toml").write_text("this is [not toml")
-    assert pool(env_for(home)).options == ModalOptions()
+    assert pool(env_for(home)).options == NoOptions()
 
 
 @pytest.mark.parametrize(
@@ -188,7 +189,7 @@ def test_block_spec():
     assert ModalPool.block == BlockSpec("modal-credentials", "modal-credentials")
     assert ModalPool.block.type == "modal-credentials"
     assert ModalPool.cloud == "modal"
-    assert ModalPool.options_model is ModalOptions
+    assert ModalPool.options_model is NoOptions
 
 
 def test_default_block_name_is_pool_dash_suffix(home, tmp_path):
