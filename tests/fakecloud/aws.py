@@ -19,6 +19,8 @@ AWS-specific env variables (see README.md for the generic ones):
 * ``FAKECLOUD_AWS_ACCOUNT_ID``: the account every request goes to (moto's
   ``x-moto-account-id``); unset: moto's default 123456789012;
 * ``FAKECLOUD_AWS_NO_CREDENTIALS=1``: CheckConfig fails as pulumi-aws does without credentials;
+* ``FAKECLOUD_AWS_LATENCY_MS``: every AWS request takes this much longer, like the round
+  trip to a real region (moto answers in a few milliseconds);
 * ``FAKECLOUD_AWS_PROPAGATION_MS``: IAM's eventual consistency. A policy attachment or an
   access key for a role or user created less than this long ago fails with IAM's
   ``NoSuchEntity: The user with name X cannot be found.``; CreateCluster fails with ECS's
@@ -40,6 +42,8 @@ import itertools
 import json
 import re
 import secrets
+import threading
+import time
 import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -54,6 +58,7 @@ from pulumi.provider.experimental.provider import (
 
 from tests.fakecloud.moto_server import ACCOUNT_ENV, ENDPOINT_ENV, add_account_header
 from tests.fakecloud.provider import (
+    MAX_HANDLER_THREADS,
     Cloud,
     CloudError,
     Context,
@@ -99,6 +104,7 @@ GET_AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
 ECS_SERVICE_ROLE = "AWSServiceRoleForECS"
 NO_CREDENTIALS_ENV = "FAKECLOUD_AWS_NO_CREDENTIALS"
 PROPAGATION_ENV = "FAKECLOUD_AWS_PROPAGATION_MS"
+LATENCY_ENV = "FAKECLOUD_AWS_LATENCY_MS"
 
 # pulumi-aws's CheckConfig failure without credentials, verbatim from its replay test
 # (provider/provider_test.go, TestMissingCredentialsErrorMessage).
@@ -239,7 +245,12 @@ def _keep_equivalent(old: Any, current: Any) -> Any:
 
 
 # --------------------------------------------------------------- boto3 access
+# The provider runs handlers in worker threads (the cloud is blocking_io), as pulumi-aws serves
+# the engine's concurrent calls. boto3 clients are thread-safe, sessions are not: the clients
+# are made one at a time from the module's own session, then shared by every thread.
 _CLIENTS: dict[tuple[str, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+_SESSION: list[Any] = []  # the boto3 Session, made on first use
 
 
 def aws_client(ctx: Context, service: str, region: str | None) -> Any:
@@ -252,24 +263,48 @@ def aws_client(ctx: Context, service: str, region: str | None) -> Any:
         )
     region = region or "us-east-1"
     account = ctx.env.get(ACCOUNT_ENV, "")
-    key = (endpoint, account, service, region)
-    if key not in _CLIENTS:
-        import boto3
-        from botocore.config import Config
+    latency = _env_number(ctx, LATENCY_ENV, 0) / 1000
+    key = (endpoint, account, service, region, str(latency))
+    client = _CLIENTS.get(key)
+    if client is not None:
+        return client
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = _new_client(ctx, service, region, endpoint, account, latency)
+        return _CLIENTS[key]
 
-        client = boto3.client(
-            service,
-            region_name=region,
-            endpoint_url=endpoint,
-            aws_access_key_id=ctx.env.get("AWS_ACCESS_KEY_ID") or "testing",
-            aws_secret_access_key=ctx.env.get("AWS_SECRET_ACCESS_KEY") or "testing",
-            aws_session_token=ctx.env.get("AWS_SESSION_TOKEN") or None,
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
-        )
-        if account:
-            add_account_header(client, account)
-        _CLIENTS[key] = client
-    return _CLIENTS[key]
+
+def _new_client(
+    ctx: Context, service: str, region: str, endpoint: str, account: str, latency: float
+) -> Any:
+    """A boto3 client from the module's session; hold ``_CLIENTS_LOCK``."""
+    import boto3
+    from botocore.config import Config
+
+    if not _SESSION:
+        _SESSION.append(boto3.session.Session())
+    client = _SESSION[0].client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id=ctx.env.get("AWS_ACCESS_KEY_ID") or "testing",
+        aws_secret_access_key=ctx.env.get("AWS_SECRET_ACCESS_KEY") or "testing",
+        aws_session_token=ctx.env.get("AWS_SESSION_TOKEN") or None,
+        # A connection per handler thread (botocore keeps 10): no request waits for one.
+        config=Config(
+            retries={"max_attempts": 2, "mode": "standard"},
+            max_pool_connections=MAX_HANDLER_THREADS,
+        ),
+    )
+    if account:
+        add_account_header(client, account)
+    if latency:
+
+        def lag(**_: Any) -> None:  # in the calling thread: concurrent requests lag together
+            time.sleep(latency)
+
+        client.meta.events.register("before-send.*.*", lag)
+    return client
 
 
 @functools.cache
@@ -2957,6 +2992,7 @@ AWS = Aws(
         GET_CALLER_IDENTITY: get_caller_identity,
         GET_AVAILABILITY_ZONES: get_availability_zones,
     },
+    blocking_io=True,  # every handler waits on moto
 )
 
 

@@ -27,6 +27,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -300,7 +301,14 @@ Invoke = Callable[[Context, Mapping[str, Any]], Mapping[str, Any]]
 
 
 class Cloud:
-    """A fake cloud: the plugin name/version, its resource types and invokes."""
+    """A fake cloud: the plugin name/version, its resource types and invokes.
+
+    ``blocking_io``: the handlers wait on the network (the AWS fake's boto3 calls to moto).
+    :class:`FakeProvider` then runs them in worker threads, so the engine's concurrent
+    calls overlap there as they do in the real provider. Otherwise a handler runs on the
+    server's one event loop and blocks every other call until it returns, which suits
+    handlers that only touch the local store for a millisecond (GCP, Azure).
+    """
 
     def __init__(
         self,
@@ -308,11 +316,14 @@ class Cloud:
         version: str,
         resources: Iterable[ResourceType],
         invokes: Mapping[str, Invoke] | None = None,
+        *,
+        blocking_io: bool = False,
     ) -> None:
         self.name = name
         self.version = version
         self.resources = {r.token: r for r in resources}
         self.invokes = dict(invokes or {})
+        self.blocking_io = blocking_io
 
     def check_config(self, config: Mapping[str, Any], env: Mapping[str, str]) -> None:
         """Raise CloudError where the real provider rejects its config (credentials...)."""
@@ -337,6 +348,12 @@ _KINDS = {
 }
 
 
+# Threads for a blocking_io cloud's handlers. The engine sends at most --parallel calls at
+# once (4 x GOMAXPROCS by default); asyncio's default executor has only cpu + 4 threads.
+# Threads start on demand.
+MAX_HANDLER_THREADS = 32
+
+
 class FakeProvider(Provider):
     """The provider surface for one :class:`Cloud`, backed by a :class:`FakeCloud`.
 
@@ -357,6 +374,7 @@ class FakeProvider(Provider):
         # (the engine would only say "EOF"): fail the first call instead.
         self._store = FakeCloud(state_dir) if state_dir else None
         self.config: dict[str, Any] = {}
+        self._threads: ThreadPoolExecutor | None = None
 
     @property
     def store(self) -> FakeCloud:
@@ -391,17 +409,35 @@ class FakeProvider(Provider):
                 text = rtype.fault_error(op, rid or name)
                 raise CloudError(f"{text} (injected by FAKECLOUD_FAULTS: {fault.spec})")
 
+    async def _handle(self, action: Callable[[], Any]) -> Any:
+        """``action()``: in a worker thread for a ``blocking_io`` cloud, else right here.
+
+        Every RPC is a coroutine on the server's one event loop, so a handler that blocks
+        there (a boto3 call to moto) would hold up all the engine's other calls.
+        """
+        if not self.cloud.blocking_io:
+            return action()
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                MAX_HANDLER_THREADS, thread_name_prefix=f"fakecloud-{self.cloud.name}"
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._threads, action)
+
     async def _operate(
         self, op: str, rtype: ResourceType, urn: str, rid: str | None, action: Callable[[], Any]
     ) -> Any:
-        """Run a cloud operation with the begin/end log, delays and injected faults."""
+        """Run a cloud operation with the begin/end log, delays and injected faults.
+
+        The delays are ``asyncio.sleep``: they overlap, hold no thread, and the plugin's
+        watchdog can still end the process in the middle of one.
+        """
         base = {"type": rtype.token, "name": urn_name(urn), "id": rid}
         if op in MUTATING_OPS:
             self._log(op, **base, phase="begin")
         try:
             await asyncio.sleep(delay_ms(self.env, op) / 1000)
             self._fault(op, rtype, urn, rid)
-            result = action()
+            result = await self._handle(action)
             await asyncio.sleep(delay_ms(self.env, op, after=True) / 1000)
         except (CloudError, FaultSyntaxError) as exc:
             self._log(op, **base, outcome="error", error=str(exc))
@@ -608,7 +644,8 @@ class FakeProvider(Provider):
             self._log("invoke", type=request.tok, outcome="error", error=error)
             raise CloudError(error)
         try:
-            result = fn(self._ctx(), to_plain_map(request.args))
+            ctx, args = self._ctx(), to_plain_map(request.args)
+            result = await self._handle(lambda: fn(ctx, args))
         except CloudError as exc:
             self._log("invoke", type=request.tok, outcome="error", error=str(exc))
             raise

@@ -31,6 +31,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -72,30 +73,34 @@ class FakeCloud:
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.root = Path(state_dir)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_fd: int | None = None
-        self._lock_depth = 0
+        # Per thread: a provider may run handlers in worker threads (Cloud.blocking_io). Each
+        # thread takes the flock on its own open file, so threads exclude each other as
+        # processes do; a shared depth would let a second thread in without the lock.
+        self._held = threading.local()
 
     # ----------------------------------------------------------------- locking
     @contextlib.contextmanager
     def transaction(self) -> Iterator[FakeCloud]:
-        """Hold the state directory's exclusive lock (re-entrant within this object).
+        """Hold the state directory's exclusive lock (re-entrant within this object and thread).
 
         Never ``await`` while holding it: another coroutine of the same process
-        would block the event loop on ``flock`` and deadlock.
+        would block the event loop on ``flock`` and deadlock. Nor hold it across a
+        slow call (the AWS fake's requests to moto): every other caller would wait.
         """
-        if self._lock_depth == 0:
+        held = self._held
+        if not getattr(held, "depth", 0):
             fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._lock_fd = fd
-        self._lock_depth += 1
+            held.fd, held.depth = fd, 0
+        held.depth += 1
         try:
             yield self
         finally:
-            self._lock_depth -= 1
-            if self._lock_depth == 0 and self._lock_fd is not None:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            held.depth -= 1
+            if held.depth == 0:
+                fcntl.flock(held.fd, fcntl.LOCK_UN)
+                os.close(held.fd)
+                held.fd = None
 
     # ------------------------------------------------------------------- files
     def path_for(self, type_token: str, resource_id: str) -> Path:

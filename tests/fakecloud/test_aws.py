@@ -11,12 +11,19 @@ import importlib
 import inspect
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.provider.experimental.provider import CheckRequest, PropertyDiffKind
+from pulumi.provider.experimental.provider import (
+    CheckRequest,
+    CreateRequest,
+    DeleteRequest,
+    PropertyDiffKind,
+    ReadRequest,
+)
 
 from tests.fakecloud import aws as fake
 from tests.fakecloud.aws import (
@@ -43,7 +50,7 @@ from tests.fakecloud.aws import (
 )
 from tests.fakecloud.driver import Driver
 from tests.fakecloud.moto_server import ACCOUNT_ENV, ENDPOINT_ENV, MotoServer, client, new_account
-from tests.fakecloud.provider import UNKNOWN, CloudError, from_plain, to_plain_map
+from tests.fakecloud.provider import UNKNOWN, CloudError, from_plain, to_plain_map, urn_name
 from tests.fakecloud.state import FakeCloud
 
 REGION = "eu-west-1"
@@ -658,6 +665,111 @@ def test_iam_propagation(make_aws: Callable[..., Driver]) -> None:
     patient = make_aws()
     patient.up(ROLE_POLICY_ATTACHMENT, "a", {"role": "etl-role", "policyArn": POLICY_ARN})
     patient.up(CLUSTER, "c", {"name": "etl-ecs"})
+
+
+# ------------------------------------------------------------------ concurrency
+def max_in_flight(spans: list[tuple[float, float]]) -> int:
+    """The most ``(start, end)`` spans open at one moment (touching spans do not overlap)."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    level = peak = 0
+    for _, step in events:  # at equal times an end (-1) sorts before a start
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def test_concurrent_operations_overlap_at_aws(
+    make_aws: Callable[..., Driver],
+    cloud: FakeCloud,
+    boto: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine sends up to --parallel Create/Read/Delete calls at once, and the plugin's
+    grpc.aio server runs each as a coroutine on its one event loop, as ``asyncio.gather``
+    does here. pulumi-aws serves them concurrently, so the fake must too: with every AWS
+    request lagging FAKECLOUD_AWS_LATENCY_MS, the operations' boto3 calls overlap instead of
+    queueing behind each other, and FAKECLOUD_DELAY_MS still holds each operation back."""
+    latency, delay = 0.2, 0.15
+    spans: dict[str, list[tuple[float, float]]] = {"create": [], "read": [], "delete": []}
+
+    def timed(op: str, action: Callable[..., Any], *args: Any) -> Any:
+        start = time.monotonic()
+        try:
+            return action(*args)
+        finally:
+            spans[op].append((start, time.monotonic()))
+
+    class TimedLogGroup(fake.LogGroup):
+        """The fake's log group, recording when each operation's AWS calls start and end."""
+
+        def create(self, ctx: Any, inputs: Any) -> Any:
+            return timed("create", super().create, ctx, inputs)
+
+        def read(self, ctx: Any, rid: str, olds: Any) -> Any:
+            return timed("read", super().read, ctx, rid, olds)
+
+        def delete(self, ctx: Any, rid: str, olds: Any) -> None:
+            timed("delete", super().delete, ctx, rid, olds)
+
+    monkeypatch.setitem(AWS.resources, LOG_GROUP, TimedLogGroup())
+    aws = make_aws(
+        FAKECLOUD_AWS_LATENCY_MS=str(int(latency * 1000)), FAKECLOUD_DELAY_MS=str(int(delay * 1000))
+    )
+    provider = aws.provider
+
+    def at_once(*calls: Any) -> tuple[list[Any], float]:
+        async def gather() -> list[Any]:
+            return await asyncio.gather(*calls)
+
+        start = time.monotonic()
+        results = asyncio.run(gather())
+        return results, time.monotonic() - start
+
+    def check_overlap(done: list[tuple[float, float]], wall: float) -> None:
+        """The operations' AWS calls ran side by side: the whole batch took about as long
+        as its slowest operation plus the injected delay, not the sum of all of them."""
+        serial = sum(end - start for start, end in done)
+        busy = max(end for _, end in done) - min(start for start, _ in done)
+        assert max_in_flight(done) >= 2, done
+        assert busy < serial / 2, (busy, serial)
+        assert delay <= wall < delay + serial / 2, (wall, serial)
+
+    # Four creates; each is CreateLogGroup, PutRetentionPolicy, DescribeLogGroups and
+    # ListTagsForResource: 0.8 s of AWS round trips, 3.2 s one after another.
+    groups = [f"/prefect/pool-{i}" for i in range(4)]
+    creates = [
+        CreateRequest(
+            aws.urn(LOG_GROUP, name),
+            aws.checked(LOG_GROUP, name, {"name": name, "retentionInDays": 7}),
+            60,
+            False,
+        )
+        for name in groups
+    ]
+    created, wall = at_once(*(provider.create(request) for request in creates))
+    assert [response.resource_id for response in created] == groups
+    assert len(spans["create"]) == len(groups)
+    check_overlap(spans["create"], wall)
+    listed = boto("logs").describe_log_groups(logGroupNamePrefix="/prefect/")["logGroups"]
+    assert [(g["logGroupName"], g["retentionInDays"]) for g in listed] == [(g, 7) for g in groups]
+    # The call log still brackets each create, and each waited out its injected delay.
+    begins = {c["name"]: c["ts"] for c in cloud.calls("create", LOG_GROUP, phase="begin")}
+    ends = {c["name"]: c["ts"] for c in cloud.calls("create", LOG_GROUP)}
+    assert begins.keys() == ends.keys() == {urn_name(r.urn) for r in creates}
+    assert all(ends[name] - begins[name] >= delay for name in begins)
+
+    # Then reads and deletes at once, as a refresh and a destroy send them.
+    rows = list(zip(creates, created, strict=True))
+    reads = [ReadRequest(q.urn, r.resource_id, r.properties, q.properties) for q, r in rows[:2]]
+    deletes = [DeleteRequest(q.urn, r.resource_id, r.properties, 60) for q, r in rows[2:]]
+    answers, wall = at_once(
+        *(provider.read(request) for request in reads),
+        *(provider.delete(request) for request in deletes),
+    )
+    assert [answer.resource_id for answer in answers[:2]] == groups[:2]
+    check_overlap(spans["read"] + spans["delete"], wall)
+    listed = boto("logs").describe_log_groups(logGroupNamePrefix="/prefect/")["logGroups"]
+    assert [g["logGroupName"] for g in listed] == groups[:2]
 
 
 # --------------------------------------------------------------- the real engine

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.fakecloud.state import FakeCloud, split_token
@@ -104,3 +106,20 @@ def test_parallel_processes_neither_corrupt_nor_double_claim(state_dir: Path) ->
     assert cloud.count(ACCOUNT) == 20 + 4 * 20  # every file parses: no torn writes
     assert len(cloud.calls("create")) == 80  # no interleaved log lines
     assert not list(state_dir.rglob("*.tmp")), "temp files are always renamed into place"
+
+
+def test_threads_of_one_process_exclude_each_other(cloud: FakeCloud) -> None:
+    """A provider may run its handlers in worker threads (``Cloud.blocking_io``), all on one
+    FakeCloud: a transaction must shut out the other threads too, not only other processes."""
+    cloud.put(ACCOUNT, "counter", {"n": 0})
+
+    def increment() -> None:
+        with cloud.transaction():
+            n = cloud.get(ACCOUNT, "counter")["properties"]["n"]
+            time.sleep(0.005)  # room for another thread's lost update
+            cloud.put(ACCOUNT, "counter", {"n": n + 1})  # re-enters the transaction
+
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(increment) for _ in range(40)]:
+            future.result()
+    assert cloud.get(ACCOUNT, "counter")["properties"]["n"] == 40
