@@ -446,24 +446,37 @@ def _prefect_changes(
     A ``create`` of an object the server already has is an adoption, written in place: it
     reads ``update`` (``existing`` says which, from the Prefect check).
     """
-    existing = existing or {}
     block_id = spec.prefect.block_id
     if outputs is None:
         outputs = spec.target.expected_outputs()
     defaults = spec.target.template_defaults(outputs, block_id)
+    existing = existing or {}
+    return _prefect_objects(
+        spec,
+        block_op=_as_planned(ops.get(BLOCK_TYPE, "same"), BLOCK_TYPE, existing=existing),
+        pool_op=_as_planned(ops.get(WORK_POOL_TYPE, "same"), WORK_POOL_TYPE, existing=existing),
+        variables=defaults,
+    )
 
-    def op(token: str) -> str:
-        o = ops.get(token, "same")
-        return "update" if o == "create" and existing.get(token) else o
 
+def _as_planned(op: str, token: str, *, existing: Mapping[str, bool]) -> str:
+    """The engine's op for a Prefect object as plans and summaries show it: a ``create`` of an
+    object the server already had is an adoption, written in place, so an ``update``."""
+    return "update" if op == "create" and existing.get(token) else op
+
+
+def _prefect_objects(
+    spec: PoolSpec, *, block_op: str, pool_op: str, variables: Mapping[str, Any] | None = None
+) -> list[BlockChange | WorkPoolChange]:
+    """The Prefect section of a plan: the block (when the target writes one), then the pool."""
     changes: list[BlockChange | WorkPoolChange] = []
     if spec.target.block is not None and spec.block_name is not None:
         changes.append(
-            BlockChange(name=spec.block_name, block_type=spec.target.block.type, op=op(BLOCK_TYPE))
+            BlockChange(name=spec.block_name, block_type=spec.target.block.type, op=block_op)
         )
     changes.append(
         WorkPoolChange(
-            name=spec.pool, type=spec.pool_type.name, op=op(WORK_POOL_TYPE), variables=defaults
+            name=spec.pool, type=spec.pool_type.name, op=pool_op, variables=dict(variables or {})
         )
     )
     return changes
@@ -664,10 +677,8 @@ def up(
 
     state, _ = read_state(spec.pool, settings, engine)
     prefect = state.prefect if state else PrefectState()
-    # A create of an object Prefect already had is an adoption, written in place: an update,
-    # as the plan showed it.
     ops = {
-        s.type: "update" if s.op == "create" and existing.get(s.type) else s.op
+        s.type: _as_planned(s.op, s.type, existing=existing)
         for s in result.steps
         if s.type in TYPES
     }
@@ -722,19 +733,10 @@ def destroy(
             Step(urn=r["urn"], type=r["type"], name=urn_name(r["urn"]), op="delete", inputs={})
             for r in (spec.state.resources if spec.state else [])
         ]
-        prefect_ops: list[BlockChange | WorkPoolChange] = []
-        if spec.target.block is not None and spec.block_name is not None:
-            prefect_ops.append(
-                BlockChange(
-                    name=spec.block_name,
-                    block_type=spec.target.block.type,
-                    op="delete" if owns_block else "same",
-                )
-            )
-        prefect_ops.append(
-            WorkPoolChange(
-                name=pool, type=spec.pool_type.name, op="delete" if owns_pool else "same"
-            )
+        prefect_ops = _prefect_objects(
+            spec,
+            block_op="delete" if owns_block else "same",
+            pool_op="delete" if owns_pool else "same",
         )
         if not hooks.confirm(_plan(spec, steps, prefect_ops, offline=False)):
             raise Cancelled("Cancelled: nothing was changed.")
