@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 Op = Literal["create", "update", "same"]
 
 
-
 @dataclass(frozen=True)
 class WriteResult:
     """The outcome of an upsert."""
@@ -50,6 +49,9 @@ class PrefectWriter:
             self._client = PrefectClient(api, **client_options)
         # Default templates per pool type: fetched once per writer (plan, then upsert).
         self._templates: dict[str, dict[str, Any]] = {}
+        # Block types by slug, once found: the Prefect check reads the schema, then plans the
+        # block, and both need the type.
+        self._block_types: dict[str, dict[str, Any]] = {}
 
     @property
     def api(self) -> PrefectApi:
@@ -211,8 +213,11 @@ class PrefectWriter:
         )
 
     def _block_type(self, slug: str) -> dict[str, Any]:
+        if slug in self._block_types:
+            return self._block_types[slug]
         block_type = self._get_or_none(f"/block_types/slug/{_seg(slug)}")
         if block_type is not None:
+            self._block_types[slug] = block_type
             return block_type
         # Self-hosted servers register block types from the integrations installed with them;
         # each of ours comes from the integration named by its first word (gcp-credentials:
