@@ -105,9 +105,7 @@ def _flag(panel: str, help: str, *decls: str, kind: Any = str, **extra: Any) -> 
     return Annotated[kind | None, option]
 
 
-BlockName = _flag(
-    "Prefect", "Credentials block name (default: <pool>-<cloud>-credentials)."
-)
+BlockName = _flag("Prefect", "Credentials block name (default: <pool>-<cloud>-credentials).")
 PrefectUrl = _flag(
     "Prefect",
     "Prefect API URL (default: PREFECT_API_URL or the active Prefect profile).",
@@ -147,8 +145,8 @@ def _target_flags() -> dict[str, Any]:
     flags: dict[str, Any] = {}
     for key, declared in registry.all_flags().items():
         first = declared[0][1]
-        panel = " and ".join(label for label, _ in declared)
-        text = " ".join(f.help for _, f in declared)
+        panel = first.panel or " and ".join(label for label, _ in declared)
+        text = " ".join(dict.fromkeys(f.help for _, f in declared))
         extra = {"show_default": False} if first.kind == "bool" else {}
         flags[key] = _flag(panel, text, *first.decls, kind=_KINDS[first.kind], **extra)
     return flags

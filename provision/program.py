@@ -2,10 +2,10 @@
 
 The order matters for crash safety: the record is registered first (so even a first run killed
 halfway leaves a stack that says what it is), then the target's cloud resources, then the
-credentials block (which depends on the credential) and the work pool (which references the
-block). The engine orders every create, update and delete by those dependencies: a block is
+credentials block (which depends on the credential), the work pool (which references the
+block) and, with ``--with-worker``, the worker (which polls the work pool). The engine orders every create, update and delete by those dependencies: a block is
 written only once its credential exists, and ``destroy`` removes the work pool, then the block,
-then the cloud side.
+then the cloud side (a worker first of all).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def pool_program(
         defaults = pulumi.Output.all(block_id, pulumi.Output.all(**public)).apply(
             lambda v: pool.template_defaults(v[1], v[0])
         )
-        PrefectWorkPool(
+        work_pool = PrefectWorkPool(
             WORK_POOL_RESOURCE,
             api_url=prefect.api_url,
             pool_name=pool.name,
@@ -78,6 +78,13 @@ def pool_program(
             push=pool.type.push,
             defaults=defaults,
         )
+        worker = pool.worker_program()
+        if worker is not None:
+            # After the work pool: a worker started before it would create the pool itself,
+            # with Prefect's default template. And so ``destroy`` stops the worker first.
+            after = pulumi.ResourceOptions(depends_on=[work_pool])
+            for key, value in worker(outputs, after).items():
+                pulumi.export(key, value)
 
     return run
 

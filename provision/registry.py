@@ -54,6 +54,9 @@ class Flag:
     decls: tuple[str, ...] = ()
     """Click declarations when not ``--key-with-dashes`` (``--a/--b`` switches, singular names
     of repeatable flags)."""
+    panel: str | None = None
+    """The ``--help`` panel of a flag several targets share as one (``Worker``); default: the
+    labels of the targets declaring it."""
 
     @property
     def name(self) -> str:
@@ -85,6 +88,30 @@ class TargetSpec:
     flags: tuple[Flag, ...] = ()
 
 
+WORKER_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "with_worker",
+        "Run the pool's worker in the cloud as the pool's own identity: no key, access key or "
+        "client secret is made (worker-based types).",
+        "bool",
+        ("--with-worker/--without-worker",),
+        panel="Worker",
+    ),
+    Flag(
+        "worker_image",
+        "Worker image (default: Prefect's official image for the server's version).",
+        panel="Worker",
+    ),
+    Flag("worker_count", "Number of workers (default 1).", "int", panel="Worker"),
+    Flag(
+        "worker_api_key_env",
+        "Environment variable holding the worker's own Prefect API key or auth string "
+        "(default: yours, after the plan says so).",
+        panel="Worker",
+    ),
+)
+"""The flags of every target that can run the pool's worker (``WorkerOptions``)."""
+
 TARGETS: dict[str, TargetSpec] = {
     t.key: t
     for t in (
@@ -104,6 +131,7 @@ TARGETS: dict[str, TargetSpec] = {
                     "bool",
                     ("--registry-writer/--registry-reader",),
                 ),
+                *WORKER_FLAGS,
             ),
         ),
         TargetSpec(
@@ -128,6 +156,7 @@ TARGETS: dict[str, TargetSpec] = {
                     "ECR lifecycle: keep the last N images (default 30).",
                     "int",
                 ),
+                *WORKER_FLAGS,
             ),
         ),
         TargetSpec(
@@ -149,6 +178,7 @@ TARGETS: dict[str, TargetSpec] = {
                 Flag(
                     "secret_days", "Lifetime of the app's client secret, days (default 365).", "int"
                 ),
+                *WORKER_FLAGS,
             ),
         ),
         TargetSpec("modal", "Modal", "provision.targets.modal:ModalPool"),

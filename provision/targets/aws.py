@@ -31,9 +31,10 @@ from provision.targets.base import (
     OptionPicker,
     Outputs,
     Pool,
-    TargetOptions,
+    WorkerOptions,
     block_from_outputs,
     block_ref,
+    worker_options,
 )
 
 DEFAULT_VPC_CIDR = "10.42.0.0/16"
@@ -74,7 +75,7 @@ OBSERVER_QUEUE_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME"
 OBSERVER_REGION_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION"
 
 
-class AwsOptions(TargetOptions):
+class AwsOptions(WorkerOptions):
     """Validated options of an ECS pool; saved verbatim in the pool's stack config."""
 
     region: str
@@ -232,8 +233,9 @@ class AwsPool(Pool[AwsOptions]):
             "log_retention_days": pick("log_retention_days", DEFAULT_LOG_RETENTION_DAYS),
             "task_role_policy_arns": _as_tuple(pick("task_role_policy_arns", ())),
             "ecr_keep_images": pick("ecr_keep_images", DEFAULT_ECR_KEEP_IMAGES),
+            **worker_options(pick),
         }
-        return AwsOptions.checked(opts, sources)
+        return AwsOptions.checked(opts, sources, pool_type=pool_type)
 
     def provider_config(self) -> dict[str, str]:
         """Region, profile, and the tags every taggable resource gets (provider default_tags)."""
@@ -382,9 +384,7 @@ class AwsPool(Pool[AwsOptions]):
             role_arns=role_arns,
             log_group_name=args.names.log_group,
             queue_arn=(
-                None
-                if push
-                else f"arn:aws:sqs:{opts.region}:{account}:{args.names.events_queue}"
+                None if push else f"arn:aws:sqs:{opts.region}:{account}:{args.names.events_queue}"
             ),
         )
         worker = f"worker IAM user {args.names.worker_user}"

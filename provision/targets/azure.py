@@ -32,16 +32,17 @@ from provision.targets.base import (
     OptionPicker,
     Outputs,
     Pool,
-    TargetOptions,
+    WorkerOptions,
     block_from_outputs,
     block_ref,
     generated_suffix,
+    worker_options,
 )
 
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, as Entra ID takes it
 
 
-class AzureOptions(TargetOptions):
+class AzureOptions(WorkerOptions):
     """Validated options of an Azure pool; saved verbatim in the pool's stack config."""
 
     subscription: str
@@ -262,8 +263,9 @@ class AzurePool(Pool[AzureOptions]):
             "registry_sku": _canonical_sku(pick("registry_sku") or "Basic"),
             "secret_days": naming.DEFAULT_SECRET_DAYS if secret_days is None else secret_days,
             "tenant": tenant,
+            **worker_options(pick),
         }
-        return AzureOptions.checked(opts, sources)
+        return AzureOptions.checked(opts, sources, pool_type=pool_type)
 
     @classmethod
     def generate(cls, name: str, options: AzureOptions) -> dict[str, str]:

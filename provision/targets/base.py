@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from provision.engine_errors import ErrorRule
 from provision.errors import EngineError, InvalidInputError
@@ -29,6 +36,12 @@ from provision.registry import PoolType, flag
 CloudProgram = Callable[[], Mapping[str, Any]]
 """A target's part of the inline program: declares its cloud resources and returns the outputs
 (name → ``pulumi.Output``) that become the stack's exports: the stack's typed outputs mapping."""
+
+WorkerProgram = Callable[[Mapping[str, Any], Any], Mapping[str, Any]]
+"""A target's worker part of the inline program, declared after the work pool exists: called
+with the cloud part's outputs and the ``pulumi.ResourceOptions`` every worker resource must be
+created with (they make it wait for the work pool, and ``destroy`` remove it first); returns
+the worker's outputs, exported beside the cloud part's."""
 
 PLACEHOLDER = "<created on up>"
 """Stands in for values that exist only once ``up`` has run (plans, dry runs)."""
@@ -102,6 +115,126 @@ class TargetOptions(BaseModel):
             )
         except ValidationError as exc:
             raise InvalidInputError(_first_problem(exc)) from None
+
+
+WORKER_COUNT_MAX = 10
+"""A pool needs one worker, a few for availability; more is a typo, not a plan."""
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$", re.IGNORECASE)
+
+
+class WorkerOptions(TargetOptions):
+    """The options of a target that can run the pool's worker in its cloud (``--with-worker``).
+
+    A mixin of the GCP, AWS and Azure options: same flags, same checks, saved with the pool.
+    The worker runs as the pool's own cloud identity, so no long-lived cloud credential is made.
+    """
+
+    with_worker: bool = False
+    worker_image: str | None = None
+    worker_count: int = 1
+    worker_api_key_env: str | None = None
+
+    @field_validator("with_worker", mode="before")
+    @classmethod
+    def _with_worker(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(f"--with-worker must be true or false, not {value!r}.")
+        return value
+
+    @field_validator("worker_count")
+    @classmethod
+    def _worker_count(cls, value: int, info: ValidationInfo) -> int:
+        if not 1 <= value <= WORKER_COUNT_MAX:
+            raise ValueError(
+                f"Invalid --worker-count {value}{origin(info)}: 1 to {WORKER_COUNT_MAX} workers."
+            )
+        return value
+
+    @field_validator("worker_image")
+    @classmethod
+    def _worker_image(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (not _IMAGE.match(value) or len(value) > 512):
+            raise ValueError(
+                f"Invalid --worker-image '{value}'{origin(info)}: an image reference such as "
+                "prefecthq/prefect:3-python3.12 or REGISTRY/REPOSITORY:TAG."
+            )
+        return value
+
+    @field_validator("worker_api_key_env")
+    @classmethod
+    def _worker_api_key_env(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError(
+                f"Invalid --worker-api-key-env '{value}'{origin(info)}: the name of an "
+                "environment variable (letters, digits, _), not the key itself."
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _worker_fits(self, info: ValidationInfo) -> Self:
+        context = info.context or {}
+        pool_type: PoolType | None = context.get("pool_type")
+        if not self.with_worker:
+            sources = context.get("sources", {})
+            for key in ("worker_image", "worker_count", "worker_api_key_env"):
+                if sources.get(key) == flag(key):
+                    raise ValueError(f"{flag(key)} needs --with-worker.")
+        elif pool_type is not None and pool_type.push:
+            worker = pool_type.worker_type
+            raise ValueError(
+                f"--with-worker runs a worker, and '{pool_type.name}' pools have none (Prefect "
+                f"Cloud submits their runs): drop --with-worker, or use --type {worker}."
+            )
+        return self
+
+
+def worker_options(pick: OptionPicker) -> dict[str, Any]:
+    """The worker options a target's ``resolve_options`` picks (flag > saved > default)."""
+    values: dict[str, Any] = {"with_worker": bool(pick("with_worker", False))}
+    for key in ("worker_image", "worker_count", "worker_api_key_env"):
+        value = pick(key)
+        if value is not None:
+            values[key] = value
+    return values
+
+
+@dataclass(frozen=True)
+class WorkerLaunch:
+    """How the pool's worker reaches Prefect, decided by the service once the API is known.
+
+    ``credential`` is the worker's Prefect API key (Prefect Cloud) or auth string (a server
+    behind ``PREFECT_SERVER_API_AUTH_STRING``): it goes into the cloud's secret store, never
+    into a plain environment value. ``None`` with ``credential_env`` set: not known here (an
+    offline plan); ``credential_env`` ``None``: the server asks for no credential.
+    """
+
+    api_url: str
+    image: str
+    credential_env: str | None = None
+    """``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING``: the variable the worker reads."""
+    credential: str | None = field(default=None, repr=False)
+    credential_source: str = ""
+    """Where the credential came from, for the plan: ``$PREFECT_WORKER_KEY (--worker-api-key-
+    env)`` or ``your own API key (PREFECT_API_KEY)``."""
+    dedicated: bool = False
+    """The credential is one the user named for the worker, not their own."""
+
+
+@dataclass(frozen=True)
+class WorkerContainer:
+    """What a cloud's worker runs, in the terms every container service shares: the stacks
+    take this (they know nothing of Prefect), the plan and ``show`` print it."""
+
+    image: str
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    """Plain environment values: nothing secret."""
+    secret_env: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """Variable name → secret value (a ``pulumi.Output`` marked secret in a program): the stack
+    puts each in the cloud's secret store and passes a reference to the container."""
+    count: int = 1
 
 
 def origin(info: ValidationInfo, key: str | None = None) -> str:
@@ -184,6 +317,19 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """The credential a pool's block holds, for the plan and the summary."""
+
+    kind: str
+    """``service-account key``, ``IAM access key``, ``client secret``; ``none`` when keyless."""
+    identity: str
+    """Whose it is (keyed), or the identity the worker runs as (keyless)."""
+    long_lived: bool
+    note: str = ""
+    """One sentence: what uses it, or what stands in for it."""
+
+
+@dataclass(frozen=True)
 class NextSteps:
     """What the summary prints once a pool is ready."""
 
@@ -227,6 +373,8 @@ class Pool(abc.ABC, Generic[OptionsT]):
     """Values chosen once per stack and then kept in its record (random suffixes)."""
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The environment it was resolved in: where local credentials are read, when needed."""
+    worker: WorkerLaunch | None = field(default=None, repr=False, compare=False)
+    """Set by the service on a ``--with-worker`` pool once the Prefect API is known."""
 
     cloud: ClassVar[str]
     """Short name used in messages and ``list``: ``gcp``, ``aws``, ``modal``."""
@@ -239,6 +387,8 @@ class Pool(abc.ABC, Generic[OptionsT]):
     """Type token → how to find and remove a copy a killed run may have left untracked."""
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
     """Output names holding a credential: never passed to template defaults or next steps."""
+    worker_package: ClassVar[str] = ""
+    """The integration a worker of this target needs (``prefect-gcp``); empty: no worker."""
     propagation_errors: ClassVar[tuple[str, ...]] = ()
     """Regexes over engine output meaning "a new identity/grant is not visible yet": the engine
     retries ``up`` with backoff when a failure matches one of these."""
@@ -314,6 +464,42 @@ class Pool(abc.ABC, Generic[OptionsT]):
     def program(self) -> CloudProgram | None:
         """The cloud part of the inline program (imports its stack module lazily), or ``None``
         for a target without cloud resources."""
+        return None
+
+    def worker_program(self) -> WorkerProgram | None:
+        """The worker part of the inline program (``--with-worker``), or ``None``."""
+        return None
+
+    def worker_container(
+        self, secret: Any = None, extra_env: Mapping[str, str] | None = None
+    ) -> WorkerContainer:
+        """The worker's container: the image, ``prefect worker start`` for this pool and type,
+        the API URL, the integration to install, and the Prefect credential as a secret.
+
+        ``secret`` is the credential as the program has it (``pulumi.Output.secret(...)``); the
+        container gets no secret variable when the server asks for none.
+        """
+        launch = self.worker
+        if launch is None:
+            raise ValueError(f"pool '{self.name}' runs no worker")
+        env = {
+            "PREFECT_API_URL": launch.api_url,
+            # The official image's entrypoint installs these before running the command.
+            "EXTRA_PIP_PACKAGES": self.worker_package,
+            **(extra_env or {}),
+        }
+        secret_env = {launch.credential_env: secret} if launch.credential_env else {}
+        command = ("prefect", "worker", "start", "--pool", self.name)
+        return WorkerContainer(
+            image=launch.image,
+            command=(*command, "--type", self.type.worker_type),
+            env=env,
+            secret_env=secret_env,
+            count=getattr(self.options, "worker_count", 1),
+        )
+
+    def credential(self) -> Credential | None:
+        """The credential the block holds (``none`` when keyless); ``None``: no block."""
         return None
 
     def expected_outputs(self) -> dict[str, Any]:

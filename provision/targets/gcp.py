@@ -35,12 +35,13 @@ from provision.targets.base import (
     OptionPicker,
     Outputs,
     Pool,
-    TargetOptions,
+    WorkerOptions,
     bad_outputs,
     block_from_outputs,
     block_ref,
     generated_suffix,
     origin,
+    worker_options,
 )
 from provision.targets.gcp_errors import GCP_ERROR_RULES
 
@@ -169,7 +170,7 @@ PROPAGATION_ERRORS: tuple[str, ...] = (
 )
 
 
-class GcpOptions(TargetOptions):
+class GcpOptions(WorkerOptions):
     """Validated options of a GCP pool; saved verbatim in the pool's record."""
 
     project: str
@@ -374,8 +375,9 @@ class GcpPool(Pool[GcpOptions]):
             "runtime_account_id": pick("runtime_account_id") or naming.runtime_account_id(name),
             "repository_id": pick("repository_id") or naming.repository_id(name),
             "registry_writer": pick("registry_writer") or False,
+            **worker_options(pick),
         }
-        return GcpOptions.checked(opts, sources, flavor=pool_type.worker_type)
+        return GcpOptions.checked(opts, sources, flavor=pool_type.worker_type, pool_type=pool_type)
 
     @classmethod
     def generate(cls, name: str, options: GcpOptions) -> dict[str, str]:
