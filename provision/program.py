@@ -3,9 +3,10 @@
 The order matters for crash safety: the record is registered first (so even a first run killed
 halfway leaves a stack that says what it is), then the target's cloud resources, then the
 credentials block (which depends on the credential), the work pool (which references the
-block) and, with ``--with-worker``, the worker (which polls the work pool). The engine orders every create, update and delete by those dependencies: a block is
-written only once its credential exists, and ``destroy`` removes the work pool, then the block,
-then the cloud side (a worker first of all).
+block) and, with ``--with-worker``, the worker (which polls the work pool). The engine orders
+every create, update and delete by those dependencies: a block is written only once its
+credential exists, and ``destroy`` removes the worker, the work pool, then the block, then the
+cloud side.
 """
 
 from __future__ import annotations

@@ -222,6 +222,22 @@ class WorkerLaunch:
     """The credential is one the user named for the worker, not their own."""
 
 
+DEFAULT_WORKER_PYTHON = "3.12"
+
+
+def default_worker_image(prefect_version: str | None) -> str:
+    """Prefect's official image for a server's version (``prefecthq/prefect:3.8.8-python3.12``),
+    or the newest 3.x when the version is not known."""
+    known = prefect_version and re.fullmatch(r"[0-9][0-9A-Za-z.]*", prefect_version)
+    tag = prefect_version if known else "3"
+    return f"prefecthq/prefect:{tag}-python{DEFAULT_WORKER_PYTHON}"
+
+
+def worker_command(pool: str, worker_type: str) -> tuple[str, ...]:
+    """The worker's command: poll ``pool`` as a ``worker_type`` worker."""
+    return ("prefect", "worker", "start", "--pool", pool, "--type", worker_type)
+
+
 @dataclass(frozen=True)
 class WorkerContainer:
     """What a cloud's worker runs, in the terms every container service shares: the stacks
@@ -470,14 +486,13 @@ class Pool(abc.ABC, Generic[OptionsT]):
         """The worker part of the inline program (``--with-worker``), or ``None``."""
         return None
 
-    def worker_container(
-        self, secret: Any = None, extra_env: Mapping[str, str] | None = None
-    ) -> WorkerContainer:
+    def worker_container(self, extra_env: Mapping[str, str] | None = None) -> WorkerContainer:
         """The worker's container: the image, ``prefect worker start`` for this pool and type,
-        the API URL, the integration to install, and the Prefect credential as a secret.
+        the API URL, the integration to install, ``extra_env``, and the Prefect credential as a
+        secret (``pulumi.Output.secret``: only call this inside a program).
 
-        ``secret`` is the credential as the program has it (``pulumi.Output.secret(...)``); the
-        container gets no secret variable when the server asks for none.
+        The container gets no secret variable when the server asks for no credential; in an
+        offline plan, where the credential is not read, a placeholder stands in for it.
         """
         launch = self.worker
         if launch is None:
@@ -488,11 +503,16 @@ class Pool(abc.ABC, Generic[OptionsT]):
             "EXTRA_PIP_PACKAGES": self.worker_package,
             **(extra_env or {}),
         }
-        secret_env = {launch.credential_env: secret} if launch.credential_env else {}
-        command = ("prefect", "worker", "start", "--pool", self.name)
+        secret_env: dict[str, Any] = {}
+        if launch.credential_env:
+            import pulumi
+
+            secret_env[launch.credential_env] = pulumi.Output.secret(
+                launch.credential or PLACEHOLDER
+            )
         return WorkerContainer(
             image=launch.image,
-            command=(*command, "--type", self.type.worker_type),
+            command=worker_command(self.name, self.type.worker_type),
             env=env,
             secret_env=secret_env,
             count=getattr(self.options, "worker_count", 1),
