@@ -16,6 +16,7 @@ from provision.settings import load_settings
 from tests.contract import PREVIEW_KEYS
 
 GOOD = ["--type", "cloud-run-v2:push", "--project", "my-proj-123", "--region", "europe-west1"]
+WORKER = ["--type", "cloud-run-v2", "--project", "my-proj-123", "--region", "europe-west1"]
 
 
 @pytest.fixture
@@ -76,6 +77,14 @@ def assert_nothing_written(env: dict[str, str]) -> None:
         (["p1", *GOOD, "--offline", "--refresh"], ["--refresh"]),
         (["p1", *GOOD, "--vpc-id", "vpc-0abc"], ["--vpc-id does not apply to type"]),
         (["p1", *GOOD, "--subscription", "x"], ["--subscription does not apply to type"]),
+        (["p1", *GOOD, "--with-worker"], ["'cloud-run-v2:push' pools have none", "cloud-run-v2"]),
+        (["p1", *WORKER, "--worker-count", "2"], ["--worker-count needs --with-worker"]),
+        (["p1", *WORKER, "--with-worker", "--worker-count", "0"], ["--worker-count 0"]),
+        (["p1", *WORKER, "--with-worker", "--worker-image", "no spaces"], ["--worker-image"]),
+        (
+            ["p1", *WORKER, "--with-worker", "--worker-api-key-env", "pnu_abc-123"],
+            ["not the key itself"],
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(env, args, needles):
@@ -226,6 +235,21 @@ def test_preview_offline_json_matches_the_contract(env):
     assert role["principal"].startswith("worker service account")
     assert "run.jobs.run" in role["permissions"] and role["why"]
     assert_nothing_written(env)
+
+
+def test_preview_offline_shows_the_worker_and_whose_credential_it_uses(env):
+    result = run(env, "preview", "p1", *WORKER, "--with-worker", "--offline", "--json")
+    assert result.exit_code == 0, result.output
+    worker = json.loads(result.stdout)["worker"]
+    assert " ".join(worker["command"]) == "prefect worker start --pool p1 --type cloud-run-v2"
+    assert worker["count"] == 1 and worker["image"].startswith("prefecthq/prefect:")
+    # Offline nothing is read: the plan says whose credential `up` will use.
+    assert "your own Prefect credential" in worker["prefect_credential_source"]
+    panel = run(env, "preview", "p1", *WORKER, "--with-worker", "--offline").stdout
+    assert "Worker" in panel and "prefect worker start --pool p1" in panel
+    # Without the worker there is no worker section.
+    plain = json.loads(run(env, "preview", "p1", *WORKER, "--offline", "--json").stdout)
+    assert plain["worker"] is None
 
 
 def test_offline_ecs_json_reviews_iam_policies_and_grants(env):
