@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -458,3 +459,44 @@ def test_plan_panel_reads_whole_at_80_and_200_columns(env, tmp_path, pool_type, 
     words = {w.strip(",") for line in lines for w in line.strip("│ ").split()}
     assert types <= words, types - words  # every type token whole, on one line
     assert permissions <= words, permissions - words
+
+
+def test_show_renders_the_workers_prefect_sees_or_why_it_could_not_ask():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from cli import render
+    from provision.prefect.writer import WorkerStatus
+    from provision.saved import PrefectState
+    from provision.service import PoolDetails
+
+    def shown(**workers: Any) -> tuple[str, dict[str, Any]]:
+        details = PoolDetails(
+            name="p1",
+            type="cloud-run-v2",
+            location="my-proj-123/europe-west1",
+            outputs={"region": "europe-west1"},
+            secret_outputs=frozenset(),
+            block_name="p1-gcp-credentials",
+            prefect=PrefectState(block_id="b", pool_id="w"),
+            prefect_api_url="http://127.0.0.1:4200/api",
+            **workers,
+        )
+        out = StringIO()
+        render.details(Console(file=out, width=120), details)
+        return out.getvalue(), render.details_dict(details)
+
+    beat = "2026-12-02T03:00:00Z"
+    text, data = shown(
+        workers=[WorkerStatus("cloud-run-v2-abc", "ONLINE", beat)], workers_error=None
+    )
+    assert "cloud-run-v2-abc" in text and "ONLINE" in text and beat in text
+    assert data["workers"] == [
+        {"name": "cloud-run-v2-abc", "status": "ONLINE", "last_heartbeat": beat}
+    ]
+    text, _ = shown(workers=[], workers_error=None)
+    assert "none has polled this pool yet" in text
+    text, data = shown(workers=None, workers_error="Prefect at http://127.0.0.1:4200/api is down")
+    assert "Workers: unknown (Prefect at http://127.0.0.1:4200/api is down)" in text
+    assert data["workers"] is None and "down" in data["workers_error"]
