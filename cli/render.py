@@ -130,6 +130,9 @@ def plan(out: Console, the_plan: Any) -> None:
         f"{c.delete} to delete, {c.same} unchanged"
     )
     access = _access(the_plan.credential, the_plan.worker, width)
+    if the_plan.profile is not None:
+        access += [Text("Prefect profile (this machine)", style="bold underline")]
+        access += [*_profile_lines(the_plan.profile, width), Text("")]
     out.print(
         Panel(
             Group(
@@ -165,6 +168,17 @@ def _access(credential: Any, worker: Any, width: int) -> list[Text]:
             lines += _lines(text, width, hang=2)
         lines.append(Text(""))
     return lines
+
+
+def _profile_lines(change: Any, width: int) -> list[Text]:
+    """``--set-image-namespace``: the key, its new value, and what destroy puts back."""
+    was = change.previous if change.previous is not None else "unset"
+    value = change.value if change.value is not None else "unset"
+    text = f"{change.key} = {value} in profile '{change.profile}' ({change.path}); "
+    text += "unchanged" if change.op == "same" else f"was {was}, put back by destroy"
+    if change.op == "delete" or (change.op == "update" and change.value == change.previous):
+        text = f"{change.key} back to {value} in profile '{change.profile}' ({change.path})"
+    return [_entry(_op(change.op), text, width)]
 
 
 def credential_line(credential: Any) -> str:

@@ -10,6 +10,7 @@ interrupted or failed run is finished by running the same command again, from an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -34,11 +35,14 @@ from provision.plan import (
     BlockChange,
     Changes,
     Plan,
+    ProfileChangePlan,
     ResourceChange,
     WorkerPlan,
     WorkPoolChange,
     mask_inputs,
 )
+from provision.prefect import profile as prefect_profile
+from provision.prefect.profile import ProfileSetting
 from provision.prefect.resources import (
     BLOCK_TYPE,
     ENV_AUTH,
@@ -93,6 +97,32 @@ class PoolRequest:
     block_name: str | None = None
     prefect_api_url: str | None = None
     prefect_api_key: str | None = field(default=None, repr=False)
+    set_image_namespace: bool | None = None
+    """Set the active Prefect profile's image namespace to the pool's registry (``None``: as
+    the record says)."""
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    """What ``up`` does to the active Prefect profile's image namespace on this machine."""
+
+    setting: ProfileSetting
+    """Where it lives, and its value now."""
+    value: str | None
+    """What it will hold once ``up`` is done (``None``: unset)."""
+    previous: str | None
+    """What it held before the pool set it: ``destroy`` puts it back."""
+    recorded: bool
+    """The pool sets it (kept in the record); ``False``: it is being handed back."""
+
+    @property
+    def op(self) -> str:
+        """The change as plans show it."""
+        if self.value == self.setting.value:
+            return "same"
+        if self.value is None:
+            return "delete"
+        return "create" if self.setting.value is None else "update"
 
 
 @dataclass(frozen=True)
@@ -111,6 +141,8 @@ class PoolSpec:
     """A record an older version kept in this machine's work dir, not yet in the backend."""
     block_schema: Mapping[str, Any] = field(default_factory=dict)
     """The block type's schema as the Prefect server declares it (once Prefect was checked)."""
+    profile: ProfileChange | None = None
+    """``--set-image-namespace`` on this machine (read by ``up``, ``preview`` and ``destroy``)."""
 
     @property
     def pool(self) -> str:
@@ -141,6 +173,11 @@ class PoolSpec:
             generated=dict(self.target.generated),
             prefect_api_url=prefect_api_url,
             provider_config=self.provider_config,
+            image_namespace_profile=(
+                {"profile": self.profile.setting.profile, "previous": self.profile.previous}
+                if self.profile is not None and self.profile.recorded
+                else None
+            ),
         )
 
     def program(self, prefect_api_url: str) -> Callable[[], Awaitable[None]]:
@@ -446,7 +483,80 @@ def _plan(
         grants=spec.target.grants(),
         credential=spec.target.credential(),
         worker=_worker_plan(spec),
+        profile=_profile_plan(spec.profile),
         location=spec.target.location(),
+    )
+
+
+def _profile_plan(change: ProfileChange | None) -> ProfileChangePlan | None:
+    if change is None:
+        return None
+    return ProfileChangePlan(
+        path=str(change.setting.path),
+        profile=change.setting.profile,
+        key=change.setting.key,
+        op=change.op,
+        value=change.value,
+        previous=change.previous,
+    )
+
+
+# -- the image namespace in the Prefect profile (--set-image-namespace) ---------------------
+
+
+def _our_namespace(spec: PoolSpec) -> str | None:
+    """The pool's image namespace: from its outputs once it has some, else as predicted."""
+    outputs = spec.state.outputs if spec.state is not None and spec.state.outputs else None
+    if outputs is None:
+        outputs = spec.target.expected_outputs()
+    public = {k: v for k, v in outputs.items() if k not in spec.target.secret_outputs}
+    return spec.target.next_steps(public).image_namespace
+
+
+def _namespace_change(spec: PoolSpec, wanted: bool | None, env: Mapping[str, str]) -> PoolSpec:
+    """``spec`` with what ``up`` does to the profile's image namespace, read from this machine.
+
+    ``wanted`` is the flag (``None``: as the record says). The value the profile held before
+    is kept in the record across reruns (a rerun sees its own value there, not the original);
+    turning it off puts the original back only if the profile still holds the pool's.
+    """
+    saved = spec.saved.image_namespace_profile if spec.saved else None
+    wanted = bool(saved) if wanted is None else wanted
+    if not wanted and not saved:
+        return spec
+    ours = _our_namespace(spec)
+    if wanted and ours is None:
+        raise InvalidInputError(
+            f"'{spec.pool_type.name}' pools have no image registry: drop --set-image-namespace."
+        )
+    setting = prefect_profile.read(env)
+    holds_ours = ours is not None and setting.value == ours
+    same_profile = bool(saved) and saved["profile"] == setting.profile  # type: ignore[index]
+    previous = saved["previous"] if same_profile and holds_ours else setting.value  # type: ignore[index]
+    if wanted:
+        change = ProfileChange(setting, ours, previous, recorded=True)
+    else:
+        change = ProfileChange(
+            setting, previous if holds_ours else setting.value, previous, recorded=False
+        )
+    return replace(spec, profile=change)
+
+
+def _apply_namespace(spec: PoolSpec, outputs: Mapping[str, Any], hooks: Hooks) -> None:
+    """Write the profile once ``up`` has run: the pool's namespace from its real outputs (a
+    plan may have shown a placeholder), or the value handed back."""
+    change = spec.profile
+    if change is None:
+        return
+    value = spec.target.next_steps(outputs).image_namespace if change.recorded else change.value
+    if value == change.setting.value or (change.recorded and value in (None, PLACEHOLDER)):
+        return
+    prefect_profile.write(change.setting, value)
+    where = f"Prefect profile '{change.setting.profile}' ({change.setting.path})"
+    hooks.notice(
+        f"{where}: {change.setting.key} = {value}"
+        if value is not None
+        else f"{where}: {change.setting.key} removed"
     )
 
 
@@ -639,6 +749,7 @@ def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
     from provision.offline import offline_steps
 
     spec = _with_worker(resolve(request, settings), None, os.environ)
+    spec = _namespace_change(spec, request.set_image_namespace, os.environ)
     cloud = spec.target.program()
     steps = (
         offline_steps(spec.pool, cloud, spec.target.worker_program()) if cloud is not None else []
@@ -669,6 +780,7 @@ def plan(
     writer = (runtime or Runtime()).prefect(api)
     spec, existing = _check_prefect(spec, writer)
     spec = _launch_worker(spec, api, writer, env, hooks)
+    spec = _namespace_change(spec, request.set_image_namespace, env)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -782,6 +894,7 @@ def up(
     # here, before any cloud call.
     spec, existing = _check_prefect(spec, writer)
     spec = _launch_worker(spec, api, writer, env, hooks)
+    spec = _namespace_change(spec, request.set_image_namespace, env)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -817,6 +930,7 @@ def up(
         if s.type in TYPES
     }
     public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
+    _apply_namespace(spec, public, hooks)
     return UpOutcome(
         spec=spec,
         result=replace(
@@ -861,6 +975,10 @@ def destroy(
     if spec.legacy is not None and api is not None:
         # The Prefect objects an older version made must be in the stack to be deleted by it.
         spec = _migrate(engine, spec, api, settings, env)
+    # The image namespace goes back to what it was, if this machine's profile still holds the
+    # pool's; a machine with no profile to read has nothing to put back.
+    with contextlib.suppress(InvalidInputError):
+        spec = _namespace_change(spec, False, env)
     if hooks.confirm is not None:
         # What the state records is what goes: no engine run is needed to show it.
         steps = [
@@ -889,6 +1007,7 @@ def destroy(
                 details=exc.details,
             ) from None
         engine.remove(session.stack, pool)
+    _apply_namespace(spec, {}, hooks)
     return result
 
 

@@ -13,5 +13,6 @@ PREVIEW_KEYS = frozenset(
         "grants",
         "credential",
         "worker",
+        "profile",
     }
 )

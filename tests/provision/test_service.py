@@ -123,7 +123,10 @@ class ThingPool(Pool[ThingOptions]):
         return {"credentials": block_ref(block_document_id), "thing": outputs.get("thing_id")}
 
     def next_steps(self, outputs: Outputs) -> NextSteps:
-        return NextSteps(commands=(f"prefect worker start --pool {self.name}",))
+        return NextSteps(
+            image_namespace=f"registry.example/{self.name}",
+            commands=(f"prefect worker start --pool {self.name}",),
+        )
 
 
 THING_TYPE = PoolType("thing", "thing", "thing", False, "a test pool")
@@ -652,3 +655,82 @@ def test_show_reports_the_workers_prefect_sees_and_survives_prefect_being_down(w
     details = service.show("etl", world.settings, runtime=world.runtime)
     assert details.workers is None and "unreachable" in details.workers_error
     assert details.block_name == "etl-thing-credentials"  # the rest comes from the backend
+
+
+# -- the image namespace in the Prefect profile (--set-image-namespace) ---------------------------
+
+NAMESPACE = "PREFECT_DEFAULT_DOCKER_BUILD_NAMESPACE"
+
+
+@pytest.fixture
+def profiles(world, tmp_path):
+    """This machine's Prefect profiles: ``work`` active, with the user's own namespace."""
+    path = tmp_path / "prefect" / "profiles.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        'active = "work"\n\n[profiles.work]\n'
+        f'{NAMESPACE} = "docker.io/me"\nPREFECT_API_TIMEOUT = 60\n'
+    )
+    return path
+
+
+def namespace(path) -> str | None:
+    import tomllib
+
+    return tomllib.loads(path.read_text())["profiles"]["work"].get(NAMESPACE)
+
+
+def up_with_namespace(world, flag=True, **options):
+    request = service.PoolRequest("etl", type="thing", options=options, set_image_namespace=flag)
+    hooks = service.Hooks(on_notice=world.notices.append)
+    return service.up(request, world.settings, hooks, env=world.env, runtime=world.runtime)
+
+
+def test_the_namespace_is_set_kept_across_reruns_and_put_back_by_destroy(world, profiles):
+    request = service.PoolRequest("etl", type="thing", set_image_namespace=True)
+    plan = service.plan(request, world.settings, env=world.env, runtime=world.runtime)
+    assert plan.profile is not None
+    assert (plan.profile.op, plan.profile.value, plan.profile.previous) == (
+        "update",
+        "registry.example/etl",
+        "docker.io/me",
+    )
+    assert namespace(profiles) == "docker.io/me"  # a plan writes nothing
+
+    up_with_namespace(world)
+    assert namespace(profiles) == "registry.example/etl"
+    assert "PREFECT_API_TIMEOUT = 60" in profiles.read_text()  # the rest as it was
+    record = service.stack_state(world.stacks()["etl"]).record
+    assert record.image_namespace_profile == {"profile": "work", "previous": "docker.io/me"}
+
+    # A rerun (no flag: the record's choice) sees its own value and keeps the original.
+    up_with_namespace(world, flag=None)
+    record = service.stack_state(world.stacks()["etl"]).record
+    assert record.image_namespace_profile == {"profile": "work", "previous": "docker.io/me"}
+    request = service.PoolRequest("etl")
+    assert not service.plan(
+        request, world.settings, env=world.env, runtime=world.runtime
+    ).has_changes
+
+    service.destroy("etl", world.settings, env=world.env, runtime=world.runtime)
+    assert namespace(profiles) == "docker.io/me"
+
+
+def test_destroy_leaves_a_namespace_the_user_changed_since(world, profiles):
+    up_with_namespace(world)
+    profiles.write_text(profiles.read_text().replace("registry.example/etl", "ghcr.io/other"))
+    service.destroy("etl", world.settings, env=world.env, runtime=world.runtime)
+    assert namespace(profiles) == "ghcr.io/other"
+
+
+def test_unsetting_hands_the_namespace_back_and_forgets_it(world, profiles):
+    up_with_namespace(world)
+    up_with_namespace(world, flag=False)
+    assert namespace(profiles) == "docker.io/me"
+    assert service.stack_state(world.stacks()["etl"]).record.image_namespace_profile is None
+
+
+def test_no_profile_to_write_to_stops_up_before_anything_is_written(world):
+    with pytest.raises(InvalidInputError, match="No Prefect profiles file"):
+        up_with_namespace(world)
+    assert "stack" not in world.names()
