@@ -1,4 +1,6 @@
-"""Azure: Container Instances pools (push and worker) on ``stacks/azure_aci.py``.
+"""Azure: Container Instances pools (push and worker) on ``stacks/azure_aci.py``; with
+``--with-worker``, the worker itself in ACI as its own managed identity
+(``stacks/azure_worker.py``), and no app registration or client secret at all.
 
 Options come from the flags, then the pool's saved options, then the environment and the Azure
 CLI's own profile file (read, never executed), then defaults. Pulumi and the Azure SDKs are
