@@ -745,6 +745,7 @@ def _worker_plan(spec: PoolSpec) -> WorkerPlan | None:
         prefect_credential=launch.credential_env,
         prefect_credential_source=launch.credential_source,
         dedicated=launch.dedicated,
+        secret_store=spec.target.worker_secret_store,
     )
 
 

@@ -214,6 +214,9 @@ class AzurePool(Pool[AzureOptions]):
     error_rules = AZURE_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     worker_package = "prefect-azure"
+    # ACI has no secret reference for an environment variable: a secure value, which the API
+    # never returns (see docs/azure-grants.md for why it is as safe as Key Vault here).
+    worker_secret_store = "a secure environment value of the container (ACI never returns it)"
     orphan_hints = {
         "azuread:index/applicationPassword:ApplicationPassword": (
             "List the app's secrets with `az ad app credential list --id <client_id>` and "

@@ -445,6 +445,8 @@ class Pool(abc.ABC, Generic[OptionsT]):
     """Its block holds a credential its stack makes and ``rotate`` replaces: the stack gives
     :meth:`rotation_trigger` to that credential as its ``replacement_trigger`` and exports
     :data:`CREATED_OUTPUT` (and :data:`EXPIRES_OUTPUT` if it has a lifetime)."""
+    worker_secret_store: ClassVar[str] = "the cloud's secret store"
+    """Where its worker's Prefect credential is kept, as plans name it."""
     worker_package: ClassVar[str] = ""
     """The integration a worker of this target needs (``prefect-gcp``); empty: no worker."""
     propagation_errors: ClassVar[tuple[str, ...]] = ()
