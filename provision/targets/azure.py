@@ -35,6 +35,7 @@ from provision.targets.base import (
     OptionPicker,
     Outputs,
     Pool,
+    RotationOptions,
     WorkerOptions,
     WorkerProgram,
     bad_outputs,
@@ -42,6 +43,7 @@ from provision.targets.base import (
     block_ref,
     generated_suffix,
     require_block_fields,
+    rotation_options,
     text_value,
     worker_options,
 )
@@ -58,7 +60,7 @@ puts it back in front of every flow run's command (PrefectHQ/prefect
 same."""
 
 
-class AzureOptions(WorkerOptions):
+class AzureOptions(WorkerOptions, RotationOptions):
     """Validated options of an Azure pool; saved verbatim in the pool's stack config."""
 
     subscription: str
@@ -292,6 +294,7 @@ class AzurePool(Pool[AzureOptions]):
             "secret_days": naming.DEFAULT_SECRET_DAYS if secret_days is None else secret_days,
             "tenant": tenant,
             **worker_options(pick),
+            **rotation_options(pick),
         }
         return AzureOptions.checked(opts, sources, pool_type=pool_type)
 
