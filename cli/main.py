@@ -127,6 +127,17 @@ SecretsProvider = _flag(
     "Pulumi secrets provider: passphrase (default), awskms://, gcpkms://, azurekeyvault://, "
     "hashivault://.",
 )
+ImageNamespace = Annotated[
+    bool | None,
+    typer.Option(
+        "--set-image-namespace/--unset-image-namespace",
+        help="Set PREFECT_DEFAULT_DOCKER_BUILD_NAMESPACE in the active Prefect profile to the "
+        "pool's registry, as Prefect's provisioners do (destroy puts the old value back); "
+        "saved with the pool.",
+        rich_help_panel="Prefect",
+        show_default=False,
+    ),
+]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 Verbose = Annotated[
@@ -228,6 +239,7 @@ def _request(
     block_name: str | None,
     prefect_api_url: str | None,
     prefect_api_key: str | None,
+    set_image_namespace: bool | None = None,
 ) -> Any:
     from provision.service import PoolRequest
 
@@ -238,6 +250,7 @@ def _request(
         block_name=block_name,
         prefect_api_url=prefect_api_url,
         prefect_api_key=prefect_api_key,
+        set_image_namespace=set_image_namespace,
     )
 
 
@@ -287,6 +300,7 @@ def up(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Read the cloud's actual state first (repairs drift).")
     ] = False,
+    set_image_namespace: ImageNamespace = None,
     yes: Yes = False,
     verbose: Verbose = False,
 ) -> None:
@@ -295,7 +309,15 @@ def up(
 
     with _boundary(verbose):
         _require_interactive(yes, "provision")
-        request = _request(pool, type_, cloud, block_name, prefect_api_url, prefect_api_key)
+        request = _request(
+            pool,
+            type_,
+            cloud,
+            block_name,
+            prefect_api_url,
+            prefect_api_key,
+            set_image_namespace,
+        )
         from provision import service
 
         settings = _settings(backend_url, secrets_provider)
@@ -336,6 +358,7 @@ def preview(
     expect_no_changes: Annotated[
         bool, typer.Option("--expect-no-changes", help="Exit 3 if the plan has changes.")
     ] = False,
+    set_image_namespace: ImageNamespace = None,
     json_: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -343,7 +366,15 @@ def preview(
     from cli import render
 
     with _boundary(verbose):
-        request = _request(pool, type_, cloud, block_name, prefect_api_url, prefect_api_key)
+        request = _request(
+            pool,
+            type_,
+            cloud,
+            block_name,
+            prefect_api_url,
+            prefect_api_key,
+            set_image_namespace,
+        )
         if offline and refresh:
             raise InvalidInputError("--refresh reads the cloud and cannot be used with --offline.")
         from provision import service

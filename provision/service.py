@@ -10,6 +10,7 @@ interrupted or failed run is finished by running the same command again, from an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -34,10 +35,14 @@ from provision.plan import (
     BlockChange,
     Changes,
     Plan,
+    ProfileChangePlan,
     ResourceChange,
+    WorkerPlan,
     WorkPoolChange,
     mask_inputs,
 )
+from provision.prefect import profile as prefect_profile
+from provision.prefect.profile import ProfileSetting
 from provision.prefect.resources import (
     BLOCK_TYPE,
     ENV_AUTH,
@@ -59,11 +64,19 @@ from provision.saved import (
     stack_state,
 )
 from provision.settings import Settings
-from provision.targets.base import NextSteps, Pool, TargetOptions
+from provision.targets.base import (
+    PLACEHOLDER,
+    Credential,
+    NextSteps,
+    Pool,
+    TargetOptions,
+    WorkerLaunch,
+    default_worker_image,
+)
 
 if TYPE_CHECKING:
     from provision.prefect.config import PrefectApi
-    from provision.prefect.writer import PrefectWriter
+    from provision.prefect.writer import PrefectWriter, WorkerStatus
 
 _POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
@@ -84,6 +97,32 @@ class PoolRequest:
     block_name: str | None = None
     prefect_api_url: str | None = None
     prefect_api_key: str | None = field(default=None, repr=False)
+    set_image_namespace: bool | None = None
+    """Set the active Prefect profile's image namespace to the pool's registry (``None``: as
+    the record says)."""
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    """What ``up`` does to the active Prefect profile's image namespace on this machine."""
+
+    setting: ProfileSetting
+    """Where it lives, and its value now."""
+    value: str | None
+    """What it will hold once ``up`` is done (``None``: unset)."""
+    previous: str | None
+    """What it held before the pool set it: ``destroy`` puts it back."""
+    recorded: bool
+    """The pool sets it (kept in the record); ``False``: it is being handed back."""
+
+    @property
+    def op(self) -> str:
+        """The change as plans show it."""
+        if self.value == self.setting.value:
+            return "same"
+        if self.value is None:
+            return "delete"
+        return "create" if self.setting.value is None else "update"
 
 
 @dataclass(frozen=True)
@@ -102,6 +141,8 @@ class PoolSpec:
     """A record an older version kept in this machine's work dir, not yet in the backend."""
     block_schema: Mapping[str, Any] = field(default_factory=dict)
     """The block type's schema as the Prefect server declares it (once Prefect was checked)."""
+    profile: ProfileChange | None = None
+    """``--set-image-namespace`` on this machine (read by ``up``, ``preview`` and ``destroy``)."""
 
     @property
     def pool(self) -> str:
@@ -132,6 +173,11 @@ class PoolSpec:
             generated=dict(self.target.generated),
             prefect_api_url=prefect_api_url,
             provider_config=self.provider_config,
+            image_namespace_profile=(
+                {"profile": self.profile.setting.profile, "previous": self.profile.previous}
+                if self.profile is not None and self.profile.recorded
+                else None
+            ),
         )
 
     def program(self, prefect_api_url: str) -> Callable[[], Awaitable[None]]:
@@ -196,6 +242,16 @@ class UpOutcome:
     next_steps: NextSteps
     prefect_url: str
 
+    @property
+    def credential(self) -> Credential | None:
+        """The cloud credential the block holds (``kind: none`` when keyless)."""
+        return self.spec.target.credential()
+
+    @property
+    def worker(self) -> WorkerPlan | None:
+        """The worker run in the cloud, if any."""
+        return _worker_plan(self.spec)
+
 
 @dataclass(frozen=True)
 class PoolSummary:
@@ -222,6 +278,10 @@ class PoolDetails:
     block_name: str | None
     prefect: PrefectState
     prefect_api_url: str | None
+    workers: list[WorkerStatus] | None = None
+    """The workers Prefect sees polling the pool; ``None``: not asked (a push pool)."""
+    workers_error: str | None = None
+    """Why ``workers`` could not be read (Prefect unreachable, ...): ``show`` still answers."""
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -421,8 +481,188 @@ def _plan(
         ],
         prefect=prefect,
         grants=spec.target.grants(),
+        credential=spec.target.credential(),
+        worker=_worker_plan(spec),
+        profile=_profile_plan(spec.profile),
         location=spec.target.location(),
     )
+
+
+def _profile_plan(change: ProfileChange | None) -> ProfileChangePlan | None:
+    if change is None:
+        return None
+    return ProfileChangePlan(
+        path=str(change.setting.path),
+        profile=change.setting.profile,
+        key=change.setting.key,
+        op=change.op,
+        value=change.value,
+        previous=change.previous,
+    )
+
+
+# -- the image namespace in the Prefect profile (--set-image-namespace) ---------------------
+
+
+def _our_namespace(spec: PoolSpec) -> str | None:
+    """The pool's image namespace: from its outputs once it has some, else as predicted."""
+    outputs = spec.state.outputs if spec.state is not None and spec.state.outputs else None
+    if outputs is None:
+        outputs = spec.target.expected_outputs()
+    public = {k: v for k, v in outputs.items() if k not in spec.target.secret_outputs}
+    return spec.target.next_steps(public).image_namespace
+
+
+def _namespace_change(spec: PoolSpec, wanted: bool | None, env: Mapping[str, str]) -> PoolSpec:
+    """``spec`` with what ``up`` does to the profile's image namespace, read from this machine.
+
+    ``wanted`` is the flag (``None``: as the record says). The value the profile held before
+    is kept in the record across reruns (a rerun sees its own value there, not the original);
+    turning it off puts the original back only if the profile still holds the pool's.
+    """
+    saved = spec.saved.image_namespace_profile if spec.saved else None
+    wanted = bool(saved) if wanted is None else wanted
+    if not wanted and not saved:
+        return spec
+    ours = _our_namespace(spec)
+    if wanted and ours is None:
+        raise InvalidInputError(
+            f"'{spec.pool_type.name}' pools have no image registry: drop --set-image-namespace."
+        )
+    setting = prefect_profile.read(env)
+    holds_ours = ours is not None and setting.value == ours
+    same_profile = bool(saved) and saved["profile"] == setting.profile  # type: ignore[index]
+    previous = saved["previous"] if same_profile and holds_ours else setting.value  # type: ignore[index]
+    if wanted:
+        change = ProfileChange(setting, ours, previous, recorded=True)
+    else:
+        change = ProfileChange(
+            setting, previous if holds_ours else setting.value, previous, recorded=False
+        )
+    return replace(spec, profile=change)
+
+
+def _apply_namespace(spec: PoolSpec, outputs: Mapping[str, Any], hooks: Hooks) -> None:
+    """Write the profile once ``up`` has run: the pool's namespace from its real outputs (a
+    plan may have shown a placeholder), or the value handed back."""
+    change = spec.profile
+    if change is None:
+        return
+    value = spec.target.next_steps(outputs).image_namespace if change.recorded else change.value
+    if value == change.setting.value or (change.recorded and value in (None, PLACEHOLDER)):
+        return
+    prefect_profile.write(change.setting, value)
+    where = f"Prefect profile '{change.setting.profile}' ({change.setting.path})"
+    hooks.notice(
+        f"{where}: {change.setting.key} = {value}"
+        if value is not None
+        else f"{where}: {change.setting.key} removed"
+    )
+
+
+def _worker_plan(spec: PoolSpec) -> WorkerPlan | None:
+    """The worker section of a plan or summary, from the pool's launch settings."""
+    from provision.targets.base import worker_command
+
+    launch = spec.target.worker
+    if launch is None:
+        return None
+    credential = spec.target.credential()
+    return WorkerPlan(
+        image=launch.image,
+        command=list(worker_command(spec.pool, spec.pool_type.worker_type)),
+        count=getattr(spec.options, "worker_count", 1),
+        identity=credential.identity if credential else "",
+        prefect_credential=launch.credential_env,
+        prefect_credential_source=launch.credential_source,
+        dedicated=launch.dedicated,
+    )
+
+
+# -- the worker ---------------------------------------------------------------------------
+
+API_KEY_ENV = "PREFECT_API_KEY"
+AUTH_STRING_ENV = "PREFECT_API_AUTH_STRING"
+
+
+def _with_worker(
+    spec: PoolSpec,
+    api: PrefectApi | None,
+    env: Mapping[str, str],
+    version: str | None = None,
+) -> PoolSpec:
+    """``spec`` with its worker's launch settings when it runs one (``--with-worker``).
+
+    The worker's Prefect credential: the variable ``--worker-api-key-env`` names (a dedicated
+    key, which the plan recommends), else the credential this command itself uses (the user's
+    own API key, or the server's auth string), which the plan then says plainly. ``api`` is
+    ``None`` for an offline plan: the credential is not read, a placeholder stands in.
+    """
+    if not getattr(spec.options, "with_worker", False):
+        return spec
+    var = getattr(spec.options, "worker_api_key_env", None)
+    image = getattr(spec.options, "worker_image", None)
+    if api is None:
+        launch = WorkerLaunch(
+            api_url=PLACEHOLDER,
+            image=image or default_worker_image(None).replace(":3-", ":<server version>-"),
+            credential_env=API_KEY_ENV,
+            credential_source=f"${var} (--worker-api-key-env)"
+            if var
+            else "your own Prefect credential, unless --worker-api-key-env names the worker's",
+            dedicated=bool(var),
+        )
+        return replace(spec, target=replace(spec.target, worker=launch))
+    credential_env = API_KEY_ENV if api.is_cloud else AUTH_STRING_ENV
+    if var:
+        value = (env.get(var) or "").strip()
+        what = "API key" if api.is_cloud else "auth string"
+        if not value:
+            raise InvalidInputError(
+                f"--worker-api-key-env names {var}, which is not set here: export the worker's "
+                f"Prefect {what} in {var}."
+            )
+        credential, source, dedicated = value, f"${var} (--worker-api-key-env)", True
+    elif api.is_cloud:
+        credential, source, dedicated = (
+            api.key,
+            "YOUR OWN Prefect Cloud API key (the one this command uses); pass "
+            "--worker-api-key-env with a service account's key to give the worker its own",
+            False,
+        )
+    elif api.auth_string:
+        credential, source, dedicated = (
+            api.auth_string,
+            "this server's auth string (the one this command uses)",
+            False,
+        )
+    else:
+        # An open server: the worker needs no credential, and no secret is stored.
+        credential_env, credential, source, dedicated = None, None, "none needed", False
+    launch = WorkerLaunch(
+        api_url=api.url,
+        image=image or default_worker_image(version),
+        credential_env=credential_env,
+        credential=credential,
+        credential_source=source,
+        dedicated=dedicated,
+    )
+    return replace(spec, target=replace(spec.target, worker=launch))
+
+
+def _launch_worker(
+    spec: PoolSpec, api: PrefectApi, writer: PrefectWriter, env: Mapping[str, str], hooks: Hooks
+) -> PoolSpec:
+    """:func:`_with_worker` with the server's version for the default image, and a notice when
+    the worker is to use the user's own credential (said even with ``--yes``)."""
+    if not getattr(spec.options, "with_worker", False):
+        return spec
+    needs_version = getattr(spec.options, "worker_image", None) is None
+    spec = _with_worker(spec, api, env, writer.server_version() if needs_version else None)
+    launch = spec.target.worker
+    if launch is not None and launch.credential_env and not launch.dedicated:
+        hooks.notice(f"The worker authenticates to Prefect with {launch.credential_source}.")
+    return spec
 
 
 def _count(steps: list[Step]) -> dict[str, int]:
@@ -508,9 +748,12 @@ def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
     """A plan built under Pulumi mocks: no CLI, no credentials, no Prefect, no backend."""
     from provision.offline import offline_steps
 
-    spec = resolve(request, settings)
+    spec = _with_worker(resolve(request, settings), None, os.environ)
+    spec = _namespace_change(spec, request.set_image_namespace, os.environ)
     cloud = spec.target.program()
-    steps = offline_steps(spec.pool, cloud) if cloud is not None else []
+    steps = (
+        offline_steps(spec.pool, cloud, spec.target.worker_program()) if cloud is not None else []
+    )
     creates = {t: "create" for t in TYPES}
     return _plan(spec, steps, _prefect_changes(spec, None, creates), offline=True)
 
@@ -536,6 +779,8 @@ def plan(
     api = _prefect_api(request, spec, env)
     writer = (runtime or Runtime()).prefect(api)
     spec, existing = _check_prefect(spec, writer)
+    spec = _launch_worker(spec, api, writer, env, hooks)
+    spec = _namespace_change(spec, request.set_image_namespace, env)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -648,6 +893,8 @@ def up(
     # Refused credentials, a block type the server lacks or an unreachable API stop the run
     # here, before any cloud call.
     spec, existing = _check_prefect(spec, writer)
+    spec = _launch_worker(spec, api, writer, env, hooks)
+    spec = _namespace_change(spec, request.set_image_namespace, env)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -683,6 +930,7 @@ def up(
         if s.type in TYPES
     }
     public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
+    _apply_namespace(spec, public, hooks)
     return UpOutcome(
         spec=spec,
         result=replace(
@@ -727,6 +975,10 @@ def destroy(
     if spec.legacy is not None and api is not None:
         # The Prefect objects an older version made must be in the stack to be deleted by it.
         spec = _migrate(engine, spec, api, settings, env)
+    # The image namespace goes back to what it was, if this machine's profile still holds the
+    # pool's; a machine with no profile to read has nothing to put back.
+    with contextlib.suppress(InvalidInputError):
+        spec = _namespace_change(spec, False, env)
     if hooks.confirm is not None:
         # What the state records is what goes: no engine run is needed to show it.
         steps = [
@@ -755,6 +1007,7 @@ def destroy(
                 details=exc.details,
             ) from None
         engine.remove(session.stack, pool)
+    _apply_namespace(spec, {}, hooks)
     return result
 
 
@@ -826,6 +1079,7 @@ def show(
     spec = _existing(pool, settings, os.environ, engine)
     state = spec.state
     assert state is not None
+    workers, workers_error = _workers(spec, runtime or Runtime())
     return PoolDetails(
         name=pool,
         type=spec.pool_type.name,
@@ -835,7 +1089,21 @@ def show(
         block_name=spec.block_name,
         prefect=spec.prefect,
         prefect_api_url=spec.saved.prefect_api_url if spec.saved else None,
+        workers=workers,
+        workers_error=workers_error,
     )
+
+
+def _workers(spec: PoolSpec, runtime: Runtime) -> tuple[list[WorkerStatus] | None, str | None]:
+    """The workers Prefect sees for a worker-based pool, or why they could not be read: the
+    rest of ``show`` comes from the backend and must not depend on Prefect being up."""
+    if spec.pool_type.push or spec.pool_type.cloud_only:
+        return None, None  # Prefect itself runs these pools' flows: no worker to report
+    try:
+        api = _prefect_api(PoolRequest(spec.pool), spec, os.environ)
+        return runtime.prefect(api).workers(spec.pool), None
+    except ProvisionError as exc:
+        return None, str(exc)
 
 
 @dataclass(frozen=True)
