@@ -477,15 +477,15 @@ class GcpPool(Pool[GcpOptions]):
                 "none",
                 email,
                 False,
-                f"the worker runs in Cloud Run (worker pool {worker_pool}) as {email}: no "
-                "long-lived credential",
+                # The plan prints it after "no long-lived credential: ".
+                f"the worker runs in Cloud Run (worker pool {worker_pool}) as {email}",
             )
         return Credential(
             "service-account key",
             email,
             True,
-            f"a JSON key of {email} in the Prefect block; valid until deleted (`provision "
-            "destroy` deletes it)",
+            "a JSON key file held in the Prefect block, valid until deleted (`provision destroy` "
+            "deletes it); --with-worker runs the worker as this account instead, with no key",
         )
 
     def expected_outputs(self) -> dict[str, Any]:

@@ -362,6 +362,16 @@ def test_derived_ids_are_always_valid_and_stable(pool):
 
 
 @pytest.mark.parametrize("pool", TRICKY_POOLS)
+def test_worker_pool_and_secret_ids_are_always_valid_and_stable(pool):
+    worker_pool = naming.worker_pool_id(pool)
+    assert naming.WORKER_POOL_ID_RE.match(worker_pool) and len(worker_pool) < 50, worker_pool
+    assert worker_pool == naming.worker_pool_id(pool) and worker_pool.endswith("-worker")
+    for variable in ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+        secret = naming.worker_secret_id(worker_pool, variable)
+        assert naming.SECRET_ID_RE.match(secret) and secret.endswith(variable), secret
+
+
+@pytest.mark.parametrize("pool", TRICKY_POOLS)
 def test_derived_defaults_pass_resolve_options(home, pool):
     assert resolve(pool=pool, given={"project": "acme-prod"}, home=home)
 
@@ -471,6 +481,15 @@ PROPAGATING = [
     "resource's hierarchy., badRequest",
     "Error 403: Permission 'iam.serviceaccounts.actAs' denied on service account "
     "etl-runtime@acme-prod.iam.gserviceaccount.com (or it may not exist)., forbidden",
+    "Error waiting to create WorkerPool: Error waiting for Creating WorkerPool: Error code 9, "
+    "message: template.containers[0].env[2].value_source.secret_key_ref.secret: Permission "
+    "denied on secret: projects/123/secrets/etl-worker-PREFECT_API_KEY/versions/1 for Revision "
+    "service account etl-worker@acme-prod.iam.gserviceaccount.com. The service account used "
+    "must be granted the 'Secret Manager Secret Accessor' role",
+    "Error creating Secret: googleapi: Error 403: Secret Manager API has not been used in project "
+    "123 before or it is disabled. Enable it by visiting https://console.developers.google.com/"
+    "apis/api/secretmanager.googleapis.com/overview?project=123 then retry. If you enabled this "
+    "API recently, wait a few minutes for the action to propagate to our systems and retry.",
     "Error creating Repository: googleapi: Error 403: Artifact Registry API has not been used in "
     "project 123 before or it is disabled. Enable it by visiting https://console.developers."
     "google.com/apis/api/artifactregistry.googleapis.com/overview?project=123 then retry. If you "
@@ -903,10 +922,7 @@ def test_credential_says_whether_a_key_exists(etl, keyless):
     )
     none = keyless.credential()
     assert (none.kind, none.identity, none.long_lived) == ("none", WORKER_EMAIL, False)
-    assert none.note == (
-        f"the worker runs in Cloud Run (worker pool etl-worker) as {WORKER_EMAIL}: no "
-        "long-lived credential"
-    )
+    assert none.note == f"the worker runs in Cloud Run (worker pool etl-worker) as {WORKER_EMAIL}"
 
 
 def test_keyless_grants_add_read_access_to_the_one_secret(etl, keyless):
