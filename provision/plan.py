@@ -69,6 +69,8 @@ class WorkerPlan(BaseModel):
     prefect_credential_source: str
     """Whose credential that is, said plainly: a dedicated one, or the user's own."""
     dedicated: bool
+    secret_store: str = "the cloud's secret store"
+    """Where the worker's Prefect credential is kept (Secret Manager, Secrets Manager, ...)."""
 
 
 class ProfileChangePlan(BaseModel):
@@ -83,6 +85,17 @@ class ProfileChangePlan(BaseModel):
     """What it will hold (``None``: unset)."""
     previous: str | None
     """What ``destroy`` puts back."""
+
+
+class RotationPlan(BaseModel):
+    """Why this run replaces the pool's credential (create, rewrite the block, then delete)."""
+
+    reason: str
+    rotation: int
+    """The rotation count once done."""
+    created_at: str | None
+    """When the credential being replaced was made."""
+    expires_at: str | None
 
 
 class Plan(BaseModel):
@@ -101,6 +114,9 @@ class Plan(BaseModel):
     """The cloud credential the block holds (``kind: none`` when the worker runs keyless)."""
     worker: WorkerPlan | None = None
     """The worker run in the cloud (``--with-worker``)."""
+    rotation: RotationPlan | None = None
+    """The credential's rotation, when this run does one (``rotate``, ``--rotate-after``, an
+    expiry within 30 days)."""
     profile: ProfileChangePlan | None = None
     """The Prefect profile setting ``--set-image-namespace`` writes on this machine."""
     location: str = Field(default="", exclude=True)
@@ -111,7 +127,8 @@ class Plan(BaseModel):
         c = self.changes
         cloud = any((c.create, c.update, c.replace, c.delete))
         profile = self.profile is not None and self.profile.op != "same"
-        return cloud or profile or any(p.op not in ("same",) for p in self.prefect)
+        rotation = self.rotation is not None  # a replacement, whatever the engine says of it
+        return cloud or profile or rotation or any(p.op not in ("same",) for p in self.prefect)
 
 
 def mask_inputs(value: Any) -> Any:

@@ -14,5 +14,6 @@ PREVIEW_KEYS = frozenset(
         "credential",
         "worker",
         "profile",
+        "rotation",
     }
 )
