@@ -313,6 +313,7 @@ class GcpPool(Pool[GcpOptions]):
     error_rules = GCP_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     worker_package = "prefect-gcp"
+    worker_secret_store = "a Secret Manager secret only the worker account may read"
     orphan_hints = {
         "gcp:serviceaccount/key:Key": (
             "List the worker's keys with `gcloud iam service-accounts keys list "

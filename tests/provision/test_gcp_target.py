@@ -887,6 +887,7 @@ def test_worker_options_resolve_and_are_saved(home):
     assert opts.with_worker is True and opts.worker_count == 2
     assert resolve(saved=opts, given={"project": None}, home=home) == opts
     assert GcpPool.worker_package == "prefect-gcp"
+    assert "Secret Manager" in GcpPool.worker_secret_store
 
 
 @pytest.mark.parametrize(
