@@ -1,5 +1,11 @@
 """Google Cloud: Cloud Run (v1, v2) and Vertex AI pools on ``stacks/gcp_cloud_run.py``.
 
+With ``--with-worker`` the pool's worker runs in the project as a Cloud Run worker pool
+(``stacks/gcp_worker.py``) whose identity is the worker account, so no key is made: the stack
+has no ``serviceaccount.Key``, the ``gcp-credentials`` block holds only the project (prefect-gcp
+then uses ``google.auth.default()``, the worker pool's account), and the worker's Prefect
+credential is a Secret Manager secret only that account may read.
+
 Options come from the flags, then the pool's saved options, then the environment and gcloud's
 own configuration files (read, never executed), then defaults. Pulumi and pulumi-gcp are
 imported only when a program, a grant list or a plan needs them, so ``--help`` stays fast.
