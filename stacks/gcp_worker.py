@@ -25,6 +25,10 @@ The command is the container's ``args``, not its ``command``: an image's entrypo
 place (Prefect's images install ``EXTRA_PIP_PACKAGES`` in theirs, PrefectHQ/prefect
 ``scripts/entrypoint.sh``, then ``exec`` the arguments).
 
+Images: Cloud Run runs Artifact Registry and public Docker Hub images as they are ("You can
+directly use container images stored in Artifact Registry, or Docker Hub",
+cloud.google.com/run/docs/deploying), so Prefect's official image needs no mirror.
+
 It is plain Pulumi: it knows nothing of Prefect or of the tool that drives it.
 """
 
