@@ -129,6 +129,7 @@ def plan(out: Console, the_plan: Any) -> None:
         f"{c.create} to create, {c.update} to update, {c.replace} to replace, "
         f"{c.delete} to delete, {c.same} unchanged"
     )
+    access = _access(the_plan.credential, the_plan.worker, width)
     out.print(
         Panel(
             Group(
@@ -139,6 +140,7 @@ def plan(out: Console, the_plan: Any) -> None:
                 Text("Permissions granted", style="bold underline"),
                 *grants,
                 Text(""),
+                *access,
                 Text("Prefect", style="bold underline"),
                 prefect,
                 Text(""),
@@ -148,6 +150,45 @@ def plan(out: Console, the_plan: Any) -> None:
             title_align="left",
         )
     )
+
+
+def _access(credential: Any, worker: Any, width: int) -> list[Text]:
+    """The plan's "Credential" and "Worker" sections (empty for a pool with neither)."""
+    lines: list[Text] = []
+    if credential is not None:
+        lines.append(Text("Credential", style="bold underline"))
+        lines += _lines(credential_line(credential), width, hang=2)
+        lines.append(Text(""))
+    if worker is not None:
+        lines.append(Text("Worker", style="bold underline"))
+        for text in worker_lines(worker):
+            lines += _lines(text, width, hang=2)
+        lines.append(Text(""))
+    return lines
+
+
+def credential_line(credential: Any) -> str:
+    """One line on the cloud credential a pool's block holds, or that there is none."""
+    if not credential.long_lived:
+        return f"no long-lived credential: {credential.note or credential.identity}"
+    note = f": {credential.note}" if credential.note else ""
+    return f"{credential.kind} of {credential.identity}{note}"
+
+
+def worker_lines(worker: Any) -> list[str]:
+    """The worker a pool runs in the cloud: what, as whom, with which Prefect credential."""
+    lines = [
+        f"{worker.count} worker(s), image {worker.image}, running as {worker.identity}",
+        "runs: " + " ".join(worker.command),
+    ]
+    if worker.prefect_credential:
+        lines.append(
+            f"Prefect credential: {worker.prefect_credential} from the cloud's secret store, "
+            f"holding {worker.prefect_credential_source}"
+        )
+    else:
+        lines.append("Prefect credential: none (the server asks for none)")
+    return lines
 
 
 def _widest(texts: Iterable[str]) -> int:
@@ -346,6 +387,11 @@ def summary(out: Console, outcome: Any) -> None:
         f"{outcome.work_pool_op} (id {outcome.work_pool_id}).",
         soft_wrap=True,
     )
+    if outcome.credential is not None:
+        out.print(credential_line(outcome.credential), soft_wrap=True, markup=False)
+    if outcome.worker is not None:
+        for line in worker_lines(outcome.worker):
+            out.print(f"Worker: {line}", soft_wrap=True, markup=False)
     steps = outcome.next_steps
     out.print()
     out.print("[bold]Next steps[/]")
@@ -393,6 +439,13 @@ def details_dict(d: Any) -> dict[str, Any]:
             "block_id": d.prefect.block_id,
             "work_pool_id": d.prefect.pool_id,
         },
+        "workers": None
+        if d.workers is None
+        else [
+            {"name": w.name, "status": w.status, "last_heartbeat": w.last_heartbeat}
+            for w in d.workers
+        ],
+        "workers_error": d.workers_error,
     }
 
 
@@ -412,6 +465,17 @@ def details(out: Console, d: Any) -> None:
         f"work pool id {p['work_pool_id'] or '-'}",
         soft_wrap=True,
     )
+    if d.workers_error:
+        out.print(f"Workers: unknown ({d.workers_error})", soft_wrap=True, markup=False)
+    elif d.workers is not None and not d.workers:
+        out.print("Workers: none has polled this pool yet.")
+    elif d.workers:
+        table = Table(header_style="bold")
+        for col in ("worker", "status", "last heartbeat"):
+            table.add_column(col)
+        for w in d.workers:
+            table.add_row(w.name, w.status, w.last_heartbeat or "-")
+        out.print(table)
 
 
 def types_table(out: Console, pool_types: list[Any]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from provision.engine import Step
@@ -28,8 +28,13 @@ from provision.settings import PROJECT_NAME
 _LOCK = threading.Lock()  # the Pulumi runtime's settings are process-global
 
 
-def offline_steps(pool: str, program: Callable[[], None]) -> list[Step]:
-    """Run ``program`` under mocks as a preview and return the steps a first ``up`` takes."""
+def offline_steps(
+    pool: str,
+    program: Callable[[], Mapping[str, Any]],
+    worker: Callable[[Mapping[str, Any], Any], Any] | None = None,
+) -> list[Step]:
+    """Run ``program`` (and ``worker`` on its outputs, for a pool running its worker in the
+    cloud) under mocks as a preview and return the steps a first ``up`` takes."""
     import pulumi
     from pulumi.runtime import mocks as pmocks
 
@@ -77,7 +82,13 @@ def offline_steps(pool: str, program: Callable[[], None]) -> list[Step]:
             pulumi.runtime.set_mocks(
                 monitor.mocks, project=PROJECT_NAME, stack=pool, preview=True, monitor=monitor
             )
-            pmocks.test(program)()
+
+            def run() -> None:
+                outputs = program()
+                if worker is not None:
+                    worker(outputs, pulumi.ResourceOptions())
+
+            pmocks.test(run)()
         finally:
             # Each plan's loop holds a selector and a socket pair: closed here, a process that
             # plans many times (a server, the tests) does not run out of descriptors.

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from provision.targets.base import Grant
+from provision.targets.base import Credential, Grant
 
 SECRET = "[secret]"
 COMPUTED = "[computed]"
@@ -55,6 +55,22 @@ class WorkPoolChange(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
 
 
+class WorkerPlan(BaseModel):
+    """The worker ``--with-worker`` runs in the cloud, as the plan shows it."""
+
+    image: str
+    command: list[str]
+    count: int
+    identity: str
+    """The cloud identity it runs as: its only cloud credential is that identity's."""
+    prefect_credential: str | None
+    """The variable carrying its Prefect credential (``PREFECT_API_KEY``), from the cloud's
+    secret store; ``None``: the server asks for none."""
+    prefect_credential_source: str
+    """Whose credential that is, said plainly: a dedicated one, or the user's own."""
+    dedicated: bool
+
+
 class Plan(BaseModel):
     """Everything one ``up`` (or ``destroy``) would do."""
 
@@ -67,6 +83,10 @@ class Plan(BaseModel):
     prefect: list[BlockChange | WorkPoolChange]
     grants: list[Grant] = Field(default_factory=list)
     """Every permission the stack grants: who, role, scope, permissions, why (as the panel)."""
+    credential: Credential | None = None
+    """The cloud credential the block holds (``kind: none`` when the worker runs keyless)."""
+    worker: WorkerPlan | None = None
+    """The worker run in the cloud (``--with-worker``)."""
     location: str = Field(default="", exclude=True)
 
     @property

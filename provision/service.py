@@ -35,6 +35,7 @@ from provision.plan import (
     Changes,
     Plan,
     ResourceChange,
+    WorkerPlan,
     WorkPoolChange,
     mask_inputs,
 )
@@ -59,11 +60,19 @@ from provision.saved import (
     stack_state,
 )
 from provision.settings import Settings
-from provision.targets.base import NextSteps, Pool, TargetOptions
+from provision.targets.base import (
+    PLACEHOLDER,
+    Credential,
+    NextSteps,
+    Pool,
+    TargetOptions,
+    WorkerLaunch,
+    default_worker_image,
+)
 
 if TYPE_CHECKING:
     from provision.prefect.config import PrefectApi
-    from provision.prefect.writer import PrefectWriter
+    from provision.prefect.writer import PrefectWriter, WorkerStatus
 
 _POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
@@ -196,6 +205,16 @@ class UpOutcome:
     next_steps: NextSteps
     prefect_url: str
 
+    @property
+    def credential(self) -> Credential | None:
+        """The cloud credential the block holds (``kind: none`` when keyless)."""
+        return self.spec.target.credential()
+
+    @property
+    def worker(self) -> WorkerPlan | None:
+        """The worker run in the cloud, if any."""
+        return _worker_plan(self.spec)
+
 
 @dataclass(frozen=True)
 class PoolSummary:
@@ -222,6 +241,10 @@ class PoolDetails:
     block_name: str | None
     prefect: PrefectState
     prefect_api_url: str | None
+    workers: list[WorkerStatus] | None = None
+    """The workers Prefect sees polling the pool; ``None``: not asked (a push pool)."""
+    workers_error: str | None = None
+    """Why ``workers`` could not be read (Prefect unreachable, ...): ``show`` still answers."""
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -421,8 +444,115 @@ def _plan(
         ],
         prefect=prefect,
         grants=spec.target.grants(),
+        credential=spec.target.credential(),
+        worker=_worker_plan(spec),
         location=spec.target.location(),
     )
+
+
+def _worker_plan(spec: PoolSpec) -> WorkerPlan | None:
+    """The worker section of a plan or summary, from the pool's launch settings."""
+    from provision.targets.base import worker_command
+
+    launch = spec.target.worker
+    if launch is None:
+        return None
+    credential = spec.target.credential()
+    return WorkerPlan(
+        image=launch.image,
+        command=list(worker_command(spec.pool, spec.pool_type.worker_type)),
+        count=getattr(spec.options, "worker_count", 1),
+        identity=credential.identity if credential else "",
+        prefect_credential=launch.credential_env,
+        prefect_credential_source=launch.credential_source,
+        dedicated=launch.dedicated,
+    )
+
+
+# -- the worker ---------------------------------------------------------------------------
+
+API_KEY_ENV = "PREFECT_API_KEY"
+AUTH_STRING_ENV = "PREFECT_API_AUTH_STRING"
+
+
+def _with_worker(
+    spec: PoolSpec,
+    api: PrefectApi | None,
+    env: Mapping[str, str],
+    version: str | None = None,
+) -> PoolSpec:
+    """``spec`` with its worker's launch settings when it runs one (``--with-worker``).
+
+    The worker's Prefect credential: the variable ``--worker-api-key-env`` names (a dedicated
+    key, which the plan recommends), else the credential this command itself uses (the user's
+    own API key, or the server's auth string), which the plan then says plainly. ``api`` is
+    ``None`` for an offline plan: the credential is not read, a placeholder stands in.
+    """
+    if not getattr(spec.options, "with_worker", False):
+        return spec
+    var = getattr(spec.options, "worker_api_key_env", None)
+    image = getattr(spec.options, "worker_image", None)
+    if api is None:
+        launch = WorkerLaunch(
+            api_url=PLACEHOLDER,
+            image=image or default_worker_image(None).replace(":3-", ":<server version>-"),
+            credential_env=API_KEY_ENV,
+            credential_source=f"${var} (--worker-api-key-env)"
+            if var
+            else "your own Prefect credential, unless --worker-api-key-env names the worker's",
+            dedicated=bool(var),
+        )
+        return replace(spec, target=replace(spec.target, worker=launch))
+    credential_env = API_KEY_ENV if api.is_cloud else AUTH_STRING_ENV
+    if var:
+        value = (env.get(var) or "").strip()
+        what = "API key" if api.is_cloud else "auth string"
+        if not value:
+            raise InvalidInputError(
+                f"--worker-api-key-env names {var}, which is not set here: export the worker's "
+                f"Prefect {what} in {var}."
+            )
+        credential, source, dedicated = value, f"${var} (--worker-api-key-env)", True
+    elif api.is_cloud:
+        credential, source, dedicated = (
+            api.key,
+            "YOUR OWN Prefect Cloud API key (the one this command uses); pass "
+            "--worker-api-key-env with a service account's key to give the worker its own",
+            False,
+        )
+    elif api.auth_string:
+        credential, source, dedicated = (
+            api.auth_string,
+            "this server's auth string (the one this command uses)",
+            False,
+        )
+    else:
+        # An open server: the worker needs no credential, and no secret is stored.
+        credential_env, credential, source, dedicated = None, None, "none needed", False
+    launch = WorkerLaunch(
+        api_url=api.url,
+        image=image or default_worker_image(version),
+        credential_env=credential_env,
+        credential=credential,
+        credential_source=source,
+        dedicated=dedicated,
+    )
+    return replace(spec, target=replace(spec.target, worker=launch))
+
+
+def _launch_worker(
+    spec: PoolSpec, api: PrefectApi, writer: PrefectWriter, env: Mapping[str, str], hooks: Hooks
+) -> PoolSpec:
+    """:func:`_with_worker` with the server's version for the default image, and a notice when
+    the worker is to use the user's own credential (said even with ``--yes``)."""
+    if not getattr(spec.options, "with_worker", False):
+        return spec
+    needs_version = getattr(spec.options, "worker_image", None) is None
+    spec = _with_worker(spec, api, env, writer.server_version() if needs_version else None)
+    launch = spec.target.worker
+    if launch is not None and launch.credential_env and not launch.dedicated:
+        hooks.notice(f"The worker authenticates to Prefect with {launch.credential_source}.")
+    return spec
 
 
 def _count(steps: list[Step]) -> dict[str, int]:
@@ -508,9 +638,11 @@ def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
     """A plan built under Pulumi mocks: no CLI, no credentials, no Prefect, no backend."""
     from provision.offline import offline_steps
 
-    spec = resolve(request, settings)
+    spec = _with_worker(resolve(request, settings), None, os.environ)
     cloud = spec.target.program()
-    steps = offline_steps(spec.pool, cloud) if cloud is not None else []
+    steps = (
+        offline_steps(spec.pool, cloud, spec.target.worker_program()) if cloud is not None else []
+    )
     creates = {t: "create" for t in TYPES}
     return _plan(spec, steps, _prefect_changes(spec, None, creates), offline=True)
 
@@ -536,6 +668,7 @@ def plan(
     api = _prefect_api(request, spec, env)
     writer = (runtime or Runtime()).prefect(api)
     spec, existing = _check_prefect(spec, writer)
+    spec = _launch_worker(spec, api, writer, env, hooks)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -648,6 +781,7 @@ def up(
     # Refused credentials, a block type the server lacks or an unreachable API stop the run
     # here, before any cloud call.
     spec, existing = _check_prefect(spec, writer)
+    spec = _launch_worker(spec, api, writer, env, hooks)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -826,6 +960,7 @@ def show(
     spec = _existing(pool, settings, os.environ, engine)
     state = spec.state
     assert state is not None
+    workers, workers_error = _workers(spec, runtime or Runtime())
     return PoolDetails(
         name=pool,
         type=spec.pool_type.name,
@@ -835,7 +970,21 @@ def show(
         block_name=spec.block_name,
         prefect=spec.prefect,
         prefect_api_url=spec.saved.prefect_api_url if spec.saved else None,
+        workers=workers,
+        workers_error=workers_error,
     )
+
+
+def _workers(spec: PoolSpec, runtime: Runtime) -> tuple[list[WorkerStatus] | None, str | None]:
+    """The workers Prefect sees for a worker-based pool, or why they could not be read: the
+    rest of ``show`` comes from the backend and must not depend on Prefect being up."""
+    if spec.pool_type.push or spec.pool_type.cloud_only:
+        return None, None  # Prefect itself runs these pools' flows: no worker to report
+    try:
+        api = _prefect_api(PoolRequest(spec.pool), spec, os.environ)
+        return runtime.prefect(api).workers(spec.pool), None
+    except ProvisionError as exc:
+        return None, str(exc)
 
 
 @dataclass(frozen=True)

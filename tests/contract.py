@@ -2,5 +2,16 @@
 here, once, so no test derives it from the code it checks."""
 
 PREVIEW_KEYS = frozenset(
-    {"pool", "type", "stack", "offline", "changes", "resources", "prefect", "grants"}
+    {
+        "pool",
+        "type",
+        "stack",
+        "offline",
+        "changes",
+        "resources",
+        "prefect",
+        "grants",
+        "credential",
+        "worker",
+    }
 )

@@ -35,6 +35,17 @@ class WriteResult:
     """``create``, ``update`` (in place) or ``same`` (nothing written)."""
 
 
+@dataclass(frozen=True)
+class WorkerStatus:
+    """One worker as Prefect sees it for a pool."""
+
+    name: str
+    status: str
+    """``ONLINE`` or ``OFFLINE`` (Prefect marks a worker offline after missed heartbeats)."""
+    last_heartbeat: str | None
+    """ISO timestamp of its last heartbeat."""
+
+
 class PrefectWriter:
     """Reads and writes the Prefect objects of one pool through a :class:`PrefectClient`."""
 
@@ -72,6 +83,32 @@ class PrefectWriter:
         return f"PrefectWriter(url={self.api.url!r})"
 
     # -- server --------------------------------------------------------------------------------
+
+    def server_version(self) -> str | None:
+        """The server's Prefect version (``GET /admin/version``), or ``None`` where the API
+        does not say (a Prefect Cloud workspace need not serve it): the default worker image
+        follows it. Any other failure is raised."""
+        try:
+            version = self._client.get("/admin/version")
+        except PrefectHttpError as exc:
+            if exc.status_code in (403, 404, 405):
+                return None
+            raise
+        return version if isinstance(version, str) and version else None
+
+    def workers(self, pool: str) -> list[WorkerStatus]:
+        """The workers Prefect has seen polling ``pool``, newest heartbeat first."""
+        rows = self._client.post(f"/work_pools/{_seg(pool)}/workers/filter", json={"limit": 50})
+        workers = [
+            WorkerStatus(
+                name=str(row.get("name") or ""),
+                status=str(row.get("status") or "UNKNOWN"),
+                last_heartbeat=row.get("last_heartbeat_time"),
+            )
+            for row in rows or []
+            if isinstance(row, Mapping)
+        ]
+        return sorted(workers, key=lambda w: w.last_heartbeat or "", reverse=True)
 
     def default_base_job_template(self, worker_type: str, push: bool) -> dict[str, Any]:
         """The server's default base job template for a pool type (a fresh copy).

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ from provision.settings import load_settings
 from tests.contract import PREVIEW_KEYS
 
 GOOD = ["--type", "cloud-run-v2:push", "--project", "my-proj-123", "--region", "europe-west1"]
+WORKER = ["--type", "cloud-run-v2", "--project", "my-proj-123", "--region", "europe-west1"]
 
 
 @pytest.fixture
@@ -76,6 +78,14 @@ def assert_nothing_written(env: dict[str, str]) -> None:
         (["p1", *GOOD, "--offline", "--refresh"], ["--refresh"]),
         (["p1", *GOOD, "--vpc-id", "vpc-0abc"], ["--vpc-id does not apply to type"]),
         (["p1", *GOOD, "--subscription", "x"], ["--subscription does not apply to type"]),
+        (["p1", *GOOD, "--with-worker"], ["'cloud-run-v2:push' pools have none", "cloud-run-v2"]),
+        (["p1", *WORKER, "--worker-count", "2"], ["--worker-count needs --with-worker"]),
+        (["p1", *WORKER, "--with-worker", "--worker-count", "0"], ["--worker-count 0"]),
+        (["p1", *WORKER, "--with-worker", "--worker-image", "no spaces"], ["--worker-image"]),
+        (
+            ["p1", *WORKER, "--with-worker", "--worker-api-key-env", "pnu_abc-123"],
+            ["not the key itself"],
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(env, args, needles):
@@ -226,6 +236,21 @@ def test_preview_offline_json_matches_the_contract(env):
     assert role["principal"].startswith("worker service account")
     assert "run.jobs.run" in role["permissions"] and role["why"]
     assert_nothing_written(env)
+
+
+def test_preview_offline_shows_the_worker_and_whose_credential_it_uses(env):
+    result = run(env, "preview", "p1", *WORKER, "--with-worker", "--offline", "--json")
+    assert result.exit_code == 0, result.output
+    worker = json.loads(result.stdout)["worker"]
+    assert " ".join(worker["command"]) == "prefect worker start --pool p1 --type cloud-run-v2"
+    assert worker["count"] == 1 and worker["image"].startswith("prefecthq/prefect:")
+    # Offline nothing is read: the plan says whose credential `up` will use.
+    assert "your own Prefect credential" in worker["prefect_credential_source"]
+    panel = run(env, "preview", "p1", *WORKER, "--with-worker", "--offline").stdout
+    assert "Worker" in panel and "prefect worker start --pool p1" in panel
+    # Without the worker there is no worker section.
+    plain = json.loads(run(env, "preview", "p1", *WORKER, "--offline", "--json").stdout)
+    assert plain["worker"] is None
 
 
 def test_offline_ecs_json_reviews_iam_policies_and_grants(env):
@@ -434,3 +459,44 @@ def test_plan_panel_reads_whole_at_80_and_200_columns(env, tmp_path, pool_type, 
     words = {w.strip(",") for line in lines for w in line.strip("│ ").split()}
     assert types <= words, types - words  # every type token whole, on one line
     assert permissions <= words, permissions - words
+
+
+def test_show_renders_the_workers_prefect_sees_or_why_it_could_not_ask():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from cli import render
+    from provision.prefect.writer import WorkerStatus
+    from provision.saved import PrefectState
+    from provision.service import PoolDetails
+
+    def shown(**workers: Any) -> tuple[str, dict[str, Any]]:
+        details = PoolDetails(
+            name="p1",
+            type="cloud-run-v2",
+            location="my-proj-123/europe-west1",
+            outputs={"region": "europe-west1"},
+            secret_outputs=frozenset(),
+            block_name="p1-gcp-credentials",
+            prefect=PrefectState(block_id="b", pool_id="w"),
+            prefect_api_url="http://127.0.0.1:4200/api",
+            **workers,
+        )
+        out = StringIO()
+        render.details(Console(file=out, width=120), details)
+        return out.getvalue(), render.details_dict(details)
+
+    beat = "2026-12-02T03:00:00Z"
+    text, data = shown(
+        workers=[WorkerStatus("cloud-run-v2-abc", "ONLINE", beat)], workers_error=None
+    )
+    assert "cloud-run-v2-abc" in text and "ONLINE" in text and beat in text
+    assert data["workers"] == [
+        {"name": "cloud-run-v2-abc", "status": "ONLINE", "last_heartbeat": beat}
+    ]
+    text, _ = shown(workers=[], workers_error=None)
+    assert "none has polled this pool yet" in text
+    text, data = shown(workers=None, workers_error="Prefect at http://127.0.0.1:4200/api is down")
+    assert "Workers: unknown (Prefect at http://127.0.0.1:4200/api is down)" in text
+    assert data["workers"] is None and "down" in data["workers_error"]

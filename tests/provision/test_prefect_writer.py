@@ -77,6 +77,32 @@ def test_default_template_for_worker_types(writer: PrefectWriter) -> None:
     assert again["variables"]["properties"]
 
 
+def test_server_version_is_the_servers_prefect_version(writer: PrefectWriter) -> None:
+    from importlib.metadata import version
+
+    # The default worker image follows it: prefecthq/prefect:<version>-python3.12.
+    assert writer.server_version() == version("prefect")
+
+
+def test_workers_are_the_ones_that_heartbeat_for_the_pool(
+    writer: PrefectWriter, raw: httpx.Client
+) -> None:
+    name = unique("workers")
+    writer.upsert_work_pool(name, "cloud-run-v2", "cloud-run-v2", False, {})
+    assert writer.workers(name) == []
+    # What `prefect worker start` sends every heartbeat interval.
+    for worker in ("w-old", "w-new"):
+        raw.post(
+            f"work_pools/{name}/workers/heartbeat",
+            json={"name": worker, "heartbeat_interval_seconds": 30},
+        ).raise_for_status()
+        time.sleep(0.05)
+    workers = writer.workers(name)
+    assert [w.name for w in workers] == ["w-new", "w-old"]  # newest heartbeat first
+    assert {w.status for w in workers} == {"ONLINE"}
+    assert all(w.last_heartbeat for w in workers)
+
+
 def test_push_types_only_on_cloud(writer: PrefectWriter) -> None:
     with pytest.raises(PrefectError, match=r"'cloud-run-v2:push' exists only on Prefect Cloud"):
         writer.default_base_job_template("cloud-run-v2", push=True)

@@ -102,9 +102,16 @@ def test_a_shared_key_is_one_flag_whose_help_joins_each_targets():
     for key, declared in merged.items():
         _, option = typing.get_args(TARGET_FLAGS[key])
         labels = [label for label, _ in declared]
-        assert option.rich_help_panel == " and ".join(labels), key
+        panel = declared[0][1].panel or " and ".join(labels)
+        assert option.rich_help_panel == panel, key
         for _, f in declared:
             assert f.help in option.help, (key, f.help)
+    # The worker's flags are one declaration shared by every target that can run one: one
+    # panel, the help said once.
+    for f in registry.WORKER_FLAGS:
+        _, option = typing.get_args(TARGET_FLAGS[f.key])
+        assert [label for label, _ in merged[f.key]] == ["GCP", "AWS", "Azure"]
+        assert option.rich_help_panel == "Worker" and option.help == f.help
     _, region = typing.get_args(TARGET_FLAGS["region"])
     assert region.rich_help_panel == "GCP and AWS"
     assert region.help == " ".join(f.help for _, f in merged["region"])

@@ -34,15 +34,19 @@ from provision.settings import PROJECT_NAME, load_settings
 from provision.targets.base import (
     BlockSpec,
     CloudProgram,
+    Credential,
     NextSteps,
     OptionPicker,
     Outputs,
     Pool,
-    TargetOptions,
+    WorkerOptions,
+    WorkerProgram,
     block_ref,
+    worker_options,
 )
 
 THING = "test:index:Thing"
+RUNNER = "test:index:Runner"
 TOKEN = "tok-s3cr3t"
 PREFECT_URL = "http://127.0.0.1:9/api"
 
@@ -59,7 +63,21 @@ class Thing(pulumi.CustomResource):
         super().__init__(THING, name, {"size": size, "token": None}, opts)
 
 
-class ThingOptions(TargetOptions):
+class Runner(pulumi.CustomResource):
+    """The test target's worker: a container spec, as a cloud's worker resource takes it."""
+
+    def __init__(self, name: str, spec: Any, opts: pulumi.ResourceOptions):
+        props = {
+            "image": spec.image,
+            "command": list(spec.command),
+            "env": dict(spec.env),
+            "secret_env": dict(spec.secret_env),
+            "count": spec.count,
+        }
+        super().__init__(RUNNER, name, props, opts)
+
+
+class ThingOptions(WorkerOptions):
     size: int = 1
 
 
@@ -73,7 +91,23 @@ class ThingPool(Pool[ThingOptions]):
     @classmethod
     def resolve_options(cls, name, pool_type, given, env, saved):
         pick = OptionPicker(pool_type, given, saved, ThingOptions.keys())
-        return ThingOptions.checked({"size": pick("size", 1)}, pick.sources)
+        values = {"size": pick("size", 1), **worker_options(pick)}
+        return ThingOptions.checked(values, pick.sources, pool_type=pool_type)
+
+    def worker_program(self) -> WorkerProgram | None:
+        if self.worker is None:
+            return None
+
+        def run(outputs: Mapping[str, Any], opts: pulumi.ResourceOptions) -> dict[str, Any]:
+            runner = Runner(f"{self.name}-runner", self.worker_container(), opts)
+            return {"runner_id": runner.id}
+
+        return run
+
+    def credential(self) -> Credential:
+        if self.options.with_worker:
+            return Credential("none", "thing-identity", False, "the worker runs as itself")
+        return Credential("token", "thing-identity", True)
 
     def program(self) -> CloudProgram:
         def run() -> dict[str, Any]:
@@ -173,6 +207,7 @@ class FakeBackend:
         self.calls: list[tuple] = []
         self.fail_up: Exception | None = None
         self.fail_destroy: Exception | None = None
+        self.registered: dict[str, list[Registered]] = {}
 
 
 @dataclass
@@ -251,6 +286,7 @@ class FakeEngine:
         if self.backend.fail_up is not None:
             raise self.backend.fail_up
         registered, record, exports = run_program(pool, stack.program, preview=False)
+        self.backend.registered[pool] = registered
         before = {r["urn"] for r in self._stacks[pool]["resources"]}
         resources = [
             {
@@ -318,6 +354,18 @@ class FakePrefect:
         self.calls.append(("prefect.plan_work_pool", name, dict(defaults)))
         return "update" if name in self.pools else "create"
 
+    def server_version(self):
+        self.calls.append(("prefect.server_version",))
+        return "3.8.8"
+
+    def workers(self, pool):
+        self.calls.append(("prefect.workers", pool))
+        if self.fail:
+            raise self.fail
+        from provision.prefect.writer import WorkerStatus
+
+        return [WorkerStatus("thing-worker-1", "ONLINE", "2026-12-02T03:00:00Z")]
+
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
@@ -351,9 +399,16 @@ class World:
     runtime: service.Runtime
     env: dict[str, str]
 
+    notices: list[str] = field(default_factory=list)
+
     def up(self, pool="etl", **options):
         request = service.PoolRequest(pool, type="thing", options=options)
-        return service.up(request, self.settings, env=self.env, runtime=self.runtime)
+        hooks = service.Hooks(on_notice=self.notices.append)
+        return service.up(request, self.settings, hooks, env=self.env, runtime=self.runtime)
+
+    def registered(self, pool="etl") -> list[Registered]:
+        """What the last ``up`` of ``pool`` registered, in order (the stack itself aside)."""
+        return [r for r in self.backend.registered[pool] if "pulumi:pulumi:Stack" not in r.type]
 
     def stacks(self) -> dict[str, dict]:
         return self.backend.stacks.get(self.settings.backend_url, {})
@@ -405,14 +460,14 @@ def test_up_records_everything_in_the_backend_and_a_rerun_changes_nothing(world)
     assert (first.block_op, first.work_pool_op) == ("create", "create")
     assert first.next_steps.commands == ("prefect worker start --pool etl",)
     state = service.stack_state(world.stacks()["etl"])
-    assert state.record.options == {"size": 2}
+    assert state.record.options["size"] == 2 and not state.record.options["with_worker"]
     assert state.prefect.block_id == "block-1" and state.prefect.pool_created
 
     world.backend.calls.clear()
     again = world.up()  # no flags: the record's options
     assert again.result.changes["create"] == 0 and again.result.changes["same"] == 1
     assert ("stack", "etl", "select") in world.backend.calls
-    assert service.stack_state(world.stacks()["etl"]).record.options == {"size": 2}
+    assert service.stack_state(world.stacks()["etl"]).record.options["size"] == 2
 
 
 def test_a_failed_first_run_removes_the_stack_it_created(world):
@@ -496,3 +551,104 @@ def test_destroy_of_an_unknown_pool_is_one_line(world):
     with pytest.raises(ProvisionError, match="No pool named 'nope'"):
         service.destroy("nope", world.settings, env=world.env, runtime=world.runtime)
     assert "destroy" not in world.names()
+
+
+# -- the worker (--with-worker) ----------------------------------------------------------------
+
+CLOUD_URL = (
+    "https://api.prefect.cloud/api/accounts/11111111-1111-1111-1111-111111111111"
+    "/workspaces/22222222-2222-2222-2222-222222222222"
+)
+
+
+def runner(world: World) -> Registered:
+    return next(r for r in world.registered() if r.type == RUNNER)
+
+
+def secret_env(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The runner's secret variables, checked to be a secret input (ciphertext in state)."""
+    wrapped = spec["secret_env"]
+    assert wrapped[rpc._special_sig_key] == rpc._special_secret_sig
+    return wrapped["value"]
+
+
+def test_the_worker_comes_after_the_work_pool_with_its_credential_a_secret(world):
+    world.env["PREFECT_API_AUTH_STRING"] = "admin:pa55"
+    world.up(with_worker=True)
+    order = [r.type for r in world.registered()]
+    # After the work pool: a worker started first would create the pool itself with the
+    # default template; and so destroy removes the worker before the pool.
+    assert order == [RECORD_TYPE, THING, BLOCK_TYPE, WORK_POOL_TYPE, RUNNER]
+    spec = runner(world).inputs
+    assert spec["command"] == ["prefect", "worker", "start", "--pool", "etl", "--type", "thing"]
+    assert spec["env"]["PREFECT_API_URL"] == PREFECT_URL
+    # The auth string is a secret input (ciphertext in state) and in no plain variable.
+    assert secret_env(spec) == {"PREFECT_API_AUTH_STRING": "admin:pa55"}
+    assert "admin:pa55" not in repr(spec["env"])
+    # The server's own credential is the worker's: the user is told so, even with --yes.
+    assert any("this server's auth string" in n for n in world.notices)
+    # The default image is Prefect's official one for the server's version.
+    assert spec["image"] == "prefecthq/prefect:3.8.8-python3.12"
+
+
+def test_an_open_server_gives_the_worker_no_credential_and_stores_no_secret(world):
+    world.up(with_worker=True)
+    assert runner(world).inputs["secret_env"] == {}
+    assert not world.notices
+
+
+def test_on_prefect_cloud_the_worker_uses_the_users_key_only_after_saying_so(world):
+    world.env.update(PREFECT_API_URL=CLOUD_URL, PREFECT_API_KEY="pnu_users_own")
+    request = service.PoolRequest("etl", type="thing", options={"with_worker": True})
+    plan = service.plan(request, world.settings, env=world.env, runtime=world.runtime)
+    assert plan.worker is not None and plan.worker.prefect_credential == "PREFECT_API_KEY"
+    assert "YOUR OWN Prefect Cloud API key" in plan.worker.prefect_credential_source
+    assert not plan.worker.dedicated
+    assert plan.credential is not None and plan.credential.long_lived is False
+    assert "pnu_users_own" not in plan.model_dump_json()
+
+    world.up(with_worker=True)
+    assert secret_env(runner(world).inputs) == {"PREFECT_API_KEY": "pnu_users_own"}
+    assert any("YOUR OWN" in n for n in world.notices)
+
+
+def test_a_dedicated_worker_key_comes_from_the_variable_named_and_is_saved_by_name(world):
+    world.env.update(
+        PREFECT_API_URL=CLOUD_URL, PREFECT_API_KEY="pnu_users_own", WORKER_KEY="pnu_robot"
+    )
+    world.up(with_worker=True, worker_api_key_env="WORKER_KEY", worker_image="acme/worker:1")
+    spec = runner(world).inputs
+    assert secret_env(spec) == {"PREFECT_API_KEY": "pnu_robot"}
+    assert spec["image"] == "acme/worker:1"
+    assert not world.notices  # nothing to warn about: the worker has its own key
+    # The image was given: the server's version is not asked for.
+    assert ("prefect.server_version",) not in world.backend.calls
+    record = service.stack_state(world.stacks()["etl"]).record
+    assert record.options["worker_api_key_env"] == "WORKER_KEY"
+    assert "pnu_robot" not in repr(world.stacks()["etl"]["resources"][0])
+
+
+def test_a_worker_key_variable_that_is_not_set_stops_up_before_anything_is_written(world):
+    world.env.update(PREFECT_API_URL=CLOUD_URL, PREFECT_API_KEY="pnu_users_own")
+    with pytest.raises(InvalidInputError, match="WORKER_KEY, which is not set here"):
+        world.up(with_worker=True, worker_api_key_env="WORKER_KEY")
+    assert "stack" not in world.names()
+    assert world.stacks() == {}
+
+
+def test_worker_options_without_the_worker_are_refused(world):
+    with pytest.raises(InvalidInputError, match="--worker-count needs --with-worker"):
+        world.up(worker_count=2)
+    assert world.stacks() == {}
+
+
+def test_show_reports_the_workers_prefect_sees_and_survives_prefect_being_down(world):
+    world.up(with_worker=True)
+    details = service.show("etl", world.settings, runtime=world.runtime)
+    assert [(w.name, w.status) for w in details.workers] == [("thing-worker-1", "ONLINE")]
+    assert details.workers_error is None
+
+    world.prefect.fail = ProvisionError("Prefect at http://127.0.0.1:9/api is unreachable")
+    details = service.show("etl", world.settings, runtime=world.runtime)
+    assert details.workers is None and "unreachable" in details.workers_error
+    assert details.block_name == "etl-thing-credentials"  # the rest comes from the backend
