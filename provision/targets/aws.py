@@ -58,8 +58,11 @@ OFFLINE_ACCOUNT = "<account-id>"
 """The account id offline plans show: they run without credentials, so it is unknown."""
 
 # The ARN of each resource type the stack names itself, from its region and ``name`` input:
-# offline plans show them with OFFLINE_ACCOUNT, so the policies built from them render.
+# offline plans show them with OFFLINE_ACCOUNT, so the policies built from them render. A
+# secret's ARN ends in "-" and six characters Secrets Manager picks: shown as "-??????".
 _ARN_FORMATS = {
+    "aws:secretsmanager/secret:Secret": "arn:aws:secretsmanager:{region}:{account}:secret:{name}"
+    "-??????",
     "aws:iam/role:Role": "arn:aws:iam::{account}:role/{name}",
     "aws:iam/user:User": "arn:aws:iam::{account}:user/{name}",
     "aws:iam/policy:Policy": "arn:aws:iam::{account}:policy/{name}",
@@ -334,7 +337,9 @@ class AwsPool(Pool[AwsOptions]):
                 subnet_ids=outputs["subnet_ids"],
                 security_group_id=outputs["security_group_id"],
                 assign_public_ip=not opts.vpc_id,
-                log_group_name=outputs["log_group_name"],
+                # By name, not the output: an offline plan then renders the container (the
+                # worker role's ARN already makes it wait for the log group).
+                log_group_name=naming.log_group_name(self.name),
                 log_stream_prefix=naming.WORKER_LOG_STREAM_PREFIX,
                 task_role_arn=outputs["worker_role_arn"],
                 image=container.image,
@@ -367,16 +372,15 @@ class AwsPool(Pool[AwsOptions]):
                 "none",
                 f"IAM role {role}",
                 False,
-                f"the worker runs in ECS service {service} as task role {role}: no long-lived "
-                "credential; ECS hands its tasks short-lived credentials for the role.",
+                f"the worker runs in ECS service {service} as task role {role}; ECS hands "
+                "its tasks short-lived credentials for the role.",
             )
         user = naming.worker_user_name(self.name)
         return Credential(
             "IAM access key",
             f"IAM user {user}",
             True,
-            f"one access key of {user}, in the Prefect block {self.name}-aws-credentials: the "
-            "worker you run uses it.",
+            f"in the Prefect block {self.name}-aws-credentials, for the worker you run.",
         )
 
     def expected_outputs(self) -> dict[str, Any]:

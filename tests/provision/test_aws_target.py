@@ -1234,9 +1234,9 @@ def test_credential(etl, keyless):
     none = keyless.credential()
     assert (none.kind, none.identity, none.long_lived) == ("none", "IAM role etl-ecs-worker", False)
     assert none.note.startswith(
-        "the worker runs in ECS service etl-ecs-worker as task role etl-ecs-worker: no "
-        "long-lived credential"
+        "the worker runs in ECS service etl-ecs-worker as task role etl-ecs-worker;"
     )
+    assert "etl-aws-credentials" in keyed.note
 
 
 def test_keyless_grants_go_to_the_worker_role_and_its_execution_role(etl, keyless):
