@@ -6,6 +6,7 @@ Heavy imports (pulumi, cloud SDKs, pydantic models, httpx) happen inside the com
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -127,6 +128,17 @@ SecretsProvider = _flag(
     "Pulumi secrets provider: passphrase (default), awskms://, gcpkms://, azurekeyvault://, "
     "hashivault://.",
 )
+ImageNamespace = Annotated[
+    bool | None,
+    typer.Option(
+        "--set-image-namespace/--unset-image-namespace",
+        help="Set PREFECT_DEFAULT_DOCKER_BUILD_NAMESPACE in the active Prefect profile to the "
+        "pool's registry, as Prefect's provisioners do (destroy puts the old value back); "
+        "saved with the pool.",
+        rich_help_panel="Prefect",
+        show_default=False,
+    ),
+]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 Verbose = Annotated[
@@ -228,6 +240,7 @@ def _request(
     block_name: str | None,
     prefect_api_url: str | None,
     prefect_api_key: str | None,
+    set_image_namespace: bool | None = None,
 ) -> Any:
     from provision.service import PoolRequest
 
@@ -238,6 +251,7 @@ def _request(
         block_name=block_name,
         prefect_api_url=prefect_api_url,
         prefect_api_key=prefect_api_key,
+        set_image_namespace=set_image_namespace,
     )
 
 
@@ -287,6 +301,7 @@ def up(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Read the cloud's actual state first (repairs drift).")
     ] = False,
+    set_image_namespace: ImageNamespace = None,
     yes: Yes = False,
     verbose: Verbose = False,
 ) -> None:
@@ -295,7 +310,15 @@ def up(
 
     with _boundary(verbose):
         _require_interactive(yes, "provision")
-        request = _request(pool, type_, cloud, block_name, prefect_api_url, prefect_api_key)
+        request = _request(
+            pool,
+            type_,
+            cloud,
+            block_name,
+            prefect_api_url,
+            prefect_api_key,
+            set_image_namespace,
+        )
         from provision import service
 
         settings = _settings(backend_url, secrets_provider)
@@ -336,6 +359,11 @@ def preview(
     expect_no_changes: Annotated[
         bool, typer.Option("--expect-no-changes", help="Exit 3 if the plan has changes.")
     ] = False,
+    set_image_namespace: ImageNamespace = None,
+    rotate_: Annotated[
+        bool,
+        typer.Option("--rotate", help="Plan the credential's rotation (what `rotate` would do)."),
+    ] = False,
     json_: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -343,7 +371,22 @@ def preview(
     from cli import render
 
     with _boundary(verbose):
-        request = _request(pool, type_, cloud, block_name, prefect_api_url, prefect_api_key)
+        request = dataclasses.replace(
+            _request(
+                pool,
+                type_,
+                cloud,
+                block_name,
+                prefect_api_url,
+                prefect_api_key,
+                set_image_namespace,
+            ),
+            rotate=rotate_,
+        )
+        if offline and rotate_:
+            raise InvalidInputError(
+                "--rotate needs the pool's stack and cannot be used with --offline."
+            )
         if offline and refresh:
             raise InvalidInputError("--refresh reads the cloud and cannot be used with --offline.")
         from provision import service
@@ -403,6 +446,48 @@ def destroy(
         console.print(f"Destroyed '{pool}': cloud resources, Prefect objects and stack removed.")
 
 
+@app.command()
+def rotate(
+    pool: Pool,
+    prefect_api_url: PrefectUrl = None,
+    prefect_api_key: PrefectKey = None,
+    backend_url: BackendUrl = None,
+    secrets_provider: SecretsProvider = None,
+    yes: Yes = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="The plan applied, as `preview --json`, on stdout.")
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Replace a pool's credential: the new one is made and written to the block before the old
+    one is deleted, so the block never holds a dead credential."""
+    from cli import render
+
+    with _boundary(verbose):
+        _require_interactive(yes, "rotate")
+        request = _request(pool, None, {}, None, prefect_api_url, prefect_api_key)
+        from provision import service
+
+        settings = _settings(backend_url, secrets_provider)
+        console = render.console(stderr=json_)
+        with render.Progress(console) as progress:
+            hooks = service.Hooks(
+                confirm=None if yes else progress.paused(render.confirm_plan(console, "Rotate")),
+                on_progress=progress.update,
+                on_notice=progress.notice,
+                on_install=render.install_spinner(console),
+                on_phase=progress.phase,
+            )
+            try:
+                outcome = service.rotate(request, settings, hooks)
+            except service.NothingToRotate as nothing:
+                console.print(str(nothing), markup=False)
+                return
+        render.summary(console, outcome)
+        if json_:
+            typer.echo(outcome.plan.model_dump_json(indent=2))
+
+
 @app.command("list")
 def list_(backend_url: BackendUrl = None, json_: Json = False, verbose: Verbose = False) -> None:
     """Every provisioned pool with its type, location and last result."""
@@ -413,7 +498,7 @@ def list_(backend_url: BackendUrl = None, json_: Json = False, verbose: Verbose 
 
         rows = service.list_pools(_settings(backend_url))
         if json_:
-            render.print_json([r.__dict__ for r in rows])
+            render.print_json([dataclasses.asdict(r) for r in rows])
         else:
             render.pools_table(render.console(), rows)
 

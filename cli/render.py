@@ -6,6 +6,7 @@ decides anything. Secret values never reach this module except as ``[secret]``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -130,6 +131,15 @@ def plan(out: Console, the_plan: Any) -> None:
         f"{c.delete} to delete, {c.same} unchanged"
     )
     access = _access(the_plan.credential, the_plan.worker, width)
+    if the_plan.rotation is not None:
+        r = the_plan.rotation
+        text = f"replace the credential (rotation {r.rotation}): {r.reason}; the new one is "
+        text += "written to the block before the old one is deleted"
+        rotation = [Text("Rotation", style="bold underline"), *_lines(text, width, hang=2)]
+        access = [*rotation, Text(""), *access]
+    if the_plan.profile is not None:
+        access += [Text("Prefect profile (this machine)", style="bold underline")]
+        access += [*_profile_lines(the_plan.profile, width), Text("")]
     out.print(
         Panel(
             Group(
@@ -165,6 +175,17 @@ def _access(credential: Any, worker: Any, width: int) -> list[Text]:
             lines += _lines(text, width, hang=2)
         lines.append(Text(""))
     return lines
+
+
+def _profile_lines(change: Any, width: int) -> list[Text]:
+    """``--set-image-namespace``: the key, its new value, and what destroy puts back."""
+    was = change.previous if change.previous is not None else "unset"
+    value = change.value if change.value is not None else "unset"
+    text = f"{change.key} = {value} in profile '{change.profile}' ({change.path}); "
+    text += "unchanged" if change.op == "same" else f"was {was}, put back by destroy"
+    if change.op == "delete" or (change.op == "update" and change.value == change.previous):
+        text = f"{change.key} back to {value} in profile '{change.profile}' ({change.path})"
+    return [_entry(_op(change.op), text, width)]
 
 
 def credential_line(credential: Any) -> str:
@@ -387,6 +408,13 @@ def summary(out: Console, outcome: Any) -> None:
         f"{outcome.work_pool_op} (id {outcome.work_pool_id}).",
         soft_wrap=True,
     )
+    if outcome.rotation is not None:
+        out.print(
+            f"Credential rotated (rotation {outcome.rotation.rotation}: "
+            f"{outcome.rotation.reason}); the block holds the new one, the old one is deleted.",
+            soft_wrap=True,
+            markup=False,
+        )
     if outcome.credential is not None:
         out.print(credential_line(outcome.credential), soft_wrap=True, markup=False)
     if outcome.worker is not None:
@@ -412,7 +440,7 @@ def pools_table(out: Console, rows: list[Any]) -> None:
         out.print("No pools provisioned yet. Start with `provision preview --offline`.")
         return
     table = Table(header_style="bold")
-    for col in ("pool", "type", "location", "last update", "result", "resources"):
+    for col in ("pool", "type", "location", "last update", "result", "resources", "credential"):
         table.add_column(col)
     for r in rows:
         table.add_row(
@@ -422,8 +450,27 @@ def pools_table(out: Console, rows: list[Any]) -> None:
             r.last_update or "-",
             r.result or "-",
             str(r.resource_count if r.resource_count is not None else "-"),
+            _credential_cell(r.credential),
         )
     out.print(table)
+    for r in rows:
+        if r.credential is not None and r.credential.due:
+            out.print(
+                f"Warning: the credential of '{r.name}' {r.credential.due}: the next `provision "
+                f"up {r.name}` replaces it (or run `provision rotate {r.name}`).",
+                soft_wrap=True,
+                markup=False,
+            )
+
+
+def _credential_cell(status: Any) -> str:
+    """``12d old, expires in 353d``; ``-`` for a pool with no credential the tool made."""
+    if status is None:
+        return "-"
+    text = f"{status.age_days}d old"
+    if status.expires_in_days is not None:
+        text += f", expires in {status.expires_in_days}d"
+    return text + (" (due)" if status.due else "")
 
 
 def details_dict(d: Any) -> dict[str, Any]:
@@ -446,6 +493,7 @@ def details_dict(d: Any) -> dict[str, Any]:
             for w in d.workers
         ],
         "workers_error": d.workers_error,
+        "credential": None if d.credential is None else dataclasses.asdict(d.credential),
     }
 
 
@@ -465,6 +513,15 @@ def details(out: Console, d: Any) -> None:
         f"work pool id {p['work_pool_id'] or '-'}",
         soft_wrap=True,
     )
+    if d.credential is not None:
+        c = d.credential
+        expiry = f", expires {c.expires_at} (in {c.expires_in_days} days)" if c.expires_at else ""
+        due = f"; due: {c.due}" if c.due else ""
+        out.print(
+            f"Credential: made {c.created_at} ({c.age_days} days old){expiry}{due}",
+            soft_wrap=True,
+            markup=False,
+        )
     if d.workers_error:
         out.print(f"Workers: unknown ({d.workers_error})", soft_wrap=True, markup=False)
     elif d.workers is not None and not d.workers:

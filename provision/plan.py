@@ -71,6 +71,31 @@ class WorkerPlan(BaseModel):
     dedicated: bool
 
 
+class ProfileChangePlan(BaseModel):
+    """``--set-image-namespace``: the one key of the active Prefect profile ``up`` writes."""
+
+    path: str
+    profile: str
+    key: str
+    op: str
+    """``create``, ``update``, ``delete`` (put back as it was) or ``same``."""
+    value: str | None
+    """What it will hold (``None``: unset)."""
+    previous: str | None
+    """What ``destroy`` puts back."""
+
+
+class RotationPlan(BaseModel):
+    """Why this run replaces the pool's credential (create, rewrite the block, then delete)."""
+
+    reason: str
+    rotation: int
+    """The rotation count once done."""
+    created_at: str | None
+    """When the credential being replaced was made."""
+    expires_at: str | None
+
+
 class Plan(BaseModel):
     """Everything one ``up`` (or ``destroy``) would do."""
 
@@ -87,6 +112,11 @@ class Plan(BaseModel):
     """The cloud credential the block holds (``kind: none`` when the worker runs keyless)."""
     worker: WorkerPlan | None = None
     """The worker run in the cloud (``--with-worker``)."""
+    rotation: RotationPlan | None = None
+    """The credential's rotation, when this run does one (``rotate``, ``--rotate-after``, an
+    expiry within 30 days)."""
+    profile: ProfileChangePlan | None = None
+    """The Prefect profile setting ``--set-image-namespace`` writes on this machine."""
     location: str = Field(default="", exclude=True)
 
     @property
@@ -94,7 +124,9 @@ class Plan(BaseModel):
         """True when any cloud resource or Prefect object would change."""
         c = self.changes
         cloud = any((c.create, c.update, c.replace, c.delete))
-        return cloud or any(p.op not in ("same",) for p in self.prefect)
+        profile = self.profile is not None and self.profile.op != "same"
+        rotation = self.rotation is not None  # a replacement, whatever the engine says of it
+        return cloud or profile or rotation or any(p.op not in ("same",) for p in self.prefect)
 
 
 def mask_inputs(value: Any) -> Any:

@@ -59,6 +59,10 @@ class SavedPool:
     generated: dict[str, str]
     prefect_api_url: str | None
     provider_config: dict[str, str] = field(default_factory=dict)
+    image_namespace_profile: dict[str, Any] | None = None
+    """``--set-image-namespace``: the Prefect profile whose image namespace ``up`` sets, and the
+    value it had before (``{"profile": str, "previous": str | None}``), for ``destroy`` to put
+    back; ``None``: the pool sets none."""
 
     def to_outputs(self) -> dict[str, Any]:
         """The record as the component's outputs (plain JSON values)."""
@@ -76,6 +80,7 @@ class SavedPool:
             generated={k: str(v) for k, v in (outputs.get("generated") or {}).items()},
             prefect_api_url=outputs.get("prefect_api_url") or None,
             provider_config={k: str(v) for k, v in (outputs.get("provider_config") or {}).items()},
+            image_namespace_profile=_profile_entry(outputs.get("image_namespace_profile")),
         )
 
 
@@ -111,6 +116,15 @@ class StackState:
     def is_empty(self) -> bool:
         """True when nothing at all is recorded in the cloud or in Prefect."""
         return not self.resources and self.prefect == PrefectState()
+
+
+def _profile_entry(value: Any) -> dict[str, Any] | None:
+    """A record's profile entry, if well formed (an edited state may hold anything)."""
+    if not isinstance(value, dict) or not isinstance(value.get("profile"), str):
+        return None
+    previous = value.get("previous")
+    previous = previous if isinstance(previous, str) else None
+    return {"profile": value["profile"], "previous": previous}
 
 
 def stack_state(deployment: dict[str, Any] | None) -> StackState:

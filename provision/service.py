@@ -10,6 +10,7 @@ interrupted or failed run is finished by running the same command again, from an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +36,15 @@ from provision.plan import (
     BlockChange,
     Changes,
     Plan,
+    ProfileChangePlan,
     ResourceChange,
+    RotationPlan,
     WorkerPlan,
     WorkPoolChange,
     mask_inputs,
 )
+from provision.prefect import profile as prefect_profile
+from provision.prefect.profile import ProfileSetting
 from provision.prefect.resources import (
     BLOCK_TYPE,
     ENV_AUTH,
@@ -61,13 +67,19 @@ from provision.saved import (
 )
 from provision.settings import Settings
 from provision.targets.base import (
+    CREATED_OUTPUT,
+    EXPIRES_OUTPUT,
+    EXPIRY_WARNING_DAYS,
     PLACEHOLDER,
+    ROTATED_AT_KEY,
+    ROTATION_KEY,
     Credential,
     NextSteps,
     Pool,
     TargetOptions,
     WorkerLaunch,
     default_worker_image,
+    rotation_count,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +95,12 @@ class Cancelled(ProvisionError):
     exit_code = 1
 
 
+class NothingToRotate(ProvisionError):
+    """``rotate`` of a pool whose block holds no credential the tool made: not a failure."""
+
+    exit_code = 0
+
+
 @dataclass(frozen=True)
 class PoolRequest:
     """What the user asked for on the command line (``None`` = not given)."""
@@ -93,6 +111,34 @@ class PoolRequest:
     block_name: str | None = None
     prefect_api_url: str | None = None
     prefect_api_key: str | None = field(default=None, repr=False)
+    set_image_namespace: bool | None = None
+    """Set the active Prefect profile's image namespace to the pool's registry (``None``: as
+    the record says)."""
+    rotate: bool = False
+    """Replace the pool's credential now (``provision rotate``), whatever its age."""
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    """What ``up`` does to the active Prefect profile's image namespace on this machine."""
+
+    setting: ProfileSetting
+    """Where it lives, and its value now."""
+    value: str | None
+    """What it will hold once ``up`` is done (``None``: unset)."""
+    previous: str | None
+    """What it held before the pool set it: ``destroy`` puts it back."""
+    recorded: bool
+    """The pool sets it (kept in the record); ``False``: it is being handed back."""
+
+    @property
+    def op(self) -> str:
+        """The change as plans show it."""
+        if self.value == self.setting.value:
+            return "same"
+        if self.value is None:
+            return "delete"
+        return "create" if self.setting.value is None else "update"
 
 
 @dataclass(frozen=True)
@@ -111,6 +157,10 @@ class PoolSpec:
     """A record an older version kept in this machine's work dir, not yet in the backend."""
     block_schema: Mapping[str, Any] = field(default_factory=dict)
     """The block type's schema as the Prefect server declares it (once Prefect was checked)."""
+    profile: ProfileChange | None = None
+    """``--set-image-namespace`` on this machine (read by ``up``, ``preview`` and ``destroy``)."""
+    rotation: RotationPlan | None = None
+    """Why this run replaces the credential, when it does."""
 
     @property
     def pool(self) -> str:
@@ -141,6 +191,11 @@ class PoolSpec:
             generated=dict(self.target.generated),
             prefect_api_url=prefect_api_url,
             provider_config=self.provider_config,
+            image_namespace_profile=(
+                {"profile": self.profile.setting.profile, "previous": self.profile.previous}
+                if self.profile is not None and self.profile.recorded
+                else None
+            ),
         )
 
     def program(self, prefect_api_url: str) -> Callable[[], Awaitable[None]]:
@@ -190,6 +245,31 @@ class Runtime:
 
     engine: Callable[[Settings, Hooks], Engine] = field(default=lambda s, h: _engine(s, h))
     prefect: Callable[[PrefectApi], PrefectWriter] = field(default=lambda api: _writer(api))
+    clock: Callable[[], datetime] = field(default=lambda: _now(os.environ))
+    """Now, in UTC: credential ages and rotation dates are counted from it."""
+
+
+def _now(env: Mapping[str, str]) -> datetime:
+    """The current time, or ``PROVISION_NOW`` (ISO 8601) to see what a later run would do: a
+    credential's age and expiry as they will be then."""
+    fixed = env.get("PROVISION_NOW", "").strip()
+    if fixed:
+        when = _when(fixed)
+        if when is None:
+            raise InvalidInputError(f"Invalid PROVISION_NOW '{fixed}': an ISO 8601 date-time.")
+        return when
+    return datetime.now(UTC)
+
+
+def _when(value: Any) -> datetime | None:
+    """An ISO 8601 date-time (a ``Z`` suffix allowed) as an aware UTC datetime, else ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -204,6 +284,8 @@ class UpOutcome:
     work_pool_op: str
     next_steps: NextSteps
     prefect_url: str
+    plan: Plan | None = None
+    """What the run did, in the plan's contract (the engine's steps, the Prefect objects)."""
 
     @property
     def credential(self) -> Credential | None:
@@ -214,6 +296,11 @@ class UpOutcome:
     def worker(self) -> WorkerPlan | None:
         """The worker run in the cloud, if any."""
         return _worker_plan(self.spec)
+
+    @property
+    def rotation(self) -> RotationPlan | None:
+        """The credential's rotation this run did, if any."""
+        return self.spec.rotation
 
 
 @dataclass(frozen=True)
@@ -226,6 +313,7 @@ class PoolSummary:
     last_update: str | None
     result: str | None
     resource_count: int | None
+    credential: CredentialStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +333,36 @@ class PoolDetails:
     """The workers Prefect sees polling the pool; ``None``: not asked (a push pool)."""
     workers_error: str | None = None
     """Why ``workers`` could not be read (Prefect unreachable, ...): ``show`` still answers."""
+    credential: CredentialStatus | None = None
+    """The age and expiry of the credential its block holds (``None``: the tool made none)."""
+
+
+@dataclass(frozen=True)
+class CredentialStatus:
+    """A credential's age and expiry as ``list`` and ``show`` report them."""
+
+    created_at: str
+    age_days: int
+    expires_at: str | None
+    expires_in_days: int | None
+    due: str | None
+    """Why the next ``up`` replaces it, if it does (``--rotate-after``, expiry close)."""
+
+
+def credential_status(
+    target: Pool, outputs: Mapping[str, Any], now: datetime
+) -> CredentialStatus | None:
+    """What ``list`` and ``show`` say of a pool's credential."""
+    age = credential_age(target, outputs)
+    if age is None or age.created is None:
+        return None
+    return CredentialStatus(
+        created_at=age.created.isoformat(timespec="seconds"),
+        age_days=age.age_days(now) or 0,
+        expires_at=age.expires.isoformat(timespec="seconds") if age.expires else None,
+        expires_in_days=age.expires_in_days(now),
+        due=age.due(now),
+    )
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -446,7 +564,182 @@ def _plan(
         grants=spec.target.grants(),
         credential=spec.target.credential(),
         worker=_worker_plan(spec),
+        profile=_profile_plan(spec.profile),
+        rotation=spec.rotation,
         location=spec.target.location(),
+    )
+
+
+# -- the credential's age and rotation -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CredentialAge:
+    """When a pool's credential was made, when it expires, and when it was last rotated."""
+
+    created: datetime | None
+    expires: datetime | None
+    rotated: datetime | None
+    rotate_after: int | None
+
+    def age_days(self, now: datetime) -> int | None:
+        """Whole days since the credential was made."""
+        return (now - self.created).days if self.created else None
+
+    def expires_in_days(self, now: datetime) -> int | None:
+        """Whole days left before it stops working."""
+        return (self.expires - now).days if self.expires else None
+
+    def due(self, now: datetime) -> str | None:
+        """Why the credential must be replaced now, or ``None``.
+
+        Older than ``--rotate-after``, or expiring within :data:`EXPIRY_WARNING_DAYS`. Counted
+        from the last rotation started too, so a rerun after an interrupted rotation (whose
+        outputs still describe the old credential) finishes it instead of starting another.
+        """
+        since = max((t for t in (self.created, self.rotated) if t is not None), default=None)
+        if self.rotate_after and since and now - since >= timedelta(days=self.rotate_after):
+            age = self.age_days(now)
+            return f"older than --rotate-after {self.rotate_after} days ({age} days old)"
+        warn = timedelta(days=EXPIRY_WARNING_DAYS)
+        renewing = self.rotated is not None and self.expires and self.rotated >= self.expires - warn
+        if self.expires and self.expires - now <= warn and not renewing:
+            left = self.expires_in_days(now)
+            when = self.expires.date().isoformat()
+            return f"expires on {when} ({'in ' + str(left) + ' days' if left >= 0 else 'expired'})"
+        return None
+
+
+def credential_age(target: Pool, outputs: Mapping[str, Any]) -> CredentialAge | None:
+    """The age of the credential a pool's block holds, from its stack outputs; ``None`` when
+    the tool made none (a keyless pool, a token pool) or the pool has no outputs yet."""
+    credential = target.credential()
+    if not target.rotates or credential is None or not credential.long_lived:
+        return None
+    created = _when(outputs.get(CREATED_OUTPUT))
+    if created is None:
+        return None
+    return CredentialAge(
+        created=created,
+        expires=_when(outputs.get(EXPIRES_OUTPUT)),
+        rotated=_when(target.generated.get(ROTATED_AT_KEY)),
+        rotate_after=getattr(target.options, "rotate_after", None),
+    )
+
+
+def _rotating(spec: PoolSpec, request: PoolRequest, runtime: Runtime) -> PoolSpec:
+    """``spec`` with the rotation this run does: the one asked for, else one that is due."""
+    if not request.rotate:
+        return _with_rotation(spec, runtime.clock())
+    if spec.state is None or spec.saved is None:
+        raise PoolNotFoundError(
+            f"No pool named '{spec.pool}' is provisioned: nothing to rotate.",
+            hint="`provision list` shows the pools.",
+        )
+    credential = spec.target.credential()
+    if not spec.target.rotates or credential is None or not credential.long_lived:
+        why = (
+            credential.note
+            if credential is not None and credential.note
+            else ("its block holds no credential the tool made")
+        )
+        raise NothingToRotate(f"Nothing to rotate in pool '{spec.pool}': {why}.")
+    return _with_rotation(spec, runtime.clock(), reason="asked for (provision rotate)")
+
+
+def _with_rotation(spec: PoolSpec, now: datetime, *, reason: str | None = None) -> PoolSpec:
+    """``spec`` with its credential's rotation when one is due (or ``reason`` forces it): the
+    next rotation count and its start time in the record's generated values, which the target
+    hands its stack as the credential's replacement trigger."""
+    age = credential_age(spec.target, spec.state.outputs if spec.state is not None else {})
+    reason = reason or (age.due(now) if age else None)
+    if reason is None:
+        return spec
+    generated = dict(spec.target.generated)
+    count = rotation_count(generated) + 1
+    generated[ROTATION_KEY] = str(count)
+    generated[ROTATED_AT_KEY] = now.isoformat(timespec="seconds")
+    return replace(
+        spec,
+        target=replace(spec.target, generated=generated),
+        rotation=RotationPlan(
+            reason=reason,
+            rotation=count,
+            created_at=age.created.isoformat() if age and age.created else None,
+            expires_at=age.expires.isoformat() if age and age.expires else None,
+        ),
+    )
+
+
+def _profile_plan(change: ProfileChange | None) -> ProfileChangePlan | None:
+    if change is None:
+        return None
+    return ProfileChangePlan(
+        path=str(change.setting.path),
+        profile=change.setting.profile,
+        key=change.setting.key,
+        op=change.op,
+        value=change.value,
+        previous=change.previous,
+    )
+
+
+# -- the image namespace in the Prefect profile (--set-image-namespace) ---------------------
+
+
+def _our_namespace(spec: PoolSpec) -> str | None:
+    """The pool's image namespace: from its outputs once it has some, else as predicted."""
+    outputs = spec.state.outputs if spec.state is not None and spec.state.outputs else None
+    if outputs is None:
+        outputs = spec.target.expected_outputs()
+    public = {k: v for k, v in outputs.items() if k not in spec.target.secret_outputs}
+    return spec.target.next_steps(public).image_namespace
+
+
+def _namespace_change(spec: PoolSpec, wanted: bool | None, env: Mapping[str, str]) -> PoolSpec:
+    """``spec`` with what ``up`` does to the profile's image namespace, read from this machine.
+
+    ``wanted`` is the flag (``None``: as the record says). The value the profile held before
+    is kept in the record across reruns (a rerun sees its own value there, not the original);
+    turning it off puts the original back only if the profile still holds the pool's.
+    """
+    saved = spec.saved.image_namespace_profile if spec.saved else None
+    wanted = bool(saved) if wanted is None else wanted
+    if not wanted and not saved:
+        return spec
+    ours = _our_namespace(spec)
+    if wanted and ours is None:
+        raise InvalidInputError(
+            f"'{spec.pool_type.name}' pools have no image registry: drop --set-image-namespace."
+        )
+    setting = prefect_profile.read(env)
+    holds_ours = ours is not None and setting.value == ours
+    same_profile = bool(saved) and saved["profile"] == setting.profile  # type: ignore[index]
+    previous = saved["previous"] if same_profile and holds_ours else setting.value  # type: ignore[index]
+    if wanted:
+        change = ProfileChange(setting, ours, previous, recorded=True)
+    else:
+        change = ProfileChange(
+            setting, previous if holds_ours else setting.value, previous, recorded=False
+        )
+    return replace(spec, profile=change)
+
+
+def _apply_namespace(spec: PoolSpec, outputs: Mapping[str, Any], hooks: Hooks) -> None:
+    """Write the profile once ``up`` has run: the pool's namespace from its real outputs (a
+    plan may have shown a placeholder), or the value handed back."""
+    change = spec.profile
+    if change is None:
+        return
+    value = spec.target.next_steps(outputs).image_namespace if change.recorded else change.value
+    if value == change.setting.value or (change.recorded and value in (None, PLACEHOLDER)):
+        return
+    prefect_profile.write(change.setting, value)
+    where = f"Prefect profile '{change.setting.profile}' ({change.setting.path})"
+    hooks.notice(
+        f"{where}: {change.setting.key} = {value}"
+        if value is not None
+        else f"{where}: {change.setting.key} removed"
     )
 
 
@@ -639,6 +932,7 @@ def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
     from provision.offline import offline_steps
 
     spec = _with_worker(resolve(request, settings), None, os.environ)
+    spec = _namespace_change(spec, request.set_image_namespace, os.environ)
     cloud = spec.target.program()
     steps = (
         offline_steps(spec.pool, cloud, spec.target.worker_program()) if cloud is not None else []
@@ -664,11 +958,12 @@ def plan(
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
-    spec = _resolved(request, settings, env, engine)
+    spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
     api = _prefect_api(request, spec, env)
     writer = (runtime or Runtime()).prefect(api)
     spec, existing = _check_prefect(spec, writer)
     spec = _launch_worker(spec, api, writer, env, hooks)
+    spec = _namespace_change(spec, request.set_image_namespace, env)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -759,6 +1054,21 @@ def _migrate(
 # -- up -----------------------------------------------------------------------------------
 
 
+def rotate(
+    request: PoolRequest,
+    settings: Settings,
+    hooks: Hooks | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    runtime: Runtime | None = None,
+) -> UpOutcome:
+    """Replace the pool's credential with no window where its block holds a dead one: the
+    new credential is made, the block rewritten with it, then the old one deleted (one engine
+    run; the engine orders the create-before-delete replacement by the block's dependency).
+    Raises ``NothingToRotate`` for a pool whose block holds no credential the tool made."""
+    return up(replace(request, rotate=True), settings, hooks, env, runtime=runtime)
+
+
 def up(
     request: PoolRequest,
     settings: Settings,
@@ -775,13 +1085,14 @@ def up(
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
-    spec = _resolved(request, settings, env, engine)
+    spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
     api = _prefect_api(request, spec, env, moving=False)
     writer = (runtime or Runtime()).prefect(api)
     # Refused credentials, a block type the server lacks or an unreachable API stop the run
     # here, before any cloud call.
     spec, existing = _check_prefect(spec, writer)
     spec = _launch_worker(spec, api, writer, env, hooks)
+    spec = _namespace_change(spec, request.set_image_namespace, env)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
         spec = _migrate(engine, spec, api, settings, env)
@@ -817,6 +1128,15 @@ def up(
         if s.type in TYPES
     }
     public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
+    _apply_namespace(spec, public, hooks)
+    block_op = ops.get(BLOCK_TYPE, "same")
+    work_pool_op = ops.get(WORK_POOL_TYPE, "same")
+    done = _plan(
+        spec,
+        result.steps,
+        _prefect_objects(spec, block_op=block_op, pool_op=work_pool_op),
+        offline=False,
+    )
     return UpOutcome(
         spec=spec,
         result=replace(
@@ -828,6 +1148,7 @@ def up(
         work_pool_op=ops.get(WORK_POOL_TYPE, "same"),
         next_steps=spec.target.next_steps(public),
         prefect_url=api.url,
+        plan=done,
     )
 
 
@@ -861,6 +1182,10 @@ def destroy(
     if spec.legacy is not None and api is not None:
         # The Prefect objects an older version made must be in the stack to be deleted by it.
         spec = _migrate(engine, spec, api, settings, env)
+    # The image namespace goes back to what it was, if this machine's profile still holds the
+    # pool's; a machine with no profile to read has nothing to put back.
+    with contextlib.suppress(InvalidInputError):
+        spec = _namespace_change(spec, False, env)
     if hooks.confirm is not None:
         # What the state records is what goes: no engine run is needed to show it.
         steps = [
@@ -889,6 +1214,7 @@ def destroy(
                 details=exc.details,
             ) from None
         engine.remove(session.stack, pool)
+    _apply_namespace(spec, {}, hooks)
     return result
 
 
@@ -920,12 +1246,13 @@ def list_pools(
 
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
+    now = (runtime or Runtime()).clock()
     infos = engine.list_stacks()
 
     def row(info: Any) -> PoolSummary:
         state, legacy = read_state(info.name, settings, engine)
         saved = state.record if state and state.record else (legacy.record if legacy else None)
-        type_name, location = "?", ""
+        type_name, location, credential = "?", "", None
         if saved:
             type_name = saved.type
             try:
@@ -934,6 +1261,8 @@ def list_pools(
                     info.name, pt, saved.options, saved.generated
                 )
                 location = bound.location()
+                outputs = state.outputs if state is not None else {}
+                credential = credential_status(bound, outputs, now)
             except (ProvisionError, ValueError):
                 pass
         result = "in-progress" if info.update_in_progress else engine.last_result(info.name)
@@ -944,6 +1273,7 @@ def list_pools(
             last_update=info.last_update,
             result=result,
             resource_count=info.resource_count,
+            credential=credential,
         )
 
     # Two CLI reads per pool: in parallel, a team's dozens of pools list in seconds.
@@ -972,6 +1302,7 @@ def show(
         prefect_api_url=spec.saved.prefect_api_url if spec.saved else None,
         workers=workers,
         workers_error=workers_error,
+        credential=credential_status(spec.target, state.outputs, (runtime or Runtime()).clock()),
     )
 
 

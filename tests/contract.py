@@ -13,5 +13,7 @@ PREVIEW_KEYS = frozenset(
         "grants",
         "credential",
         "worker",
+        "profile",
+        "rotation",
     }
 )

@@ -190,6 +190,44 @@ class WorkerOptions(TargetOptions):
         return self
 
 
+ROTATION_KEY = "credential_rotation"
+"""``generated`` key: how many times the pool's credential was rotated. A stack gives it to
+the credential as its ``replacement_trigger``: a new value replaces the credential,
+create-before-delete, so the block is written with the new one before the old one is deleted."""
+ROTATED_AT_KEY = "credential_rotated_at"
+"""``generated`` key: when the last rotation was started (ISO 8601, UTC). A rerun after an
+interrupted rotation counts the credential's age from here, so it does not rotate twice."""
+CREATED_OUTPUT = "credential_created_at"
+EXPIRES_OUTPUT = "credential_expires_at"
+"""Stack outputs (ISO 8601) of a target whose credential has an age: when the cloud made it,
+and when it stops working (a credential with a lifetime: Azure's client secret)."""
+EXPIRY_WARNING_DAYS = 30
+"""A credential this close to its expiry is renewed by ``up`` and reported by ``preview``."""
+ROTATE_AFTER_MAX = 3650
+
+
+class RotationOptions(TargetOptions):
+    """``--rotate-after DAYS``: a mixin of the options of targets whose block holds a credential
+    the tool makes (saved with the pool)."""
+
+    rotate_after: int | None = None
+
+    @field_validator("rotate_after")
+    @classmethod
+    def _rotate_after(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not 1 <= value <= ROTATE_AFTER_MAX:
+            raise ValueError(
+                f"Invalid --rotate-after {value}{origin(info)}: 1 to {ROTATE_AFTER_MAX} days."
+            )
+        return value
+
+
+def rotation_count(generated: Mapping[str, str]) -> int:
+    """How many times the credential was rotated (0 for a pool never rotated)."""
+    value = generated.get(ROTATION_KEY, "0")
+    return int(value) if value.isdigit() else 0
+
+
 def worker_options(pick: OptionPicker) -> dict[str, Any]:
     """The worker options a target's ``resolve_options`` picks (flag > saved > default)."""
     values: dict[str, Any] = {"with_worker": bool(pick("with_worker", False))}
@@ -403,6 +441,10 @@ class Pool(abc.ABC, Generic[OptionsT]):
     """Type token → how to find and remove a copy a killed run may have left untracked."""
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
     """Output names holding a credential: never passed to template defaults or next steps."""
+    rotates: ClassVar[bool] = False
+    """Its block holds a credential its stack makes and ``rotate`` replaces: the stack gives
+    :meth:`rotation_trigger` to that credential as its ``replacement_trigger`` and exports
+    :data:`CREATED_OUTPUT` (and :data:`EXPIRES_OUTPUT` if it has a lifetime)."""
     worker_package: ClassVar[str] = ""
     """The integration a worker of this target needs (``prefect-gcp``); empty: no worker."""
     propagation_errors: ClassVar[tuple[str, ...]] = ()
@@ -481,6 +523,12 @@ class Pool(abc.ABC, Generic[OptionsT]):
         """The cloud part of the inline program (imports its stack module lazily), or ``None``
         for a target without cloud resources."""
         return None
+
+    def rotation_trigger(self) -> str | None:
+        """The credential's ``replacement_trigger``: ``None`` until its first rotation (so
+        pools made before rotation existed keep their key), then the rotation count."""
+        count = rotation_count(self.generated)
+        return str(count) if count else None
 
     def worker_program(self) -> WorkerProgram | None:
         """The worker part of the inline program (``--with-worker``), or ``None``."""

@@ -86,6 +86,8 @@ def assert_nothing_written(env: dict[str, str]) -> None:
             ["p1", *WORKER, "--with-worker", "--worker-api-key-env", "pnu_abc-123"],
             ["not the key itself"],
         ),
+        (["p1", "--type", "modal:push", "--set-image-namespace"], ["have no image registry"]),
+        (["p1", *WORKER, "--set-image-namespace"], ["No Prefect profiles file at"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(env, args, needles):

@@ -39,6 +39,7 @@ from provision.targets.base import (
     OptionPicker,
     Outputs,
     Pool,
+    RotationOptions,
     WorkerOptions,
     WorkerProgram,
     block_ref,
@@ -46,6 +47,9 @@ from provision.targets.base import (
 )
 
 THING = "test:index:Thing"
+CREATED = "2026-01-01T00:00:00Z"
+EXPIRES = "2027-01-01T00:00:00Z"
+"""The Thing's credential: made on New Year's Day 2026, valid a year."""
 RUNNER = "test:index:Runner"
 TOKEN = "tok-s3cr3t"
 PREFECT_URL = "http://127.0.0.1:9/api"
@@ -58,9 +62,12 @@ class Thing(pulumi.CustomResource):
     """The cloud side of the test target: one resource whose ``token`` is a credential."""
 
     token: pulumi.Output[str]
+    created_at: pulumi.Output[str]
+    expires_at: pulumi.Output[str]
 
     def __init__(self, name: str, size: int, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(THING, name, {"size": size, "token": None}, opts)
+        props = {"size": size, "token": None, "created_at": None, "expires_at": None}
+        super().__init__(THING, name, props, opts)
 
 
 class Runner(pulumi.CustomResource):
@@ -77,7 +84,7 @@ class Runner(pulumi.CustomResource):
         super().__init__(RUNNER, name, props, opts)
 
 
-class ThingOptions(WorkerOptions):
+class ThingOptions(WorkerOptions, RotationOptions):
     size: int = 1
 
 
@@ -87,11 +94,14 @@ class ThingPool(Pool[ThingOptions]):
     options_model = ThingOptions
     block = BlockSpec("thing-credentials", "thing-credentials")
     secret_outputs = frozenset({"token"})
+    rotates = True
 
     @classmethod
     def resolve_options(cls, name, pool_type, given, env, saved):
         pick = OptionPicker(pool_type, given, saved, ThingOptions.keys())
         values = {"size": pick("size", 1), **worker_options(pick)}
+        if pick("rotate_after") is not None:
+            values["rotate_after"] = pick("rotate_after")
         return ThingOptions.checked(values, pick.sources, pool_type=pool_type)
 
     def worker_program(self) -> WorkerProgram | None:
@@ -111,8 +121,15 @@ class ThingPool(Pool[ThingOptions]):
 
     def program(self) -> CloudProgram:
         def run() -> dict[str, Any]:
-            thing = Thing(f"{self.name}-thing", self.options.size)
-            return {"thing_id": thing.id, "token": pulumi.Output.secret(thing.token)}
+            trigger = self.rotation_trigger()
+            opts = pulumi.ResourceOptions(replacement_trigger=trigger) if trigger else None
+            thing = Thing(f"{self.name}-thing", self.options.size, opts)
+            return {
+                "thing_id": thing.id,
+                "token": pulumi.Output.secret(thing.token),
+                "credential_created_at": thing.created_at,
+                "credential_expires_at": thing.expires_at,
+            }
 
         return run
 
@@ -123,7 +140,10 @@ class ThingPool(Pool[ThingOptions]):
         return {"credentials": block_ref(block_document_id), "thing": outputs.get("thing_id")}
 
     def next_steps(self, outputs: Outputs) -> NextSteps:
-        return NextSteps(commands=(f"prefect worker start --pool {self.name}",))
+        return NextSteps(
+            image_namespace=f"registry.example/{self.name}",
+            commands=(f"prefect worker start --pool {self.name}",),
+        )
 
 
 THING_TYPE = PoolType("thing", "thing", "thing", False, "a test pool")
@@ -146,6 +166,8 @@ class Registered:
     urn: str
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+    trigger: Any = None
+    """The ``replacement_trigger`` resource option as sent (``None``: none)."""
 
 
 def run_program(pool: str, program, *, preview: bool) -> tuple[list[Registered], dict, dict]:
@@ -158,7 +180,7 @@ def run_program(pool: str, program, *, preview: bool) -> tuple[list[Registered],
         def new_resource(self, args):
             outs = dict(args.inputs)
             if args.typ == THING:
-                outs["token"] = TOKEN
+                outs.update(token=TOKEN, created_at=CREATED, expires_at=EXPIRES)
             elif args.typ == BLOCK_TYPE:
                 outs.update(block_id="block-1", created=True, data_hash="h")
             elif args.typ == WORK_POOL_TYPE:
@@ -172,7 +194,14 @@ def run_program(pool: str, program, *, preview: bool) -> tuple[list[Registered],
         def RegisterResource(self, request):
             response = super().RegisterResource(request)
             inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
-            registered.append(Registered(request.type, request.name, response.urn, inputs))
+            trigger = None
+            if request.HasField("replacement_trigger"):
+                from google.protobuf.json_format import MessageToDict
+
+                trigger = MessageToDict(request.replacement_trigger)
+            registered.append(
+                Registered(request.type, request.name, response.urn, inputs, trigger=trigger)
+            )
             return response
 
         def RegisterResourceOutputs(self, request):
@@ -189,10 +218,14 @@ def run_program(pool: str, program, *, preview: bool) -> tuple[list[Registered],
             monitor.mocks, project=PROJECT_NAME, stack=pool, preview=preview, monitor=monitor
         )
         pmocks.test(program)()
+        # Under mocks the root stack never registers its outputs: read the exports from it.
+        root = pulumi.runtime.settings.get_root_resource()
+        outputs = dict(getattr(root, "outputs", {}) or {})
+        resolved = loop.run_until_complete(pulumi.Output.all(**outputs).future()) or {}
+        exports = {k: v for k, v in resolved.items() if v is not None}
     finally:
         loop.close()
     record = next(v for k, v in component_outputs.items() if RECORD_TYPE in k)
-    exports = next((v for k, v in component_outputs.items() if "pulumi:pulumi:Stack" in k), {})
     return registered, record, exports
 
 
@@ -236,6 +269,22 @@ class FakeEngine:
 
     def notice(self, message: str) -> None:
         self._call("notice", message)
+
+    def list_stacks(self) -> list[Any]:
+        from types import SimpleNamespace
+
+        return [
+            SimpleNamespace(
+                name=name,
+                update_in_progress=False,
+                last_update=None,
+                resource_count=len(state["resources"]),
+            )
+            for name, state in self._stacks.items()
+        ]
+
+    def last_result(self, pool: str) -> str:
+        return "succeeded"
 
     def backend_label(self) -> str:
         return "the fake backend"
@@ -652,3 +701,188 @@ def test_show_reports_the_workers_prefect_sees_and_survives_prefect_being_down(w
     details = service.show("etl", world.settings, runtime=world.runtime)
     assert details.workers is None and "unreachable" in details.workers_error
     assert details.block_name == "etl-thing-credentials"  # the rest comes from the backend
+
+
+# -- the image namespace in the Prefect profile (--set-image-namespace) ---------------------------
+
+NAMESPACE = "PREFECT_DEFAULT_DOCKER_BUILD_NAMESPACE"
+
+
+@pytest.fixture
+def profiles(world, tmp_path):
+    """This machine's Prefect profiles: ``work`` active, with the user's own namespace."""
+    path = tmp_path / "prefect" / "profiles.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        'active = "work"\n\n[profiles.work]\n'
+        f'{NAMESPACE} = "docker.io/me"\nPREFECT_API_TIMEOUT = 60\n'
+    )
+    return path
+
+
+def namespace(path) -> str | None:
+    import tomllib
+
+    return tomllib.loads(path.read_text())["profiles"]["work"].get(NAMESPACE)
+
+
+def up_with_namespace(world, flag=True, **options):
+    request = service.PoolRequest("etl", type="thing", options=options, set_image_namespace=flag)
+    hooks = service.Hooks(on_notice=world.notices.append)
+    return service.up(request, world.settings, hooks, env=world.env, runtime=world.runtime)
+
+
+def test_the_namespace_is_set_kept_across_reruns_and_put_back_by_destroy(world, profiles):
+    request = service.PoolRequest("etl", type="thing", set_image_namespace=True)
+    plan = service.plan(request, world.settings, env=world.env, runtime=world.runtime)
+    assert plan.profile is not None
+    assert (plan.profile.op, plan.profile.value, plan.profile.previous) == (
+        "update",
+        "registry.example/etl",
+        "docker.io/me",
+    )
+    assert namespace(profiles) == "docker.io/me"  # a plan writes nothing
+
+    up_with_namespace(world)
+    assert namespace(profiles) == "registry.example/etl"
+    assert "PREFECT_API_TIMEOUT = 60" in profiles.read_text()  # the rest as it was
+    record = service.stack_state(world.stacks()["etl"]).record
+    assert record.image_namespace_profile == {"profile": "work", "previous": "docker.io/me"}
+
+    # A rerun (no flag: the record's choice) sees its own value and keeps the original.
+    up_with_namespace(world, flag=None)
+    record = service.stack_state(world.stacks()["etl"]).record
+    assert record.image_namespace_profile == {"profile": "work", "previous": "docker.io/me"}
+    request = service.PoolRequest("etl")
+    assert not service.plan(
+        request, world.settings, env=world.env, runtime=world.runtime
+    ).has_changes
+
+    service.destroy("etl", world.settings, env=world.env, runtime=world.runtime)
+    assert namespace(profiles) == "docker.io/me"
+
+
+def test_destroy_leaves_a_namespace_the_user_changed_since(world, profiles):
+    up_with_namespace(world)
+    profiles.write_text(profiles.read_text().replace("registry.example/etl", "ghcr.io/other"))
+    service.destroy("etl", world.settings, env=world.env, runtime=world.runtime)
+    assert namespace(profiles) == "ghcr.io/other"
+
+
+def test_unsetting_hands_the_namespace_back_and_forgets_it(world, profiles):
+    up_with_namespace(world)
+    up_with_namespace(world, flag=False)
+    assert namespace(profiles) == "docker.io/me"
+    assert service.stack_state(world.stacks()["etl"]).record.image_namespace_profile is None
+
+
+def test_no_profile_to_write_to_stops_up_before_anything_is_written(world):
+    with pytest.raises(InvalidInputError, match="No Prefect profiles file"):
+        up_with_namespace(world)
+    assert "stack" not in world.names()
+
+
+# -- rotation ---------------------------------------------------------------------------------
+
+
+def at(world: World, when: str) -> None:
+    """Make the service's clock read ``when``."""
+    from datetime import datetime
+
+    world.runtime = replace_runtime(world.runtime, clock=lambda: datetime.fromisoformat(when))
+
+
+def replace_runtime(runtime: service.Runtime, **changes: Any) -> service.Runtime:
+    import dataclasses
+
+    return dataclasses.replace(runtime, **changes)
+
+
+def thing(world: World) -> Registered:
+    return next(r for r in world.registered() if r.type == THING)
+
+
+def rotate(world: World):
+    return service.rotate(
+        service.PoolRequest("etl"), world.settings, env=world.env, runtime=world.runtime
+    )
+
+
+def test_rotate_replaces_the_credential_through_its_replacement_trigger(world):
+    at(world, "2026-02-01T00:00:00+00:00")
+    world.up()
+    assert thing(world).trigger is None  # never rotated: no trigger, old pools keep their key
+
+    outcome = rotate(world)
+    assert outcome.rotation is not None and outcome.rotation.rotation == 1
+    assert outcome.rotation.reason == "asked for (provision rotate)"
+    assert outcome.rotation.created_at == "2026-01-01T00:00:00+00:00"
+    # The trigger changes, so the engine replaces the credential create-before-delete.
+    assert thing(world).trigger == "1"
+    record = service.stack_state(world.stacks()["etl"]).record
+    assert record.generated["credential_rotation"] == "1"
+    assert record.generated["credential_rotated_at"] == "2026-02-01T00:00:00+00:00"
+    assert outcome.plan is not None and outcome.plan.rotation == outcome.rotation
+
+    # A plain rerun keeps the trigger: nothing is replaced again.
+    world.up()
+    assert thing(world).trigger == "1"
+    rotate(world)
+    assert thing(world).trigger == "2"
+
+
+def test_rotating_a_keyless_pool_says_there_is_nothing_to_rotate(world):
+    world.up(with_worker=True)
+    calls = len(world.backend.calls)
+    with pytest.raises(service.NothingToRotate, match="Nothing to rotate in pool 'etl'") as err:
+        rotate(world)
+    assert err.value.exit_code == 0
+    assert [c for c in world.backend.calls[calls:] if c[0] in ("up", "stack")] == []
+
+
+def test_rotating_a_pool_that_does_not_exist_is_one_line(world):
+    with pytest.raises(ProvisionError, match="Pool 'etl' is not provisioned yet"):
+        rotate(world)
+
+
+def test_rotate_after_rotates_on_up_once_due_and_a_rerun_does_not_rotate_again(world):
+    at(world, "2026-01-02T00:00:00+00:00")
+    world.up(rotate_after=30)
+    assert thing(world).trigger is None
+    request = service.PoolRequest("etl")
+
+    at(world, "2026-01-30T00:00:00+00:00")  # 29 days: not yet
+    assert (
+        service.plan(request, world.settings, env=world.env, runtime=world.runtime).rotation is None
+    )
+
+    at(world, "2026-02-01T00:00:00+00:00")  # 31 days
+    plan = service.plan(request, world.settings, env=world.env, runtime=world.runtime)
+    assert plan.rotation is not None and "older than --rotate-after 30 days" in plan.rotation.reason
+    assert plan.has_changes  # so `preview --expect-no-changes` exits 3 in a drift job
+    world.up()
+    assert thing(world).trigger == "1"
+    # The outputs of this fake still say the old date (as after a killed rotation): counted
+    # from the rotation's start, it is not due again.
+    world.up()
+    assert thing(world).trigger == "1"
+
+
+def test_a_credential_close_to_expiry_is_renewed_and_listed_as_due(world):
+    at(world, "2026-06-01T00:00:00+00:00")
+    world.up()
+    rows = service.list_pools(world.settings, runtime=world.runtime)
+    assert rows[0].credential is not None
+    assert (rows[0].credential.age_days, rows[0].credential.expires_in_days) == (151, 214)
+    assert rows[0].credential.due is None
+
+    at(world, "2026-12-10T00:00:00+00:00")  # 22 days before it expires
+    rows = service.list_pools(world.settings, runtime=world.runtime)
+    assert rows[0].credential.due == "expires on 2027-01-01 (in 22 days)"
+    details = service.show("etl", world.settings, runtime=world.runtime)
+    assert details.credential == rows[0].credential
+    request = service.PoolRequest("etl")
+    plan = service.plan(request, world.settings, env=world.env, runtime=world.runtime)
+    assert plan.rotation is not None and plan.rotation.expires_at == "2027-01-01T00:00:00+00:00"
+    world.up()
+    assert thing(world).trigger == "1"
