@@ -270,7 +270,7 @@ def test_the_worker_count_scales_the_service_in_place(
     sandbox.run("preview", pool, "--expect-no-changes")
 
 
-def test_a_keyed_pool_turns_keyless(
+def test_a_keyed_pool_turns_keyless_and_back(
     sandbox: Sandbox,
     aws: Aws,
     pool: str,
@@ -288,6 +288,16 @@ def test_a_keyed_pool_turns_keyless(
     assert block(protected, pool)["data"] == {"region_name": REGION}
     assert the_service(aws, pool)["status"] == "ACTIVE"
     sandbox.run("preview", pool, "--expect-no-changes")
+
+    # And back: the worker goes, a user and its one key come back into the block.
+    sandbox.run("up", pool, "--without-worker", "--yes")
+    found = credentials(aws)
+    assert found["users"] == [f"{pool}-ecs-worker"] and len(found["access_keys"]) == 1
+    data = block(protected, pool)["data"]
+    sandbox.secrets.add(data["aws_secret_access_key"])
+    assert data["aws_access_key_id"] == found["access_keys"][0]
+    gone = worker_inventory(aws, pool)
+    assert (gone["services"], gone["secrets"], gone["task_definitions"]) == ([], [], [])
     sandbox.run("destroy", pool, "--yes")
     left = worker_inventory(aws, pool)
     assert left == {key: [] for key in left}

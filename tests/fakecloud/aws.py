@@ -25,7 +25,8 @@ AWS-specific env variables (see README.md for the generic ones):
   access key for a role or user created less than this long ago fails with IAM's
   ``NoSuchEntity: The user with name X cannot be found.``; CreateCluster fails with ECS's
   ``Unable to assume the service linked role`` while the account's AWSServiceRoleForECS
-  (made by the account's first cluster, as ECS does) is younger than that;
+  (made by the account's first cluster, as ECS does) is younger than that; and a task
+  definition naming a role younger than that fails with ECS's ``Role is not valid``;
 * ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_REGION``/
   ``AWS_DEFAULT_REGION``: read like pulumi-aws reads them, after ``aws:region`` config.
 """
