@@ -556,10 +556,11 @@ def resource_id(type_token: str, inputs: Mapping[str, Any]) -> str | None:
     Only creates that fail on an existing name are listed (IAM roles, users and policies, log
     groups, repositories, secrets, ECS services, the default route, route table associations);
     ECS clusters, queues, rules, inline policies and attachments are idempotent, and other VPC
-    parts, task-definition revisions and secret versions get ids AWS picks. Routes and
-    associations are given in their import form (``rtb-…_0.0.0.0/0``, ``subnet-…/rtb-…``),
-    which the read turns into the recorded id. A policy's id is its ARN: the account and
-    partition come from the ARNs its own document names (the pool's cluster).
+    parts, task-definition revisions and secret versions get ids AWS picks. Routes,
+    associations and services are given in their import form (``rtb-…_0.0.0.0/0``,
+    ``subnet-…/rtb-…``, ``<cluster>/<service>``), which the read turns into the recorded id.
+    A policy's id is its ARN: the account and partition come from the ARNs its own document
+    names (the pool's cluster).
     """
 
     text = partial(text_value, inputs)
@@ -576,14 +577,12 @@ def resource_id(type_token: str, inputs: Mapping[str, Any]) -> str | None:
         return table and member and f"{member}/{table}"
     if type_token == "aws:ecs/service:Service":
         # CreateService refuses a name that is active in the cluster ("Creation of service was
-        # not idempotent"); the recorded id is the service's ARN, which the cluster's fixes.
+        # not idempotent"). Given in the importer's form, <cluster name>/<service name>: the
+        # read of an adopted resource carries no state, and terraform-provider-aws's importer
+        # (resourceServiceImport) turns that form into the cluster and the service's ARN, the
+        # recorded id.
         match = _CLUSTER_ARN_RE.match(text("cluster") or "")
-        if not (name and match):
-            return None
-        return (
-            f"arn:{match['partition']}:ecs:{match['region']}:{match['account']}:service/"
-            f"{match['cluster']}/{name}"
-        )
+        return match and name and f"{match['cluster']}/{name}"
     if type_token == "aws:iam/policy:Policy":
         match = _ACCOUNT_ARN_RE.search(text("policy") or "")
         if not (name and match):

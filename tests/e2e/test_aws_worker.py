@@ -10,6 +10,7 @@ What exists in AWS is asserted with boto3 against the test's own account.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from tests.e2e import test_aws as keyed
 from tests.e2e.conftest import Sandbox, wait_for
 from tests.e2e.test_aws import REGION, UP, Aws, inventory
-from tests.fakecloud.aws import SERVICE
+from tests.fakecloud.aws import SECRET, SERVICE
 from tests.prefect_server import PROTECTED_AUTH
 
 pytestmark = pytest.mark.e2e
@@ -319,3 +320,38 @@ def test_an_open_server_needs_no_secret(
     assert iam.list_role_policies(RoleName=f"{pool}-ecs-worker-execution")["PolicyNames"] == []
     assert credentials(aws) == {"users": [], "access_keys": []}
     sandbox.run("destroy", pool, "--yes")
+
+
+@pytest.mark.parametrize("token", [SECRET, SERVICE])
+def test_sigkill_after_aws_made_the_workers_secret_or_service_adopts_it_on_rerun(
+    sandbox: Sandbox,
+    aws: Aws,
+    pool: str,
+    protected: str,
+    token: str,
+):
+    # Both fail on a second create of their name (the secret: ResourceExistsException; the
+    # service: "Creation of service was not idempotent"), so the rerun reads back what the
+    # killed run made: the secret by its name, the service by the ARN its cluster fixes.
+    # The kill comes once AWS holds the object and before the engine hears back (each create
+    # answers 1.5 s after its write).
+    args = ["up", pool, *UP, "--with-worker", "--yes"]
+    proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
+    try:
+        kind = "secrets" if token == SECRET else "services"
+        wait_for(lambda: worker_inventory(aws, pool)[kind], timeout=240, interval=0.2)
+    finally:
+        killed = sandbox.kill(proc, args)
+    assert killed.code == -signal.SIGKILL, killed.output
+
+    run = sandbox.run("up", pool, "--yes", timeout=300)
+    assert "Adopting" in run.stdout and f"Pool '{pool}' is ready" in run.stdout
+    assert len(sandbox.cloud.calls("create", token, phase="begin")) == 1, "created once, ever"
+    left = worker_inventory(aws, pool)
+    assert left["secrets"] == [f"prefect/ecs/{pool}/PREFECT_API_AUTH_STRING"]
+    assert left["services"] == [f"{pool}-ecs-worker"]
+    assert credentials(aws) == {"users": [], "access_keys": []}
+    sandbox.run("preview", pool, "--expect-no-changes")
+    sandbox.run("destroy", pool, "--yes")
+    left = worker_inventory(aws, pool)
+    assert left == {key: [] for key in left}

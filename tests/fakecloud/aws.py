@@ -3431,7 +3431,8 @@ def _deployment(inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Service(AwsResource):
-    """An ECS service; its id is its ARN (``service/<cluster>/<name>``).
+    """An ECS service; its id is its ARN (``service/<cluster>/<name>``); a read also takes the
+    importer's ``<cluster>/<name>``.
 
     moto runs the API (the cluster and task definition must exist, subnets and security groups
     too). Added here, as ECS does: an active service of that name refuses a second create
@@ -3648,8 +3649,19 @@ class Service(AwsResource):
                     )
         return None
 
+    import_ids = True
+
     def fetch(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> dict[str, Any] | None:
-        """ecs:DescribeServices; INACTIVE (deleted) is gone."""
+        """ecs:DescribeServices; INACTIVE (deleted) is gone.
+
+        An import id ``<cluster>/<service>`` stands in for the state it carries, as
+        terraform-provider-aws's importer makes the cluster's and the service's ARNs of it.
+        """
+        if not olds.get("cluster") and not rid.startswith("arn:") and rid.count("/") == 1:
+            cluster_name, name = rid.split("/")
+            prefix = f"arn:{PARTITION}:ecs:{self.region_of(ctx, olds)}:{self.account(ctx)}"
+            olds = {**olds, "cluster": f"{prefix}:cluster/{cluster_name}"}
+            rid = f"{prefix}:service/{cluster_name}/{name}"
         call = self.api(ctx, olds, self.context("read", rid))
         cluster = olds.get("cluster") or "default"
         answer = call("describe_services", cluster=cluster, services=[rid], include=["TAGS"])
@@ -3658,6 +3670,7 @@ class Service(AwsResource):
             return None
         service = found[0]
         current: dict[str, Any] = {
+            "id": service["serviceArn"],
             "arn": service["serviceArn"],
             "name": service["serviceName"],
             "cluster": service["clusterArn"],

@@ -1126,6 +1126,11 @@ def test_a_service_runs_its_task_definition_in_the_cluster(
     no_diff(aws, fake.SERVICE, (rid, outputs), inputs)
     read = aws.read(fake.SERVICE, "svc", rid, outputs)
     no_diff(aws, fake.SERVICE, (rid, read.properties), inputs)
+    # Adoption: the importer's <cluster>/<name>, with no state, reads back as the ARN.
+    adopted = aws.read(fake.SERVICE, "svc", "etl-ecs/etl-ecs-worker", {})
+    assert adopted.resource_id == rid
+    assert plain(adopted.properties)["cluster"] == made["cluster"]
+    assert not aws.read(fake.SERVICE, "svc", "etl-ecs/nothing-here", {}).resource_id
     # Subnets and security groups are sets.
     spelled = {**inputs, "networkConfiguration": {**inputs["networkConfiguration"]}}
     assert not aws.diff(fake.SERVICE, "svc", rid, outputs, spelled).changes

@@ -1429,11 +1429,13 @@ def test_offline_plan_of_a_keyless_pool_and_its_worker(home):
 @pulumi.runtime.test
 def test_keyless_creates_that_fail_on_an_existing_name_are_adoptable(keyless, program_mocks):
     def check(created, values):
-        secret, out = _one(created, "aws:secretsmanager/secret:Secret")
+        secret, _ = _one(created, "aws:secretsmanager/secret:Secret")
         # By name: DescribeSecret, which terraform-provider-aws reads it with, takes a name.
         assert keyless.adoptable_id("aws:secretsmanager/secret:Secret", secret) == secret["name"]
-        service, out = _one(created, "aws:ecs/service:Service")
-        assert keyless.adoptable_id("aws:ecs/service:Service", service) == out["arn"]
+        service, _ = _one(created, "aws:ecs/service:Service")
+        # The importer's form, which the read turns into the ARN it records.
+        got = keyless.adoptable_id("aws:ecs/service:Service", service)
+        assert got == "etl-ecs/etl-ecs-worker"
         role, _ = next(
             (i, o)
             for t, i, o in created
@@ -1451,12 +1453,12 @@ def test_keyless_creates_that_fail_on_an_existing_name_are_adoptable(keyless, pr
     return _worker_run(keyless, program_mocks, check)
 
 
-def test_a_service_id_needs_the_clusters_arn(keyless):
+def test_a_service_is_adopted_by_its_clusters_name_and_its_own(keyless):
     service = "aws:ecs/service:Service"
     assert keyless.adoptable_id(service, {"name": "s", "cluster": "etl-ecs"}) is None
     assert keyless.adoptable_id(service, {"cluster": OUTPUTS["cluster_arn"]}) is None
     got = keyless.adoptable_id(service, {"name": "s", "cluster": OUTPUTS["cluster_arn"]})
-    assert got == f"arn:aws:ecs:eu-west-1:{ACCOUNT}:service/etl-ecs/s"
+    assert got == "etl-ecs/s"
 
 
 def test_grants_doc_covers_the_keyless_worker():
