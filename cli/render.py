@@ -191,7 +191,8 @@ def _profile_lines(change: Any, width: int) -> list[Text]:
 def credential_line(credential: Any) -> str:
     """One line on the cloud credential a pool's block holds, or that there is none."""
     if not credential.long_lived:
-        return f"no long-lived credential: {credential.note or credential.identity}"
+        note = credential.note or f"the worker runs as {credential.identity}"
+        return note if "no long-lived credential" in note else f"no long-lived credential: {note}"
     note = f": {credential.note}" if credential.note else ""
     return f"{credential.kind} of {credential.identity}{note}"
 
@@ -204,7 +205,7 @@ def worker_lines(worker: Any) -> list[str]:
     ]
     if worker.prefect_credential:
         lines.append(
-            f"Prefect credential: {worker.prefect_credential} from the cloud's secret store, "
+            f"Prefect credential: {worker.prefect_credential} from {worker.secret_store}, "
             f"holding {worker.prefect_credential_source}"
         )
     else:

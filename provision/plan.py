@@ -69,6 +69,8 @@ class WorkerPlan(BaseModel):
     prefect_credential_source: str
     """Whose credential that is, said plainly: a dedicated one, or the user's own."""
     dedicated: bool
+    secret_store: str = "the cloud's secret store"
+    """Where the worker's Prefect credential is kept (Secret Manager, Secrets Manager, ...)."""
 
 
 class ProfileChangePlan(BaseModel):

@@ -112,6 +112,16 @@ WORKER_FLAGS: tuple[Flag, ...] = (
 )
 """The flags of every target that can run the pool's worker (``WorkerOptions``)."""
 
+ROTATION_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "rotate_after",
+        "Rotate the pool's credential on any `up` once it is older than DAYS (saved).",
+        "int",
+        panel="Credential",
+    ),
+)
+"""The flags of every target whose block holds a credential it makes (``RotationOptions``)."""
+
 TARGETS: dict[str, TargetSpec] = {
     t.key: t
     for t in (
@@ -179,6 +189,7 @@ TARGETS: dict[str, TargetSpec] = {
                     "secret_days", "Lifetime of the app's client secret, days (default 365).", "int"
                 ),
                 *WORKER_FLAGS,
+                *ROTATION_FLAGS,
             ),
         ),
         TargetSpec("modal", "Modal", "provision.targets.modal:ModalPool"),

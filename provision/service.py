@@ -32,6 +32,7 @@ from provision.errors import (
     ProvisionError,
 )
 from provision.events import ProgressCallback, urn_name
+from provision.naming import validate_pool_name
 from provision.plan import (
     BlockChange,
     Changes,
@@ -85,8 +86,6 @@ from provision.targets.base import (
 if TYPE_CHECKING:
     from provision.prefect.config import PrefectApi
     from provision.prefect.writer import PrefectWriter, WorkerStatus
-
-_POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
 class Cancelled(ProvisionError):
@@ -366,19 +365,6 @@ def credential_status(
 
 
 # -- validation ---------------------------------------------------------------------------
-
-
-def validate_pool_name(pool: str) -> None:
-    """Pool names become stack names and seed cloud resource names."""
-    if not _POOL_NAME.match(pool or ""):
-        raise InvalidInputError(
-            f"Invalid pool name '{pool}': use 1-63 letters, digits, '-' or '_', starting with a "
-            "letter or digit."
-        )
-    if pool.lower().startswith("prefect"):
-        raise InvalidInputError(
-            f"Invalid pool name '{pool}': Prefect reserves names starting with 'prefect'."
-        )
 
 
 def read_state(
@@ -759,6 +745,7 @@ def _worker_plan(spec: PoolSpec) -> WorkerPlan | None:
         prefect_credential=launch.credential_env,
         prefect_credential_source=launch.credential_source,
         dedicated=launch.dedicated,
+        secret_store=spec.target.worker_secret_store,
     )
 
 

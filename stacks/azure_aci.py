@@ -3,12 +3,17 @@
 ``ContainerInstancePool`` creates, in one subscription and location:
 
 - a resource group holding everything below and every container group the jobs create;
-- an Entra ID application, its service principal and one client secret with a fixed end date:
-  the credential handed to the job submitter (ARM cannot create app registrations, so these
-  come from pulumi-azuread; everything else from pulumi-azure-native);
+- the job submitter's identity, one of two kinds:
+  - an Entra ID application, its service principal and one client secret with a fixed end
+    date: the credential handed to a submitter running anywhere (ARM cannot create app
+    registrations, so these come from pulumi-azuread; everything else from
+    pulumi-azure-native);
+  - or, when the submitter runs in Azure itself (``worker_identity_name``), a second
+    user-assigned managed identity it runs as: no application, no service principal, no
+    secret, nothing from pulumi-azuread at all;
 - a custom role holding exactly the ARM actions the submitter needs (an ARM template
   deployment that creates a container group, then get/poll, logs, stop and delete), assignable
-  and assigned on the resource group only, to the service principal;
+  and assigned on the resource group only, to the submitter;
 - a user-assigned managed identity the container groups run as, with ``AcrPull`` on the
   registry only, so jobs pull their images without any registry password;
 - an Azure Container Registry (admin user disabled) for the job images.
@@ -151,10 +156,14 @@ class ContainerInstancePoolArgs:
     """RFC 3339 end of the client secret. Computed once by the caller and kept: the secret is
     re-created whenever this changes."""
     registry_sku: str = "Basic"
+    worker_identity_name: str | None = None
+    """``None``: the submitter is an app registration with a client secret (``app_display_name``,
+    ``secret_end_date``). A name: the submitter runs in Azure as a user-assigned identity of
+    that name, which gets the custom role; no app registration and no secret are made."""
 
 
-class ContainerInstancePoolOutputs(TypedDict):
-    """What the component registers and the stack exports, one name per value."""
+class _PoolOutputs(TypedDict):
+    """What both kinds of submitter share."""
 
     subscription_id: str
     tenant_id: pulumi.Output[str]
@@ -165,6 +174,12 @@ class ContainerInstancePoolOutputs(TypedDict):
     identity_id: pulumi.Output[str]
     """ARM id of the user-assigned identity the container groups run as."""
     identity_client_id: pulumi.Output[str]
+
+
+class ContainerInstancePoolOutputs(_PoolOutputs):
+    """What the component registers and the stack exports, one name per value (app
+    registration submitter)."""
+
     client_id: pulumi.Output[str]
     """The application (client) id of the submitter's app registration."""
     client_secret: pulumi.Output[str]
@@ -173,10 +188,34 @@ class ContainerInstancePoolOutputs(TypedDict):
     role_definition_id: str
 
 
+class KeylessPoolOutputs(_PoolOutputs):
+    """What the component registers and the stack exports when the submitter runs in Azure as a
+    managed identity: no client id, no secret."""
+
+    role_definition_id: str
+    worker_identity_id: pulumi.Output[str]
+    """ARM id of the identity the submitter runs as; resolves once the pool's role assignments
+    exist, so whatever runs as it waits for its permissions."""
+    worker_identity_client_id: pulumi.Output[str]
+    """Its client id: how Azure SDKs running as it pick it (``AZURE_CLIENT_ID``)."""
+    worker_identity_principal_id: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """The custom role as its assignment needs it."""
+
+    role: authorization.RoleDefinition
+    role_id: str
+    """The subscription-level id assignments take."""
+    scope: pulumi.Output[str]
+    """The resource group's ARM id: where the role is defined and assigned."""
+
+
 class ContainerInstancePool(pulumi.ComponentResource):
     """Everything a container-group submitter needs in one resource group; see the module doc."""
 
-    outputs: ContainerInstancePoolOutputs
+    outputs: ContainerInstancePoolOutputs | KeylessPoolOutputs
 
     def __init__(
         self,
@@ -186,9 +225,6 @@ class ContainerInstancePool(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
 
-        def child(**extra) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, **extra)
-
         sub = args.subscription_id
         arm_tags = tags(args.pool)
         # Who runs this program: its tenant is the credential's tenant, and it becomes owner of
@@ -197,14 +233,13 @@ class ContainerInstancePool(pulumi.ComponentResource):
         caller = authorization.get_client_config_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         )
-        owners = caller.object_id.apply(lambda oid: [oid] if oid else [])
 
         group = resources.ResourceGroup(
             f"{name}-rg",
             resource_group_name=args.resource_group_name,
             location=args.location,
             tags=arm_tags,
-            opts=child(),
+            opts=self._child(),
         )
 
         # -- Images: a registry and the identity the container groups pull them as.
@@ -219,7 +254,7 @@ class ContainerInstancePool(pulumi.ComponentResource):
             admin_user_enabled=False,
             anonymous_pull_enabled=False,
             tags=arm_tags,
-            opts=child(),
+            opts=self._child(),
         )
         identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity",
@@ -227,7 +262,7 @@ class ContainerInstancePool(pulumi.ComponentResource):
             resource_group_name=group.name,
             location=args.location,
             tags=arm_tags,
-            opts=child(),
+            opts=self._child(),
         )
         acr_pull_id = role_definition_arm_id(sub, ACR_PULL_ROLE_GUID)
         acr_pull = authorization.RoleAssignment(
@@ -240,29 +275,7 @@ class ContainerInstancePool(pulumi.ComponentResource):
             principal_type=PRINCIPAL_TYPE,
             role_definition_id=acr_pull_id,
             description=f"Container groups of pool {args.pool} pull their images.",
-            opts=child(depends_on=[registry, identity], custom_timeouts=_RBAC_TIMEOUTS),
-        )
-
-        # -- The submitter: an app registration and its service principal in Entra ID.
-        app = azuread.Application(
-            f"{name}-app",
-            display_name=args.app_display_name,
-            description=f"Submits the container groups of Prefect pool {args.pool}. "
-            "Managed by provision.",
-            sign_in_audience="AzureADMyOrg",
-            owners=owners,
-            tags=entra_tags(args.pool),
-            opts=child(),
-        )
-        principal = azuread.ServicePrincipal(
-            f"{name}-sp",
-            client_id=app.client_id,
-            # An application has at most one principal: if a killed run created it but never
-            # recorded it, adopt it instead of failing with "already exists".
-            use_existing=True,
-            owners=owners,
-            tags=entra_tags(args.pool),
-            opts=child(),
+            opts=self._child(depends_on=[registry, identity], custom_timeouts=_RBAC_TIMEOUTS),
         )
 
         # -- Least privilege for the submitter, on the resource group only.
@@ -280,21 +293,76 @@ class ContainerInstancePool(pulumi.ComponentResource):
             scope=scope,
             assignable_scopes=[scope],
             permissions=[authorization.PermissionArgs(actions=list(ROLE_ACTIONS))],
-            opts=child(depends_on=[group]),
+            opts=self._child(depends_on=[group]),
         )
+        common = _PoolOutputs(
+            subscription_id=sub,
+            tenant_id=caller.tenant_id,
+            location=args.location,
+            resource_group_name=group.name,
+            registry_name=registry.name,
+            registry_login_server=registry.login_server,
+            identity_id=identity.id,
+            identity_client_id=identity.client_id,
+        )
+        grant = _Grant(role, role_id, scope)
+        if args.worker_identity_name is None:
+            self.outputs = self._app_submitter(name, args, caller, grant, acr_pull, common)
+        else:
+            self.outputs = self._identity_submitter(name, args, grant, acr_pull, common)
+        self.register_outputs(dict(self.outputs))
+
+    def _child(self, **extra) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, **extra)
+
+    def _app_submitter(
+        self,
+        name: str,
+        args: ContainerInstancePoolArgs,
+        caller: pulumi.Output,
+        grant: _Grant,
+        acr_pull: authorization.RoleAssignment,
+        common: _PoolOutputs,
+    ) -> ContainerInstancePoolOutputs:
+        """An app registration, its service principal with the custom role, and its secret."""
+
+        # The caller owns what it creates, so it can manage it later without a directory-wide
+        # admin role (offline plans answer invokes with {}: no owner then).
+        owners = caller.object_id.apply(lambda oid: [oid] if oid else [])
+        app = azuread.Application(
+            f"{name}-app",
+            display_name=args.app_display_name,
+            description=f"Submits the container groups of Prefect pool {args.pool}. "
+            "Managed by provision.",
+            sign_in_audience="AzureADMyOrg",
+            owners=owners,
+            tags=entra_tags(args.pool),
+            opts=self._child(),
+        )
+        principal = azuread.ServicePrincipal(
+            f"{name}-sp",
+            client_id=app.client_id,
+            # An application has at most one principal: if a killed run created it but never
+            # recorded it, adopt it instead of failing with "already exists".
+            use_existing=True,
+            owners=owners,
+            tags=entra_tags(args.pool),
+            opts=self._child(),
+        )
+        role_id = grant.role_id
         role_grant = authorization.RoleAssignment(
             f"{name}-sp-role",
-            role_assignment_name=pulumi.Output.all(scope, principal.object_id).apply(
+            role_assignment_name=pulumi.Output.all(grant.scope, principal.object_id).apply(
                 lambda v: role_assignment_guid(v[0], v[1], role_id)
             ),
-            scope=scope,
+            scope=grant.scope,
             principal_id=principal.object_id,
             principal_type=PRINCIPAL_TYPE,
             # Assignments take the subscription-level form of a custom role's id, whatever
             # scope the definition was created at; depends_on keeps the ordering.
             role_definition_id=role_id,
             description=f"Pool {args.pool} submits its container groups.",
-            opts=child(depends_on=[role, principal], custom_timeouts=_RBAC_TIMEOUTS),
+            opts=self._child(depends_on=[grant.role, principal], custom_timeouts=_RBAC_TIMEOUTS),
         )
 
         # -- The credential, last: a secret that exists means its grants exist. Its inputs are
@@ -305,25 +373,61 @@ class ContainerInstancePool(pulumi.ComponentResource):
             application_id=app.id,
             display_name="provision: Prefect credentials block",
             end_date=args.secret_end_date,
-            opts=child(
+            opts=self._child(
                 depends_on=[principal, role_grant, acr_pull],
                 custom_timeouts=_RBAC_TIMEOUTS,
             ),
         )
-
-        self.outputs = ContainerInstancePoolOutputs(
-            subscription_id=sub,
-            tenant_id=caller.tenant_id,
-            location=args.location,
-            resource_group_name=group.name,
-            registry_name=registry.name,
-            registry_login_server=registry.login_server,
-            identity_id=identity.id,
-            identity_client_id=identity.client_id,
+        return ContainerInstancePoolOutputs(
+            **common,
             client_id=app.client_id,
             # pulumi-azuread already marks value secret; wrap anyway so no refactor can leak it.
             client_secret=pulumi.Output.secret(password.value),
             client_secret_end_date=password.end_date,
             role_definition_id=role_id,
         )
-        self.register_outputs(dict(self.outputs))
+
+    def _identity_submitter(
+        self,
+        name: str,
+        args: ContainerInstancePoolArgs,
+        grant: _Grant,
+        acr_pull: authorization.RoleAssignment,
+        common: _PoolOutputs,
+    ) -> KeylessPoolOutputs:
+        """A user-assigned identity with the custom role: the submitter runs in Azure as it and
+        gets its tokens from the platform, so there is no credential to make, store or rotate."""
+
+        assert args.worker_identity_name is not None
+        role_id = grant.role_id
+        worker = managedidentity.UserAssignedIdentity(
+            f"{name}-worker-identity",
+            resource_name_=args.worker_identity_name,
+            resource_group_name=common["resource_group_name"],
+            location=args.location,
+            tags=tags(args.pool),
+            opts=self._child(),
+        )
+        role_grant = authorization.RoleAssignment(
+            f"{name}-worker-role",
+            role_assignment_name=pulumi.Output.all(grant.scope, worker.principal_id).apply(
+                lambda v: role_assignment_guid(v[0], v[1], role_id)
+            ),
+            scope=grant.scope,
+            principal_id=worker.principal_id,
+            principal_type=PRINCIPAL_TYPE,
+            role_definition_id=role_id,
+            description=f"The worker of pool {args.pool} submits its container groups.",
+            opts=self._child(depends_on=[grant.role, worker], custom_timeouts=_RBAC_TIMEOUTS),
+        )
+        # Whatever runs as the identity takes its id from here, so it waits for every grant (its
+        # own, and the jobs' AcrPull it will rely on), as the client secret does on the other
+        # path.
+        granted_id = pulumi.Output.all(worker.id, role_grant.id, acr_pull.id).apply(lambda v: v[0])
+        return KeylessPoolOutputs(
+            **common,
+            role_definition_id=role_id,
+            worker_identity_id=granted_id,
+            worker_identity_client_id=worker.client_id,
+            worker_identity_principal_id=worker.principal_id,
+        )

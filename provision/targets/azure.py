@@ -1,4 +1,6 @@
-"""Azure: Container Instances pools (push and worker) on ``stacks/azure_aci.py``.
+"""Azure: Container Instances pools (push and worker) on ``stacks/azure_aci.py``; with
+``--with-worker``, the worker itself in ACI as its own managed identity
+(``stacks/azure_worker.py``), and no app registration or client secret at all.
 
 Options come from the flags, then the pool's saved options, then the environment and the Azure
 CLI's own profile file (read, never executed), then defaults. Pulumi and the Azure SDKs are
@@ -27,22 +29,38 @@ from provision.targets.base import (
     PLACEHOLDER,
     BlockSpec,
     CloudProgram,
+    Credential,
     Grant,
     NextSteps,
     OptionPicker,
     Outputs,
     Pool,
+    RotationOptions,
     WorkerOptions,
+    WorkerProgram,
+    bad_outputs,
     block_from_outputs,
     block_ref,
     generated_suffix,
+    require_block_fields,
+    rotation_options,
+    text_value,
     worker_options,
 )
 
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, as Entra ID takes it
 
+PREFECT_IMAGES = ("prefecthq/prefect:", "docker.io/prefecthq/prefect:")
+PREFECT_ENTRYPOINT = "/opt/prefect/entrypoint.sh"
+"""What Prefect's images run first: it installs ``EXTRA_PIP_PACKAGES``, then runs the command.
+An ACI container's ``command`` replaces the image's entrypoint, so prefect-azure's own worker
+puts it back in front of every flow run's command (PrefectHQ/prefect
+``src/integrations/prefect-azure/prefect_azure/workers/container_instance.py``,
+``DEFAULT_CONTAINER_ENTRYPOINT`` and ``prepare_for_flow_run``); the worker's container does the
+same."""
 
-class AzureOptions(WorkerOptions):
+
+class AzureOptions(WorkerOptions, RotationOptions):
     """Validated options of an Azure pool; saved verbatim in the pool's stack config."""
 
     subscription: str
@@ -174,6 +192,14 @@ def secret_end_date(secret_start: str, days: int) -> str:
     return (start + timedelta(days=days)).strftime(_DATE_FORMAT)
 
 
+def worker_command(image: str, command: tuple[str, ...]) -> list[str]:
+    """The worker container's command: ``command``, behind :data:`PREFECT_ENTRYPOINT` on
+    Prefect's images. Another image runs ``command`` as given: it must bring prefect-azure."""
+    if image.startswith(PREFECT_IMAGES):
+        return [PREFECT_ENTRYPOINT, *command]
+    return list(command)
+
+
 def _get(outputs: Mapping[str, Any], key: str) -> Any:
     value = outputs.get(key)
     return PLACEHOLDER if value in (None, "") else value
@@ -189,6 +215,10 @@ class AzurePool(Pool[AzureOptions]):
     secret_outputs = frozenset({"client_secret"})
     error_rules = AZURE_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
+    worker_package = "prefect-azure"
+    # ACI has no secret reference for an environment variable: a secure value, which the API
+    # never returns (see docs/azure-grants.md for why it is as safe as Key Vault here).
+    worker_secret_store = "a secure environment value of the container (ACI never returns it)"
     orphan_hints = {
         "azuread:index/applicationPassword:ApplicationPassword": (
             "List the app's secrets with `az ad app credential list --id <client_id>` and "
@@ -264,6 +294,7 @@ class AzurePool(Pool[AzureOptions]):
             "secret_days": naming.DEFAULT_SECRET_DAYS if secret_days is None else secret_days,
             "tenant": tenant,
             **worker_options(pick),
+            **rotation_options(pick),
         }
         return AzureOptions.checked(opts, sources, pool_type=pool_type)
 
@@ -321,9 +352,44 @@ class AzurePool(Pool[AzureOptions]):
             app_display_name=naming.app_display_name(pool),
             secret_end_date=end_date,
             registry_sku=opts.registry_sku,
+            # --with-worker: the submitter is the worker's own managed identity, not an app.
+            worker_identity_name=naming.worker_identity_name(pool) if opts.with_worker else None,
         )
 
         return lambda: ContainerInstancePool(pool, args).outputs
+
+    def worker_program(self) -> WorkerProgram | None:
+        """The worker as container groups running as the worker identity (``--with-worker``).
+
+        The Prefect credential is a secure value of the container (``stacks/azure_worker.py``
+        says why that is as safe as a Key Vault here); ``AZURE_CLIENT_ID`` names the identity
+        to Azure's SDKs in the container, as the block's ``credential_kwargs`` do.
+        """
+        if self.worker is None:
+            return None
+        if not self.options.with_worker:
+            raise ValueError(f"pool '{self.name}' runs a worker without --with-worker")
+        from stacks.azure_worker import ContainerInstanceWorker, ContainerInstanceWorkerArgs
+
+        pool, opts = self.name, self.options
+
+        def run(outputs: Mapping[str, Any], after: Any) -> Mapping[str, Any]:
+            container = self.worker_container()
+            args = ContainerInstanceWorkerArgs(
+                pool=pool,
+                location=opts.location,
+                resource_group_name=outputs["resource_group_name"],
+                group_names=naming.worker_group_names(pool, container.count),
+                workspace_name=naming.log_workspace_name(pool),
+                identity_id=outputs["worker_identity_id"],
+                image=container.image,
+                command=worker_command(container.image, container.command),
+                env={**container.env, "AZURE_CLIENT_ID": outputs["worker_identity_client_id"]},
+                secret_env=container.secret_env,
+            )
+            return ContainerInstanceWorker(f"{pool}-worker", args, after).outputs
+
+        return run
 
     def expected_outputs(self) -> dict[str, Any]:
         """The non-secret stack outputs ``up`` will produce, computed without the engine.
@@ -343,6 +409,11 @@ class AzurePool(Pool[AzureOptions]):
         if opts.registry_name:
             expected["registry_name"] = opts.registry_name
             expected["registry_login_server"] = naming.login_server(opts.registry_name)
+        if opts.with_worker:
+            expected["worker_identity_id"] = naming.identity_id(
+                opts.subscription, opts.resource_group, naming.worker_identity_name(pool)
+            )
+            expected["worker_container_groups"] = naming.worker_group_names(pool, opts.worker_count)
         return expected
 
     # -- Prefect ----------------------------------------------------------------------------
@@ -352,7 +423,25 @@ class AzurePool(Pool[AzureOptions]):
         return naming.arm_id(self.options.subscription, type_token, inputs)
 
     def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``azure-container-instance-credentials`` block: the app's client credentials."""
+        """The ``azure-container-instance-credentials`` block.
+
+        Keyed: the app's client credentials. Keyless (``--with-worker``): no secret at all,
+        only which managed identity to use. With ``client_id``, ``tenant_id`` and
+        ``client_secret`` all unset, prefect-azure builds ``DefaultAzureCredential(
+        **credential_kwargs)`` (PrefectHQ/prefect ``src/integrations/prefect-azure/
+        prefect_azure/credentials.py``, ``AzureContainerInstanceCredentials._create_credential``),
+        and ``managed_identity_client_id`` makes its managed-identity step ask for the worker's
+        identity (Azure/azure-sdk-for-python ``sdk/identity/azure-identity/azure/identity/
+        _credentials/default.py``), whatever else the container may have.
+        """
+        if self.options.with_worker:
+            require_block_fields(self.block, schema, ["credential_kwargs"])
+            client_id = text_value(outputs, "worker_identity_client_id")
+            if client_id is None:
+                raise bad_outputs(
+                    "The stack outputs lack worker_identity_client_id for the credentials block."
+                )
+            return {"credential_kwargs": {"managed_identity_client_id": client_id}}
         # The block's fields and the stack's outputs share their names.
         return block_from_outputs(
             outputs, {k: k for k in ("client_id", "tenant_id", "client_secret")}
@@ -381,20 +470,27 @@ class AzurePool(Pool[AzureOptions]):
     # -- plan & summary ---------------------------------------------------------------------
 
     def grants(self) -> list[Grant]:
-        """The two grants: the custom role to the app, AcrPull to the managed identity."""
+        """The two grants: the custom role to the submitter (the app's service principal, or
+        the worker's managed identity with ``--with-worker``), AcrPull to the jobs' identity."""
         from stacks.azure_aci import ROLE_ACTIONS
 
         opts, pool = self.options, self.name
+        if opts.with_worker:
+            submitter = f"managed identity {naming.worker_identity_name(pool)} (the worker's)"
+            runs_as = " The worker runs in Azure as this identity: no secret exists."
+        else:
+            submitter = f"service principal {naming.app_display_name(pool)}"
+            runs_as = ""
         return [
             Grant(
-                principal=f"service principal {naming.app_display_name(pool)}",
+                principal=submitter,
                 role=self._role_display(),
                 scope=f"resource group {opts.resource_group} only",
                 permissions=tuple(ROLE_ACTIONS),
                 why="Exactly the ARM calls the ACI worker makes: deploy a template that creates "
                 "a container group, poll it, read its logs, stop and delete it, and attach the "
                 "pool's identity to it; nothing outside the pool's resource group (not "
-                "Contributor).",
+                f"Contributor).{runs_as}",
             ),
             Grant(
                 principal=f"managed identity {naming.identity_name(pool)}",
@@ -405,24 +501,71 @@ class AzurePool(Pool[AzureOptions]):
             ),
         ]
 
+    def credential(self) -> Credential:
+        """The client secret in the block, or (``--with-worker``) none: the worker runs in
+        Azure as its managed identity and Azure hands it short-lived tokens."""
+        pool = self.name
+        if self.options.with_worker:
+            identity = f"managed identity {naming.worker_identity_name(pool)}"
+            return Credential(
+                "none",
+                identity,
+                False,
+                f"the worker runs in Azure Container Instances as {identity}: no long-lived "
+                "credential",
+            )
+        return Credential(
+            "client secret",
+            f"app registration {naming.app_display_name(pool)}",
+            True,
+            "held by the Prefect block for the worker to sign in with; it expires after "
+            f"{self.options.secret_days} days",
+        )
+
     def next_steps(self, outputs: Outputs) -> NextSteps:
-        """How to push images, deploy to the pool, and what to run next."""
+        """How to push images, deploy to the pool, and what to run next: start a worker, or,
+        when it runs in Azure, read its logs."""
         server = _get(outputs, "registry_login_server")
         registry = _get(outputs, "registry_name")
         snippet = (
             f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(self.name)}, '
             f'image="{server}/my-image:latest")'
         )
+        # Docker credentials from the user's own Entra login: no password on a command line.
+        login = f"az acr login --name {shlex.quote(str(registry))}"
+        if self.options.with_worker:
+            commands = (login, *self._worker_log_commands(outputs))
+            return NextSteps(image_namespace=server, deploy_snippet=snippet, commands=commands)
         commands = [
             # The worker's service principal cannot register providers; doing it once is
             # harmless when already registered.
             "az provider register --namespace Microsoft.ContainerInstance",
-            # Docker credentials from the user's own Entra login: no password on a command line.
-            f"az acr login --name {shlex.quote(str(registry))}",
+            login,
         ]
         if not self.type.push:
             commands.append(f"prefect worker start --pool {shlex.quote(self.name)}")
         return NextSteps(image_namespace=server, deploy_snippet=snippet, commands=tuple(commands))
+
+    def _worker_log_commands(self, outputs: Outputs) -> tuple[str, str]:
+        """The worker's output now (ACI keeps the running container's), and its history in Log
+        Analytics (restarts included)."""
+        groups = outputs.get("worker_container_groups")
+        if not (isinstance(groups, list) and groups and all(isinstance(g, str) for g in groups)):
+            groups = naming.worker_group_names(self.name, self.options.worker_count)
+        group_name = _get(outputs, "resource_group_name")
+        workspace = _get(outputs, "worker_log_workspace_customer_id")
+        names = ", ".join(json.dumps(g) for g in groups)  # KQL takes "..." literals
+        query = (
+            f"ContainerInstanceLog | where ContainerGroup in ({names}) "
+            "| project TimeGenerated, ContainerGroup, Message | order by TimeGenerated desc "
+            "| take 100"
+        )
+        return (
+            f"az container logs --resource-group {shlex.quote(str(group_name))} "
+            f"--name {shlex.quote(groups[0])}",
+            f"az monitor log-analytics query --workspace {shlex.quote(str(workspace))} "
+            f"--analytics-query {shlex.quote(query)}",
+        )
 
     def location(self) -> str:
         """``subscription/resource group (location)``."""

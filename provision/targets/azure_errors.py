@@ -51,8 +51,9 @@ AZURE_ERROR_RULES: tuple[ErrorRule, ...] = (
         "{detail_suffix}.",
         "Register it with `az provider register --namespace NAMESPACE` (the stack needs "
         "Microsoft.ContainerRegistry and Microsoft.ManagedIdentity, the jobs Microsoft."
-        "ContainerInstance), wait until `az provider show -n NAMESPACE --query "
-        "registrationState` says Registered, then rerun.",
+        "ContainerInstance; --with-worker also Microsoft.OperationalInsights and Microsoft."
+        "Insights), wait until `az provider show -n NAMESPACE --query registrationState` says "
+        "Registered, then rerun.",
     ),
     ErrorRule(
         # Microsoft Graph: app registrations are off for plain users and no directory role

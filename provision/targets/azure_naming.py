@@ -106,6 +106,15 @@ REGISTRY_SUFFIX_RE = re.compile(r"^[0-9a-f]{8}$")
 # User-assigned identities: 3-128 chars, alphanumerics, '-' and '_', alphanumeric first.
 IDENTITY_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$")
 IDENTITY_NAME_MAX = 128
+# Container groups (and the containers in them): 1-63 lowercase letters, digits and '-', not at
+# either end, never doubled (learn.microsoft.com/azure/azure-resource-manager/management/
+# resource-name-rules, Microsoft.ContainerInstance).
+CONTAINER_GROUP_NAME_RE = re.compile(r"^(?!.*--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+CONTAINER_GROUP_NAME_MAX = 63
+# Log Analytics workspaces: 4-63 letters, digits and '-', alphanumeric at both ends (same
+# page, Microsoft.OperationalInsights).
+WORKSPACE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$")
+WORKSPACE_NAME_MAX = 63
 
 _HASH_LEN = 4
 
@@ -139,6 +148,30 @@ def resource_group(pool: str) -> str:
 def identity_name(pool: str) -> str:
     """Name of the user-assigned identity the pool's container groups run as."""
     return _bounded(pool, "identity", IDENTITY_NAME_MAX)
+
+
+def worker_identity_name(pool: str) -> str:
+    """Name of the user-assigned identity the pool's worker runs as (``--with-worker``).
+
+    Not the jobs' identity (:func:`identity_name`): the worker's may create container groups in
+    the resource group, the flow runs' code may not.
+    """
+    return _bounded(pool, "worker", IDENTITY_NAME_MAX)
+
+
+def worker_group_name(pool: str, index: int) -> str:
+    """Name of the container group running the pool's worker number ``index`` (from 0)."""
+    return _bounded(pool, f"worker-{index}", CONTAINER_GROUP_NAME_MAX)
+
+
+def worker_group_names(pool: str, count: int) -> list[str]:
+    """The container groups of ``count`` workers."""
+    return [worker_group_name(pool, i) for i in range(count)]
+
+
+def log_workspace_name(pool: str) -> str:
+    """Name of the Log Analytics workspace the pool's worker logs go to."""
+    return _bounded(pool, "logs", WORKSPACE_NAME_MAX)
 
 
 def app_display_name(pool: str) -> str:
@@ -186,7 +219,16 @@ _ARM_CHILDREN = {
         "Microsoft.ManagedIdentity/userAssignedIdentities",
         "resourceName",
     ),
+    "azure-native:containerinstance:ContainerGroup": (
+        "Microsoft.ContainerInstance/containerGroups",
+        "containerGroupName",
+    ),
+    "azure-native:operationalinsights:Workspace": (
+        "Microsoft.OperationalInsights/workspaces",
+        "workspaceName",
+    ),
 }
+DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
 _SCOPE_SUBSCRIPTION_RE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)", re.IGNORECASE)
 
 
@@ -208,6 +250,11 @@ def arm_id(subscription: str, type_token: str, inputs: Mapping[str, Any]) -> str
         if not (group and name):
             return None
         return f"/subscriptions/{subscription}/resourceGroups/{group}/providers/{arm_type}/{name}"
+    if type_token == DIAGNOSTIC_SETTING:
+        # An extension resource: it lives under the resource whose logs it routes.
+        target, name = text("resourceUri"), text("name")
+        settings = "Microsoft.Insights/diagnosticSettings"
+        return target and name and f"{target.rstrip('/')}/providers/{settings}/{name}"
     scope = text("scope")
     if not scope:
         return None

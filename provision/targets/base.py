@@ -221,6 +221,22 @@ class RotationOptions(TargetOptions):
             )
         return value
 
+    @model_validator(mode="after")
+    def _rotation_needs_a_credential(self, info: ValidationInfo) -> Self:
+        sources = (info.context or {}).get("sources", {})
+        given = sources.get("rotate_after") == flag("rotate_after")
+        if given and getattr(self, "with_worker", False):
+            raise ValueError(
+                "--rotate-after ages a credential, and --with-worker makes none: drop one."
+            )
+        return self
+
+
+def rotation_options(pick: OptionPicker) -> dict[str, Any]:
+    """The rotation options a target's ``resolve_options`` picks (flag > saved)."""
+    value = pick("rotate_after")
+    return {} if value is None else {"rotate_after": value}
+
 
 def rotation_count(generated: Mapping[str, str]) -> int:
     """How many times the credential was rotated (0 for a pool never rotated)."""
@@ -445,6 +461,8 @@ class Pool(abc.ABC, Generic[OptionsT]):
     """Its block holds a credential its stack makes and ``rotate`` replaces: the stack gives
     :meth:`rotation_trigger` to that credential as its ``replacement_trigger`` and exports
     :data:`CREATED_OUTPUT` (and :data:`EXPIRES_OUTPUT` if it has a lifetime)."""
+    worker_secret_store: ClassVar[str] = "the cloud's secret store"
+    """Where its worker's Prefect credential is kept, as plans name it."""
     worker_package: ClassVar[str] = ""
     """The integration a worker of this target needs (``prefect-gcp``); empty: no worker."""
     propagation_errors: ClassVar[tuple[str, ...]] = ()

@@ -48,6 +48,7 @@ Env variables (see README.md for the generic ones):
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import time
@@ -99,6 +100,9 @@ REGISTRY = "azure-native:containerregistry:Registry"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 ROLE_DEFINITION = "azure-native:authorization:RoleDefinition"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+CONTAINER_GROUP = "azure-native:containerinstance:ContainerGroup"
+WORKSPACE = "azure-native:operationalinsights:Workspace"
+DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
 GET_CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
 
 PROPAGATION_ENV = "FAKECLOUD_AZURE_PROPAGATION_MS"
@@ -512,13 +516,15 @@ class ResourceGroup(ArmResource):
         """Everything in the group goes, and every role assignment on it or on its contents.
 
         Custom role definitions live at the subscription and stay, their assignable scope
-        dangling, as in Azure.
+        dangling, as in Azure; so do diagnostic settings (extension resources that outlive
+        their resource, see :class:`DiagnosticSetting`).
         """
         rid = record["id"]
-        for token in (REGISTRY, IDENTITY):
+        for token in (REGISTRY, IDENTITY, CONTAINER_GROUP, WORKSPACE):
             for child in ctx.store.resources(token):
                 if within(child["id"], rid):
-                    ctx.store.remove(token, child["id"])
+                    # A workspace is only soft-deleted, with its group too (see Workspace).
+                    ctx.store.remove(token, child["id"], tombstone=token == WORKSPACE)
         for assignment in ctx.store.resources(ROLE_ASSIGNMENT):
             if within(assignment["properties"].get("scope", ""), rid):
                 ctx.store.remove(ROLE_ASSIGNMENT, assignment["id"])
@@ -1043,12 +1049,478 @@ class RoleAssignment(ArmResource):
         return rid, outputs
 
 
+# ------------------------------------------------------------------ container groups
+_CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+_OS_TYPES = ("Linux", "Windows")
+
+
+def _secure_digest(value: Any) -> str:
+    """What the fake keeps of a secure value: its SHA-256, never the value (ACI encrypts it at
+    rest; the test-facing store is plain JSON on disk, scanned for leaked secrets)."""
+    return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+
+
+def secure_value_matches(record: Mapping[str, Any], container: str, name: str, value: str) -> bool:
+    """Whether the container group ``record`` holds ``value`` as the secure value ``name`` of its
+    container ``container`` (tests: the secret reached the worker, without being stored)."""
+    held = (record.get("meta") or {}).get("secureEnvironment", {}).get(container, {})
+    return held.get(name) == _secure_digest(value)
+
+
+class ContainerGroup(TrackedResource):
+    """A container group (ACI). Secure environment values are never returned, the identities it
+    names must exist, and the properties ACI cannot change in place refuse an update.
+
+    * **Names** (group and containers): 1-63 lowercase letters, digits and ``-``, not at either
+      end, never doubled (MicrosoftDocs ``resource-name-rules``, Microsoft.ContainerInstance;
+      ACI's code ``InvalidContainerGroupName``; the message is the fake's own wording).
+    * **Secure values** come back as the variable's name only ("container properties ... display
+      only a secure variable's name, not its value", ``container-instances-environment-
+      variables.md``). The record keeps their SHA-256 under ``meta.secureEnvironment``.
+    * **Identities**: every user-assigned identity must exist, else ARM's
+      ``FailedIdentityOperation`` wrapping the managed-identity RP's 404; the answer is the map
+      ``{id: {principalId, clientId}}``.
+    * **Update**: OS type, CPU, memory, restart policy and ports "require container group
+      deletion prior to redeployment" (``container-instances-update.md``); a PUT changing them
+      is refused (the code and wording are the fake's: the page gives none).
+    """
+
+    token = CONTAINER_GROUP
+    kind = "container group"
+    arm_type = "Microsoft.ContainerInstance/containerGroups"
+    api_version = "2024-05-01-preview"
+    name_key = "containerGroupName"
+    inputs = names(
+        "confidentialComputeProperties containerGroupName containerGroupProfile containers "
+        "diagnostics dnsConfig encryptionProperties extensions identity imageRegistryCredentials "
+        "initContainers ipAddress location osType priority resourceGroupName restartPolicy sku "
+        "standbyPoolProfile subnetIds tags volumes zones azureApiVersion"
+    )
+    force_new = names("containerGroupName resourceGroupName location")
+    required = ("resourceGroupName", "containers", "location")
+    body = names(
+        "confidentialComputeProperties containerGroupProfile containers diagnostics dnsConfig "
+        "encryptionProperties extensions identity imageRegistryCredentials initContainers "
+        "ipAddress location osType priority restartPolicy sku standbyPoolProfile subnetIds tags "
+        "volumes zones"
+    )
+    computed = names("id name type provisioningState instanceView isCreatedFromStandbyPool")
+    server_defaults = {"sku": "Standard"}
+    has_system_data = False
+
+    def check_inputs(self, ctx: Context, inputs: Mapping[str, Any]) -> list[str]:
+        """The schema's required nested properties (``containers[0].name``...)."""
+        reasons = super().check_inputs(ctx, inputs)
+        containers = inputs.get("containers")
+        if not isinstance(containers, list):
+            return reasons
+        for index, container in enumerate(containers):
+            if not isinstance(container, Mapping):
+                continue
+            where = f"containers[{index}]"
+            if container.get("name") is None:
+                reasons.append(f"missing required property '{where}.name'")
+            requests = (container.get("resources") or {}).get("requests")
+            if isinstance(requests, Mapping):
+                for key in ("cpu", "memoryInGB"):
+                    if requests.get(key) is None:
+                        reasons.append(
+                            f"missing required property '{where}.resources.requests.{key}'"
+                        )
+            for j, variable in enumerate(container.get("environmentVariables") or []):
+                if isinstance(variable, Mapping) and variable.get("name") is None:
+                    reasons.append(
+                        f"missing required property '{where}.environmentVariables[{j}].name'"
+                    )
+        return reasons
+
+    # ---- what ARM answers
+    def plan(self, ctx: Context, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The body, with secure values dropped and identities as ARM's map."""
+        outputs = super().plan(ctx, inputs)
+        if isinstance(outputs.get("containers"), list):
+            outputs["containers"] = [_public_container(c) for c in outputs["containers"]]
+        identity = inputs.get("identity")
+        if isinstance(identity, Mapping):
+            outputs["identity"] = _identity_output(ctx, identity)
+        return outputs
+
+    def project_inputs(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Identities back to the list the SDK takes."""
+        projected = super().project_inputs(outputs)
+        identity = projected.get("identity")
+        if isinstance(identity, Mapping):
+            found = {"type": identity.get("type")}
+            if isinstance(identity.get("userAssignedIdentities"), Mapping):
+                found["userAssignedIdentities"] = list(identity["userAssignedIdentities"])
+            projected["identity"] = found
+        return projected
+
+    # ---- ARM's checks
+    def validate_put(
+        self, ctx: Context, inputs: Mapping[str, Any], *, existing: dict | None = None
+    ) -> None:
+        """Names, restart policy, OS type, identities; on an update, the immutable properties."""
+        name = str(inputs["containerGroupName"])
+        if not _CONTAINER_NAME.match(name):
+            raise arm_error(
+                400,
+                "InvalidContainerGroupName",
+                f"The container group name '{name}' is invalid. A container group name must "
+                "contain no more than 63 characters and must match the regex "
+                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?' (e.g. 'my-name').",
+            )
+        containers = inputs.get("containers") or []
+        if not containers:
+            raise arm_error(
+                400, "NoContainersInContainerGroup", "The container group has no containers."
+            )
+        seen: set[str] = set()
+        for container in containers:
+            cname = str(container.get("name"))
+            if not _CONTAINER_NAME.match(cname):
+                raise arm_error(
+                    400,
+                    "InvalidContainerName",
+                    f"The container name '{cname}' in container group '{name}' is invalid. A "
+                    "container name must contain no more than 63 characters and must match the "
+                    "regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?' (e.g. 'my-name').",
+                )
+            if cname in seen:
+                raise arm_error(
+                    400,
+                    "DuplicateContainerName",
+                    f"Duplicate container name '{cname}' in container group '{name}'.",
+                )
+            seen.add(cname)
+        for key, allowed in (("restartPolicy", _RESTART_POLICIES), ("osType", _OS_TYPES)):
+            value = inputs.get(key)
+            if value is not None and value not in allowed:
+                raise arm_error(
+                    400,
+                    "InvalidRequestContent",
+                    f"The value '{value}' of '{key}' is not valid: use one of "
+                    f"{', '.join(allowed)}.",
+                )
+        self._check_identities(ctx, inputs)
+        if existing is not None:
+            self._check_updatable(existing, inputs)
+
+    def _check_identities(self, ctx: Context, inputs: Mapping[str, Any]) -> None:
+        identity = inputs.get("identity") or {}
+        for identity_id in identity.get("userAssignedIdentities") or []:
+            if find_ci(ctx, IDENTITY, str(identity_id)) is not None:
+                continue
+            match = _SCOPE.match(str(identity_id))
+            group, name = (match["rg"], match["name"]) if match else ("?", identity_id)
+            not_found = (
+                f"The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/{name}' under "
+                f"resource group '{group}' was not found."
+            )
+            raise arm_error(
+                400,
+                "FailedIdentityOperation",
+                f"Identity operation for resource '{self.resource_id(ctx, inputs)}' failed with "
+                "error 'Failed to perform resource identity operation. Status: 'NotFound'. "
+                f'Response: \'{{"error":{{"code":"NotFound","message":"{not_found}"}}}}\'.\'.',
+            )
+
+    @staticmethod
+    def _check_updatable(existing: dict[str, Any], inputs: Mapping[str, Any]) -> None:
+        old = existing["properties"]
+        changed = [k for k in ("osType", "restartPolicy") if old.get(k) != inputs.get(k)]
+        if _sizes(old.get("containers")) != _sizes(inputs.get("containers")):
+            changed.append("CPU, memory or ports")
+        if changed:
+            raise arm_error(
+                409,
+                "ContainerGroupUpdateNotSupported",
+                f"The container group '{existing['id'].rsplit('/', 1)[-1]}' cannot be updated: "
+                f"{', '.join(changed)} can only be changed by deleting the container group and "
+                "creating it again.",
+            )
+
+    def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """CanCreate, then PUT: the group starts (``instanceView.state``: ``Running``)."""
+        rid = self.resource_id(ctx, inputs)
+        with ctx.store.transaction():
+            if find_ci(ctx, self.token, rid) is not None:
+                raise already_exists(rid)
+            self.check_group(ctx, inputs)
+            self.validate_put(ctx, inputs)
+            outputs = self.outputs_for(
+                ctx,
+                rid,
+                inputs,
+                {"provisioningState": "Succeeded", "instanceView": {"state": "Running"}},
+            )
+            outputs.setdefault("tags", {})
+            meta = {
+                "subscription": subscription_id(ctx),
+                "secureEnvironment": _secure_environment(inputs),
+            }
+            self.store_record(ctx, rid, outputs, meta=meta)
+        return rid, outputs
+
+    def after_update(self, ctx: Context, record: dict[str, Any], news: Mapping[str, Any]) -> None:
+        """A redeployment: the containers restart with the new secure values."""
+        record["meta"]["secureEnvironment"] = _secure_environment(news)
+        record["properties"]["instanceView"] = {"state": "Running"}
+        record["properties"]["provisioningState"] = "Succeeded"
+
+
+def _public_container(container: Any) -> Any:
+    """A container as ARM returns it: secure values reduced to the variable's name."""
+    if not isinstance(container, Mapping):
+        return container
+    public = copy.deepcopy(dict(container))
+    variables = public.get("environmentVariables")
+    if isinstance(variables, list):
+        public["environmentVariables"] = [
+            {k: v for k, v in e.items() if k not in ("secureValue", "secureValueReference")}
+            if isinstance(e, Mapping)
+            else e
+            for e in variables
+        ]
+    return public
+
+
+def _secure_environment(inputs: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """container name -> variable -> digest of its secure value."""
+    held: dict[str, dict[str, str]] = {}
+    for container in inputs.get("containers") or []:
+        for variable in container.get("environmentVariables") or []:
+            if variable.get("secureValue") is not None:
+                held.setdefault(str(container.get("name")), {})[str(variable["name"])] = (
+                    _secure_digest(variable["secureValue"])
+                )
+    return held
+
+
+def _sizes(containers: Any) -> list[Any]:
+    """What of each container ACI cannot change in place: its resources and ports."""
+    return [
+        ((c.get("resources") or {}), c.get("ports") or [])
+        for c in containers or []
+        if isinstance(c, Mapping)
+    ]
+
+
+def _identity_output(ctx: Context, identity: Mapping[str, Any]) -> dict[str, Any]:
+    """ARM's identity block: each user-assigned identity with its principal and client ids."""
+    found: dict[str, Any] = {"type": identity.get("type")}
+    ids = identity.get("userAssignedIdentities")
+    if isinstance(ids, list):
+        found["userAssignedIdentities"] = {}
+        for identity_id in ids:
+            record = None if is_unknown(identity_id) else find_ci(ctx, IDENTITY, identity_id)
+            props = record["properties"] if record else {}
+            found["userAssignedIdentities"][identity_id] = {
+                "principalId": props.get("principalId", UNKNOWN),
+                "clientId": props.get("clientId", UNKNOWN),
+            }
+    elif is_unknown(ids):
+        found["userAssignedIdentities"] = UNKNOWN
+    return found
+
+
+# ------------------------------------------------------------------ Log Analytics workspaces
+_WORKSPACE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$"
+
+
+class Workspace(TrackedResource):
+    """A Log Analytics workspace. Deleting one only soft-deletes it for 14 days; creating the
+    same workspace again in that time recovers it, with its ``customerId`` ("Recover a
+    workspace in a soft-delete state within 14 days", ``az monitor log-analytics workspace
+    recover``). A deleted record is a tombstone: ``FakeCloud.resources()`` no longer lists it.
+
+    Check enforces the spec's ``workspaceName`` rule: 4-63 characters,
+    ``^[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$``.
+    """
+
+    token = WORKSPACE
+    kind = "workspace"
+    arm_type = "Microsoft.OperationalInsights/workspaces"
+    api_version = "2023-09-01"
+    name_key = "workspaceName"
+    inputs = names(
+        "defaultDataCollectionRuleResourceId features forceCmkForQuery identity location "
+        "publicNetworkAccessForIngestion publicNetworkAccessForQuery resourceGroupName "
+        "retentionInDays sku tags workspaceCapping workspaceName azureApiVersion"
+    )
+    force_new = names("workspaceName resourceGroupName location")
+    required = ("resourceGroupName", "location")
+    body = names(
+        "defaultDataCollectionRuleResourceId features forceCmkForQuery identity location "
+        "publicNetworkAccessForIngestion publicNetworkAccessForQuery retentionInDays sku tags "
+        "workspaceCapping"
+    )
+    computed = names(
+        "id name type customerId createdDate modifiedDate provisioningState etag systemData "
+        "privateLinkScopedResources"
+    )
+    server_defaults = {
+        "sku": {"name": "PerGB2018"},
+        "retentionInDays": 30,
+        "publicNetworkAccessForIngestion": "Enabled",
+        "publicNetworkAccessForQuery": "Enabled",
+        "workspaceCapping": {"dailyQuotaGb": -1},
+    }
+
+    def check_inputs(self, ctx: Context, inputs: Mapping[str, Any]) -> list[str]:
+        """``workspaceName``: 4 to 63 characters of the spec's pattern."""
+        reasons = super().check_inputs(ctx, inputs)
+        name = _known_str(inputs, "workspaceName")
+        if name is not None:
+            reasons += _string_rules("workspaceName", name, _WORKSPACE_PATTERN, 4, 63)
+        return reasons
+
+    def plan(self, ctx: Context, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """``sku`` comes back with the date of its last change."""
+        outputs = super().plan(ctx, inputs)
+        sku = outputs.get("sku")
+        if isinstance(sku, Mapping) and not is_unknown(sku):
+            outputs["sku"] = {**sku, "lastSkuUpdate": _now()}
+        return outputs
+
+    def project_inputs(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """``sku.lastSkuUpdate`` is read-only."""
+        projected = super().project_inputs(outputs)
+        if isinstance(projected.get("sku"), Mapping):
+            projected["sku"] = {k: v for k, v in projected["sku"].items() if k != "lastSkuUpdate"}
+        return projected
+
+    def equal(self, key: str, old: Any, new: Any) -> bool:
+        """A read-only ``lastSkuUpdate`` never counts."""
+        if key == "sku" and isinstance(old, Mapping) and isinstance(new, Mapping):
+            old = {k: v for k, v in old.items() if k != "lastSkuUpdate"}
+        return super().equal(key, old, new)
+
+    def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """CanCreate (a soft-deleted workspace GETs as 404), then PUT, which recovers one."""
+        rid = self.resource_id(ctx, inputs)
+        with ctx.store.transaction():
+            if find_ci(ctx, self.token, rid) is not None:
+                raise already_exists(rid)
+            self.check_group(ctx, inputs)
+            deleted = next(
+                (
+                    r
+                    for r in ctx.store.resources(self.token, include_deleted=True)
+                    if r.get("deleted") and r["id"].lower() == rid.lower()
+                ),
+                None,
+            )
+            customer = deleted["properties"]["customerId"] if deleted else new_guid()
+            now = _now()
+            outputs = self.outputs_for(
+                ctx,
+                rid,
+                inputs,
+                {
+                    "customerId": customer,
+                    "createdDate": deleted["properties"]["createdDate"] if deleted else now,
+                    "modifiedDate": now,
+                    "provisioningState": "Succeeded",
+                    "etag": f'"{uuid.uuid4().hex[:16]}"',
+                },
+            )
+            outputs.setdefault("tags", {})
+            meta = {"subscription": subscription_id(ctx), "recovered": deleted is not None}
+            self.store_record(ctx, rid, outputs, meta=meta)
+        return rid, outputs
+
+    def destroy(self, ctx: Context, record: dict[str, Any]) -> None:
+        """Soft delete: the workspace is kept, recoverable, for 14 days."""
+        ctx.store.remove(self.token, record["id"], tombstone=True)
+
+
+# ------------------------------------------------------------------ diagnostic settings
+DIAGNOSTIC_CATEGORIES: dict[str, frozenset[str]] = {
+    # MicrosoftDocs/azure-compute-docs monitor-azure-container-instances-reference.md.
+    "microsoft.containerinstance/containergroups": frozenset(
+        {"ContainerInstanceLog", "ContainerEvent"}
+    ),
+}
+"""The log categories each resource type can route; another category or type is refused."""
+
+
+class DiagnosticSetting(ArmResource):
+    """A diagnostic setting: an extension resource under the resource whose logs it routes.
+
+    * The resource and the destination workspace must exist (ARM's 404s).
+    * Each log category must be one the resource type offers, else ``Status=400
+      Code="BadRequest" Message="Category 'X' is not supported."`` (as quoted in
+      hashicorp/terraform-provider-azurerm#2985).
+    * It **outlives its resource**: deleting the resource (or its group) leaves the setting,
+      and a new resource of the same name picks it up (MicrosoftDocs/azure-docs#100347, the
+      warning in ``diagnostic-settings.md``). Delete the setting first.
+    """
+
+    token = DIAGNOSTIC_SETTING
+    kind = "diagnostic setting"
+    arm_type = "Microsoft.Insights/diagnosticSettings"
+    api_version = "2021-05-01-preview"
+    name_key = "name"
+    inputs = names(
+        "eventHubAuthorizationRuleId eventHubName logAnalyticsDestinationType logs "
+        "marketplacePartnerId metrics name resourceUri serviceBusRuleId storageAccountId "
+        "workspaceId azureApiVersion"
+    )
+    force_new = names("name resourceUri")
+    required = ("resourceUri",)
+    body = names(
+        "eventHubAuthorizationRuleId eventHubName logAnalyticsDestinationType logs "
+        "marketplacePartnerId metrics serviceBusRuleId storageAccountId workspaceId"
+    )
+    computed = names("id name type systemData")
+
+    def resource_id(self, ctx: Context, inputs: Mapping[str, Any]) -> str:
+        """``<resourceUri>/providers/Microsoft.Insights/diagnosticSettings/<name>``."""
+        return (
+            f"{str(inputs['resourceUri']).rstrip('/')}/providers/{self.arm_type}/{inputs['name']}"
+        )
+
+    def validate_put(
+        self, ctx: Context, inputs: Mapping[str, Any], *, existing: dict | None = None
+    ) -> None:
+        """The resource, the workspace and the categories."""
+        target = str(inputs["resourceUri"])
+        for scope in (target, inputs.get("workspaceId")):
+            problem = scope_exists(ctx, str(scope)) if scope else None
+            if problem is not None:
+                raise problem
+        match = _SCOPE.match(target)
+        arm_type = f"{match['ns']}/{match['type']}".lower() if match and match["ns"] else ""
+        offered = DIAGNOSTIC_CATEGORIES.get(arm_type, frozenset())
+        for log in inputs.get("logs") or []:
+            category = log.get("category")
+            if category is not None and category not in offered:
+                raise arm_error(400, "BadRequest", f"Category '{category}' is not supported.")
+
+    def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """CanCreate (a setting left by a deleted resource of the same name counts), then PUT."""
+        rid = self.resource_id(ctx, inputs)
+        with ctx.store.transaction():
+            if find_ci(ctx, self.token, rid) is not None:
+                raise already_exists(rid)
+            self.validate_put(ctx, inputs)
+            outputs = self.outputs_for(ctx, rid, inputs, {})
+            meta = {"subscription": subscription_id(ctx), "resource": inputs["resourceUri"]}
+            self.store_record(ctx, rid, outputs, meta=meta)
+        return rid, outputs
+
+
 ARM_TYPES: tuple[ArmResource, ...] = (
     ResourceGroup(),
     Registry(),
     UserAssignedIdentity(),
     RoleDefinition(),
     RoleAssignment(),
+    ContainerGroup(),
+    Workspace(),
+    DiagnosticSetting(),
 )
 
 

@@ -22,12 +22,16 @@ from tests.fakecloud import azure_native as arm
 from tests.fakecloud import azuread as aad
 from tests.fakecloud.azure_native import (
     AZURE_NATIVE,
+    CONTAINER_GROUP,
+    DIAGNOSTIC_SETTING,
     IDENTITY,
     REGISTRY,
     RESOURCE_GROUP,
     ROLE_ASSIGNMENT,
     ROLE_DEFINITION,
+    WORKSPACE,
     ArmProvider,
+    secure_value_matches,
 )
 from tests.fakecloud.azuread import (
     APPLICATION,
@@ -37,7 +41,7 @@ from tests.fakecloud.azuread import (
 )
 from tests.fakecloud.driver import Driver
 from tests.fakecloud.harness import engine_env, inline_stack, require_pulumi_root
-from tests.fakecloud.provider import UNKNOWN, CloudError, FakeProvider, to_plain_map
+from tests.fakecloud.provider import UNKNOWN, CloudError, FakeProvider, Secret, to_plain_map
 from tests.fakecloud.state import FakeCloud
 
 SUB = "6b1f7c2e-3d4a-4e5b-8c9d-0a1b2c3d4e5f"
@@ -141,6 +145,66 @@ def app_and_sp(ad: Driver, name: str = "pool") -> tuple[dict, dict]:
     return plain(app), plain(sp)
 
 
+AUTH = "admin:s3cr3t-pass"
+WORKSPACE_INPUTS = {
+    "workspaceName": "pool-logs",
+    "resourceGroupName": RG,
+    "sku": {"name": "PerGB2018"},
+    "retentionInDays": 30,
+}
+WORKSPACE_ID = f"{RG_ID}/providers/Microsoft.OperationalInsights/workspaces/pool-logs"
+GROUP_ID = f"{RG_ID}/providers/Microsoft.ContainerInstance/containerGroups/pool-worker-0"
+
+
+def worker_group(
+    identity_id: str, *, secret: str = AUTH, cpu: float = 1.0, **extra: Any
+) -> dict[str, Any]:
+    """A worker's container group: plain and secure variables, one user-assigned identity."""
+    return {
+        "containerGroupName": "pool-worker-0",
+        "resourceGroupName": RG,
+        "osType": "Linux",
+        "restartPolicy": "Always",
+        "identity": {"type": "UserAssigned", "userAssignedIdentities": [identity_id]},
+        "containers": Secret(
+            [
+                {
+                    "name": "worker",
+                    "image": "prefecthq/prefect:3.8.8-python3.12",
+                    "command": ["prefect", "worker", "start", "--pool", "pool"],
+                    "environmentVariables": [
+                        {"name": "PREFECT_API_URL", "value": "http://127.0.0.1:4200/api"},
+                        {"name": "PREFECT_API_AUTH_STRING", "secureValue": secret},
+                    ],
+                    "resources": {"requests": {"cpu": cpu, "memoryInGB": 1.5}},
+                }
+            ]
+        ),
+        **extra,
+    }
+
+
+def diagnostics(resource_id: str, *categories: str) -> dict[str, Any]:
+    """A diagnostic setting routing ``categories`` of ``resource_id`` to the pool's workspace."""
+    return {
+        "name": "worker-logs",
+        "resourceUri": resource_id,
+        "workspaceId": WORKSPACE_ID,
+        "logAnalyticsDestinationType": "Dedicated",
+        "logs": [
+            {"category": c, "enabled": True}
+            for c in categories or ("ContainerInstanceLog", "ContainerEvent")
+        ],
+    }
+
+
+def worker_identity(az: Driver) -> str:
+    """The group RG and an identity in it; returns the identity's ARM id."""
+    group(az)
+    rid, _ = az.up(IDENTITY, "worker-id", {"resourceName": "pool-worker", "resourceGroupName": RG})
+    return rid
+
+
 def grant(principal_id: str, *, role: str = ACR_PULL, scope: str = RG_ID, **extra: Any) -> dict:
     return {
         "roleAssignmentName": GRANT_NAME,
@@ -208,6 +272,12 @@ def test_every_output_is_an_output_of_the_sdk_resource(az: Driver, ad: Driver) -
     )
     made[ROLE_ASSIGNMENT] = az.up(ROLE_ASSIGNMENT, "grant", grant(sp["objectId"], role=ROLE_ID))
     made[APPLICATION_PASSWORD] = ad.up(APPLICATION_PASSWORD, "secret", {"applicationId": app["id"]})
+    identity_id = made[IDENTITY][0]
+    made[CONTAINER_GROUP] = az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    made[WORKSPACE] = az.up(WORKSPACE, "logs", WORKSPACE_INPUTS)
+    made[DIAGNOSTIC_SETTING] = az.up(
+        DIAGNOSTIC_SETTING, "worker-logs", diagnostics(made[CONTAINER_GROUP][0])
+    )
     assert set(made) == {*AZURE_NATIVE.resources, *AZUREAD.resources}
     for token, (rid, outputs) in made.items():
         sdk = _wire_names(_sdk_class(token)[0]) | {"id"}
@@ -573,6 +643,261 @@ def test_identity_is_a_service_principal_in_the_tenant(az: Driver) -> None:
     assert uuid.UUID(out["principalId"]) != uuid.UUID(out["clientId"])
     assert "InvalidResourceName" in raises(
         lambda: az.up(IDENTITY, "bad", {"resourceName": "-x", "resourceGroupName": RG})
+    )
+
+
+# ---------------------------------------------------------------- container groups
+def test_container_group_shape_and_secure_values_never_come_back(
+    az: Driver, cloud: FakeCloud, state_dir: Path
+) -> None:
+    identity_id = worker_identity(az)
+    rid, outputs = az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    out = plain(outputs)
+    assert rid == out["id"] == GROUP_ID
+    assert (out["name"], out["type"]) == (
+        "pool-worker-0",
+        "Microsoft.ContainerInstance/containerGroups",
+    )
+    assert (out["osType"], out["restartPolicy"], out["sku"]) == ("Linux", "Always", "Standard")
+    assert out["provisioningState"] == "Succeeded" and out["instanceView"] == {"state": "Running"}
+    identity = cloud.get(IDENTITY, identity_id)["properties"]
+    assert out["identity"] == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": {
+            identity_id: {"principalId": identity["principalId"], "clientId": identity["clientId"]}
+        },
+    }
+    (container,) = out["containers"]
+    assert container["environmentVariables"] == [
+        {"name": "PREFECT_API_URL", "value": "http://127.0.0.1:4200/api"},
+        {"name": "PREFECT_API_AUTH_STRING"},  # the name only, as ARM answers
+    ]
+    assert outputs["containers"].is_secret  # its input was: the state encrypts it
+    record = cloud.get(CONTAINER_GROUP, rid)
+    assert secure_value_matches(record, "worker", "PREFECT_API_AUTH_STRING", AUTH)
+    assert not secure_value_matches(record, "worker", "PREFECT_API_AUTH_STRING", "other")
+    # The store keeps a digest, never the value: not in any file of the fake cloud.
+    for path in state_dir.rglob("*"):
+        if path.is_file():
+            assert AUTH not in path.read_text(errors="replace"), path
+
+
+def test_container_group_rerun_and_refresh_see_no_change(az: Driver) -> None:
+    identity_id = worker_identity(az)
+    rid, outputs = az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    diff = az.diff(CONTAINER_GROUP, "worker", rid, outputs, worker_group(identity_id))
+    assert not diff.changes
+    refreshed = az.read(CONTAINER_GROUP, "worker", rid, outputs)
+    inputs = to_plain_map(refreshed.inputs)
+    assert inputs["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity_id]}
+    (container,) = inputs["containers"]
+    secure = container["environmentVariables"][1]
+    assert secure == {"name": "PREFECT_API_AUTH_STRING", "secureValue": AUTH}  # kept from state
+    assert not az.diff(
+        CONTAINER_GROUP, "worker", rid, refreshed.properties, worker_group(identity_id)
+    ).changes
+
+
+def test_a_new_secure_value_redeploys_in_place(az: Driver, cloud: FakeCloud) -> None:
+    identity_id = worker_identity(az)
+    rid, outputs = az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    diff = az.diff(CONTAINER_GROUP, "worker", rid, outputs, worker_group(identity_id, secret="new"))
+    assert diff.diffs == ["containers"] and not diff.replaces
+    az.update(CONTAINER_GROUP, "worker", rid, outputs, worker_group(identity_id, secret="new"))
+    assert secure_value_matches(
+        cloud.get(CONTAINER_GROUP, rid), "worker", "PREFECT_API_AUTH_STRING", "new"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        ({"cpu": 2.0}, "CPU, memory or ports"),
+        ({"restartPolicy": "OnFailure"}, "restartPolicy"),
+        ({"osType": "Windows"}, "osType"),
+    ],
+)
+def test_what_aci_cannot_change_in_place_is_refused(
+    az: Driver, change: dict[str, Any], what: str
+) -> None:
+    identity_id = worker_identity(az)
+    rid, outputs = az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    text = raises(
+        lambda: az.update(
+            CONTAINER_GROUP, "worker", rid, outputs, worker_group(identity_id, **change)
+        )
+    )
+    assert 'Code="ContainerGroupUpdateNotSupported"' in text and what in text
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"containerGroupName": "Pool_Worker"}, "InvalidContainerGroupName"),
+        ({"containerGroupName": "pool--worker"}, "InvalidContainerGroupName"),
+        ({"containerGroupName": "-pool"}, "InvalidContainerGroupName"),
+        ({"containerGroupName": "x" * 64}, "InvalidContainerGroupName"),
+        ({"restartPolicy": "Sometimes"}, "InvalidRequestContent"),
+    ],
+)
+def test_container_group_rules(az: Driver, change: dict[str, Any], code: str) -> None:
+    identity_id = worker_identity(az)
+    assert f'Code="{code}"' in raises(
+        lambda: az.up(CONTAINER_GROUP, "worker", {**worker_group(identity_id), **change})
+    )
+
+
+def test_container_names_follow_the_same_rule(az: Driver) -> None:
+    identity_id = worker_identity(az)
+    inputs = worker_group(identity_id)
+    (container,) = inputs["containers"].value
+    inputs["containers"] = Secret([{**container, "name": "Worker_1"}])
+    text = raises(lambda: az.up(CONTAINER_GROUP, "worker", inputs))
+    assert 'Code="InvalidContainerName"' in text and "'Worker_1'" in text
+
+
+def test_the_identity_must_exist(az: Driver) -> None:
+    worker_identity(az)
+    missing = f"{RG_ID}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/gone"
+    text = raises(lambda: az.up(CONTAINER_GROUP, "worker", worker_group(missing)))
+    assert text.startswith(
+        f'Status=400 Code="FailedIdentityOperation" Message="Identity operation for resource '
+        f"'{GROUP_ID}' failed with error 'Failed to perform resource identity operation. "
+        "Status: 'NotFound'."
+    )
+    assert "userAssignedIdentities/gone' under resource group 'pool-rg' was not found" in text
+
+
+def test_container_group_needs_its_group_and_its_required_properties(az: Driver) -> None:
+    identity_id = f"{RG_ID}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x"
+    assert 'Code="ResourceGroupNotFound"' in raises(
+        lambda: az.up(
+            CONTAINER_GROUP, "worker", {**worker_group(identity_id), "location": "westeurope"}
+        )
+    )
+    group(az)
+    inputs = worker_group(identity_id)
+    (container,) = inputs["containers"].value
+    inputs["containers"] = [{**container, "resources": {"requests": {"memoryInGB": 1.5}}}]
+    assert reasons(az, CONTAINER_GROUP, inputs) == [
+        "missing required property 'containers[0].resources.requests.cpu'"
+    ]
+    assert reasons(az, CONTAINER_GROUP, {"resourceGroupName": RG, "containerGroupName": "x"}) == [
+        "missing required property 'containers'"
+    ]
+
+
+def test_deleting_the_resource_group_deletes_its_container_groups(
+    az: Driver, cloud: FakeCloud
+) -> None:
+    identity_id = worker_identity(az)
+    az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    az.delete(RESOURCE_GROUP, "rg", RG_ID, {})
+    assert cloud.resources(CONTAINER_GROUP) == [] and cloud.resources(IDENTITY) == []
+
+
+# ------------------------------------------------------------ Log Analytics
+def test_workspace_shape_and_no_diff_on_rerun(az: Driver) -> None:
+    group(az)
+    rid, outputs = az.up(WORKSPACE, "logs", WORKSPACE_INPUTS)
+    out = plain(outputs)
+    assert rid == out["id"] == WORKSPACE_ID
+    uuid.UUID(out["customerId"])
+    assert out["sku"]["name"] == "PerGB2018" and out["sku"]["lastSkuUpdate"]
+    assert out["retentionInDays"] == 30 and out["location"] == "westeurope"
+    assert not az.diff(WORKSPACE, "logs", rid, outputs, WORKSPACE_INPUTS).changes
+    refreshed = az.read(WORKSPACE, "logs", rid, outputs)
+    assert to_plain_map(refreshed.inputs)["sku"] == {"name": "PerGB2018"}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("abc", ["'workspaceName' is too short (3): at least 4 characters required"]),
+        (
+            "-pool-logs",
+            ["'workspaceName' does not match expression '^[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$'"],
+        ),
+        (
+            "pool_logs",
+            ["'workspaceName' does not match expression '^[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$'"],
+        ),
+        ("pool-logs", []),
+    ],
+)
+def test_workspace_name_rules(az: Driver, name: str, expected: list[str]) -> None:
+    inputs = {**WORKSPACE_INPUTS, "workspaceName": name, "location": "westeurope"}
+    assert reasons(az, WORKSPACE, inputs) == expected
+
+
+def test_a_deleted_workspace_is_soft_deleted_and_recovered_by_creating_it_again(
+    az: Driver, cloud: FakeCloud
+) -> None:
+    group(az)
+    rid, outputs = az.up(WORKSPACE, "logs", WORKSPACE_INPUTS)
+    customer = plain(outputs)["customerId"]
+    az.delete(WORKSPACE, "logs", rid, outputs)
+    assert cloud.resources(WORKSPACE) == []  # gone for ARM's GET
+    (kept,) = cloud.resources(WORKSPACE, include_deleted=True)
+    assert kept["deleted"] is True
+    rid, outputs = az.up(WORKSPACE, "logs", WORKSPACE_INPUTS)
+    assert plain(outputs)["customerId"] == customer  # the same workspace, recovered
+    assert cloud.get(WORKSPACE, rid)["meta"]["recovered"] is True
+
+
+# ------------------------------------------------------------ diagnostic settings
+def test_diagnostic_setting_shape(az: Driver) -> None:
+    identity_id = worker_identity(az)
+    az.up(WORKSPACE, "logs", WORKSPACE_INPUTS)
+    group_id, _ = az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    rid, outputs = az.up(DIAGNOSTIC_SETTING, "worker-logs", diagnostics(group_id))
+    out = plain(outputs)
+    assert (
+        rid
+        == out["id"]
+        == f"{GROUP_ID}/providers/Microsoft.Insights/diagnosticSettings/worker-logs"
+    )
+    assert out["name"] == "worker-logs" and out["workspaceId"] == WORKSPACE_ID
+    assert out["type"] == "Microsoft.Insights/diagnosticSettings" and "resourceUri" not in out
+    assert not az.diff(
+        DIAGNOSTIC_SETTING, "worker-logs", rid, outputs, diagnostics(group_id)
+    ).changes
+
+
+def test_diagnostic_setting_categories_must_be_the_resources(az: Driver) -> None:
+    identity_id = worker_identity(az)
+    az.up(WORKSPACE, "logs", WORKSPACE_INPUTS)
+    group_id, _ = az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    assert (
+        raises(lambda: az.up(DIAGNOSTIC_SETTING, "s", diagnostics(group_id, "AuditEvent")))
+        == 'Status=400 Code="BadRequest" Message="Category \'AuditEvent\' is not supported."'
+    )
+
+
+def test_diagnostic_setting_needs_its_resource_and_workspace(az: Driver) -> None:
+    identity_id = worker_identity(az)
+    assert 'Code="ResourceNotFound"' in raises(
+        lambda: az.up(DIAGNOSTIC_SETTING, "s", diagnostics(GROUP_ID))
+    )
+    group_id, _ = az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    text = raises(lambda: az.up(DIAGNOSTIC_SETTING, "s", diagnostics(group_id)))
+    assert (
+        "Microsoft.OperationalInsights/workspaces/pool-logs" in text and "ResourceNotFound" in text
+    )
+
+
+def test_a_diagnostic_setting_outlives_its_resource(az: Driver, cloud: FakeCloud) -> None:
+    # Deleting a resource leaves its settings; a resource made again under the same name
+    # finds the old one in the way of a new create. Delete the setting first.
+    identity_id = worker_identity(az)
+    az.up(WORKSPACE, "logs", WORKSPACE_INPUTS)
+    group_id, group_out = az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    setting_id, _ = az.up(DIAGNOSTIC_SETTING, "worker-logs", diagnostics(group_id))
+    az.delete(CONTAINER_GROUP, "worker", group_id, group_out)
+    assert cloud.get(DIAGNOSTIC_SETTING, setting_id) is not None
+    az.up(CONTAINER_GROUP, "worker", worker_group(identity_id))
+    assert raises(lambda: az.up(DIAGNOSTIC_SETTING, "worker-logs", diagnostics(group_id))) == (
+        f"cannot create already existing resource '{setting_id}'"
     )
 
 
@@ -1027,3 +1352,87 @@ def test_engine_smoke_every_type_up_rerun_update_refresh_destroy(tmp_path: Path)
 
     stack.destroy()
     assert cloud.resources() == []
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("_collect_abandoned_programs")
+def test_engine_smoke_a_worker_up_rerun_refresh_destroy(tmp_path: Path) -> None:
+    """The worker's types under the real engine: the secure value is a secret in the state,
+    ARM never answers it, a rerun and a refresh change nothing, destroy leaves nothing."""
+    from pulumi_azure_native import containerinstance, managedidentity, monitor, resources
+    from pulumi_azure_native import operationalinsights as insights
+
+    require_pulumi_root()
+    env = engine_env(tmp_path, extra={"ARM_TENANT_ID": TENANT})
+    cloud = FakeCloud(env["FAKECLOUD_STATE_DIR"])
+
+    def program() -> None:
+        rg = resources.ResourceGroup("rg", resource_group_name=RG, location="westeurope")
+        identity = managedidentity.UserAssignedIdentity(
+            "identity", resource_name_="pool-worker", resource_group_name=rg.name
+        )
+        workspace = insights.Workspace(
+            "logs",
+            workspace_name="pool-logs",
+            resource_group_name=rg.name,
+            sku=insights.WorkspaceSkuArgs(name="PerGB2018"),
+            retention_in_days=30,
+        )
+        worker = containerinstance.ContainerGroup(
+            "worker",
+            container_group_name="pool-worker-0",
+            resource_group_name=rg.name,
+            os_type="Linux",
+            restart_policy="Always",
+            identity=containerinstance.ContainerGroupIdentityArgs(
+                type="UserAssigned", user_assigned_identities=[identity.id]
+            ),
+            containers=[
+                containerinstance.ContainerArgs(
+                    name="worker",
+                    image="prefecthq/prefect:3.8.8-python3.12",
+                    command=["prefect", "worker", "start", "--pool", "pool"],
+                    environment_variables=[
+                        containerinstance.EnvironmentVariableArgs(
+                            name="PREFECT_API_AUTH_STRING", secure_value=pulumi.Output.secret(AUTH)
+                        )
+                    ],
+                    resources=containerinstance.ResourceRequirementsArgs(
+                        requests=containerinstance.ResourceRequestsArgs(cpu=1.0, memory_in_gb=1.5)
+                    ),
+                )
+            ],
+        )
+        monitor.DiagnosticSetting(
+            "worker-logs",
+            name="worker-logs",
+            resource_uri=worker.id,
+            workspace_id=workspace.id,
+            logs=[
+                monitor.DiagnosticsLogSettingsArgs(category="ContainerInstanceLog", enabled=True)
+            ],
+        )
+        pulumi.export("principal", worker.identity.apply(lambda i: i.user_assigned_identities))
+
+    stack = inline_stack(tmp_path, env, program, config={"azure-native:subscriptionId": SUB})
+    first = stack.up()
+    assert first.summary.resource_changes == {"create": 6}  # and the stack
+    (record,) = cloud.resources(CONTAINER_GROUP)
+    assert secure_value_matches(record, "worker", "PREFECT_API_AUTH_STRING", AUTH)
+    (identity,) = cloud.resources(IDENTITY)
+    assert list(first.outputs["principal"].value) == [identity["id"]]
+
+    seen = len(cloud.calls(phase=None, include_preview=True))
+    assert stack.up().summary.resource_changes == {"same": 6}
+    assert stack.refresh().summary.resource_changes == {"same": 6}
+    assert stack.preview().change_summary == {"same": 6}
+    later = cloud.calls(phase=None, include_preview=True)[seen:]
+    assert [c for c in later if c["op"] in ("create", "update", "delete")] == []
+    # The state (and everything else on disk) holds the secure value only as ciphertext.
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.stat().st_size < 5_000_000:
+            assert AUTH not in path.read_text(errors="replace"), path
+
+    stack.destroy()
+    assert cloud.resources() == []  # the workspace is a soft-deleted tombstone
+    assert [r["type"] for r in cloud.resources(include_deleted=True)] == [WORKSPACE]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import dataclasses
 import json
 import re
 import subprocess
@@ -34,8 +35,9 @@ from provision.targets.azure import (
     AzurePool,
     cli_default_subscription,
     secret_end_date,
+    worker_command,
 )
-from provision.targets.base import BlockSpec, Pool
+from provision.targets.base import BlockSpec, Credential, Pool, WorkerLaunch
 from stacks.azure_aci import resource_group_id, role_definition_arm_id, role_definition_guid
 
 ACI = POOL_TYPES["azure-container-instance"]
@@ -662,6 +664,9 @@ def test_target_exposes_the_propagation_regexes():
 # -- Prefect block and template ---------------------------------------------------------------
 
 IDENTITY_ID = naming.identity_id(SUB, "etl-rg", "etl-identity")
+WORKER_IDENTITY_ID = naming.identity_id(SUB, "etl-rg", "etl-worker")
+WORKER_CLIENT_ID = "d2d2d2d2-0000-4000-8000-000000000000"
+WORKSPACE_CUSTOMER_ID = "e3e3e3e3-0000-4000-8000-000000000000"
 OUTPUTS = {
     "subscription_id": SUB,
     "tenant_id": TENANT,
@@ -795,10 +800,24 @@ class ProgramMocks(pulumi.runtime.Mocks):
             rid = f"{rg_id}/providers/Microsoft.ContainerRegistry/registries/{name}"
             out.update(name=name, loginServer=f"{name.lower()}.azurecr.io")
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
-            rid = naming.identity_id(
-                SUB, args.inputs["resourceGroupName"], args.inputs["resourceName"]
+            name = args.inputs["resourceName"]
+            rid = naming.identity_id(SUB, args.inputs["resourceGroupName"], name)
+            client = WORKER_CLIENT_ID if name == "etl-worker" else OUTPUTS["identity_client_id"]
+            out.update(principalId=str(uuid.uuid4()), clientId=client)
+        elif args.typ == "azure-native:containerinstance:ContainerGroup":
+            name = args.inputs["containerGroupName"]
+            rid = f"{rg_id}/providers/Microsoft.ContainerInstance/containerGroups/{name}"
+            # ARM answers with a map of the identities; an echo of the input list won't do.
+            out.update(name=name, identity={"type": "UserAssigned"})
+        elif args.typ == "azure-native:operationalinsights:Workspace":
+            name = args.inputs["workspaceName"]
+            rid = f"{rg_id}/providers/Microsoft.OperationalInsights/workspaces/{name}"
+            out.update(name=name, customerId=WORKSPACE_CUSTOMER_ID)
+        elif args.typ == "azure-native:monitor:DiagnosticSetting":
+            rid = (
+                f"{args.inputs['resourceUri']}/providers/Microsoft.Insights/diagnosticSettings/"
+                f"{args.inputs['name']}"
             )
-            out.update(principalId=str(uuid.uuid4()), clientId=OUTPUTS["identity_client_id"])
         elif args.typ == "azuread:index/application:Application":
             rid = "/applications/0a0a0a0a-0000-4000-8000-000000000000"
             out.update(clientId=OUTPUTS["client_id"], objectId=rid.rsplit("/", 1)[-1])
@@ -1003,3 +1022,329 @@ def test_every_arm_resource_of_the_program_is_adoptable_by_id(home, program_mock
 )
 def test_ids_are_only_computed_from_complete_plain_inputs(home, token, inputs):
     assert pool_ok(home).adoptable_id(token, inputs) is None
+
+
+# -- --with-worker: the worker runs in ACI as its own managed identity -------------------------
+
+KEYLESS_OUTPUTS = {
+    **{k: v for k, v in OUTPUTS.items() if not k.startswith("client_")},
+    "worker_identity_id": WORKER_IDENTITY_ID,
+    "worker_identity_client_id": WORKER_CLIENT_ID,
+    "worker_identity_principal_id": "f4f4f4f4-0000-4000-8000-000000000000",
+}
+# The block type's schema as Prefect 3.8.8's server registers it for prefect-azure
+# (prefect/server/collection_blocks_data.json): the fields the block may hold, and the secret.
+ACI_BLOCK_SCHEMA = {
+    "properties": {
+        "client_id": {"type": "string"},
+        "tenant_id": {"type": "string"},
+        "client_secret": {"type": "string", "format": "password", "writeOnly": True},
+        "credential_kwargs": {"type": "object"},
+    },
+    "secret_fields": ["client_secret"],
+}
+AUTH = "admin:s3cr3t-pass"
+LAUNCH = WorkerLaunch(
+    api_url="https://prefect.example/api",
+    image="prefecthq/prefect:3.8.8-python3.12",
+    credential_env="PREFECT_API_AUTH_STRING",
+    credential=AUTH,
+    credential_source="your own auth string (PREFECT_API_AUTH_STRING)",
+)
+T_GROUP = "azure-native:containerinstance:ContainerGroup"
+T_WORKSPACE = "azure-native:operationalinsights:Workspace"
+T_DIAGNOSTICS = "azure-native:monitor:DiagnosticSetting"
+
+
+def keyless(home, **given) -> AzurePool:
+    """The pool ``etl`` with ``--with-worker``."""
+    return pool_ok(home, with_worker=True, **given)
+
+
+def test_the_worker_needs_prefect_azure():
+    assert AzurePool.worker_package == "prefect-azure"
+
+
+def test_worker_options_are_resolved_and_kept(home):
+    opts = keyless(home, worker_count=2, worker_image="myacr.azurecr.io/worker:1").options
+    assert (opts.with_worker, opts.worker_count, opts.worker_image) == (
+        True,
+        2,
+        "myacr.azurecr.io/worker:1",
+    )
+    again = resolve(saved=opts, home=home)
+    assert again == opts  # the pool name is enough on a rerun
+    assert resolve_ok(home).with_worker is False
+
+
+def test_with_worker_is_refused_on_the_push_type(home):
+    with pytest.raises(InvalidInputError, match="--with-worker runs a worker") as info:
+        pool_ok(home, ACI_PUSH, with_worker=True)
+    assert "--type azure-container-instance" in str(info.value)
+
+
+def test_keyless_block_data_names_the_identity_and_holds_no_secret(home):
+    data = keyless(home).block_data(KEYLESS_OUTPUTS, ACI_BLOCK_SCHEMA)
+    assert data == {"credential_kwargs": {"managed_identity_client_id": WORKER_CLIENT_ID}}
+    # client_id, tenant_id and client_secret all unset: prefect-azure falls back to
+    # DefaultAzureCredential(**credential_kwargs), which asks for this managed identity.
+    assert not set(data) & {"client_id", "tenant_id", "client_secret"}
+    assert not set(data) & set(ACI_BLOCK_SCHEMA["secret_fields"])
+
+
+def test_keyless_block_data_needs_the_identity_and_the_field(home):
+    with pytest.raises(EngineError, match="worker_identity_client_id"):
+        keyless(home).block_data({**KEYLESS_OUTPUTS, "worker_identity_client_id": None}, {})
+    old = {
+        "properties": {
+            k: v for k, v in ACI_BLOCK_SCHEMA["properties"].items() if k != "credential_kwargs"
+        }
+    }
+    with pytest.raises(InvalidInputError, match="no field credential_kwargs"):
+        keyless(home).block_data(KEYLESS_OUTPUTS, old)
+
+
+def test_keyless_template_defaults_are_the_keyed_ones(home):
+    # The jobs run as the jobs' identity (AcrPull only), never as the worker's.
+    block_id = "8c1d6c1e-0000-4000-8000-000000000001"
+    assert keyless(home).template_defaults(KEYLESS_OUTPUTS, block_id) == pool_ok(
+        home
+    ).template_defaults(OUTPUTS, block_id)
+
+
+def test_keyless_expected_outputs_predict_the_real_ones(home):
+    expected = keyless(home, worker_count=2).expected_outputs()
+    assert expected["worker_identity_id"] == WORKER_IDENTITY_ID
+    assert expected["worker_container_groups"] == ["etl-worker-0", "etl-worker-1"]
+    known = {k: v for k, v in KEYLESS_OUTPUTS.items() if k in expected}
+    assert {k: v for k, v in expected.items() if k in KEYLESS_OUTPUTS} == known
+    assert not {"client_id", "client_secret", "client_secret_end_date"} & set(expected)
+
+
+def test_keyless_grants_go_to_the_worker_identity(home):
+    from stacks.azure_aci import ROLE_ACTIONS
+
+    role, pull = keyless(home).grants()
+    assert role.principal == "managed identity etl-worker (the worker's)"
+    assert role.role == f"provision ACI submitter etl-rg {SUB}"
+    assert role.scope == "resource group etl-rg only"
+    assert role.permissions == tuple(ROLE_ACTIONS)
+    assert "no secret" in role.why
+    assert (pull.principal, pull.role) == ("managed identity etl-identity", "AcrPull")
+    assert "service principal" not in " ".join(g.principal for g in keyless(home).grants())
+
+
+def test_credential(home):
+    assert keyless(home).credential() == Credential(
+        "none",
+        "managed identity etl-worker",
+        False,
+        "the worker runs in Azure Container Instances as managed identity etl-worker: no "
+        "long-lived credential",
+    )
+    keyed = pool_ok(home, secret_days=90).credential()
+    assert (keyed.kind, keyed.identity, keyed.long_lived) == (
+        "client secret",
+        "app registration provision-aci-etl",
+        True,
+    )
+    assert "90 days" in keyed.note
+    # From a record alone (list, show on another machine): no environment needed.
+    bound = AzurePool.bind("etl", ACI, keyless(home).options.model_dump())
+    assert bound.credential().kind == "none"
+
+
+def test_keyless_next_steps_read_the_workers_logs_instead_of_starting_one(home):
+    outputs = {
+        **KEYLESS_OUTPUTS,
+        "worker_container_groups": ["etl-worker-0", "etl-worker-1"],
+        "worker_log_workspace_customer_id": WORKSPACE_CUSTOMER_ID,
+    }
+    steps = keyless(home, worker_count=2).next_steps(outputs)
+    assert not any("prefect worker start" in c for c in steps.commands)
+    assert steps.commands[0] == "az acr login --name etl0a1b2c3d"
+    assert steps.commands[1] == "az container logs --resource-group etl-rg --name etl-worker-0"
+    query = steps.commands[2]
+    assert query.startswith(f"az monitor log-analytics query --workspace {WORKSPACE_CUSTOMER_ID} ")
+    assert (
+        """'ContainerInstanceLog | where ContainerGroup in ("etl-worker-0", "etl-worker-1") """
+        in query
+    )
+    assert steps.deploy_snippet and steps.image_namespace == "etl0a1b2c3d.azurecr.io"
+
+
+def test_keyless_next_steps_for_a_plan(home):
+    steps = keyless(home).next_steps({})
+    assert "az container logs --resource-group '<created on up>' --name etl-worker-0" in (
+        steps.commands
+    )
+    assert any("--workspace '<created on up>'" in c for c in steps.commands)
+
+
+def test_no_worker_program_without_a_launch(home):
+    assert pool_ok(home).worker_program() is None
+    assert keyless(home).worker_program() is None  # the service sets the launch
+    stray = dataclasses.replace(pool_ok(home), worker=LAUNCH)
+    with pytest.raises(ValueError, match="without --with-worker"):
+        stray.worker_program()
+
+
+def test_the_worker_command_puts_prefects_entrypoint_back():
+    command = ("prefect", "worker", "start", "--pool", "etl", "--type", "azure-container-instance")
+    assert worker_command("prefecthq/prefect:3.8.8-python3.12", command) == [
+        "/opt/prefect/entrypoint.sh",
+        *command,
+    ]
+    assert worker_command("docker.io/prefecthq/prefect:3-python3.12", command)[0] == (
+        "/opt/prefect/entrypoint.sh"
+    )
+    # Another image brings prefect-azure itself and runs the command as given.
+    assert worker_command("myacr.azurecr.io/worker:1", command) == list(command)
+
+
+def _run_worker(pool: AzurePool):
+    """The program as provision/program.py runs it: cloud side, then the worker."""
+    exports = pool.program()()
+    worker = pool.worker_program()
+    assert worker is not None
+    return exports, worker(exports, pulumi.ResourceOptions())
+
+
+def _unwrap(value):
+    from pulumi.runtime.rpc import unwrap_rpc_secret
+
+    return unwrap_rpc_secret(value)
+
+
+@pulumi.runtime.test
+def test_keyless_program_makes_no_entra_object(home, program_mocks):
+    pool = keyless(home)
+    exports = pool.program()()
+    assert set(exports) == set(KEYLESS_OUTPUTS)
+
+    def check(values):
+        program_mocks["checked"] = True
+        created = program_mocks["recorder"].created
+        assert not [t for t, _ in created if t.startswith("azuread:")]
+        identities = [i["resourceName"] for t, i in created if t.endswith("UserAssignedIdentity")]
+        assert sorted(identities) == ["etl-identity", "etl-worker"]
+        assert values["worker_identity_id"] == WORKER_IDENTITY_ID
+        assert pool.block_data(values, ACI_BLOCK_SCHEMA) == {
+            "credential_kwargs": {"managed_identity_client_id": WORKER_CLIENT_ID}
+        }
+
+    return pulumi.Output.all(**exports).apply(check)
+
+
+@pulumi.runtime.test
+def test_worker_program_runs_prefect_as_the_worker_identity(home, program_mocks):
+    pool = dataclasses.replace(keyless(home, worker_count=2), worker=LAUNCH)
+    _, worker = _run_worker(pool)
+    assert set(worker) == {
+        "worker_container_groups",
+        "worker_log_workspace_id",
+        "worker_log_workspace_customer_id",
+    }
+
+    def check(values):
+        program_mocks["checked"] = True
+        created = program_mocks["recorder"].created
+        groups = {i["containerGroupName"]: i for t, i in created if t == T_GROUP}
+        assert sorted(groups) == ["etl-worker-0", "etl-worker-1"]
+        group = groups["etl-worker-0"]
+        assert group["identity"] == {
+            "type": "UserAssigned",
+            "userAssignedIdentities": [WORKER_IDENTITY_ID],
+        }
+        assert (group["osType"], group["restartPolicy"]) == ("Linux", "Always")
+        (container,) = _unwrap(group["containers"])
+        assert container["image"] == "prefecthq/prefect:3.8.8-python3.12"
+        assert container["command"] == [
+            "/opt/prefect/entrypoint.sh",
+            "prefect",
+            "worker",
+            "start",
+            "--pool",
+            "etl",
+            "--type",
+            "azure-container-instance",
+        ]
+        env = {e["name"]: e for e in container["environmentVariables"]}
+        assert env["PREFECT_API_URL"] == {"name": "PREFECT_API_URL", "value": LAUNCH.api_url}
+        assert env["EXTRA_PIP_PACKAGES"]["value"] == "prefect-azure"
+        assert env["AZURE_CLIENT_ID"]["value"] == WORKER_CLIENT_ID
+        secret = env["PREFECT_API_AUTH_STRING"]
+        assert set(secret) == {"name", "secureValue"} and _unwrap(secret["secureValue"]) == AUTH
+        assert not any(AUTH in str(e.get("value")) for e in env.values())
+        assert [t for t, _ in created].count(T_WORKSPACE) == 1
+        assert [t for t, _ in created].count(T_DIAGNOSTICS) == 2
+        assert values["worker_container_groups"] == ["etl-worker-0", "etl-worker-1"]
+        assert values["worker_log_workspace_customer_id"] == WORKSPACE_CUSTOMER_ID
+
+    return pulumi.Output.all(**worker).apply(check)
+
+
+@pulumi.runtime.test
+def test_worker_program_for_an_open_server_has_no_secure_value(home, program_mocks):
+    launch = WorkerLaunch(api_url="http://127.0.0.1:4200/api", image="myacr.azurecr.io/w:1")
+    pool = dataclasses.replace(keyless(home), worker=launch)
+    _, worker = _run_worker(pool)
+
+    def check(_):
+        program_mocks["checked"] = True
+        (group,) = [i for t, i in program_mocks["recorder"].created if t == T_GROUP]
+        (container,) = _unwrap(group["containers"])
+        assert not any("secureValue" in e for e in container["environmentVariables"])
+        assert container["command"][0] == "prefect"  # a custom image: no Prefect entrypoint
+
+    return pulumi.Output.all(**worker).apply(check)
+
+
+@pulumi.runtime.test
+def test_every_arm_resource_of_the_worker_is_adoptable_by_id(home, program_mocks):
+    pool = dataclasses.replace(keyless(home), worker=LAUNCH)
+    _, worker = _run_worker(pool)
+
+    def check(_):
+        program_mocks["checked"] = True
+        created = [
+            (t, i) for t, i in program_mocks["recorder"].created if not t.startswith("provision:")
+        ]
+        assert all(t.startswith("azure-native:") for t, _ in created)
+        group = f"/subscriptions/{SUB}/resourceGroups/etl-rg"
+        for t, i in created:
+            assert pool.adoptable_id(t, i) is not None, t
+        ids = {t: pool.adoptable_id(t, i) for t, i in created}
+        container_group = (
+            f"{group}/providers/Microsoft.ContainerInstance/containerGroups/etl-worker-0"
+        )
+        assert ids[T_GROUP] == container_group
+        assert ids[T_WORKSPACE] == (
+            f"{group}/providers/Microsoft.OperationalInsights/workspaces/etl-logs"
+        )
+        assert ids[T_DIAGNOSTICS] == (
+            f"{container_group}/providers/Microsoft.Insights/diagnosticSettings/worker-logs"
+        )
+
+    return pulumi.Output.all(**worker).apply(check)
+
+
+@pytest.mark.parametrize("pool", TRICKY_POOLS)
+def test_worker_names_are_always_valid_and_stable(pool):
+    identity = naming.worker_identity_name(pool)
+    assert naming.IDENTITY_NAME_RE.match(identity) and identity != naming.identity_name(pool)
+    for index in (0, 9):
+        group = naming.worker_group_name(pool, index)
+        assert naming.CONTAINER_GROUP_NAME_RE.match(group), group
+        assert group.endswith(f"-worker-{index}") and group == naming.worker_group_name(pool, index)
+    workspace = naming.log_workspace_name(pool)
+    assert naming.WORKSPACE_NAME_RE.match(workspace), workspace
+    assert len(set(naming.worker_group_names(pool, 10))) == 10
+
+
+def test_worker_names():
+    assert naming.worker_identity_name("data_team") == "data-team-worker"
+    assert naming.worker_group_names("etl", 2) == ["etl-worker-0", "etl-worker-1"]
+    assert naming.log_workspace_name("My Pool #2") == "my-pool-2-logs"
+    long = naming.worker_group_name("z" * 100, 3)
+    assert len(long) == 63 and naming.pool_hash("z" * 100) in long

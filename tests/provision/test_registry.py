@@ -106,8 +106,8 @@ def test_a_shared_key_is_one_flag_whose_help_joins_each_targets():
         assert option.rich_help_panel == panel, key
         for _, f in declared:
             assert f.help in option.help, (key, f.help)
-    # The worker's flags are one declaration shared by every target that can run one: one
-    # panel, the help said once.
+    # The worker's (and rotation's) flags are one declaration shared by every target that
+    # takes them: one panel, the help said once.
     for f in registry.WORKER_FLAGS:
         _, option = typing.get_args(TARGET_FLAGS[f.key])
         assert [label for label, _ in merged[f.key]] == ["GCP", "AWS", "Azure"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime.rpc import unwrap_rpc_secret
 
 from stacks.azure_aci import (
     ACR_PULL_ROLE_GUID,
@@ -26,6 +27,7 @@ from stacks.azure_aci import (
     ContainerInstancePool,
     ContainerInstancePoolArgs,
     ContainerInstancePoolOutputs,
+    KeylessPoolOutputs,
     entra_tags,
     resource_group_id,
     role_assignment_guid,
@@ -59,6 +61,9 @@ T_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 T_APP = "azuread:index/application:Application"
 T_SP = "azuread:index/servicePrincipal:ServicePrincipal"
 T_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
+T_GROUP = "azure-native:containerinstance:ContainerGroup"
+T_WORKSPACE = "azure-native:operationalinsights:Workspace"
+T_DIAGNOSTICS = "azure-native:monitor:DiagnosticSetting"
 
 EXPECTED_ACTIONS = {
     "Microsoft.Resources/deployments/*",
@@ -124,6 +129,52 @@ class AzureMocks(pulumi.runtime.Mocks):
                 f"{inputs['roleAssignmentName']}"
             )
             out.update(name=inputs["roleAssignmentName"])
+            return rid, out
+        if args.typ == T_GROUP:
+            rid = (
+                f"{resource_group_id(SUB, inputs['resourceGroupName'])}/providers/"
+                f"Microsoft.ContainerInstance/containerGroups/{inputs['containerGroupName']}"
+            )
+            # ARM never returns a secure value: only the variable's name comes back.
+            containers = [
+                {
+                    **c,
+                    "environmentVariables": [
+                        {k: v for k, v in e.items() if k != "secureValue"}
+                        for e in c.get("environmentVariables", [])
+                    ],
+                }
+                # A secret anywhere in a property makes the SDK send the whole property secret.
+                for c in unwrap_rpc_secret(inputs["containers"])
+            ]
+            # ARM answers with a map: identity id -> its principal and client ids.
+            identity = dict(inputs.get("identity") or {})
+            identity["userAssignedIdentities"] = {
+                i: {
+                    "principalId": fake_guid("identity-principal", i),
+                    "clientId": fake_guid("identity-client", i),
+                }
+                for i in identity.get("userAssignedIdentities", [])
+            }
+            out.update(
+                name=inputs["containerGroupName"],
+                containers=containers,
+                identity={**identity, "principalId": "", "tenantId": TENANT},
+                provisioningState="Succeeded",
+            )
+            return rid, out
+        if args.typ == T_WORKSPACE:
+            rid = (
+                f"{resource_group_id(SUB, inputs['resourceGroupName'])}/providers/"
+                f"Microsoft.OperationalInsights/workspaces/{inputs['workspaceName']}"
+            )
+            out.update(name=inputs["workspaceName"], customerId=fake_guid("workspace", rid))
+            return rid, out
+        if args.typ == T_DIAGNOSTICS:
+            rid = (
+                f"{inputs['resourceUri']}/providers/Microsoft.Insights/diagnosticSettings/"
+                f"{inputs['name']}"
+            )
             return rid, out
         if args.typ == T_APP:
             object_id = fake_guid("app-object", inputs["displayName"])
@@ -515,3 +566,137 @@ def test_tags():
     assert tags("etl") == {"managed-by": "provision", "prefect-work-pool": "etl"}
     assert len(tags("x" * 300)["prefect-work-pool"]) == 256
     assert entra_tags("etl") == ["managed-by=provision", "prefect-work-pool=etl"]
+
+
+# -- keyless: the submitter is the worker's managed identity ------------------------------------
+
+KEYLESS_CHILDREN = {
+    (T_RG, "etl-rg"),
+    (T_REGISTRY, "etl-registry"),
+    (T_IDENTITY, "etl-identity"),
+    (T_ASSIGNMENT, "etl-identity-acrpull"),
+    (T_ROLE, "etl-role"),
+    (T_IDENTITY, "etl-worker-identity"),
+    (T_ASSIGNMENT, "etl-worker-role"),
+}
+KEYLESS_OUTPUT_NAMES = (
+    "subscription_id",
+    "tenant_id",
+    "location",
+    "resource_group_name",
+    "registry_name",
+    "registry_login_server",
+    "identity_id",
+    "identity_client_id",
+    "role_definition_id",
+    "worker_identity_id",
+    "worker_identity_client_id",
+    "worker_identity_principal_id",
+)
+WORKER_IDENTITY_ID = (
+    f"{RG_ID}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/etl-worker"
+)
+
+
+def make_keyless_pool(name: str = "etl", **overrides: Any) -> ContainerInstancePool:
+    return ContainerInstancePool(name, make_args(worker_identity_name="etl-worker", **overrides))
+
+
+@pulumi.runtime.test
+def test_keyless_makes_no_entra_object_and_no_credential(mon):
+    pool = make_keyless_pool()
+
+    def check(values):
+        assert_component_tree(mon, TYPE_TOKEN, "etl", KEYLESS_CHILDREN)
+        # No application, no service principal, no password: nothing from azuread at all.
+        for typ in (T_APP, T_SP, T_PASSWORD):
+            assert mon.of_type(typ) == [], typ
+        assert not any(r.type.startswith("azuread:") for r in mon.registrations.values())
+        assert not {"client_id", "client_secret", "client_secret_end_date"} & set(values)
+
+    return check_when_resolved(mon, dict(pool.outputs), check)
+
+
+@pulumi.runtime.test
+def test_keyless_worker_identity_gets_the_custom_role_on_the_group(mon):
+    pool = make_keyless_pool()
+
+    def check(values):
+        worker = mon.one(T_IDENTITY, "etl-worker-identity")
+        assert worker.inputs == {
+            "resourceName": "etl-worker",
+            "resourceGroupName": RG,
+            "location": LOCATION,
+            "tags": tags("etl"),
+        }
+        principal = fake_guid("identity-principal", WORKER_IDENTITY_ID)
+        role_id = values["role_definition_id"]
+        grant = mon.one(T_ASSIGNMENT, "etl-worker-role")
+        assert grant.inputs["scope"] == RG_ID
+        assert grant.inputs["principalId"] == principal
+        assert grant.inputs["principalType"] == "ServicePrincipal"
+        assert grant.inputs["roleDefinitionId"] == role_id
+        assert grant.inputs["roleAssignmentName"] == role_assignment_guid(RG_ID, principal, role_id)
+        assert {mon.one(T_ROLE).urn, worker.urn} <= set(grant.dependencies)
+        assert grant.custom_timeouts.get("create")
+        # The same role as the app would get, and the jobs' identity keeps only AcrPull.
+        (permission,) = mon.one(T_ROLE).inputs["permissions"]
+        assert set(permission["actions"]) == EXPECTED_ACTIONS
+        job_principal = fake_guid("identity-principal", IDENTITY_ID)
+        assert [
+            a.name for a in mon.of_type(T_ASSIGNMENT) if a.inputs["principalId"] == job_principal
+        ] == ["etl-identity-acrpull"]
+
+    return check_when_resolved(mon, dict(pool.outputs), check)
+
+
+@pulumi.runtime.test
+def test_keyless_outputs(mon):
+    pool = make_keyless_pool()
+
+    def check(values):
+        assert tuple(pool.outputs) == KEYLESS_OUTPUT_NAMES
+        assert tuple(KeylessPoolOutputs.__annotations__) == KEYLESS_OUTPUT_NAMES
+        assert values == {
+            "subscription_id": SUB,
+            "tenant_id": TENANT,
+            "location": LOCATION,
+            "resource_group_name": RG,
+            "registry_name": REGISTRY,
+            "registry_login_server": "etl0a1b2c3d.azurecr.io",
+            "identity_id": IDENTITY_ID,
+            "identity_client_id": fake_guid("identity-client", IDENTITY_ID),
+            "role_definition_id": role_definition_arm_id(SUB, role_definition_guid(RG_ID)),
+            "worker_identity_id": WORKER_IDENTITY_ID,
+            "worker_identity_client_id": fake_guid("identity-client", WORKER_IDENTITY_ID),
+            "worker_identity_principal_id": fake_guid("identity-principal", WORKER_IDENTITY_ID),
+        }
+
+    return check_when_resolved(mon, dict(pool.outputs), check)
+
+
+@pulumi.runtime.test
+def test_keyless_worker_identity_id_carries_its_grant(mon):
+    # Whatever runs as the identity takes its id from this output: it must wait for the grant.
+    pool = make_keyless_pool()
+
+    async def resources() -> set[str]:
+        found = await pool.outputs["worker_identity_id"].resources()
+        return {r.pulumi_resource_name for r in found}
+
+    names = pulumi.Output.from_input(resources())
+
+    def check(values):
+        assert {"etl-worker-identity", "etl-worker-role", "etl-identity-acrpull"} <= values["names"]
+
+    return check_when_resolved(mon, {**pool.outputs, "names": names}, check)
+
+
+@pulumi.runtime.test
+def test_keyless_preview_registers_the_same_resources(preview_mon):
+    pool = make_keyless_pool()
+
+    def check(_):
+        assert preview_mon.registered(besides=TYPE_TOKEN) == KEYLESS_CHILDREN
+
+    return check_when_resolved(preview_mon, dict(pool.outputs), check)
