@@ -163,6 +163,7 @@ class AwsPool(Pool[AwsOptions]):
     block = BlockSpec("aws-credentials", "aws-credentials")
     secret_outputs = frozenset({"secret_access_key"})
     worker_package = "prefect-aws"
+    worker_secret_store = "AWS Secrets Manager"
     error_rules = AWS_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     orphan_hints = {

@@ -1212,8 +1212,9 @@ def test_with_worker_is_refused_for_push_pools(home):
     assert "--type ecs" in info.value.message and "\n" not in info.value.message
 
 
-def test_the_worker_package_is_prefect_aws():
+def test_the_worker_package_and_secret_store():
     assert AwsPool.worker_package == "prefect-aws"
+    assert AwsPool.worker_secret_store == "AWS Secrets Manager"
 
 
 def test_keyless_block_holds_only_the_region(keyless):
