@@ -612,7 +612,11 @@ class AwsPool(Pool[AwsOptions]):
                 "AWS_DEFAULT_REGION": region,
             }
             commands.append(f"prefect worker start --pool {shlex.quote(self.name)}")
-        return NextSteps(deploy_snippet=snippet, commands=tuple(commands), env=env)
+        # ECR's namespace is the registry host: `flow.deploy(image="<pool>-images:tag")` then
+        # lands in the pool's repository, as with Prefect's own ECS provisioner.
+        return NextSteps(
+            image_namespace=host, deploy_snippet=snippet, commands=tuple(commands), env=env
+        )
 
     def location(self) -> str:
         """The region, and the profile when one is pinned."""

@@ -936,7 +936,7 @@ def test_grants_push_with_task_role(home):
 
 def test_next_steps_worker_pool(etl):
     steps = etl.next_steps(OUTPUTS)
-    assert steps.image_namespace is None
+    assert steps.image_namespace == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     assert steps.deploy_snippet == (
         'my_flow.deploy(name="my-deployment", work_pool_name="etl", '
         f'image="{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/etl-images:my-deployment")'
