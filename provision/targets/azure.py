@@ -26,7 +26,9 @@ from provision.registry import PoolType
 from provision.targets import azure_naming as naming
 from provision.targets.azure_errors import AZURE_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
+    EXPIRY_WARNING_DAYS,
     PLACEHOLDER,
+    ROTATED_AT_KEY,
     BlockSpec,
     CloudProgram,
     Credential,
@@ -166,14 +168,30 @@ def _validate(opts: Mapping[str, Any], sources: Mapping[str, str]) -> None:
             f"of {', '.join(naming.REGISTRY_SKUS)}."
         )
     days = opts["secret_days"]
-    if (
-        isinstance(days, bool)
-        or not isinstance(days, int)
-        or not naming.SECRET_DAYS_MIN <= days <= naming.SECRET_DAYS_MAX
-    ):
+    keyed = not opts.get("with_worker")  # with the worker in Azure there is no secret
+    # Renewal starts EXPIRY_WARNING_DAYS before the end date: a secret living no longer would
+    # be due from the moment it is made, and every run would replace it.
+    least = EXPIRY_WARNING_DAYS + 1 if keyed else naming.SECRET_DAYS_MIN
+    whole = isinstance(days, int) and not isinstance(days, bool)
+    if whole and naming.SECRET_DAYS_MIN <= days < least:
+        raise InvalidInputError(
+            f"Invalid --secret-days {days}{origin('secret_days')}: a client secret living "
+            f"{EXPIRY_WARNING_DAYS} days or less is always within its {EXPIRY_WARNING_DAYS}-day "
+            f"renewal window, so every run would replace it; use {least} to "
+            f"{naming.SECRET_DAYS_MAX} days, and --rotate-after to rotate more often."
+        )
+    if not whole or not least <= days <= naming.SECRET_DAYS_MAX:
         raise InvalidInputError(
             f"Invalid --secret-days {days!r}{origin('secret_days')}: a whole number of days "
-            f"from {naming.SECRET_DAYS_MIN} to {naming.SECRET_DAYS_MAX}."
+            f"from {least} to {naming.SECRET_DAYS_MAX}."
+        )
+    rotate_after = opts.get("rotate_after")
+    if keyed and isinstance(rotate_after, int) and rotate_after >= days:
+        raise InvalidInputError(
+            f"--rotate-after {rotate_after}{origin('rotate_after')} is not shorter than the "
+            f"client secret's lifetime (--secret-days {days}{origin('secret_days')}): the secret "
+            f"would expire before it is old enough to rotate. Use a --rotate-after below {days}, "
+            "or a longer --secret-days."
         )
 
 
@@ -190,6 +208,37 @@ def secret_end_date(secret_start: str, days: int) -> str:
     """The client secret's end date: the stack's fixed start plus ``days`` (RFC 3339, UTC)."""
     start = datetime.strptime(secret_start, _DATE_FORMAT).replace(tzinfo=UTC)
     return (start + timedelta(days=days)).strftime(_DATE_FORMAT)
+
+
+def secret_lifetime_start(generated: Mapping[str, str]) -> str:
+    """Where the current client secret's lifetime starts (RFC 3339, UTC): the start of the last
+    rotation, else the stack's fixed ``secret_start``.
+
+    Both are kept in the record, so every rerun computes the same end date and replaces
+    nothing; a rotation starts a fresh lifetime of ``--secret-days`` from its own start. Raises
+    ``ValueError`` naming the key when the record holds something else (an edited state).
+    """
+    rotated = generated.get(ROTATED_AT_KEY)
+    if rotated is None:
+        start = generated.get("secret_start", "")
+        try:
+            datetime.strptime(start, _DATE_FORMAT)
+        except ValueError:
+            raise ValueError(
+                "generated secret_start must be an RFC 3339 UTC time like "
+                f"2026-01-01T00:00:00Z, not {start!r}"
+            ) from None
+        return start
+    try:
+        when = datetime.fromisoformat(rotated.replace("Z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValueError(
+            f"generated {ROTATED_AT_KEY} must be an ISO 8601 time with its offset, like "
+            f"2026-01-01T00:00:00+00:00, not {rotated!r}"
+        )
+    return when.astimezone(UTC).strftime(_DATE_FORMAT)
 
 
 def worker_command(image: str, command: tuple[str, ...]) -> list[str]:
@@ -213,6 +262,9 @@ class AzurePool(Pool[AzureOptions]):
     options_model = AzureOptions
     block = BlockSpec("azure-container-instance-credentials", "aci-credentials")
     secret_outputs = frozenset({"client_secret"})
+    # The client secret: `provision rotate`, --rotate-after and its end date replace it (the
+    # stack's replacement trigger and credential_created_at/credential_expires_at outputs).
+    rotates = True
     error_rules = AZURE_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     worker_package = "prefect-azure"
@@ -335,13 +387,7 @@ class AzurePool(Pool[AzureOptions]):
 
         opts, pool, generated = self.options, self.name, self.generated
         generated_suffix(generated, "registry_suffix")
-        try:
-            end_date = secret_end_date(generated.get("secret_start", ""), opts.secret_days)
-        except ValueError:
-            raise ValueError(
-                "generated secret_start must be an RFC 3339 UTC time like "
-                f"2026-01-01T00:00:00Z, not {generated.get('secret_start')!r}"
-            ) from None
+        end_date = secret_end_date(secret_lifetime_start(generated), opts.secret_days)
         args = ContainerInstancePoolArgs(
             pool=pool,
             subscription_id=opts.subscription,
@@ -351,6 +397,8 @@ class AzurePool(Pool[AzureOptions]):
             identity_name=naming.identity_name(pool),
             app_display_name=naming.app_display_name(pool),
             secret_end_date=end_date,
+            # None until the first rotation: a pool made before rotation keeps its secret.
+            credential_rotation=self.rotation_trigger(),
             registry_sku=opts.registry_sku,
             # --with-worker: the submitter is the worker's own managed identity, not an app.
             worker_identity_name=naming.worker_identity_name(pool) if opts.with_worker else None,
@@ -514,12 +562,22 @@ class AzurePool(Pool[AzureOptions]):
                 f"the worker runs in Azure Container Instances as {identity}: no long-lived "
                 "credential",
             )
+        opts = self.options
+        try:
+            end = secret_end_date(secret_lifetime_start(self.generated), opts.secret_days)
+            expiry = f"it expires on {end[:10]} ({opts.secret_days}-day lifetime)"
+        except ValueError:  # an edited record: say what is known
+            expiry = f"it expires after {opts.secret_days} days"
+        rotation = (
+            f"; replaced once {opts.rotate_after} days old (--rotate-after)"
+            if opts.rotate_after
+            else f"; renewed by `provision up` in its last {EXPIRY_WARNING_DAYS} days"
+        )
         return Credential(
             "client secret",
             f"app registration {naming.app_display_name(pool)}",
             True,
-            "held by the Prefect block for the worker to sign in with; it expires after "
-            f"{self.options.secret_days} days",
+            f"held by the Prefect block for the worker to sign in with; {expiry}{rotation}",
         )
 
     def next_steps(self, outputs: Outputs) -> NextSteps:

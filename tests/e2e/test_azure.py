@@ -230,11 +230,11 @@ def test_an_option_change_shows_in_preview_then_applies_in_place(box: Sandbox, p
 def test_a_shorter_secret_lifetime_rotates_the_secret_and_the_block(box: Sandbox, pool: str):
     up(box, pool)
     old = remember(box, pool)
-    plan = json.loads(box.run("preview", pool, "--secret-days", "30", "--json").stdout)
+    plan = json.loads(box.run("preview", pool, "--secret-days", "60", "--json").stdout)
     changed = [(r["type"], r["op"]) for r in plan["resources"] if r["op"] != "same"]
     assert changed == [(APPLICATION_PASSWORD, "replace")]
 
-    run = box.run("up", pool, "--secret-days", "30", "--yes")
+    run = box.run("up", pool, "--secret-days", "60", "--yes")
     assert "0 created, 0 updated, 1 replaced, 0 deleted" in run.stdout
     new = remember(box, pool)
     assert new["id"] == old["id"], "the same block, updated"
