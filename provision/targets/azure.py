@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import secrets
 import shlex
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from typing import Any, ClassVar
 from pydantic import ValidationInfo, model_validator
 
 from provision.errors import InvalidInputError
+from provision.recovery import Untracked
 from provision.registry import PoolType
 from provision.targets import azure_naming as naming
 from provision.targets.azure_errors import AZURE_ERROR_RULES, PROPAGATION_ERRORS
@@ -51,6 +53,10 @@ from provision.targets.base import (
 )
 
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, as Entra ID takes it
+APPLICATION_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
+PASSWORD_DISPLAY_NAME = "provision: Prefect credentials block"
+"""The client secret's display name in ``stacks/azure_aci.py``: which secrets are the tool's."""
+_APPLICATION_ID = re.compile(r"^/applications/([0-9a-fA-F-]{36})$")
 
 PREFECT_IMAGES = ("prefecthq/prefect:", "docker.io/prefecthq/prefect:")
 PREFECT_ENTRYPOINT = "/opt/prefect/entrypoint.sh"
@@ -271,8 +277,11 @@ class AzurePool(Pool[AzureOptions]):
     # ACI has no secret reference for an environment variable: a secure value, which the API
     # never returns (see docs/azure-grants.md for why it is as safe as Key Vault here).
     worker_secret_store = "a secure environment value of the container (ACI never returns it)"
+    # A client secret's value is returned once, at creation: one a killed run made cannot be
+    # adopted into the state, so the rerun removes it (remove_untracked) rather than naming it.
+    removes_untracked = frozenset({APPLICATION_PASSWORD})
     orphan_hints = {
-        "azuread:index/applicationPassword:ApplicationPassword": (
+        APPLICATION_PASSWORD: (
             "List the app's secrets with `az ad app credential list --id <client_id>` and "
             "delete any whose keyId is not the stack's (`pulumi stack export`) with `az ad app "
             "credential delete --id <client_id> --key-id <keyId>`."
@@ -469,6 +478,50 @@ class AzurePool(Pool[AzureOptions]):
     def adoptable_id(self, type_token: str, inputs: Mapping[str, Any]) -> str | None:
         """ARM resources: every name is fixed before the create (see ``naming.arm_id``)."""
         return naming.arm_id(self.options.subscription, type_token, inputs)
+
+    def remove_untracked(self, untracked: Untracked) -> str:
+        """Remove the client secrets an interrupted create may have added to the pool's app
+        that the state does not track (the tool's own, by display name; any other secret on
+        the app is left alone), through Microsoft Graph (``azure_graph``).
+
+        Entra ID generates a secret's key id, so nothing in the state names the copy; its
+        value went only to the killed engine, so it can never fill the block. When Graph
+        cannot be reached or signed in to, says so with the commands that do it by hand.
+        """
+        from provision.targets import azure_graph
+
+        app = naming.app_display_name(self.name)
+        match = _APPLICATION_ID.match(str(untracked.inputs.get("applicationId", "")))
+        if match is None:  # the app was not made yet: no secret could have been sent
+            return f"Interrupted before a client secret of app registration {app} was added."
+        object_id = match.group(1)
+        display = str(untracked.inputs.get("displayName") or PASSWORD_DISPLAY_NAME)
+        tracked = {rid.rsplit("/", 1)[-1].lower() for rid in untracked.tracked}
+        try:
+            token = azure_graph.access_token(self.env, self.options.tenant)
+            graph = azure_graph.Graph(token, azure_graph.graph_url(self.env))
+            stray = [
+                p.key_id
+                for p in graph.passwords(object_id)
+                if p.display_name == display and p.key_id.lower() not in tracked
+            ]
+            removed = [key for key in stray if graph.remove_password(object_id, key)]
+        except azure_graph.GraphError as exc:
+            return (
+                f"Interrupted while adding a client secret to app registration {app}: one may "
+                f"exist untracked, and it could not be checked ({exc}). "
+                f"{self.orphan_hints[APPLICATION_PASSWORD]}"
+            )
+        if not removed:
+            return (
+                f"Interrupted while adding a client secret to app registration {app}: Entra ID "
+                "has none the state does not track."
+            )
+        return (
+            f"Removed {len(removed)} client secret(s) that an interrupted run added to app "
+            f"registration {app} but never recorded (key id {', '.join(removed)}): their value "
+            "went only to that run."
+        )
 
     def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
         """The ``azure-container-instance-credentials`` block.
