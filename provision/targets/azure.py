@@ -195,9 +195,9 @@ def _validate(opts: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     if keyed and isinstance(rotate_after, int) and rotate_after >= days:
         raise InvalidInputError(
             f"--rotate-after {rotate_after}{origin('rotate_after')} is not shorter than the "
-            f"client secret's lifetime (--secret-days {days}{origin('secret_days')}): the secret "
-            f"would expire before it is old enough to rotate. Use a --rotate-after below {days}, "
-            "or a longer --secret-days."
+            f"client secret's lifetime of {days} days{origin('secret_days')}: the secret would "
+            f"expire before it is old enough to rotate. Use a --rotate-after below {days}, or a "
+            "longer --secret-days."
         )
 
 

@@ -361,9 +361,13 @@ BAD_INPUTS = [
     (
         {"rotate_after": 365},
         "--rotate-after 365 (from --rotate-after) is not shorter than the client secret's "
-        "lifetime (--secret-days 365): the secret would expire before it is old enough",
+        "lifetime of 365 days: the secret would expire before it is old enough to rotate.",
     ),
-    ({"rotate_after": 91, "secret_days": 90}, "Use a --rotate-after below 90, or a longer"),
+    (
+        {"rotate_after": 91, "secret_days": 90},
+        "of 90 days (from --secret-days): the secret would expire before it is old enough to "
+        "rotate. Use a --rotate-after below 90, or a longer --secret-days.",
+    ),
     ({"rotate_after": 0}, "Invalid --rotate-after 0 (from --rotate-after): 1 to 3650 days."),
     ({"secret_days": True}, "Invalid --secret-days True"),
     ({"secret_days": "30"}, "Invalid --secret-days '30'"),
@@ -1445,3 +1449,17 @@ def test_program_hands_the_trigger_to_the_stack(home, monkeypatch):
         (None, "2027-01-01T00:00:00Z"),
         ("2", "2027-03-02T12:30:00Z"),
     ]
+
+
+def test_a_shorter_secret_later_must_still_outlive_the_saved_rotate_after(home):
+    saved = AzureOptions(
+        subscription=SUB, location="westeurope", resource_group="etl-rg", rotate_after=200
+    )
+    with pytest.raises(InvalidInputError) as info:
+        resolve(saved=saved, given={"secret_days": 100}, home=home)
+    assert str(info.value) == (
+        "--rotate-after 200 (from the pool's saved options) is not shorter than the client "
+        "secret's lifetime of 100 days (from --secret-days): the secret would expire before it "
+        "is old enough to rotate. Use a --rotate-after below 100, or a longer --secret-days."
+    )
+    assert resolve(saved=saved, given={"secret_days": 201}, home=home).rotate_after == 200
