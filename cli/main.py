@@ -88,6 +88,30 @@ def _not_blank(value: Any) -> Any:
 
 
 Pool = Annotated[str, typer.Argument(help="Work pool name (also the stack name).")]
+FilePool = Annotated[
+    str | None,
+    typer.Argument(
+        help="Work pool name (also the stack name); omit it with -f FILE, or to use "
+        "./provision.toml.",
+        show_default=False,
+    ),
+]
+PoolsFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--file",
+        "-f",
+        help="Pools file: every pool it declares (see `provision schema`).",
+        rich_help_panel="Pools file",
+        callback=_not_blank,
+    ),
+]
+Parallel = Annotated[
+    int,
+    typer.Option(
+        "--parallel", help="Pools planned or applied at once.", rich_help_panel="Pools file", min=1
+    ),
+]
 PoolType = Annotated[
     str | None,
     typer.Option(
@@ -255,6 +279,40 @@ def _request(
     )
 
 
+def _pools_file(pool: str | None, file: str | None, **per_pool: Any) -> str | None:
+    """The pools file to use, or ``None`` for the one pool named.
+
+    ``-f FILE`` and a pool name exclude each other; with neither, ``./provision.toml``. A
+    flag that configures one pool (``--type``, a cloud option) belongs in the file then.
+    """
+    from provision.pools_file import DEFAULT_FILE
+
+    if pool is not None and file is not None:
+        raise InvalidInputError(f"Pass a pool name or -f {file}, not both.")
+    if pool is not None:
+        return None
+    file = file or DEFAULT_FILE
+    if file == DEFAULT_FILE and not os.path.exists(file):
+        raise InvalidInputError(
+            f"No pool named and no {DEFAULT_FILE} here: pass POOL, or -f FILE (see `provision "
+            "schema`)."
+        )
+    for name, value in per_pool.items():
+        if value not in (None, False, {}, [], ()):
+            flag = "a cloud option" if name == "cloud" else "--" + name.replace("_", "-")
+            raise InvalidInputError(
+                f"With a pools file, {flag} goes in the file, per pool: {flag} applies to one pool."
+            )
+    return file
+
+
+def _file_exit(results: list[Any]) -> None:
+    """Exit with the worst code among the pools' failures (``1`` unless all were input)."""
+    codes = [r.exit_code for r in results if r.error is not None]
+    if codes:
+        raise typer.Exit(max(codes) if all(c == 2 for c in codes) else 1)
+
+
 # -- commands -----------------------------------------------------------------------------
 
 
@@ -289,7 +347,7 @@ def _root(
 @app.command()
 @with_cloud_flags
 def up(
-    pool: Pool,
+    pool: FilePool = None,
     type_: PoolType = None,
     *,
     cloud: dict[str, Any],
@@ -302,14 +360,49 @@ def up(
         bool, typer.Option("--refresh", help="Read the cloud's actual state first (repairs drift).")
     ] = False,
     set_image_namespace: ImageNamespace = None,
+    file: PoolsFileOpt = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Also destroy the pools the backend has and the file does not declare.",
+            rich_help_panel="Pools file",
+        ),
+    ] = False,
+    parallel: Parallel = 4,
     yes: Yes = False,
     verbose: Verbose = False,
 ) -> None:
-    """Create or update a pool's cloud resources, then its Prefect block and work pool."""
+    """Create or update a pool's cloud resources, then its Prefect block and work pool (with
+    -f, every pool of a pools file)."""
     from cli import render
 
     with _boundary(verbose):
         _require_interactive(yes, "provision")
+        pools_file = _pools_file(
+            pool,
+            file,
+            type=type_,
+            cloud=cloud,
+            block_name=block_name,
+            set_image_namespace=set_image_namespace,
+        )
+        if pools_file is not None:
+            _up_file(
+                pools_file,
+                prefect_api_url,
+                prefect_api_key,
+                backend_url,
+                secrets_provider,
+                refresh=refresh,
+                prune=prune,
+                parallel=parallel,
+                yes=yes,
+            )
+            return
+        if prune:
+            raise InvalidInputError("--prune applies to a pools file: use -f FILE.")
+        assert pool is not None
         request = _request(
             pool,
             type_,
@@ -338,7 +431,7 @@ def up(
 @app.command()
 @with_cloud_flags
 def preview(
-    pool: Pool,
+    pool: FilePool = None,
     type_: PoolType = None,
     *,
     cloud: dict[str, Any],
@@ -364,13 +457,47 @@ def preview(
         bool,
         typer.Option("--rotate", help="Plan the credential's rotation (what `rotate` would do)."),
     ] = False,
+    file: PoolsFileOpt = None,
+    parallel: Parallel = 4,
     json_: Json = False,
     verbose: Verbose = False,
 ) -> None:
-    """Show what `up` would change. Changes nothing."""
+    """Show what `up` would change (with -f, for every pool of a pools file). Changes nothing."""
     from cli import render
 
     with _boundary(verbose):
+        pools_file = _pools_file(
+            pool,
+            file,
+            type=type_,
+            cloud=cloud,
+            block_name=block_name,
+            set_image_namespace=set_image_namespace,
+            rotate=rotate_,
+            offline=offline,
+        )
+        if pools_file is not None:
+            from provision import api
+            from provision.service import PoolRequest
+
+            plans = api.preview(
+                pools_file,
+                parallel=parallel,
+                refresh=refresh,
+                prefect=PoolRequest(
+                    "", prefect_api_url=prefect_api_url, prefect_api_key=prefect_api_key
+                ),
+                settings=_settings(backend_url, secrets_provider),
+            )
+            if json_:
+                render.print_json(plans.to_json())
+            else:
+                render.plan_set(render.console(), plans)
+            _file_exit(plans.pools)
+            if expect_no_changes and plans.has_changes:
+                raise typer.Exit(3)
+            return
+        assert pool is not None
         request = dataclasses.replace(
             _request(
                 pool,
@@ -411,20 +538,42 @@ def preview(
 
 @app.command()
 def destroy(
-    pool: Pool,
+    pool: FilePool = None,
     prefect_api_url: PrefectUrl = None,
     prefect_api_key: PrefectKey = None,
     backend_url: BackendUrl = None,
     secrets_provider: SecretsProvider = None,
+    file: PoolsFileOpt = None,
+    parallel: Parallel = 4,
     yes: Yes = False,
     verbose: Verbose = False,
 ) -> None:
-    """Delete a pool's cloud resources, the Prefect objects the tool created, and its stack."""
+    """Delete a pool's cloud resources, the Prefect objects the tool created, and its stack
+    (with -f, every pool a pools file declares)."""
     from cli import render
 
     with _boundary(verbose):
         _require_interactive(yes, "destroy")
         from provision import service
+
+        pools_file = _pools_file(pool, file)
+        if pools_file is not None:
+            from provision import api
+
+            console = render.console()
+            done = api.destroy(
+                pools_file,
+                parallel=parallel,
+                confirm=None if yes else render.confirm_destroy_set(console),
+                prefect=service.PoolRequest(
+                    "", prefect_api_url=prefect_api_url, prefect_api_key=prefect_api_key
+                ),
+                settings=_settings(backend_url, secrets_provider),
+            )
+            render.apply_set(console, done)
+            _file_exit(done.pools)
+            return
+        assert pool is not None
 
         settings = _settings(backend_url, secrets_provider)
         console = render.console()
@@ -444,6 +593,39 @@ def destroy(
                 prefect_api_key=prefect_api_key,
             )
         console.print(f"Destroyed '{pool}': cloud resources, Prefect objects and stack removed.")
+
+
+def _up_file(
+    file: str,
+    prefect_api_url: str | None,
+    prefect_api_key: str | None,
+    backend_url: str | None,
+    secrets_provider: str | None,
+    *,
+    refresh: bool,
+    prune: bool,
+    parallel: int,
+    yes: bool,
+) -> None:
+    """``up -f``: one combined plan, one question, the pools applied in parallel."""
+    from cli import render
+    from provision import api
+    from provision.service import PoolRequest
+
+    console = render.console()
+    done = api.up(
+        file,
+        parallel=parallel,
+        prune=prune,
+        refresh=refresh,
+        confirm=None if yes else render.confirm_plan_set(console),
+        prefect=PoolRequest("", prefect_api_url=prefect_api_url, prefect_api_key=prefect_api_key),
+        settings=_settings(backend_url, secrets_provider),
+    )
+    if yes and done.plans is not None:
+        render.plan_set(console, done.plans)
+    render.apply_set(console, done)
+    _file_exit(done.pools)
 
 
 @app.command()
@@ -518,6 +700,16 @@ def show(
             render.print_json(render.details_dict(details))
         else:
             render.details(render.console(), details)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the pools file (provision.toml), for editors and CI."""
+    import json
+
+    from provision.pools_schema import schema as pools_schema
+
+    typer.echo(json.dumps(pools_schema(), indent=2))
 
 
 @app.command()

@@ -280,6 +280,105 @@ def confirm_plan(out: Console, verb: str) -> Callable[[Any], bool]:
     return ask
 
 
+def confirm_plan_set(out: Console) -> Callable[[Any], bool]:
+    """A confirm hook for ``up -f``: the combined plan, then one question."""
+
+    def ask(plans: Any) -> bool:
+        plan_set(out, plans)
+        if not plans.has_changes:
+            return True  # nothing to apply: no question to ask
+        return Confirm.ask("Apply these changes?", default=False, console=out)
+
+    return ask
+
+
+def confirm_destroy_set(out: Console) -> Callable[[list[str]], bool]:
+    """A confirm hook for ``destroy -f``: the pools, then one question."""
+
+    def ask(names: list[str]) -> bool:
+        out.print("Pools to destroy (cloud resources, the Prefect objects made, the stack):")
+        for name in names:
+            out.print(f"  - {name}", markup=False)
+        return Confirm.ask(f"Destroy these {len(names)} pools?", default=False, console=out)
+
+    return ask
+
+
+def plan_set(out: Console, plans: Any) -> None:
+    """``preview -f``: one row per pool (its changes, or why it could not be planned), the
+    pools the backend has that the file does not declare, and the totals."""
+    table = Table(header_style="bold")
+    for col in ("pool", "type", "cloud changes", "Prefect", "notes"):
+        table.add_column(col)
+    for p in plans.pools:
+        if p.plan is None:
+            table.add_row(p.pool, "-", "-", "-", Text(f"error: {p.error}", style="red"))
+            continue
+        c = p.plan.changes
+        counts = [
+            f"{n} {op}"
+            for op, n in (
+                ("create", c.create),
+                ("update", c.update),
+                ("replace", c.replace),
+                ("delete", c.delete),
+            )
+            if n
+        ]
+        prefect = [f"{x.kind.replace('_', ' ')} {x.op}" for x in p.plan.prefect if x.op != "same"]
+        notes = []
+        if p.plan.rotation is not None:
+            notes.append(f"rotation: {p.plan.rotation.reason}")
+        if p.plan.profile is not None and p.plan.profile.op != "same":
+            notes.append(f"profile {p.plan.profile.key} {p.plan.profile.op}")
+        table.add_row(
+            p.pool,
+            p.plan.type,
+            ", ".join(counts) or Text("no changes", style="dim"),
+            ", ".join(prefect) or Text("-", style="dim"),
+            "; ".join(notes),
+        )
+    for name in plans.not_in_file:
+        note = (
+            Text("not in file: destroy (--prune)", style="red")
+            if plans.prune
+            else Text("not in file: left untouched (--prune destroys it)", style="yellow")
+        )
+        table.add_row(name, "?", "-", "-", note)
+    out.print(table)
+    t = plans.summary()
+    out.print(
+        f"{t['pools']} pools: {t['changing']} to change, {t['unchanged']} unchanged, "
+        f"{t['failed']} failed to plan; {t['not_in_file']} in the backend but not in the file"
+        + (f" ({t['to_prune']} to destroy)" if t["to_prune"] else "")
+        + "."
+    )
+
+
+def apply_set(out: Console, done: Any) -> None:
+    """``up -f`` / ``destroy -f``: what happened to each pool."""
+    for p in done.pools:
+        if p.error is not None:
+            out.print(f"[red]✗[/] {escape(p.pool)}: {escape(p.error)}", soft_wrap=True)
+        elif p.action == "skip":
+            out.print(f"[dim]= {escape(p.pool)}: no changes[/]", soft_wrap=True)
+        elif p.action == "destroy":
+            out.print(f"[green]✓[/] {escape(p.pool)}: destroyed", soft_wrap=True)
+        else:
+            c = p.outcome.result.changes
+            out.print(
+                f"[green]✓[/] {escape(p.pool)}: ready ({c['create']} created, {c['update']} "
+                f"updated, {c['replace']} replaced, {c['delete']} deleted)",
+                soft_wrap=True,
+            )
+    failed = len(done.failed)
+    total = len(done.pools)
+    if failed:
+        out.print(f"[red]{failed} of {total} pools did not converge.[/]")
+    else:
+        out.print(f"[green]All {total} pools converged.[/]")
+
+
 def install_spinner(out: Console) -> Callable[[], AbstractContextManager[object]]:
     """Spinner shown while the pulumi CLI downloads."""
     return lambda: out.status("Installing the pulumi CLI (first run only)...")

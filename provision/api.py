@@ -262,7 +262,7 @@ def destroy(
     of the others."""
     env = os.environ if env is None else env
     settings = settings or load_settings(env=env)
-    requests, _ = _requests(pools, settings, env, prefect, check=False)
+    requests, _ = _requests(pools, settings, env, prefect)
     if confirm is not None and not confirm([r.pool for r in requests]):
         raise service.Cancelled("Cancelled: nothing was changed.")
 
@@ -302,8 +302,6 @@ def _requests(
     settings: Settings,
     env: Mapping[str, str],
     prefect: PoolRequest | None = None,
-    *,
-    check: bool = True,
 ) -> tuple[list[PoolRequest], PoolsFile | None]:
     """The requests ``pools`` stands for, each checked as the flags would be (no cloud or
     Prefect call, nothing written); a file's problems name its file and line."""
@@ -340,17 +338,42 @@ def _requests(
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise InvalidInputError(f"Pool '{duplicate}' is given twice.")
-    if check:
-        for request in requests:
-            if request.type is None:
-                continue  # an existing pool: its record is checked when it is read
-            try:
-                service.resolve(request, settings, env)
-            except InvalidInputError as exc:
-                if source is None:
-                    raise
-                raise InvalidInputError(source.where(request.pool, str(exc))) from None
+    specs = []
+    for request in requests:
+        if request.type is None:
+            continue  # an existing pool: its record is checked when it is read
+        try:
+            specs.append(service.resolve(request, settings, env))
+        except InvalidInputError as exc:
+            if source is None:
+                raise
+            raise InvalidInputError(source.where(request.pool, str(exc))) from None
+    if len(requests) > 1:
+        _load_programs(specs, env)
     return requests, source
+
+
+def _load_programs(specs: Sequence[service.PoolSpec], env: Mapping[str, str]) -> None:
+    """Run each kind of program once under mocks, here, before the pools run in parallel.
+
+    The pulumi SDKs load their submodules lazily (``importlib.util.LazyLoader``), which is not
+    thread-safe before Python 3.12: two pools' programs touching ``pulumi_gcp.artifactregistry``
+    at once can see it half-loaded ("has no attribute 'Repository'"). A program run under mocks
+    loads exactly what it uses; the imports would happen anyway, and the GIL would serialise
+    them.
+    """
+    from provision.offline import offline_steps
+
+    seen: set[tuple[str, bool]] = set()
+    for spec in specs:
+        kind = (spec.pool_type.target, bool(getattr(spec.options, "with_worker", False)))
+        if kind in seen:
+            continue
+        seen.add(kind)
+        spec = service._with_worker(spec, None, env)
+        cloud = spec.target.program()
+        if cloud is not None:
+            offline_steps(spec.pool, cloud, spec.target.worker_program())
 
 
 def _not_in_file(

@@ -84,10 +84,15 @@ class PoolsFile:
         line of the key whose flag the message names, else the pool's header."""
         table = f"pools.{pool}"
         line = next((p.line for p in self.pools if p.name == pool), 0)
-        for key in sorted(option_keys(), key=len, reverse=True):
-            if f"--{key}" in message:
-                line = self.lines.get((table, key), self.lines.get(("defaults", key), line))
-                break
+        named = [
+            (message.find(f"--{key}"), at)
+            for key in option_keys()
+            if re.search(rf"--{re.escape(key)}\b(?!-)", message)
+            for at in [self.lines.get((table, key)) or self.lines.get(("defaults", key))]
+            if at is not None
+        ]
+        if named:
+            line = min(named)[1]  # the first flag the message names that the file sets
         return f"{self.path}:{line}: pool '{pool}': {message}"
 
 

@@ -8,10 +8,12 @@
   ``logs:CreateLogGroup``, which that policy lacks and the awslogs driver needs whenever a task
   definition asks for ``awslogs-create-group`` (prefect#20237);
 - optionally a task role the flows run as, holding only the managed policies it is given;
-- an IAM user, whose access key is the credential handed to the job submitter, with one
-  managed policy holding exactly the calls an ECS job submitter makes (:func:`worker_policy`),
-  each scoped to this pool's cluster, task-definition family, roles, log group and queue;
-- one access key for that user (never replaced by a rerun);
+- the job submitter's identity, with one managed policy holding exactly the calls an ECS job
+  submitter makes (:func:`worker_policy`), each scoped to this pool's cluster, task-definition
+  family, roles, log group and queue. Either an IAM user with one access key (never replaced by
+  a rerun), the credential handed to a submitter that runs elsewhere; or, *keyless*
+  (``worker_role``), an IAM role that ECS tasks assume, for a submitter that runs in the pool's
+  own cluster (``stacks/aws_worker.py``): no user and no access key exist at all;
 - networking: a VPC with one public subnet in each of up to three availability zones, an
   internet gateway, a route table with a default route, and a security group with no ingress
   and all egress; or nothing at all when an existing VPC and subnets are given;
@@ -70,6 +72,19 @@ def _doc(*statements: Mapping[str, Any]) -> dict[str, Any]:
 def ecs_arn(region: str, account: str, resource: str) -> str:
     """``arn:aws:ecs:<region>:<account>:<resource>``."""
     return f"arn:{PARTITION}:ecs:{region}:{account}:{resource}"
+
+
+def ecs_task_trust(account: str) -> dict[str, Any]:
+    """Trust policy of a task role: ECS tasks of ``account`` only (``aws:SourceAccount`` keeps
+    another account's ECS from assuming it: confused-deputy protection, as AWS documents)."""
+    return _doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": ECS_TASKS_PRINCIPAL},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        }
+    )
 
 
 def registry_host(account: str, region: str) -> str:
@@ -273,6 +288,9 @@ class EcsPoolArgs:
     ecr_keep_images: int = 30
     task_role_policy_arns: Sequence[str] = field(default_factory=tuple)
     """Managed policies for the flows' task role; the role exists only when this is non-empty."""
+    worker_role: str | None = None
+    """Keyless: the submitter is an IAM role of this name that ECS tasks assume (the task role
+    of a submitter running in the pool's cluster), instead of an IAM user with an access key."""
 
 
 class EcsPoolOutputs(TypedDict):
@@ -284,7 +302,8 @@ class EcsPoolOutputs(TypedDict):
     cluster_arn: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
     task_role_arn: pulumi.Output[str | None]
-    worker_user_name: pulumi.Output[str]
+    worker_user_name: pulumi.Output[str | None]
+    """The submitter's IAM user; ``None`` when keyless."""
     vpc_id: pulumi.Output[str]
     subnet_ids: pulumi.Output[list[str]]
     security_group_id: pulumi.Output[str | None]
@@ -292,9 +311,11 @@ class EcsPoolOutputs(TypedDict):
     registry_host: pulumi.Output[str]
     repository_url: pulumi.Output[str]
     events_queue_name: pulumi.Output[str | None]
-    access_key_id: pulumi.Output[str]
-    secret_access_key: pulumi.Output[str]
-    """The worker's secret access key. Secret."""
+    access_key_id: pulumi.Output[str | None]
+    secret_access_key: pulumi.Output[str | None]
+    """The worker's secret access key. Secret. ``None`` when keyless."""
+    worker_role_arn: pulumi.Output[str | None]
+    """Keyless: the submitter's role, resolved once its policy is attached; else ``None``."""
 
 
 class EcsPool(pulumi.ComponentResource):
@@ -386,20 +407,7 @@ class EcsPool(pulumi.ComponentResource):
                 description=f"Role the flows of pool {args.pool} run as. Managed by provision."[
                     :1000
                 ],
-                # aws:SourceAccount keeps another account's ECS from assuming it
-                # (confused-deputy protection, as AWS documents for task roles).
-                assume_role_policy=account_id.apply(
-                    lambda acct: json.dumps(
-                        _doc(
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": ECS_TASKS_PRINCIPAL},
-                                "Action": "sts:AssumeRole",
-                                "Condition": {"StringEquals": {"aws:SourceAccount": acct}},
-                            }
-                        )
-                    )
-                ),
+                assume_role_policy=account_id.apply(lambda acct: json.dumps(ecs_task_trust(acct))),
                 tags=tags,
                 opts=child(),
             )
@@ -448,16 +456,7 @@ class EcsPool(pulumi.ComponentResource):
         if args.task_events:
             queue, events = self._task_events(name, args, cluster, tags, child)
 
-        # -- The submitter's identity and its least-privilege policy.
-        user = aws.iam.User(
-            f"{name}-worker",
-            name=n.worker_user,
-            # The user is ours alone: destroy must also remove an access key a killed run made
-            # but never recorded, or IAM refuses to delete the user (DeleteConflict).
-            force_destroy=True,
-            tags=tags,
-            opts=child(),
-        )
+        # -- The submitter's least-privilege policy, then its identity.
         role_arns = [execution_role.arn] + ([task_role.arn] if task_role else [])
         policy = aws.iam.Policy(
             f"{name}-worker-policy",
@@ -486,34 +485,23 @@ class EcsPool(pulumi.ComponentResource):
             tags=tags,
             opts=child(),
         )
-        attachment = aws.iam.UserPolicyAttachment(
-            f"{name}-worker-policy-attachment",
-            user=user.name,
-            policy_arn=policy.arn,
-            opts=child(),
-        )
-
-        # -- The credential, last: a key that exists means everything it is for exists (and a
-        # failed run never leaves a usable key to a half-built pool). Its only input is the
-        # user's name, so a rerun never replaces it (AWS allows two keys per user, and a new
-        # key would invalidate the one stored downstream).
-        key = aws.iam.AccessKey(
-            f"{name}-worker-key",
-            user=user.name,
-            opts=child(
-                depends_on=[
-                    attachment,
-                    execution_managed,
-                    execution_logs,
-                    *task_grants,
-                    log_group,
-                    repository,
-                    lifecycle,
-                    *network,
-                    *events,
-                ]
-            ),
-        )
+        # Everything the identity is for: it is completed last, so an identity that can act
+        # means the pool it acts on exists (and a failed run never leaves a usable credential
+        # to a half-built pool).
+        ready = [
+            execution_managed,
+            execution_logs,
+            *task_grants,
+            log_group,
+            repository,
+            lifecycle,
+            *network,
+            *events,
+        ]
+        if args.worker_role is None:
+            identity = self._user_and_key(name, args, policy, ready, tags, child)
+        else:
+            identity = self._worker_role(name, args, account_id, policy, ready, tags, child)
 
         self.outputs = EcsPoolOutputs(
             region=region,
@@ -522,7 +510,7 @@ class EcsPool(pulumi.ComponentResource):
             cluster_arn=cluster.arn,
             execution_role_arn=execution_role.arn,
             task_role_arn=task_role.arn if task_role else pulumi.Output.from_input(None),
-            worker_user_name=user.name,
+            worker_user_name=identity["worker_user_name"],
             vpc_id=vpc_id,
             subnet_ids=subnet_ids,
             security_group_id=security_group_id,
@@ -531,11 +519,71 @@ class EcsPool(pulumi.ComponentResource):
             registry_host=repository.repository_url.apply(lambda url: url.split("/", 1)[0]),
             repository_url=repository.repository_url,
             events_queue_name=queue.name if queue else pulumi.Output.from_input(None),
-            access_key_id=key.id,
-            # pulumi-aws already marks the secret secret; wrap anyway so no refactor can leak it.
-            secret_access_key=pulumi.Output.secret(key.secret),
+            access_key_id=identity["access_key_id"],
+            secret_access_key=identity["secret_access_key"],
+            worker_role_arn=identity["worker_role_arn"],
         )
         self.register_outputs(dict(self.outputs))
+
+    def _user_and_key(self, name, args: EcsPoolArgs, policy, ready, tags, child) -> dict:
+        """The submitter as an IAM user holding the policy, and its one access key."""
+        n = args.names
+        user = aws.iam.User(
+            f"{name}-worker",
+            name=n.worker_user,
+            # The user is ours alone: destroy must also remove an access key a killed run made
+            # but never recorded, or IAM refuses to delete the user (DeleteConflict).
+            force_destroy=True,
+            tags=tags,
+            opts=child(),
+        )
+        attachment = aws.iam.UserPolicyAttachment(
+            f"{name}-worker-policy-attachment",
+            user=user.name,
+            policy_arn=policy.arn,
+            opts=child(),
+        )
+        # The credential, last. Its only input is the user's name, so a rerun never replaces it
+        # (AWS allows two keys per user, and a new key would invalidate the one stored
+        # downstream).
+        key = aws.iam.AccessKey(
+            f"{name}-worker-key",
+            user=user.name,
+            opts=child(depends_on=[attachment, *ready]),
+        )
+        return {
+            "worker_user_name": user.name,
+            "access_key_id": key.id,
+            # pulumi-aws already marks the secret secret; wrap anyway so no refactor can leak it.
+            "secret_access_key": pulumi.Output.secret(key.secret),
+            "worker_role_arn": pulumi.Output.from_input(None),
+        }
+
+    def _worker_role(self, name, args: EcsPoolArgs, account_id, policy, ready, tags, child) -> dict:
+        """Keyless: the submitter as a role ECS tasks assume, holding the policy. ECS hands
+        the role's short-lived credentials to the task's containers; nothing long-lived exists."""
+        role = aws.iam.Role(
+            f"{name}-worker-role",
+            name=args.worker_role,
+            description=f"Task role of the ECS worker of pool {args.pool}: the submitter's "
+            "identity, with no access key. Managed by provision."[:1000],
+            assume_role_policy=account_id.apply(lambda acct: json.dumps(ecs_task_trust(acct))),
+            tags=tags,
+            opts=child(),
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-worker-role-policy",
+            role=role.name,
+            policy_arn=policy.arn,
+            opts=child(depends_on=ready),
+        )
+        return {
+            "worker_user_name": pulumi.Output.from_input(None),
+            "access_key_id": pulumi.Output.from_input(None),
+            "secret_access_key": pulumi.Output.from_input(None),
+            # Resolved only once the policy is attached: whatever runs as the role waits for it.
+            "worker_role_arn": pulumi.Output.all(role.arn, attachment.id).apply(lambda v: v[0]),
+        }
 
     def _network(self, name, args: EcsPoolArgs, named, child):
         """VPC, public subnets in up to three AZs, internet gateway, routes, security group."""

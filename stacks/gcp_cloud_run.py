@@ -13,7 +13,8 @@
 - ``roles/iam.serviceAccountUser`` for the worker on the runtime account only, so it can start
   jobs as that account and as no other;
 - reader (or writer) on the repository only;
-- one key for the worker account.
+- one key for the worker account, unless ``keyless``: then the worker account is the identity
+  of a worker running in the project (``stacks/gcp_worker.py``), which needs no key.
 
 It is plain Pulumi: it knows nothing of the tool that drives it or of what submits the jobs.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, TypedDict, get_args
+from typing import Literal, NotRequired, TypedDict, get_args
 
 import pulumi
 from pulumi_gcp import artifactregistry, projects, serviceaccount
@@ -117,6 +118,8 @@ class CloudRunPoolArgs:
     """Custom role id, unique per stack (GCP reserves deleted role ids for weeks)."""
     registry_writer: bool = False
     """Grant the worker write access to the repository (to push images with its key)."""
+    keyless: bool = False
+    """Make no key: the worker account is used only by a worker that runs as it in GCP."""
 
 
 class CloudRunPoolOutputs(TypedDict):
@@ -126,8 +129,9 @@ class CloudRunPoolOutputs(TypedDict):
     region: pulumi.Input[str]
     worker_service_account_email: pulumi.Output[str]
     runtime_service_account_email: pulumi.Output[str]
-    service_account_key: pulumi.Output[str]
-    """The worker key as GCP returns it: base64 of the JSON key file. Secret."""
+    service_account_key: NotRequired[pulumi.Output[str]]
+    """The worker key as GCP returns it: base64 of the JSON key file. Secret. Absent when
+    ``keyless``."""
     registry_host: pulumi.Input[str]
     image_namespace: pulumi.Output[str]
     repository_id: pulumi.Output[str]
@@ -250,23 +254,34 @@ class CloudRunPool(pulumi.ComponentResource):
         # -- The credential, last: a key that exists means its grants exist. Its inputs are
         # constants and the account's name, so a rerun never replaces it (GCP allows only 10
         # keys per account, and a new key would invalidate the one stored downstream).
-        key = serviceaccount.Key(
-            f"{name}-worker-key",
-            service_account_id=worker.name,
-            private_key_type="TYPE_GOOGLE_CREDENTIALS_FILE",
-            opts=child(
-                depends_on=[worker, role_grant, act_as, registry_grant, *services.values()],
-                custom_timeouts=_IAM_TIMEOUTS,
-            ),
-        )
+        # Keyless, the account is a running worker's identity and no key exists at all.
+        key: dict[str, pulumi.Output[str]] = {}
+        worker_email: pulumi.Output[str] = worker.email
+        if args.keyless:
+            # What the key's existence meant, the identity's output means instead: it resolves
+            # once every grant exists, so a worker deployed with it starts with its permissions.
+            ready = [role_grant.id, act_as.id, registry_grant.id]
+            ready += [s.id for s in services.values()]
+            worker_email = pulumi.Output.all(worker.email, *ready).apply(lambda v: v[0])
+        else:
+            made = serviceaccount.Key(
+                f"{name}-worker-key",
+                service_account_id=worker.name,
+                private_key_type="TYPE_GOOGLE_CREDENTIALS_FILE",
+                opts=child(
+                    depends_on=[worker, role_grant, act_as, registry_grant, *services.values()],
+                    custom_timeouts=_IAM_TIMEOUTS,
+                ),
+            )
+            # pulumi-gcp already marks privateKey secret; wrap anyway so no refactor leaks it.
+            key["service_account_key"] = pulumi.Output.secret(made.private_key)
 
         self.outputs = CloudRunPoolOutputs(
             project=project,
             region=args.region,
-            worker_service_account_email=worker.email,
+            worker_service_account_email=worker_email,
             runtime_service_account_email=runtime.email,
-            # pulumi-gcp already marks privateKey secret; wrap anyway so no refactor leaks it.
-            service_account_key=pulumi.Output.secret(key.private_key),
+            **key,
             registry_host=registry_host(args.region),
             # From the repository's outputs, so the namespace is only known once it exists.
             image_namespace=repository.repository_id.apply(

@@ -5,6 +5,14 @@ CLI's own configuration file (read, never executed), then defaults. Credentials 
 default chain, left to the provider; ``--profile`` (or ``AWS_PROFILE``) picks a profile.
 Pulumi and pulumi-aws are imported only when a program, a grant list or a plan needs them, so
 ``--help`` stays fast.
+
+With ``--with-worker`` (``ecs`` only) the pool is *keyless*: the worker runs as an ECS service
+in the pool's cluster (``stacks/aws_worker.py``) whose task role holds the worker policy, and
+no IAM user or access key exists. The ``aws-credentials`` block then holds only the region:
+prefect-aws builds ``boto3.Session(aws_access_key_id=None, aws_secret_access_key=None, ...,
+region_name=...)`` from it (``AwsCredentials.get_boto3_session``, PrefectHQ/prefect
+``src/integrations/prefect-aws/prefect_aws/credentials.py``), so boto3's default chain finds the
+task role's short-lived credentials through the ECS container credentials endpoint.
 """
 
 from __future__ import annotations
@@ -26,12 +34,14 @@ from provision.targets.base import (
     PLACEHOLDER,
     BlockSpec,
     CloudProgram,
+    Credential,
     Grant,
     NextSteps,
     OptionPicker,
     Outputs,
     Pool,
     WorkerOptions,
+    WorkerProgram,
     block_from_outputs,
     block_ref,
     worker_options,
@@ -48,8 +58,11 @@ OFFLINE_ACCOUNT = "<account-id>"
 """The account id offline plans show: they run without credentials, so it is unknown."""
 
 # The ARN of each resource type the stack names itself, from its region and ``name`` input:
-# offline plans show them with OFFLINE_ACCOUNT, so the policies built from them render.
+# offline plans show them with OFFLINE_ACCOUNT, so the policies built from them render. A
+# secret's ARN ends in "-" and six characters Secrets Manager picks: shown as "-??????".
 _ARN_FORMATS = {
+    "aws:secretsmanager/secret:Secret": "arn:aws:secretsmanager:{region}:{account}:secret:{name}"
+    "-??????",
     "aws:iam/role:Role": "arn:aws:iam::{account}:role/{name}",
     "aws:iam/user:User": "arn:aws:iam::{account}:user/{name}",
     "aws:iam/policy:Policy": "arn:aws:iam::{account}:policy/{name}",
@@ -71,6 +84,8 @@ def offline_outputs(region: str, typ: str, name: str, inputs: Mapping[str, Any])
     return {"arn": arn.format(region=region, account=OFFLINE_ACCOUNT, name=given)}
 
 
+# prefect-aws's observer settings (PrefectHQ/prefect src/integrations/prefect-aws/prefect_aws/
+# settings.py: EcsObserverSqsSettings under ("integrations", "aws", "ecs", "observer", "sqs")).
 OBSERVER_QUEUE_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME"
 OBSERVER_REGION_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION"
 
@@ -147,6 +162,8 @@ class AwsPool(Pool[AwsOptions]):
     options_model = AwsOptions
     block = BlockSpec("aws-credentials", "aws-credentials")
     secret_outputs = frozenset({"secret_access_key"})
+    worker_package = "prefect-aws"
+    worker_secret_store = "AWS Secrets Manager"
     error_rules = AWS_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     orphan_hints = {
@@ -156,6 +173,18 @@ class AwsPool(Pool[AwsOptions]):
             "<worker_user_name>` and delete any whose id is not aws_access_key_id in the "
             "Prefect block with `aws iam delete-access-key --user-name <worker_user_name> "
             "--access-key-id <id>` (AWS allows two keys per user)."
+        ),
+        "aws:ecs/taskDefinition:TaskDefinition": (
+            "A killed run may have registered a revision of the worker's task definition that "
+            "the stack does not know: list them with `aws ecs list-task-definitions "
+            "--family-prefix <pool>-ecs-worker` and deregister those other than "
+            "worker_task_definition_arn in `provision show <pool>` with `aws ecs "
+            "deregister-task-definition --task-definition <arn>`."
+        ),
+        "aws:secretsmanager/secretVersion:SecretVersion": (
+            "A killed run may have stored another version of the worker's credential; it is "
+            "deleted with its secret (worker_secret_arns in `provision show <pool>`) on destroy, "
+            "and `aws secretsmanager list-secret-version-ids --secret-id <arn>` lists them."
         ),
         **dict.fromkeys(
             (
@@ -284,21 +313,95 @@ class AwsPool(Pool[AwsOptions]):
         }
         return run
 
+    def worker_program(self) -> WorkerProgram | None:
+        """The worker as an ECS service of the pool's cluster (``stacks/aws_worker.py``), as the
+        keyless pool's worker role, with the observer's queue in its environment; ``None``
+        without a worker to launch.
+
+        Its tasks get public IPs only in the public subnets the stack creates, which have no
+        NAT gateway: without one they could not reach Prefect, PyPI or the image registry. In
+        subnets you give (``--vpc-id``), reaching out is your network's job (NAT or endpoints).
+        """
+        if self.worker is None:
+            return None
+        opts = self.options
+
+        def run(outputs: Mapping[str, Any], after: Any) -> Mapping[str, Any]:
+            from stacks.aws_worker import EcsWorker, EcsWorkerArgs, EcsWorkerNames
+
+            container = self.worker_container(extra_env=self._observer_env())
+            args = EcsWorkerArgs(
+                pool=self.name,
+                region=opts.region,
+                names=EcsWorkerNames(**naming.worker_names(self.name)),
+                cluster_arn=outputs["cluster_arn"],
+                subnet_ids=outputs["subnet_ids"],
+                security_group_id=outputs["security_group_id"],
+                assign_public_ip=not opts.vpc_id,
+                # By name, not the output: an offline plan then renders the container (the
+                # worker role's ARN already makes it wait for the log group).
+                log_group_name=naming.log_group_name(self.name),
+                log_stream_prefix=naming.WORKER_LOG_STREAM_PREFIX,
+                task_role_arn=outputs["worker_role_arn"],
+                image=container.image,
+                command=container.command,
+                env=container.env,
+                secret_env=container.secret_env,
+                count=container.count,
+                tags=tags(self.name),
+            )
+            return EcsWorker(f"{self.name}-worker", args, after).outputs
+
+        return run
+
+    def _observer_env(self) -> dict[str, str]:
+        """What the worker's ECS observer reads: its queue, and the region for its clients (the
+        observer's SQS and ECS clients use the default chain and region, not the block)."""
+        region = self.options.region
+        return {
+            OBSERVER_QUEUE_ENV: naming.events_queue_name(self.name),
+            OBSERVER_REGION_ENV: region,
+            "AWS_DEFAULT_REGION": region,
+        }
+
+    def credential(self) -> Credential:
+        """The worker's IAM user and its access key; keyless, none: the task role stands in."""
+        if self.options.with_worker:
+            role = naming.worker_role_name(self.name)
+            service = naming.worker_service_name(self.name)
+            return Credential(
+                "none",
+                f"IAM role {role}",
+                False,
+                f"the worker runs in ECS service {service} as task role {role}; ECS hands "
+                "its tasks short-lived credentials for the role.",
+            )
+        user = naming.worker_user_name(self.name)
+        return Credential(
+            "IAM access key",
+            f"IAM user {user}",
+            True,
+            f"in the Prefect block {self.name}-aws-credentials, for the worker you run.",
+        )
+
     def expected_outputs(self) -> dict[str, Any]:
         """The non-secret stack outputs ``up`` will produce, computed without the engine.
 
         ARNs and the registry need the account id, and created VPC ids come from AWS: those are
         left out. A key present with ``None`` means known absent (no task role, no queue for
-        push pools, no security group with an existing VPC).
+        push pools, no security group with an existing VPC, no IAM user when keyless).
         """
         opts, pool = self.options, self.name
+        keyless = opts.with_worker
         expected: dict[str, Any] = {
             "region": opts.region,
             "cluster_name": naming.cluster_name(pool),
-            "worker_user_name": naming.worker_user_name(pool),
+            "worker_user_name": None if keyless else naming.worker_user_name(pool),
             "log_group_name": naming.log_group_name(pool),
             "events_queue_name": None if self.type.push else naming.events_queue_name(pool),
         }
+        if keyless:
+            expected["worker_service_name"] = naming.worker_service_name(pool)
         if not opts.task_role_policy_arns:
             expected["task_role_arn"] = None
         if opts.vpc_id:
@@ -314,15 +417,16 @@ class AwsPool(Pool[AwsOptions]):
         return naming.resource_id(type_token, inputs)
 
     def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``aws-credentials`` block: the worker user's key and the pool's region."""
-        return block_from_outputs(
-            outputs,
-            {
+        """The ``aws-credentials`` block: the worker user's key and the pool's region; keyless,
+        the region alone, so prefect-aws falls back to the task role (see the module doc)."""
+        fields = {"region_name": "region"}
+        if not self.options.with_worker:
+            fields = {
                 "aws_access_key_id": "access_key_id",
                 "aws_secret_access_key": "secret_access_key",
-                "region_name": "region",
-            },
-        )
+                **fields,
+            }
+        return block_from_outputs(outputs, fields)
 
     def template_defaults(self, outputs: Outputs, block_document_id: str | None) -> dict[str, Any]:
         """Defaults for variables the ``ecs`` worker's template declares (prefect-aws
@@ -387,7 +491,12 @@ class AwsPool(Pool[AwsOptions]):
                 None if push else f"arn:aws:sqs:{opts.region}:{account}:{args.names.events_queue}"
             ),
         )
-        worker = f"worker IAM user {args.names.worker_user}"
+        if opts.with_worker:
+            worker = (
+                f"worker task role {naming.worker_role_name(self.name)} (the worker's ECS tasks)"
+            )
+        else:
+            worker = f"worker IAM user {args.names.worker_user}"
         grants = [
             Grant(
                 principal=worker,
@@ -408,6 +517,8 @@ class AwsPool(Pool[AwsOptions]):
                 "awslogs-create-group back on.",
             )
         )
+        if opts.with_worker:
+            grants += self._worker_execution_grants()
         if opts.task_role_policy_arns:
             grants.append(
                 Grant(
@@ -428,8 +539,49 @@ class AwsPool(Pool[AwsOptions]):
             )
         return grants
 
+    def _worker_execution_grants(self) -> list[Grant]:
+        """What the worker's own execution role holds: image pulls and logs, and reading the
+        worker's credential from Secrets Manager (when the server asks for one)."""
+        from stacks.aws_ecs import EXECUTION_POLICY_ARN
+        from stacks.aws_worker import read_secrets_policy
+
+        names = naming.worker_names(self.name)
+        region = self.options.region
+        principal = (
+            f"worker execution role {names['execution_role']} (assumed by the worker's ECS tasks)"
+        )
+        grants = [
+            Grant(
+                principal=principal,
+                role=EXECUTION_POLICY_ARN.rsplit("/", 1)[-1],
+                scope=f"ECR pulls, log delivery in {region}",
+                why="ECS pulls the worker's image and ships its logs with it.",
+            )
+        ]
+        launch = self.worker
+        if launch is not None and launch.credential_env:
+            # A secret's ARN ends in "-" and six characters Secrets Manager picks.
+            arn = (
+                f"arn:aws:secretsmanager:{region}:{OFFLINE_ACCOUNT}:secret:"
+                f"{names['secret_prefix']}{launch.credential_env}-??????"
+            )
+            (statement,) = read_secrets_policy([arn])["Statement"]
+            grants.append(
+                Grant(
+                    principal=principal,
+                    role=f"read-worker-secrets: {statement['Sid']}",
+                    scope=_scope(statement),
+                    permissions=tuple(statement["Action"]),
+                    why="ECS reads the worker's Prefect credential when a worker task starts. "
+                    "Only this role may, and no flow run can use it: the worker may pass only "
+                    "the pool's own roles.",
+                )
+            )
+        return grants
+
     def next_steps(self, outputs: Outputs) -> NextSteps:
-        """ECR login, how to deploy to the pool, and for ``ecs`` the worker and its env."""
+        """ECR login, how to deploy to the pool, and for ``ecs`` the worker and its env (or,
+        with ``--with-worker``, where to see the worker that already runs)."""
         region = _get(outputs, "region")
         host = _get(outputs, "registry_host")
         repository = _get(outputs, "repository_url")
@@ -443,7 +595,15 @@ class AwsPool(Pool[AwsOptions]):
             f"--password-stdin {host}"
         ]
         env: dict[str, str] = {}
-        if not self.type.push:
+        if not self.type.push and self.options.with_worker:
+            # The worker already runs, with its observer's settings: say where to watch it.
+            commands += [
+                f"aws logs tail {_get(outputs, 'log_group_name')} --log-stream-name-prefix "
+                f"{naming.WORKER_LOG_STREAM_PREFIX} --follow --region {region}",
+                f"aws ecs describe-services --cluster {_get(outputs, 'cluster_name')} "
+                f"--services {_get(outputs, 'worker_service_name')} --region {region}",
+            ]
+        elif not self.type.push:
             # The worker's ECS observer polls the queue with the worker's own AWS credentials
             # and default region; without the queue name, failed tasks go unnoticed.
             env = {
@@ -452,7 +612,11 @@ class AwsPool(Pool[AwsOptions]):
                 "AWS_DEFAULT_REGION": region,
             }
             commands.append(f"prefect worker start --pool {shlex.quote(self.name)}")
-        return NextSteps(deploy_snippet=snippet, commands=tuple(commands), env=env)
+        # ECR's namespace is the registry host: `flow.deploy(image="<pool>-images:tag")` then
+        # lands in the pool's repository, as with Prefect's own ECS provisioner.
+        return NextSteps(
+            image_namespace=host, deploy_snippet=snippet, commands=tuple(commands), env=env
+        )
 
     def location(self) -> str:
         """The region, and the profile when one is pinned."""
@@ -477,6 +641,7 @@ class AwsPool(Pool[AwsOptions]):
             log_retention_days=opts.log_retention_days,
             ecr_keep_images=opts.ecr_keep_images,
             task_role_policy_arns=tuple(opts.task_role_policy_arns),
+            worker_role=naming.worker_role_name(self.name) if opts.with_worker else None,
         )
 
 

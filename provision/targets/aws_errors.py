@@ -18,8 +18,9 @@ from provision.errors import (
 _PERMISSION_HINT = (
     "The identity running provision needs to manage IAM roles, users, policies and access "
     "keys, ECS clusters, EC2 networking, CloudWatch logs, ECR repositories, SQS queues and "
-    "EventBridge rules in the account (for example the AdministratorAccess or "
-    "PowerUserAccess+IAMFullAccess managed policies)."
+    "EventBridge rules (with --with-worker also ECS services and task definitions, Secrets "
+    "Manager secrets and iam:PassRole on the worker's roles) in the account (for example the "
+    "AdministratorAccess or PowerUserAccess+IAMFullAccess managed policies)."
 )
 
 _CREDENTIALS_HINT = (
@@ -82,7 +83,23 @@ AWS_ERROR_RULES: tuple[ErrorRule, ...] = (
         "account) or request an increase in the Service Quotas console, then rerun.",
     ),
     ErrorRule(
+        # Secrets Manager keeps a deleted secret's name for its recovery window (the stack's
+        # own secrets have none: this is one deleted by hand, with a window).
+        r"creating Secrets Manager Secret \((?P<secret>[^)\s]+)\)[^\n]*?"
+        r"already scheduled for deletion",
+        EngineError,
+        "Secrets Manager secret {detail} was deleted with a recovery window, which keeps its "
+        "name taken.",
+        "Delete it for good with `aws secretsmanager delete-secret --secret-id {detail} "
+        "--force-delete-without-recovery` (or restore it with `aws secretsmanager "
+        "restore-secret --secret-id {detail}`), then rerun.",
+    ),
+    ErrorRule(
         r"EntityAlreadyExists: (?P<entity>[^\n]*?) already exists|"
+        r"ResourceExistsException: The operation failed because (?P<secret>the secret \S+) "
+        r"already exists|"
+        r"creating ECS Service \((?P<service>[^)\s]+)\)[^\n]*?Creation of service was not "
+        r"idempotent|"
         r"(?P<other>RepositoryAlreadyExistsException|ResourceAlreadyExistsException|"
         r"QueueAlreadyExists|InvalidGroup\.Duplicate)",
         EngineError,

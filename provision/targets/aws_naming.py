@@ -147,6 +147,56 @@ def resource_names(pool: str) -> dict[str, str]:
     }
 
 
+# -- the worker service (``--with-worker``) --------------------------------------------------
+
+WORKER_CONTAINER = "prefect-worker"
+"""The worker's container name (prefect-aws's ``deploy-service`` template uses the same)."""
+WORKER_LOG_STREAM_PREFIX = "worker"
+"""The worker's awslogs streams in the pool's log group: ``worker/prefect-worker/<task id>``
+(the flows' streams get the prefixes prefect-aws gives them)."""
+SECRET_NAME_MAX = 512  # Secrets Manager CreateSecret: 1-512 of [A-Za-z0-9/_+=.@-]
+FAMILY_NAME_MAX = 255  # RegisterTaskDefinition family, CreateService serviceName: [A-Za-z0-9_-]
+
+
+def worker_role_name(pool: str) -> str:
+    """Keyless: the worker's task role, holding the worker policy the IAM user holds otherwise.
+    IAM users and roles have separate namespaces, so it shares the user's name."""
+    return _bounded(pool, "ecs-worker", IAM_NAME_MAX)
+
+
+def worker_execution_role_name(pool: str) -> str:
+    """The worker tasks' own execution role (image pull, logs, the worker's secret only)."""
+    return _bounded(pool, "ecs-worker-execution", IAM_NAME_MAX)
+
+
+def worker_family(pool: str) -> str:
+    """The worker's task-definition family. Never ``prefect_<pool>_…``: the worker policy lets
+    the worker register and run only those families, so it cannot touch its own."""
+    return _bounded(pool, "ecs-worker", FAMILY_NAME_MAX)
+
+
+def worker_service_name(pool: str) -> str:
+    """The worker's ECS service in the pool's cluster."""
+    return _bounded(pool, "ecs-worker", FAMILY_NAME_MAX)
+
+
+def worker_secret_prefix(pool: str) -> str:
+    """Secrets Manager names of the worker's secrets: this prefix and the variable's name
+    (``prefect/ecs/etl/PREFECT_API_KEY``), beside the pool's ``/prefect/ecs/etl`` logs."""
+    return f"prefect/ecs/{stem(pool)}/"
+
+
+def worker_names(pool: str) -> dict[str, str]:
+    """Every physical name of the pool's worker (``stacks.aws_worker.EcsWorkerNames`` fields)."""
+    return {
+        "execution_role": worker_execution_role_name(pool),
+        "family": worker_family(pool),
+        "service": worker_service_name(pool),
+        "container": WORKER_CONTAINER,
+        "secret_prefix": worker_secret_prefix(pool),
+    }
+
+
 def family_pattern(pool: str) -> str:
     """IAM resource pattern of the task-definition families the ECS worker registers.
 
@@ -485,10 +535,18 @@ _NAMED_BY_NAME = frozenset(
         "aws:iam/user:User",
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:ecr/repository:Repository",
+        # Its recorded id is the ARN, which ends in a suffix AWS picks; but terraform-provider-
+        # aws reads a secret with DescribeSecret(SecretId=<id>), which takes the name as well
+        # (internal/service/secretsmanager/secret.go, findSecretByID), so the name adopts it.
+        "aws:secretsmanager/secret:Secret",
     }
 )
 _ACCOUNT_ARN_RE = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):[a-z0-9-]+:[a-z0-9-]*:(?P<account>\d{12}):"
+)
+_CLUSTER_ARN_RE = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):ecs:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"cluster/(?P<cluster>[A-Za-z0-9_-]+)$"
 )
 
 
@@ -496,11 +554,13 @@ def resource_id(type_token: str, inputs: Mapping[str, Any]) -> str | None:
     """The id pulumi-aws records for a create of ``type_token`` with ``inputs``, or ``None``.
 
     Only creates that fail on an existing name are listed (IAM roles, users and policies, log
-    groups, repositories, the default route, route table associations); ECS clusters, queues,
-    rules and attachments are idempotent, and other VPC parts get ids AWS picks. Routes and
-    associations are given in their import form (``rtb-…_0.0.0.0/0``, ``subnet-…/rtb-…``),
-    which the read turns into the recorded id. A policy's id is its ARN: the account and
-    partition come from the ARNs its own document names (the pool's cluster).
+    groups, repositories, secrets, ECS services, the default route, route table associations);
+    ECS clusters, queues, rules, inline policies and attachments are idempotent, and other VPC
+    parts, task-definition revisions and secret versions get ids AWS picks. Routes,
+    associations and services are given in their import form (``rtb-…_0.0.0.0/0``,
+    ``subnet-…/rtb-…``, ``<cluster>/<service>``), which the read turns into the recorded id.
+    A policy's id is its ARN: the account and partition come from the ARNs its own document
+    names (the pool's cluster).
     """
 
     text = partial(text_value, inputs)
@@ -515,6 +575,14 @@ def resource_id(type_token: str, inputs: Mapping[str, Any]) -> str | None:
     if type_token == "aws:ec2/routeTableAssociation:RouteTableAssociation":
         table, member = text("routeTableId"), text("subnetId") or text("gatewayId")
         return table and member and f"{member}/{table}"
+    if type_token == "aws:ecs/service:Service":
+        # CreateService refuses a name that is active in the cluster ("Creation of service was
+        # not idempotent"). Given in the importer's form, <cluster name>/<service name>: the
+        # read of an adopted resource carries no state, and terraform-provider-aws's importer
+        # (resourceServiceImport) turns that form into the cluster and the service's ARN, the
+        # recorded id.
+        match = _CLUSTER_ARN_RE.match(text("cluster") or "")
+        return match and name and f"{match['cluster']}/{name}"
     if type_token == "aws:iam/policy:Policy":
         match = _ACCOUNT_ARN_RE.search(text("policy") or "")
         if not (name and match):

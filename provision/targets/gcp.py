@@ -1,5 +1,11 @@
 """Google Cloud: Cloud Run (v1, v2) and Vertex AI pools on ``stacks/gcp_cloud_run.py``.
 
+With ``--with-worker`` the pool's worker runs in the project as a Cloud Run worker pool
+(``stacks/gcp_worker.py``) whose identity is the worker account, so no key is made: the stack
+has no ``serviceaccount.Key``, the ``gcp-credentials`` block holds only the project (prefect-gcp
+then uses ``google.auth.default()``, the worker pool's account), and the worker's Prefect
+credential is a Secret Manager secret only that account may read.
+
 Options come from the flags, then the pool's saved options, then the environment and gcloud's
 own configuration files (read, never executed), then defaults. Pulumi and pulumi-gcp are
 imported only when a program, a grant list or a plan needs them, so ``--help`` stays fast.
@@ -30,12 +36,14 @@ from provision.targets.base import (
     PLACEHOLDER,
     BlockSpec,
     CloudProgram,
+    Credential,
     Grant,
     NextSteps,
     OptionPicker,
     Outputs,
     Pool,
     WorkerOptions,
+    WorkerProgram,
     bad_outputs,
     block_from_outputs,
     block_ref,
@@ -165,8 +173,13 @@ PROPAGATION_ERRORS: tuple[str, ...] = (
     r"Permission '?iam\.serviceAccounts\.actAs'? denied",
     # An API this stack just enabled, not yet active everywhere. Only the APIs the stack
     # enables itself: any other disabled API is a real ApiNotEnabled error.
-    r"api/(?:run|aiplatform|artifactregistry|iam|cloudresourcemanager)\.googleapis\.com/"
-    r"[^\n]*If you enabled this API recently",
+    r"api/(?:run|aiplatform|artifactregistry|iam|cloudresourcemanager|secretmanager)"
+    r"\.googleapis\.com/[^\n]*If you enabled this API recently",
+    # A worker pool revision reading its secret before the accessor grant on it propagated
+    # (Cloud Run's text: "Permission denied on secret: <version> for Revision service account
+    # <email>. The service account used must be granted the 'Secret Manager Secret Accessor'
+    # role ...").
+    r"Permission denied on secret: \S+ for Revision service account",
 )
 
 
@@ -305,11 +318,19 @@ class GcpPool(Pool[GcpOptions]):
     secret_outputs = frozenset({"service_account_key"})
     error_rules = GCP_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
+    worker_package = "prefect-gcp"
+    worker_secret_store = "a Secret Manager secret only the worker account may read"
     orphan_hints = {
         "gcp:serviceaccount/key:Key": (
             "List the worker's keys with `gcloud iam service-accounts keys list "
             "--iam-account <worker email>` and delete any whose id differs from "
             "private_key_id in the Prefect block."
+        ),
+        # GCP numbers versions itself, so a version a killed run added is not found by id.
+        "gcp:secretmanager/secretVersion:SecretVersion": (
+            "List the secret's versions with `gcloud secrets versions list <secret id>` and "
+            "destroy any enabled one that `gcloud run worker-pools describe <worker pool>` does "
+            "not reference (`gcloud secrets versions destroy <n> --secret <secret id>`)."
         ),
     }
 
@@ -406,17 +427,91 @@ class GcpPool(Pool[GcpOptions]):
             repository_id=opts.repository_id,
             role_id=naming.role_id(self.name, suffix),
             registry_writer=opts.registry_writer,
+            # The worker runs in Cloud Run as the worker account: nothing needs its key.
+            keyless=opts.with_worker,
         )
         return lambda: CloudRunPool(self.name, args).outputs
+
+    def worker_program(self) -> WorkerProgram | None:
+        """The pool's worker as a Cloud Run worker pool running as the worker account, its
+        Prefect credential in Secret Manager (``stacks/gcp_worker.py``); ``None`` without
+        ``--with-worker``."""
+        if self.worker is None or not self.options.with_worker:
+            return None
+
+        def program(outputs: Outputs, opts: Any) -> Outputs:
+            from stacks.gcp_worker import (
+                RUN_API,
+                SECRET_MANAGER_API,
+                CloudRunWorker,
+                CloudRunWorkerArgs,
+            )
+
+            container = self.worker_container()
+            worker_pool = naming.worker_pool_id(self.name)
+            services: list[str] = []
+            if self.type.worker_type == "vertex-ai":  # the pool's own stack enables aiplatform
+                services.append(RUN_API)
+            if container.secret_env:
+                services.append(SECRET_MANAGER_API)
+            args = CloudRunWorkerArgs(
+                pool=self.name,
+                project=self.options.project,
+                region=self.options.region,
+                worker_pool_id=worker_pool,
+                service_account_email=outputs["worker_service_account_email"],
+                image=container.image,
+                args=container.command,
+                env=container.env,
+                secret_env=container.secret_env,
+                secret_ids={
+                    k: naming.worker_secret_id(worker_pool, k) for k in container.secret_env
+                },
+                count=container.count,
+                services=services,
+            )
+            return CloudRunWorker(self.name, args, opts).outputs
+
+        return program
+
+    def credential(self) -> Credential:
+        """The worker account's key; none when the worker runs as that account in Cloud Run."""
+        opts = self.options
+        email = naming.service_account_email(opts.worker_account_id, opts.project)
+        if opts.with_worker:
+            worker_pool = naming.worker_pool_id(self.name)
+            return Credential(
+                "none",
+                email,
+                False,
+                # The plan prints it after "no long-lived credential: ".
+                f"the worker runs in Cloud Run (worker pool {worker_pool}) as {email}",
+            )
+        return Credential(
+            "service-account key",
+            email,
+            True,
+            "a JSON key file held in the Prefect block, valid until deleted (`provision destroy` "
+            "deletes it); --with-worker runs the worker as this account instead, with no key",
+        )
 
     def expected_outputs(self) -> dict[str, Any]:
         """The non-secret stack outputs ``up`` will produce, computed without the engine.
 
-        The key and the role's random id are not predictable and are left out.
+        The key and the role's random id are not predictable and are left out; with
+        ``--with-worker``, the worker pool's name and id are.
         """
         from stacks.gcp_cloud_run import image_namespace, registry_host
 
         opts = self.options
+        worker: dict[str, Any] = {}
+        if opts.with_worker:
+            name = naming.worker_pool_id(self.name)
+            worker = {
+                "worker_pool_name": name,
+                "worker_pool_id": f"projects/{opts.project}/locations/{opts.region}/"
+                f"workerPools/{name}",
+            }
         return {
             "project": opts.project,
             "region": opts.region,
@@ -429,16 +524,29 @@ class GcpPool(Pool[GcpOptions]):
             "registry_host": registry_host(opts.region),
             "image_namespace": image_namespace(opts.region, opts.project, opts.repository_id),
             "repository_id": opts.repository_id,
+            **worker,
         }
 
     def adoptable_id(self, type_token: str, inputs: Mapping[str, Any]) -> str | None:
-        """Accounts, the custom role and the repository: ids from the pool's names."""
+        """Accounts, the custom role, the repository, the worker pool and its secret: ids from
+        the pool's names."""
         return naming.resource_id(self.options.project, type_token, inputs)
 
     # -- Prefect ----------------------------------------------------------------------------
 
     def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``gcp-credentials`` block: the worker's key file as a dict, and the project."""
+        """The ``gcp-credentials`` block: the worker's key file as a dict, and the project.
+
+        With ``--with-worker``, the project only. prefect-gcp's ``GcpCredentials`` then takes
+        the ambient identity: ``get_credentials_from_service_account`` falls back to
+        ``credentials, _ = google.auth.default()`` when neither ``service_account_info`` nor
+        ``service_account_file`` is set (PrefectHQ/prefect
+        ``src/integrations/prefect-gcp/prefect_gcp/credentials.py``), and in Cloud Run that
+        is the metadata server's token for the worker pool's service account.
+        """
+        project = block_from_outputs(outputs, {"project": "project"})
+        if self.options.with_worker:
+            return project
         raw = outputs.get("service_account_key")
         try:
             info = json.loads(base64.b64decode(str(raw), validate=True))
@@ -450,7 +558,7 @@ class GcpPool(Pool[GcpOptions]):
             raise bad_outputs(
                 "The stack output service_account_key is not a service-account key file."
             )
-        return {"service_account_info": info, **block_from_outputs(outputs, {"project": "project"})}
+        return {"service_account_info": info, **project}
 
     def template_defaults(self, outputs: Outputs, block_document_id: str | None) -> dict[str, Any]:
         """Defaults for the variables every GCP worker template declares.
@@ -470,15 +578,25 @@ class GcpPool(Pool[GcpOptions]):
     # -- plan & summary ---------------------------------------------------------------------
 
     def grants(self) -> list[Grant]:
-        """The three grants, all to the worker account; the runtime account gets none."""
-        from stacks.gcp_cloud_run import ACT_AS_ROLE, PERMISSIONS
+        """The three grants, all to the worker account; the runtime account gets none.
 
+        With ``--with-worker`` the worker account is the Cloud Run worker's identity and holds
+        the same three, plus read access to the one secret holding the worker's Prefect
+        credential (when the server asks for one).
+        """
         opts = self.options
         flavor = self.type.worker_type
         worker_email = naming.service_account_email(opts.worker_account_id, opts.project)
         worker = f"worker service account {worker_email}"
         runtime = naming.service_account_email(opts.runtime_account_id, opts.project)
         api = "Vertex AI custom jobs" if flavor == "vertex-ai" else f"Cloud Run jobs ({flavor})"
+        return [*self._submitter_grants(worker, runtime, flavor, api), *self._worker_grants(worker)]
+
+    def _submitter_grants(self, worker: str, runtime: str, flavor: str, api: str) -> list[Grant]:
+        """What submitting jobs takes: the custom role, actAs the runtime account, registry."""
+        from stacks.gcp_cloud_run import ACT_AS_ROLE, PERMISSIONS
+
+        opts = self.options
         return [
             Grant(
                 principal=worker,
@@ -510,6 +628,24 @@ class GcpPool(Pool[GcpOptions]):
             ),
         ]
 
+    def _worker_grants(self, worker: str) -> list[Grant]:
+        """The Cloud Run worker's read access to its credential's secret, when it has one."""
+        from stacks.gcp_worker import SECRET_ACCESSOR
+
+        launch = self.worker
+        if not self.options.with_worker or launch is None or not launch.credential_env:
+            return []
+        secret = naming.worker_secret_id(naming.worker_pool_id(self.name), launch.credential_env)
+        return [
+            Grant(
+                principal=worker,
+                role=SECRET_ACCESSOR,
+                scope=f"secret {secret} only",
+                why=f"The worker reads its {launch.credential_env} from this secret when its "
+                "revision starts; granted on the secret's own policy, so it reads no other.",
+            )
+        ]
+
     def next_steps(self, outputs: Outputs) -> NextSteps:
         """Where images go, how to deploy to the pool, and what to run next."""
         namespace = _get(outputs, "image_namespace")
@@ -519,7 +655,15 @@ class GcpPool(Pool[GcpOptions]):
             f'image="{namespace}/my-image:latest")'
         )
         commands = [f"gcloud auth configure-docker {host}"]
-        if not self.type.push:
+        if self.options.with_worker:
+            # The worker already runs in Cloud Run: where to watch it, not how to start one.
+            opts = self.options
+            worker_pool = outputs.get("worker_pool_name") or naming.worker_pool_id(self.name)
+            commands.append(
+                f"gcloud run worker-pools logs read {worker_pool} --region {opts.region} "
+                f"--project {opts.project}"
+            )
+        elif not self.type.push:
             commands.append(f"prefect worker start --pool {shlex.quote(self.name)}")
         return NextSteps(
             image_namespace=namespace, deploy_snippet=snippet, commands=tuple(commands)

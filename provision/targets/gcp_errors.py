@@ -30,12 +30,13 @@ GCP_ERROR_RULES: tuple[ErrorRule, ...] = (
         r"(?:Key creation is not allowed|iam\.disableServiceAccountKeyCreation)",
         OrgPolicyError,
         "An organisation policy (iam.disableServiceAccountKeyCreation) forbids service-account "
-        "keys, and a push pool's Prefect block needs one.",
-        "Options: ask an organisation policy admin to exempt this project "
-        "(`gcloud resource-manager org-policies disable-enforce "
-        "iam.disableServiceAccountKeyCreation --project PROJECT`); or use a worker-based type "
-        "(cloud-run-v2) with a worker running as a service account through Workload Identity, "
-        "where no key is needed. The stack recorded what was created; rerun once resolved.",
+        "keys, and the pool's Prefect block would hold one.",
+        "Options: for a worker-based type (cloud-run-v2), pass --with-worker: the worker runs "
+        "in Cloud Run as the worker account and no key is made (as would your own worker on "
+        "GKE through Workload Identity); or ask an organisation policy admin to exempt this "
+        "project (`gcloud resource-manager org-policies disable-enforce "
+        "iam.disableServiceAccountKeyCreation --project PROJECT`). The stack recorded what was "
+        "created; rerun once resolved.",
     ),
     ErrorRule(
         r"(?P<api>[a-z0-9.-]+\.googleapis\.com)[^\n]*?(?:has not been used|is disabled|"

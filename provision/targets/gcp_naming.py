@@ -31,6 +31,13 @@ REPOSITORY_ID_MAX = 63
 ROLE_ID_RE = re.compile(r"^[a-zA-Z0-9_.]{3,64}$")
 ROLE_ID_MAX = 64
 ROLE_ID_PREFIX = "provision_"
+# Cloud Run worker pool ids: "must begin with letter, and cannot end with hyphen; must contain
+# fewer than 50 characters", lowercase letters, digits and hyphens
+# (cloud.google.com/run/docs/reference/rest/v2/projects.locations.workerPools/create).
+WORKER_POOL_ID_RE = re.compile(r"^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$")
+WORKER_POOL_ID_MAX = 49
+# Secret Manager secret ids: letters, digits, hyphens and underscores, at most 255.
+SECRET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 _HASH_LEN = 4
 
@@ -75,6 +82,17 @@ def repository_id(pool: str) -> str:
     return _bounded(pool, "images", REPOSITORY_ID_MAX)
 
 
+def worker_pool_id(pool: str) -> str:
+    """Default id of the Cloud Run worker pool that runs the pool's Prefect worker."""
+    return _bounded(pool, "worker", WORKER_POOL_ID_MAX)
+
+
+def worker_secret_id(worker_pool: str, variable: str) -> str:
+    """The Secret Manager secret holding the worker's ``variable`` (``PREFECT_API_KEY``):
+    ``<worker pool id>-<variable>``, so the secret names what reads it and what it holds."""
+    return f"{worker_pool}-{variable}"
+
+
 def role_id(pool: str, suffix: str) -> str:
     """Custom role id ``provision_<base with - as _>_<suffix>``, at most 64 chars.
 
@@ -102,8 +120,8 @@ def resource_id(project: str, type_token: str, inputs: Mapping[str, Any]) -> str
     """The id pulumi-gcp records for a create of ``type_token`` with ``inputs``, or ``None``.
 
     Only the stack's resources whose create fails on an existing id (409) are listed: their ids
-    are fixed by the pool's names. IAM members are idempotent and keys are random. ``project``
-    stands in when the inputs leave it to the provider.
+    are fixed by the pool's names. IAM members are idempotent; keys and secret versions get
+    their ids from GCP. ``project`` stands in when the inputs leave it to the provider.
     """
 
     text = partial(text_value, inputs)
@@ -120,4 +138,12 @@ def resource_id(project: str, type_token: str, inputs: Mapping[str, Any]) -> str
         if not (location and repository):
             return None
         return f"projects/{project}/locations/{location}/repositories/{repository}"
+    if type_token == "gcp:cloudrunv2/workerPool:WorkerPool":
+        location, name = text("location"), text("name")
+        if not (location and name):
+            return None
+        return f"projects/{project}/locations/{location}/workerPools/{name}"
+    if type_token == "gcp:secretmanager/secret:Secret":
+        secret = text("secretId")
+        return secret and f"projects/{project}/secrets/{secret}"
     return None

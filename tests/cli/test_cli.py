@@ -103,7 +103,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(env, args, needles):
 @pytest.mark.parametrize(
     ("args", "message", "command"),
     [
-        (["destroy", "--yes"], "Missing argument 'pool'", "provision destroy"),
+        (["show"], "Missing argument 'pool'", "provision show"),
         (["preview", "p", "--bogus-flag"], "No such option: --bogus-flag", "provision preview"),
         (["preview", "p", "--type"], "Option '--type' requires an argument", "provision preview"),
         (["up", "p", "--log-retention-days", "x"], "'--log-retention-days'", "provision up"),
@@ -115,6 +115,14 @@ def test_usage_error_is_one_line_on_stderr_naming_the_help(env, args, message, c
     result = run(env, *args)
     assert_one_line_error(result, 2, message, f"(see `{command} --help`)")
     assert result.stdout == ""
+    assert_nothing_written(env)
+
+
+@pytest.mark.parametrize("command", ["preview", "up", "destroy"])
+def test_no_pool_and_no_pools_file_is_one_line(env, command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no provision.toml here
+    result = run(env, command, *(["--yes"] if command != "preview" else []))
+    assert_one_line_error(result, 2, "No pool named and no provision.toml here")
     assert_nothing_written(env)
 
 

@@ -25,7 +25,8 @@ AWS-specific env variables (see README.md for the generic ones):
   access key for a role or user created less than this long ago fails with IAM's
   ``NoSuchEntity: The user with name X cannot be found.``; CreateCluster fails with ECS's
   ``Unable to assume the service linked role`` while the account's AWSServiceRoleForECS
-  (made by the account's first cluster, as ECS does) is younger than that;
+  (made by the account's first cluster, as ECS does) is younger than that; and a task
+  definition naming a role younger than that fails with ECS's ``Role is not valid``;
 * ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_REGION``/
   ``AWS_DEFAULT_REGION``: read like pulumi-aws reads them, after ``aws:region`` config.
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import functools
 import hashlib
 import hmac
@@ -98,6 +100,10 @@ QUEUE = "aws:sqs/queue:Queue"
 QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
 EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
 EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+SECRET = "aws:secretsmanager/secret:Secret"
+SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+SERVICE = "aws:ecs/service:Service"
 GET_CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
 GET_AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
 
@@ -141,6 +147,7 @@ SERVICE_IDS = {
     "sqs": "SQS",
     "ecr": "ECR",
     "sts": "STS",
+    "secretsmanager": "Secrets Manager",
 }
 
 
@@ -2839,6 +2846,928 @@ class EventTarget(AwsResource):
         )
 
 
+# ------------------------------------------------------------- Secrets Manager
+_SECRET_NAME = re.compile(r"^[0-9A-Za-z/_+=.@-]+$")
+_SECRET_GONE = ("ResourceNotFoundException",)
+
+
+def _deleted(exc: AwsError) -> bool:
+    """A Secrets Manager answer meaning the secret is scheduled for deletion (gone for TF)."""
+    text = str(exc)
+    return exc.code == "InvalidRequestException" and (
+        "marked deleted" in text or "marked for deletion" in text or "was deleted" in text
+    )
+
+
+class Secret(AwsResource):
+    """A Secrets Manager secret; its id is its ARN (the name and six characters AWS picks).
+
+    Reads go through DescribeSecret, which takes a name as well as an ARN, as
+    terraform-provider-aws's ``findSecretByID`` does; a secret scheduled for deletion reads as
+    gone, and its name stays taken for the recovery window (AWS's InvalidRequestException,
+    which moto does not give). ``recoveryWindowInDays`` 0 deletes at once.
+    """
+
+    token = SECRET
+    kind = "Secrets Manager Secret"
+    service = "secretsmanager"
+    inputs = names(
+        "description forceOverwriteReplicaSecret kmsKeyId name namePrefix policy "
+        "recoveryWindowInDays region replicas tags type"
+    )
+    force_new = names("name namePrefix region")
+    optional_computed = names("name namePrefix policy region replicas type")
+    defaults = {"forceOverwriteReplicaSecret": False, "recoveryWindowInDays": 30}
+    computed = names("arn id tagsAll")
+    documents = names("policy")
+    not_found = _SECRET_GONE
+    operations = ops("CreateSecret", "UpdateSecret", "DeleteSecret")
+
+    def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The name's character set and 512 limit; a recovery window of 0 or 7 to 30 days."""
+        problems = []
+        name = _known_str(inputs, "name")
+        if name is not None and not (len(name) <= 512 and _SECRET_NAME.match(name)):
+            problems.append(
+                (
+                    "name",
+                    "invalid value for name (must contain only alphanumeric characters and the "
+                    f"characters /_+=.@-, at most 512), got {name}",
+                )
+            )
+        days = inputs.get("recoveryWindowInDays")
+        if isinstance(days, int | float) and not (days == 0 or 7 <= days <= 30):
+            problems.append(
+                (
+                    "recoveryWindowInDays",
+                    f"expected recovery_window_in_days to be in the range (7 - 30) or 0, got "
+                    f"{int(days)}",
+                )
+            )
+        return problems
+
+    def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """secretsmanager:CreateSecret (with a fresh client token, as terraform-provider-aws)."""
+        name = inputs["name"]
+        for unsupported in ("policy", "replicas", "type"):
+            if inputs.get(unsupported):
+                raise CloudError(f"fakecloud aws: Secret {unsupported} is not emulated")
+        call = self.api(ctx, inputs, self.context("create", name))
+        self._name_free(call, name)
+        tags = self.tags_all(ctx, inputs.get("tags"))
+        params: dict[str, Any] = {
+            "Name": name,
+            "ClientRequestToken": _request_id(),
+            "Description": inputs.get("description") or "",
+        }
+        if inputs.get("kmsKeyId"):
+            params["KmsKeyId"] = inputs["kmsKeyId"]
+        if tags:
+            params["Tags"] = _tag_list(tags)
+        arn = call("create_secret", **params)["ARN"]
+        outputs = {
+            **self.plan(ctx, inputs),
+            **(self.fetch(ctx, arn, inputs) or {}),
+            "id": arn,
+            "tags": inputs.get("tags"),
+            "tagsAll": tags,
+        }
+        return arn, outputs
+
+    def _name_free(self, call: AwsCall, name: str) -> None:
+        """AWS keeps a deleted secret's name through its recovery window; moto answers that
+        case as an existing secret, so it is checked here first."""
+        try:
+            current = call("describe_secret", SecretId=name)
+        except AwsError as exc:
+            if exc.code in _SECRET_GONE:
+                return
+            raise
+        if current.get("DeletedDate"):
+            raise AwsError(
+                f"{call.context}: operation error Secrets Manager: CreateSecret, https response "
+                f"error StatusCode: 400, RequestID: {_request_id()}, InvalidRequestException: "
+                "You can't create this secret because a secret with this name is already "
+                "scheduled for deletion.",
+                "InvalidRequestException",
+            )
+
+    def fetch(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> dict[str, Any] | None:
+        """secretsmanager:DescribeSecret; a secret scheduled for deletion is gone."""
+        call = self.api(ctx, olds, self.context("read", rid))
+        secret = call("describe_secret", SecretId=rid)
+        if secret.get("DeletedDate"):
+            return None
+        return {
+            "arn": secret["ARN"],
+            "name": secret["Name"],
+            "namePrefix": "",
+            "description": secret.get("Description") or "",
+            "kmsKeyId": secret.get("KmsKeyId") or "",
+            "policy": "",
+            "replicas": [],
+            **self.tags_from_cloud(ctx, olds, _tag_dict(secret.get("Tags"))),
+        }
+
+    def change(self, ctx, rid, olds, news, changed, outputs) -> None:
+        """secretsmanager:UpdateSecret (description, key); the window is the state's alone."""
+        if changed & {"description", "kmsKeyId"}:
+            params: dict[str, Any] = {
+                "SecretId": rid,
+                "ClientRequestToken": _request_id(),
+                "Description": news.get("description") or "",
+            }
+            if news.get("kmsKeyId"):
+                params["KmsKeyId"] = news["kmsKeyId"]
+            self.api(ctx, news, self.context("update", rid))("update_secret", **params)
+        changed -= {
+            "description",
+            "kmsKeyId",
+            "recoveryWindowInDays",
+            "forceOverwriteReplicaSecret",
+        }
+        if changed:
+            super().change(ctx, rid, olds, news, changed, outputs)
+
+    def retag(self, ctx, rid, olds, outputs) -> None:
+        """secretsmanager:TagResource / UntagResource."""
+        call = self.api(ctx, outputs, self.context("update", rid))
+        new, old = outputs["tagsAll"], olds.get("tagsAll") or {}
+        if set(old) - set(new):
+            call("untag_resource", SecretId=rid, TagKeys=sorted(set(old) - set(new)))
+        if new:
+            call("tag_resource", SecretId=rid, Tags=_tag_list(new))
+
+    def destroy(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> None:
+        """secretsmanager:DeleteSecret: at once with a window of 0, else scheduled."""
+        call = self.api(ctx, olds, self.context("delete", rid))
+        window = olds.get("recoveryWindowInDays")
+        days = 30 if window is None else int(window)
+        if days == 0:
+            call("delete_secret", SecretId=rid, ForceDeleteWithoutRecovery=True)
+        else:
+            call("delete_secret", SecretId=rid, RecoveryWindowInDays=days)
+
+
+class SecretVersion(AwsResource):
+    """A value of a secret: PutSecretValue. The id is ``<secret id>|<version id>``.
+
+    Read answers the value AWS holds (GetSecretValue), as terraform-provider-aws does, marked
+    secret. Delete only takes the labels other than AWSCURRENT off the version: AWS refuses to
+    remove that one, and the version goes with its secret.
+    """
+
+    token = SECRET_VERSION
+    kind = "Secrets Manager Secret Version"
+    service = "secretsmanager"
+    inputs = names(
+        "region secretBinary secretId secretString secretStringWo secretStringWoVersion "
+        "versionStages"
+    )
+    force_new = names("region secretBinary secretId secretString secretStringWoVersion")
+    optional_computed = names("region versionStages")
+    computed = names("arn hasSecretStringWo id secretArn versionId")
+    secret_outputs = names("secretBinary secretString")
+    not_found = _SECRET_GONE
+    operations = ops("PutSecretValue", "UpdateSecretVersionStage", "UpdateSecretVersionStage")
+
+    def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """secretsmanager:PutSecretValue (the secret must exist and not be deleted)."""
+        secret_id = inputs["secretId"]
+        if inputs.get("secretStringWo") or inputs.get("secretBinary"):
+            raise CloudError(
+                "fakecloud aws: SecretVersion secretStringWo/secretBinary not emulated"
+            )
+        call = self.api(ctx, inputs, f"putting Secrets Manager Secret ({secret_id}) value")
+        if inputs.get("secretString") is None:
+            raise AwsError(
+                f"{call.context}: operation error Secrets Manager: PutSecretValue, https response "
+                f"error StatusCode: 400, RequestID: {_request_id()}, InvalidRequestException: "
+                "You must provide either SecretString or SecretBinary.",
+                "InvalidRequestException",
+            )
+        params: dict[str, Any] = {
+            "SecretId": secret_id,
+            "ClientRequestToken": _request_id(),
+            "SecretString": inputs["secretString"],
+        }
+        if inputs.get("versionStages"):
+            params["VersionStages"] = list(inputs["versionStages"])
+        version = call("put_secret_value", **params)["VersionId"]
+        rid = f"{secret_id}|{version}"
+        outputs = {**self.plan(ctx, inputs), **(self.fetch(ctx, rid, inputs) or {}), "id": rid}
+        return rid, outputs
+
+    def fetch(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> dict[str, Any] | None:
+        """secretsmanager:GetSecretValue of this version; a deleted secret's is gone."""
+        secret_id, _, version = rid.partition("|")
+        call = self.api(ctx, olds, self.context("read", rid))
+        try:
+            value = call("get_secret_value", SecretId=secret_id, VersionId=version)
+        except AwsError as exc:
+            if _deleted(exc):
+                return None
+            raise
+        return {
+            "arn": value["ARN"],
+            "secretArn": value["ARN"],
+            "secretId": secret_id,
+            "versionId": value["VersionId"],
+            "versionStages": list(value.get("VersionStages") or []),
+            "secretString": value.get("SecretString"),
+            "hasSecretStringWo": False,
+        }
+
+    def change(self, ctx, rid, olds, news, changed, outputs) -> None:
+        """Only ``versionStages`` changes in place; not emulated."""
+        super().change(ctx, rid, olds, news, changed, outputs)
+
+    def delete(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> None:
+        """UpdateSecretVersionStage off every label but AWSCURRENT; a deleted secret is fine."""
+        try:
+            self.destroy(ctx, rid, olds)
+        except AwsError as exc:
+            if exc.code not in self.not_found and not _deleted(exc):
+                raise
+
+    def destroy(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> None:
+        """See :meth:`delete`."""
+        secret_id, _, version = rid.partition("|")
+        call = self.api(ctx, olds, self.context("delete", rid))
+        for stage in olds.get("versionStages") or []:
+            if stage != "AWSCURRENT":
+                call(
+                    "update_secret_version_stage",
+                    SecretId=secret_id,
+                    VersionStage=stage,
+                    RemoveFromVersionId=version,
+                )
+
+
+# ---------------------------------------------------------- ECS tasks and services
+# Fargate's task sizes: CPU units → the memory (MiB) each allows (Amazon ECS developer guide,
+# "Task CPU and memory").
+_FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+_FAMILY = re.compile(r"^[0-9A-Za-z_-]{1,255}$")
+_ECS_TASKS = "ecs-tasks.amazonaws.com"
+
+
+def _reduced_containers(text: Any) -> Any:
+    """Container definitions in the form terraform-provider-aws compares
+    (``containerDefinitionsAreEquivalent``): containers, environment and secrets in name order,
+    ``essential`` true by default, and ECS's own defaults (cpu 0, empty lists) dropped."""
+    try:
+        containers = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return text
+    if not isinstance(containers, list):
+        return containers
+    reduced = []
+    for container in containers:
+        if not isinstance(container, dict):
+            return containers
+        item = {
+            k: v for k, v in container.items() if v not in (None, [], {}) and (k, v) != ("cpu", 0)
+        }
+        item.setdefault("essential", True)
+        for key in ("environment", "secrets"):
+            if key in item:
+                item[key] = sorted(item[key], key=lambda e: str(e.get("name")))
+        reduced.append(item)
+    return sorted(reduced, key=lambda c: str(c.get("name")))
+
+
+def containers_equivalent(old: Any, new: Any) -> bool:
+    """Two container-definition documents ECS treats as the same."""
+    return old == new or _reduced_containers(old) == _reduced_containers(new)
+
+
+def _ecs_refusal(call: AwsCall, operation: str, code: str, message: str) -> AwsError:
+    """ECS's answer to a request it refuses (a 400), as pulumi-aws prints it."""
+    return AwsError(
+        f"{call.context}: operation error ECS: {operation}, https response error StatusCode: "
+        f"400, RequestID: {_request_id()}, {code}: {message}",
+        code,
+    )
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _role_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def role_documents(iam: AwsCall, role: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A role's trust policy and every permission policy it holds (inline and managed)."""
+    found = iam("get_role", RoleName=role)["Role"]
+    documents = [
+        iam("get_role_policy", RoleName=role, PolicyName=name)["PolicyDocument"]
+        for name in iam("list_role_policies", RoleName=role)["PolicyNames"]
+    ]
+    for attached in iam("list_attached_role_policies", RoleName=role)["AttachedPolicies"]:
+        policy = iam("get_policy", PolicyArn=attached["PolicyArn"])["Policy"]
+        version = iam(
+            "get_policy_version", PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"]
+        )
+        documents.append(version["PolicyVersion"]["Document"])
+    parse = lambda d: json.loads(d) if isinstance(d, str) else d  # noqa: E731
+    return parse(found["AssumeRolePolicyDocument"]), [parse(d) for d in documents]
+
+
+def policies_allow(documents: list[Mapping[str, Any]], action: str, resource: str) -> bool:
+    """IAM's verdict, without conditions: some Allow statement matches the action and the
+    resource (``*``/``?`` wildcards, actions case-insensitively), and no Deny does."""
+    allowed = False
+    for document in documents:
+        for statement in _as_list(document.get("Statement")):
+            actions = _as_list(statement.get("Action"))
+            resources = _as_list(statement.get("Resource"))
+            if not any(fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in actions):
+                continue
+            if not any(fnmatch.fnmatchcase(resource, str(r)) for r in resources):
+                continue
+            if statement.get("Effect") == "Deny":
+                return False
+            allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+def _trusts_ecs_tasks(trust: Mapping[str, Any]) -> bool:
+    for statement in _as_list(trust.get("Statement")):
+        services = _as_list((statement.get("Principal") or {}).get("Service"))
+        if statement.get("Effect") == "Allow" and _ECS_TASKS in services:
+            return True
+    return False
+
+
+class TaskDefinition(AwsResource):
+    """A task-definition revision; its id is its family, its ``arn`` the revision's.
+
+    RegisterTaskDefinition refuses what ECS refuses and moto accepts: Fargate without
+    ``awsvpc``, without task-level CPU and memory or with a size Fargate does not offer,
+    awslogs or secrets without an execution role, and roles that do not exist (yet: ECS's
+    ``Role is not valid`` during IAM's propagation window too). Every input forces a new
+    revision; delete deregisters it (an INACTIVE revision reads as gone).
+    """
+
+    token = TASK_DEFINITION
+    kind = "ECS Task Definition"
+    service = "ecs"
+    inputs = names(
+        "containerDefinitions cpu enableFaultInjection ephemeralStorage executionRoleArn family "
+        "ipcMode memory networkMode pidMode placementConstraints proxyConfiguration region "
+        "requiresCompatibilities runtimePlatform skipDestroy tags taskRoleArn trackLatest volumes"
+    )
+    force_new = inputs - names("skipDestroy tags trackLatest")
+    optional_computed = names("enableFaultInjection networkMode region")
+    defaults = {"skipDestroy": False, "trackLatest": False}
+    computed = names("arn arnWithoutRevision id revision tagsAll")
+    not_found = ("ClientException",)
+    operations = ops("RegisterTaskDefinition", "TagResource", "DeregisterTaskDefinition")
+    _UNSUPPORTED = names(
+        "ephemeralStorage ipcMode pidMode placementConstraints proxyConfiguration "
+        "runtimePlatform volumes"
+    )
+
+    def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The family's characters; container definitions a JSON list."""
+        problems = []
+        family = _known_str(inputs, "family")
+        if family is not None and not _FAMILY.match(family):
+            problems.append(("family", f"invalid value for family (must match {_FAMILY.pattern})"))
+        text = _known_str(inputs, "containerDefinitions")
+        if text is not None:
+            try:
+                parsed = json.loads(text)
+            except ValueError as exc:
+                parsed, error = None, str(exc)
+            else:
+                error = "" if isinstance(parsed, list) else "not a JSON list"
+            if error:
+                problems.append(
+                    (
+                        "containerDefinitions",
+                        f"ECS Task Definition container_definitions is invalid: {error}",
+                    )
+                )
+        return problems
+
+    def equal(self, key: str, old: Any, new: Any) -> bool:
+        """Container definitions by meaning; compatibilities as a set."""
+        if key == "containerDefinitions":
+            return containers_equivalent(old, new)
+        if key == "requiresCompatibilities" and isinstance(old, list) and isinstance(new, list):
+            return sorted(old) == sorted(new)
+        return super().equal(key, old, new)
+
+    def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """ecs:RegisterTaskDefinition, after ECS's own checks."""
+        family = inputs["family"]
+        unsupported = sorted(k for k in self._UNSUPPORTED if inputs.get(k))
+        if unsupported:
+            raise CloudError(f"fakecloud aws: TaskDefinition {', '.join(unsupported)} not emulated")
+        call = self.api(ctx, inputs, self.context("create", family))
+        containers = json.loads(inputs["containerDefinitions"])
+        self._check(ctx, call, inputs, containers)
+        tags = self.tags_all(ctx, inputs.get("tags"))
+        params: dict[str, Any] = {"family": family, "containerDefinitions": containers}
+        for key in ("cpu", "memory", "networkMode", "executionRoleArn", "taskRoleArn"):
+            if inputs.get(key):
+                params[key] = inputs[key]
+        if inputs.get("requiresCompatibilities"):
+            params["requiresCompatibilities"] = list(inputs["requiresCompatibilities"])
+        if tags:
+            params["tags"] = _tag_list(tags, "key", "value")
+        registered = call("register_task_definition", **params)["taskDefinition"]
+        outputs = {
+            **self.plan(ctx, inputs),
+            **self._outputs(registered, inputs),
+            "tags": inputs.get("tags"),
+            "tagsAll": tags,
+        }
+        return family, outputs
+
+    def _check(
+        self, ctx: Context, call: AwsCall, inputs: Mapping[str, Any], containers: list[dict]
+    ) -> None:
+        """What ECS refuses at RegisterTaskDefinition that moto lets through."""
+
+        def refuse(message: str) -> AwsError:
+            return _ecs_refusal(call, "RegisterTaskDefinition", "ClientException", message)
+
+        execution = inputs.get("executionRoleArn")
+        if not execution and any(c.get("secrets") for c in containers):
+            raise refuse(
+                "When you are specifying container secrets, you must also specify a value for "
+                "'executionRoleArn'."
+            )
+        if "FARGATE" in (inputs.get("requiresCompatibilities") or []):
+            if (inputs.get("networkMode") or "bridge") != "awsvpc":
+                raise refuse("Fargate only supports network mode 'awsvpc'.")
+            for key in ("cpu", "memory"):
+                if not inputs.get(key):
+                    raise refuse(f"Fargate requires that '{key}' be defined at the task level.")
+            cpu, memory = int(inputs["cpu"]), int(inputs["memory"])
+            if memory not in _FARGATE_SIZES.get(cpu, ()):
+                raise refuse(
+                    f"No Fargate configuration exists for given values: {cpu} CPU, {memory} "
+                    "memory. See the Amazon ECS documentation for the valid values."
+                )
+            drivers = {(c.get("logConfiguration") or {}).get("logDriver") for c in containers}
+            if "awslogs" in drivers and not execution:
+                raise refuse(
+                    "Fargate requires task definition to have execution role ARN to support log "
+                    "driver awslogs."
+                )
+        iam = AwsCall(aws_client(ctx, "iam", None), call.context)
+        for arn in (execution, inputs.get("taskRoleArn")):
+            if not arn:
+                continue
+            try:
+                created = iam("get_role", RoleName=_role_name(arn))["Role"]["CreateDate"]
+            except AwsError as exc:
+                if exc.code != "NoSuchEntity":
+                    raise
+                raise refuse("Role is not valid") from None
+            if _young(ctx, created):
+                raise refuse("Role is not valid")
+
+    @staticmethod
+    def _outputs(registered: Mapping[str, Any], olds: Mapping[str, Any]) -> dict[str, Any]:
+        arn = registered["taskDefinitionArn"]
+        current = json.dumps(registered["containerDefinitions"])
+        return {
+            "id": registered["family"],
+            "arn": arn,
+            "arnWithoutRevision": arn.rsplit(":", 1)[0],
+            "revision": registered["revision"],
+            "family": registered["family"],
+            "cpu": registered.get("cpu"),
+            "memory": registered.get("memory"),
+            "networkMode": registered.get("networkMode"),
+            "requiresCompatibilities": registered.get("requiresCompatibilities") or [],
+            "executionRoleArn": registered.get("executionRoleArn"),
+            "taskRoleArn": registered.get("taskRoleArn"),
+            # A document ECS spells with its defaults keeps the state's spelling.
+            "containerDefinitions": olds.get("containerDefinitions")
+            if containers_equivalent(olds.get("containerDefinitions"), current)
+            else current,
+        }
+
+    def fetch(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> dict[str, Any] | None:
+        """ecs:DescribeTaskDefinition of the recorded revision; INACTIVE is gone."""
+        call = self.api(ctx, olds, self.context("read", rid))
+        answer = call(
+            "describe_task_definition", taskDefinition=olds.get("arn") or rid, include=["TAGS"]
+        )
+        registered = answer["taskDefinition"]
+        if registered.get("status") == "INACTIVE":
+            return None
+        return {
+            **self._outputs(registered, olds),
+            **self.tags_from_cloud(ctx, olds, _tag_dict(answer.get("tags"), "key", "value")),
+        }
+
+    def retag(self, ctx, rid, olds, outputs) -> None:
+        """ecs:TagResource / UntagResource on the revision."""
+        call = self.api(ctx, outputs, self.context("update", rid))
+        new, old = outputs["tagsAll"], olds.get("tagsAll") or {}
+        if set(old) - set(new):
+            call("untag_resource", resourceArn=olds["arn"], tagKeys=sorted(set(old) - set(new)))
+        if new:
+            call("tag_resource", resourceArn=olds["arn"], tags=_tag_list(new, "key", "value"))
+
+    def change(self, ctx, rid, olds, news, changed, outputs) -> None:
+        """Only ``skipDestroy`` and ``trackLatest`` change in place: state alone."""
+        changed -= {"skipDestroy", "trackLatest"}
+        if changed:
+            super().change(ctx, rid, olds, news, changed, outputs)
+
+    def destroy(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> None:
+        """ecs:DeregisterTaskDefinition, unless ``skipDestroy``."""
+        if not olds.get("skipDestroy"):
+            call = self.api(ctx, olds, self.context("delete", rid))
+            call("deregister_task_definition", taskDefinition=olds["arn"])
+
+
+def _network(inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``networkConfiguration`` in ECS's shape."""
+    network = inputs.get("networkConfiguration")
+    if not network:
+        return None
+    return {
+        "awsvpcConfiguration": {
+            "subnets": list(network.get("subnets") or []),
+            "securityGroups": list(network.get("securityGroups") or []),
+            "assignPublicIp": "ENABLED" if network.get("assignPublicIp") else "DISABLED",
+        }
+    }
+
+
+def _deployment(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    breaker = inputs.get("deploymentCircuitBreaker") or {}
+    configuration: dict[str, Any] = {
+        "maximumPercent": int(inputs.get("deploymentMaximumPercent") or 200),
+        "minimumHealthyPercent": int(inputs.get("deploymentMinimumHealthyPercent") or 100),
+    }
+    if breaker:
+        configuration["deploymentCircuitBreaker"] = {
+            "enable": bool(breaker.get("enable")),
+            "rollback": bool(breaker.get("rollback")),
+        }
+    return configuration
+
+
+class Service(AwsResource):
+    """An ECS service; its id is its ARN (``service/<cluster>/<name>``); a read also takes the
+    importer's ``<cluster>/<name>``.
+
+    moto runs the API (the cluster and task definition must exist, subnets and security groups
+    too). Added here, as ECS does: an active service of that name refuses a second create
+    (``Creation of service was not idempotent``); Fargate with ``awsvpc`` needs a network
+    configuration; and the task definition must be Fargate-compatible. moto starts no tasks, so
+    what would stop every task at start, and which ECS reports only in the service's events, is
+    a create (or update) failure here: a role ECS cannot assume, a secret that does not exist,
+    is deleted or that the execution role may not read (IAM evaluated from the role's policies,
+    conditions left out), an awslogs group that does not exist. moto does not keep the
+    deployment configuration: its values stay as the state has them.
+    """
+
+    token = SERVICE
+    kind = "ECS Service"
+    service = "ecs"
+    inputs = names(
+        "alarms availabilityZoneRebalancing capacityProviderStrategies cluster "
+        "deploymentCircuitBreaker deploymentConfiguration deploymentController "
+        "deploymentMaximumPercent deploymentMinimumHealthyPercent desiredCount "
+        "enableEcsManagedTags enableExecuteCommand forceDelete forceNewDeployment "
+        "healthCheckGracePeriodSeconds iamRole launchType loadBalancers name "
+        "networkConfiguration orderedPlacementStrategies placementConstraints platformVersion "
+        "propagateTags region schedulingStrategy serviceConnectConfiguration serviceRegistries "
+        "sigintRollback tags taskDefinition triggers volumeConfiguration "
+        "vpcLatticeConfigurations waitForSteadyState"
+    )
+    force_new = names("cluster iamRole launchType name region schedulingStrategy")
+    optional_computed = names(
+        "availabilityZoneRebalancing cluster deploymentConfiguration iamRole launchType "
+        "platformVersion propagateTags region triggers"
+    )
+    defaults = {
+        "deploymentMaximumPercent": 200,
+        "deploymentMinimumHealthyPercent": 100,
+        "enableEcsManagedTags": False,
+        "enableExecuteCommand": False,
+        "schedulingStrategy": "REPLICA",
+        "waitForSteadyState": False,
+    }
+    computed = names("arn id tagsAll")
+    not_found = ("ServiceNotFoundException", "ClusterNotFoundException")
+    operations = ops("CreateService", "UpdateService", "DeleteService")
+    _UNSUPPORTED = names(
+        "alarms capacityProviderStrategies deploymentConfiguration deploymentController "
+        "loadBalancers orderedPlacementStrategies placementConstraints "
+        "serviceConnectConfiguration serviceRegistries volumeConfiguration "
+        "vpcLatticeConfigurations"
+    )
+
+    def equal(self, key: str, old: Any, new: Any) -> bool:
+        """Subnets and security groups are sets."""
+        if key == "networkConfiguration" and isinstance(old, Mapping) and isinstance(new, Mapping):
+
+            def norm(n: Mapping[str, Any]) -> tuple:
+                return (
+                    sorted(n.get("subnets") or []),
+                    sorted(n.get("securityGroups") or []),
+                    bool(n.get("assignPublicIp")),
+                )
+
+            return norm(old) == norm(new)
+        return super().equal(key, old, new)
+
+    def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """ecs:CreateService, after ECS's own checks and the tasks' start checks."""
+        name = inputs["name"]
+        unsupported = sorted(k for k in self._UNSUPPORTED if inputs.get(k))
+        if unsupported:
+            raise CloudError(f"fakecloud aws: Service {', '.join(unsupported)} not emulated")
+        call = self.api(ctx, inputs, self.context("create", name))
+        cluster = inputs.get("cluster") or "default"
+        definition = self._definition(call, "CreateService", inputs)
+        self._check_new(call, cluster, name)
+        self._check_network(call, "CreateService", inputs, definition)
+        self._check_tasks_start(ctx, call, definition)
+        tags = self.tags_all(ctx, inputs.get("tags"))
+        params: dict[str, Any] = {
+            "cluster": cluster,
+            "serviceName": name,
+            "taskDefinition": inputs["taskDefinition"],
+            "desiredCount": int(inputs.get("desiredCount") or 0),
+            "schedulingStrategy": inputs.get("schedulingStrategy") or "REPLICA",
+            "deploymentConfiguration": _deployment(inputs),
+            "enableECSManagedTags": bool(inputs.get("enableEcsManagedTags")),
+            "enableExecuteCommand": bool(inputs.get("enableExecuteCommand")),
+        }
+        for key, api in (
+            ("launchType", "launchType"),
+            ("platformVersion", "platformVersion"),
+            ("propagateTags", "propagateTags"),
+            ("iamRole", "role"),
+        ):
+            if inputs.get(key):
+                params[api] = inputs[key]
+        if _network(inputs):
+            params["networkConfiguration"] = _network(inputs)
+        if tags:
+            params["tags"] = _tag_list(tags, "key", "value")
+        arn = call("create_service", **params)["service"]["serviceArn"]
+        outputs = {
+            **self.plan(ctx, inputs),
+            **(self.fetch(ctx, arn, inputs) or {}),
+            "id": arn,
+            "tags": inputs.get("tags"),
+            "tagsAll": tags,
+        }
+        return arn, outputs
+
+    def _definition(self, call: AwsCall, operation: str, inputs: Mapping[str, Any]) -> dict:
+        """The service's task definition (moto: ClientException when it does not exist)."""
+        answer = call("describe_task_definition", taskDefinition=inputs["taskDefinition"])
+        definition = answer["taskDefinition"]
+        if definition.get("status") == "INACTIVE":
+            raise _ecs_refusal(call, operation, "ClientException", "TaskDefinition is inactive")
+        return definition
+
+    def _check_new(self, call: AwsCall, cluster: str, name: str) -> None:
+        """An active service of that name: ECS refuses the create (moto would replace it)."""
+        found = call("describe_services", cluster=cluster, services=[name])["services"]
+        if any(s.get("status") in ("ACTIVE", "DRAINING") for s in found):
+            raise _ecs_refusal(
+                call,
+                "CreateService",
+                "InvalidParameterException",
+                "Creation of service was not idempotent.",
+            )
+
+    def _check_network(
+        self, call: AwsCall, operation: str, inputs: Mapping[str, Any], definition: Mapping
+    ) -> None:
+        """awsvpc needs subnets; Fargate needs a Fargate-compatible task definition."""
+        if definition.get("networkMode") == "awsvpc" and not _network(inputs):
+            raise _ecs_refusal(
+                call,
+                operation,
+                "InvalidParameterException",
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+            )
+        if inputs.get("launchType") == "FARGATE" and "FARGATE" not in (
+            definition.get("requiresCompatibilities") or []
+        ):
+            raise _ecs_refusal(
+                call,
+                operation,
+                "InvalidParameterException",
+                "Task definition does not support launch_type FARGATE.",
+            )
+
+    def _check_tasks_start(self, ctx: Context, call: AwsCall, definition: Mapping) -> None:
+        """Fail as every task of the service would, at start (see the class doc)."""
+        problem = self._start_problem(ctx, definition)
+        if problem:
+            raise AwsError(
+                f"{call.context}: fakecloud aws: the service's tasks would stop at start (ECS "
+                f"reports it in the service's events, not as an API error): {problem}",
+                "TaskStartFailure",
+            )
+
+    def _start_problem(self, ctx: Context, definition: Mapping) -> str | None:
+        iam = AwsCall(aws_client(ctx, "iam", None), "reading the task definition's roles")
+        documents: dict[str, list[dict[str, Any]]] = {}
+        for key in ("taskRoleArn", "executionRoleArn"):
+            arn = definition.get(key)
+            if not arn:
+                continue
+            try:
+                trust, documents[key] = role_documents(iam, _role_name(arn))
+            except AwsError as exc:
+                if exc.code != "NoSuchEntity":
+                    raise
+                trust = {}
+            if not _trusts_ecs_tasks(trust):
+                return (
+                    f"ECS was unable to assume the role '{arn}' that was provided for this "
+                    "task. Please verify that the role being passed has the proper trust "
+                    "relationship and permissions and that your IAM user has permissions to "
+                    "pass this role."
+                )
+        execution = definition.get("executionRoleArn") or ""
+        task_id = secrets.token_hex(16)
+        for container in definition.get("containerDefinitions") or []:
+            for secret in container.get("secrets") or []:
+                arn = secret["valueFrom"]
+                region = arn.split(":")[3] if arn.count(":") >= 6 else self.region_of(ctx, {})
+                manager = AwsCall(aws_client(ctx, "secretsmanager", region), "")
+                pulled = "ResourceInitializationError: unable to pull secrets or registry auth: "
+                try:
+                    manager("get_secret_value", SecretId=arn)
+                except AwsError as exc:
+                    return f"{pulled}failed to fetch secret {arn} from secrets manager: {exc}"
+                if not policies_allow(
+                    documents.get("executionRoleArn", []), "secretsmanager:GetSecretValue", arn
+                ):
+                    account = arn.split(":")[4] if arn.count(":") >= 6 else self.account(ctx)
+                    return (
+                        f"{pulled}failed to fetch secret {arn} from secrets manager: "
+                        f"AccessDeniedException: User: arn:aws:sts::{account}:assumed-role/"
+                        f"{_role_name(execution)}/{task_id} is not authorized to perform: "
+                        f"secretsmanager:GetSecretValue on resource: {arn} because no "
+                        "identity-based policy allows the secretsmanager:GetSecretValue action"
+                    )
+            log = container.get("logConfiguration") or {}
+            options = log.get("options") or {}
+            if log.get("logDriver") == "awslogs" and options.get("awslogs-create-group") != "true":
+                group = options.get("awslogs-group", "")
+                logs = AwsCall(aws_client(ctx, "logs", options.get("awslogs-region")), "")
+                found = logs("describe_log_groups", logGroupNamePrefix=group)["logGroups"]
+                if group not in [g["logGroupName"] for g in found]:
+                    return (
+                        "ResourceInitializationError: failed to validate logger args: create "
+                        "stream has been retried 1 times: failed to create Cloudwatch log "
+                        f"stream: ResourceNotFoundException: The specified log group does not "
+                        f"exist. (log group {group})"
+                    )
+        return None
+
+    import_ids = True
+
+    def fetch(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> dict[str, Any] | None:
+        """ecs:DescribeServices; INACTIVE (deleted) is gone.
+
+        An import id ``<cluster>/<service>`` stands in for the state it carries, as
+        terraform-provider-aws's importer makes the cluster's and the service's ARNs of it.
+        """
+        if not olds.get("cluster") and not rid.startswith("arn:") and rid.count("/") == 1:
+            cluster_name, name = rid.split("/")
+            prefix = f"arn:{PARTITION}:ecs:{self.region_of(ctx, olds)}:{self.account(ctx)}"
+            olds = {**olds, "cluster": f"{prefix}:cluster/{cluster_name}"}
+            rid = f"{prefix}:service/{cluster_name}/{name}"
+        call = self.api(ctx, olds, self.context("read", rid))
+        cluster = olds.get("cluster") or "default"
+        answer = call("describe_services", cluster=cluster, services=[rid], include=["TAGS"])
+        found = [s for s in answer["services"] if s.get("status") != "INACTIVE"]
+        if not found:
+            return None
+        service = found[0]
+        current: dict[str, Any] = {
+            "id": service["serviceArn"],
+            "arn": service["serviceArn"],
+            "name": service["serviceName"],
+            "cluster": service["clusterArn"],
+            "taskDefinition": service.get("taskDefinition"),
+            "desiredCount": service.get("desiredCount", 0),
+            "schedulingStrategy": service.get("schedulingStrategy", "REPLICA"),
+            "propagateTags": service.get("propagateTags") or "NONE",
+            **self.tags_from_cloud(ctx, olds, _tag_dict(service.get("tags"), "key", "value")),
+        }
+        if service.get("launchType"):
+            current["launchType"] = service["launchType"]
+        if service.get("platformVersion"):
+            current["platformVersion"] = service["platformVersion"]
+        vpc = (service.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+        if vpc:
+            current["networkConfiguration"] = {
+                "subnets": list(vpc.get("subnets") or []),
+                "securityGroups": list(vpc.get("securityGroups") or []),
+                "assignPublicIp": vpc.get("assignPublicIp") == "ENABLED",
+            }
+        return current
+
+    def change(self, ctx, rid, olds, news, changed, outputs) -> None:
+        """ecs:UpdateService with what changed; a new deployment when ``triggers`` changed
+        (with ``forceNewDeployment``), as terraform-provider-aws does."""
+        call = self.api(ctx, news, self.context("update", rid))
+        params: dict[str, Any] = {"cluster": news.get("cluster") or "default", "service": rid}
+        redeploy = False
+        if "desiredCount" in changed:
+            params["desiredCount"] = int(news.get("desiredCount") or 0)
+        if "taskDefinition" in changed:
+            params["taskDefinition"] = news["taskDefinition"]
+            redeploy = True
+        if "networkConfiguration" in changed:
+            params["networkConfiguration"] = _network(news)
+            redeploy = True
+        if changed & {
+            "deploymentCircuitBreaker",
+            "deploymentMaximumPercent",
+            "deploymentMinimumHealthyPercent",
+        }:
+            params["deploymentConfiguration"] = _deployment(news)
+        if "enableExecuteCommand" in changed:
+            params["enableExecuteCommand"] = bool(news.get("enableExecuteCommand"))
+        if "platformVersion" in changed and news.get("platformVersion"):
+            params["platformVersion"] = news["platformVersion"]
+        if news.get("forceNewDeployment") and "triggers" in changed:
+            params["forceNewDeployment"] = True
+            redeploy = True
+        if redeploy:
+            definition = self._definition(call, "UpdateService", news)
+            self._check_network(call, "UpdateService", news, definition)
+            self._check_tasks_start(ctx, call, definition)
+        if len(params) > 2:
+            call("update_service", **params)
+        changed -= {
+            "desiredCount",
+            "taskDefinition",
+            "networkConfiguration",
+            "deploymentCircuitBreaker",
+            "deploymentMaximumPercent",
+            "deploymentMinimumHealthyPercent",
+            "enableExecuteCommand",
+            "platformVersion",
+            "triggers",
+            "forceNewDeployment",
+            "forceDelete",
+            "waitForSteadyState",
+            "enableEcsManagedTags",
+            "sigintRollback",
+        }
+        if changed:
+            super().change(ctx, rid, olds, news, changed, outputs)
+
+    def retag(self, ctx, rid, olds, outputs) -> None:
+        """ecs:TagResource / UntagResource."""
+        call = self.api(ctx, outputs, self.context("update", rid))
+        new, old = outputs["tagsAll"], olds.get("tagsAll") or {}
+        if set(old) - set(new):
+            call("untag_resource", resourceArn=rid, tagKeys=sorted(set(old) - set(new)))
+        if new:
+            call("tag_resource", resourceArn=rid, tags=_tag_list(new, "key", "value"))
+
+    def destroy(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> None:
+        """Drain (UpdateService to 0 tasks), then DeleteService, as terraform-provider-aws
+        does: ECS refuses to delete a service still scaled above 0 (unless forced)."""
+        call = self.api(ctx, olds, self.context("delete", rid))
+        cluster = olds.get("cluster") or "default"
+        found = call("describe_services", cluster=cluster, services=[rid])["services"]
+        if not found or found[0].get("status") == "INACTIVE":
+            return
+        force = bool(olds.get("forceDelete"))
+        if not force and found[0].get("status") != "DRAINING":
+            call("update_service", cluster=cluster, service=rid, desiredCount=0)
+        call("delete_service", cluster=cluster, service=rid, force=force)
+
+
 # ------------------------------------------------------------------- invokes
 def _invoke_region(ctx: Context, args: Mapping[str, Any]) -> str:
     region = args.get("region") or provider_region(ctx.config, ctx.env) or "us-east-1"
@@ -2987,6 +3916,10 @@ AWS = Aws(
         QueuePolicy(),
         EventRule(),
         EventTarget(),
+        Secret(),
+        SecretVersion(),
+        TaskDefinition(),
+        Service(),
     ],
     {
         GET_CALLER_IDENTITY: get_caller_identity,

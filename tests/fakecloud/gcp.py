@@ -10,6 +10,9 @@ short id and its ``id`` the full path; IAM members are
 ``<resource>/<role>/<member>``; errors read ``googleapi: Error <code>:
 <message>, <reason>``.
 
+This module is the plugin and its identity, access and registry types; what they share is
+in ``gcp_base.py``, Secret Manager in ``gcp_secrets.py``, Cloud Run in ``gcp_run.py``.
+
 GCP-specific env variables (see README.md for the generic ones):
 
 * ``FAKECLOUD_GCP_PROPAGATION_MS``: an IAM grant naming a service account
@@ -35,32 +38,44 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from tests.fakecloud.provider import (
-    Cloud,
-    CloudError,
-    Context,
-    ResourceType,
-    Secret,
-    is_unknown,
-    names,
-    serve,
+from tests.fakecloud.gcp_base import (
+    ACCOUNT,
+    ACCOUNT_IAM_MEMBER,
+    ACCOUNT_NAME_RE,
+    CUSTOM_ROLE,
+    KEY,
+    NOT_FOUND,
+    PROJECT_IAM_MEMBER,
+    REPOSITORY,
+    REPOSITORY_IAM_MEMBER,
+    SERVICE,
+    GcpResource,
+    IamMember,
+    api_error,
+    env_number,
+    find_account,
+    gaia_not_found,
+    known_str,
+    now_rfc3339,
+    project_number,
+    project_of,
+    provider_project,
+    provider_region,
+    provider_zone,
+    quoted,
+    truthy,
+    young,
 )
+from tests.fakecloud.gcp_run import WorkerPoolResource
+from tests.fakecloud.gcp_secrets import SecretIamMember, SecretResource, SecretVersionResource
+from tests.fakecloud.provider import Cloud, CloudError, Context, Secret, names, serve
 
 NAME = "gcp"
 VERSION = "10.2.0"  # pulumi_gcp/pulumi-plugin.json: the version the SDK asks the engine for
 
-SERVICE = "gcp:projects/service:Service"
-REPOSITORY = "gcp:artifactregistry/repository:Repository"
-ACCOUNT = "gcp:serviceaccount/account:Account"
-KEY = "gcp:serviceaccount/key:Key"
-CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
-PROJECT_IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
-ACCOUNT_IAM_MEMBER = "gcp:serviceaccount/iAMMember:IAMMember"
-REPOSITORY_IAM_MEMBER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
 GET_PROJECT = "gcp:organizations/getProject:getProject"
 GET_CLIENT_CONFIG = "gcp:organizations/getClientConfig:getClientConfig"
 
-PROPAGATION_ENV = "FAKECLOUD_GCP_PROPAGATION_MS"
 DISABLE_KEY_CREATION_ENV = "FAKECLOUD_GCP_DISABLE_KEY_CREATION"
 NO_CREDENTIALS_ENV = "FAKECLOUD_GCP_NO_CREDENTIALS"
 ROLE_UNDELETE_WINDOW_ENV = "FAKECLOUD_GCP_ROLE_UNDELETE_WINDOW_S"
@@ -87,175 +102,6 @@ NO_CREDENTIALS_TEXT = (
 # terraform-provider-google's verify.RFC1035NameTemplate with "*" (ValidateRFC1035Name).
 _RFC1035 = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
 _ROLE_ID = "^[a-zA-Z0-9_\\.]{3,64}$"  # verify.IAMCustomRoleIDRegex
-_ACCOUNT_NAME = re.compile(r"^projects/[^/]+/serviceAccounts/[^/]+$")
-# A user-managed account's email; Google-managed agents (service-123@gcp-sa-*) are not ours.
-_USER_ACCOUNT_EMAIL = re.compile(
-    r"^([a-z][-a-z0-9]{4,28}[a-z0-9])@(?!gcp-sa-)([-a-z0-9.]+)\.iam\.gserviceaccount\.com$"
-)
-_MEMBER_PREFIXES = (
-    "user:",
-    "serviceAccount:",
-    "group:",
-    "domain:",
-    "principal:",
-    "principalSet:",
-    "projectOwner:",
-    "projectEditor:",
-    "projectViewer:",
-)
-_VERBS = {"create": "creating", "update": "updating", "delete": "deleting", "read": "reading"}
-
-
-# ------------------------------------------------------------------- helpers
-def googleapi(code: int, message: str, reason: str) -> str:
-    """An error as Go's ``googleapi.Error.Error()`` prints it (what pulumi-gcp reports)."""
-    return f"googleapi: Error {code}: {message}, {reason}"
-
-
-def api_error(context: str, code: int, message: str, reason: str) -> CloudError:
-    """``<context>: googleapi: Error <code>: <message>, <reason>``, ready to raise."""
-    return CloudError(f"{context}: {googleapi(code, message, reason)}")
-
-
-NOT_FOUND = "Requested entity was not found."
-
-
-def gaia_not_found(email: str) -> str:
-    """IAM's 404 text for an account it cannot resolve (seen for keys and IAM policies)."""
-    return f"Not found; Gaia id not found for email {email}"
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _first(ctx: Context, config_key: str, env_keys: tuple[str, ...]) -> str | None:
-    """Provider config first, then the env variables pulumi-gcp reads, like the real one."""
-    value = ctx.config.get(config_key)
-    if isinstance(value, str) and value:
-        return value
-    return next((ctx.env[k] for k in env_keys if ctx.env.get(k)), None)
-
-
-def provider_project(ctx: Context) -> str | None:
-    """``gcp:project`` or GOOGLE_PROJECT & co."""
-    return _first(
-        ctx,
-        "project",
-        ("GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"),
-    )
-
-
-def provider_region(ctx: Context) -> str | None:
-    """``gcp:region`` or GOOGLE_REGION & co."""
-    return _first(ctx, "region", ("GOOGLE_REGION", "GCLOUD_REGION", "CLOUDSDK_COMPUTE_REGION"))
-
-
-def provider_zone(ctx: Context) -> str | None:
-    """``gcp:zone`` or GOOGLE_ZONE & co."""
-    return _first(ctx, "zone", ("GOOGLE_ZONE", "GCLOUD_ZONE", "CLOUDSDK_COMPUTE_ZONE"))
-
-
-def project_of(ctx: Context, inputs: Mapping[str, Any]) -> str:
-    """The resource's project, defaulted from the provider, as tpgresource.GetProject."""
-    project = inputs.get("project") or provider_project(ctx)
-    if not project:
-        raise CloudError("project: required field is not set")
-    return project
-
-
-def project_number(project: str) -> str:
-    """A stable 12-digit project number for ``project`` (getProject's ``number``)."""
-    digest = int(hashlib.sha256(project.encode()).hexdigest(), 16)
-    return str(10**11 + digest % (9 * 10**11))
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _etag() -> str:
-    """An IAM policy etag shaped like GCP's (``BwYBUFm4BPE=``)."""
-    return base64.b64encode(b"\x07\x06" + secrets.token_bytes(6)).decode()
-
-
-def _known_str(inputs: Mapping[str, Any], key: str) -> str | None:
-    value = inputs.get(key)
-    return value if isinstance(value, str) and not is_unknown(value) else None
-
-
-def _quoted(text: str) -> str:
-    """Go's %q for the plain ASCII texts used here."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _env_number(ctx: Context, name: str, default: float) -> float:
-    """A numeric knob; a typo fails the call with the variable's name, not a traceback."""
-    value = ctx.env.get(name)
-    try:
-        return float(value) if value else default
-    except ValueError:
-        raise CloudError(f"{name}: {value!r} is not a number") from None
-
-
-def _young(ctx: Context, record: Mapping[str, Any]) -> bool:
-    """Created less than FAKECLOUD_GCP_PROPAGATION_MS ago: not yet visible to IAM."""
-    window_ms = _env_number(ctx, PROPAGATION_ENV, 0)
-    return (time.time() - record["createdAt"]) * 1000 < window_ms
-
-
-def find_account(ctx: Context, ref: str) -> dict[str, Any] | None:
-    """A live service account by name, email or unique id (``projects/-/...`` allowed)."""
-    account = ref.rsplit("/", 1)[-1]
-    if _ACCOUNT_NAME.match(ref) and not ref.startswith("projects/-/"):
-        record = ctx.store.get(ACCOUNT, ref)
-        if record is not None:
-            return record
-    for record in ctx.store.resources(ACCOUNT):
-        if account in (record["properties"].get("email"), record["properties"].get("uniqueId")):
-            return record
-    return None
-
-
-# ------------------------------------------------------------------ base type
-class GcpResource(ResourceType):
-    """GCP conventions shared by every type: project default, deletion policy, errors."""
-
-    def plan(self, ctx: Context, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """Project (and the deletion policy) are known at plan time, as in pulumi-gcp."""
-        outputs = dict(inputs)
-        if "project" in self.inputs and not outputs.get("project"):
-            project = provider_project(ctx)
-            if project:
-                outputs["project"] = project
-        if "deletionPolicy" in self.inputs:
-            outputs.setdefault("deletionPolicy", "DELETE")
-        return outputs
-
-    def missing_error(self, op: str, rid: str) -> str:
-        """404 on an object that is gone."""
-        return f"Error {_VERBS[op]} {self.kind} {rid!r}: " + googleapi(404, NOT_FOUND, "notFound")
-
-    def fault_error(self, op: str, ident: str) -> str:
-        """An injected failure reads like a GCP backend outage."""
-        return f"Error {_VERBS[op]} {self.kind} {ident!r}: " + googleapi(
-            503, "The service is currently unavailable.", "backendError"
-        )
-
-    def delete(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> None:
-        """Honour ``deletionPolicy`` (tpgresource.DeletionPolicyPreDelete), then destroy."""
-        policy = olds.get("deletionPolicy") or "DELETE"
-        if policy == "PREVENT":
-            raise CloudError(
-                f'cannot destroy "{rid}" without setting deletion_policy="DELETE" and '
-                "running `terraform apply`"
-            )
-        if policy != "ABANDON":  # ABANDON: forget it, leave it in the cloud
-            self.destroy(ctx, rid, olds)
-
-    def destroy(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> None:
-        """Remove the object from the cloud (gone already is fine)."""
-        ctx.store.remove(self.token, rid)
 
 
 # ------------------------------------------------------------------ services
@@ -274,7 +120,7 @@ class Service(GcpResource):
 
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """resource_google_project_service's validateProjectServiceService."""
-        service = _known_str(inputs, "service")
+        service = known_str(inputs, "service")
         if service is not None and "." not in service:
             return [
                 ("service", f"expected {service} to be a domain like serviceusage.googleapis.com")
@@ -319,7 +165,7 @@ class Account(GcpResource):
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """ValidateRFC1035Name(6, 30) on account_id; at most 256 bytes of description."""
         problems = []
-        aid = _known_str(inputs, "accountId")
+        aid = known_str(inputs, "accountId")
         if aid is not None:
             if not 6 <= len(aid) <= 30:
                 problems.append(
@@ -332,7 +178,7 @@ class Account(GcpResource):
                 problems.append(
                     ("accountId", f'"account_id" ("{aid}") must match regex "{_RFC1035}"')
                 )
-        description = _known_str(inputs, "description")
+        description = known_str(inputs, "description")
         if description is not None and len(description.encode()) > 256:
             problems.append(
                 (
@@ -467,7 +313,7 @@ class Key(GcpResource):
         """validation.StringInSlice on the enums, as the schema does."""
         problems = []
         for key, (tf_name, allowed) in self._ENUMS.items():
-            value = _known_str(inputs, key)
+            value = known_str(inputs, key)
             if value is not None and value not in allowed:
                 listed = " ".join(f'"{a}"' for a in allowed)
                 problems.append((key, f"expected {tf_name} to be one of [{listed}], got {value}"))
@@ -484,7 +330,7 @@ class Key(GcpResource):
             if account is None:
                 raise api_error(fail, 404, gaia_not_found(ref.rsplit("/", 1)[-1]), "notFound")
             sa = account["properties"]
-            if _truthy(ctx.env.get(DISABLE_KEY_CREATION_ENV)):
+            if truthy(ctx.env.get(DISABLE_KEY_CREATION_ENV)):
                 raise CloudError(f"{fail}: {_key_creation_disabled(sa['name'], sa['email'])}")
             existing = [
                 r for r in ctx.store.resources(KEY) if r["meta"].get("serviceAccount") == sa["name"]
@@ -567,7 +413,7 @@ class CustomRole(GcpResource):
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """ValidateIAMCustomRoleID, MinItems 1 on permissions, the stage enum."""
         problems = []
-        role_id = _known_str(inputs, "roleId")
+        role_id = known_str(inputs, "roleId")
         if role_id is not None and not re.match(_ROLE_ID, role_id):
             problems.append(
                 ("roleId", f'"role_id" ("{role_id}") doesn\'t match regexp "{_ROLE_ID}"')
@@ -577,7 +423,7 @@ class CustomRole(GcpResource):
             problems.append(
                 ("permissions", "Attribute requires 1 item minimum, but config has only 0 declared")
             )
-        stage = _known_str(inputs, "stage")
+        stage = known_str(inputs, "stage")
         if stage is not None and stage not in self._STAGES:
             listed = " ".join(f'"{s}"' for s in self._STAGES)
             problems.append(("stage", f"expected stage to be one of [{listed}], got {stage}"))
@@ -600,7 +446,7 @@ class CustomRole(GcpResource):
                 raise CloudError(f"Custom project role {rid} already exists and must be imported")
             if record is not None:
                 age = time.time() - record["deletedAt"]
-                window = _env_number(ctx, ROLE_UNDELETE_WINDOW_ENV, ROLE_UNDELETE_WINDOW_S)
+                window = env_number(ctx, ROLE_UNDELETE_WINDOW_ENV, ROLE_UNDELETE_WINDOW_S)
                 if window <= age < ROLE_PURGE_S:
                     raise api_error(
                         f"Error creating the custom project role {rid}",
@@ -680,7 +526,7 @@ class Repository(GcpResource):
                     "the repository already exists.",
                     "alreadyExists",
                 )
-            now = _now_rfc3339()
+            now = now_rfc3339()
             outputs.update(
                 project=project,
                 name=repo_id,
@@ -702,7 +548,7 @@ class Repository(GcpResource):
             **labels,
             "goog-pulumi-provisioned": "true",
         }
-        props["updateTime"] = _now_rfc3339()
+        props["updateTime"] = now_rfc3339()
 
     def destroy(self, ctx: Context, rid: str, olds: Mapping[str, Any]) -> None:
         """Deleting a repository deletes the IAM policy on it."""
@@ -711,95 +557,6 @@ class Repository(GcpResource):
                 for record in ctx.store.resources(REPOSITORY_IAM_MEMBER):
                     if record["meta"].get("repository") == rid:
                         ctx.store.remove(REPOSITORY_IAM_MEMBER, record["id"])
-
-
-# --------------------------------------------------------------- IAM members
-class IamMember(GcpResource):
-    """A non-authoritative grant of one role to one member on one resource.
-
-    Granting what is already granted succeeds (IAM is a set), so two stacks may
-    share a binding, and deleting it from one removes it for both, as in GCP.
-    Subclasses say which resource the policy lives on.
-    """
-
-    kind = "IAM member"
-    computed = names("etag id")
-
-    def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """tpgiamresource's member validation."""
-        member = _known_str(inputs, "member")
-        if member is None:
-            return []
-        if member.startswith("deleted:"):
-            return [
-                (
-                    "member",
-                    "invalid value for member (Terraform does not support IAM members for "
-                    "deleted principals)",
-                )
-            ]
-        if member not in ("allUsers", "allAuthenticatedUsers") and not member.startswith(
-            _MEMBER_PREFIXES
-        ):
-            return [
-                (
-                    "member",
-                    f'invalid value "{member}" for member (IAM members must have one of the '
-                    "values outlined here: "
-                    "https://cloud.google.com/billing/docs/reference/rest/v1/Policy#Binding)",
-                )
-            ]
-        return []
-
-    def target(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
-        """``(resource id, description for errors, outputs to add)``; raise if it is missing."""
-        raise NotImplementedError
-
-    def apply_error(self, describe: str, role: str, member: str, api_error: str) -> str:
-        """How a failed setIamPolicy reaches the user (project grants are batched)."""
-        return (
-            f"Error applying IAM policy for {describe}: "
-            f"Error setting IAM policy for {describe}: {api_error}"
-        )
-
-    def create(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        """getIamPolicy (404 if the resource is missing), add the binding, setIamPolicy."""
-        role, member = inputs["role"], inputs["member"]
-        with ctx.store.transaction():
-            resource, describe, extra = self.target(ctx, inputs)
-            problem = self._member_problem(ctx, member) or self._role_problem(ctx, role)
-            if problem:
-                raise CloudError(self.apply_error(describe, role, member, problem))
-            rid = f"{resource}/{role}/{member}"
-            if isinstance(inputs.get("condition"), Mapping):
-                rid += f"/{inputs['condition'].get('title', '')}"
-            outputs = {**self.plan(ctx, inputs), **extra, "etag": _etag(), "id": rid}
-            self.store_record(ctx, rid, outputs, meta=self.refs(resource))
-        return rid, outputs
-
-    def refs(self, resource: str) -> dict[str, Any]:
-        """Record meta linking the grant to its resource (for cascading deletes)."""
-        return {}
-
-    @staticmethod
-    def _member_problem(ctx: Context, member: str) -> str | None:
-        """A user-managed service account that IAM cannot see (yet): GCP's 400."""
-        email = member.partition(":")[2] if member.startswith("serviceAccount:") else ""
-        if not _USER_ACCOUNT_EMAIL.match(email):
-            return None
-        accounts = ctx.store.find(ACCOUNT, email=email)
-        if accounts and not _young(ctx, accounts[0]):
-            return None
-        return googleapi(400, f"Service account {email} does not exist.", "badRequest")
-
-    @staticmethod
-    def _role_problem(ctx: Context, role: str) -> str | None:
-        """A project custom role must exist before anyone is granted it."""
-        if not role.startswith("projects/") or ctx.store.get(CUSTOM_ROLE, role) is not None:
-            return None
-        return googleapi(
-            400, f"Role ({role}) does not exist in the resource's hierarchy.", "badRequest"
-        )
 
 
 class ProjectIamMember(IamMember):
@@ -819,7 +576,7 @@ class ProjectIamMember(IamMember):
         request = f"Create IAM Members {role} {member} for {describe}"
         return (
             f"Request `{request}` returned error: Batch request and retried single request "
-            f"{_quoted(request)} both failed. Final error: "
+            f"{quoted(request)} both failed. Final error: "
             + super().apply_error(describe, role, member, api_error)
         )
 
@@ -834,9 +591,9 @@ class AccountIamMember(IamMember):
     def validate(self, ctx: Context, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """service_account_id must be a full account name (verify.ServiceAccountLinkRegex)."""
         problems = super().validate(ctx, inputs)
-        ref = _known_str(inputs, "serviceAccountId")
-        if ref is not None and not _ACCOUNT_NAME.match(ref):
-            pattern = _ACCOUNT_NAME.pattern
+        ref = known_str(inputs, "serviceAccountId")
+        if ref is not None and not ACCOUNT_NAME_RE.match(ref):
+            pattern = ACCOUNT_NAME_RE.pattern
             problems.append(
                 (
                     "serviceAccountId",
@@ -850,7 +607,7 @@ class AccountIamMember(IamMember):
         ref = inputs["serviceAccountId"]
         describe = f"service account '{ref}'"
         account = find_account(ctx, ref)
-        if account is None or _young(ctx, account):
+        if account is None or young(ctx, account):
             email = ref.rsplit("/", 1)[-1]
             raise api_error(
                 f"Error retrieving IAM policy for {describe}",
@@ -892,7 +649,7 @@ class RepositoryIamMember(IamMember):
     def target(self, ctx: Context, inputs: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """The repository must exist."""
         full = self._full_name(ctx, inputs)
-        describe = f"artifactregistry repository {_quoted(full)}"
+        describe = f"artifactregistry repository {quoted(full)}"
         if ctx.store.get(REPOSITORY, full) is None:
             raise api_error(
                 f"Error retrieving IAM policy for {describe}", 404, NOT_FOUND, "notFound"
@@ -950,7 +707,7 @@ class Gcp(Cloud):
 
     def check_config(self, config: Mapping[str, Any], env: Mapping[str, str]) -> None:
         """``FAKECLOUD_GCP_NO_CREDENTIALS=1`` plays a machine without ADC."""
-        if _truthy(env.get(NO_CREDENTIALS_ENV)):
+        if truthy(env.get(NO_CREDENTIALS_ENV)):
             raise CloudError(NO_CREDENTIALS_TEXT)
 
 
@@ -966,6 +723,10 @@ GCP = Gcp(
         ProjectIamMember(),
         AccountIamMember(),
         RepositoryIamMember(),
+        SecretResource(),
+        SecretVersionResource(),
+        SecretIamMember(),
+        WorkerPoolResource(),
     ],
     {GET_PROJECT: get_project, GET_CLIENT_CONFIG: get_client_config},
 )

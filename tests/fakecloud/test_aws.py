@@ -170,8 +170,9 @@ def test_token_and_names_match_the_installed_pulumi_aws(token: str) -> None:
     assert rtype.computed <= _wire_names(cls)
 
 
-def test_the_ecs_stack_uses_only_emulated_types_and_invokes() -> None:
-    source = Path(importlib.import_module("stacks.aws_ecs").__file__).read_text()
+@pytest.mark.parametrize("stack", ["stacks.aws_ecs", "stacks.aws_worker"])
+def test_the_ecs_stacks_use_only_emulated_types_and_invokes(stack: str) -> None:
+    source = Path(importlib.import_module(stack).__file__).read_text()
     used = set(re.findall(r"aws\.(\w+)\.(\w+)\(", source))
     emulated = {(t.split(":")[1].split("/")[0], t.rsplit(":", 1)[-1]) for t in AWS.resources}
     assert {(module, name) for module, name in used if not name.endswith("Args")} <= emulated
@@ -236,6 +237,22 @@ def test_every_type_the_stack_uses_reruns_without_changes_and_refreshes_clean(
     policy = up(POLICY, {"name": "etl-ecs-worker", "policy": POLICY_DOC, "tags": TAGS})
     up(fake.USER_POLICY_ATTACHMENT, {"user": user["id"], "policyArn": policy["arn"]})
     up(ACCESS_KEY, {"user": user["id"]})
+    # The worker: its secret, task definition and service (keyless pools).
+    secret = up(fake.SECRET, {"name": "prefect/ecs/etl/KEY", "recoveryWindowInDays": 0})
+    up(fake.SECRET_VERSION, {"secretId": secret["arn"], "secretString": "s3cret"})
+    execution = up(ROLE, {"name": "etl-ecs-worker-execution", "assumeRolePolicy": TRUST})
+    up(
+        fake.ROLE_POLICY,
+        {"name": "read", "role": execution["id"], "policy": read_policy(secret["arn"])},
+    )
+    definition = up(
+        fake.TASK_DEFINITION,
+        worker_definition(execution["arn"], role["arn"], secret["arn"], "/prefect/ecs/etl"),
+    )
+    up(
+        fake.SERVICE,
+        worker_service(cluster["arn"], definition["arn"], subnet["id"]),
+    )
     assert set(made) == set(AWS.resources)
 
     for token, (rid, outputs, inputs) in made.items():
@@ -247,6 +264,80 @@ def test_every_type_the_stack_uses_reruns_without_changes_and_refreshes_clean(
 
 
 POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+
+
+def read_policy(*arns: str) -> str:
+    """The worker execution role's grant: read exactly these secrets."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": list(arns),
+                }
+            ],
+        }
+    )
+
+
+def containers(secret_arn: str | None, log_group: str, **extra: Any) -> str:
+    """One worker container, as stacks/aws_worker.py writes it."""
+    container: dict[str, Any] = {
+        "name": "prefect-worker",
+        "image": "prefecthq/prefect:3.8.8-python3.12",
+        "essential": True,
+        "command": ["prefect", "worker", "start", "--pool", "etl"],
+        "environment": [{"name": "PREFECT_API_URL", "value": "http://prefect/api"}],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": log_group,
+                "awslogs-region": REGION,
+                "awslogs-stream-prefix": "worker",
+            },
+        },
+        **extra,
+    }
+    if secret_arn:
+        container["secrets"] = [{"name": "PREFECT_API_KEY", "valueFrom": secret_arn}]
+    return json.dumps([container])
+
+
+def worker_definition(
+    execution_arn: str, task_role_arn: str, secret_arn: str | None, log_group: str, **over: Any
+) -> dict[str, Any]:
+    """A Fargate task definition for the worker."""
+    return {
+        "family": "etl-ecs-worker",
+        "requiresCompatibilities": ["FARGATE"],
+        "networkMode": "awsvpc",
+        "cpu": "1024",
+        "memory": "2048",
+        "executionRoleArn": execution_arn,
+        "taskRoleArn": task_role_arn,
+        "containerDefinitions": containers(secret_arn, log_group),
+        "tags": TAGS,
+        **over,
+    }
+
+
+def worker_service(cluster_arn: str, definition_arn: str, subnet: str, **over: Any) -> dict:
+    """The worker's Fargate service, as stacks/aws_worker.py declares it."""
+    return {
+        "name": "etl-ecs-worker",
+        "cluster": cluster_arn,
+        "taskDefinition": definition_arn,
+        "desiredCount": 1,
+        "launchType": "FARGATE",
+        "networkConfiguration": {"subnets": [subnet], "securityGroups": [], "assignPublicIp": True},
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+        "tags": TAGS,
+        **over,
+    }
+
+
 LIFECYCLE = json.dumps(
     {
         "rules": [
@@ -826,3 +917,300 @@ def test_smoke_through_the_engine(tmp_path: Path, moto: MotoServer, account: str
     assert iam.list_users()["Users"] == []
     ec2 = client("ec2", moto.endpoint, account, REGION)
     assert [v for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+
+
+# ------------------------------------------------- the worker: secrets, tasks, service
+def test_a_secret_holds_its_value_marked_secret_and_reads_it_back(
+    aws: Driver, boto: Callable[..., Any], account: str
+) -> None:
+    rid, outputs = aws.up(
+        fake.SECRET, "s", {"name": "prefect/ecs/etl/KEY", "recoveryWindowInDays": 0, "tags": TAGS}
+    )
+    secret = plain(outputs)
+    assert re.fullmatch(
+        rf"arn:aws:secretsmanager:{REGION}:{account}:secret:prefect/ecs/etl/KEY-\w{{6}}", rid
+    )
+    assert secret["arn"] == secret["id"] == rid and secret["name"] == "prefect/ecs/etl/KEY"
+    vid, version = aws.up(fake.SECRET_VERSION, "v", {"secretId": rid, "secretString": "s3cret"})
+    assert version["secretString"].is_secret, "never a plain output"
+    assert vid == f"{rid}|{plain(version)['versionId']}"
+    assert plain(version)["versionStages"] == ["AWSCURRENT"]
+    assert boto("secretsmanager").get_secret_value(SecretId=rid)["SecretString"] == "s3cret"
+    read = aws.read(fake.SECRET_VERSION, "v", vid, version)
+    assert read.properties["secretString"].is_secret
+    assert read.properties["secretString"].value == "s3cret"
+    # A new value is a new version: the value forces a replacement.
+    diff = aws.diff(fake.SECRET_VERSION, "v", vid, version, {"secretId": rid, "secretString": "x"})
+    assert diff.replaces == ["secretString"]
+
+
+def test_a_secret_reads_by_its_name_too(aws: Driver) -> None:
+    # What adopting a killed run's secret relies on: DescribeSecret takes the name.
+    rid, _ = aws.up(fake.SECRET, "s", {"name": "prefect/ecs/etl/KEY"})
+    read = aws.read(fake.SECRET, "s", "prefect/ecs/etl/KEY", {})
+    assert read.resource_id == "prefect/ecs/etl/KEY"
+    assert plain(read.properties)["arn"] == rid
+
+
+def test_a_deleted_secrets_name_stays_taken_for_its_recovery_window(
+    aws: Driver, boto: Callable[..., Any]
+) -> None:
+    inputs = {"name": "prefect/ecs/etl/KEY", "recoveryWindowInDays": 7}
+    rid, outputs = aws.up(fake.SECRET, "s", inputs)
+    aws.delete(fake.SECRET, "s", rid, outputs)
+    assert not aws.read(fake.SECRET, "s", rid, outputs).resource_id, "scheduled is gone"
+    text = error_of(lambda: aws.up(fake.SECRET, "s2", inputs))
+    assert re.fullmatch(
+        r"creating Secrets Manager Secret \(prefect/ecs/etl/KEY\): operation error Secrets "
+        r"Manager: CreateSecret, https response error StatusCode: 400, RequestID: \S+, "
+        r"InvalidRequestException: You can't create this secret because a secret with this name "
+        r"is already scheduled for deletion\.",
+        text,
+    ), text
+    # With no recovery window the name is free at once.
+    now = {"name": "prefect/ecs/etl/OTHER", "recoveryWindowInDays": 0}
+    rid, outputs = aws.up(fake.SECRET, "s3", now)
+    aws.delete(fake.SECRET, "s3", rid, outputs)
+    aws.up(fake.SECRET, "s4", now)
+    assert "already exists" in error_of(lambda: aws.up(fake.SECRET, "s5", now))
+    assert [(p, r) for p, r in check_failures(aws, fake.SECRET, {"recoveryWindowInDays": 3})]
+    assert check_failures(aws, fake.SECRET, {"name": "bad name!"})[0][0] == "name"
+
+
+def check_failures(aws: Driver, token: str, inputs: dict) -> list[tuple[str, str]]:
+    return [(f.property, f.reason) for f in aws.check(token, "r", inputs).failures]
+
+
+def worker_roles(aws: Driver) -> tuple[str, str]:
+    """The worker's execution role and task role ARNs (both trust ECS tasks)."""
+    execution = plain(
+        aws.up(ROLE, "e", {"name": "etl-ecs-worker-execution", "assumeRolePolicy": TRUST})[1]
+    )
+    task = plain(aws.up(ROLE, "t", {"name": "etl-ecs-worker", "assumeRolePolicy": TRUST})[1])
+    return execution["arn"], task["arn"]
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        (
+            {"networkMode": "bridge"},
+            "ClientException: Fargate only supports network mode 'awsvpc'.",
+        ),
+        (
+            {"memory": "1024"},
+            "ClientException: No Fargate configuration exists for given values: 1024 CPU, 1024 "
+            "memory. See the Amazon ECS documentation for the valid values.",
+        ),
+        ({"cpu": None}, "ClientException: Fargate requires that 'cpu' be defined"),
+        (
+            {"executionRoleArn": None},
+            "ClientException: When you are specifying container secrets, you must also specify "
+            "a value for 'executionRoleArn'.",
+        ),
+        (
+            {"taskRoleArn": "arn:aws:iam::123456789012:role/nope"},
+            "ClientException: Role is not valid",
+        ),
+    ],
+    ids=["not-awsvpc", "no-such-size", "no-cpu", "secrets-without-execution-role", "no-such-role"],
+)
+def test_task_definitions_are_refused_as_ecs_does(aws: Driver, over: dict, message: str) -> None:
+    execution, task = worker_roles(aws)
+    inputs = worker_definition(execution, task, "arn:aws:secretsmanager:x", "/g", **over)
+    inputs = {k: v for k, v in inputs.items() if v is not None}
+    text = error_of(lambda: aws.up(fake.TASK_DEFINITION, "td", inputs))
+    assert text.startswith(
+        "creating ECS Task Definition (etl-ecs-worker): operation error ECS: "
+        "RegisterTaskDefinition, https response error StatusCode: 400"
+    ), text
+    assert message in text
+
+
+def test_awslogs_on_fargate_needs_an_execution_role(aws: Driver) -> None:
+    _, task = worker_roles(aws)
+    inputs = worker_definition("", task, None, "/g")
+    inputs.pop("executionRoleArn")
+    assert (
+        "ClientException: Fargate requires task definition to have execution role ARN to "
+        "support log driver awslogs."
+        in error_of(lambda: aws.up(fake.TASK_DEFINITION, "td", inputs))
+    )
+
+
+def test_a_role_made_moments_ago_is_not_valid_to_ecs_yet(make_aws: Callable[..., Driver]) -> None:
+    aws = make_aws(FAKECLOUD_AWS_PROPAGATION_MS="60000")
+    execution, task = worker_roles(aws)
+    inputs = worker_definition(execution, task, None, "/g")
+    assert "ClientException: Role is not valid" in error_of(
+        lambda: aws.up(fake.TASK_DEFINITION, "td", inputs)
+    )
+
+
+def test_a_task_definition_is_a_revision_replaced_on_change_and_deregistered(
+    aws: Driver, boto: Callable[..., Any], account: str
+) -> None:
+    execution, task = worker_roles(aws)
+    inputs = worker_definition(execution, task, None, "/g")
+    rid, outputs = aws.up(fake.TASK_DEFINITION, "td", inputs)
+    out = plain(outputs)
+    assert rid == out["id"] == "etl-ecs-worker" and out["revision"] == 1
+    assert out["arn"] == f"arn:aws:ecs:{REGION}:{account}:task-definition/etl-ecs-worker:1"
+    registered = boto("ecs").describe_task_definition(taskDefinition=out["arn"])["taskDefinition"]
+    assert registered["taskRoleArn"] == task and registered["executionRoleArn"] == execution
+    # ECS's own spelling (defaults added, fields reordered) is the same document.
+    (container,) = json.loads(inputs["containerDefinitions"])
+    respelled = {"cpu": 0, "mountPoints": [], **{k: container[k] for k in reversed(container)}}
+    respelled.pop("essential")
+    same = {**inputs, "containerDefinitions": json.dumps([respelled])}
+    assert not aws.diff(fake.TASK_DEFINITION, "td", rid, outputs, same).changes
+    changed = {**inputs, "containerDefinitions": containers(None, "/g", image="other:1")}
+    assert aws.diff(fake.TASK_DEFINITION, "td", rid, outputs, changed).replaces == [
+        "containerDefinitions"
+    ]
+    aws.delete(fake.TASK_DEFINITION, "td", rid, outputs)
+    assert boto("ecs").list_task_definitions(status="ACTIVE")["taskDefinitionArns"] == []
+    assert not aws.read(fake.TASK_DEFINITION, "td", rid, outputs).resource_id
+
+
+def worker_setup(aws: Driver, *, grant: bool = True) -> dict[str, Any]:
+    """Everything a worker service needs, made through the fake: returns their ids."""
+    cluster = plain(aws.up(CLUSTER, "c", {"name": "etl-ecs"})[1])
+    aws.up(LOG_GROUP, "logs", {"name": "/prefect/ecs/etl"})
+    subnet = network(aws)["subnet"][0]
+    execution, task = worker_roles(aws)
+    secret = plain(
+        aws.up(fake.SECRET, "s", {"name": "prefect/ecs/etl/KEY", "recoveryWindowInDays": 0})[1]
+    )
+    version = aws.up(fake.SECRET_VERSION, "v", {"secretId": secret["arn"], "secretString": "k"})
+    if grant:
+        policy = {
+            "name": "read",
+            "role": "etl-ecs-worker-execution",
+            "policy": read_policy(secret["arn"]),
+        }
+        aws.up(fake.ROLE_POLICY, "read", policy)
+    return {
+        "cluster": cluster["arn"],
+        "subnet": subnet,
+        "execution": execution,
+        "task": task,
+        "secret": secret["arn"],
+        "version": version,
+    }
+
+
+def worker_task_definition(aws: Driver, made: dict, **over: Any) -> str:
+    inputs = worker_definition(
+        made["execution"], made["task"], made["secret"], "/prefect/ecs/etl", **over
+    )
+    return plain(aws.up(fake.TASK_DEFINITION, f"td{len(over)}", inputs)[1])["arn"]
+
+
+def test_a_service_runs_its_task_definition_in_the_cluster(
+    aws: Driver, boto: Callable[..., Any], account: str
+) -> None:
+    made = worker_setup(aws)
+    definition = worker_task_definition(aws, made)
+    inputs = worker_service(made["cluster"], definition, made["subnet"])
+    rid, outputs = aws.up(fake.SERVICE, "svc", inputs)
+    assert rid == f"arn:aws:ecs:{REGION}:{account}:service/etl-ecs/etl-ecs-worker"
+    (service,) = boto("ecs").describe_services(cluster="etl-ecs", services=[rid])["services"]
+    assert (service["status"], service["desiredCount"], service["launchType"]) == (
+        "ACTIVE",
+        1,
+        "FARGATE",
+    )
+    assert service["taskDefinition"] == definition
+    assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "ENABLED"
+    no_diff(aws, fake.SERVICE, (rid, outputs), inputs)
+    read = aws.read(fake.SERVICE, "svc", rid, outputs)
+    no_diff(aws, fake.SERVICE, (rid, read.properties), inputs)
+    # Adoption: the importer's <cluster>/<name>, with no state, reads back as the ARN.
+    adopted = aws.read(fake.SERVICE, "svc", "etl-ecs/etl-ecs-worker", {})
+    assert adopted.resource_id == rid
+    assert plain(adopted.properties)["cluster"] == made["cluster"]
+    assert not aws.read(fake.SERVICE, "svc", "etl-ecs/nothing-here", {}).resource_id
+    # Subnets and security groups are sets.
+    spelled = {**inputs, "networkConfiguration": {**inputs["networkConfiguration"]}}
+    assert not aws.diff(fake.SERVICE, "svc", rid, outputs, spelled).changes
+
+    # The same name again, while the first is active: ECS refuses (moto would replace it).
+    text = error_of(lambda: aws.up(fake.SERVICE, "svc2", inputs))
+    assert "InvalidParameterException: Creation of service was not idempotent." in text
+    assert text.startswith("creating ECS Service (etl-ecs-worker): operation error ECS")
+
+    # Scaling and a new deployment reach ECS.
+    more = {**inputs, "desiredCount": 2, "forceNewDeployment": True, "triggers": {"v": "2"}}
+    before = service["deployments"][0]["id"]
+    aws.update(fake.SERVICE, "svc", rid, outputs, more)
+    (service,) = boto("ecs").describe_services(cluster="etl-ecs", services=[rid])["services"]
+    assert service["desiredCount"] == 2 and service["deployments"][0]["id"] != before
+
+    # Delete drains it first (ECS refuses to delete a service scaled above 0).
+    aws.delete(fake.SERVICE, "svc", rid, outputs)
+    (service,) = boto("ecs").describe_services(cluster="etl-ecs", services=[rid])["services"]
+    assert service["status"] == "INACTIVE"
+    assert not aws.read(fake.SERVICE, "svc", rid, outputs).resource_id
+    aws.up(fake.SERVICE, "svc3", inputs)  # the name is free again
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no-grant", "is not authorized to perform: secretsmanager:GetSecretValue on resource"),
+        ("deleted-secret", "unable to pull secrets or registry auth"),
+        ("no-log-group", "The specified log group does not exist."),
+        ("untrusted-role", "ECS was unable to assume the role"),
+        ("no-network", "Network Configuration must be provided when networkMode 'awsvpc'"),
+        ("no-cluster", "ClusterNotFoundException"),
+    ],
+)
+def test_a_service_whose_tasks_cannot_start_fails_its_create(
+    aws: Driver, boto: Callable[..., Any], case: str, message: str
+) -> None:
+    made = worker_setup(aws, grant=case != "no-grant")
+    definition = worker_task_definition(aws, made)
+    inputs = worker_service(made["cluster"], definition, made["subnet"])
+    if case == "deleted-secret":
+        boto("secretsmanager").delete_secret(SecretId=made["secret"], RecoveryWindowInDays=7)
+    elif case == "no-log-group":
+        boto("logs").delete_log_group(logGroupName="/prefect/ecs/etl")
+    elif case == "untrusted-role":
+        other = json.loads(TRUST)
+        other["Statement"][0]["Principal"] = {"Service": "ec2.amazonaws.com"}
+        boto("iam").update_assume_role_policy(
+            RoleName="etl-ecs-worker", PolicyDocument=json.dumps(other)
+        )
+    elif case == "no-network":
+        inputs.pop("networkConfiguration")
+    elif case == "no-cluster":
+        inputs["cluster"] = made["cluster"].replace("etl-ecs", "gone")
+    text = error_of(lambda: aws.up(fake.SERVICE, "svc", inputs))
+    assert message in text, text
+    assert boto("ecs").list_services(cluster="etl-ecs")["serviceArns"] == []
+
+
+def test_a_grant_on_another_secret_does_not_count(aws: Driver) -> None:
+    made = worker_setup(aws, grant=False)
+    other = made["secret"].replace("KEY", "OTHER")
+    aws.up(
+        fake.ROLE_POLICY,
+        "read",
+        {"name": "read", "role": "etl-ecs-worker-execution", "policy": read_policy(other)},
+    )
+    definition = worker_task_definition(aws, made)
+    inputs = worker_service(made["cluster"], definition, made["subnet"])
+    assert "AccessDeniedException" in error_of(lambda: aws.up(fake.SERVICE, "svc", inputs))
+
+
+def test_policies_allow_as_iam_does() -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prefect/ecs/etl/KEY-AbCdEf"
+    allow = {"Statement": [{"Effect": "Allow", "Action": "secretsmanager:Get*", "Resource": "*"}]}
+    deny = {"Statement": {"Effect": "Deny", "Action": ["*"], "Resource": [arn]}}
+    scoped = json.loads(read_policy(arn.replace("-AbCdEf", "-??????")))
+    assert fake.policies_allow([allow], "secretsmanager:GetSecretValue", arn)
+    assert fake.policies_allow([scoped], "SecretsManager:GetSecretValue", arn)
+    assert not fake.policies_allow([allow, deny], "secretsmanager:GetSecretValue", arn)
+    assert not fake.policies_allow([], "secretsmanager:GetSecretValue", arn)
+    assert not fake.policies_allow([scoped], "secretsmanager:PutSecretValue", arn)

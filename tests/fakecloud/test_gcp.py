@@ -29,6 +29,7 @@ from tests.fakecloud.gcp import (
     REPOSITORY_IAM_MEMBER,
     SERVICE,
 )
+from tests.fakecloud.gcp_base import SECRET, SECRET_IAM_MEMBER, SECRET_VERSION, WORKER_POOL
 from tests.fakecloud.provider import UNKNOWN, CloudError, FakeProvider, Secret, to_plain_map
 from tests.fakecloud.state import FakeCloud
 
@@ -95,6 +96,31 @@ def test_every_output_is_an_output_of_the_sdk_resource(gcp: Driver) -> None:
         REPOSITORY_IAM_MEMBER,
         "r",
         {"repository": "pool-images", "role": "roles/artifactregistry.reader", "member": member},
+    )
+    for api in ("secretmanager.googleapis.com", "run.googleapis.com"):
+        gcp.up(SERVICE, api, {"service": api})
+    replication = {"userManaged": {"replicas": [{"location": REGION}]}}
+    made[SECRET] = gcp.up(SECRET, "s", {"secretId": "pool-key", "replication": replication})
+    secret = plain(made[SECRET][1])["id"]
+    made[SECRET_VERSION] = gcp.up(SECRET_VERSION, "v", {"secret": secret, "secretData": "x"})
+    made[SECRET_IAM_MEMBER] = gcp.up(
+        SECRET_IAM_MEMBER,
+        "a",
+        {"secretId": secret, "role": "roles/secretmanager.secretAccessor", "member": member},
+    )
+    ref = {"secretKeyRef": {"secret": "pool-key", "version": "1"}}
+    made[WORKER_POOL] = gcp.up(
+        WORKER_POOL,
+        "w",
+        {
+            "name": "pool-worker",
+            "location": REGION,
+            "deletionProtection": False,
+            "template": {
+                "serviceAccount": SA_EMAIL,
+                "containers": [{"image": "i", "envs": [{"name": "K", "valueSource": ref}]}],
+            },
+        },
     )
     assert set(made) == set(GCP.resources)
     for token, (rid, outputs) in made.items():

@@ -7,11 +7,13 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pulumi
 import pytest
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
 from provision import service
 from provision.engine_errors import classify, propagation_rules
@@ -34,7 +36,7 @@ from provision.targets.aws import (
     AwsPool,
 )
 from provision.targets.aws_errors import AWS_ERROR_RULES, PROPAGATION_ERRORS
-from provision.targets.base import BlockSpec
+from provision.targets.base import BlockSpec, WorkerLaunch
 
 ECS = POOL_TYPES["ecs"]
 PUSH = POOL_TYPES["ecs:push"]
@@ -689,6 +691,29 @@ CLASSIFIED = [
         EngineError,
         "A subnet with CIDR 10.42.0.0/18 already exists in the pool's VPC",
     ),
+    (
+        "creating Secrets Manager Secret (prefect/ecs/etl/PREFECT_API_KEY): operation error "
+        "Secrets Manager: CreateSecret, https response error StatusCode: 400, RequestID: r, "
+        "InvalidRequestException: You can't create this secret because a secret with this name "
+        "is already scheduled for deletion.",
+        EngineError,
+        "Secrets Manager secret prefect/ecs/etl/PREFECT_API_KEY was deleted with a recovery window",
+    ),
+    (
+        "creating Secrets Manager Secret (prefect/ecs/etl/PREFECT_API_KEY): operation error "
+        "Secrets Manager: CreateSecret, https response error StatusCode: 400, RequestID: r, "
+        "ResourceExistsException: The operation failed because the secret "
+        "prefect/ecs/etl/PREFECT_API_KEY already exists.",
+        EngineError,
+        "already exists: the secret prefect/ecs/etl/PREFECT_API_KEY.",
+    ),
+    (
+        "creating ECS Service (etl-ecs-worker): operation error ECS: CreateService, https "
+        "response error StatusCode: 400, RequestID: r, InvalidParameterException: Creation of "
+        "service was not idempotent.",
+        EngineError,
+        "already exists: etl-ecs-worker.",
+    ),
 ]
 
 
@@ -720,6 +745,7 @@ OUTPUTS = {
     "events_queue_name": "etl-ecs-events",
     "access_key_id": "AKIAIOSFODNN7EXAMPLE",
     "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "worker_role_arn": None,
 }
 BLOCK_ID = "8c1d6c1e-0000-4000-8000-000000000001"
 
@@ -910,7 +936,7 @@ def test_grants_push_with_task_role(home):
 
 def test_next_steps_worker_pool(etl):
     steps = etl.next_steps(OUTPUTS)
-    assert steps.image_namespace is None
+    assert steps.image_namespace == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     assert steps.deploy_snippet == (
         'my_flow.deploy(name="my-deployment", work_pool_name="etl", '
         f'image="{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/etl-images:my-deployment")'
@@ -984,6 +1010,18 @@ class ProgramMocks(pulumi.runtime.Mocks):
             return f"subnet-0123456789abcdef{args.name[-1] == 'b':d}", out
         elif t == "aws:ec2/securityGroup:SecurityGroup":
             return OUTPUTS["security_group_id"], out
+        elif t == "aws:secretsmanager/secret:Secret":
+            out["arn"] = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:{name}-AbCdEf"
+            return out["arn"], out
+        elif t == "aws:secretsmanager/secretVersion:SecretVersion":
+            out["versionId"] = "00000000-0000-4000-8000-000000000001"
+        elif t == "aws:ecs/taskDefinition:TaskDefinition":
+            family = args.inputs["family"]
+            out["arn"] = f"arn:aws:ecs:eu-west-1:{ACCOUNT}:task-definition/{family}:1"
+        elif t == "aws:ecs/service:Service":
+            cluster = args.inputs["cluster"].rsplit("/", 1)[-1]
+            out["arn"] = f"arn:aws:ecs:eu-west-1:{ACCOUNT}:service/{cluster}/{name}"
+            return out["arn"], out
         return f"{args.name}-id", out
 
     def call(self, args):
@@ -1124,3 +1162,313 @@ def test_a_policy_id_needs_an_account_arn_in_its_document(etl):
     assert got == "arn:aws-cn:iam::210987654321:policy/team/p"
     assert etl.adoptable_id(policy, {"name": "p", "policy": '{"Resource": "*"}'}) is None
     assert etl.adoptable_id("aws:iam/role:Role", {"name": {"secret": 1}}) is None
+
+
+# -- --with-worker: keyless, the worker runs as an ECS service ----------------------------------
+
+AUTH = "admin:s3cret-auth-string"
+API = "http://prefect.example:4200/api"
+IMAGE = "prefecthq/prefect:3.8.8-python3.12"
+KEYLESS_OUTPUTS = {
+    **OUTPUTS,
+    "worker_user_name": None,
+    "access_key_id": None,
+    "secret_access_key": None,
+    "worker_role_arn": f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-worker",
+    "worker_service_name": "etl-ecs-worker",
+}
+
+
+def launch(credential_env: str | None = "PREFECT_API_AUTH_STRING", credential=AUTH):
+    return WorkerLaunch(
+        api_url=API,
+        image=IMAGE,
+        credential_env=credential_env,
+        credential=credential if credential_env else None,
+        credential_source="PREFECT_API_AUTH_STRING",
+    )
+
+
+@pytest.fixture
+def keyless(home) -> AwsPool:
+    """``etl`` with ``--with-worker``, launched against a server behind an auth string."""
+    pool = resolve_pool(given={"region": "eu-west-1", "with_worker": True}, home=home)
+    return replace(pool, worker=launch())
+
+
+def test_worker_options_resolve_and_are_saved(home):
+    given = {"region": "eu-west-1", "with_worker": True, "worker_count": 3}
+    opts = resolve(given={**given, "worker_image": IMAGE}, home=home)
+    assert (opts.with_worker, opts.worker_count, opts.worker_image) == (True, 3, IMAGE)
+    # Saved with the pool: a later up keeps them, a flag overrides.
+    again = resolve(saved=opts, home=home)
+    assert (again.with_worker, again.worker_count) == (True, 3)
+    assert resolve(given={"with_worker": False}, saved=opts, home=home).with_worker is False
+
+
+def test_with_worker_is_refused_for_push_pools(home):
+    with pytest.raises(InvalidInputError) as info:
+        resolve(pool_type=PUSH, given={"region": "eu-west-1", "with_worker": True}, home=home)
+    assert "--type ecs" in info.value.message and "\n" not in info.value.message
+
+
+def test_the_worker_package_and_secret_store():
+    assert AwsPool.worker_package == "prefect-aws"
+    assert AwsPool.worker_secret_store == "AWS Secrets Manager"
+
+
+def test_keyless_block_holds_only_the_region(keyless):
+    # prefect-aws's AwsCredentials.get_boto3_session passes None keys to boto3.Session, so the
+    # default chain, in ECS the task role, is used.
+    assert keyless.block_data(KEYLESS_OUTPUTS, {}) == {"region_name": "eu-west-1"}
+    with pytest.raises(EngineError):
+        keyless.block_data({**KEYLESS_OUTPUTS, "region": None}, {})
+
+
+def test_credential(etl, keyless):
+    keyed = etl.credential()
+    assert (keyed.kind, keyed.identity, keyed.long_lived) == (
+        "IAM access key",
+        "IAM user etl-ecs-worker",
+        True,
+    )
+    none = keyless.credential()
+    assert (none.kind, none.identity, none.long_lived) == ("none", "IAM role etl-ecs-worker", False)
+    assert none.note.startswith(
+        "the worker runs in ECS service etl-ecs-worker as task role etl-ecs-worker;"
+    )
+    assert "etl-aws-credentials" in keyed.note
+
+
+def test_keyless_grants_go_to_the_worker_role_and_its_execution_role(etl, keyless):
+    grants = keyless.grants()
+    assert not [g for g in grants if "IAM user" in g.principal]
+    role = "worker task role etl-ecs-worker (the worker's ECS tasks)"
+    # The same statements the user holds otherwise, now the role's.
+    keyed = [g for g in etl.grants() if g.principal == "worker IAM user etl-ecs-worker"]
+    mine = [g for g in grants if g.principal == role]
+    assert [(g.role, g.scope, g.permissions) for g in mine] == [
+        (g.role, g.scope, g.permissions) for g in keyed
+    ]
+    assert "etl-ecs-worker: ConsumeTaskStateEvents" in [g.role for g in mine]
+    execution = "worker execution role etl-ecs-worker-execution (assumed by the worker's ECS tasks)"
+    managed, read = [g for g in grants if g.principal == execution]
+    assert managed.role == "AmazonECSTaskExecutionRolePolicy"
+    assert read.role == "read-worker-secrets: ReadWorkerSecrets"
+    assert read.permissions == ("secretsmanager:GetSecretValue",)
+    assert read.scope == (
+        "arn:aws:secretsmanager:eu-west-1:<account-id>:secret:prefect/ecs/etl/"
+        "PREFECT_API_AUTH_STRING-??????"
+    )
+    assert all(g.why for g in grants)
+    # The flows' execution role keeps its own grant, unchanged.
+    assert "execution role etl-ecs-execution (assumed by ECS tasks)" in [
+        g.principal for g in grants
+    ]
+
+
+def test_an_open_server_needs_no_secret_grant(keyless):
+    open_server = replace(keyless, worker=launch(credential_env=None))
+    assert not [g for g in open_server.grants() if "secretsmanager" in " ".join(g.permissions)]
+
+
+def test_keyless_expected_outputs(keyless):
+    expected = keyless.expected_outputs()
+    assert expected["worker_user_name"] is None
+    assert expected["worker_service_name"] == "etl-ecs-worker"
+    assert {k: v for k, v in KEYLESS_OUTPUTS.items() if k in expected} == expected
+
+
+def test_keyless_next_steps_show_the_running_worker_not_a_command_to_start_one(keyless):
+    steps = keyless.next_steps(KEYLESS_OUTPUTS)
+    assert not any("prefect worker start" in c for c in steps.commands)
+    assert steps.commands[1:] == (
+        "aws logs tail /prefect/ecs/etl --log-stream-name-prefix worker --follow "
+        "--region eu-west-1",
+        "aws ecs describe-services --cluster etl-ecs --services etl-ecs-worker --region eu-west-1",
+    )
+    assert steps.commands[0].startswith("aws ecr get-login-password --region eu-west-1 | ")
+    assert dict(steps.env) == {}, "the worker already has its observer's settings"
+    assert steps.deploy_snippet and "etl-images" in steps.deploy_snippet
+
+
+def test_no_worker_program_without_a_launch(etl, home):
+    assert etl.worker_program() is None
+    unlaunched = resolve_pool(given={"region": "eu-west-1", "with_worker": True}, home=home)
+    assert unlaunched.worker_program() is None
+
+
+def _worker_run(pool: AwsPool, program_mocks, check):
+    """Run the pool's program, then its worker program after a stand-in work pool, as
+    ``provision/program.py`` does; ``check(created, exports)`` once everything resolved."""
+    exports = dict(pool.program()())
+    work_pool = pulumi.CustomResource("test:index:WorkPool", "work-pool", {})
+    worker = pool.worker_program()(exports, pulumi.ResourceOptions(depends_on=[work_pool]))
+
+    def run(values):
+        program_mocks["checked"] = True
+        check(program_mocks["mocks"].created, values)
+
+    return pulumi.Output.all(**exports, **worker).apply(run)
+
+
+def _one(created, typ):
+    found = [(inputs, outputs) for t, inputs, outputs in created if t == typ]
+    assert len(found) == 1, (typ, len(found))
+    return found[0]
+
+
+@pulumi.runtime.test
+def test_worker_program_runs_the_worker_as_the_pools_role(keyless, program_mocks):
+    def check(created, values):
+        types = [t for t, _, _ in created]
+        for absent in ("aws:iam/user:User", "aws:iam/accessKey:AccessKey"):
+            assert absent not in types
+        definition, _ = _one(created, "aws:ecs/taskDefinition:TaskDefinition")
+        assert definition["taskRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-worker"
+        (container,) = json.loads(definition["containerDefinitions"])
+        assert container["image"] == IMAGE
+        assert container["command"] == [
+            "prefect", "worker", "start", "--pool", "etl", "--type", "ecs"
+        ]  # fmt: skip
+        env = {e["name"]: e["value"] for e in container["environment"]}
+        assert env == {
+            "PREFECT_API_URL": API,
+            "EXTRA_PIP_PACKAGES": "prefect-aws",
+            "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": "etl-ecs-events",
+            "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION": "eu-west-1",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+        }
+        secret, _ = _one(created, "aws:secretsmanager/secret:Secret")
+        assert secret["name"] == "prefect/ecs/etl/PREFECT_API_AUTH_STRING"
+        arn = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:{secret['name']}-AbCdEf"
+        assert container["secrets"] == [{"name": "PREFECT_API_AUTH_STRING", "valueFrom": arn}]
+        version, _ = _one(created, "aws:secretsmanager/secretVersion:SecretVersion")
+        # The value reaches the engine marked secret (the mocks keep the marker).
+        assert version["secretString"] == {_special_sig_key: _special_secret_sig, "value": AUTH}
+        assert AUTH not in definition["containerDefinitions"]
+        service, _ = _one(created, "aws:ecs/service:Service")
+        assert service["name"] == "etl-ecs-worker"
+        assert service["cluster"] == OUTPUTS["cluster_arn"]
+        assert service["desiredCount"] == 1
+        assert service["networkConfiguration"] == {
+            "subnets": OUTPUTS["subnet_ids"],
+            "securityGroups": [OUTPUTS["security_group_id"]],
+            # The stack's public subnets have no NAT gateway.
+            "assignPublicIp": True,
+        }
+        assert values["worker_service_name"] == "etl-ecs-worker"
+        assert values["worker_secret_arns"] == [arn]
+        assert values["worker_role_arn"] == KEYLESS_OUTPUTS["worker_role_arn"]
+        assert keyless.block_data(values, {}) == {"region_name": "eu-west-1"}
+        expected = keyless.expected_outputs()
+        assert {k: values[k] for k in expected} == expected
+
+    return _worker_run(keyless, program_mocks, check)
+
+
+@pulumi.runtime.test
+def test_worker_in_your_own_subnets_gets_no_public_ip(home, program_mocks):
+    pool = resolve_pool(
+        given={
+            "region": "eu-west-1",
+            "with_worker": True,
+            "worker_count": 2,
+            "vpc_id": VPC,
+            "subnet_ids": SUBNETS,
+        },
+        home=home,
+    )
+    pool = replace(pool, worker=launch(credential_env=None))
+
+    def check(created, values):
+        service, _ = _one(created, "aws:ecs/service:Service")
+        assert service["networkConfiguration"] == {
+            "subnets": SUBNETS.split(","),
+            "securityGroups": [],
+            "assignPublicIp": False,
+        }
+        assert service["desiredCount"] == 2
+        # An open server: no secret, no secret store.
+        types = [t for t, _, _ in created]
+        assert "aws:secretsmanager/secret:Secret" not in types
+        definition, _ = _one(created, "aws:ecs/taskDefinition:TaskDefinition")
+        assert "secrets" not in json.loads(definition["containerDefinitions"])[0]
+        assert values["worker_secret_arns"] == []
+
+    return _worker_run(pool, program_mocks, check)
+
+
+def test_offline_plan_of_a_keyless_pool_and_its_worker(home):
+    from provision.offline import offline_steps
+
+    pool = resolve_pool(given={"region": "eu-west-1", "with_worker": True}, home=home)
+    pool = replace(pool, worker=launch(credential=None))  # offline: the credential is not read
+    cloud = pool.program()
+
+    def program():
+        pool.worker_program()(cloud(), pulumi.ResourceOptions())
+
+    program.offline_invokes = cloud.offline_invokes
+    program.offline_outputs = cloud.offline_outputs
+    steps = offline_steps("etl", program)
+    types = [s.type for s in steps]
+    assert "aws:iam/user:User" not in types and "aws:iam/accessKey:AccessKey" not in types
+    for typ in (
+        "aws:ecs/service:Service",
+        "aws:ecs/taskDefinition:TaskDefinition",
+        "aws:secretsmanager/secret:Secret",
+        "aws:secretsmanager/secretVersion:SecretVersion",
+    ):
+        assert typ in types, typ
+    version = next(s for s in steps if s.type == "aws:secretsmanager/secretVersion:SecretVersion")
+    assert version.inputs["secretString"] == "[secret]"
+    role = next(s for s in steps if s.name == "etl-worker-role")
+    assert '"aws:SourceAccount": "<account-id>"' in role.inputs["assumeRolePolicy"]
+
+
+@pulumi.runtime.test
+def test_keyless_creates_that_fail_on_an_existing_name_are_adoptable(keyless, program_mocks):
+    def check(created, values):
+        secret, _ = _one(created, "aws:secretsmanager/secret:Secret")
+        # By name: DescribeSecret, which terraform-provider-aws reads it with, takes a name.
+        assert keyless.adoptable_id("aws:secretsmanager/secret:Secret", secret) == secret["name"]
+        service, _ = _one(created, "aws:ecs/service:Service")
+        # The importer's form, which the read turns into the ARN it records.
+        got = keyless.adoptable_id("aws:ecs/service:Service", service)
+        assert got == "etl-ecs/etl-ecs-worker"
+        role, _ = next(
+            (i, o)
+            for t, i, o in created
+            if t == "aws:iam/role:Role" and i["name"].endswith("worker")
+        )
+        assert keyless.adoptable_id("aws:iam/role:Role", role) == "etl-ecs-worker"
+        for typ in (
+            "aws:ecs/taskDefinition:TaskDefinition",
+            "aws:secretsmanager/secretVersion:SecretVersion",
+        ):
+            inputs, _ = _one(created, typ)
+            assert keyless.adoptable_id(typ, inputs) is None, typ
+            assert typ in AwsPool.orphan_hints
+
+    return _worker_run(keyless, program_mocks, check)
+
+
+def test_a_service_is_adopted_by_its_clusters_name_and_its_own(keyless):
+    service = "aws:ecs/service:Service"
+    assert keyless.adoptable_id(service, {"name": "s", "cluster": "etl-ecs"}) is None
+    assert keyless.adoptable_id(service, {"cluster": OUTPUTS["cluster_arn"]}) is None
+    got = keyless.adoptable_id(service, {"name": "s", "cluster": OUTPUTS["cluster_arn"]})
+    assert got == "etl-ecs/s"
+
+
+def test_grants_doc_covers_the_keyless_worker():
+    doc = (Path(__file__).parents[2] / "docs" / "aws-grants.md").read_text()
+    for needle in (
+        "`--with-worker`",
+        "`secretsmanager:GetSecretValue`",
+        "`ReadWorkerSecrets`",
+        "`<pool>-ecs-worker-execution`",
+        "credentials.py",
+    ):
+        assert needle in doc, needle

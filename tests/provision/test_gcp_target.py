@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import re
 import subprocess
@@ -18,7 +19,7 @@ from provision.engine_errors import propagation_rules
 from provision.errors import EngineError, InvalidInputError
 from provision.registry import POOL_TYPES
 from provision.targets import gcp_naming as naming
-from provision.targets.base import BlockSpec
+from provision.targets.base import BlockSpec, WorkerLaunch
 from provision.targets.gcp import (
     CLOUD_RUN_REGIONS,
     DEFAULT_REGION,
@@ -28,6 +29,7 @@ from provision.targets.gcp import (
     GcpOptions,
     GcpPool,
 )
+from tests.pulumi_mocks import RecordingMonitor
 
 V2 = POOL_TYPES["cloud-run-v2"]
 V1_PUSH = POOL_TYPES["cloud-run:push"]
@@ -360,6 +362,16 @@ def test_derived_ids_are_always_valid_and_stable(pool):
 
 
 @pytest.mark.parametrize("pool", TRICKY_POOLS)
+def test_worker_pool_and_secret_ids_are_always_valid_and_stable(pool):
+    worker_pool = naming.worker_pool_id(pool)
+    assert naming.WORKER_POOL_ID_RE.match(worker_pool) and len(worker_pool) < 50, worker_pool
+    assert worker_pool == naming.worker_pool_id(pool) and worker_pool.endswith("-worker")
+    for variable in ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+        secret = naming.worker_secret_id(worker_pool, variable)
+        assert naming.SECRET_ID_RE.match(secret) and secret.endswith(variable), secret
+
+
+@pytest.mark.parametrize("pool", TRICKY_POOLS)
 def test_derived_defaults_pass_resolve_options(home, pool):
     assert resolve(pool=pool, given={"project": "acme-prod"}, home=home)
 
@@ -469,6 +481,15 @@ PROPAGATING = [
     "resource's hierarchy., badRequest",
     "Error 403: Permission 'iam.serviceaccounts.actAs' denied on service account "
     "etl-runtime@acme-prod.iam.gserviceaccount.com (or it may not exist)., forbidden",
+    "Error waiting to create WorkerPool: Error waiting for Creating WorkerPool: Error code 9, "
+    "message: template.containers[0].env[2].value_source.secret_key_ref.secret: Permission "
+    "denied on secret: projects/123/secrets/etl-worker-PREFECT_API_KEY/versions/1 for Revision "
+    "service account etl-worker@acme-prod.iam.gserviceaccount.com. The service account used "
+    "must be granted the 'Secret Manager Secret Accessor' role",
+    "Error creating Secret: googleapi: Error 403: Secret Manager API has not been used in project "
+    "123 before or it is disabled. Enable it by visiting https://console.developers.google.com/"
+    "apis/api/secretmanager.googleapis.com/overview?project=123 then retry. If you enabled this "
+    "API recently, wait a few minutes for the action to propagate to our systems and retry.",
     "Error creating Repository: googleapi: Error 403: Artifact Registry API has not been used in "
     "project 123 before or it is disabled. Enable it by visiting https://console.developers."
     "google.com/apis/api/artifactregistry.googleapis.com/overview?project=123 then retry. If you "
@@ -833,3 +854,246 @@ def test_grants_doc_lists_every_permission_and_role():
     for api in {a for apis in SERVICES.values() for a in apis}:
         assert f"`{api}`" in doc, api
     assert f"`{ACT_AS_ROLE}`" in doc and f"`{REGISTRY_READER}`" in doc
+
+
+# -- --with-worker: the worker in Cloud Run as the worker account, no key ----------------------
+
+AUTH = "admin:not-a-real-pass"  # fake: the worker's credential, never a plain value
+LAUNCH = WorkerLaunch(
+    api_url="http://prefect.internal:4200/api",
+    image="prefecthq/prefect:3.8.8-python3.12",
+    credential_env="PREFECT_API_AUTH_STRING",
+    credential=AUTH,
+    credential_source="PREFECT_API_AUTH_STRING",
+)
+WORKER_EMAIL = "etl-worker@acme-prod.iam.gserviceaccount.com"
+WORKER_COMMAND = ["prefect", "worker", "start", "--pool", "etl", "--type"]
+
+
+@pytest.fixture
+def keyless(home) -> GcpPool:
+    """``etl`` with ``--with-worker``, its launch set as the service sets it."""
+    pool = resolve_pool(
+        given={"project": "acme-prod", "region": "europe-west1", "with_worker": True},
+        home=home,
+        generated=GENERATED,
+    )
+    return dataclasses.replace(pool, worker=LAUNCH)
+
+
+def test_worker_options_resolve_and_are_saved(home):
+    given = {"project": "acme-prod", "with_worker": True, "worker_count": 2}
+    opts = resolve(given=given, home=home)
+    assert opts.with_worker is True and opts.worker_count == 2
+    assert resolve(saved=opts, given={"project": None}, home=home) == opts
+    assert GcpPool.worker_package == "prefect-gcp"
+    assert "Secret Manager" in GcpPool.worker_secret_store
+
+
+@pytest.mark.parametrize(
+    ("pool_type", "given", "needle"),
+    [
+        (V2_PUSH, {"with_worker": True}, "drop --with-worker, or use --type cloud-run-v2"),
+        (V2, {"worker_count": 3}, "--worker-count needs --with-worker."),
+        (V2, {"with_worker": True, "worker_count": 11}, "Invalid --worker-count 11"),
+    ],
+)
+def test_worker_options_refused_in_one_line(home, pool_type, given, needle):
+    with pytest.raises(InvalidInputError) as info:
+        resolve(pool_type=pool_type, given={"project": "acme-prod", **given}, home=home)
+    assert needle in info.value.message and "\n" not in info.value.message
+
+
+def test_keyless_block_holds_only_the_project(keyless):
+    # prefect-gcp's GcpCredentials falls back to google.auth.default() without
+    # service_account_info/file: in Cloud Run, the worker pool's own account.
+    keyless_outputs = {k: v for k, v in OUTPUTS.items() if k != "service_account_key"}
+    assert keyless.block_data(keyless_outputs, {}) == {"project": "acme-prod"}
+    assert keyless.block_data(OUTPUTS, {}) == {"project": "acme-prod"}, "a key is never used"
+    with pytest.raises(EngineError, match="lack project"):
+        keyless.block_data({}, {})
+
+
+def test_credential_says_whether_a_key_exists(etl, keyless):
+    keyed = etl.credential()
+    assert (keyed.kind, keyed.identity, keyed.long_lived) == (
+        "service-account key",
+        WORKER_EMAIL,
+        True,
+    )
+    none = keyless.credential()
+    assert (none.kind, none.identity, none.long_lived) == ("none", WORKER_EMAIL, False)
+    assert none.note == f"the worker runs in Cloud Run (worker pool etl-worker) as {WORKER_EMAIL}"
+
+
+def test_keyless_grants_add_read_access_to_the_one_secret(etl, keyless):
+    grants = keyless.grants()
+    assert grants[:3] == etl.grants(), "the worker identity keeps what the key's holder had"
+    (accessor,) = grants[3:]
+    assert accessor.principal == f"worker service account {WORKER_EMAIL}"
+    assert accessor.role == "roles/secretmanager.secretAccessor"
+    assert accessor.scope == "secret etl-worker-PREFECT_API_AUTH_STRING only"
+    assert "PREFECT_API_AUTH_STRING" in accessor.why
+    # An open server asks for no credential: no secret, no grant on one.
+    open_server = dataclasses.replace(
+        keyless, worker=dataclasses.replace(LAUNCH, credential_env=None)
+    )
+    assert open_server.grants() == etl.grants()
+
+
+def test_keyless_next_steps_say_where_the_worker_logs(keyless):
+    steps = keyless.next_steps({**OUTPUTS, "worker_pool_name": "etl-worker"})
+    assert steps.commands == (
+        "gcloud auth configure-docker europe-west1-docker.pkg.dev",
+        "gcloud run worker-pools logs read etl-worker --region europe-west1 --project acme-prod",
+    )
+    assert not any("prefect worker start" in c for c in steps.commands)
+    assert keyless.next_steps(keyless.expected_outputs()).commands == steps.commands
+
+
+def test_keyless_expected_outputs_name_the_worker_pool(keyless):
+    expected = keyless.expected_outputs()
+    assert expected["worker_pool_name"] == "etl-worker"
+    assert expected["worker_pool_id"] == (
+        "projects/acme-prod/locations/europe-west1/workerPools/etl-worker"
+    )
+    assert "service_account_key" not in expected
+
+
+def test_no_worker_program_without_a_launch(etl, keyless):
+    assert etl.worker_program() is None
+    assert dataclasses.replace(keyless, worker=None).worker_program() is None
+
+
+def test_adoptable_ids_of_the_worker_pool_and_its_secret(keyless):
+    pool = keyless.adoptable_id(
+        "gcp:cloudrunv2/workerPool:WorkerPool", {"name": "etl-worker", "location": "europe-west1"}
+    )
+    assert pool == "projects/acme-prod/locations/europe-west1/workerPools/etl-worker"
+    secret = keyless.adoptable_id(
+        "gcp:secretmanager/secret:Secret", {"secretId": "etl-worker-PREFECT_API_KEY"}
+    )
+    assert secret == "projects/acme-prod/secrets/etl-worker-PREFECT_API_KEY"
+    assert keyless.adoptable_id("gcp:cloudrunv2/workerPool:WorkerPool", {"name": "x"}) is None
+    # GCP numbers secret versions itself: a killed run's version cannot be found by id.
+    version = "gcp:secretmanager/secretVersion:SecretVersion"
+    assert keyless.adoptable_id(version, {"secret": "projects/acme-prod/secrets/x"}) is None
+    assert version in GcpPool.orphan_hints
+
+
+class WorkerMocks(ProgramMocks):
+    """ProgramMocks, plus what Secret Manager and Cloud Run compute."""
+
+    def new_resource(self, args):
+        rid, out = super().new_resource(args)
+        if args.typ == "gcp:secretmanager/secret:Secret":
+            rid = f"projects/acme-prod/secrets/{args.inputs['secretId']}"
+        elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
+            out.update(version="1", name=f"{args.inputs['secret']}/versions/1")
+        elif args.typ == "gcp:cloudrunv2/workerPool:WorkerPool":
+            rid = (
+                f"projects/acme-prod/locations/{args.inputs['location']}/workerPools/"
+                f"{args.inputs['name']}"
+            )
+        self.ids[args.typ] = rid
+        return rid, out
+
+
+@pytest.fixture
+def worker_mocks():
+    pulumi_settings.ROOT.set(None)
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    mocks = WorkerMocks()
+    mocks.ids = {}
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(
+        mocks, project="provision", stack="etl", preview=False, monitor=monitor
+    )
+    state = {"checked": False, "mocks": mocks, "monitor": monitor}
+    yield state
+    assert state["checked"], "the assertions inside apply() never ran"
+
+
+@pulumi.runtime.test
+def test_keyless_program_and_worker_program(keyless, worker_mocks):
+    exports = dict(keyless.program()())
+    assert "service_account_key" not in exports
+    after = pulumi.ResourceOptions(depends_on=[])
+    worker = keyless.worker_program()
+    assert worker is not None
+    worker_exports = worker(exports, after)
+    mon: RecordingMonitor = worker_mocks["monitor"]
+
+    def check(values):
+        worker_mocks["checked"] = True
+        types = [t for t, _, _ in worker_mocks["mocks"].created]
+        assert "gcp:serviceaccount/key:Key" not in types
+        assert types.count("gcp:cloudrunv2/workerPool:WorkerPool") == 1
+        assert keyless.block_data(values, {}) == {"project": "acme-prod"}
+        pool = mon.one("gcp:cloudrunv2/workerPool:WorkerPool")
+        template = pool.inputs["template"]
+        assert template["serviceAccount"] == WORKER_EMAIL
+        (spec,) = template["containers"]
+        assert spec["image"] == LAUNCH.image
+        assert spec["args"] == [*WORKER_COMMAND, "cloud-run-v2"]
+        envs = {e["name"]: e for e in spec["envs"]}
+        assert envs["PREFECT_API_URL"]["value"] == LAUNCH.api_url
+        assert envs["EXTRA_PIP_PACKAGES"]["value"] == "prefect-gcp"
+        assert envs["PREFECT_API_AUTH_STRING"] == {
+            "name": "PREFECT_API_AUTH_STRING",
+            "valueSource": {
+                "secretKeyRef": {"secret": "etl-worker-PREFECT_API_AUTH_STRING", "version": "1"}
+            },
+        }
+        assert AUTH not in repr(pool.inputs)
+        # The worker starts once the account's grants exist (the identity output waits).
+        grants = {
+            r.urn
+            for r in mon.registrations.values()
+            if r.type.endswith(("iAMMember:IAMMember", "RepositoryIamMember"))
+        }
+        assert len(grants) == 3 and grants <= set(pool.dependencies)
+        # Names fixed by the pool's name: adoptable after a killed run.
+        ids = worker_mocks["mocks"].ids
+        for typ in ("gcp:cloudrunv2/workerPool:WorkerPool", "gcp:secretmanager/secret:Secret"):
+            (registration,) = mon.of_type(typ)
+            assert keyless.adoptable_id(typ, registration.inputs) == ids[typ], typ
+        apis = {s.inputs["service"] for s in mon.of_type("gcp:projects/service:Service")}
+        assert "secretmanager.googleapis.com" in apis
+        assert values["worker_pool_name"] == "etl-worker"
+
+    return pulumi.Output.all(**exports, **worker_exports).apply(check)
+
+
+@pulumi.runtime.test
+def test_vertex_worker_enables_cloud_run_itself(home, worker_mocks):
+    pool = resolve_pool(
+        pool_type=VERTEX,
+        given={"project": "acme-prod", "region": "europe-west4", "with_worker": True},
+        home=home,
+        generated=GENERATED,
+    )
+    pool = dataclasses.replace(pool, worker=dataclasses.replace(LAUNCH, credential_env=None))
+    exports = dict(pool.program()())
+    worker_exports = pool.worker_program()(exports, pulumi.ResourceOptions())
+    mon: RecordingMonitor = worker_mocks["monitor"]
+
+    def check(values):
+        worker_mocks["checked"] = True
+        apis = {s.inputs["service"] for s in mon.of_type("gcp:projects/service:Service")}
+        # The pool's stack enables Vertex AI, not Cloud Run; an open server needs no secret.
+        assert {"aiplatform.googleapis.com", "run.googleapis.com"} <= apis
+        assert "secretmanager.googleapis.com" not in apis
+        assert mon.of_type("gcp:secretmanager/secret:Secret") == []
+        (spec,) = mon.one("gcp:cloudrunv2/workerPool:WorkerPool").inputs["template"]["containers"]
+        assert spec["args"][-1] == "vertex-ai"
+
+    return pulumi.Output.all(**worker_exports).apply(check)
+
+
+def test_grants_doc_lists_the_worker_identitys_grant():
+    from stacks.gcp_worker import SECRET_ACCESSOR, SECRET_MANAGER_API
+
+    doc = (Path(__file__).parents[2] / "docs" / "gcp-grants.md").read_text()
+    assert f"`{SECRET_ACCESSOR}`" in doc and f"`{SECRET_MANAGER_API}`" in doc
+    assert "--with-worker" in doc and "google.auth.default()" in doc

@@ -66,6 +66,10 @@ T_QUEUE = "aws:sqs/queue:Queue"
 T_QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
 T_RULE = "aws:cloudwatch/eventRule:EventRule"
 T_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+T_SECRET = "aws:secretsmanager/secret:Secret"
+T_SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+T_TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+T_SERVICE = "aws:ecs/service:Service"
 
 TAGGABLE = {T_CLUSTER, T_LOGS, T_ROLE, T_USER, T_POLICY, T_VPC, T_SUBNET, T_IGW, T_RTB, T_SG}
 TAGGABLE |= {T_REPO, T_QUEUE, T_RULE}
@@ -180,6 +184,24 @@ class AwsMocks(pulumi.runtime.Mocks):
             return name, out
         if t == T_TARGET:
             return f"{inputs['rule']}-{inputs['targetId']}", out
+        if t == T_SECRET:
+            # Secrets Manager appends "-" and six characters of its own to the name.
+            arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf"
+            out.update(arn=arn)
+            return arn, out
+        if t == T_SECRET_VERSION:
+            version = f"00000000-0000-4000-8000-{_hex(args.name, 12)}"
+            out.update(versionId=version, arn=inputs["secretId"])
+            return f"{inputs['secretId']}|{version}", out
+        if t == T_TASK_DEFINITION:
+            arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{inputs['family']}:1"
+            out.update(arn=arn, arnWithoutRevision=arn.rsplit(":", 1)[0], revision=1)
+            return inputs["family"], out
+        if t == T_SERVICE:
+            cluster = inputs["cluster"].rsplit("/", 1)[-1]
+            arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{name}"
+            out.update(arn=arn)
+            return arn, out
         return f"{args.name}-id", out
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
@@ -237,6 +259,7 @@ EXPORTS = [
     "events_queue_name",
     "access_key_id",
     "secret_access_key",
+    "worker_role_arn",
 ]
 """The stack-export names: the e2e tests and the target read these, so they never change."""
 
@@ -870,3 +893,100 @@ def test_every_statement_has_a_purpose():
 
 def test_lifecycle_policy_count():
     assert lifecycle_policy(1)["rules"][0]["selection"]["countNumber"] == 1
+
+
+# -- keyless: the submitter is a role ECS tasks assume ----------------------------------------
+
+KEYED = {
+    (T_USER, "etl-worker"),
+    (T_USER_ATTACH, "etl-worker-policy-attachment"),
+    (T_KEY, "etl-worker-key"),
+}
+KEYLESS = {
+    (T_ROLE, "etl-worker-role"),
+    (T_ROLE_ATTACH, "etl-worker-role-policy"),
+}
+
+
+@pulumi.runtime.test
+def test_keyless_pool_makes_a_worker_role_and_no_user_nor_key(mon):
+    pool = make_pool(worker_role="etl-ecs-worker", task_role_policy_arns=TASK_POLICIES)
+
+    def check(values):
+        assert _children(mon) == (CORE - KEYED) | KEYLESS | NETWORK | EVENTS | TASK_ROLE
+        # Not just absent from the component: nowhere in the program.
+        for typ in (T_USER, T_USER_ATTACH, T_KEY):
+            assert mon.of_type(typ) == [], typ
+        role = mon.one(T_ROLE, "etl-worker-role")
+        assert role.inputs["name"] == "etl-ecs-worker"
+        assert role.inputs["tags"] == TAGS
+        assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+            }
+        ]
+        # The same policy the user would hold, attached to the role.
+        attach = mon.one(T_ROLE_ATTACH, "etl-worker-role-policy")
+        assert attach.inputs == {
+            "role": "etl-ecs-worker",
+            "policyArn": f"arn:aws:iam::{ACCOUNT}:policy/etl-ecs-worker",
+        }
+        statements = {s["Sid"]: s for s in policy_doc(mon, T_POLICY)["Statement"]}
+        assert list(statements) == list(STATEMENT_PURPOSE)
+        # The observer polls the queue as the role: the SQS grant comes with the policy.
+        assert statements["ConsumeTaskStateEvents"]["Resource"] == (
+            f"arn:aws:sqs:{REGION}:{ACCOUNT}:etl-ecs-events"
+        )
+        # The worker passes the pool's roles, never its own.
+        assert statements["PassPoolRolesToEcsTasks"]["Resource"] == [
+            f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-execution",
+            f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-task",
+        ]
+        assert values["worker_role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-worker"
+        assert values["worker_user_name"] is None
+        assert values["access_key_id"] is None and values["secret_access_key"] is None
+        assert list(pool.outputs) == EXPORTS
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_keyless_role_is_ready_last_and_its_arn_waits_for_the_policy(mon):
+    pool = make_pool(worker_role="etl-ecs-worker")
+    # What runs as the role takes its ARN as an input: it must wait for the attachment.
+    consumer = pulumi.CustomResource(
+        "test:index:Consumer", "consumer", {"role": pool.outputs["worker_role_arn"]}
+    )
+
+    def check(_):
+        attach = mon.one(T_ROLE_ATTACH, "etl-worker-role-policy")
+        assert attach.urn in mon.one("test:index:Consumer").dependencies
+        # Transitively, the attachment waits for every other child but the role itself.
+        seen: set[str] = set()
+        todo = list(attach.dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn not in seen:
+                seen.add(urn)
+                todo += mon.registrations[urn].dependencies
+        others = {
+            r.urn
+            for r in mon.registrations.values()
+            if r.type not in (TYPE_TOKEN, "test:index:Consumer") and r.urn != attach.urn
+        }
+        assert others == seen
+
+    return check_when_resolved(mon, {"consumer": consumer.urn, **pool.outputs}, check)
+
+
+@pulumi.runtime.test
+def test_keyless_preview_registers_the_same_resources(preview_mon):
+    pool = make_pool(worker_role="etl-ecs-worker")
+
+    def check(_):
+        assert _children(preview_mon) == (CORE - KEYED) | KEYLESS | NETWORK | EVENTS
+
+    return after_all(pool, preview_mon, check)

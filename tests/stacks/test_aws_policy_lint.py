@@ -35,6 +35,9 @@ SHAPES = {
         "--subnet-ids",
         "subnet-0abc1234,subnet-0def5678",
     ],
+    # Keyless: the worker policy on the worker's task role, and its execution role's grant on
+    # its secret (read-worker-secrets).
+    "ecs-with-worker": ["--type", "ecs", "--with-worker"],
 }
 
 

@@ -119,7 +119,13 @@ mon = monitor_fixture(GcpMocks)
 preview_mon = monitor_fixture(GcpMocks, preview=True)
 
 
-def make_pool(flavor: str = "cloud-run-v2", *, registry_writer: bool = False, name: str = "etl"):
+def make_pool(
+    flavor: str = "cloud-run-v2",
+    *,
+    registry_writer: bool = False,
+    name: str = "etl",
+    keyless: bool = False,
+):
     return CloudRunPool(
         name,
         CloudRunPoolArgs(
@@ -132,6 +138,7 @@ def make_pool(flavor: str = "cloud-run-v2", *, registry_writer: bool = False, na
             repository_id="etl-images",
             role_id="provision_etl_0a1b2c3d",
             registry_writer=registry_writer,
+            keyless=keyless,
         ),
     )
 
@@ -437,6 +444,38 @@ def test_preview_registers_the_same_resources(preview_mon):
 
     def check(_):
         assert preview_mon.registered(besides=TYPE_TOKEN) == EXPECTED_CHILDREN["cloud-run-v2"]
+
+    return after_all(pool, preview_mon, check)
+
+
+# -- keyless: the worker account is a Cloud Run worker's identity (stacks/gcp_worker.py) -------
+
+
+@pulumi.runtime.test
+def test_keyless_makes_no_key_and_keeps_every_grant(mon):
+    pool = make_pool(keyless=True)
+
+    def check(values):
+        keyless = EXPECTED_CHILDREN["cloud-run-v2"] - {(T_KEY, "etl-worker-key")}
+        assert_component_tree(mon, TYPE_TOKEN, "etl", keyless)
+        assert mon.of_type(T_KEY) == []
+        assert list(pool.outputs) == [e for e in EXPORTS if e != "service_account_key"]
+        # The identity the worker runs as holds what the key's holder held.
+        worker = f"serviceAccount:{values['worker_service_account_email']}"
+        assert mon.one(T_PROJECT_MEMBER).inputs["member"] == worker
+        assert mon.one(T_SA_MEMBER).inputs["member"] == worker
+        assert mon.one(T_REPO_MEMBER).inputs["member"] == worker
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_keyless_preview_registers_no_key_either(preview_mon):
+    pool = make_pool(keyless=True)
+
+    def check(_):
+        registered = preview_mon.registered(besides=TYPE_TOKEN)
+        assert registered == EXPECTED_CHILDREN["cloud-run-v2"] - {(T_KEY, "etl-worker-key")}
 
     return after_all(pool, preview_mon, check)
 
