@@ -124,9 +124,8 @@ def at(days: float) -> dict[str, str]:
 
 
 def provisioned(box: Sandbox, pool: str, *extra: str) -> None:
-    """``up`` the pool, then start the cloud's call log afresh: the conftest helpers that wait
-    for a call (``kill_while_creating``, ``run_with_prefect_down_midway``) then wait for the
-    rotation's own, not for those of this first ``up``."""
+    """``up`` the pool, then start the cloud's call log afresh, so that a test waiting for a
+    call waits for the rotation's own, not for those of this first ``up``."""
     box.run("up", pool, *UP, *extra, "--yes")
     (Path(box.env["FAKECLOUD_STATE_DIR"]) / "calls.jsonl").unlink()
 
@@ -223,7 +222,8 @@ def test_rotate_after_makes_a_rotation_due_and_up_does_it(box: Sandbox, pool: st
         (APPLICATION_PASSWORD, "replace")
     ]
     listed = box.run("list", **later).stdout
-    assert f"Warning: the credential of '{pool}' older than --rotate-after 30 days" in listed
+    due = f"Warning: pool '{pool}': its credential is due for rotation"
+    assert f"{due} (older than --rotate-after 30 days" in listed
 
     run = box.run("up", pool, "--yes", **later)
     assert "0 created, 0 updated, 1 replaced, 0 deleted" in run.stdout
@@ -243,7 +243,7 @@ def test_a_secret_close_to_its_end_date_is_reported_then_renewed(box: Sandbox, p
 
     later = at(15)  # 25 days left
     listed = box.run("list", **later).stdout
-    assert f"Warning: the credential of '{pool}' expires on" in listed
+    assert f"Warning: pool '{pool}': its credential is due for rotation (expires on" in listed
     shown = json.loads(box.run("show", pool, "--json", **later).stdout)["credential"]
     assert re.fullmatch(r"expires on \d{4}-\d\d-\d\d \(in 2[45] days\)", shown["due"])
     box.run("preview", pool, "--expect-no-changes", expect=3, **later)
