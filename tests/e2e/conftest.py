@@ -241,6 +241,37 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1) -> None:
     raise AssertionError("condition not reached in time")
 
 
+AZURE_TENANT = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+
+
+def sign_in_everywhere(box: Sandbox, moto_server: Any) -> None:
+    """``box`` signed in to the three fake clouds at once, as a platform team's CI is: a fresh
+    AWS account on the moto server, a fake ``az login`` (GCP needs nothing: the fake takes
+    the project from the stack config). No machine-wide cloud settings leak in."""
+    from tests.fakecloud.moto_server import ACCOUNT_ENV, CREDENTIALS, ENDPOINT_ENV, new_account
+
+    aws_dir = box.root / "aws"
+    aws_dir.mkdir(exist_ok=True)
+    (aws_dir / "config").write_text("")
+    (aws_dir / "credentials").write_text("")
+    azure_dir = box.root / "azure-cli"
+    azure_dir.mkdir(exist_ok=True)
+    for key in list(box.env):
+        if key.startswith(("ARM_", "AZURE_", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION")):
+            del box.env[key]
+    box.env.update(
+        {
+            **CREDENTIALS,
+            "AWS_CONFIG_FILE": str(aws_dir / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(aws_dir / "credentials"),
+            ENDPOINT_ENV: moto_server.endpoint,
+            ACCOUNT_ENV: new_account(),
+            "ARM_TENANT_ID": AZURE_TENANT,
+            "AZURE_CONFIG_DIR": str(azure_dir),
+        }
+    )
+
+
 def share_backend(box: Sandbox, backend: Any) -> None:
     """Keep ``box``'s state in ``backend`` (a ``tests.shared_backend.S3Backend``), as a team
     does: the ``s3://`` URL a user writes, and what the CLI needs to reach the bucket. AWS

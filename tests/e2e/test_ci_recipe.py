@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import Run, Sandbox, share_backend
+from tests.e2e.conftest import Run, Sandbox, share_backend, sign_in_everywhere
 
 pytestmark = pytest.mark.e2e
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "github-actions.yml"
+EXAMPLE = WORKFLOW.with_name("provision.toml")
 SECRETS = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PREFECT_API_URL", "PREFECT_API_KEY")
 EXPRESSION = re.compile(r"\$\{\{\s*(\w+)\.([\w-]+)\s*\}\}")
 
@@ -87,8 +88,10 @@ def step_env(
 class Runner:
     """Fresh GitHub-hosted runners sharing only the team's backend and the fake clouds."""
 
-    def __init__(self, alice: Sandbox) -> None:
+    def __init__(self, alice: Sandbox, pools_file: str) -> None:
         self.alice = alice
+        self.pools_file = pools_file
+        """The repository's provision.toml, which ``actions/checkout`` would bring."""
         self.count = 0
 
     def run(
@@ -100,6 +103,7 @@ class Runner:
         machine = self.alice.machine(f"ci-runner-{self.count}")
         workspace = self.alice.root / f"ci-runner-{self.count}" / "workspace"
         workspace.mkdir(parents=True)
+        (workspace / "provision.toml").write_text(self.pools_file)
         home = workspace.parent / "home"
         home.mkdir()
         files = {"GITHUB_OUTPUT": workspace.parent / "output", "GITHUB_STEP_SUMMARY": home / "sum"}
@@ -141,28 +145,25 @@ def test_the_workflow_is_the_recipe_the_docs_describe():
     workflow = load_workflow()
     assert set(workflow["on"]) == {"pull_request", "workflow_dispatch"}
     preview, apply = workflow["jobs"]["preview"], workflow["jobs"]["apply"]
-
-    pools = [entry["pool"] for entry in preview["strategy"]["matrix"]["include"]]
-    assert pools == ["etl-gcp", "etl-aws"]
-    assert workflow["on"]["workflow_dispatch"]["inputs"]["pool"]["options"] == pools
-    assert preview["strategy"]["fail-fast"] is False
+    assert workflow["on"]["workflow_dispatch"]["inputs"]["prune"]["type"] == "boolean"
     # Forks get no secrets: the check runs for the repository's own branches only.
     assert "head.repo.full_name == github.repository" in preview["if"]
 
+    # The pools are the repository's file: both jobs check it out and pass it.
     script = step(preview, id_="preview")["run"]
     assert (
-        'provision preview "$POOL" --refresh --json --expect-no-changes > "plan-$POOL.json"'
+        "provision preview -f provision.toml --refresh --json --expect-no-changes > plan.json"
         in script
     )
     uploads = [s for s in preview["steps"] if s.get("uses", "").startswith("actions/upload-")]
     (upload,) = uploads
     assert upload["if"] == "always()"  # a failed check still leaves its plan to read
-    assert upload["with"]["path"] == "plan-${{ matrix.pool }}.json"
+    assert upload["with"]["path"] == "plan.json"
 
     # The apply job is manual and gated by an environment (required reviewers live there).
     assert apply["if"] == "github.event_name == 'workflow_dispatch'"
     assert apply["environment"]
-    assert 'provision up "$POOL"' in step(apply, running="provision up")["run"]
+    assert "provision up -f provision.toml --refresh" in step(apply, running="provision up")["run"]
 
     # Secrets reach the scripts through env, never pasted into a script (no injection).
     for job in (preview, apply):
@@ -170,9 +171,11 @@ def test_the_workflow_is_the_recipe_the_docs_describe():
             assert "${{" not in s.get("run", "")
         uses = {s["uses"].split("@")[0] for s in job["steps"] if "uses" in s}
         assert {
+            "actions/checkout",
             "pulumi/actions",
             "aws-actions/configure-aws-credentials",
             "google-github-actions/auth",
+            "azure/login",
         } <= uses
         provision_steps = [s for s in job["steps"] if "provision " in s.get("run", "")]
         for s in provision_steps:
@@ -180,72 +183,81 @@ def test_the_workflow_is_the_recipe_the_docs_describe():
                 k: f"${{{{ secrets.{k} }}}}" for k in SECRETS
             }
     assert workflow["permissions"]["id-token"] == "write"  # OIDC to the clouds
+    # The example file is one the tool accepts, with pools on every cloud.
+    from provision.pools_file import load
+
+    example = load(EXAMPLE)
+    assert {p.type for p in example.pools} == {"cloud-run-v2", "ecs", "azure-container-instance"}
 
 
 def test_the_preview_job_passes_fails_on_drift_and_the_apply_job_repairs_it(
-    sandbox: Sandbox, s3_backend
+    sandbox: Sandbox, moto_server, s3_backend
 ):
     workflow = load_workflow()
     preview, apply = workflow["jobs"]["preview"], workflow["jobs"]["apply"]
-    (matrix,) = [m for m in preview["strategy"]["matrix"]["include"] if m["cloud"] == "gcp"]
-    pool = matrix["pool"]
     check, summarize = step(preview, id_="preview"), step(preview, running="GITHUB_STEP_SUMMARY")
     repair = step(apply, running="provision up")
     secrets = {k: sandbox.env[k] for k in SECRETS if k != "PULUMI_BACKEND_URL"}
     secrets["PULUMI_BACKEND_URL"] = s3_backend.url
+    # The team's file, pools on all three clouds (checkout stands in: it is in the workspace).
+    tag = re.sub(r"[^a-z0-9]", "", sandbox.root.name)[-6:]
+    pools_file = EXAMPLE.read_text().replace("etl-", f"ci{tag}-")
+    names = [p.name for p in _parse(pools_file)]
+    gcp_pool = names[0]
 
-    # Alice makes the pool from her laptop; CI knows only the backend and the secrets.
+    # Alice makes the pools from her laptop; CI knows only the backend and the secrets.
+    sign_in_everywhere(sandbox, moto_server)
     share_backend(sandbox, s3_backend)
-    sandbox.run(
-        "up", pool, "--type", "cloud-run-v2", "--project", "ci-proj-1", "--region",
-        "europe-west1", "--yes",
-    )  # fmt: skip
-    sandbox.remember_key(sandbox.block("gcp-credentials", f"{pool}-gcp-credentials"))
-    runner = Runner(sandbox)
+    laptop = sandbox.root / "laptop.toml"
+    laptop.write_text(pools_file)
+    sandbox.run("up", "-f", str(laptop), "--yes")
+    runner = Runner(sandbox, pools_file)
     try:
-        run, workspace, outputs = runner.run(
-            workflow, preview, check, secrets=secrets, matrix=matrix
-        )
+        run, workspace, outputs = runner.run(workflow, preview, check, secrets=secrets)
         assert run.code == 0, run.output
         assert outputs["exit-code"] == "0"
-        assert f"{pool}: no changes." in run.stdout
-        plan = json.loads((workspace / f"plan-{pool}.json").read_text())
-        changes = plan["changes"]
-        assert changes["create"] == changes["update"] == changes["replace"] == 0
-        assert changes["delete"] == 0 and changes["same"] == len(plan["resources"]) > 0
-        assert [p["op"] for p in plan["prefect"]] == ["same", "same"]
+        plans = json.loads((workspace / "plan.json").read_text())
+        assert [p["pool"] for p in plans["pools"]] == names
+        for plan in plans["pools"]:
+            changes = plan["changes"]
+            assert changes["create"] == changes["update"] == changes["replace"] == 0
+            assert changes["delete"] == 0 and changes["same"] == len(plan["resources"]) > 0
 
-        # Someone deletes the work pool in the Prefect UI: only a refresh sees it.
-        sandbox.prefect("DELETE", f"/work_pools/{pool}").raise_for_status()
-        run, workspace, outputs = runner.run(
-            workflow, preview, check, secrets=secrets, matrix=matrix
-        )
+        # Someone deletes a work pool in the Prefect UI: only a refresh sees it.
+        sandbox.prefect("DELETE", f"/work_pools/{gcp_pool}").raise_for_status()
+        run, workspace, outputs = runner.run(workflow, preview, check, secrets=secrets)
         assert run.code == 3, run.output
         assert outputs["exit-code"] == "3"
-        assert f"::error title={pool} has changes::" in run.stdout
-        plan = json.loads((workspace / f"plan-{pool}.json").read_text())
-        assert [(p["kind"], p["op"]) for p in plan["prefect"]] == [
-            ("block", "same"),
-            ("work_pool", "create"),
+        assert "::error title=Pools have changes::" in run.stdout
+        plans = json.loads((workspace / "plan.json").read_text())
+        changed = [
+            p["pool"] for p in plans["pools"] if any(x["op"] != "same" for x in p["prefect"])
         ]
+        assert changed == [gcp_pool]
         # The summary step reads the plan the check left (jq, as on GitHub's runners).
         summary = workspace.parent / "home" / "sum"
         subprocess.run(
             [*shell_args(workflow, preview, summarize), "-c", summarize["run"]],
             cwd=workspace,
-            env={"PATH": "/usr/bin:/bin", "POOL": pool, "GITHUB_STEP_SUMMARY": str(summary)},
+            env={"PATH": "/usr/bin:/bin", "GITHUB_STEP_SUMMARY": str(summary)},
             check=True,
             timeout=30,
         )
-        assert f"- `create` Prefect work_pool {pool}" in summary.read_text()
+        assert f"- `create` {gcp_pool}: Prefect work_pool {gcp_pool}" in summary.read_text()
 
         # The apply job (after its reviewers approve) puts the pool back...
-        run, _, _ = runner.run(workflow, apply, repair, secrets=secrets, inputs={"pool": pool})
+        run, _, _ = runner.run(workflow, apply, repair, secrets=secrets, inputs={"prune": False})
         assert run.code == 0, run.output
-        assert sandbox.work_pool(pool) is not None
+        assert sandbox.work_pool(gcp_pool) is not None
         # ...and the next pull request's check is green again.
-        run, _, outputs = runner.run(workflow, preview, check, secrets=secrets, matrix=matrix)
+        run, _, outputs = runner.run(workflow, preview, check, secrets=secrets)
         assert run.code == 0, run.output
     finally:
-        sandbox.run("destroy", pool, "--yes", expect=None)
-    assert sandbox.work_pool(pool) is None
+        sandbox.run("destroy", "-f", str(laptop), "--yes", expect=None)
+    assert sandbox.work_pool(gcp_pool) is None
+
+
+def _parse(text: str):
+    from provision.pools_file import parse
+
+    return parse(text, Path("provision.toml")).pools

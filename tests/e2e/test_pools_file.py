@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Sandbox, share_backend
-from tests.fakecloud.moto_server import ACCOUNT_ENV, CREDENTIALS, ENDPOINT_ENV, new_account
+from tests.e2e.conftest import Sandbox, share_backend, sign_in_everywhere
 
 pytestmark = pytest.mark.e2e
 
 SUBSCRIPTION = "6b1f7c2e-3d4a-4e5b-8c9d-0a1b2c3d4e5f"
-TENANT = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 
 
 def pools_file(names: dict[str, str], *, ecs_retention: int = 30, drop: str = "") -> str:
@@ -50,28 +48,9 @@ location = "westeurope"
 
 
 @pytest.fixture
-def team(sandbox: Sandbox, moto_server, s3_backend, tmp_path: Path) -> Sandbox:
+def team(sandbox: Sandbox, moto_server, s3_backend) -> Sandbox:
     """A machine with all three clouds signed in (fakes) and the team's S3 backend."""
-    aws_dir = tmp_path / "aws"
-    aws_dir.mkdir()
-    (aws_dir / "config").write_text("")
-    (aws_dir / "credentials").write_text("")
-    for key in list(sandbox.env):
-        if key.startswith(("ARM_", "AZURE_", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION")):
-            del sandbox.env[key]
-    azure_dir = tmp_path / "azure-cli"
-    azure_dir.mkdir()
-    sandbox.env.update(
-        {
-            **CREDENTIALS,
-            "AWS_CONFIG_FILE": str(aws_dir / "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(aws_dir / "credentials"),
-            ENDPOINT_ENV: moto_server.endpoint,
-            ACCOUNT_ENV: new_account(),
-            "ARM_TENANT_ID": TENANT,
-            "AZURE_CONFIG_DIR": str(azure_dir),
-        }
-    )
+    sign_in_everywhere(sandbox, moto_server)
     share_backend(sandbox, s3_backend)
     return sandbox
 
