@@ -27,7 +27,7 @@ from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PoolNotFoundError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal
 from provision.locks import StackLocks
-from provision.recovery import AdoptCallback, decide_recovery
+from provision.recovery import AdoptCallback, UntrackedRemoval, decide_recovery
 from provision.settings import PROJECT_NAME, Settings
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ class Engine:
         retry_delays: Sequence[float] | None = None,
         orphan_hints: Mapping[str, str] | None = None,
         adopt: AdoptCallback | None = None,
+        untracked: UntrackedRemoval | None = None,
         env: Mapping[str, str] | None = None,
     ):
         """``env`` is added to every CLI call's environment, and so reaches the provider
@@ -92,6 +93,7 @@ class Engine:
         self._scratch: Path | None = None
         self._orphan_hints = dict(orphan_hints or {})
         self._adopt = adopt or (lambda _type, _inputs: None)
+        self._untracked = untracked
         self._on_install = on_install
         self._notice = on_notice or (lambda _msg: None)
         self._retry_delays = tuple(retry_delays if retry_delays is not None else _env_delays())
@@ -104,6 +106,7 @@ class Engine:
         *,
         orphan_hints: Mapping[str, str] | None = None,
         adopt: AdoptCallback | None = None,
+        untracked: UntrackedRemoval | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Engine:
         """An engine for one pool's operations that reuses this one's CLI (found and version-
@@ -115,6 +118,7 @@ class Engine:
             retry_delays=self._retry_delays,
             orphan_hints=orphan_hints,
             adopt=adopt,
+            untracked=untracked,
             env=env,
         )
         engine._cmd = self._cmd
@@ -462,7 +466,14 @@ class Engine:
             # and its checkpoint may be mid-write. The operation itself reports the lock.
             return
         state = stack.export_stack()
-        decision = decide_recovery(pool, state.deployment or {}, self._adopt, self._orphan_hints)
+        removal = self._untracked
+        decision = decide_recovery(
+            pool,
+            state.deployment or {},
+            self._adopt,
+            self._orphan_hints,
+            removal.types if removal else frozenset(),
+        )
         if decision is None:
             return
         self._notice(decision.announcement)
@@ -476,6 +487,10 @@ class Engine:
                 raise classify(str(exc), pool=pool, operation="recovery") from None
         for message in decision.notices:
             self._notice(message)
+        for untracked in decision.untracked:
+            # Only types the target declared reach here, so removal is set.
+            assert removal is not None
+            self._notice(removal.remove(untracked))
         # Pending creates may or may not exist in the cloud; dropping them lets the engine
         # re-create from the program, and refresh reconciles every recorded resource.
         translator = EventTranslator(None)

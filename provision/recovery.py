@@ -1,19 +1,45 @@
 """What to do about a killed run's pending operations, decided from the exported deployment.
 
 No pulumi and no cloud here: the engine exports the state, calls :func:`decide_recovery`,
-says its notices, imports the edited deployment when something was adopted, and refreshes. A
-target's ``adoptable_id`` supplies ``adopt`` and its ``orphan_hints`` the hints.
+says its notices, imports the edited deployment when something was adopted, has the target
+remove the untracked copies it knows how to find, and refreshes. A target's ``adoptable_id``
+supplies ``adopt``, its ``orphan_hints`` the hints and its ``removes_untracked`` the types it
+cleans up after itself (:class:`UntrackedRemoval`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 AdoptCallback = Callable[[str, Mapping[str, Any]], str | None]
 """(type token, recorded inputs) of an interrupted create → its cloud id, if computable."""
+
+
+@dataclass(frozen=True)
+class Untracked:
+    """A create a killed run left pending, of a type the target removes untracked copies of."""
+
+    type: str
+    """Its type token."""
+    name: str
+    """Its logical name (the URN's last part)."""
+    inputs: Mapping[str, Any]
+    """The inputs the create was sent with: they say where a copy would be."""
+    tracked: frozenset[str]
+    """The ids of that type the state does track, the old halves of replacements included:
+    those are the stack's own, and only the others can be the interrupted create's copy."""
+
+
+@dataclass(frozen=True)
+class UntrackedRemoval:
+    """A target's way of removing untracked copies: the types it handles, and how."""
+
+    types: frozenset[str]
+    remove: Callable[[Untracked], str]
+    """Removes them; returns one line for the user (on failure: why, and how by hand)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +57,9 @@ class Recovery:
     notices: tuple[str, ...]
     """Said once ``deployment`` is imported: what was adopted, and each create left pending,
     whose copy the cloud may have finished untracked, with the target's hint to find it."""
+    untracked: tuple[Untracked, ...] = field(default=())
+    """Creates left pending whose untracked copy the target removes itself (no hint for them
+    in ``notices``): after the import, before the refresh."""
 
 
 def decide_recovery(
@@ -38,9 +67,12 @@ def decide_recovery(
     deployment: Mapping[str, Any],
     adopt: AdoptCallback,
     orphan_hints: Mapping[str, str],
+    removable: Collection[str] = frozenset(),
 ) -> Recovery | None:
     """What recovering ``pool``'s exported ``deployment`` takes; ``None`` when no operation
-    was in flight. ``deployment`` itself is left as it is."""
+    was in flight. ``deployment`` itself is left as it is. A create left pending of a type in
+    ``removable`` is for the target to clean up after (:attr:`Recovery.untracked`) rather
+    than a hint."""
     pending = deployment.get("pending_operations") or []
     if not pending:
         return None
@@ -58,12 +90,25 @@ def decide_recovery(
             f"({', '.join(adopted)}): the refresh reads each back by its id, or drops it "
             "if the cloud never made it."
         )
+    untracked: list[Untracked] = []
     for op in edited["pending_operations"]:
         resource = op.get("resource") or {}
         urn = resource.get("urn", "")
         if op.get("type") != "creating" or not urn:
             continue
         rtype = resource.get("type", "")
+        if rtype in removable:
+            tracked = frozenset(
+                str(r["id"])
+                for r in edited.get("resources", [])
+                if r.get("type") == rtype and r.get("id")
+            )
+            untracked.append(
+                Untracked(
+                    rtype, urn.rsplit("::", 1)[-1], dict(resource.get("inputs") or {}), tracked
+                )
+            )
+            continue
         hint = orphan_hints.get(rtype, "")
         # The cloud may have finished a create whose answer the killed engine never got:
         # such an object is not tracked, and nothing but the cloud's own API can find it.
@@ -73,7 +118,7 @@ def decide_recovery(
             f"copy is untracked and will not be deleted by destroy. {hint}"
         )
         notices.append(message.rstrip())
-    return Recovery(announcement, edited, tuple(adopted), tuple(notices))
+    return Recovery(announcement, edited, tuple(adopted), tuple(notices), tuple(untracked))
 
 
 def adopt_pending_creates(deployment: dict[str, Any], adopt: AdoptCallback) -> list[str]:

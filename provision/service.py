@@ -56,6 +56,7 @@ from provision.prefect.resources import (
     WORK_POOL_TYPE,
 )
 from provision.program import PrefectSide, pool_program, tool_urns
+from provision.recovery import UntrackedRemoval
 from provision.registry import PoolType
 from provision.saved import (
     LegacyPool,
@@ -1345,6 +1346,7 @@ def _pool_engine(
         settings,
         orphan_hints=spec.target.orphan_hints,
         adopt=spec.target.adoptable_id,
+        untracked=UntrackedRemoval(spec.target.removes_untracked, spec.target.remove_untracked),
         env=_prefect_env(api, spec),
     )
 

@@ -31,6 +31,7 @@ from pydantic import (
 
 from provision.engine_errors import ErrorRule
 from provision.errors import EngineError, InvalidInputError
+from provision.recovery import Untracked
 from provision.registry import PoolType, flag
 
 CloudProgram = Callable[[], Mapping[str, Any]]
@@ -455,6 +456,10 @@ class Pool(abc.ABC, Generic[OptionsT]):
     """This cloud's error texts mapped to typed errors (credentials, APIs, permissions, ...)."""
     orphan_hints: ClassVar[dict[str, str]] = {}
     """Type token → how to find and remove a copy a killed run may have left untracked."""
+    removes_untracked: ClassVar[frozenset[str]] = frozenset()
+    """Type tokens whose untracked copy (a create killed after the cloud made it)
+    :meth:`remove_untracked` deletes, instead of a hint: credentials whose secret the cloud
+    hands out only once, so adopting the copy could never fill the block."""
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
     """Output names holding a credential: never passed to template defaults or next steps."""
     rotates: ClassVar[bool] = False
@@ -601,6 +606,12 @@ class Pool(abc.ABC, Generic[OptionsT]):
         cloud whose names are unique refuses the second create. ``None``: not computable.
         """
         return None
+
+    def remove_untracked(self, untracked: Untracked) -> str:
+        """After a killed run, delete what the interrupted create ``untracked`` (of a type in
+        :attr:`removes_untracked`) may have made that the state does not track; one line for the
+        user: what was removed, or why nothing could be, with how to do it by hand."""
+        raise NotImplementedError(f"{type(self).__name__} removes no untracked copies")
 
     def grants(self) -> list[Grant]:
         """Every permission the stack grants, with its scope."""

@@ -20,6 +20,7 @@ import pulumi_gcp as gcp
 import pytest
 
 from provision.engine import Engine
+from provision.recovery import Untracked, UntrackedRemoval
 from provision.settings import load_settings
 from tests.fakecloud import gcp as fake
 from tests.fakecloud.harness import engine_env, require_pulumi_root
@@ -180,3 +181,31 @@ def test_a_replacements_interrupted_create_is_not_adopted_beside_the_old_one(tmp
     resources = stack.export_stack().deployment["resources"]
     tracked = [r for r in resources if r["type"] == fake.ACCOUNT]
     assert [r["id"] for r in tracked] == [ACCOUNT_RID]
+
+
+def test_a_removable_create_is_handed_to_the_target_instead_of_a_hint(tmp_path, cloud_env):
+    # The target is told what was in flight and what the state tracks; its line is said, and
+    # the rerun goes on (here: re-creates the account the fake never made).
+    seen: list[Untracked] = []
+
+    def remove(untracked: Untracked) -> str:
+        seen.append(untracked)
+        return "Removed nothing: no untracked account."
+
+    engine, stack = provisioned(
+        tmp_path,
+        cloud_env,
+        orphan_hints={fake.ACCOUNT: HINT},
+        untracked=UntrackedRemoval(frozenset({fake.ACCOUNT}), remove),
+    )
+    cloud = FakeCloud(cloud_env["FAKECLOUD_STATE_DIR"])
+    assert cloud.remove(fake.ACCOUNT, ACCOUNT_RID)
+
+    engine.up(stack, POOL)
+
+    assert [(u.type, u.name, u.inputs["accountId"], u.tracked) for u in seen] == [
+        (fake.ACCOUNT, "runner", ACCOUNT_ID, frozenset())
+    ]
+    assert "Removed nothing: no untracked account." in engine.notices
+    assert not any(HINT in n for n in engine.notices)
+    assert cloud.count(fake.ACCOUNT) == 1

@@ -10,7 +10,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from provision.recovery import adopt_pending_creates, decide_recovery
+from provision.recovery import Untracked, adopt_pending_creates, decide_recovery
 
 STACK = "urn:pulumi:etl::provision::pulumi:pulumi:Stack::provision-etl"
 ACCOUNT = "gcp:serviceaccount/account:Account"
@@ -214,3 +214,38 @@ def test_operations_other_than_creates_are_announced_and_nothing_else():
     assert decision.adopted == () and decision.notices == ()
     assert decision.deployment["pending_operations"] == state["pending_operations"]
     assert adopt.calls == []
+
+
+KEY = "gcp:serviceaccount/key:Key"
+
+
+def test_a_create_of_a_type_the_target_removes_is_handed_over_with_the_tracked_ids():
+    # A credential the cloud returns once: no hint, the target removes the untracked copy
+    # itself, knowing which ids of that type the state holds (a replacement's old half too).
+    old = {**resource(KEY, "key", serviceAccountId="etl"), "id": "keys/old"}
+    doomed = {**resource(KEY, "key", serviceAccountId="etl"), "id": "keys/older", "delete": True}
+    other = {**resource(BUCKET, "images"), "id": "images"}
+    pending = resource(KEY, "key", serviceAccountId="etl")
+    state = deployment(op("creating", pending), recorded=(old, doomed, other))
+
+    decision = decide_recovery("etl", state, Adopt(), {KEY: "never said"}, removable={KEY})
+
+    assert decision is not None
+    assert decision.notices == ()
+    assert decision.untracked == (
+        Untracked(KEY, "key", {"serviceAccountId": "etl"}, frozenset({"keys/old", "keys/older"})),
+    )
+    # Still pending: the refresh clears it, as for every create left pending.
+    assert decision.deployment["pending_operations"] == [op("creating", pending)]
+
+
+def test_removable_types_do_not_change_what_happens_to_the_others():
+    images = resource(BUCKET, "images")
+    state = deployment(op("creating", images), op("updating", {**images, "id": "i"}))
+
+    decision = decide_recovery("etl", state, Adopt(), HINTS, removable={KEY})
+
+    assert decision is not None
+    assert decision.untracked == ()
+    (notice,) = decision.notices
+    assert notice.endswith("List the buckets with `gsutil ls`.")
