@@ -487,10 +487,11 @@ class Engine:
                 raise classify(str(exc), pool=pool, operation="recovery") from None
         for message in decision.notices:
             self._notice(message)
-        for untracked in decision.untracked:
-            # Only types the target declared reach here, so removal is set.
-            assert removal is not None
-            self._notice(removal.remove(untracked))
+        if removal is not None:
+            # The copies a killed create may have left that no id can adopt: the target
+            # removes them itself (only the types it declared are here).
+            for untracked in decision.untracked:
+                self._notice(removal.remove(untracked))
         # Pending creates may or may not exist in the cloud; dropping them lets the engine
         # re-create from the program, and refresh reconciles every recorded resource.
         translator = EventTranslator(None)
