@@ -30,6 +30,8 @@ class Registration:
     inputs: dict[str, Any]
     dependencies: list[str]
     custom_timeouts: dict[str, str]
+    replacement_trigger: Any = None
+    """The ``replacement_trigger`` resource option as sent (``None``: none)."""
 
 
 class RecordingMonitor(MockMonitor):
@@ -48,6 +50,11 @@ class RecordingMonitor(MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         timeouts = request.customTimeouts
+        trigger = None
+        if request.HasField("replacement_trigger"):
+            from google.protobuf.json_format import MessageToDict
+
+            trigger = MessageToDict(request.replacement_trigger)
         self.registrations[response.urn] = Registration(
             urn=response.urn,
             type=request.type,
@@ -58,6 +65,7 @@ class RecordingMonitor(MockMonitor):
             custom_timeouts={
                 k: getattr(timeouts, k) for k in ("create", "update", "delete") if timeouts
             },
+            replacement_trigger=trigger,
         )
         return response
 
