@@ -15,8 +15,8 @@
 - reader (or writer) on the repository only;
 - one key for the worker account, unless ``keyless``: then the worker account is the identity
   of a worker running in the project (``stacks/gcp_worker.py``), which needs no key. A new
-  ``credential_rotation`` replaces the key, create-before-delete: whatever reads the key output
-  gets the new key before the old one is deleted.
+  ``credential_rotation`` (the key's ``keepers``) replaces the key, create-before-delete:
+  whatever reads the key output gets the new key before the old one is deleted.
 
 It is plain Pulumi: it knows nothing of the tool that drives it or of what submits the jobs.
 """
@@ -99,6 +99,9 @@ def registry_host(region: str) -> str:
     return f"{region}-docker.pkg.dev"
 
 
+ROTATION_KEEPER = "rotation"
+"""The key's ``keepers`` entry holding the rotation count."""
+
 NO_EXPIRY_YEAR = 9999
 """A user-managed key made without an expiry policy is valid before 9999-12-31T23:59:59Z."""
 
@@ -141,9 +144,9 @@ class CloudRunPoolArgs:
     keyless: bool = False
     """Make no key: the worker account is used only by a worker that runs as it in GCP."""
     credential_rotation: str | None = None
-    """The key's ``replacement_trigger``: a new value makes a new key, created before the old
-    one is deleted. ``None``: no trigger, as for a key never rotated (so a key made before
-    rotation existed is kept)."""
+    """Kept in the key's ``keepers``: a new value makes a new key, created before the old one is
+    deleted. ``None``: no keepers, as for a key never rotated (so a key made before rotation
+    existed is kept, and its first rotation, absent to a value, still replaces it)."""
 
 
 class CloudRunPoolOutputs(TypedDict):
@@ -294,17 +297,21 @@ class CloudRunPool(pulumi.ComponentResource):
             ready += [s.id for s in services.values()]
             worker_email = pulumi.Output.all(worker.email, *ready).apply(lambda v: v[0])
         else:
+            # A rotation changes ``keepers``, which forces a new key (ForceNew in terraform-
+            # provider-google); the engine's default create-before-delete then makes the new
+            # key, updates what reads it, and deletes the old key last. Never
+            # delete_before_replace: the reader would hold a dead key meanwhile. Not the
+            # ``replacement_trigger`` option: the engine ignores a trigger that goes from none
+            # to a value, and a key never rotated has none.
+            rotation = args.credential_rotation
             made = serviceaccount.Key(
                 f"{name}-worker-key",
                 service_account_id=worker.name,
                 private_key_type="TYPE_GOOGLE_CREDENTIALS_FILE",
+                keepers={ROTATION_KEEPER: rotation} if rotation is not None else None,
                 opts=child(
                     depends_on=[worker, role_grant, act_as, registry_grant, *services.values()],
                     custom_timeouts=_IAM_TIMEOUTS,
-                    # A rotation: the engine's default create-before-delete makes the new key,
-                    # updates what reads it, and deletes the old key last. Never
-                    # delete_before_replace: the reader would hold a dead key meanwhile.
-                    replacement_trigger=args.credential_rotation,
                 ),
             )
             # pulumi-gcp already marks privateKey secret; wrap anyway so no refactor leaks it.

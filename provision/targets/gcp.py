@@ -326,8 +326,8 @@ class GcpPool(Pool[GcpOptions]):
     propagation_errors = PROPAGATION_ERRORS
     worker_package = "prefect-gcp"
     worker_secret_store = "a Secret Manager secret only the worker account may read"
-    # The key in the block: `provision rotate` and --rotate-after replace it (its replacement
-    # trigger), create-before-delete.
+    # The key in the block: `provision rotate` and --rotate-after replace it (the rotation
+    # count in its keepers, see stacks/gcp_cloud_run.py), create-before-delete.
     rotates = True
     # IAM returns a key's private half once, at creation: a key a killed run made cannot be
     # adopted into the state, so the rerun deletes it (remove_untracked) rather than naming it.

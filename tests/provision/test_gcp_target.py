@@ -499,7 +499,7 @@ def test_rotate_after_refused_in_one_line(home, given, needle):
     ("generated", "trigger"),
     [({}, None), ({"credential_rotation": "0"}, None), ({"credential_rotation": "3"}, "3")],
 )
-def test_the_rotation_count_is_the_keys_trigger(etl, generated, trigger):
+def test_the_rotation_count_is_what_the_key_keeps(etl, generated, trigger):
     rotated = dataclasses.replace(etl, generated={**GENERATED, **generated})
     assert rotated.rotation_trigger() == trigger
 
@@ -1150,9 +1150,9 @@ def test_grants_doc_lists_the_worker_identitys_grant():
     assert "--with-worker" in doc and "google.auth.default()" in doc
 
 
-@pytest.mark.parametrize(("rotation", "trigger"), [(None, None), ("2", "2")])
+@pytest.mark.parametrize(("rotation", "keepers"), [(None, None), ("2", {"rotation": "2"})])
 @pulumi.runtime.test
-def test_program_gives_the_key_the_rotation_as_its_trigger(etl, worker_mocks, rotation, trigger):
+def test_program_keeps_the_rotation_in_the_keys_keepers(etl, worker_mocks, rotation, keepers):
     generated = {**GENERATED, **({"credential_rotation": rotation} if rotation else {})}
     exports = dict(dataclasses.replace(etl, generated=generated).program()())
     mon: RecordingMonitor = worker_mocks["monitor"]
@@ -1160,7 +1160,7 @@ def test_program_gives_the_key_the_rotation_as_its_trigger(etl, worker_mocks, ro
     def check(values):
         worker_mocks["checked"] = True
         key = mon.one(KEY)
-        assert key.replacement_trigger == trigger
+        assert key.inputs.get("keepers") == keepers
         assert values["credential_created_at"] == "2026-01-01T00:00:00Z"
         assert values["credential_expires_at"] is None, "GCP's keys do not expire by default"
 

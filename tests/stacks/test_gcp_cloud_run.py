@@ -422,30 +422,32 @@ def test_key_inputs_are_constant(mon):
             "serviceAccountId": f"projects/{PROJECT}/serviceAccounts/{worker}",
             "privateKeyType": "TYPE_GOOGLE_CREDENTIALS_FILE",
         }
-        # Never rotated: no trigger at all, so pools made before rotation keep their key.
+        # Never rotated: no keepers at all, so pools made before rotation keep their key.
         assert key.replacement_trigger is None
 
     return after_all(pool, mon, check)
 
 
 @pulumi.runtime.test
-def test_a_rotation_is_the_keys_replacement_trigger(mon):
+def test_a_rotation_is_kept_in_the_keys_keepers(mon):
     pool = make_pool(credential_rotation="2")
 
     def check(values):
         key = mon.one(T_KEY)
-        # The engine replaces the key when the value changes, create-before-delete (no option
-        # here asks otherwise), so what reads the key gets the new one before the old goes.
-        assert key.replacement_trigger == "2"
         worker = values["worker_service_account_email"]
-        # The inputs stay as they were: the trigger alone replaces it.
+        # keepers forces a new key when it changes (ForceNew), absent to a value included: the
+        # engine replaces it create-before-delete (no option here asks otherwise), so what
+        # reads the key gets the new one before the old goes.
         assert key.inputs == {
             "serviceAccountId": f"projects/{PROJECT}/serviceAccounts/{worker}",
             "privateKeyType": "TYPE_GOOGLE_CREDENTIALS_FILE",
+            "keepers": {"rotation": "2"},
         }
-        # Nothing else carries the trigger: the accounts, the role and the grants stay.
+        # Not the replacement_trigger option, which ignores a first value; and nothing else
+        # changes: the accounts, the role and the grants stay.
+        assert all(r.replacement_trigger is None for r in mon.registrations.values())
         others = [r for r in mon.registrations.values() if r.type != T_KEY]
-        assert others and all(r.replacement_trigger is None for r in others)
+        assert others and not any("keepers" in r.inputs for r in others)
 
     return after_all(pool, mon, check)
 
