@@ -556,8 +556,9 @@ def pools_table(out: Console, rows: list[Any]) -> None:
     for r in rows:
         if r.credential is not None and r.credential.due:
             out.print(
-                f"Warning: the credential of '{r.name}' {r.credential.due}: the next `provision "
-                f"up {r.name}` replaces it (or run `provision rotate {r.name}`).",
+                f"Warning: pool '{r.name}': its credential is due for rotation "
+                f"({r.credential.due}); the next `provision up {r.name}` replaces it, or run "
+                f"`provision rotate {r.name}`.",
                 soft_wrap=True,
                 markup=False,
             )

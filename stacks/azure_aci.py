@@ -7,7 +7,9 @@
   - an Entra ID application, its service principal and one client secret with a fixed end
     date: the credential handed to a submitter running anywhere (ARM cannot create app
     registrations, so these come from pulumi-azuread; everything else from
-    pulumi-azure-native);
+    pulumi-azure-native). A new ``credential_rotation`` replaces the secret,
+    create-before-delete, and its start and end dates are exported
+    (``credential_created_at``, ``credential_expires_at``);
   - or, when the submitter runs in Azure itself (``worker_identity_name``), a second
     user-assigned managed identity it runs as: no application, no service principal, no
     secret, nothing from pulumi-azuread at all;
@@ -82,6 +84,10 @@ ROLE_ACTIONS: dict[str, str] = {
 ACR_PULL_ROLE_GUID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 """Built-in ``AcrPull`` (the same GUID in every Azure tenant)."""
 
+PASSWORD_DISPLAY_NAME = "provision: Prefect credentials block"
+"""The client secret's display name: how the secrets this tool makes are told apart from
+others on the app (an untracked one left by an interrupted run is removed by it)."""
+
 PRINCIPAL_TYPE = "ServicePrincipal"
 """Both principals granted here are service principals (an app's and a managed identity's)."""
 
@@ -155,6 +161,10 @@ class ContainerInstancePoolArgs:
     secret_end_date: str
     """RFC 3339 end of the client secret. Computed once by the caller and kept: the secret is
     re-created whenever this changes."""
+    credential_rotation: str | None = None
+    """The client secret's ``replacement_trigger``: a new value makes a new secret (created
+    before the old one is deleted, so whatever reads it can switch first). ``None``: no trigger,
+    as for a secret never rotated."""
     registry_sku: str = "Basic"
     worker_identity_name: str | None = None
     """``None``: the submitter is an app registration with a client secret (``app_display_name``,
@@ -185,6 +195,10 @@ class ContainerInstancePoolOutputs(_PoolOutputs):
     client_secret: pulumi.Output[str]
     """The submitter's client secret. Secret."""
     client_secret_end_date: pulumi.Output[str]
+    credential_created_at: pulumi.Output[str]
+    """When Entra ID made the secret (its start date, RFC 3339 UTC): its age counts from here."""
+    credential_expires_at: pulumi.Output[str]
+    """When the secret stops working (its end date, RFC 3339 UTC)."""
     role_definition_id: str
 
 
@@ -367,15 +381,20 @@ class ContainerInstancePool(pulumi.ComponentResource):
 
         # -- The credential, last: a secret that exists means its grants exist. Its inputs are
         # the app's id, a constant and a date fixed by the caller, so a rerun never replaces it
-        # (a new secret would invalidate the one stored downstream).
+        # (a new secret would invalidate the one stored downstream). A rotation is the
+        # replacement trigger changing (rather than the provider's rotate_when_changed input):
+        # the engine then creates the new secret, updates what depends on it, and only then
+        # deletes the old one, the same way for every cloud's credential. No start date: Entra
+        # ID's "now" is the one clock that cannot make a new secret not yet valid.
         password = azuread.ApplicationPassword(
             f"{name}-secret",
             application_id=app.id,
-            display_name="provision: Prefect credentials block",
+            display_name=PASSWORD_DISPLAY_NAME,
             end_date=args.secret_end_date,
             opts=self._child(
                 depends_on=[principal, role_grant, acr_pull],
                 custom_timeouts=_RBAC_TIMEOUTS,
+                replacement_trigger=args.credential_rotation,
             ),
         )
         return ContainerInstancePoolOutputs(
@@ -384,6 +403,8 @@ class ContainerInstancePool(pulumi.ComponentResource):
             # pulumi-azuread already marks value secret; wrap anyway so no refactor can leak it.
             client_secret=pulumi.Output.secret(password.value),
             client_secret_end_date=password.end_date,
+            credential_created_at=password.start_date,
+            credential_expires_at=password.end_date,
             role_definition_id=role_id,
         )
 

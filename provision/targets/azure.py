@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import secrets
 import shlex
 from collections.abc import Mapping
@@ -22,11 +23,14 @@ from typing import Any, ClassVar
 from pydantic import ValidationInfo, model_validator
 
 from provision.errors import InvalidInputError
+from provision.recovery import Untracked
 from provision.registry import PoolType
 from provision.targets import azure_naming as naming
 from provision.targets.azure_errors import AZURE_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
+    EXPIRY_WARNING_DAYS,
     PLACEHOLDER,
+    ROTATED_AT_KEY,
     BlockSpec,
     CloudProgram,
     Credential,
@@ -49,6 +53,10 @@ from provision.targets.base import (
 )
 
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, as Entra ID takes it
+APPLICATION_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
+PASSWORD_DISPLAY_NAME = "provision: Prefect credentials block"
+"""The client secret's display name in ``stacks/azure_aci.py``: which secrets are the tool's."""
+_APPLICATION_ID = re.compile(r"^/applications/([0-9a-fA-F-]{36})$")
 
 PREFECT_IMAGES = ("prefecthq/prefect:", "docker.io/prefecthq/prefect:")
 PREFECT_ENTRYPOINT = "/opt/prefect/entrypoint.sh"
@@ -166,14 +174,30 @@ def _validate(opts: Mapping[str, Any], sources: Mapping[str, str]) -> None:
             f"of {', '.join(naming.REGISTRY_SKUS)}."
         )
     days = opts["secret_days"]
-    if (
-        isinstance(days, bool)
-        or not isinstance(days, int)
-        or not naming.SECRET_DAYS_MIN <= days <= naming.SECRET_DAYS_MAX
-    ):
+    keyed = not opts.get("with_worker")  # with the worker in Azure there is no secret
+    # Renewal starts EXPIRY_WARNING_DAYS before the end date: a secret living no longer would
+    # be due from the moment it is made, and every run would replace it.
+    least = EXPIRY_WARNING_DAYS + 1 if keyed else naming.SECRET_DAYS_MIN
+    whole = isinstance(days, int) and not isinstance(days, bool)
+    if whole and naming.SECRET_DAYS_MIN <= days < least:
+        raise InvalidInputError(
+            f"Invalid --secret-days {days}{origin('secret_days')}: a client secret living "
+            f"{EXPIRY_WARNING_DAYS} days or less is always within its {EXPIRY_WARNING_DAYS}-day "
+            f"renewal window, so every run would replace it; use {least} to "
+            f"{naming.SECRET_DAYS_MAX} days, and --rotate-after to rotate more often."
+        )
+    if not whole or not least <= days <= naming.SECRET_DAYS_MAX:
         raise InvalidInputError(
             f"Invalid --secret-days {days!r}{origin('secret_days')}: a whole number of days "
-            f"from {naming.SECRET_DAYS_MIN} to {naming.SECRET_DAYS_MAX}."
+            f"from {least} to {naming.SECRET_DAYS_MAX}."
+        )
+    rotate_after = opts.get("rotate_after")
+    if keyed and isinstance(rotate_after, int) and rotate_after >= days:
+        raise InvalidInputError(
+            f"--rotate-after {rotate_after}{origin('rotate_after')} is not shorter than the "
+            f"client secret's lifetime of {days} days{origin('secret_days')}: the secret would "
+            f"expire before it is old enough to rotate. Use a --rotate-after below {days}, or a "
+            "longer --secret-days."
         )
 
 
@@ -190,6 +214,37 @@ def secret_end_date(secret_start: str, days: int) -> str:
     """The client secret's end date: the stack's fixed start plus ``days`` (RFC 3339, UTC)."""
     start = datetime.strptime(secret_start, _DATE_FORMAT).replace(tzinfo=UTC)
     return (start + timedelta(days=days)).strftime(_DATE_FORMAT)
+
+
+def secret_lifetime_start(generated: Mapping[str, str]) -> str:
+    """Where the current client secret's lifetime starts (RFC 3339, UTC): the start of the last
+    rotation, else the stack's fixed ``secret_start``.
+
+    Both are kept in the record, so every rerun computes the same end date and replaces
+    nothing; a rotation starts a fresh lifetime of ``--secret-days`` from its own start. Raises
+    ``ValueError`` naming the key when the record holds something else (an edited state).
+    """
+    rotated = generated.get(ROTATED_AT_KEY)
+    if rotated is None:
+        start = generated.get("secret_start", "")
+        try:
+            datetime.strptime(start, _DATE_FORMAT)
+        except ValueError:
+            raise ValueError(
+                "generated secret_start must be an RFC 3339 UTC time like "
+                f"2026-01-01T00:00:00Z, not {start!r}"
+            ) from None
+        return start
+    try:
+        when = datetime.fromisoformat(rotated.replace("Z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValueError(
+            f"generated {ROTATED_AT_KEY} must be an ISO 8601 time with its offset, like "
+            f"2026-01-01T00:00:00+00:00, not {rotated!r}"
+        )
+    return when.astimezone(UTC).strftime(_DATE_FORMAT)
 
 
 def worker_command(image: str, command: tuple[str, ...]) -> list[str]:
@@ -213,14 +268,20 @@ class AzurePool(Pool[AzureOptions]):
     options_model = AzureOptions
     block = BlockSpec("azure-container-instance-credentials", "aci-credentials")
     secret_outputs = frozenset({"client_secret"})
+    # The client secret: `provision rotate`, --rotate-after and its end date replace it (the
+    # stack's replacement trigger and credential_created_at/credential_expires_at outputs).
+    rotates = True
     error_rules = AZURE_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     worker_package = "prefect-azure"
     # ACI has no secret reference for an environment variable: a secure value, which the API
     # never returns (see docs/azure-grants.md for why it is as safe as Key Vault here).
     worker_secret_store = "a secure environment value of the container (ACI never returns it)"
+    # A client secret's value is returned once, at creation: one a killed run made cannot be
+    # adopted into the state, so the rerun removes it (remove_untracked) rather than naming it.
+    removes_untracked = frozenset({APPLICATION_PASSWORD})
     orphan_hints = {
-        "azuread:index/applicationPassword:ApplicationPassword": (
+        APPLICATION_PASSWORD: (
             "List the app's secrets with `az ad app credential list --id <client_id>` and "
             "delete any whose keyId is not the stack's (`pulumi stack export`) with `az ad app "
             "credential delete --id <client_id> --key-id <keyId>`."
@@ -335,13 +396,7 @@ class AzurePool(Pool[AzureOptions]):
 
         opts, pool, generated = self.options, self.name, self.generated
         generated_suffix(generated, "registry_suffix")
-        try:
-            end_date = secret_end_date(generated.get("secret_start", ""), opts.secret_days)
-        except ValueError:
-            raise ValueError(
-                "generated secret_start must be an RFC 3339 UTC time like "
-                f"2026-01-01T00:00:00Z, not {generated.get('secret_start')!r}"
-            ) from None
+        end_date = secret_end_date(secret_lifetime_start(generated), opts.secret_days)
         args = ContainerInstancePoolArgs(
             pool=pool,
             subscription_id=opts.subscription,
@@ -351,6 +406,8 @@ class AzurePool(Pool[AzureOptions]):
             identity_name=naming.identity_name(pool),
             app_display_name=naming.app_display_name(pool),
             secret_end_date=end_date,
+            # None until the first rotation: a pool made before rotation keeps its secret.
+            credential_rotation=self.rotation_trigger(),
             registry_sku=opts.registry_sku,
             # --with-worker: the submitter is the worker's own managed identity, not an app.
             worker_identity_name=naming.worker_identity_name(pool) if opts.with_worker else None,
@@ -421,6 +478,50 @@ class AzurePool(Pool[AzureOptions]):
     def adoptable_id(self, type_token: str, inputs: Mapping[str, Any]) -> str | None:
         """ARM resources: every name is fixed before the create (see ``naming.arm_id``)."""
         return naming.arm_id(self.options.subscription, type_token, inputs)
+
+    def remove_untracked(self, untracked: Untracked) -> str:
+        """Remove the client secrets an interrupted create may have added to the pool's app
+        that the state does not track (the tool's own, by display name; any other secret on
+        the app is left alone), through Microsoft Graph (``azure_graph``).
+
+        Entra ID generates a secret's key id, so nothing in the state names the copy; its
+        value went only to the killed engine, so it can never fill the block. When Graph
+        cannot be reached or signed in to, says so with the commands that do it by hand.
+        """
+        from provision.targets import azure_graph
+
+        app = naming.app_display_name(self.name)
+        match = _APPLICATION_ID.match(str(untracked.inputs.get("applicationId", "")))
+        if match is None:  # the app was not made yet: no secret could have been sent
+            return f"Interrupted before a client secret of app registration {app} was added."
+        object_id = match.group(1)
+        display = str(untracked.inputs.get("displayName") or PASSWORD_DISPLAY_NAME)
+        tracked = {rid.rsplit("/", 1)[-1].lower() for rid in untracked.tracked}
+        try:
+            token = azure_graph.access_token(self.env, self.options.tenant)
+            graph = azure_graph.Graph(token, azure_graph.graph_url(self.env))
+            stray = [
+                p.key_id
+                for p in graph.passwords(object_id)
+                if p.display_name == display and p.key_id.lower() not in tracked
+            ]
+            removed = [key for key in stray if graph.remove_password(object_id, key)]
+        except azure_graph.GraphError as exc:
+            return (
+                f"Interrupted while adding a client secret to app registration {app}: one may "
+                f"exist untracked, and it could not be checked ({exc}). "
+                f"{self.orphan_hints[APPLICATION_PASSWORD]}"
+            )
+        if not removed:
+            return (
+                f"Interrupted while adding a client secret to app registration {app}: Entra ID "
+                "has none the state does not track."
+            )
+        return (
+            f"Removed {len(removed)} client secret(s) that an interrupted run added to app "
+            f"registration {app} but never recorded (key id {', '.join(removed)}): their value "
+            "went only to that run."
+        )
 
     def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
         """The ``azure-container-instance-credentials`` block.
@@ -514,12 +615,22 @@ class AzurePool(Pool[AzureOptions]):
                 f"the worker runs in Azure Container Instances as {identity}: no long-lived "
                 "credential",
             )
+        opts = self.options
+        try:
+            end = secret_end_date(secret_lifetime_start(self.generated), opts.secret_days)
+            expiry = f"it expires on {end[:10]} ({opts.secret_days}-day lifetime)"
+        except ValueError:  # an edited record: say what is known
+            expiry = f"it expires after {opts.secret_days} days"
+        rotation = (
+            f"; replaced once {opts.rotate_after} days old (--rotate-after)"
+            if opts.rotate_after
+            else f"; renewed by `provision up` in its last {EXPIRY_WARNING_DAYS} days"
+        )
         return Credential(
             "client secret",
             f"app registration {naming.app_display_name(pool)}",
             True,
-            "held by the Prefect block for the worker to sign in with; it expires after "
-            f"{self.options.secret_days} days",
+            f"held by the Prefect block for the worker to sign in with; {expiry}{rotation}",
         )
 
     def next_steps(self, outputs: Outputs) -> NextSteps:

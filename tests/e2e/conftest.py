@@ -110,9 +110,10 @@ class Sandbox:
     def run_with_prefect_down_midway(self, prefect_server: Any, *args: str) -> Run:
         """Run ``provision ARGS`` and stop the Prefect server once the cloud work has begun
         (after the run checked Prefect); the server is up again when this returns."""
+        seen = len(self.cloud.calls("create", phase="begin"))  # earlier runs' creates
         proc = self.start(*args, FAKECLOUD_DELAY_MS_CREATE="300")
         try:
-            wait_for(lambda: self.cloud.calls("create", phase="begin"), timeout=180)
+            wait_for(lambda: len(self.cloud.calls("create", phase="begin")) > seen, timeout=180)
             prefect_server.stop()
             return self.finish(proc, list(args))
         finally:
@@ -128,8 +129,9 @@ class Sandbox:
         the state does not.
         """
         delay = "FAKECLOUD_DELAY_AFTER_MS_CREATE" if after_write else "FAKECLOUD_DELAY_MS_CREATE"
+        seen = len(self.cloud.calls("create", token, phase="begin"))  # earlier runs' creates
         proc = self.start(*args, **{delay: "1500"})
-        wait_for(lambda: self.cloud.calls("create", token, phase="begin"), timeout=180)
+        wait_for(lambda: len(self.cloud.calls("create", token, phase="begin")) > seen, timeout=180)
         run = self.kill(proc, list(args))
         assert run.code == -signal.SIGKILL, run.output
         return run

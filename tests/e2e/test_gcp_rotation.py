@@ -251,7 +251,8 @@ def test_rotate_after_makes_a_rotation_due_and_up_does_it(box: Sandbox, iam: Fak
         (KEY, "replace")
     ]
     listed = box.run("list", **later).stdout
-    assert f"Warning: the credential of '{pool}' older than --rotate-after 30 days" in listed
+    due = f"Warning: pool '{pool}': its credential is due for rotation"
+    assert f"{due} (older than --rotate-after 30 days" in listed
 
     run = box.run("up", pool, "--yes", **later)
     assert "0 created, 0 updated, 1 replaced, 0 deleted" in run.stdout
@@ -282,7 +283,8 @@ def test_a_key_expiry_policy_makes_the_key_due_before_it_ends(
         box.run("preview", pool, "--json", "--expect-no-changes", expect=3, **later).stdout
     )
     assert plan["rotation"]["reason"].startswith("expires on ")
-    assert f"Warning: the credential of '{pool}' expires on" in box.run("list", **later).stdout
+    listed = box.run("list", **later).stdout
+    assert f"Warning: pool '{pool}': its credential is due for rotation (expires on" in listed
 
     run = box.run("up", pool, "--yes", **later)
     assert "1 replaced" in run.stdout

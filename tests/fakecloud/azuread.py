@@ -20,11 +20,14 @@ Env variables shared with the azure-native fake (see README.md for the generic o
   one an ``az login`` session would use;
 * ``ARM_CLIENT_ID`` with ``ARM_CLIENT_SECRET``: the caller is that service principal instead
   of the signed-in user;
-* ``FAKECLOUD_AZURE_CALLER_OBJECT_ID``: the signed-in user's object id.
+* ``FAKECLOUD_AZURE_CALLER_OBJECT_ID``: the signed-in user's object id;
+* ``FAKECLOUD_NOW``: what Entra ID's clock reads (ISO 8601), for tests that look at a pool
+  days later (``PROVISION_NOW``): a password made then starts then.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import string
@@ -58,6 +61,7 @@ USER_ASSIGNED_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 
 NO_CREDENTIALS_ENV = "FAKECLOUD_AZURE_NO_CREDENTIALS"
 CALLER_ENV = "FAKECLOUD_AZURE_CALLER_OBJECT_ID"
+NOW_ENV = "FAKECLOUD_NOW"
 
 _NAMESPACE = uuid.UUID("6f2b0e55-1f0c-5c1e-a1d4-0fa4ec10d000")
 DEFAULT_TENANT_ID = str(uuid.uuid5(_NAMESPACE, "tenant"))
@@ -65,6 +69,12 @@ DEFAULT_TENANT_ID = str(uuid.uuid5(_NAMESPACE, "tenant"))
 AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 """The Azure CLI's first-party app id: the client id of an ``az login`` session."""
 PASSWORD_DEFAULT_LIFETIME = timedelta(days=730)  # Graph's addPassword default: two years
+PERSONAL_ACCOUNT_AUDIENCES = ("AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount")
+PERSONAL_ACCOUNT_PASSWORDS_MAX = 2
+"""Apps that personal Microsoft accounts sign in to hold at most two client secrets; single- and
+multi-tenant ones have no such limit, only about 1000 items across all of an app's collections
+(MicrosoftDocs/entra-docs docs/identity-platform/supported-accounts-validation.md), which one
+pool's rotations never come near. Graph's refusal is Azure/azure-cli#12946's."""
 
 # pulumi-azuread's CheckConfig without usable credentials (a machine that never ran az login),
 # as bridged Azure providers print it (pulumi/pulumi-azure#3600, pulumi/pulumi-azuread#2430).
@@ -205,6 +215,23 @@ def _known_str(inputs: Mapping[str, Any], key: str) -> str | None:
 def _known_list(inputs: Mapping[str, Any], key: str) -> list[Any]:
     value = inputs.get(key)
     return [v for v in value if not is_unknown(v)] if isinstance(value, list) else []
+
+
+def clock(ctx: Context) -> datetime:
+    """Entra ID's now: ``FAKECLOUD_NOW`` when a test moves it, else the real time."""
+    fixed = ctx.env.get(NOW_ENV, "").strip()
+    if fixed:
+        moment = parse_rfc3339(fixed)
+        if moment is None:
+            raise CloudError(f"fakecloud: {NOW_ENV}={fixed!r} is not an RFC 3339 time")
+        return moment.astimezone(UTC)
+    return datetime.now(UTC)
+
+
+def value_digest(value: str) -> str:
+    """The SHA-256 of a secret's value: kept in the fake's metadata (never the value), so tests
+    can tell which password a block holds; Graph itself keeps only a 3-character hint."""
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def rfc3339(moment: datetime) -> str:
@@ -530,7 +557,7 @@ class ApplicationPassword(AzureAdResource):
         """POST /applications/{id}/addPassword; the value is returned here and never again."""
         match = _APPLICATION_ID.match(inputs["applicationId"])
         object_id = match.group(1) if match else inputs["applicationId"]
-        now = datetime.now(UTC)
+        now = clock(ctx)
         start = parse_rfc3339(inputs["startDate"]) if inputs.get("startDate") else now
         if inputs.get("endDate"):
             end = parse_rfc3339(inputs["endDate"])
@@ -539,8 +566,19 @@ class ApplicationPassword(AzureAdResource):
         else:
             end = start + PASSWORD_DEFAULT_LIFETIME
         with ctx.store.transaction():
-            if find_application(ctx, object_id=object_id) is None:
+            app = find_application(ctx, object_id=object_id)
+            if app is None:
                 raise CloudError(f'Application with object ID "{object_id}" was not found')
+            held = len(passwords_of(ctx.store, object_id))
+            audience = app["properties"].get("signInAudience")
+            if audience in PERSONAL_ACCOUNT_AUDIENCES and held >= PERSONAL_ACCOUNT_PASSWORDS_MAX:
+                raise graph_error(
+                    f'Adding password for application with object ID "{object_id}"',
+                    400,
+                    "TooManyAppPasswords",
+                    f"Not allowed to add {held + 1} passwords. You can only add a maximum of "
+                    f"{PERSONAL_ACCOUNT_PASSWORDS_MAX} passwords.",
+                )
             if end <= start:  # type: ignore[operator]
                 raise graph_error(
                     f"Adding password for application with object ID {object_id!r}",
@@ -560,7 +598,12 @@ class ApplicationPassword(AzureAdResource):
                 "startDate": rfc3339(start),  # type: ignore[arg-type]
                 "endDate": rfc3339(end),  # type: ignore[arg-type]
             }
-            meta = {"application": object_id, "hint": value[:3], "tenant": tenant_id(ctx)}
+            meta = {
+                "application": object_id,
+                "hint": value[:3],
+                "valueSha256": value_digest(value),
+                "tenant": tenant_id(ctx),
+            }
             self.store_record(ctx, rid, outputs, meta=meta)
         return rid, outputs
 
@@ -594,6 +637,28 @@ AZUREAD = AzureAd(
     [Application(), ServicePrincipal(), ApplicationPassword()],
     {GET_CLIENT_CONFIG: get_client_config},
 )
+
+
+def passwords_of(cloud: Any, app_object_id: str) -> list[dict[str, Any]]:
+    """The live passwords (client secrets) of one application, oldest first: what Graph's
+    ``passwordCredentials`` of the app lists."""
+    return sorted(
+        (
+            r
+            for r in cloud.resources(APPLICATION_PASSWORD)
+            if r["meta"].get("application", "").lower() == app_object_id.lower()
+        ),
+        key=lambda r: (r["properties"].get("startDate", ""), r["createdAt"]),
+    )
+
+
+def password_holding(cloud: Any, secret: str) -> dict[str, Any] | None:
+    """The live password whose value is ``secret`` (a block's client secret), or None."""
+    digest = value_digest(secret)
+    found = [
+        r for r in cloud.resources(APPLICATION_PASSWORD) if r["meta"].get("valueSha256") == digest
+    ]
+    return found[0] if found else None
 
 
 def seed_application(cloud: Any, display_name: str, *, age_s: float = 3600.0) -> dict[str, Any]:

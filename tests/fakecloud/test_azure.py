@@ -1254,6 +1254,70 @@ def test_deleting_an_app_deletes_its_passwords_and_service_principal(
     assert cloud.resources(cloud="azuread") == []
 
 
+def test_a_password_starts_on_entra_ids_clock_and_keeps_its_key_id(
+    make_aad: Callable[..., Driver], cloud: FakeCloud
+) -> None:
+    # A test looking at a pool 40 days on moves Entra ID's clock with it.
+    later = make_aad(FAKECLOUD_NOW="2031-05-06T07:08:09Z")
+    app, _ = app_and_sp(later)
+    inputs = {"applicationId": app["id"], "displayName": "d", "endDate": "2031-07-01T00:00:00Z"}
+    rid, outputs = later.up(APPLICATION_PASSWORD, "secret", inputs)
+    out = plain(outputs)
+    assert (out["startDate"], out["endDate"]) == ("2031-05-06T07:08:09Z", "2031-07-01T00:00:00Z")
+    (live,) = aad.passwords_of(cloud, app["objectId"])
+    assert live["id"] == rid and live["properties"]["keyId"] == out["keyId"]
+    assert live["properties"]["startDate"] == "2031-05-06T07:08:09Z"
+    # Which password a block holds: by its value's digest (the value itself is never stored).
+    assert aad.password_holding(cloud, out["value"])["id"] == rid
+    assert aad.password_holding(cloud, out["value"] + "x") is None
+    assert out["value"] not in json.dumps(cloud.resources())
+    bad = make_aad(FAKECLOUD_NOW="next tuesday")
+    assert "FAKECLOUD_NOW='next tuesday' is not an RFC 3339 time" in raises(
+        lambda: bad.up(APPLICATION_PASSWORD, "again", inputs)
+    )
+
+
+def test_deleting_a_password_removes_it_and_only_it(ad: Driver, cloud: FakeCloud) -> None:
+    app, _ = app_and_sp(ad)
+    old_id, old = ad.up(APPLICATION_PASSWORD, "old", {"applicationId": app["id"]})
+    new_id, _ = ad.up(APPLICATION_PASSWORD, "new", {"applicationId": app["id"]})
+    assert [p["id"] for p in aad.passwords_of(cloud, app["objectId"])] == [old_id, new_id]
+    ad.delete(APPLICATION_PASSWORD, "old", old_id, old)
+    assert [p["id"] for p in aad.passwords_of(cloud, app["objectId"])] == [new_id]
+    assert not ad.read(APPLICATION_PASSWORD, "old", old_id, old).resource_id, "read as gone"
+    ad.delete(APPLICATION_PASSWORD, "old", old_id, old)  # gone already: not an error
+
+
+def test_personal_account_apps_hold_two_passwords_others_any_number(
+    ad: Driver, cloud: FakeCloud
+) -> None:
+    _, personal = ad.up(
+        APPLICATION,
+        "msa-app",
+        {"displayName": "msa", "signInAudience": "AzureADandPersonalMicrosoftAccount"},
+    )
+    app_id = plain(personal)["id"]
+    first, _ = ad.up(APPLICATION_PASSWORD, "p1", {"applicationId": app_id})
+    ad.up(APPLICATION_PASSWORD, "p2", {"applicationId": app_id})
+    # Graph's words (Azure/azure-cli#12946), as terraform-provider-azuread wraps them.
+    object_id = plain(personal)["objectId"]
+    assert raises(lambda: ad.up(APPLICATION_PASSWORD, "p3", {"applicationId": app_id})) == (
+        f'Adding password for application with object ID "{object_id}": unexpected status 400 '
+        "(400 Bad Request) with error: TooManyAppPasswords: Not allowed to add 3 passwords. "
+        "You can only add a maximum of 2 passwords."
+    )
+    # Create-before-delete stays within two: the old one goes, and a new one fits again.
+    ad.delete(
+        APPLICATION_PASSWORD, "p1", first, ad.read(APPLICATION_PASSWORD, "p1", first, {}).properties
+    )
+    ad.up(APPLICATION_PASSWORD, "p3", {"applicationId": app_id})
+    # A single-tenant app (what the pool's stack registers) has no such limit.
+    mine, _ = app_and_sp(ad, "mine")
+    for n in range(4):
+        ad.up(APPLICATION_PASSWORD, f"m{n}", {"applicationId": mine["id"]})
+    assert len(aad.passwords_of(cloud, mine["objectId"])) == 4
+
+
 # ---------------------------------------------------------------- the engine
 @pytest.fixture
 def _collect_abandoned_programs() -> Iterator[None]:

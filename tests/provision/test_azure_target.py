@@ -35,6 +35,7 @@ from provision.targets.azure import (
     AzurePool,
     cli_default_subscription,
     secret_end_date,
+    secret_lifetime_start,
     worker_command,
 )
 from provision.targets.base import BlockSpec, Credential, Pool, WorkerLaunch
@@ -135,6 +136,8 @@ def azure_profile(base: Path, *subs: tuple[str, bool], bom: bool = True) -> Path
 
 
 GENERATED = {"registry_suffix": "0a1b2c3d", "secret_start": "2026-01-01T00:00:00Z"}
+ROTATED = {"credential_rotation": "2", "credential_rotated_at": "2026-03-02T12:30:00+00:00"}
+"""What the service adds to the record when it rotates the secret (the second time here)."""
 
 
 def resolve_pool(
@@ -296,8 +299,8 @@ def test_saved_options_are_reused_and_flags_win(home):
         secret_days=90,
     )
     assert resolve(saved=saved, home=home) == saved
-    again = resolve(saved=saved, given={"secret_days": 30, "location": "uksouth"})
-    assert (again.secret_days, again.location) == (30, "uksouth")
+    again = resolve(saved=saved, given={"secret_days": 60, "location": "uksouth"})
+    assert (again.secret_days, again.location) == (60, "uksouth")
     assert again.resource_group == "custom-rg" and again.registry_name == "customregistry"
 
 
@@ -317,7 +320,9 @@ def test_explicit_values(home):
     assert opts.resource_group == "Team.Data(prod)_1"
     assert opts.registry_name == "TeamRegistry01"
     assert (opts.registry_sku, opts.secret_days) == ("Standard", 730)
-    assert resolve_ok(home, secret_days=1).secret_days == 1
+    assert resolve_ok(home, secret_days=31).secret_days == 31
+    # No secret with the worker in Azure: its lifetime is not held to the renewal window.
+    assert resolve_ok(home, secret_days=1, with_worker=True).secret_days == 1
 
 
 # -- resolve: bad input, one line each -----------------------------------------------
@@ -350,7 +355,20 @@ BAD_INPUTS = [
     ({"registry_sku": "Classic"}, "Basic, Standard, Premium."),
     ({"secret_days": 0}, "Invalid --secret-days 0 (from --secret-days): a whole number"),
     ({"secret_days": 731}, "Invalid --secret-days 731"),
-    ({"secret_days": -5}, "from 1 to 730."),
+    ({"secret_days": -5}, "from 31 to 730."),
+    ({"secret_days": 30}, "Invalid --secret-days 30 (from --secret-days): a client secret living"),
+    ({"secret_days": 1}, "renewal window, so every run would replace it; use 31 to 730 days"),
+    (
+        {"rotate_after": 365},
+        "--rotate-after 365 (from --rotate-after) is not shorter than the client secret's "
+        "lifetime of 365 days: the secret would expire before it is old enough to rotate.",
+    ),
+    (
+        {"rotate_after": 91, "secret_days": 90},
+        "of 90 days (from --secret-days): the secret would expire before it is old enough to "
+        "rotate. Use a --rotate-after below 90, or a longer --secret-days.",
+    ),
+    ({"rotate_after": 0}, "Invalid --rotate-after 0 (from --rotate-after): 1 to 3650 days."),
     ({"secret_days": True}, "Invalid --secret-days True"),
     ({"secret_days": "30"}, "Invalid --secret-days '30'"),
     ({"secret_days": 30.5}, "Invalid --secret-days 30.5"),
@@ -679,6 +697,8 @@ OUTPUTS = {
     "client_id": "a1a1a1a1-0000-4000-8000-000000000000",
     "client_secret": "Qx8Q~fake.client.secret",
     "client_secret_end_date": "2027-01-01T00:00:00Z",
+    "credential_created_at": "2026-01-01T00:00:07Z",
+    "credential_expires_at": "2027-01-01T00:00:00Z",
     "role_definition_id": role_definition_arm_id(
         SUB, role_definition_guid(resource_group_id(SUB, "etl-rg"))
     ),
@@ -824,7 +844,11 @@ class ProgramMocks(pulumi.runtime.Mocks):
         elif args.typ == "azuread:index/servicePrincipal:ServicePrincipal":
             out["objectId"] = "5b5b5b5b-0000-4000-8000-000000000000"
         elif args.typ == "azuread:index/applicationPassword:ApplicationPassword":
-            out.update(value=OUTPUTS["client_secret"], keyId="6c6c6c6c-0000-4000-8000-0000000000")
+            out.update(
+                value=OUTPUTS["client_secret"],
+                keyId="6c6c6c6c-0000-4000-8000-0000000000",
+                startDate=OUTPUTS["credential_created_at"],
+            )
         return rid, out
 
     def call(self, args):
@@ -1027,7 +1051,7 @@ def test_ids_are_only_computed_from_complete_plain_inputs(home, token, inputs):
 # -- --with-worker: the worker runs in ACI as its own managed identity -------------------------
 
 KEYLESS_OUTPUTS = {
-    **{k: v for k, v in OUTPUTS.items() if not k.startswith("client_")},
+    **{k: v for k, v in OUTPUTS.items() if not k.startswith(("client_", "credential_"))},
     "worker_identity_id": WORKER_IDENTITY_ID,
     "worker_identity_client_id": WORKER_CLIENT_ID,
     "worker_identity_principal_id": "f4f4f4f4-0000-4000-8000-000000000000",
@@ -1148,7 +1172,16 @@ def test_credential(home):
         "app registration provision-aci-etl",
         True,
     )
-    assert "90 days" in keyed.note
+    # The lifetime starts at the stack's fixed secret_start (GENERATED): its end is known.
+    assert keyed.note == (
+        "held by the Prefect block for the worker to sign in with; it expires on 2026-04-01 "
+        "(90-day lifetime); renewed by `provision up` in its last 30 days"
+    )
+    rotated = pool_ok(home, secret_days=90, rotate_after=30)
+    rotated = dataclasses.replace(rotated, generated={**GENERATED, **ROTATED})
+    assert rotated.credential().note.endswith(
+        "it expires on 2026-05-31 (90-day lifetime); replaced once 30 days old (--rotate-after)"
+    )
     # From a record alone (list, show on another machine): no environment needed.
     bound = AzurePool.bind("etl", ACI, keyless(home).options.model_dump())
     assert bound.credential().kind == "none"
@@ -1348,3 +1381,85 @@ def test_worker_names():
     assert naming.log_workspace_name("My Pool #2") == "my-pool-2-logs"
     long = naming.worker_group_name("z" * 100, 3)
     assert len(long) == 63 and naming.pool_hash("z" * 100) in long
+
+
+# -- rotation ------------------------------------------------------------------------------
+
+
+def test_the_client_secret_rotates_and_the_keyless_pool_has_nothing_to():
+    assert AzurePool.rotates is True
+
+
+def test_a_rotation_starts_a_fresh_lifetime_from_its_own_start():
+    # Never rotated: the stack's fixed start. Rotated: the rotation's start, in the form Entra
+    # ID takes and gives back (so a rerun computes the same end date and replaces nothing).
+    assert secret_lifetime_start(GENERATED) == "2026-01-01T00:00:00Z"
+    assert secret_lifetime_start({**GENERATED, **ROTATED}) == "2026-03-02T12:30:00Z"
+    other_offset = {**ROTATED, "credential_rotated_at": "2026-03-02T14:30:00+02:00"}
+    assert secret_lifetime_start({**GENERATED, **other_offset}) == "2026-03-02T12:30:00Z"
+    assert secret_end_date(secret_lifetime_start({**GENERATED, **ROTATED}), 90) == (
+        "2026-05-31T12:30:00Z"
+    )
+
+
+@pytest.mark.parametrize("rotated_at", ["2026-03-02", "2026-03-02T12:30:00", "yesterday", ""])
+def test_a_rotation_start_without_a_time_and_offset_is_refused(rotated_at):
+    with pytest.raises(ValueError, match="credential_rotated_at must be an ISO 8601 time"):
+        secret_lifetime_start({**GENERATED, "credential_rotated_at": rotated_at})
+
+
+@pulumi.runtime.test
+def test_program_hands_the_rotation_to_the_secret(home, program_mocks):
+    pool = dataclasses.replace(pool_ok(home, secret_days=90), generated={**GENERATED, **ROTATED})
+    assert pool.rotation_trigger() == "2"
+    exports = pool.program()()
+
+    def check(values):
+        program_mocks["checked"] = True
+        password = program_mocks["recorder"].inputs[
+            "azuread:index/applicationPassword:ApplicationPassword"
+        ]
+        # No start date: Entra ID's own clock starts the new secret.
+        assert password == {
+            "applicationId": "/applications/0a0a0a0a-0000-4000-8000-000000000000",
+            "displayName": "provision: Prefect credentials block",
+            "endDate": "2026-05-31T12:30:00Z",
+        }
+        assert values["end"] == "2026-05-31T12:30:00Z"
+
+    return pulumi.Output.all(end=exports["credential_expires_at"]).apply(check)
+
+
+def test_program_hands_the_trigger_to_the_stack(home, monkeypatch):
+    import stacks.azure_aci as stack
+
+    seen = []
+
+    class Stub:
+        def __init__(self, _name, args):
+            seen.append(args)
+            self.outputs = {}
+
+    monkeypatch.setattr(stack, "ContainerInstancePool", Stub)
+    pool_ok(home).program()()
+    rotated = dataclasses.replace(pool_ok(home), generated={**GENERATED, **ROTATED})
+    rotated.program()()
+    # Never rotated: no trigger (pools made before rotation existed keep their secret).
+    assert [(a.credential_rotation, a.secret_end_date) for a in seen] == [
+        (None, "2027-01-01T00:00:00Z"),
+        ("2", "2027-03-02T12:30:00Z"),
+    ]
+
+
+def test_a_shorter_secret_later_must_still_outlive_the_saved_rotate_after(home):
+    saved = AzureOptions(
+        subscription=SUB, location="westeurope", resource_group="etl-rg", rotate_after=200
+    )
+    with pytest.raises(InvalidInputError) as info:
+        resolve(saved=saved, given={"secret_days": 100}, home=home)
+    assert str(info.value) == (
+        "--rotate-after 200 (from the pool's saved options) is not shorter than the client "
+        "secret's lifetime of 100 days (from --secret-days): the secret would expire before it "
+        "is old enough to rotate. Use a --rotate-after below 100, or a longer --secret-days."
+    )
+    assert resolve(saved=saved, given={"secret_days": 201}, home=home).rotate_after == 200

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,9 +171,19 @@ class Registered:
     """The ``replacement_trigger`` resource option as sent (``None``: none)."""
 
 
+_MOCKS = threading.Lock()
+"""Pulumi's mocks are process-wide: the API's parallel pools run their programs one at a time
+here (the real engine runs each in its own CLI process)."""
+
+
 def run_program(pool: str, program, *, preview: bool) -> tuple[list[Registered], dict, dict]:
     """Run ``program`` under mocks: every registration in order, the record component's
     outputs, and the stack's exports."""
+    with _MOCKS:
+        return _run_program(pool, program, preview=preview)
+
+
+def _run_program(pool: str, program, *, preview: bool) -> tuple[list[Registered], dict, dict]:
     registered: list[Registered] = []
     component_outputs: dict[str, dict] = {}
 

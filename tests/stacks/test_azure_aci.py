@@ -244,6 +244,8 @@ OUTPUT_NAMES = (
     "client_id",
     "client_secret",
     "client_secret_end_date",
+    "credential_created_at",
+    "credential_expires_at",
     "role_definition_id",
 )
 
@@ -463,8 +465,45 @@ def test_secret_inputs_are_constant_and_it_comes_last(mon):
         assert values["client_secret_end_date"] == END_DATE
         grants = {r.urn for r in mon.of_type(T_ASSIGNMENT)}
         assert grants | {mon.one(T_SP).urn} <= set(password.dependencies)
+        # Never rotated: no trigger at all, so pools made before rotation keep their secret.
+        assert password.replacement_trigger is None
 
     return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_a_rotation_is_the_secrets_replacement_trigger(mon):
+    pool = make_pool(credential_rotation="3", secret_end_date="2027-03-01T00:00:00Z")
+
+    def check(values):
+        password = mon.one(T_PASSWORD)
+        # The engine replaces it when the value changes: create-before-delete, as no option
+        # here asks otherwise, so the block is rewritten before the old secret goes.
+        assert password.replacement_trigger == "3"
+        assert password.inputs["endDate"] == "2027-03-01T00:00:00Z"
+        assert values["credential_expires_at"] == "2027-03-01T00:00:00Z"
+        # Nothing else carries the trigger: the app, its principal and grants stay.
+        others = [r for r in mon.registrations.values() if r.type != T_PASSWORD]
+        assert all(r.replacement_trigger is None for r in others)
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_the_secrets_dates_are_plain_outputs(mon):
+    # list and show read them from the state without a passphrase: never secret.
+    pool = make_pool()
+    resolved = after_all(pool, mon, lambda v: None)
+
+    def check(values):
+        created_is_secret, expires_is_secret, _ = values
+        assert created_is_secret is False and expires_is_secret is False
+
+    return pulumi.Output.all(
+        pool.outputs["credential_created_at"].is_secret(),
+        pool.outputs["credential_expires_at"].is_secret(),
+        resolved,
+    ).apply(check)
 
 
 @pulumi.runtime.test
@@ -486,6 +525,8 @@ def test_outputs(mon):
             "client_id": fake_guid("app-client", "provision-aci-etl"),
             "client_secret": "Qx8Q~fake.client.secret",
             "client_secret_end_date": END_DATE,
+            "credential_created_at": "2026-01-01T00:00:00Z",
+            "credential_expires_at": END_DATE,
             "role_definition_id": role_definition_arm_id(SUB, role_definition_guid(RG_ID)),
         }
 
@@ -612,7 +653,8 @@ def test_keyless_makes_no_entra_object_and_no_credential(mon):
         for typ in (T_APP, T_SP, T_PASSWORD):
             assert mon.of_type(typ) == [], typ
         assert not any(r.type.startswith("azuread:") for r in mon.registrations.values())
-        assert not {"client_id", "client_secret", "client_secret_end_date"} & set(values)
+        credential = {"client_id", "client_secret", "client_secret_end_date"}
+        assert not (credential | {"credential_created_at", "credential_expires_at"}) & set(values)
 
     return check_when_resolved(mon, dict(pool.outputs), check)
 
