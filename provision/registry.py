@@ -142,6 +142,7 @@ TARGETS: dict[str, TargetSpec] = {
                     ("--registry-writer/--registry-reader",),
                 ),
                 *WORKER_FLAGS,
+                *ROTATION_FLAGS,
             ),
         ),
         TargetSpec(

@@ -14,7 +14,9 @@
   jobs as that account and as no other;
 - reader (or writer) on the repository only;
 - one key for the worker account, unless ``keyless``: then the worker account is the identity
-  of a worker running in the project (``stacks/gcp_worker.py``), which needs no key.
+  of a worker running in the project (``stacks/gcp_worker.py``), which needs no key. A new
+  ``credential_rotation`` (the key's ``keepers``) replaces the key, create-before-delete:
+  whatever reads the key output gets the new key before the old one is deleted.
 
 It is plain Pulumi: it knows nothing of the tool that drives it or of what submits the jobs.
 """
@@ -23,7 +25,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, NotRequired, TypedDict, get_args
+from datetime import datetime
+from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 import pulumi
 from pulumi_gcp import artifactregistry, projects, serviceaccount
@@ -96,6 +99,26 @@ def registry_host(region: str) -> str:
     return f"{region}-docker.pkg.dev"
 
 
+ROTATION_KEEPER = "rotation"
+"""The key's ``keepers`` entry holding the rotation count."""
+
+NO_EXPIRY_YEAR = 9999
+"""A user-managed key made without an expiry policy is valid before 9999-12-31T23:59:59Z."""
+
+
+def key_expiry(valid_before: str | None) -> str | None:
+    """``valid_before`` if it is a real expiry (an organization's
+    ``constraints/iam.serviceAccountKeyExpiryHours``); ``None`` for GCP's "never" (year 9999),
+    or nothing usable."""
+    if not valid_before:
+        return None
+    try:
+        year = datetime.fromisoformat(valid_before.replace("Z", "+00:00")).year
+    except ValueError:
+        return None
+    return None if year >= NO_EXPIRY_YEAR else valid_before
+
+
 def image_namespace(region: str, project: str, repository_id: str) -> str:
     """Image path prefix of a repository (domain-scoped ``a.com:p`` becomes ``a.com/p``)."""
     return f"{registry_host(region)}/{project.replace(':', '/')}/{repository_id}"
@@ -120,6 +143,10 @@ class CloudRunPoolArgs:
     """Grant the worker write access to the repository (to push images with its key)."""
     keyless: bool = False
     """Make no key: the worker account is used only by a worker that runs as it in GCP."""
+    credential_rotation: str | None = None
+    """Kept in the key's ``keepers``: a new value makes a new key, created before the old one is
+    deleted. ``None``: no keepers, as for a key never rotated (so a key made before rotation
+    existed is kept, and its first rotation, absent to a value, still replaces it)."""
 
 
 class CloudRunPoolOutputs(TypedDict):
@@ -132,6 +159,12 @@ class CloudRunPoolOutputs(TypedDict):
     service_account_key: NotRequired[pulumi.Output[str]]
     """The worker key as GCP returns it: base64 of the JSON key file. Secret. Absent when
     ``keyless``."""
+    credential_created_at: NotRequired[pulumi.Output[str]]
+    """When the key became valid (its ``validAfterTime``, RFC 3339 UTC). Absent when
+    ``keyless``."""
+    credential_expires_at: NotRequired[pulumi.Output[str | None]]
+    """When the key stops working (``validBeforeTime``), or ``None`` for a key that never
+    expires (GCP's default). Absent when ``keyless``."""
     registry_host: pulumi.Input[str]
     image_namespace: pulumi.Output[str]
     repository_id: pulumi.Output[str]
@@ -253,9 +286,9 @@ class CloudRunPool(pulumi.ComponentResource):
 
         # -- The credential, last: a key that exists means its grants exist. Its inputs are
         # constants and the account's name, so a rerun never replaces it (GCP allows only 10
-        # keys per account, and a new key would invalidate the one stored downstream).
-        # Keyless, the account is a running worker's identity and no key exists at all.
-        key: dict[str, pulumi.Output[str]] = {}
+        # keys per account); only a new ``credential_rotation`` does. Keyless, the account is
+        # a running worker's identity and no key exists at all.
+        key: dict[str, pulumi.Output[Any]] = {}
         worker_email: pulumi.Output[str] = worker.email
         if args.keyless:
             # What the key's existence meant, the identity's output means instead: it resolves
@@ -264,10 +297,18 @@ class CloudRunPool(pulumi.ComponentResource):
             ready += [s.id for s in services.values()]
             worker_email = pulumi.Output.all(worker.email, *ready).apply(lambda v: v[0])
         else:
+            # A rotation changes ``keepers``, which forces a new key (ForceNew in terraform-
+            # provider-google); the engine's default create-before-delete then makes the new
+            # key, updates what reads it, and deletes the old key last. Never
+            # delete_before_replace: the reader would hold a dead key meanwhile. Not the
+            # ``replacement_trigger`` option: the engine ignores a trigger that goes from none
+            # to a value, and a key never rotated has none.
+            rotation = args.credential_rotation
             made = serviceaccount.Key(
                 f"{name}-worker-key",
                 service_account_id=worker.name,
                 private_key_type="TYPE_GOOGLE_CREDENTIALS_FILE",
+                keepers={ROTATION_KEEPER: rotation} if rotation is not None else None,
                 opts=child(
                     depends_on=[worker, role_grant, act_as, registry_grant, *services.values()],
                     custom_timeouts=_IAM_TIMEOUTS,
@@ -275,6 +316,8 @@ class CloudRunPool(pulumi.ComponentResource):
             )
             # pulumi-gcp already marks privateKey secret; wrap anyway so no refactor leaks it.
             key["service_account_key"] = pulumi.Output.secret(made.private_key)
+            key["credential_created_at"] = made.valid_after
+            key["credential_expires_at"] = made.valid_before.apply(key_expiry)
 
         self.outputs = CloudRunPoolOutputs(
             project=project,

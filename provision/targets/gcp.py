@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from provision.errors import InvalidInputError
+from provision.recovery import Untracked
 from provision.registry import PoolType, flag
 from provision.targets import gcp_naming as naming
 from provision.targets.base import (
@@ -42,6 +43,7 @@ from provision.targets.base import (
     OptionPicker,
     Outputs,
     Pool,
+    RotationOptions,
     WorkerOptions,
     WorkerProgram,
     bad_outputs,
@@ -49,6 +51,7 @@ from provision.targets.base import (
     block_ref,
     generated_suffix,
     origin,
+    rotation_options,
     worker_options,
 )
 from provision.targets.gcp_errors import GCP_ERROR_RULES
@@ -183,7 +186,10 @@ PROPAGATION_ERRORS: tuple[str, ...] = (
 )
 
 
-class GcpOptions(WorkerOptions):
+KEY = "gcp:serviceaccount/key:Key"
+
+
+class GcpOptions(WorkerOptions, RotationOptions):
     """Validated options of a GCP pool; saved verbatim in the pool's record."""
 
     project: str
@@ -320,8 +326,14 @@ class GcpPool(Pool[GcpOptions]):
     propagation_errors = PROPAGATION_ERRORS
     worker_package = "prefect-gcp"
     worker_secret_store = "a Secret Manager secret only the worker account may read"
+    # The key in the block: `provision rotate` and --rotate-after replace it (the rotation
+    # count in its keepers, see stacks/gcp_cloud_run.py), create-before-delete.
+    rotates = True
+    # IAM returns a key's private half once, at creation: a key a killed run made cannot be
+    # adopted into the state, so the rerun deletes it (remove_untracked) rather than naming it.
+    removes_untracked = frozenset({KEY})
     orphan_hints = {
-        "gcp:serviceaccount/key:Key": (
+        KEY: (
             "List the worker's keys with `gcloud iam service-accounts keys list "
             "--iam-account <worker email>` and delete any whose id differs from "
             "private_key_id in the Prefect block."
@@ -397,6 +409,7 @@ class GcpPool(Pool[GcpOptions]):
             "repository_id": pick("repository_id") or naming.repository_id(name),
             "registry_writer": pick("registry_writer") or False,
             **worker_options(pick),
+            **rotation_options(pick),
         }
         return GcpOptions.checked(opts, sources, flavor=pool_type.worker_type, pool_type=pool_type)
 
@@ -429,6 +442,7 @@ class GcpPool(Pool[GcpOptions]):
             registry_writer=opts.registry_writer,
             # The worker runs in Cloud Run as the worker account: nothing needs its key.
             keyless=opts.with_worker,
+            credential_rotation=None if opts.with_worker else self.rotation_trigger(),
         )
         return lambda: CloudRunPool(self.name, args).outputs
 
@@ -491,8 +505,9 @@ class GcpPool(Pool[GcpOptions]):
             "service-account key",
             email,
             True,
-            "a JSON key file held in the Prefect block, valid until deleted (`provision destroy` "
-            "deletes it); --with-worker runs the worker as this account instead, with no key",
+            "a JSON key file held in the Prefect block, valid until deleted (`provision rotate` "
+            "replaces it, --rotate-after DAYS on any up, and `provision destroy` deletes it); "
+            "--with-worker runs the worker as this account instead, with no key",
         )
 
     def expected_outputs(self) -> dict[str, Any]:
@@ -531,6 +546,47 @@ class GcpPool(Pool[GcpOptions]):
         """Accounts, the custom role, the repository, the worker pool and its secret: ids from
         the pool's names."""
         return naming.resource_id(self.options.project, type_token, inputs)
+
+    def remove_untracked(self, untracked: Untracked) -> str:
+        """Delete the worker account's keys that an interrupted create may have made and the
+        state does not track, through IAM's keys API (``gcp_keys``).
+
+        IAM generates a key's id, so nothing in the state names the copy; its private key went
+        only to the killed engine, so it could never fill the block. Only user-managed keys
+        IAM generated count (an uploaded public key is someone's own); the account is the
+        pool's own. When IAM cannot be reached or signed in to, says so with the hint.
+        """
+        from provision.targets import gcp_keys
+
+        opts = self.options
+        email = naming.service_account_email(opts.worker_account_id, opts.project)
+        account = untracked.inputs.get("serviceAccountId")
+        if not gcp_keys.is_account_name(account):  # no account yet: no key could be sent
+            return f"Interrupted before a key of service account {email} was requested."
+        tracked = {rid.rsplit("/", 1)[-1] for rid in untracked.tracked}
+        try:
+            iam = gcp_keys.IamKeys(gcp_keys.access_token(self.env), gcp_keys.iam_url(self.env))
+            stray = [
+                k
+                for k in iam.user_managed(str(account))
+                if k.origin == gcp_keys.GOOGLE_PROVIDED and k.key_id not in tracked
+            ]
+            removed = [k.key_id for k in stray if iam.delete(k.name)]
+        except gcp_keys.KeysError as exc:
+            return (
+                f"Interrupted while creating a key of service account {email}: one may exist "
+                f"untracked, and it could not be checked ({exc}). {self.orphan_hints[KEY]}"
+            )
+        if not removed:
+            return (
+                f"Interrupted while creating a key of service account {email}: IAM has none "
+                "the state does not track."
+            )
+        return (
+            f"Removed {len(removed)} key(s) of service account {email} that an interrupted run "
+            f"made but never recorded (key id {', '.join(removed)}): their private key went "
+            "only to that run."
+        )
 
     # -- Prefect ----------------------------------------------------------------------------
 

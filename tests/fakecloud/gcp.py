@@ -19,6 +19,9 @@ GCP-specific env variables (see README.md for the generic ones):
   created less than this long ago fails as GCP's eventual consistency does;
 * ``FAKECLOUD_GCP_DISABLE_KEY_CREATION=1``: the
   ``iam.disableServiceAccountKeyCreation`` org policy is enforced;
+* ``FAKECLOUD_GCP_KEY_EXPIRY_HOURS``: the ``iam.serviceAccountKeyExpiryHours`` org policy:
+  new keys are valid for that many hours (without it, until 9999-12-31T23:59:59Z);
+* ``FAKECLOUD_NOW`` (ISO 8601): GCP's clock, for keys made "days later";
 * ``FAKECLOUD_GCP_NO_CREDENTIALS=1``: CheckConfig fails as without ADC;
 * ``FAKECLOUD_GCP_ROLE_UNDELETE_WINDOW_S`` (default 7 days): a deleted custom
   role is undeleted by a create within this window (what pulumi-gcp does);
@@ -34,7 +37,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -52,6 +55,7 @@ from tests.fakecloud.gcp_base import (
     GcpResource,
     IamMember,
     api_error,
+    clock,
     env_number,
     find_account,
     gaia_not_found,
@@ -77,6 +81,7 @@ GET_PROJECT = "gcp:organizations/getProject:getProject"
 GET_CLIENT_CONFIG = "gcp:organizations/getClientConfig:getClientConfig"
 
 DISABLE_KEY_CREATION_ENV = "FAKECLOUD_GCP_DISABLE_KEY_CREATION"
+KEY_EXPIRY_HOURS_ENV = "FAKECLOUD_GCP_KEY_EXPIRY_HOURS"
 NO_CREDENTIALS_ENV = "FAKECLOUD_GCP_NO_CREDENTIALS"
 ROLE_UNDELETE_WINDOW_ENV = "FAKECLOUD_GCP_ROLE_UNDELETE_WINDOW_S"
 
@@ -84,6 +89,16 @@ _DAY = 86400.0
 ROLE_UNDELETE_WINDOW_S = 7 * _DAY  # GCP: a deleted role can be undeleted for 7 days...
 ROLE_PURGE_S = 37 * _DAY  # ...and its id is unusable until 37 days after deletion
 MAX_KEYS_PER_ACCOUNT = 10
+"""User-managed keys per service account (cloud.google.com/iam/docs/keys-create-delete, as
+firebase/firebase-tools#6192 quotes it). At the limit, keys.create answers 400
+``Precondition check failed.``, ``FAILED_PRECONDITION`` (firebase/firebase-tools#6192,
+googleapis/google-api-dotnet-client#2027; before 2022 it was 429 ``RESOURCE_EXHAUSTED:
+Maximum number of keys on account reached.``)."""
+NO_EXPIRY = "9999-12-31T23:59:59Z"
+"""``validBeforeTime`` of a key made with no expiry policy: keys do not expire by default
+(cloud.google.com/blog, "Introducing time-bound key authentication for service accounts",
+2023-07-27); ``constraints/iam.serviceAccountKeyExpiryHours`` sets one."""
+_RFC3339_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 
 # pulumi-gcp's CheckConfig error without Application Default Credentials, verbatim
 # from its replay tests (provider/provider_test.go, TestMissingCredentials).
@@ -276,7 +291,8 @@ def _key_material(email: str, bits: int) -> tuple[str, str]:
 
 
 class Key(GcpResource):
-    """A service-account key: 10 per account, blocked by org policy when asked."""
+    """A service-account key: 10 per account, blocked by org policy when asked, valid from
+    GCP's clock and, under an expiry policy, for that many hours."""
 
     token = KEY
     kind = "service account key"
@@ -339,21 +355,31 @@ class Key(GcpResource):
                 raise api_error(fail, 400, "Precondition check failed.", "failedPrecondition")
             key_id = secrets.token_hex(20)
             rid = f"{sa['name']}/keys/{key_id}"
+            valid_after = clock(ctx).replace(microsecond=0)
+            hours = env_number(ctx, KEY_EXPIRY_HOURS_ENV, 0)
+            valid_before = valid_after + timedelta(hours=hours) if hours else None
             outputs = {
                 **self.plan(ctx, inputs),
                 "name": rid,
                 "id": rid,
-                "validAfter": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "validBefore": "9999-12-31T23:59:59Z",
+                "validAfter": valid_after.strftime(_RFC3339_SECONDS),
+                "validBefore": (
+                    valid_before.strftime(_RFC3339_SECONDS) if valid_before else NO_EXPIRY
+                ),
             }
-            if inputs.get("publicKeyData"):  # upload: the caller keeps the private half
+            uploaded = bool(inputs.get("publicKeyData"))
+            if uploaded:  # upload: the caller keeps the private half
                 outputs.update(publicKey=inputs["publicKeyData"], privateKey="")
             else:
                 bits = 1024 if inputs.get("keyAlgorithm") == "KEY_ALG_RSA_1024" else 2048
                 private_pem, cert_pem = _key_material(sa["email"], bits)
                 outputs["publicKey"] = base64.b64encode(cert_pem.encode()).decode()
                 outputs["privateKey"] = _credentials_file(sa, key_id, private_pem)
-            self.store_record(ctx, rid, outputs, meta={"serviceAccount": sa["name"]})
+            meta = {
+                "serviceAccount": sa["name"],
+                "keyOrigin": "USER_PROVIDED" if uploaded else "GOOGLE_PROVIDED",
+            }
+            self.store_record(ctx, rid, outputs, meta=meta)
         return rid, outputs
 
 
@@ -730,6 +756,31 @@ GCP = Gcp(
     ],
     {GET_PROJECT: get_project, GET_CLIENT_CONFIG: get_client_config},
 )
+
+
+def keys_of(cloud: Any, account: str) -> list[dict[str, Any]]:
+    """The live user-managed keys of one service account (its email or full name), oldest
+    first: what ``gcloud iam service-accounts keys list --managed-by=user`` lists."""
+    name = account if account.startswith("projects/") else None
+    found = [
+        r
+        for r in cloud.resources(KEY)
+        if (r["meta"].get("serviceAccount") == name if name else _account_email(r) == account)
+    ]
+    return sorted(found, key=lambda r: (r["properties"].get("validAfter", ""), r["createdAt"]))
+
+
+def key_of_block(cloud: Any, service_account_info: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The live key a ``gcp-credentials`` block's key file is (by its ``private_key_id``), or
+    None: a block holding a deleted key."""
+    key_id = service_account_info.get("private_key_id")
+    email = service_account_info.get("client_email")
+    found = [r for r in keys_of(cloud, str(email)) if r["id"].endswith(f"/keys/{key_id}")]
+    return found[0] if found else None
+
+
+def _account_email(key: Mapping[str, Any]) -> str:
+    return str(key["meta"].get("serviceAccount", "")).rsplit("/", 1)[-1]
 
 
 def seed_account(

@@ -34,6 +34,9 @@ SECRET_IAM_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
 WORKER_POOL = "gcp:cloudrunv2/workerPool:WorkerPool"
 
 PROPAGATION_ENV = "FAKECLOUD_GCP_PROPAGATION_MS"
+NOW_ENV = "FAKECLOUD_NOW"
+"""What GCP's clock reads (ISO 8601), for tests that look at a pool days later with the tool's
+``PROVISION_NOW``: a key made then is valid after then. The azuread fake reads it too."""
 
 ACCOUNT_NAME_RE = re.compile(r"^projects/[^/]+/serviceAccounts/[^/]+$")
 # A user-managed account's email; Google-managed agents (service-123@gcp-sa-*) are not ours.
@@ -119,6 +122,18 @@ def project_number(project: str) -> str:
     """A stable 12-digit project number for ``project`` (getProject's ``number``)."""
     digest = int(hashlib.sha256(project.encode()).hexdigest(), 16)
     return str(10**11 + digest % (9 * 10**11))
+
+
+def clock(ctx: Context) -> datetime:
+    """GCP's now: ``FAKECLOUD_NOW`` when a test moves it, else the real time (UTC)."""
+    fixed = (ctx.env.get(NOW_ENV) or "").strip()
+    if not fixed:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(fixed.replace("Z", "+00:00"))
+    except ValueError:
+        raise CloudError(f"fakecloud: {NOW_ENV}={fixed!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def now_rfc3339() -> str:

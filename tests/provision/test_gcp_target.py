@@ -23,6 +23,7 @@ from provision.targets.base import BlockSpec, WorkerLaunch
 from provision.targets.gcp import (
     CLOUD_RUN_REGIONS,
     DEFAULT_REGION,
+    KEY,
     PLACEHOLDER,
     PROPAGATION_ERRORS,
     VERTEX_AI_REGIONS,
@@ -460,6 +461,47 @@ def test_target_attributes():
     assert GcpPool.block.suffix == "gcp-credentials"
     assert GcpPool.options_model is GcpOptions
     assert GcpPool.error_rules
+    # The key rotates; one a killed run made untracked is deleted, not merely named.
+    assert GcpPool.rotates is True
+    assert GcpPool.removes_untracked == frozenset({KEY})
+    assert KEY in GcpPool.orphan_hints  # still said when IAM cannot be asked
+
+
+# -- rotation ----------------------------------------------------------------------------------
+
+
+def test_rotate_after_is_an_option_saved_with_the_pool(home):
+    given = {"project": "acme-prod", "rotate_after": 90}
+    opts = resolve(given=given, home=home)
+    assert opts.rotate_after == 90
+    assert resolve(saved=opts, given={"project": None}, home=home).rotate_after == 90
+    assert resolve(saved=opts, given={"rotate_after": 30}, home=home).rotate_after == 30
+    assert resolve(given={"project": "acme-prod"}, home=home).rotate_after is None
+
+
+@pytest.mark.parametrize(
+    ("given", "needle"),
+    [
+        ({"rotate_after": 0}, "Invalid --rotate-after 0 (from --rotate-after): 1 to 3650 days."),
+        (
+            {"rotate_after": 30, "with_worker": True},
+            "--rotate-after ages a credential, and --with-worker makes none: drop one.",
+        ),
+    ],
+)
+def test_rotate_after_refused_in_one_line(home, given, needle):
+    with pytest.raises(InvalidInputError) as info:
+        resolve(given={"project": "acme-prod", **given}, home=home)
+    assert info.value.message == needle
+
+
+@pytest.mark.parametrize(
+    ("generated", "trigger"),
+    [({}, None), ({"credential_rotation": "0"}, None), ({"credential_rotation": "3"}, "3")],
+)
+def test_the_rotation_count_is_what_the_key_keeps(etl, generated, trigger):
+    rotated = dataclasses.replace(etl, generated={**GENERATED, **generated})
+    assert rotated.rotation_trigger() == trigger
 
 
 # -- propagation ------------------------------------------------------------------------------
@@ -558,6 +600,8 @@ OUTPUTS = {
     "image_namespace": "europe-west1-docker.pkg.dev/acme-prod/etl-images",
     "repository_id": "etl-images",
     "custom_role_id": "projects/acme-prod/roles/provision_etl_0a1b2c3d",
+    "credential_created_at": "2026-01-01T00:00:00Z",
+    "credential_expires_at": None,
 }
 
 
@@ -740,7 +784,11 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 f"/repositories/{args.inputs['repositoryId']}"
             )
         elif args.typ == "gcp:serviceaccount/key:Key":
-            out["privateKey"] = OUTPUTS["service_account_key"]
+            out.update(
+                privateKey=OUTPUTS["service_account_key"],
+                validAfter=OUTPUTS["credential_created_at"],
+                validBefore="9999-12-31T23:59:59Z",
+            )
         return out
 
     def call(self, args):
@@ -770,6 +818,8 @@ def test_program_exports(etl, program_mocks):
         "worker_service_account_email",
         "runtime_service_account_email",
         "service_account_key",
+        "credential_created_at",
+        "credential_expires_at",
         "registry_host",
         "image_namespace",
         "repository_id",
@@ -921,6 +971,7 @@ def test_credential_says_whether_a_key_exists(etl, keyless):
         WORKER_EMAIL,
         True,
     )
+    assert "`provision rotate` replaces it, --rotate-after DAYS on any up" in keyed.note
     none = keyless.credential()
     assert (none.kind, none.identity, none.long_lived) == ("none", WORKER_EMAIL, False)
     assert none.note == f"the worker runs in Cloud Run (worker pool etl-worker) as {WORKER_EMAIL}"
@@ -1097,3 +1148,34 @@ def test_grants_doc_lists_the_worker_identitys_grant():
     doc = (Path(__file__).parents[2] / "docs" / "gcp-grants.md").read_text()
     assert f"`{SECRET_ACCESSOR}`" in doc and f"`{SECRET_MANAGER_API}`" in doc
     assert "--with-worker" in doc and "google.auth.default()" in doc
+
+
+@pytest.mark.parametrize(("rotation", "keepers"), [(None, None), ("2", {"rotation": "2"})])
+@pulumi.runtime.test
+def test_program_keeps_the_rotation_in_the_keys_keepers(etl, worker_mocks, rotation, keepers):
+    generated = {**GENERATED, **({"credential_rotation": rotation} if rotation else {})}
+    exports = dict(dataclasses.replace(etl, generated=generated).program()())
+    mon: RecordingMonitor = worker_mocks["monitor"]
+
+    def check(values):
+        worker_mocks["checked"] = True
+        key = mon.one(KEY)
+        assert key.inputs.get("keepers") == keepers
+        assert values["credential_created_at"] == "2026-01-01T00:00:00Z"
+        assert values["credential_expires_at"] is None, "GCP's keys do not expire by default"
+
+    return pulumi.Output.all(**exports).apply(check)
+
+
+@pulumi.runtime.test
+def test_keyless_pools_have_no_key_to_trigger(keyless, worker_mocks):
+    rotated = dataclasses.replace(keyless, generated={**GENERATED, "credential_rotation": "1"})
+    exports = dict(rotated.program()())
+    mon: RecordingMonitor = worker_mocks["monitor"]
+
+    def check(_):
+        worker_mocks["checked"] = True
+        assert mon.of_type(KEY) == []
+        assert not {"credential_created_at", "credential_expires_at"} & set(exports)
+
+    return pulumi.Output.all(**exports).apply(check)

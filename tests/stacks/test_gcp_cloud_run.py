@@ -25,6 +25,7 @@ from stacks.gcp_cloud_run import (
     CloudRunPoolArgs,
     CloudRunPoolOutputs,
     image_namespace,
+    key_expiry,
     label_value,
 )
 from tests.pulumi_mocks import (
@@ -61,8 +62,15 @@ def fake_key_json(email: str, project: str) -> dict[str, str]:
     }
 
 
+NEVER = "9999-12-31T23:59:59Z"
+"""GCP's validBeforeTime of a user-managed key made without an expiry policy."""
+
+
 class GcpMocks(pulumi.runtime.Mocks):
     """Echo inputs and add the fields the GCP provider computes, shaped like the real ones."""
+
+    def __init__(self, valid_before: str = NEVER) -> None:
+        self.valid_before = valid_before
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = args.inputs
@@ -103,7 +111,7 @@ class GcpMocks(pulumi.runtime.Mocks):
                 publicKey="LS0tLS1CRUdJTi",
                 keyAlgorithm="KEY_ALG_RSA_2048",
                 validAfter="2026-01-01T00:00:00Z",
-                validBefore="9999-12-31T23:59:59Z",
+                validBefore=self.valid_before,
             )
             return out["name"], out
         if args.typ in (T_PROJECT_MEMBER, T_SA_MEMBER, T_REPO_MEMBER):
@@ -117,6 +125,8 @@ class GcpMocks(pulumi.runtime.Mocks):
 
 mon = monitor_fixture(GcpMocks)
 preview_mon = monitor_fixture(GcpMocks, preview=True)
+# An organization enforcing constraints/iam.serviceAccountKeyExpiryHours (2160 h: 90 days).
+expiring_mon = monitor_fixture(lambda: GcpMocks(valid_before="2026-04-01T00:00:00Z"))
 
 
 def make_pool(
@@ -125,6 +135,7 @@ def make_pool(
     registry_writer: bool = False,
     name: str = "etl",
     keyless: bool = False,
+    credential_rotation: str | None = None,
 ):
     return CloudRunPool(
         name,
@@ -139,6 +150,7 @@ def make_pool(
             role_id="provision_etl_0a1b2c3d",
             registry_writer=registry_writer,
             keyless=keyless,
+            credential_rotation=credential_rotation,
         ),
     )
 
@@ -158,6 +170,8 @@ EXPORTS = [
     "worker_service_account_email",
     "runtime_service_account_email",
     "service_account_key",
+    "credential_created_at",
+    "credential_expires_at",
     "registry_host",
     "image_namespace",
     "repository_id",
@@ -408,8 +422,70 @@ def test_key_inputs_are_constant(mon):
             "serviceAccountId": f"projects/{PROJECT}/serviceAccounts/{worker}",
             "privateKeyType": "TYPE_GOOGLE_CREDENTIALS_FILE",
         }
+        # Never rotated: no keepers at all, so pools made before rotation keep their key.
+        assert key.replacement_trigger is None
 
     return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_a_rotation_is_kept_in_the_keys_keepers(mon):
+    pool = make_pool(credential_rotation="2")
+
+    def check(values):
+        key = mon.one(T_KEY)
+        worker = values["worker_service_account_email"]
+        # keepers forces a new key when it changes (ForceNew), absent to a value included: the
+        # engine replaces it create-before-delete (no option here asks otherwise), so what
+        # reads the key gets the new one before the old goes.
+        assert key.inputs == {
+            "serviceAccountId": f"projects/{PROJECT}/serviceAccounts/{worker}",
+            "privateKeyType": "TYPE_GOOGLE_CREDENTIALS_FILE",
+            "keepers": {"rotation": "2"},
+        }
+        # Not the replacement_trigger option, which ignores a first value; and nothing else
+        # changes: the accounts, the role and the grants stay.
+        assert all(r.replacement_trigger is None for r in mon.registrations.values())
+        others = [r for r in mon.registrations.values() if r.type != T_KEY]
+        assert others and not any("keepers" in r.inputs for r in others)
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_the_keys_dates_are_plain_outputs(mon):
+    # list and show read them from the state without a passphrase: never secret.
+    pool = make_pool()
+    resolved = after_all(pool, mon, lambda _: None)
+
+    def check(values):
+        created_is_secret, expires_is_secret, _ = values
+        assert created_is_secret is False and expires_is_secret is False
+
+    return pulumi.Output.all(
+        pool.outputs["credential_created_at"].is_secret(),
+        pool.outputs["credential_expires_at"].is_secret(),
+        resolved,
+    ).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_key_with_an_expiry_policy_exports_its_end(expiring_mon):
+    pool = make_pool()
+
+    def check(values):
+        assert values["credential_created_at"] == "2026-01-01T00:00:00Z"
+        assert values["credential_expires_at"] == "2026-04-01T00:00:00Z"
+
+    return after_all(pool, expiring_mon, check)
+
+
+def test_key_expiry_keeps_only_a_real_end():
+    assert key_expiry("2026-04-01T00:00:00Z") == "2026-04-01T00:00:00Z"
+    assert key_expiry("2026-04-01T00:00:00.123456789Z") == "2026-04-01T00:00:00.123456789Z"
+    # GCP's "never" for keys made without an expiry policy, and nothing usable.
+    assert key_expiry(NEVER) is None
+    assert key_expiry("") is None and key_expiry(None) is None and key_expiry("soon") is None
 
 
 @pulumi.runtime.test
@@ -427,6 +503,9 @@ def test_outputs(mon):
         key = json.loads(base64.b64decode(values["service_account_key"]))
         assert key["type"] == "service_account"
         assert key["client_email"] == values["worker_service_account_email"]
+        # The key's validAfterTime; no end, as GCP's keys have none unless a policy sets one.
+        assert values["credential_created_at"] == "2026-01-01T00:00:00Z"
+        assert values["credential_expires_at"] is None
 
     return after_all(pool, mon, check)
 
@@ -459,7 +538,8 @@ def test_keyless_makes_no_key_and_keeps_every_grant(mon):
         keyless = EXPECTED_CHILDREN["cloud-run-v2"] - {(T_KEY, "etl-worker-key")}
         assert_component_tree(mon, TYPE_TOKEN, "etl", keyless)
         assert mon.of_type(T_KEY) == []
-        assert list(pool.outputs) == [e for e in EXPORTS if e != "service_account_key"]
+        credential = {"service_account_key", "credential_created_at", "credential_expires_at"}
+        assert list(pool.outputs) == [e for e in EXPORTS if e not in credential]
         # The identity the worker runs as holds what the key's holder held.
         worker = f"serviceAccount:{values['worker_service_account_email']}"
         assert mon.one(T_PROJECT_MEMBER).inputs["member"] == worker
