@@ -624,6 +624,11 @@ def _rotating(spec: PoolSpec, request: PoolRequest, runtime: Runtime) -> PoolSpe
             hint="`provision list` shows the pools.",
         )
     credential = spec.target.credential()
+    if not spec.target.rotates and credential is not None and credential.long_lived:
+        raise InvalidInputError(
+            f"This version cannot rotate the {credential.kind} of '{spec.pool_type.name}' "
+            "pools yet: rotate it by hand (docs/rotation.md)."
+        )
     if not spec.target.rotates or credential is None or not credential.long_lived:
         why = (
             credential.note
