@@ -463,9 +463,12 @@ class Pool(abc.ABC, Generic[OptionsT]):
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
     """Output names holding a credential: never passed to template defaults or next steps."""
     rotates: ClassVar[bool] = False
-    """Its block holds a credential its stack makes and ``rotate`` replaces: the stack gives
-    :meth:`rotation_trigger` to that credential as its ``replacement_trigger`` and exports
-    :data:`CREATED_OUTPUT` (and :data:`EXPIRES_OUTPUT` if it has a lifetime)."""
+    """Its block holds a credential its stack makes and ``rotate`` replaces: the stack puts the
+    rotation count (``rotation_count(generated)``) into an input that forces the credential's
+    replacement, and exports :data:`CREATED_OUTPUT` (and :data:`EXPIRES_OUTPUT` if it has a
+    lifetime). Not the ``replacement_trigger`` option alone: the engine ignores its first value
+    (pulumi/pulumi ``step_generator.go``, ``shouldTriggerReplace``), so a credential never
+    rotated would keep its first rotation from happening."""
     worker_secret_store: ClassVar[str] = "the cloud's secret store"
     """Where its worker's Prefect credential is kept, as plans name it."""
     worker_package: ClassVar[str] = ""
