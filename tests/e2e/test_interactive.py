@@ -33,9 +33,12 @@ def run_in_terminal(box: Sandbox, args: list[str], answer: str, timeout: float =
     os.close(follower)
     screen, answered = b"", False
     deadline = time.time() + timeout
+    # poll, not select: a long test process may hold descriptors above select's FD_SETSIZE.
+    poller = select.poll()
+    poller.register(leader, select.POLLIN)
     try:
         while time.time() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
+            ready = poller.poll(200)
             if ready:
                 try:
                     chunk = os.read(leader, 65536)
