@@ -151,6 +151,19 @@ def preview(
     env = os.environ if env is None else env
     settings = settings or load_settings(env=env)
     requests, source = _requests(pools, settings, env, prefect)
+    return _plan_all(requests, source, parallel, refresh, settings, env, runtime)
+
+
+def _plan_all(
+    requests: Sequence[PoolRequest],
+    source: PoolsFile | None,
+    parallel: int,
+    refresh: bool,
+    settings: Settings,
+    env: Mapping[str, str],
+    runtime: Runtime | None,
+) -> PlanSet:
+    """The plans of requests already checked by :func:`_requests`."""
     plans = _each(
         requests,
         parallel,
@@ -187,20 +200,13 @@ def up(
     """
     env = os.environ if env is None else env
     settings = settings or load_settings(env=env)
-    plans = preview(
-        pools,
-        parallel=parallel,
-        refresh=refresh,
-        prefect=prefect,
-        settings=settings,
-        env=env,
-        runtime=runtime,
-    )
+    # Read and checked once: the file, each pool's options and the programs' modules.
+    requests, source = _requests(pools, settings, env, prefect)
+    plans = _plan_all(requests, source, parallel, refresh, settings, env, runtime)
     prefect = prefect or PoolRequest("")
     plans = replace(plans, prune=prune)
     if confirm is not None and not confirm(plans):
         raise service.Cancelled("Cancelled: nothing was changed.")
-    requests, _ = _requests(pools, settings, env, prefect)
     by_name = {r.pool: r for r in requests}
     work: list[tuple[str, PoolRequest | None]] = []
     skipped: list[PoolApplied] = []
