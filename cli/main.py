@@ -313,6 +313,21 @@ def _file_exit(results: list[Any]) -> None:
         raise typer.Exit(max(codes) if all(c == 2 for c in codes) else 1)
 
 
+def _live_hooks(progress: Any, console: Any, verb: str, yes: bool) -> Any:
+    """The hooks of a command that changes a pool: the live progress display, and the plan
+    and its question (``verb``) unless ``--yes``."""
+    from cli import render
+    from provision import service
+
+    return service.Hooks(
+        confirm=None if yes else progress.paused(render.confirm_plan(console, verb)),
+        on_progress=progress.update,
+        on_notice=progress.notice,
+        on_install=render.install_spinner(console),
+        on_phase=progress.phase,
+    )
+
+
 # -- commands -----------------------------------------------------------------------------
 
 
@@ -417,13 +432,7 @@ def up(
         settings = _settings(backend_url, secrets_provider)
         console = render.console()
         with render.Progress(console) as progress:
-            hooks = service.Hooks(
-                confirm=None if yes else progress.paused(render.confirm_plan(console, "Apply")),
-                on_progress=progress.update,
-                on_notice=progress.notice,
-                on_install=render.install_spinner(console),
-                on_phase=progress.phase,
-            )
+            hooks = _live_hooks(progress, console, "Apply", yes)
             outcome = service.up(request, settings, hooks, refresh=refresh)
         render.summary(console, outcome)
 
@@ -578,13 +587,7 @@ def destroy(
         settings = _settings(backend_url, secrets_provider)
         console = render.console()
         with render.Progress(console) as progress:
-            hooks = service.Hooks(
-                confirm=None if yes else progress.paused(render.confirm_plan(console, "Destroy")),
-                on_progress=progress.update,
-                on_notice=progress.notice,
-                on_install=render.install_spinner(console),
-                on_phase=progress.phase,
-            )
+            hooks = _live_hooks(progress, console, "Destroy", yes)
             service.destroy(
                 pool,
                 settings,
@@ -653,13 +656,7 @@ def rotate(
         settings = _settings(backend_url, secrets_provider)
         console = render.console(stderr=json_)
         with render.Progress(console) as progress:
-            hooks = service.Hooks(
-                confirm=None if yes else progress.paused(render.confirm_plan(console, "Rotate")),
-                on_progress=progress.update,
-                on_notice=progress.notice,
-                on_install=render.install_spinner(console),
-                on_phase=progress.phase,
-            )
+            hooks = _live_hooks(progress, console, "Rotate", yes)
             try:
                 outcome = service.rotate(request, settings, hooks)
             except service.NothingToRotate as nothing:
