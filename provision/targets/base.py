@@ -542,11 +542,17 @@ class Pool(abc.ABC, Generic[OptionsT]):
         for a target without cloud resources."""
         return None
 
-    def rotation_trigger(self) -> str | None:
-        """The credential's ``replacement_trigger``: ``None`` until its first rotation (so
-        pools made before rotation existed keep their key), then the rotation count."""
-        count = rotation_count(self.generated)
-        return str(count) if count else None
+    def rotation_trigger(self) -> str:
+        """The credential's ``replacement_trigger``: the rotation count, ``"0"`` from the start.
+
+        Never ``None``: the engine replaces only when both the recorded and the new trigger are
+        set and differ (pulumi pkg/v3@v3.259.0 ``resource/deploy/step_generator.go``,
+        ``shouldTriggerReplace``: "Nulls mean there is no replacement trigger"), so a credential
+        made without one would survive its first rotation. A credential made before rotation
+        existed (no trigger recorded) keeps its key when ``"0"`` first comes: the engine
+        records it then, in a "same" step, and rotates from there.
+        """
+        return str(rotation_count(self.generated))
 
     def worker_program(self) -> WorkerProgram | None:
         """The worker part of the inline program (``--with-worker``), or ``None``."""

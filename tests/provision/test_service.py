@@ -122,7 +122,7 @@ class ThingPool(Pool[ThingOptions]):
     def program(self) -> CloudProgram:
         def run() -> dict[str, Any]:
             trigger = self.rotation_trigger()
-            opts = pulumi.ResourceOptions(replacement_trigger=trigger) if trigger else None
+            opts = pulumi.ResourceOptions(replacement_trigger=trigger)
             thing = Thing(f"{self.name}-thing", self.options.size, opts)
             return {
                 "thing_id": thing.id,
@@ -811,7 +811,9 @@ def rotate(world: World):
 def test_rotate_replaces_the_credential_through_its_replacement_trigger(world):
     at(world, "2026-02-01T00:00:00+00:00")
     world.up()
-    assert thing(world).trigger is None  # never rotated: no trigger, old pools keep their key
+    # Never rotated: "0", not None (the engine would never replace a credential made without
+    # a trigger); a credential made before rotation existed keeps its key when it first comes.
+    assert thing(world).trigger == "0"
 
     outcome = rotate(world)
     assert outcome.rotation is not None and outcome.rotation.rotation == 1
@@ -848,7 +850,7 @@ def test_rotating_a_pool_that_does_not_exist_is_one_line(world):
 def test_rotate_after_rotates_on_up_once_due_and_a_rerun_does_not_rotate_again(world):
     at(world, "2026-01-02T00:00:00+00:00")
     world.up(rotate_after=30)
-    assert thing(world).trigger is None
+    assert thing(world).trigger == "0"
     request = service.PoolRequest("etl")
 
     at(world, "2026-01-30T00:00:00+00:00")  # 29 days: not yet
