@@ -27,7 +27,7 @@ from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PoolNotFoundError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal
 from provision.locks import StackLocks
-from provision.recovery import AdoptCallback, decide_recovery
+from provision.recovery import AdoptCallback, OrphanCallback, decide_recovery, tracked_ids
 from provision.settings import PROJECT_NAME, Settings
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ class Engine:
         retry_delays: Sequence[float] | None = None,
         orphan_hints: Mapping[str, str] | None = None,
         adopt: AdoptCallback | None = None,
+        remove_orphans: OrphanCallback | None = None,
         env: Mapping[str, str] | None = None,
     ):
         """``env`` is added to every CLI call's environment, and so reaches the provider
@@ -92,6 +93,7 @@ class Engine:
         self._scratch: Path | None = None
         self._orphan_hints = dict(orphan_hints or {})
         self._adopt = adopt or (lambda _type, _inputs: None)
+        self._remove_orphans = remove_orphans or (lambda _type, _inputs, _tracked: [])
         self._on_install = on_install
         self._notice = on_notice or (lambda _msg: None)
         self._retry_delays = tuple(retry_delays if retry_delays is not None else _env_delays())
@@ -104,6 +106,7 @@ class Engine:
         *,
         orphan_hints: Mapping[str, str] | None = None,
         adopt: AdoptCallback | None = None,
+        remove_orphans: OrphanCallback | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Engine:
         """An engine for one pool's operations that reuses this one's CLI (found and version-
@@ -115,6 +118,7 @@ class Engine:
             retry_delays=self._retry_delays,
             orphan_hints=orphan_hints,
             adopt=adopt,
+            remove_orphans=remove_orphans,
             env=env,
         )
         engine._cmd = self._cmd
@@ -455,7 +459,8 @@ class Engine:
         """Make a stack usable after a killed run: orphaned engine, stale lock, pending ops.
 
         The locks are ``StackLocks``' job and the decision ``recovery.decide_recovery``'s:
-        this exports the state, imports what was decided, and refreshes.
+        this exports the state, imports what was decided, refreshes, then hands each create
+        left pending to the target's ``remove_orphans`` with the ids the state now tracks.
         """
         if not self.locks.release_stale(pool):
             # A live run holds the stack: its in-flight operations are not ours to reconcile,
@@ -486,6 +491,13 @@ class Engine:
             translator,
             lambda: stack.refresh(clear_pending_creates=True, on_event=translator),
         )
+        if decision.unadopted:
+            # Before the run goes on: a copy the cloud made untracked may count against a
+            # limit the rerun's own create would then hit.
+            refreshed = stack.export_stack().deployment or {}
+            for rtype, inputs in decision.unadopted:
+                for message in self._remove_orphans(rtype, inputs, tracked_ids(refreshed, rtype)):
+                    self._notice(message)
 
     def backend_label(self) -> str:
         """The backend, as messages name it."""

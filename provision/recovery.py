@@ -2,7 +2,9 @@
 
 No pulumi and no cloud here: the engine exports the state, calls :func:`decide_recovery`,
 says its notices, imports the edited deployment when something was adopted, and refreshes. A
-target's ``adoptable_id`` supplies ``adopt`` and its ``orphan_hints`` the hints.
+target's ``adoptable_id`` supplies ``adopt`` and its ``orphan_hints`` the hints; the creates
+left unadopted (:attr:`Recovery.unadopted`) then go to its ``remove_orphans``, with the ids
+:func:`tracked_ids` finds in the refreshed state.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 
 AdoptCallback = Callable[[str, Mapping[str, Any]], str | None]
 """(type token, recorded inputs) of an interrupted create → its cloud id, if computable."""
+OrphanCallback = Callable[[str, Mapping[str, Any], frozenset[str]], list[str]]
+"""(type token, recorded inputs) of an interrupted create that was not adopted, and the ids of
+that type the refreshed state tracks → notices of the untracked copies removed in the cloud."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,9 @@ class Recovery:
     notices: tuple[str, ...]
     """Said once ``deployment`` is imported: what was adopted, and each create left pending,
     whose copy the cloud may have finished untracked, with the target's hint to find it."""
+    unadopted: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """(type token, inputs) of each create left pending: the refresh clears them, and the
+    target may then remove the copies the cloud made of them."""
 
 
 def decide_recovery(
@@ -52,6 +60,7 @@ def decide_recovery(
     edited = copy.deepcopy(dict(deployment))
     adopted = adopt_pending_creates(edited, adopt)
     notices = []
+    unadopted: list[tuple[str, dict[str, Any]]] = []
     if adopted:
         notices.append(
             f"Adopting {len(adopted)} resource(s) the interrupted run may have created "
@@ -64,6 +73,7 @@ def decide_recovery(
         if op.get("type") != "creating" or not urn:
             continue
         rtype = resource.get("type", "")
+        unadopted.append((rtype, dict(resource.get("inputs") or {})))
         hint = orphan_hints.get(rtype, "")
         # The cloud may have finished a create whose answer the killed engine never got:
         # such an object is not tracked, and nothing but the cloud's own API can find it.
@@ -73,7 +83,18 @@ def decide_recovery(
             f"copy is untracked and will not be deleted by destroy. {hint}"
         )
         notices.append(message.rstrip())
-    return Recovery(announcement, edited, tuple(adopted), tuple(notices))
+    return Recovery(announcement, edited, tuple(adopted), tuple(notices), tuple(unadopted))
+
+
+def tracked_ids(deployment: Mapping[str, Any], type_token: str) -> frozenset[str]:
+    """The cloud ids of every ``type_token`` resource ``deployment`` records, an old copy
+    still pending deletion included (what a half-finished replacement keeps, and may still be
+    in use)."""
+    return frozenset(
+        r["id"]
+        for r in deployment.get("resources") or []
+        if r.get("type") == type_token and isinstance(r.get("id"), str) and r["id"]
+    )
 
 
 def adopt_pending_creates(deployment: dict[str, Any], adopt: AdoptCallback) -> list[str]:

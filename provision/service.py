@@ -1345,6 +1345,7 @@ def _pool_engine(
         settings,
         orphan_hints=spec.target.orphan_hints,
         adopt=spec.target.adoptable_id,
+        remove_orphans=spec.target.remove_orphans,
         env=_prefect_env(api, spec),
     )
 

@@ -454,7 +454,8 @@ class Pool(abc.ABC, Generic[OptionsT]):
     error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
     """This cloud's error texts mapped to typed errors (credentials, APIs, permissions, ...)."""
     orphan_hints: ClassVar[dict[str, str]] = {}
-    """Type token → how to find and remove a copy a killed run may have left untracked."""
+    """Type token → how to find and remove a copy a killed run may have left untracked (see
+    also :meth:`remove_orphans`)."""
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
     """Output names holding a credential: never passed to template defaults or next steps."""
     rotates: ClassVar[bool] = False
@@ -607,6 +608,20 @@ class Pool(abc.ABC, Generic[OptionsT]):
         cloud whose names are unique refuses the second create. ``None``: not computable.
         """
         return None
+
+    def remove_orphans(
+        self, type_token: str, inputs: Mapping[str, Any], tracked: frozenset[str]
+    ) -> list[str]:
+        """After a killed run: remove what an interrupted create of ``type_token`` (with
+        ``inputs``) may have left in the cloud, untracked, when it could not be adopted (the
+        cloud names such objects itself, and a secret returned only at create is lost).
+
+        ``tracked`` holds the ids of that type the state records once the recovery refreshed
+        it. Called before the run goes on, so a cloud limit (two access keys per IAM user) is
+        not hit by the copy the rerun makes. Returns one line per thing done or not done, said
+        as notices. Default: nothing (the target's ``orphan_hints`` say how to do it by hand).
+        """
+        return []
 
     def grants(self) -> list[Grant]:
         """Every permission the stack grants, with its scope."""

@@ -180,3 +180,51 @@ def test_a_replacements_interrupted_create_is_not_adopted_beside_the_old_one(tmp
     resources = stack.export_stack().deployment["resources"]
     tracked = [r for r in resources if r["type"] == fake.ACCOUNT]
     assert [r["id"] for r in tracked] == [ACCOUNT_RID]
+
+
+def test_a_create_left_pending_goes_to_remove_orphans_after_the_refresh_before_the_up(
+    tmp_path, cloud_env
+):
+    # No id to adopt by: the cloud's copy is untracked, and a second create of the same
+    # account id would fail. The target's remove_orphans deletes it first.
+    cloud = FakeCloud(cloud_env["FAKECLOUD_STATE_DIR"])
+    calls: list[tuple[str, dict[str, Any], frozenset[str]]] = []
+
+    def remove_orphans(type_token, inputs, tracked):
+        calls.append((type_token, dict(inputs), tracked))
+        assert not stack.export_stack().deployment.get("pending_operations")  # refreshed
+        assert cloud.remove(fake.ACCOUNT, ACCOUNT_RID)
+        return [f"Deleted the untracked {inputs['accountId']}."]
+
+    engine, stack = provisioned(tmp_path, cloud_env, remove_orphans=remove_orphans)
+
+    result = engine.up(stack, POOL)
+
+    ((type_token, inputs, tracked),) = calls
+    assert type_token == fake.ACCOUNT and inputs["accountId"] == ACCOUNT_ID
+    assert tracked == frozenset()  # the refresh cleared the pending create: nothing tracked
+    assert "Deleted the untracked recovery-runner." in engine.notices
+    assert result.changes.get("create") == 1
+    assert cloud.count(fake.ACCOUNT) == 1
+    assert len(cloud.calls("create", fake.ACCOUNT)) == 2
+
+
+def test_remove_orphans_is_told_the_ids_the_state_still_tracks(tmp_path, cloud_env):
+    # A replacement's interrupted create: the old copy stays recorded, and is in use.
+    engine = make_engine(
+        tmp_path, cloud_env, remove_orphans=lambda t, i, tracked: [f"tracked {sorted(tracked)}"]
+    )
+    stack = engine.stack(POOL, program, create=True)
+    engine.set_config(stack, {"gcp:project": PROJECT})
+    engine.up(stack, POOL)
+    path = engine.settings.local_backend_path / ".pulumi/stacks/provision" / f"{POOL}.json"
+    checkpoint = json.loads(path.read_text())
+    deployment = checkpoint["checkpoint"]["latest"]
+    (account,) = [r for r in deployment["resources"] if r["type"] == fake.ACCOUNT]
+    pending = {k: v for k, v in account.items() if k not in ("id", "outputs")}
+    deployment["pending_operations"] = [{"resource": pending, "type": "creating"}]
+    path.write_text(json.dumps(checkpoint))
+
+    engine.up(stack, POOL)
+
+    assert f"tracked {[ACCOUNT_RID]}" in engine.notices

@@ -10,7 +10,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from provision.recovery import adopt_pending_creates, decide_recovery
+from provision.recovery import adopt_pending_creates, decide_recovery, tracked_ids
 
 STACK = "urn:pulumi:etl::provision::pulumi:pulumi:Stack::provision-etl"
 ACCOUNT = "gcp:serviceaccount/account:Account"
@@ -214,3 +214,56 @@ def test_operations_other_than_creates_are_announced_and_nothing_else():
     assert decision.adopted == () and decision.notices == ()
     assert decision.deployment["pending_operations"] == state["pending_operations"]
     assert adopt.calls == []
+
+
+# -- what the target may remove afterwards ----------------------------------------------------
+
+
+KEY = "aws:iam/accessKey:AccessKey"
+
+
+def test_the_creates_left_pending_are_handed_over_with_their_inputs_the_adopted_are_not():
+    runner = resource(ACCOUNT, "runner", accountId="etl-runner")
+    key = resource(KEY, "worker-key", user="etl-ecs-worker")
+    state = deployment(op("creating", runner), op("creating", key))
+
+    decision = decide_recovery("etl", state, Adopt(), HINTS)
+
+    assert decision is not None
+    assert decision.adopted == ("runner",)
+    assert decision.unadopted == ((KEY, {"user": "etl-ecs-worker"}),)
+
+
+def test_a_replacements_new_half_is_handed_over_too():
+    # A rotation killed while its new key was being made: the old key is recorded under the
+    # URN the new one was being created at, so it is never adopted; its copy may exist.
+    old = {**resource(KEY, "worker-key", user="etl-ecs-worker"), "id": "AKIAOLD"}
+    state = deployment(
+        op("creating", resource(KEY, "worker-key", user="etl-ecs-worker")), recorded=(old,)
+    )
+
+    decision = decide_recovery("etl", state, Adopt(), {})
+
+    assert decision is not None
+    assert decision.unadopted == ((KEY, {"user": "etl-ecs-worker"}),)
+
+
+def test_only_creates_are_handed_over():
+    runner = {**resource(ACCOUNT, "runner", accountId="etl-runner"), "id": "rid"}
+    state = deployment(op("updating", runner), op("deleting", runner), recorded=(runner,))
+
+    decision = decide_recovery("etl", state, Adopt(), HINTS)
+
+    assert decision is not None and decision.unadopted == ()
+
+
+def test_tracked_ids_include_an_old_copy_pending_deletion():
+    live = {**resource(KEY, "worker-key", user="u"), "id": "AKIANEW"}
+    old = {**resource(KEY, "worker-key", user="u"), "id": "AKIAOLD", "delete": True}
+    other = {**resource(ACCOUNT, "runner", accountId="r"), "id": "rid"}
+    unknown = resource(KEY, "other-key", user="u")  # no id: nothing to match
+    state = deployment(recorded=(live, old, other, unknown))
+
+    assert tracked_ids(state, KEY) == {"AKIANEW", "AKIAOLD"}
+    assert tracked_ids(state, ACCOUNT) == {"rid"}
+    assert tracked_ids({}, KEY) == frozenset()

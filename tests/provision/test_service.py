@@ -263,7 +263,7 @@ class FakeEngine:
     def _call(self, *call: Any) -> None:
         self.backend.calls.append(call)
 
-    def for_pool(self, settings, *, orphan_hints=None, adopt=None, env=None):
+    def for_pool(self, settings, *, orphan_hints=None, adopt=None, remove_orphans=None, env=None):
         self._call("for_pool", settings.backend_url, dict(env or {}))
         return FakeEngine(self.backend, settings)
 
