@@ -630,7 +630,34 @@ def _rotating(spec: PoolSpec, request: PoolRequest, runtime: Runtime) -> PoolSpe
             else ("its block holds no credential the tool made")
         )
         raise NothingToRotate(f"Nothing to rotate in pool '{spec.pool}': {why}.")
-    return _with_rotation(spec, runtime.clock(), reason="asked for (provision rotate)")
+    return _finishing_rotation(spec) or _with_rotation(
+        spec, runtime.clock(), reason="asked for (provision rotate)"
+    )
+
+
+def _finishing_rotation(spec: PoolSpec) -> PoolSpec | None:
+    """``spec`` finishing the last rotation, when a killed or failed run left it half done
+    (its new credential made, the old one not yet deleted); else ``None``.
+
+    Starting another instead would make a third credential while the block may still hold the
+    first, and a cloud with a tight limit refuses it (IAM: two access keys per user). So the
+    rerun of ``rotate`` writes the block and deletes the old credential, with the count kept.
+    """
+    count = rotation_count(spec.target.generated)
+    if spec.state is None or not count or str(count) not in spec.state.replacing:
+        return None
+    started = spec.target.generated.get(ROTATED_AT_KEY)
+    age = credential_age(spec.target, spec.state.outputs)
+    return replace(
+        spec,
+        rotation=RotationPlan(
+            reason=f"finishing rotation {count}, which an interrupted run started"
+            + (f" on {started}" if started else ""),
+            rotation=count,
+            created_at=age.created.isoformat() if age and age.created else None,
+            expires_at=age.expires.isoformat() if age and age.expires else None,
+        ),
+    )
 
 
 def _with_rotation(spec: PoolSpec, now: datetime, *, reason: str | None = None) -> PoolSpec:

@@ -833,6 +833,50 @@ def test_rotate_replaces_the_credential_through_its_replacement_trigger(world):
     assert thing(world).trigger == "2"
 
 
+def interrupt_the_replacement(world: World, trigger: str) -> None:
+    """Leave the state as a run killed (or failed) between a rotation's new credential and the
+    old one's deletion leaves it: the new copy recorded with ``trigger``, the old one pending
+    deletion under the same URN."""
+    resources = world.stacks()["etl"]["resources"]
+    (live,) = [r for r in resources if r["type"] == THING]
+    live["replacementTrigger"] = trigger
+    resources.append({**live, "id": "old-thing-id", "delete": True, "replacementTrigger": "0"})
+
+
+def test_rotate_finishes_a_rotation_left_half_done_instead_of_starting_another(world):
+    at(world, "2026-02-01T00:00:00+00:00")
+    world.up()
+    rotate(world)
+    interrupt_the_replacement(world, "1")
+
+    at(world, "2026-02-01T00:05:00+00:00")
+    outcome = rotate(world)
+
+    # The same count: the block gets the credential already made, and the old one goes. A
+    # new one now would be a third while the block may hold the first.
+    assert thing(world).trigger == "1"
+    assert outcome.rotation is not None and outcome.rotation.rotation == 1
+    assert outcome.rotation.reason == (
+        "finishing rotation 1, which an interrupted run started on 2026-02-01T00:00:00+00:00"
+    )
+    record = service.stack_state(world.stacks()["etl"]).record
+    assert record.generated["credential_rotated_at"] == "2026-02-01T00:00:00+00:00"
+
+    # Finished (no old copy pending): the next rotate is a new one.
+    rotate(world)
+    assert thing(world).trigger == "2"
+
+
+def test_an_older_half_done_replacement_does_not_stop_a_new_rotation(world):
+    world.up()
+    rotate(world)
+    rotate(world)
+    interrupt_the_replacement(world, "1")  # not the current count: another rotation's
+
+    assert rotate(world).rotation.rotation == 3
+    assert thing(world).trigger == "3"
+
+
 def test_rotating_a_keyless_pool_says_there_is_nothing_to_rotate(world):
     world.up(with_worker=True)
     calls = len(world.backend.calls)
