@@ -30,6 +30,9 @@ class Registration:
     inputs: dict[str, Any]
     dependencies: list[str]
     custom_timeouts: dict[str, str]
+    replacement_trigger: Any = None
+    """The ``replacement_trigger`` resource option as sent (``None``: none)."""
+    delete_before_replace: bool = False
 
 
 class RecordingMonitor(MockMonitor):
@@ -58,6 +61,8 @@ class RecordingMonitor(MockMonitor):
             custom_timeouts={
                 k: getattr(timeouts, k) for k in ("create", "update", "delete") if timeouts
             },
+            replacement_trigger=_trigger(request),
+            delete_before_replace=request.deleteBeforeReplace,
         )
         return response
 
@@ -155,3 +160,12 @@ def assert_component_tree(
             assert f"::{type_token}${r.type}::{r.name}" in r.urn
     # Nothing else was created (no stray resource outside the component).
     assert len(mon.registrations) == 1 + len(found)
+
+
+def _trigger(request: Any) -> Any:
+    """A registration's ``replacement_trigger`` as a plain value, or ``None`` when unset."""
+    if not request.HasField("replacement_trigger"):
+        return None
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(request.replacement_trigger)
