@@ -167,6 +167,7 @@ TARGETS: dict[str, TargetSpec] = {
                     "int",
                 ),
                 *WORKER_FLAGS,
+                *ROTATION_FLAGS,
             ),
         ),
         TargetSpec(

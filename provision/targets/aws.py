@@ -40,10 +40,12 @@ from provision.targets.base import (
     OptionPicker,
     Outputs,
     Pool,
+    RotationOptions,
     WorkerOptions,
     WorkerProgram,
     block_from_outputs,
     block_ref,
+    rotation_options,
     worker_options,
 )
 
@@ -53,6 +55,8 @@ neither AWS's default-VPC range (172.31/16) nor the usual first picks (10.0/16, 
 peering it with an existing network rarely collides."""
 DEFAULT_LOG_RETENTION_DAYS = 30
 DEFAULT_ECR_KEEP_IMAGES = 30
+
+ACCESS_KEY = "aws:iam/accessKey:AccessKey"
 
 OFFLINE_ACCOUNT = "<account-id>"
 """The account id offline plans show: they run without credentials, so it is unknown."""
@@ -90,7 +94,7 @@ OBSERVER_QUEUE_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME"
 OBSERVER_REGION_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION"
 
 
-class AwsOptions(WorkerOptions):
+class AwsOptions(WorkerOptions, RotationOptions):
     """Validated options of an ECS pool; saved verbatim in the pool's stack config."""
 
     region: str
@@ -164,12 +168,14 @@ class AwsPool(Pool[AwsOptions]):
     secret_outputs = frozenset({"secret_access_key"})
     worker_package = "prefect-aws"
     worker_secret_store = "AWS Secrets Manager"
+    rotates = True
     error_rules = AWS_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     orphan_hints = {
-        "aws:iam/accessKey:AccessKey": (
-            "The user's name is worker_user_name in `provision show <pool>`. List its keys "
-            "with `aws iam list-access-keys --user-name "
+        ACCESS_KEY: (
+            "This run deletes the user's keys that the state does not track, before it goes "
+            "on. Should that fail: the user's name is worker_user_name in `provision show "
+            "<pool>`; list its keys with `aws iam list-access-keys --user-name "
             "<worker_user_name>` and delete any whose id is not aws_access_key_id in the "
             "Prefect block with `aws iam delete-access-key --user-name <worker_user_name> "
             "--access-key-id <id>` (AWS allows two keys per user)."
@@ -263,6 +269,7 @@ class AwsPool(Pool[AwsOptions]):
             "task_role_policy_arns": _as_tuple(pick("task_role_policy_arns", ())),
             "ecr_keep_images": pick("ecr_keep_images", DEFAULT_ECR_KEEP_IMAGES),
             **worker_options(pick),
+            **rotation_options(pick),
         }
         return AwsOptions.checked(opts, sources, pool_type=pool_type)
 
@@ -415,6 +422,20 @@ class AwsPool(Pool[AwsOptions]):
     def adoptable_id(self, type_token: str, inputs: Mapping[str, Any]) -> str | None:
         """IAM roles, users and policies, the log group and the repository, by their names."""
         return naming.resource_id(type_token, inputs)
+
+    def remove_orphans(
+        self, type_token: str, inputs: Mapping[str, Any], tracked: frozenset[str]
+    ) -> list[str]:
+        """An access key a killed create may have left: every key of the pool's own worker user
+        that the state does not track is deleted (``aws_keys``), so the rerun's key, or a
+        rotation's, fits in IAM's two keys per user. Any other type or user: left alone."""
+        user = inputs.get("user")
+        if type_token != ACCESS_KEY or user != naming.worker_user_name(self.name):
+            return []
+        from provision.targets.aws_keys import remove_untracked_keys
+
+        opts = self.options
+        return remove_untracked_keys(user, tracked, profile=opts.profile, region=opts.region)
 
     def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
         """The ``aws-credentials`` block: the worker user's key and the pool's region; keyless,
@@ -642,6 +663,7 @@ class AwsPool(Pool[AwsOptions]):
             ecr_keep_images=opts.ecr_keep_images,
             task_role_policy_arns=tuple(opts.task_role_policy_arns),
             worker_role=naming.worker_role_name(self.name) if opts.with_worker else None,
+            credential_rotation=None if opts.with_worker else self.rotation_trigger(),
         )
 
 
