@@ -98,6 +98,9 @@ class StackState:
     no Prefect objects."""
     pending: list[dict[str, Any]]
     """Operations a killed run left in flight."""
+    has_triggers: bool = False
+    """Some recorded resource carries a ``replacementTrigger``: its credential was made (or last
+    updated) by a version that gives it one, so a new rotation count replaces it."""
     replacing: frozenset[str] = frozenset()
     """The ``replacementTrigger`` of each resource whose create-before-delete replacement a
     killed or failed run left half done: the new copy recorded, the old one still pending
@@ -165,6 +168,9 @@ def stack_state(deployment: dict[str, Any] | None) -> StackState:
         secret_outputs=frozenset(secret),
         resources=resources,
         pending=list(deployment.get("pending_operations") or []),
+        has_triggers=any(
+            r.get("replacementTrigger") is not None for r in deployment.get("resources") or []
+        ),
         replacing=_replacing(deployment.get("resources") or []),
         secrets=dict(secrets),
     )

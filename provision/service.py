@@ -616,7 +616,9 @@ def credential_age(target: Pool, outputs: Mapping[str, Any]) -> CredentialAge | 
 def _rotating(spec: PoolSpec, request: PoolRequest, runtime: Runtime) -> PoolSpec:
     """``spec`` with the rotation this run does: the one asked for, else one that is due."""
     if not request.rotate:
-        return _with_rotation(spec, runtime.clock())
+        if _predates_rotation(spec):
+            return spec  # this run records the credential's trigger; the next one can rotate
+        return _finishing_rotation(spec) or _with_rotation(spec, runtime.clock())
     if spec.state is None or spec.saved is None:
         raise PoolNotFoundError(
             f"No pool named '{spec.pool}' is provisioned: nothing to rotate.",
@@ -630,8 +632,30 @@ def _rotating(spec: PoolSpec, request: PoolRequest, runtime: Runtime) -> PoolSpe
             else ("its block holds no credential the tool made")
         )
         raise NothingToRotate(f"Nothing to rotate in pool '{spec.pool}': {why}.")
+    if _predates_rotation(spec):
+        raise InvalidInputError(
+            f"Pool '{spec.pool}' was provisioned before its credential could be rotated: run "
+            f"`provision up {spec.pool}` once (it records the credential's rotation count and "
+            "changes nothing), then rotate it."
+        )
     return _finishing_rotation(spec) or _with_rotation(
         spec, runtime.clock(), reason="asked for (provision rotate)"
+    )
+
+
+def _predates_rotation(spec: PoolSpec) -> bool:
+    """A keyed pool whose recorded credential has no replacement trigger (made by a version
+    before rotation): the engine replaces a resource only when both its recorded and its new
+    trigger are set (pulumi ``shouldTriggerReplace``), so a rotation now would silently keep
+    the old credential. Any ``up`` records the trigger, with no change."""
+    credential = spec.target.credential()
+    return (
+        spec.state is not None
+        and bool(spec.state.resources)
+        and not spec.state.has_triggers
+        and spec.target.rotates
+        and credential is not None
+        and credential.long_lived
     )
 
 

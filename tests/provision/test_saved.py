@@ -79,6 +79,8 @@ def test_a_replacement_left_half_done_is_named_by_its_new_copys_trigger():
     assert state.replacing == {"2"}
     assert stack_state({"resources": [new, other]}).replacing == frozenset()
     assert stack_state(deployment()).replacing == frozenset()
+    # Whether anything carries a trigger: a pool made before rotation does not.
+    assert state.has_triggers and not stack_state(deployment()).has_triggers
 
 
 def test_an_empty_or_foreign_stack_has_no_record():

@@ -355,7 +355,10 @@ class FakeEngine:
             )
             if r.type in (BLOCK_TYPE, WORK_POOL_TYPE):
                 outs = {"block_id": "block-1", "pool_id": "pool-1", "created": True}
-            resources.append({"urn": r.urn, "type": r.type, "id": f"{r.name}-id", "outputs": outs})
+            recorded = {"urn": r.urn, "type": r.type, "id": f"{r.name}-id", "outputs": outs}
+            if r.trigger is not None:  # as the engine records it
+                recorded["replacementTrigger"] = r.trigger
+            resources.append(recorded)
             steps.append(
                 Step(r.urn, r.type, r.name, "same" if r.urn in before else "create", r.inputs)
             )
@@ -875,6 +878,63 @@ def test_an_older_half_done_replacement_does_not_stop_a_new_rotation(world):
 
     assert rotate(world).rotation.rotation == 3
     assert thing(world).trigger == "3"
+
+
+def test_up_finishes_a_half_done_rotation_even_when_another_is_due(world):
+    at(world, "2026-02-01T00:00:00+00:00")
+    world.up(rotate_after=1)
+    rotate(world)
+    interrupt_the_replacement(world, "1")
+
+    at(world, "2026-02-11T00:00:00+00:00")  # 10 days on: due again, but the last one is open
+    outcome = world.up()
+
+    assert thing(world).trigger == "1"
+    assert outcome.rotation is not None
+    assert outcome.rotation.reason.startswith("finishing rotation 1")
+
+
+def forget_the_triggers(world: World) -> None:
+    """The state of a pool made before its credential had a replacement trigger."""
+    for resource in world.stacks()["etl"]["resources"]:
+        resource.pop("replacementTrigger", None)
+
+
+def test_a_pool_made_before_rotation_is_told_to_run_up_before_rotating(world):
+    # The engine would keep the credential (no recorded trigger to differ from), silently.
+    world.up()
+    forget_the_triggers(world)
+    calls = len(world.backend.calls)
+
+    with pytest.raises(InvalidInputError) as err:
+        rotate(world)
+    assert err.value.message == (
+        "Pool 'etl' was provisioned before its credential could be rotated: run `provision up "
+        "etl` once (it records the credential's rotation count and changes nothing), then "
+        "rotate it."
+    )
+    assert [c for c in world.backend.calls[calls:] if c[0] == "up"] == []
+
+    world.up()  # records "0"
+    assert thing(world).trigger == "0"
+    assert rotate(world).rotation.rotation == 1
+    assert thing(world).trigger == "1"
+
+
+def test_a_due_rotation_of_a_pool_made_before_rotation_waits_for_its_trigger(world):
+    at(world, "2026-01-01T00:00:00+00:00")
+    world.up(rotate_after=30)
+    forget_the_triggers(world)
+    at(world, "2026-03-01T00:00:00+00:00")  # due
+    request = service.PoolRequest("etl")
+
+    assert (
+        service.plan(request, world.settings, env=world.env, runtime=world.runtime).rotation is None
+    )
+    assert world.up().rotation is None  # records the trigger, rotates nothing
+    assert thing(world).trigger == "0"
+    plan = service.plan(request, world.settings, env=world.env, runtime=world.runtime)
+    assert plan.rotation is not None and plan.rotation.reason.startswith("older than")
 
 
 def test_rotating_a_keyless_pool_says_there_is_nothing_to_rotate(world):
