@@ -229,6 +229,30 @@ def test_rotate_after_rotates_on_up_once_due_and_list_and_show_report_the_age(
     assert live(aws, pool) == [new_id]
 
 
+def test_a_pool_made_before_rotation_records_its_trigger_on_up_then_rotates(
+    sandbox: Sandbox, aws: Aws, pool: str, operator: str
+):
+    # Its key has no replacement trigger in the state: the engine replaces a resource only
+    # when both the recorded and the new trigger are set, so a rotation now would keep the key.
+    old_id, _ = provisioned(sandbox, aws, pool)
+    path = sandbox.root / "backend" / ".pulumi" / "stacks" / "provision" / f"{pool}.json"
+    checkpoint = json.loads(path.read_text())
+    for resource in checkpoint["checkpoint"]["latest"]["resources"]:
+        resource.pop("replacementTrigger", None)
+    path.write_text(json.dumps(checkpoint))
+    calls = len(sandbox.cloud.calls(phase=None, include_preview=True))
+
+    run = sandbox.run("rotate", pool, "--yes", expect=2)
+    assert f"run `provision up {pool}` once" in run.stderr
+    assert len(sandbox.cloud.calls(phase=None, include_preview=True)) == calls
+
+    run = sandbox.run("up", pool, "--yes")  # records "0" on the key, in a same step
+    assert "0 created, 0 updated, 0 replaced, 0 deleted" in run.stdout
+    assert live(aws, pool) == [old_id]
+    rotate(sandbox, pool)
+    assert_converged(sandbox, aws, pool, old_id)
+
+
 def test_rotating_a_keyless_pool_says_there_is_nothing_to_rotate(
     sandbox: Sandbox, aws: Aws, pool: str, operator: str
 ):
