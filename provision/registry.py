@@ -168,6 +168,7 @@ TARGETS: dict[str, TargetSpec] = {
                     "int",
                 ),
                 *WORKER_FLAGS,
+                *ROTATION_FLAGS,
             ),
         ),
         TargetSpec(

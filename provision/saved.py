@@ -98,6 +98,13 @@ class StackState:
     no Prefect objects."""
     pending: list[dict[str, Any]]
     """Operations a killed run left in flight."""
+    has_triggers: bool = False
+    """Some recorded resource carries a ``replacementTrigger``: its credential was made (or last
+    updated) by a version that gives it one, so a new rotation count replaces it."""
+    replacing: frozenset[str] = frozenset()
+    """The ``replacementTrigger`` of each resource whose create-before-delete replacement a
+    killed or failed run left half done: the new copy recorded, the old one still pending
+    deletion (``delete: true``), so whatever the new copy feeds may not be rewritten yet."""
     secrets: dict[str, Any] = field(default_factory=dict)
     """The state's secrets manager: ``{"type": "passphrase", "state": {"salt": ...}}`` or
     ``{"type": "cloud", "state": {"url": "awskms://...", "encryptedkey": ...}}``."""
@@ -161,7 +168,23 @@ def stack_state(deployment: dict[str, Any] | None) -> StackState:
         secret_outputs=frozenset(secret),
         resources=resources,
         pending=list(deployment.get("pending_operations") or []),
+        has_triggers=any(
+            r.get("replacementTrigger") is not None for r in deployment.get("resources") or []
+        ),
+        replacing=_replacing(deployment.get("resources") or []),
         secrets=dict(secrets),
+    )
+
+
+def _replacing(resources: list[dict[str, Any]]) -> frozenset[str]:
+    """The triggers of the live resources whose old copy is still pending deletion."""
+    old = {r.get("urn") for r in resources if r.get("delete")}
+    return frozenset(
+        r["replacementTrigger"]
+        for r in resources
+        if not r.get("delete")
+        and r.get("urn") in old
+        and isinstance(r.get("replacementTrigger"), str)
     )
 
 

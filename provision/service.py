@@ -617,18 +617,15 @@ def credential_age(target: Pool, outputs: Mapping[str, Any]) -> CredentialAge | 
 def _rotating(spec: PoolSpec, request: PoolRequest, runtime: Runtime) -> PoolSpec:
     """``spec`` with the rotation this run does: the one asked for, else one that is due."""
     if not request.rotate:
-        return _with_rotation(spec, runtime.clock())
+        if _predates_rotation(spec):
+            return spec  # this run records the credential's trigger; the next one can rotate
+        return _finishing_rotation(spec) or _with_rotation(spec, runtime.clock())
     if spec.state is None or spec.saved is None:
         raise PoolNotFoundError(
             f"No pool named '{spec.pool}' is provisioned: nothing to rotate.",
             hint="`provision list` shows the pools.",
         )
     credential = spec.target.credential()
-    if not spec.target.rotates and credential is not None and credential.long_lived:
-        raise InvalidInputError(
-            f"This version cannot rotate the {credential.kind} of '{spec.pool_type.name}' "
-            "pools yet: rotate it by hand (docs/rotation.md)."
-        )
     if not spec.target.rotates or credential is None or not credential.long_lived:
         why = (
             credential.note
@@ -636,7 +633,57 @@ def _rotating(spec: PoolSpec, request: PoolRequest, runtime: Runtime) -> PoolSpe
             else ("its block holds no credential the tool made")
         )
         raise NothingToRotate(f"Nothing to rotate in pool '{spec.pool}': {why}.")
-    return _with_rotation(spec, runtime.clock(), reason="asked for (provision rotate)")
+    if _predates_rotation(spec):
+        raise InvalidInputError(
+            f"Pool '{spec.pool}' was provisioned before its credential could be rotated: run "
+            f"`provision up {spec.pool}` once (it records the credential's rotation count and "
+            "changes nothing), then rotate it."
+        )
+    return _finishing_rotation(spec) or _with_rotation(
+        spec, runtime.clock(), reason="asked for (provision rotate)"
+    )
+
+
+def _predates_rotation(spec: PoolSpec) -> bool:
+    """A keyed pool rotated by its trigger alone (``Pool.rotation_by_trigger``) whose recorded
+    credential has none (made by a version before rotation): the engine replaces a resource
+    only when both its recorded and its new trigger are set (pulumi ``shouldTriggerReplace``),
+    so a rotation now would silently keep the old credential. Any ``up`` records the trigger,
+    with no change."""
+    credential = spec.target.credential()
+    return (
+        spec.state is not None
+        and bool(spec.state.resources)
+        and not spec.state.has_triggers
+        and spec.target.rotation_by_trigger
+        and credential is not None
+        and credential.long_lived
+    )
+
+
+def _finishing_rotation(spec: PoolSpec) -> PoolSpec | None:
+    """``spec`` finishing the last rotation, when a killed or failed run left it half done
+    (its new credential made, the old one not yet deleted); else ``None``.
+
+    Starting another instead would make a third credential while the block may still hold the
+    first, and a cloud with a tight limit refuses it (IAM: two access keys per user). So the
+    rerun of ``rotate`` writes the block and deletes the old credential, with the count kept.
+    """
+    count = rotation_count(spec.target.generated)
+    if spec.state is None or not count or str(count) not in spec.state.replacing:
+        return None
+    started = spec.target.generated.get(ROTATED_AT_KEY)
+    age = credential_age(spec.target, spec.state.outputs)
+    return replace(
+        spec,
+        rotation=RotationPlan(
+            reason=f"finishing rotation {count}, which an interrupted run started"
+            + (f" on {started}" if started else ""),
+            rotation=count,
+            created_at=age.created.isoformat() if age and age.created else None,
+            expires_at=age.expires.isoformat() if age and age.expires else None,
+        ),
+    )
 
 
 def _with_rotation(spec: PoolSpec, now: datetime, *, reason: str | None = None) -> PoolSpec:

@@ -11,7 +11,8 @@
 - the job submitter's identity, with one managed policy holding exactly the calls an ECS job
   submitter makes (:func:`worker_policy`), each scoped to this pool's cluster, task-definition
   family, roles, log group and queue. Either an IAM user with one access key (never replaced by
-  a rerun), the credential handed to a submitter that runs elsewhere; or, *keyless*
+  a rerun, only by a new ``credential_rotation``, the new key made before the old one is
+  deleted), the credential handed to a submitter that runs elsewhere; or, *keyless*
   (``worker_role``), an IAM role that ECS tasks assume, for a submitter that runs in the pool's
   own cluster (``stacks/aws_worker.py``): no user and no access key exist at all;
 - networking: a VPC with one public subnet in each of up to three availability zones, an
@@ -291,6 +292,9 @@ class EcsPoolArgs:
     worker_role: str | None = None
     """Keyless: the submitter is an IAM role of this name that ECS tasks assume (the task role
     of a submitter running in the pool's cluster), instead of an IAM user with an access key."""
+    credential_rotation: str | None = None
+    """The access key's ``replacement_trigger``: a new value replaces the key, the new one
+    created before the old one is deleted. ``None``: no trigger (a pool never rotated)."""
 
 
 class EcsPoolOutputs(TypedDict):
@@ -314,6 +318,8 @@ class EcsPoolOutputs(TypedDict):
     access_key_id: pulumi.Output[str | None]
     secret_access_key: pulumi.Output[str | None]
     """The worker's secret access key. Secret. ``None`` when keyless."""
+    credential_created_at: pulumi.Output[str | None]
+    """When IAM made the access key (RFC 3339, UTC): its age. ``None`` when keyless."""
     worker_role_arn: pulumi.Output[str | None]
     """Keyless: the submitter's role, resolved once its policy is attached; else ``None``."""
 
@@ -521,6 +527,7 @@ class EcsPool(pulumi.ComponentResource):
             events_queue_name=queue.name if queue else pulumi.Output.from_input(None),
             access_key_id=identity["access_key_id"],
             secret_access_key=identity["secret_access_key"],
+            credential_created_at=identity["credential_created_at"],
             worker_role_arn=identity["worker_role_arn"],
         )
         self.register_outputs(dict(self.outputs))
@@ -544,18 +551,25 @@ class EcsPool(pulumi.ComponentResource):
             opts=child(),
         )
         # The credential, last. Its only input is the user's name, so a rerun never replaces it
-        # (AWS allows two keys per user, and a new key would invalidate the one stored
-        # downstream).
+        # (a new key would invalidate the one stored downstream). Only a new rotation count
+        # does: the replacement is create-before-delete (Pulumi's default, never
+        # delete_before_replace), so the new key exists before whatever holds the old one is
+        # rewritten, and the old one is deleted last. IAM allows two keys per user, which that
+        # order respects as long as the user has one key before a rotation.
         key = aws.iam.AccessKey(
             f"{name}-worker-key",
             user=user.name,
-            opts=child(depends_on=[attachment, *ready]),
+            opts=child(
+                depends_on=[attachment, *ready],
+                replacement_trigger=args.credential_rotation,
+            ),
         )
         return {
             "worker_user_name": user.name,
             "access_key_id": key.id,
             # pulumi-aws already marks the secret secret; wrap anyway so no refactor can leak it.
             "secret_access_key": pulumi.Output.secret(key.secret),
+            "credential_created_at": key.create_date,
             "worker_role_arn": pulumi.Output.from_input(None),
         }
 
@@ -581,6 +595,7 @@ class EcsPool(pulumi.ComponentResource):
             "worker_user_name": pulumi.Output.from_input(None),
             "access_key_id": pulumi.Output.from_input(None),
             "secret_access_key": pulumi.Output.from_input(None),
+            "credential_created_at": pulumi.Output.from_input(None),
             # Resolved only once the policy is attached: whatever runs as the role waits for it.
             "worker_role_arn": pulumi.Output.all(role.arn, attachment.id).apply(lambda v: v[0]),
         }

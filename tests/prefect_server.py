@@ -130,6 +130,20 @@ class PrefectServer:
             proc.kill()
             proc.wait(timeout=10)
 
+    def freeze(self) -> None:
+        """Stop the process in its tracks (SIGSTOP): the kernel still accepts connections, so a
+        client's request goes out and waits, unanswered, until :meth:`kill`."""
+        if self.running:
+            os.kill(self._proc.pid, signal.SIGSTOP)
+
+    def kill(self) -> None:
+        """SIGKILL the server (frozen or not): a request it had received is never answered.
+        :meth:`start` brings it back on the same port and database."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
     def restart(self) -> None:
         """Stop, then start on the same port and database."""
         self.stop()

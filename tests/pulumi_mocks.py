@@ -32,6 +32,7 @@ class Registration:
     custom_timeouts: dict[str, str]
     replacement_trigger: Any = None
     """The ``replacement_trigger`` resource option as sent (``None``: none)."""
+    delete_before_replace: bool = False
 
 
 class RecordingMonitor(MockMonitor):
@@ -66,6 +67,7 @@ class RecordingMonitor(MockMonitor):
                 k: getattr(timeouts, k) for k in ("create", "update", "delete") if timeouts
             },
             replacement_trigger=trigger,
+            delete_before_replace=request.deleteBeforeReplace,
         )
         return response
 

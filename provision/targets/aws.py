@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationInfo, model_validator
 
 from provision.errors import InvalidInputError
+from provision.recovery import Untracked
 from provision.registry import PoolType
 from provision.targets import aws_naming as naming
 from provision.targets.aws_errors import AWS_ERROR_RULES, PROPAGATION_ERRORS
@@ -40,10 +41,12 @@ from provision.targets.base import (
     OptionPicker,
     Outputs,
     Pool,
+    RotationOptions,
     WorkerOptions,
     WorkerProgram,
     block_from_outputs,
     block_ref,
+    rotation_options,
     worker_options,
 )
 
@@ -53,6 +56,8 @@ neither AWS's default-VPC range (172.31/16) nor the usual first picks (10.0/16, 
 peering it with an existing network rarely collides."""
 DEFAULT_LOG_RETENTION_DAYS = 30
 DEFAULT_ECR_KEEP_IMAGES = 30
+
+ACCESS_KEY = "aws:iam/accessKey:AccessKey"
 
 OFFLINE_ACCOUNT = "<account-id>"
 """The account id offline plans show: they run without credentials, so it is unknown."""
@@ -90,7 +95,7 @@ OBSERVER_QUEUE_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME"
 OBSERVER_REGION_ENV = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION"
 
 
-class AwsOptions(WorkerOptions):
+class AwsOptions(WorkerOptions, RotationOptions):
     """Validated options of an ECS pool; saved verbatim in the pool's stack config."""
 
     region: str
@@ -164,15 +169,20 @@ class AwsPool(Pool[AwsOptions]):
     secret_outputs = frozenset({"secret_access_key"})
     worker_package = "prefect-aws"
     worker_secret_store = "AWS Secrets Manager"
+    rotates = True
+    rotation_by_trigger = True  # an access key has no input that forces a new one
+    # A key the cloud made for a killed run cannot be adopted (IAM returns its secret once),
+    # so the rerun deletes it (remove_untracked) rather than naming it.
+    removes_untracked = frozenset({ACCESS_KEY})
     error_rules = AWS_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     orphan_hints = {
-        "aws:iam/accessKey:AccessKey": (
-            "The user's name is worker_user_name in `provision show <pool>`. List its keys "
-            "with `aws iam list-access-keys --user-name "
-            "<worker_user_name>` and delete any whose id is not aws_access_key_id in the "
-            "Prefect block with `aws iam delete-access-key --user-name <worker_user_name> "
-            "--access-key-id <id>` (AWS allows two keys per user)."
+        ACCESS_KEY: (
+            "List the user's keys with `aws iam list-access-keys --user-name "
+            "<worker_user_name>` (worker_user_name in `provision show <pool>`) and delete any "
+            "whose id is not aws_access_key_id in the Prefect block with `aws iam "
+            "delete-access-key --user-name <worker_user_name> --access-key-id <id>` (AWS allows "
+            "two keys per user)."
         ),
         "aws:ecs/taskDefinition:TaskDefinition": (
             "A killed run may have registered a revision of the worker's task definition that "
@@ -263,6 +273,7 @@ class AwsPool(Pool[AwsOptions]):
             "task_role_policy_arns": _as_tuple(pick("task_role_policy_arns", ())),
             "ecr_keep_images": pick("ecr_keep_images", DEFAULT_ECR_KEEP_IMAGES),
             **worker_options(pick),
+            **rotation_options(pick),
         }
         return AwsOptions.checked(opts, sources, pool_type=pool_type)
 
@@ -415,6 +426,48 @@ class AwsPool(Pool[AwsOptions]):
     def adoptable_id(self, type_token: str, inputs: Mapping[str, Any]) -> str | None:
         """IAM roles, users and policies, the log group and the repository, by their names."""
         return naming.resource_id(type_token, inputs)
+
+    def remove_untracked(self, untracked: Untracked) -> str:
+        """Delete the keys of the pool's worker user that an interrupted create may have made
+        and the state does not track, through IAM's own API (``aws_keys``), so the rerun's key,
+        or a rotation's, fits in IAM's two keys per user.
+
+        IAM generates a key's id, so nothing in the state names the copy; its secret went only
+        to the killed engine, so it could never fill the block. The keys the state tracks (an
+        old one pending deletion included) are left alone. Another user's keys are never
+        touched; when IAM cannot be asked, says so with the commands to do it by hand.
+        """
+        from provision.targets import aws_keys
+
+        user = naming.worker_user_name(self.name)
+        if untracked.inputs.get("user") != user:
+            return (
+                f"Interrupted while creating an access key of "
+                f"{untracked.inputs.get('user') or 'an unknown user'}: not the pool's user "
+                f"{user}, so left alone."
+            )
+        opts = self.options
+        try:
+            removed = aws_keys.remove_untracked_keys(
+                user, untracked.tracked, profile=opts.profile, region=opts.region
+            )
+        except aws_keys.KeysError as exc:
+            return (
+                f"Interrupted while creating an access key of IAM user {user}: one may exist "
+                f"untracked, and it could not be checked ({exc}). {self.orphan_hints[ACCESS_KEY]}"
+            )
+        if not removed:
+            return (
+                f"Interrupted while creating an access key of IAM user {user}: IAM has none "
+                "the state does not track."
+            )
+        keys = (
+            f"access key {removed[0]}" if len(removed) == 1 else "access keys " + ", ".join(removed)
+        )
+        return (
+            f"Deleted {keys} of IAM user {user}: an interrupted run made it, and its secret, "
+            "which IAM returns only when a key is made, was lost."
+        )
 
     def block_data(self, outputs: Outputs, schema: Mapping[str, Any]) -> dict[str, Any]:
         """The ``aws-credentials`` block: the worker user's key and the pool's region; keyless,
@@ -642,6 +695,7 @@ class AwsPool(Pool[AwsOptions]):
             ecr_keep_images=opts.ecr_keep_images,
             task_role_policy_arns=tuple(opts.task_role_policy_arns),
             worker_role=naming.worker_role_name(self.name) if opts.with_worker else None,
+            credential_rotation=None if opts.with_worker else self.rotation_trigger(),
         )
 
 

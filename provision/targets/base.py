@@ -464,11 +464,19 @@ class Pool(abc.ABC, Generic[OptionsT]):
     """Output names holding a credential: never passed to template defaults or next steps."""
     rotates: ClassVar[bool] = False
     """Its block holds a credential its stack makes and ``rotate`` replaces: the stack puts the
-    rotation count (``rotation_count(generated)``) into an input that forces the credential's
+    rotation count (:meth:`rotation_trigger`) into an input that forces the credential's
     replacement, and exports :data:`CREATED_OUTPUT` (and :data:`EXPIRES_OUTPUT` if it has a
-    lifetime). Not the ``replacement_trigger`` option alone: the engine ignores its first value
-    (pulumi/pulumi ``step_generator.go``, ``shouldTriggerReplace``), so a credential never
-    rotated would keep its first rotation from happening."""
+    lifetime)."""
+    rotation_by_trigger: ClassVar[bool] = False
+    """Its credential has no input that forces a replacement (an IAM access key's only input is
+    its user), so the count goes into the ``replacement_trigger`` option alone. The engine
+    replaces only when both the recorded and the new trigger are set and differ (pulumi
+    pkg/v3@v3.259.0 ``resource/deploy/step_generator.go``, ``shouldTriggerReplace``: "Nulls
+    mean there is no replacement trigger"), so such a trigger is ``"0"`` from the start, and a
+    pool made before rotation existed (no trigger recorded) needs one ``up``, which records it
+    in a "same" step, before its first rotation. Otherwise the trigger is ``None`` until the
+    first rotation: a ForceNew input (a key's ``keepers``, a secret's end date) changing from
+    nothing to ``"0"`` would replace the credential of every pool made before rotation."""
     worker_secret_store: ClassVar[str] = "the cloud's secret store"
     """Where its worker's Prefect credential is kept, as plans name it."""
     worker_package: ClassVar[str] = ""
@@ -551,10 +559,11 @@ class Pool(abc.ABC, Generic[OptionsT]):
         return None
 
     def rotation_trigger(self) -> str | None:
-        """The credential's ``replacement_trigger``: ``None`` until its first rotation (so
-        pools made before rotation existed keep their key), then the rotation count."""
+        """The credential's rotation count as a string: what forces its replacement when it
+        changes. ``None`` until the first rotation unless :attr:`rotation_by_trigger`, then
+        ``"0"`` from the start (see there)."""
         count = rotation_count(self.generated)
-        return str(count) if count else None
+        return str(count) if count or self.rotation_by_trigger else None
 
     def worker_program(self) -> WorkerProgram | None:
         """The worker part of the inline program (``--with-worker``), or ``None``."""

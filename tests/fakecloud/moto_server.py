@@ -79,6 +79,18 @@ def client(service: str, endpoint: str, account: str, region: str = "us-east-1")
     return made
 
 
+def access_keys(endpoint: str, account: str, user: str) -> list[dict[str, Any]]:
+    """The live access keys of IAM user ``user`` in ``account``, oldest first (IAM's own
+    ``AccessKeyMetadata``: ``AccessKeyId``, ``Status``, ``CreateDate``); none for a user that
+    does not exist."""
+    iam = client("iam", endpoint, account)
+    try:
+        keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    except iam.exceptions.NoSuchEntityException:
+        return []
+    return sorted(keys, key=lambda k: k["CreateDate"])
+
+
 class MotoServer:
     """A moto server child process on a free loopback port."""
 

@@ -49,7 +49,14 @@ from tests.fakecloud.aws import (
     AwsProvider,
 )
 from tests.fakecloud.driver import Driver
-from tests.fakecloud.moto_server import ACCOUNT_ENV, ENDPOINT_ENV, MotoServer, client, new_account
+from tests.fakecloud.moto_server import (
+    ACCOUNT_ENV,
+    ENDPOINT_ENV,
+    MotoServer,
+    access_keys,
+    client,
+    new_account,
+)
 from tests.fakecloud.provider import UNKNOWN, CloudError, from_plain, to_plain_map, urn_name
 from tests.fakecloud.state import FakeCloud
 
@@ -631,6 +638,41 @@ def test_two_access_keys_per_user_and_no_user_deletion_while_keys_remain(
     assert len(boto("iam").list_access_keys(UserName="etl-worker")["AccessKeyMetadata"]) == 2
     aws.delete(ACCESS_KEY, "k1", *first)
     assert len(boto("iam").list_access_keys(UserName="etl-worker")["AccessKeyMetadata"]) == 1
+
+
+def test_a_keys_create_date_is_iams_the_third_key_is_iams_409_and_delete_removes_it(
+    aws: Driver, moto: MotoServer, account: str
+) -> None:
+    # What a rotation relies on: the key's age (createDate, exported as credential_created_at)
+    # is when IAM made it; IAM refuses a third key with its own error; a delete frees a slot.
+    from datetime import UTC, datetime, timedelta
+
+    aws.up(USER, "u", {"name": "etl-worker"})
+    before = datetime.now(UTC).replace(microsecond=0)
+    rid, outputs = aws.up(ACCESS_KEY, "k1", {"user": "etl-worker"})
+    created = datetime.fromisoformat(outputs["createDate"].value.replace("Z", "+00:00"))
+    assert before <= created <= datetime.now(UTC) + timedelta(seconds=1)
+    (live,) = access_keys(moto.endpoint, account, "etl-worker")
+    assert live["AccessKeyId"] == rid and live["CreateDate"].replace(microsecond=0) == created
+    assert aws.read(ACCESS_KEY, "k1", rid, outputs).properties["createDate"].value == (
+        outputs["createDate"].value
+    )
+
+    second = aws.up(ACCESS_KEY, "k2", {"user": "etl-worker"})
+    text = error_of(lambda: aws.up(ACCESS_KEY, "k3", {"user": "etl-worker"}))
+    assert text.startswith(
+        "creating IAM Access Key (etl-worker): operation error IAM: CreateAccessKey, https "
+        "response error StatusCode: 409, RequestID: "
+    )
+    assert text.endswith("LimitExceeded: Cannot exceed quota for AccessKeysPerUser: 2")
+
+    aws.delete(ACCESS_KEY, "k1", rid, outputs)
+    assert [k["AccessKeyId"] for k in access_keys(moto.endpoint, account, "etl-worker")] == [
+        second[0]
+    ]
+    assert not aws.read(ACCESS_KEY, "k1", rid, outputs).resource_id
+    aws.up(ACCESS_KEY, "k3", {"user": "etl-worker"})  # the slot is free again
+    assert access_keys(moto.endpoint, account, "nobody") == []
 
 
 def test_the_secret_is_secret_returned_once_and_kept_by_refresh(

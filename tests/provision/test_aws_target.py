@@ -24,6 +24,7 @@ from provision.errors import (
     PermissionDeniedError,
     QuotaExceededError,
 )
+from provision.recovery import Untracked
 from provision.registry import POOL_TYPES
 from provision.saved import RECORD_TYPE, SavedPool, stack_state
 from provision.service import PoolRequest
@@ -745,6 +746,7 @@ OUTPUTS = {
     "events_queue_name": "etl-ecs-events",
     "access_key_id": "AKIAIOSFODNN7EXAMPLE",
     "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "credential_created_at": "2026-01-01T00:00:00Z",
     "worker_role_arn": None,
 }
 BLOCK_ID = "8c1d6c1e-0000-4000-8000-000000000001"
@@ -1003,6 +1005,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
             out["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/{name}"
         elif t == "aws:iam/accessKey:AccessKey":
             out["secret"] = OUTPUTS["secret_access_key"]
+            out["createDate"] = OUTPUTS["credential_created_at"]
             return OUTPUTS["access_key_id"], out
         elif t == "aws:ec2/vpc:Vpc":
             return OUTPUTS["vpc_id"], out
@@ -1174,6 +1177,7 @@ KEYLESS_OUTPUTS = {
     "worker_user_name": None,
     "access_key_id": None,
     "secret_access_key": None,
+    "credential_created_at": None,
     "worker_role_arn": f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-worker",
     "worker_service_name": "etl-ecs-worker",
 }
@@ -1472,3 +1476,76 @@ def test_grants_doc_covers_the_keyless_worker():
         "credentials.py",
     ):
         assert needle in doc, needle
+
+
+# -- credential rotation (issue 13) -----------------------------------------------------------
+
+
+def test_rotate_after_is_an_option_saved_with_the_pool(home):
+    opts = resolve(given={"region": "eu-west-1", "rotate_after": 90}, home=home)
+    assert opts.rotate_after == 90
+    assert resolve(saved=opts, home=home).rotate_after == 90  # a later up keeps it
+    assert resolve(given={"rotate_after": 30}, saved=opts, home=home).rotate_after == 30
+    assert resolve(given={"region": "eu-west-1"}, home=home).rotate_after is None
+
+
+@pytest.mark.parametrize(
+    ("given", "needle"),
+    [
+        ({"rotate_after": 0}, "Invalid --rotate-after 0 (from --rotate-after): 1 to 3650 days."),
+        ({"rotate_after": 90, "with_worker": True}, "--with-worker makes none"),
+    ],
+)
+def test_rotate_after_mistakes_are_one_line(home, given, needle):
+    with pytest.raises(InvalidInputError) as info:
+        resolve(given={"region": "eu-west-1", **given}, home=home)
+    assert needle in info.value.message and "\n" not in info.value.message
+
+
+def test_the_access_key_is_replaced_by_each_rotation_and_a_keyless_pool_has_none(etl, keyless):
+    assert AwsPool.rotates is True
+    # "0" from the start, never None: the engine never replaces a credential made without one.
+    assert etl._args().credential_rotation == "0"
+    rotated = replace(etl, generated={**etl.generated, "credential_rotation": "2"})
+    assert rotated._args().credential_rotation == "2"
+    assert keyless._args().credential_rotation is None
+
+
+def test_only_the_pools_own_access_keys_are_removed_after_a_killed_create(etl, monkeypatch):
+    from provision.targets import aws_keys
+
+    calls = []
+
+    def remove(user, tracked, *, profile, region):
+        calls.append((user, tracked, profile, region))
+        return ["AKIAORPHAN"]
+
+    monkeypatch.setattr(aws_keys, "remove_untracked_keys", remove)
+    key = "aws:iam/accessKey:AccessKey"
+    assert AwsPool.removes_untracked == {key}
+    tracked = frozenset({"AKIAOLD"})
+
+    said = etl.remove_untracked(
+        Untracked(key, "etl-worker-key", {"user": "etl-ecs-worker"}, tracked)
+    )
+
+    assert said.startswith("Deleted access key AKIAORPHAN of IAM user etl-ecs-worker: ")
+    assert calls == [("etl-ecs-worker", tracked, None, "eu-west-1")]
+    # Another user's keys: never touched.
+    other = etl.remove_untracked(Untracked(key, "k", {"user": "someone-else"}, frozenset()))
+    assert "left alone" in other
+    assert len(calls) == 1
+
+
+def test_a_failed_cleanup_says_why_and_how_by_hand_in_one_line(etl, monkeypatch):
+    from provision.targets import aws_keys
+
+    def refuse(user, tracked, *, profile, region):
+        raise aws_keys.KeysError("AccessDenied: not allowed")
+
+    monkeypatch.setattr(aws_keys, "remove_untracked_keys", refuse)
+    key = "aws:iam/accessKey:AccessKey"
+    said = etl.remove_untracked(Untracked(key, "k", {"user": "etl-ecs-worker"}, frozenset()))
+
+    assert "could not be checked (AccessDenied: not allowed)" in said
+    assert "aws iam list-access-keys" in said and "\n" not in said

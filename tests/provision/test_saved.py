@@ -70,6 +70,19 @@ def test_the_state_gives_the_record_prefect_ids_outputs_and_cloud_resources():
     assert not state.is_empty
 
 
+def test_a_replacement_left_half_done_is_named_by_its_new_copys_trigger():
+    key = "aws:iam/accessKey:AccessKey"
+    new = {"urn": "u:key", "type": key, "id": "AKIANEW", "replacementTrigger": "2"}
+    old = {"urn": "u:key", "type": key, "id": "AKIAOLD", "replacementTrigger": "1", "delete": True}
+    other = {"urn": "u:acct", "type": key, "id": "a", "replacementTrigger": "5"}  # nothing old
+    state = stack_state({"resources": [new, old, other]})
+    assert state.replacing == {"2"}
+    assert stack_state({"resources": [new, other]}).replacing == frozenset()
+    assert stack_state(deployment()).replacing == frozenset()
+    # Whether anything carries a trigger: a pool made before rotation does not.
+    assert state.has_triggers and not stack_state(deployment()).has_triggers
+
+
 def test_an_empty_or_foreign_stack_has_no_record():
     assert stack_state({}).record is None and stack_state(None).is_empty
     assert SavedPool.from_outputs({"something": 1}) is None

@@ -96,6 +96,7 @@ class ThingPool(Pool[ThingOptions]):
     block = BlockSpec("thing-credentials", "thing-credentials")
     secret_outputs = frozenset({"token"})
     rotates = True
+    rotation_by_trigger = True  # as an access key: the trigger is all that replaces it
 
     @classmethod
     def resolve_options(cls, name, pool_type, given, env, saved):
@@ -123,7 +124,7 @@ class ThingPool(Pool[ThingOptions]):
     def program(self) -> CloudProgram:
         def run() -> dict[str, Any]:
             trigger = self.rotation_trigger()
-            opts = pulumi.ResourceOptions(replacement_trigger=trigger) if trigger else None
+            opts = pulumi.ResourceOptions(replacement_trigger=trigger)
             thing = Thing(f"{self.name}-thing", self.options.size, opts)
             return {
                 "thing_id": thing.id,
@@ -366,7 +367,10 @@ class FakeEngine:
             )
             if r.type in (BLOCK_TYPE, WORK_POOL_TYPE):
                 outs = {"block_id": "block-1", "pool_id": "pool-1", "created": True}
-            resources.append({"urn": r.urn, "type": r.type, "id": f"{r.name}-id", "outputs": outs})
+            recorded = {"urn": r.urn, "type": r.type, "id": f"{r.name}-id", "outputs": outs}
+            if r.trigger is not None:  # as the engine records it
+                recorded["replacementTrigger"] = r.trigger
+            resources.append(recorded)
             steps.append(
                 Step(r.urn, r.type, r.name, "same" if r.urn in before else "create", r.inputs)
             )
@@ -822,7 +826,9 @@ def rotate(world: World):
 def test_rotate_replaces_the_credential_through_its_replacement_trigger(world):
     at(world, "2026-02-01T00:00:00+00:00")
     world.up()
-    assert thing(world).trigger is None  # never rotated: no trigger, old pools keep their key
+    # Never rotated: "0", not None (the engine would never replace a credential made without
+    # a trigger); a credential made before rotation existed keeps its key when it first comes.
+    assert thing(world).trigger == "0"
 
     outcome = rotate(world)
     assert outcome.rotation is not None and outcome.rotation.rotation == 1
@@ -842,6 +848,107 @@ def test_rotate_replaces_the_credential_through_its_replacement_trigger(world):
     assert thing(world).trigger == "2"
 
 
+def interrupt_the_replacement(world: World, trigger: str) -> None:
+    """Leave the state as a run killed (or failed) between a rotation's new credential and the
+    old one's deletion leaves it: the new copy recorded with ``trigger``, the old one pending
+    deletion under the same URN."""
+    resources = world.stacks()["etl"]["resources"]
+    (live,) = [r for r in resources if r["type"] == THING]
+    live["replacementTrigger"] = trigger
+    resources.append({**live, "id": "old-thing-id", "delete": True, "replacementTrigger": "0"})
+
+
+def test_rotate_finishes_a_rotation_left_half_done_instead_of_starting_another(world):
+    at(world, "2026-02-01T00:00:00+00:00")
+    world.up()
+    rotate(world)
+    interrupt_the_replacement(world, "1")
+
+    at(world, "2026-02-01T00:05:00+00:00")
+    outcome = rotate(world)
+
+    # The same count: the block gets the credential already made, and the old one goes. A
+    # new one now would be a third while the block may hold the first.
+    assert thing(world).trigger == "1"
+    assert outcome.rotation is not None and outcome.rotation.rotation == 1
+    assert outcome.rotation.reason == (
+        "finishing rotation 1, which an interrupted run started on 2026-02-01T00:00:00+00:00"
+    )
+    record = service.stack_state(world.stacks()["etl"]).record
+    assert record.generated["credential_rotated_at"] == "2026-02-01T00:00:00+00:00"
+
+    # Finished (no old copy pending): the next rotate is a new one.
+    rotate(world)
+    assert thing(world).trigger == "2"
+
+
+def test_an_older_half_done_replacement_does_not_stop_a_new_rotation(world):
+    world.up()
+    rotate(world)
+    rotate(world)
+    interrupt_the_replacement(world, "1")  # not the current count: another rotation's
+
+    assert rotate(world).rotation.rotation == 3
+    assert thing(world).trigger == "3"
+
+
+def test_up_finishes_a_half_done_rotation_even_when_another_is_due(world):
+    at(world, "2026-02-01T00:00:00+00:00")
+    world.up(rotate_after=1)
+    rotate(world)
+    interrupt_the_replacement(world, "1")
+
+    at(world, "2026-02-11T00:00:00+00:00")  # 10 days on: due again, but the last one is open
+    outcome = world.up()
+
+    assert thing(world).trigger == "1"
+    assert outcome.rotation is not None
+    assert outcome.rotation.reason.startswith("finishing rotation 1")
+
+
+def forget_the_triggers(world: World) -> None:
+    """The state of a pool made before its credential had a replacement trigger."""
+    for resource in world.stacks()["etl"]["resources"]:
+        resource.pop("replacementTrigger", None)
+
+
+def test_a_pool_made_before_rotation_is_told_to_run_up_before_rotating(world):
+    # The engine would keep the credential (no recorded trigger to differ from), silently.
+    world.up()
+    forget_the_triggers(world)
+    calls = len(world.backend.calls)
+
+    with pytest.raises(InvalidInputError) as err:
+        rotate(world)
+    assert err.value.message == (
+        "Pool 'etl' was provisioned before its credential could be rotated: run `provision up "
+        "etl` once (it records the credential's rotation count and changes nothing), then "
+        "rotate it."
+    )
+    assert [c for c in world.backend.calls[calls:] if c[0] == "up"] == []
+
+    world.up()  # records "0"
+    assert thing(world).trigger == "0"
+    assert rotate(world).rotation.rotation == 1
+    assert thing(world).trigger == "1"
+
+
+def test_a_due_rotation_of_a_pool_made_before_rotation_waits_for_its_trigger(world):
+    at(world, "2026-01-01T00:00:00+00:00")
+    world.up(rotate_after=30)
+    forget_the_triggers(world)
+    at(world, "2026-03-01T00:00:00+00:00")  # due
+    request = service.PoolRequest("etl")
+
+    assert (
+        service.plan(request, world.settings, env=world.env, runtime=world.runtime).rotation is None
+    )
+    assert world.up().rotation is None  # records the trigger, rotates nothing
+    assert thing(world).trigger == "0"
+    plan = service.plan(request, world.settings, env=world.env, runtime=world.runtime)
+    assert plan.rotation is not None and plan.rotation.reason.startswith("older than")
+
+
 def test_rotating_a_keyless_pool_says_there_is_nothing_to_rotate(world):
     world.up(with_worker=True)
     calls = len(world.backend.calls)
@@ -859,7 +966,7 @@ def test_rotating_a_pool_that_does_not_exist_is_one_line(world):
 def test_rotate_after_rotates_on_up_once_due_and_a_rerun_does_not_rotate_again(world):
     at(world, "2026-01-02T00:00:00+00:00")
     world.up(rotate_after=30)
-    assert thing(world).trigger is None
+    assert thing(world).trigger == "0"
     request = service.PoolRequest("etl")
 
     at(world, "2026-01-30T00:00:00+00:00")  # 29 days: not yet

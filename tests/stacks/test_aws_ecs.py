@@ -259,6 +259,7 @@ EXPORTS = [
     "events_queue_name",
     "access_key_id",
     "secret_access_key",
+    "credential_created_at",
     "worker_role_arn",
 ]
 """The stack-export names: the e2e tests and the target read these, so they never change."""
@@ -607,6 +608,34 @@ def test_key_comes_last_and_its_inputs_are_constant(mon):
 
 
 @pulumi.runtime.test
+def test_only_a_new_rotation_count_replaces_the_key_and_the_new_one_comes_first(mon):
+    pool = make_pool(credential_rotation="3")
+
+    def check(values):
+        key = mon.one(T_KEY)
+        # The count is the key's replacement trigger; its inputs stay the user's name alone.
+        assert key.replacement_trigger == "3"
+        assert key.inputs == {"user": "etl-ecs-worker"}
+        # Create-before-delete: the block (which depends on the key) is rewritten with the new
+        # key before the old one goes, and the user never needs a third key.
+        assert key.delete_before_replace is False
+        # Its age: when IAM made it.
+        assert values["credential_created_at"] == "2026-01-01T00:00:00Z"
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_a_stack_given_no_rotation_sets_no_trigger(mon):
+    pool = make_pool()
+
+    def check(_):
+        assert mon.one(T_KEY).replacement_trigger is None
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
 def test_secret_access_key_is_secret(mon):
     pool = make_pool()
 
@@ -948,6 +977,7 @@ def test_keyless_pool_makes_a_worker_role_and_no_user_nor_key(mon):
         assert values["worker_role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/etl-ecs-worker"
         assert values["worker_user_name"] is None
         assert values["access_key_id"] is None and values["secret_access_key"] is None
+        assert values["credential_created_at"] is None  # no credential, no age
         assert list(pool.outputs) == EXPORTS
 
     return after_all(pool, mon, check)

@@ -9,11 +9,13 @@ for each ECS pool shape. ``tests/iam_lint.py`` holds the rules and their source.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.iam_lint import lint
+from tests.iam_lint import _formats, expand, lint
 
 IDENTITY_POLICIES = {"aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy"}
 RESOURCE_POLICIES = {"aws:sqs/queuePolicy:QueuePolicy"}
@@ -69,3 +71,23 @@ def test_every_policy_is_least_privilege_by_aws_reference(shape, monkeypatch, tm
     assert any(name.endswith("worker-policy") for name, _ in docs), [n for n, _ in docs]
     problems = [str(f) for name, doc in docs for f in lint(doc, name)]
     assert problems == []
+
+
+def test_the_docs_name_every_action_whose_only_scope_is_star(monkeypatch, tmp_path):
+    # Issue 13: where AWS's data says an action supports only "*", that is its scope, and the
+    # docs say so. The table lists exactly the *-only actions the stack grants, with their Sid.
+    granted: set[tuple[str, str]] = set()
+    for i, shape in enumerate(sorted(SHAPES)):
+        for _, doc in documents(SHAPES[shape], monkeypatch, tmp_path / str(i)):
+            for statement in doc["Statement"]:
+                actions = statement["Action"]
+                for action in actions if isinstance(actions, list) else [actions]:
+                    granted |= {
+                        (a, statement.get("Sid", ""))
+                        for a in expand(action)
+                        if _formats(a) == ("*",)
+                    }
+    doc = (Path(__file__).parents[2] / "docs" / "aws-grants.md").read_text()
+    section = doc.split("### Actions whose only scope is `*`", 1)[1].split("\n### ", 1)[0]
+    listed = set(re.findall(r"^\| `([a-z0-9]+:[A-Za-z0-9]+)` \| `(\w+)` \|", section, re.M))
+    assert granted and listed == granted
