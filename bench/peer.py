@@ -1,4 +1,4 @@
-"""``provision up --type ecs`` against Prefect's own ECS provisioner, same emulated AWS, same latency.
+"""``provision up --type ecs`` against Prefect's own ECS provisioner: same emulated AWS and latency.
 
     .venv/bin/python bench/peer.py [--runs 3] [--latency 0,200]
 
