@@ -78,6 +78,13 @@ def _bundled_ecs_template() -> dict[str, Any]:
     return json.loads(path.read_text())["prefect-aws"]["ecs"]["default_base_job_configuration"]
 
 
+def _prefect_console() -> Any:
+    """A console that is not interactive: the provisioner then never asks to confirm."""
+    from rich.console import Console
+
+    return Console(force_interactive=False, force_terminal=False, width=120)
+
+
 async def _prefect_create(pool: str) -> None:
     """``prefect work-pool create POOL --type ecs:push --provision-infra [--overwrite]``."""
     import boto3
@@ -85,7 +92,6 @@ async def _prefect_create(pool: str) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
     from prefect.infrastructure.provisioners.ecs import ElasticContainerServicePushProvisioner
-    from rich.console import Console
 
     from tests.fakecloud.moto_server import ACCOUNT_ENV, add_account_header
 
@@ -97,7 +103,7 @@ async def _prefect_create(pool: str) -> None:
         except ObjectNotFound:
             existing = None
         provisioner = ElasticContainerServicePushProvisioner()
-        provisioner.console = Console(force_interactive=False, force_terminal=False, width=120)
+        provisioner.console = _prefect_console()
         template = await provisioner.provision(
             work_pool_name=pool, base_job_template=_bundled_ecs_template()
         )

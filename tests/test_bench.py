@@ -154,3 +154,12 @@ def test_dependency_depth_counts_cloud_resources_and_expands_components():
     assert dependency_depth(resources) == 4
     assert dependency_depth(resources[:5]) == 2
     assert dependency_depth([]) == 0
+
+
+def test_prefects_side_gets_a_template_and_a_console_that_never_prompts():
+    from bench.peer import _bundled_ecs_template, _prefect_console
+
+    variables = _bundled_ecs_template()["variables"]["properties"]
+    # what the ECS provisioner writes into the template
+    assert {"aws_credentials", "cluster", "vpc_id", "execution_role_arn"} <= set(variables)
+    assert _prefect_console().is_interactive is False
