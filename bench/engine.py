@@ -169,9 +169,24 @@ class PulumiShim:
         )
         binary.chmod(0o755)
 
+    def invocations(self) -> list[str]:
+        """The arguments of every invocation so far, one string each."""
+        return self.log.read_text().splitlines()
+
     def calls(self) -> int:
         """Invocations logged so far."""
-        return len(self.log.read_text().splitlines())
+        return len(self.invocations())
+
+
+def subcommand(arguments: str) -> str:
+    """``stack export`` from ``--non-interactive stack export --show-secrets --stack s``."""
+    words = [w for w in arguments.split() if w != "--non-interactive"]
+    taken = []
+    for word in words:
+        if word.startswith("-"):
+            break
+        taken.append(word)
+    return " ".join(taken[:2])
 
 
 # --------------------------------------------------------------------------- critical path
@@ -317,10 +332,12 @@ def provision(
     run = measure([PROVISION, *args], env)
     if run.returncode != 0:
         raise SystemExit(f"provision {' '.join(args)} exited {run.returncode}:\n{run.output}")
+    invoked = [subcommand(line) for line in shim.invocations()[calls:]]
     return {
         "seconds": run.seconds,
         "peak_rss_mb": run.peak_bytes / 2**20,
-        "pulumi_cli": shim.calls() - calls,
+        "pulumi_cli": len(invoked),
+        "pulumi_cli_commands": invoked,
         "aws_requests": (proxy.requests - requests) if proxy else None,
     }
 
@@ -375,6 +392,7 @@ def summarize(
                 "max_s": max(seconds),
                 "peak_rss_mb": max(s["peak_rss_mb"] for s in samples),
                 "pulumi_cli": max(s["pulumi_cli"] for s in samples),
+                "pulumi_cli_commands": samples[-1].get("pulumi_cli_commands"),
                 "aws_requests": _median(requests) if requests else None,
             }
     return table
@@ -445,7 +463,8 @@ def main() -> int:
                                 stack, world, latency, proxy, tag
                             ).items():
                                 runs[stack][command].append(sample)
-                            print(f"  {tag}: up {runs[stack]['up'][-1]['seconds']:.2f} s")
+                            up = runs[stack]["up"][-1]["seconds"]
+                            print(f"  {tag}: up {up:.2f} s", flush=True)
                     results[latency] = runs
             with LatencyProxy(moto.endpoint, 0) as proxy:
                 for i in range(args.critical_runs):

@@ -269,7 +269,8 @@ def main() -> int:
                             samples[latency][tool][kind].append(sample)
                         print(
                             f"  {latency} ms {tool}: first {got['first']['seconds']:.2f} s, "
-                            f"rerun {got['rerun']['seconds']:.2f} s"
+                            f"rerun {got['rerun']['seconds']:.2f} s",
+                            flush=True,
                         )
         finally:
             prefect.stop()

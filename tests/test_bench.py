@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.engine import PulumiShim, dependency_depth, measure, peak_tree_rss
+from bench.engine import PulumiShim, dependency_depth, measure, peak_tree_rss, subcommand
 from bench.latency_proxy import LatencyProxy
 
 
@@ -113,6 +113,8 @@ def test_the_pulumi_shim_counts_invocations_and_runs_the_real_cli(tmp_path: Path
         assert proc.returncode == 3
         assert proc.stdout == f"real pulumi: {' '.join(args)}\n"
     assert shim.calls() == 2
+    assert [subcommand(a) for a in shim.invocations()] == ["version", "up"]
+    assert subcommand("--non-interactive stack export --show-secrets --stack s") == "stack export"
 
 
 def test_peak_rss_sums_the_whole_process_tree(tmp_path: Path):
