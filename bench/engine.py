@@ -132,9 +132,13 @@ def measure(
             cmd, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=out
         )
         peak = 0
-        while proc.poll() is None:
+        while True:
             peak = max(peak, sum(_rss(p) for p in _tree(proc.pid, _ppids())))
-            time.sleep(0.05)
+            try:  # returns as soon as it exits: the wall time is not rounded up to a tick
+                proc.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                pass
         seconds = time.perf_counter() - start
         out.seek(0)
         output = out.read().decode(errors="replace")
