@@ -306,6 +306,7 @@ def main() -> int:
         f"{'latency':>7} {'run':6} {'provision s':>11} {'prefect s':>9} {'ratio':>6} "
         f"{'target':>7} {'AWS requests':>13} {'RSS MB':>9}"
     )
+    print(f"{'(provision/prefect)':>70}")
     for row in table:
         target = "" if row["target"] is None else f"<={row['target']}"
         verdict = "" if row["ok"] is None else ("PASS" if row["ok"] else "FAIL")
