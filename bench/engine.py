@@ -2,17 +2,19 @@
 
     .venv/bin/python bench/engine.py [--runs 3] [--latency 0,200] [--delay-ms 1000]
 
-For each stack (``cloud-run-v2`` on fake GCP, ``ecs`` on fake AWS served by moto), the real
-``provision`` CLI, the real pulumi engine and a real Prefect server, each run on a fresh cloud
-(a new fake-GCP state dir, a new moto account) and a fresh Pulumi backend:
+For each stack (``cloud-run-v2`` on fake GCP, ``ecs`` on fake AWS served by moto,
+``azure-container-instance`` on fake Azure; ``--stacks`` picks), the real ``provision`` CLI, the
+real pulumi engine and a real Prefect server, each run on a fresh cloud (a new fake state dir,
+a new moto account) and a fresh Pulumi backend:
 
   - ``up`` (first run), ``up`` again (the no-op rerun), ``preview`` of the existing pool and
     ``destroy``, in that order, stacks interleaved run by run, medians of ``--runs`` runs after
     one untimed warm-up; at each ``--latency``: every cloud request takes that much longer.
     AWS: every boto3 request of the fake provider goes through a loopback proxy that sleeps
     (``bench/latency_proxy.py``, the same one ``bench/peer.py`` puts in front of Prefect's
-    provisioner). GCP's fake has no HTTP: its own delay (``FAKECLOUD_DELAY_MS`` and
-    ``FAKECLOUD_DELAY_MS_READ``) sleeps in every create, update, delete and read.
+    provisioner). GCP's and Azure's fakes have no HTTP: their own delay
+    (``FAKECLOUD_DELAY_MS`` and ``FAKECLOUD_DELAY_MS_READ``) sleeps in every create, update,
+    delete and read.
   - the critical-path ratio: one more ``up`` (``--critical-runs``) in which every create takes
     ``--delay-ms`` (``FAKECLOUD_DELAY_MS_CREATE``). The shortest such ``up`` could be is the
     stack's dependency depth (the longest chain of cloud resources in the state's
@@ -26,9 +28,10 @@ For each stack (``cloud-run-v2`` on fake GCP, ``ecs`` on fake AWS served by moto
     that logs each invocation and execs the real CLI.
 
 Targets (checked at 0 ms; exit 1 when one is missed): no-op ``up`` <= 1.0 s on GCP and
-<= 1.5 s on AWS; ``preview`` <= 0.8 s; <= 4 pulumi CLI processes per ``up``; peak RSS of every
-``up``'s process tree <= 250 MB. Prints a table, writes ``bench/results/engine.json``. Needs the
-test extra and the built pulumi CLI (scripts/build-pulumi-cli).
+<= 1.5 s on AWS; ``preview`` <= 0.8 s (every stack); <= 4 pulumi CLI processes per ``up``; peak
+RSS of every ``up``'s process tree <= 250 MB. Prints a table, writes
+``bench/results/engine.json``. Needs the test extra and the built pulumi CLI
+(scripts/build-pulumi-cli).
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ from bench.latency_proxy import LatencyProxy  # noqa: E402
 PROVISION = str(Path(sys.executable).parent / "provision")
 REGION_GCP = "europe-west1"
 REGION_AWS = "eu-west-1"
-STACKS = ("gcp", "aws")
+AZURE_SUBSCRIPTION = "6b1f7c2e-3d4a-4e5b-8c9d-0a1b2c3d4e5f"
+AZURE_TENANT = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+STACKS = ("gcp", "aws", "azure")
 COMMANDS = ("up", "no-op up", "preview", "destroy")
 CLOUD_PACKAGES = ("gcp", "aws", "azure-native", "azuread")
 """Type-token packages of the fake clouds: the resources whose operations are delayed."""
@@ -67,6 +72,7 @@ TARGETS = {
     "no-op up aws <= 1.5 s": ("aws", "no-op up", 1.5),
     "preview gcp <= 0.8 s": ("gcp", "preview", 0.8),
     "preview aws <= 0.8 s": ("aws", "preview", 0.8),
+    "preview azure <= 0.8 s": ("azure", "preview", 0.8),
 }
 MAX_CLI_PER_UP = 4
 MAX_RSS_MB = 250
@@ -269,11 +275,8 @@ class World:
 
 def world_env(root: Path, prefect_api_url: str, shim_root: Path) -> dict[str, str]:
     """The environment every ``provision`` run starts from (no PREFECT_*/PULUMI_* leak in)."""
-    inherited = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PREFECT_", "PULUMI_", "AWS_", "FAKECLOUD_", "GOOGLE_"))
-    }
+    dropped = ("PREFECT_", "PULUMI_", "AWS_", "FAKECLOUD_", "GOOGLE_", "ARM_", "AZURE_")
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     aws_dir = root / "aws"
     aws_dir.mkdir(parents=True, exist_ok=True)
     (aws_dir / "config").write_text("")
@@ -314,17 +317,30 @@ def aws_extra(endpoint: str) -> dict[str, str]:
     return {**CREDENTIALS, ENDPOINT_ENV: endpoint, ACCOUNT_ENV: new_account()}
 
 
-def gcp_extra(latency_ms: int) -> dict[str, str]:
-    """The GCP fake's own per-operation delay for ``latency_ms``."""
+def fake_delay_extra(latency_ms: int) -> dict[str, str]:
+    """A fake's own per-operation delay for ``latency_ms`` (GCP's and Azure's have no HTTP)."""
     if not latency_ms:
         return {}
     return {"FAKECLOUD_DELAY_MS": str(latency_ms), "FAKECLOUD_DELAY_MS_READ": str(latency_ms)}
+
+
+def stack_extra(stack: str, root: Path, proxy: LatencyProxy) -> dict[str, str]:
+    """What a stack's cloud needs: a fresh moto account, or a fake ``az login``."""
+    if stack == "aws":
+        return aws_extra(proxy.endpoint)
+    if stack == "azure":
+        (root / "azure-cli").mkdir(parents=True, exist_ok=True)
+        return {"ARM_TENANT_ID": AZURE_TENANT, "AZURE_CONFIG_DIR": str(root / "azure-cli")}
+    return {}
 
 
 def up_args(stack: str, pool: str) -> list[str]:
     """``provision up POOL ...`` for a first run."""
     if stack == "gcp":
         where = ["--type", "cloud-run-v2", "--project", "bench-proj-1", "--region", REGION_GCP]
+    elif stack == "azure":
+        where = ["--type", "azure-container-instance", "--subscription", AZURE_SUBSCRIPTION]
+        where += ["--location", "westeurope"]
     else:
         where = ["--type", "ecs", "--region", REGION_AWS]
     return ["up", pool, *where, "--yes"]
@@ -354,7 +370,9 @@ def sequence(
     """up, no-op up, preview, destroy of one pool on a fresh cloud and backend."""
     workdir = world.root / "runs" / tag
     pool = "bench" + secrets.token_hex(3)
-    extra = aws_extra(proxy.endpoint) if stack == "aws" else gcp_extra(latency_ms)
+    extra = stack_extra(stack, workdir, proxy)
+    if stack != "aws":
+        extra.update(fake_delay_extra(latency_ms))
     env = run_env(world.base, workdir, world.root / "pulumi-home", extra)
     p = proxy if stack == "aws" else None
     return {
@@ -369,7 +387,7 @@ def critical_path_run(stack: str, world: World, delay_ms: int, proxy: LatencyPro
     """One ``up`` with every create delayed: its time and the stack's dependency depth."""
     workdir = world.root / "runs" / tag
     pool = "bench" + secrets.token_hex(3)
-    extra = aws_extra(proxy.endpoint) if stack == "aws" else {}
+    extra = stack_extra(stack, workdir, proxy)
     extra["FAKECLOUD_DELAY_MS_CREATE"] = str(delay_ms)
     env = run_env(world.base, workdir, world.root / "pulumi-home", extra)
     up = provision(up_args(stack, pool), env, world.shim)
