@@ -27,7 +27,8 @@ makes a VPC, an internet gateway, 3 subnets, a route and a security group only w
 VPC exists (``--keep-default-vpc`` measures the other case). What each made is inventoried
 once and written with the results: Prefect makes an execution role, a user, a policy, an access
 key, a cluster, the network, an ECR repository, a block and the pool; ours also a log group, a
-task-events queue with its rule (the ECS worker's observer) and tags.
+task-events queue and its dead-letter queue with an event rule (the ECS worker's observer), and
+tags.
 
 Runs are interleaved (each round: every latency, both tools, their order alternating), after
 one untimed warm-up round; reported are medians of ``--runs`` rounds and ours / Prefect's.
