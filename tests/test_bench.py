@@ -1,0 +1,167 @@
+"""The benchmarks' helpers, without running a benchmark: a broken one fails CI here first."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bench.engine import PulumiShim, dependency_depth, measure, peak_tree_rss, subcommand
+from bench.latency_proxy import LatencyProxy
+
+
+class Echo(BaseHTTPRequestHandler):
+    """Answers with what it got: method, path, body and one header."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        answer = json.dumps(
+            {
+                "method": self.command,
+                "path": self.path,
+                "body": body.decode(),
+                "account": self.headers.get("x-moto-account-id"),
+                "host": self.headers.get("Host"),
+            }
+        ).encode()
+        self.send_response(418)
+        self.send_header("x-amzn-requestid", "req-1")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    do_GET = do_POST
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_proxy_forwards_requests_unchanged_after_the_delay(upstream: str):
+    with LatencyProxy(upstream, delay_ms=150) as proxy:
+        port = int(proxy.endpoint.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        times = []
+        for body in ("Action=ListUsers", "Action=GetUser"):  # two on one kept-alive connection
+            start = time.perf_counter()
+            conn.request("POST", "/?x=1", body=body, headers={"x-moto-account-id": "1234"})
+            response = conn.getresponse()
+            got = json.loads(response.read())
+            times.append(time.perf_counter() - start)
+        conn.close()
+        assert response.status == 418
+        assert response.getheader("x-amzn-requestid") == "req-1"
+        assert got == {
+            "method": "POST",
+            "path": "/?x=1",
+            "body": "Action=GetUser",
+            "account": "1234",
+            "host": f"127.0.0.1:{port}",  # the client's Host, as moto would see it
+        }
+        assert min(times) >= 0.15
+        assert proxy.requests == 2
+
+
+def test_concurrent_requests_wait_together(upstream: str):
+    with LatencyProxy(upstream, delay_ms=300) as proxy:
+        port = int(proxy.endpoint.rsplit(":", 1)[1])
+
+        def get() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            conn.close()
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=get) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert 0.3 <= time.perf_counter() - start < 1.2  # not 5 x 0.3 s
+        assert proxy.requests == 5
+
+
+def test_the_pulumi_shim_counts_invocations_and_runs_the_real_cli(tmp_path: Path):
+    real = tmp_path / "real" / "bin" / "pulumi"
+    real.parent.mkdir(parents=True)
+    real.write_text('#!/bin/sh\necho "real pulumi: $*"\nexit 3\n')
+    real.chmod(0o755)
+    shim = PulumiShim(tmp_path / "shim", tmp_path / "real")
+    assert shim.calls() == 0
+    for args in (["version"], ["up", "--yes", "--stack", "a b"]):
+        proc = subprocess.run(
+            [str(shim.root / "bin" / "pulumi"), *args], capture_output=True, text=True
+        )
+        assert proc.returncode == 3
+        assert proc.stdout == f"real pulumi: {' '.join(args)}\n"
+    assert shim.calls() == 2
+    assert [subcommand(a) for a in shim.invocations()] == ["version", "up"]
+    assert subcommand("--non-interactive stack export --show-secrets --stack s") == "stack export"
+
+
+def test_peak_rss_sums_the_whole_process_tree(tmp_path: Path):
+    hold = "import time; x = bytearray(60 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
+    hold += "time.sleep(0.6)"
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {hold!r}])"
+    # a child holding 60 MB under a parent that holds little: the tree's peak sees both
+    code, peak = peak_tree_rss([sys.executable, "-c", child], env={}, cwd=tmp_path)
+    assert code == 0
+    assert 60 * 2**20 < peak < 400 * 2**20
+    run = measure([sys.executable, "-c", "import sys; print('out'); sys.exit(5)"], env={})
+    assert (run.returncode, run.output.strip()) == (5, "out")
+    assert run.seconds > 0
+
+
+def _res(name: str, kind: str, *deps: str, parent: str = "", custom: bool = True) -> dict:
+    return {
+        "urn": name,
+        "type": kind,
+        "custom": custom,
+        "parent": parent,
+        "dependencies": list(deps),
+    }
+
+
+def test_dependency_depth_counts_cloud_resources_and_expands_components():
+    resources = [
+        _res("stack", "pulumi:pulumi:Stack", custom=False),
+        _res("provider", "pulumi:providers:gcp", parent="stack"),
+        _res("pool", "provision:gcp:Pool", parent="stack", custom=False),
+        _res("service", "gcp:projects/service:Service", parent="pool"),
+        _res("account", "gcp:serviceaccount/account:Account", "service", parent="pool"),
+        _res("key", "gcp:serviceaccount/key:Key", "account", parent="pool"),
+        _res("grant", "gcp:projects/iAMMember:IAMMember", "account", parent="pool"),
+        # depends on the component: waits for everything under it (depth 3 so far)
+        _res("after", "aws:sqs/queue:Queue", "pool", parent="stack"),
+        _res("prefect", "pulumi-nodejs:dynamic:Resource", "after", parent="stack"),
+    ]
+    assert dependency_depth(resources) == 4
+    assert dependency_depth(resources[:5]) == 2
+    assert dependency_depth([]) == 0
+
+
+def test_prefects_side_gets_a_template_and_a_console_that_never_prompts():
+    from bench.peer import _bundled_ecs_template, _prefect_console
+
+    variables = _bundled_ecs_template()["variables"]["properties"]
+    # what the ECS provisioner writes into the template
+    assert {"aws_credentials", "cluster", "vpc_id", "execution_role_arn"} <= set(variables)
+    assert _prefect_console().is_interactive is False
