@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provision import registry
+from provision import preload, registry
 from provision.engine import Engine, OperationResult, Step
 from provision.errors import (
     CloudSideDoneError,
@@ -952,6 +952,8 @@ def plan(
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
+    # The program's modules load while Prefect is checked and the CLI starts up.
+    preload.start(spec.target.preloads())
     api = _prefect_api(request, spec, env)
     writer = (runtime or Runtime()).prefect(api)
     spec, existing = _check_prefect(spec, writer)
@@ -1076,6 +1078,8 @@ def up(
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
+    # The program's modules load while Prefect is checked and the CLI starts up.
+    preload.start(spec.target.preloads())
     api = _prefect_api(request, spec, env, moving=False)
     writer = (runtime or Runtime()).prefect(api)
     # Refused credentials, a block type the server lacks or an unreachable API stop the run
