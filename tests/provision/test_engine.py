@@ -255,3 +255,27 @@ def test_user_passphrase_and_secrets_provider_are_respected(tmp_path):
         env={"PROVISION_HOME": str(tmp_path / "k")}, secrets_provider="gcpkms://projects/p/x"
     )
     assert kms.engine_env == {} and kms.passphrase_file is None
+
+
+def test_the_cli_version_is_asked_once_per_binary(tmp_path):
+    # PulumiCommand runs `pulumi version` when made: once per binary is enough.
+    log = tmp_path / "calls.log"
+    script = tmp_path / "cli" / "bin" / "pulumi"
+    script.parent.mkdir(parents=True)
+    real = pulumi_root() / "bin" / "pulumi"
+    script.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    script.chmod(0o755)
+    env = {
+        "PROVISION_HOME": str(tmp_path / "h"),
+        "PROVISION_PULUMI_ROOT": str(script.parent.parent),
+        "PROVISION_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    first = Engine(load_settings(env=env)).command()
+    second = Engine(load_settings(env=env)).command()
+    assert log.read_text().splitlines() == ["version"]
+    assert str(second.version) == str(first.version) and second.command == str(script)
+    assert not (tmp_path / "h").exists()  # a cache, not state: never under PROVISION_HOME
+
+    script.write_text(script.read_text() + "\n")  # another binary at the same path
+    Engine(load_settings(env=env)).command()
+    assert log.read_text().splitlines() == ["version", "version"]
