@@ -952,8 +952,6 @@ def plan(
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
-    # The program's modules load while Prefect is checked and the CLI starts up.
-    preload.start(spec.target.preloads())
     api = _prefect_api(request, spec, env)
     writer = (runtime or Runtime()).prefect(api)
     spec, existing = _check_prefect(spec, writer)
@@ -994,8 +992,14 @@ def _resolved(
     request: PoolRequest, settings: Settings, env: Mapping[str, str], engine: Engine
 ) -> PoolSpec:
     _check_request(request)  # before the backend is read
+    # The program's modules load in the background while the state is read, Prefect checked
+    # and the CLI starts up: the type's own now if the request names it, the rest once known.
+    if request.type:
+        preload.start(registry.target(registry.pool_type(request.type).target).program_modules)
     state, legacy = read_state(request.pool, settings, engine)
-    return resolve(request, settings, env, state=state, legacy=legacy)
+    spec = resolve(request, settings, env, state=state, legacy=legacy)
+    preload.start(spec.target.preloads())
+    return spec
 
 
 def _preview(
@@ -1078,8 +1082,6 @@ def up(
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
-    # The program's modules load while Prefect is checked and the CLI starts up.
-    preload.start(spec.target.preloads())
     api = _prefect_api(request, spec, env, moving=False)
     writer = (runtime or Runtime()).prefect(api)
     # Refused credentials, a block type the server lacks or an unreachable API stop the run
