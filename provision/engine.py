@@ -123,8 +123,8 @@ class Engine:
         untracked: UntrackedRemoval | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Engine:
-        """An engine for one pool's operations that reuses this one's CLI (found and version-
-        checked once per command)."""
+        """An engine for one pool's operations that reuses this one's CLI (found once per
+        command; its version is known per binary, see ``pulumi_cli``)."""
         engine = Engine(
             settings,
             on_install=self._on_install,
