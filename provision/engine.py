@@ -1,12 +1,20 @@
 """Pulumi Automation API lifecycle for one stack per work pool. Knows nothing of any cloud.
 
-One place for: finding (or installing) the pulumi CLI, scratch work dirs, create-or-select,
-config and the secrets manager's settings, preview/up/destroy (optionally after a refresh) and
-stack removal, export, listing, retries on propagation errors, and translating engine failures
-into typed errors (through ``engine_errors``). Two jobs live beside it: stack locks in
-``locks.StackLocks`` (reached as ``Engine.locks``), and the decision about a killed run's pending
-operations in ``recovery.decide_recovery`` (``Engine.recover`` exports, decides, imports,
-refreshes). The pulumi SDK is imported lazily so that importing this module stays cheap.
+One place for: finding (or installing) the pulumi CLI, scratch work dirs, reading a stack's
+state, creating a stack (or taking the caller's word that it exists), its config and secrets
+manager settings, preview/up/destroy (optionally after a refresh) and stack removal, listing,
+retries on propagation errors, and translating engine failures into typed errors (through
+``engine_errors``). Two jobs live beside it: stack locks in ``locks.StackLocks`` (reached as
+``Engine.locks``), and the decision about a killed run's pending operations in
+``recovery.decide_recovery`` (``Engine.recover`` decides from the state the caller read, and
+only when that shows operations in flight reads it again, imports and refreshes).
+
+Every CLI process costs a Go start-up, a backend read and, for a passphrase stack, a key
+derivation, so the engine starts as few as it can: an ``up`` is the state read, ``stack init``
+for a new stack, and ``pulumi up``. No ``pulumi version`` (``pulumi_cli`` remembers it), no
+``stack select`` (``engine_stack.PoolStack``), config written with the stack settings file,
+and the summary and outputs of an operation taken from the engine's own events. The pulumi SDK
+is imported lazily so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -24,14 +32,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provision.engine_errors import ErrorRule, classify, propagation_rules
-from provision.errors import EngineError, PoolNotFoundError, PropagationError
-from provision.events import EventTranslator, ProgressCallback, is_internal
+from provision.errors import EngineError, PropagationError
+from provision.events import EventTranslator, ProgressCallback, is_internal, is_secret
 from provision.locks import StackLocks
 from provision.recovery import AdoptCallback, UntrackedRemoval, decide_recovery
 from provision.settings import PROJECT_NAME, Settings
 
 if TYPE_CHECKING:
-    from pulumi.automation import LocalWorkspace, PulumiCommand, Stack
+    from pulumi.automation import LocalWorkspace, PulumiCommand
+
+    from provision.engine_stack import PoolStack
 
 Program = Callable[[], Awaitable[None] | None]
 NoticeCallback = Callable[[str], None]
@@ -48,6 +58,9 @@ class Step:
     name: str
     op: str
     inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    """The resource's outputs after the step (``{}`` after a delete), as the engine's events
+    carry them: a secret is the engine's secret envelope, never its value."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +70,8 @@ class OperationResult:
     changes: dict[str, int]
     steps: list[Step] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict, repr=False)
-    """Stack outputs after ``up``; secret values are plain here: never print them."""
+    """Stack outputs after ``up``; a secret one is ``None`` here (see ``secret_outputs``): its
+    value never reaches this process from the engine."""
     secret_outputs: frozenset[str] = frozenset()
 
 
@@ -109,8 +123,8 @@ class Engine:
         untracked: UntrackedRemoval | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Engine:
-        """An engine for one pool's operations that reuses this one's CLI (found and version-
-        checked once per command)."""
+        """An engine for one pool's operations that reuses this one's CLI (found once per
+        command; its version is known per binary, see ``pulumi_cli``)."""
         engine = Engine(
             settings,
             on_install=self._on_install,
@@ -149,7 +163,8 @@ class Engine:
         self.settings.prepare()
         self._prepared = True
 
-    def _options(self, work_dir: Path) -> Any:
+    def _workspace(self, work_dir: Path, program: Program | None = None) -> LocalWorkspace:
+        """A workspace in ``work_dir``: the project file written, nothing run."""
         from pulumi import automation as auto
 
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -166,8 +181,9 @@ class Engine:
         # engine starts as `pulumi-resource-pulumi-python`; ours runs this interpreter.
         path = env.get("PATH", os.environ.get("PATH", ""))
         env["PATH"] = os.pathsep.join([str(plugins), path])
-        return auto.LocalWorkspaceOptions(
+        return auto.LocalWorkspace(
             work_dir=str(work_dir),
+            program=program,
             env_vars=env,
             secrets_provider=self.settings.secrets_provider,
             project_settings=auto.ProjectSettings(
@@ -188,24 +204,21 @@ class Engine:
     def scratch_workspace(self) -> LocalWorkspace:
         """A workspace for read-only calls: a throwaway work dir, nothing under PROVISION_HOME.
         Raw CLI commands run through its ``pulumi_command``, ``work_dir`` and ``env_vars``."""
-        from pulumi import automation as auto
-
-        opts = self._options(self._scratch_dir() / "workspace")
-        return auto.LocalWorkspace(
-            work_dir=opts.work_dir,
-            env_vars=opts.env_vars,
-            secrets_provider=opts.secrets_provider,
-            project_settings=opts.project_settings,
-            pulumi_command=opts.pulumi_command,
-        )
+        return self._workspace(self._scratch_dir() / "workspace")
 
     def export(self, pool: str) -> dict[str, Any] | None:
         """The pool's exported deployment (secrets stay ciphertext), ``{}`` for a stack with
         nothing recorded yet, or ``None`` when the backend has no stack for ``pool``.
 
-        Reads only: no passphrase is needed and nothing is written on this machine, so it is
-        safe before validation is over.
+        Reads only: nothing is decrypted (no passphrase is needed, and no key is derived) and
+        nothing is written on this machine, so it is safe before validation is over. Waits
+        first for a killed run's orphaned engine, which may still be writing the checkpoint.
         """
+        exported = self._export(pool)
+        return None if exported is None else exported.get("deployment") or {}
+
+    def _export(self, pool: str) -> dict[str, Any] | None:
+        """``pulumi stack export`` as it prints it: ``{"version": N, "deployment": {...}}``."""
         from pulumi import automation as auto
 
         if self.settings.is_local_backend and not self.settings.local_backend_path.exists():
@@ -213,20 +226,40 @@ class Engine:
         ws = self.scratch_workspace()
         self.locks.wait_for_orphans(pool)
         try:
-            state = ws.export_stack(pool)
+            # Not the workspace's export_stack: that one decrypts every secret (--show-secrets).
+            out = ws.pulumi_command.run(
+                ["stack", "export", "--stack", pool], ws.work_dir, ws.env_vars
+            ).stdout
         except auto.StackNotFoundError:
             return None
         except auto.CommandError as exc:
             if "no stack named" in str(exc).lower():
                 return None
             raise classify(str(exc), pool=pool, operation="state read") from None
-        return state.deployment or {}
+        return json.loads(out or "{}")
 
-    def stack(self, pool: str, program: Program, *, create: bool) -> Stack:
-        """Select the pool's stack (``create``: or create it). Missing → ``PoolNotFoundError``."""
+    def stack(
+        self,
+        pool: str,
+        program: Program,
+        *,
+        deployment: Mapping[str, Any] | None,
+        config: Mapping[str, str],
+    ) -> PoolStack:
+        """The pool's stack for this run, with ``program`` and ``config``.
+
+        ``deployment`` is what ``export`` just returned: ``None`` (no stack) creates it, the
+        one CLI call here; otherwise the stack is taken to exist, and recovery starts from that
+        state. The work dir is a throwaway one: everything the pool needs is in the backend,
+        and its stack settings file is written once, from there (the secrets manager the state
+        names) and from ``config`` (plain values: the providers' settings), so a fresh machine
+        and a warm one behave alike.
+        """
         from pulumi import automation as auto
 
-        if create:
+        from provision.engine_stack import PoolStack
+
+        if deployment is None:
             created = self.settings.create_passphrase()
             if created:
                 self._notice(
@@ -235,25 +268,24 @@ class Engine:
                     "secrets provider): it decrypts the credentials kept in the stack state."
                 )
         self._prepare()
-        # A throwaway work dir: everything the pool needs is in the backend, and this run
-        # writes its config from there, so a fresh machine and a warm one behave alike.
-        opts = self._options(self._scratch_dir() / "stacks" / pool)
+        ws = self._workspace(self._scratch_dir() / "stacks" / pool, program)
         # A killed run's engine may still be writing the checkpoint: reading it now could
         # see a partial file ("failed to load checkpoint: EOF").
         self.locks.wait_for_orphans(pool)
+        if deployment is None:
+            try:
+                ws.create_stack(pool)
+            except auto.CommandError as exc:
+                raise classify(str(exc), pool=pool, operation="stack creation") from None
         try:
-            if create:
-                return auto.create_or_select_stack(
-                    pool, project_name=PROJECT_NAME, program=program, opts=opts
-                )
-            return auto.select_stack(pool, project_name=PROJECT_NAME, program=program, opts=opts)
-        except auto.StackNotFoundError:
-            raise PoolNotFoundError(
-                f"No pool named '{pool}' is provisioned in {self.backend_label()}.",
-                hint="`provision list` shows the pools; `provision up` creates one.",
-            ) from None
-        except auto.CommandError as exc:
-            raise classify(str(exc), pool=pool, operation="stack selection") from None
+            # `stack init` wrote the new stack's secrets manager settings here.
+            settings = ws.stack_settings(pool)
+        except FileNotFoundError:
+            settings = auto.StackSettings()
+        _pin_secrets(settings, (deployment or {}).get("secrets_providers") or {})
+        settings.config = dict(config)
+        ws.save_stack_settings(pool, settings)
+        return PoolStack(pool, ws, {} if deployment is None else deployment)
 
     def list_stacks(self) -> list[StackInfo]:
         """Every pool stack in the backend."""
@@ -289,85 +321,43 @@ class Engine:
             return None
         return history[0].get("result") if history else None
 
-    @staticmethod
-    def set_config(stack: Stack, values: Mapping[str, str], secret: Iterable[str] = ()) -> None:
-        """Save ``values`` in stack config (``secret`` keys encrypted)."""
-        from pulumi import automation as auto
-
-        secret = set(secret)
-        stack.set_all_config(
-            {k: auto.ConfigValue(value=v, secret=k in secret) for k, v in values.items()}
-        )
-
-    @staticmethod
-    def pin_secrets(stack: Stack, secrets: Mapping[str, Any]) -> None:
-        """Make the work dir's stack settings name the secrets manager the state has.
-
-        A fresh machine's work dir has no settings file: the CLI would then set up a default
-        passphrase manager (with a salt of its own, or asking for a passphrase a KMS-backed
-        stack never needed). Written only when it differs.
-        """
-        from pulumi import automation as auto
-
-        state = secrets.get("state") or {}
-        if secrets.get("type") == "passphrase":
-            wanted = {"encryption_salt": state.get("salt")}
-        elif secrets.get("type") == "cloud":
-            wanted = {
-                "secrets_provider": state.get("url"),
-                "encrypted_key": state.get("encryptedkey"),
-            }
-        else:
-            return
-        ws = stack.workspace
-        try:
-            current = ws.stack_settings(stack.name)
-        except FileNotFoundError:
-            current = auto.StackSettings()
-        if all(getattr(current, k) == v for k, v in wanted.items()):
-            return
-        for key, value in wanted.items():
-            setattr(current, key, value)
-        ws.save_stack_settings(stack.name, current)
-
-    def remove(self, stack: Stack, pool: str, *, force: bool = False) -> None:
+    def remove(self, stack: PoolStack, *, force: bool = False) -> None:
         """Remove the (empty) stack, and the work dir an earlier version kept for it.
 
         ``force`` also drops a stack whose state still lists the root stack or providers.
         """
-        stack.workspace.remove_stack(pool, force=force or None)
-        shutil.rmtree(self.settings.legacy_work_dir(pool), ignore_errors=True)
+        stack.workspace.remove_stack(stack.name, force=force or None)
+        shutil.rmtree(self.settings.legacy_work_dir(stack.name), ignore_errors=True)
 
     # -- operations -----------------------------------------------------------------------
 
     def preview(
         self,
-        stack: Stack,
-        pool: str,
+        stack: PoolStack,
         *,
         on_progress: ProgressCallback | None = None,
         refresh: bool = False,
         rules: Iterable[ErrorRule] = (),
     ) -> OperationResult:
         """What ``up`` would change (``refresh``: after reading the cloud's actual state)."""
+        pool = stack.name
         # A preview writes nothing, but a killed run's stale lock would still block it.
         self.locks.wait_for_orphans(pool)
         if self.settings.is_local_backend:
             self.locks.unlock(pool)
         translator = EventTranslator(on_progress)
-        result = self._run(
+        self._run(
             pool,
             "preview",
             rules,
             translator,
             lambda: stack.preview(on_event=translator, refresh=refresh or None, color="never"),
         )
-        return OperationResult(changes=_changes(result.change_summary), steps=_steps(translator))
+        return OperationResult(changes=_changes(translator.summary), steps=_steps(translator))
 
     def up(
         self,
-        stack: Stack,
-        pool: str,
+        stack: PoolStack,
         *,
         on_progress: ProgressCallback | None = None,
         rules: Iterable[ErrorRule] = (),
@@ -378,16 +368,18 @@ class Engine:
         """Apply the stack, retrying while new identities/grants propagate.
 
         ``refresh`` reads the cloud first, so drift is repaired rather than ignored;
-        ``targets`` limits the update to those URNs.
+        ``targets`` limits the update to those URNs. The changes, each resource's outputs and
+        the stack outputs come from the engine's events: no CLI call follows ``pulumi up``.
         """
+        pool = stack.name
         rules = tuple(rules)
         retry_rules = propagation_rules(propagation)
         attempt = 0
         while True:
-            self.recover(stack, pool)
+            self.recover(stack)
             translator = EventTranslator(on_progress)
             try:
-                result = self._run(
+                self._run(
                     pool,
                     "update",
                     retry_rules + rules,
@@ -410,30 +402,28 @@ class Engine:
                     f"(attempt {attempt + 1} of {len(self._retry_delays) + 1})."
                 )
                 time.sleep(delay)
-        outputs = {k: v.value for k, v in result.outputs.items()}
-        secret = frozenset(k for k, v in result.outputs.items() if v.secret)
+        exported = translator.stack_outputs
         return OperationResult(
-            changes=_changes(result.summary.resource_changes),
+            changes=_changes(translator.summary),
             steps=_steps(translator),
-            outputs=outputs,
-            secret_outputs=secret,
+            outputs={k: None if is_secret(v) else v for k, v in exported.items()},
+            secret_outputs=frozenset(k for k, v in exported.items() if is_secret(v)),
         )
 
     def destroy(
         self,
-        stack: Stack,
-        pool: str,
+        stack: PoolStack,
         *,
         on_progress: ProgressCallback | None = None,
         rules: Iterable[ErrorRule] = (),
     ) -> OperationResult:
         """Delete every resource of the stack (the stack itself stays; see ``remove``)."""
-        self.recover(stack, pool)
+        self.recover(stack)
         translator = EventTranslator(on_progress)
-        result = self._run(
-            pool, "destroy", rules, translator, lambda: stack.destroy(on_event=translator)
+        self._run(
+            stack.name, "destroy", rules, translator, lambda: stack.destroy(on_event=translator)
         )
-        return OperationResult(changes=_changes(result.summary.resource_changes))
+        return OperationResult(changes=_changes(translator.summary))
 
     def _run(
         self,
@@ -455,34 +445,44 @@ class Engine:
 
     # -- recovery after an interrupted run ------------------------------------------------
 
-    def recover(self, stack: Stack, pool: str) -> None:
+    def recover(self, stack: PoolStack) -> None:
         """Make a stack usable after a killed run: orphaned engine, stale lock, pending ops.
 
-        The locks are ``StackLocks``' job and the decision ``recovery.decide_recovery``'s:
-        this exports the state, imports what was decided, and refreshes.
+        The locks are ``StackLocks``' job and the decision ``recovery.decide_recovery``'s.
+        The state the caller read (``stack.deployment``) says whether any operation was in
+        flight: only then is the state read again (an orphaned engine may have finished some
+        since), the decision's deployment imported, and the stack refreshed.
         """
+        pool = stack.name
         if not self.locks.release_stale(pool):
             # A live run holds the stack: its in-flight operations are not ours to reconcile,
             # and its checkpoint may be mid-write. The operation itself reports the lock.
             return
-        state = stack.export_stack()
+        known = stack.deployment
+        if known is not None and not known.get("pending_operations"):
+            return
+        exported = self._export(pool) or {}
+        deployment = exported.get("deployment") or {}
         removal = self._untracked
         decision = decide_recovery(
             pool,
-            state.deployment or {},
+            deployment,
             self._adopt,
             self._orphan_hints,
             removal.types if removal else frozenset(),
         )
         if decision is None:
+            stack.deployment = deployment
             return
         self._notice(decision.announcement)
+        # From here on the state changes: a later recovery (a retried update) reads it again.
+        stack.deployment = None
         if decision.adopted:
             from pulumi import automation as auto
 
-            deployment = auto.Deployment(version=state.version, deployment=decision.deployment)
+            state = auto.Deployment(version=exported.get("version"), deployment=decision.deployment)
             try:
-                stack.import_stack(deployment)
+                stack.import_stack(state)
             except auto.CommandError as exc:
                 raise classify(str(exc), pool=pool, operation="recovery") from None
         for message in decision.notices:
@@ -529,6 +529,21 @@ def dynamic_provider_dir(scratch: Path) -> Path:
     return directory
 
 
+def _pin_secrets(settings: Any, secrets: Mapping[str, Any]) -> None:
+    """Make stack ``settings`` name the secrets manager the state has.
+
+    A fresh machine's work dir has no settings file: the CLI would then set up a default
+    passphrase manager (with a salt of its own, or asking for a passphrase a KMS-backed stack
+    never needed).
+    """
+    state = secrets.get("state") or {}
+    if secrets.get("type") == "passphrase":
+        settings.encryption_salt = state.get("salt")
+    elif secrets.get("type") == "cloud":
+        settings.secrets_provider = state.get("url")
+        settings.encrypted_key = state.get("encryptedkey")
+
+
 def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
     counts = dict.fromkeys(CHANGE_KEYS, 0)
     for op, n in (summary or {}).items():
@@ -561,7 +576,12 @@ def _steps(translator: EventTranslator) -> list[Step]:
             continue
         op = "replace" if s["op"] == "create-replacement" else s["op"]
         seen[s["urn"]] = Step(
-            urn=s["urn"], type=s["type"], name=urn_name(s["urn"]), op=op, inputs=s["inputs"]
+            urn=s["urn"],
+            type=s["type"],
+            name=urn_name(s["urn"]),
+            op=op,
+            inputs=s["inputs"],
+            outputs=translator.outputs.get(s["urn"], {}),
         )
     # The engine emits steps as operations start, which varies between runs.
     return sorted(seen.values(), key=lambda s: s.urn)

@@ -1,8 +1,12 @@
 """Engine events, translated into a small cloud- and UI-agnostic progress vocabulary.
 
 The engine streams ``pulumi.automation.EngineEvent`` objects on gRPC threads; the CLI wants
-"this resource is being created / is done / failed with this message". Nothing here imports
-rich, and nothing here looks inside resource inputs or outputs (secrets stay out).
+"this resource is being created / is done / failed with this message". The translator also
+keeps what the engine reported, for the operation's result: each step's inputs, each
+resource's outputs and the change summary. Nothing here imports rich, and nothing here looks
+inside resource inputs or outputs: the engine masks secrets in its events (an input as
+``[secret]``, an output as its secret envelope, see :func:`is_secret`), so no secret value
+reaches this process through them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,17 @@ class ResourceProgress:
 
 
 ProgressCallback = Callable[[ResourceProgress], None]
+
+_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+
+_GONE = {"delete", "delete-replaced", "discard", "discard-replaced", "read-discard"}
+"""Steps after which a resource is no longer in the state: its outputs are not kept."""
+
+
+def is_secret(value: Any) -> bool:
+    """True for the engine's secret envelope (``{"4dabf18193072939515e22adb298388d": ...}``),
+    which stands for a secret value in exported states and in events."""
+    return isinstance(value, dict) and _SECRET_SIG_KEY in value
 
 
 def urn_name(urn: str) -> str:
@@ -59,6 +74,13 @@ class EventTranslator:
         self.steps: list[dict[str, Any]] = []
         """Planned steps as ``{"urn", "type", "op", "inputs"}`` (inputs as the engine sent them:
         wire names, secrets already masked as ``[secret]``)."""
+        self.outputs: dict[str, dict[str, Any]] = {}
+        """Each resource's outputs after its step, by URN (secrets as their envelope); none
+        for previews, deleted resources or the root stack (see ``stack_outputs``)."""
+        self.stack_outputs: dict[str, Any] = {}
+        """The stack's outputs after an update (secrets as their envelope)."""
+        self.summary: dict[str, int] | None = None
+        """The engine's change counts by step op (its summary event), once it has ended."""
 
     def __call__(self, event: Any) -> None:
         # Never let a rendering problem abort an engine run.
@@ -98,9 +120,12 @@ class EventTranslator:
             self._emit(meta.urn, op, "done" if op == "same" else "running")
         elif event.res_outputs_event is not None:
             meta = event.res_outputs_event.metadata
+            self._keep_outputs(meta)
             if is_internal(meta.type) or _op(meta.op) == "same":
                 return
             self._emit(meta.urn, _op(meta.op), "done")
+        elif event.summary_event is not None:
+            self.summary = dict(event.summary_event.resource_changes or {})
         elif event.res_op_failed_event is not None:
             meta = event.res_op_failed_event.metadata
             if is_internal(meta.type):
@@ -116,6 +141,16 @@ class EventTranslator:
                 self.failures[diag.urn] = _provider_message(text)
                 if diag.urn in self._ops and not is_internal(urn_type(diag.urn)):
                     self._emit(diag.urn, self._ops[diag.urn], "failed", self.failures[diag.urn])
+
+    def _keep_outputs(self, meta: Any) -> None:
+        op = _op(meta.op)
+        outputs = dict(getattr(meta.new, "outputs", None) or {})
+        if meta.type == "pulumi:pulumi:Stack":
+            self.stack_outputs = outputs
+        elif op in _GONE:
+            self.outputs.pop(meta.urn, None)
+        elif meta.new is not None:
+            self.outputs[meta.urn] = outputs
 
 
 def _op(op: Any) -> str:

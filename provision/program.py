@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 
+from provision import preload
 from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE, PrefectBlock, PrefectWorkPool
 from provision.saved import RECORD_NAME, RECORD_TYPE, SavedPool
 from provision.settings import PROJECT_NAME
@@ -44,6 +45,8 @@ def pool_program(
     """The inline program for ``pool``: record, cloud resources, block, work pool, exports."""
 
     async def run() -> None:
+        # Its modules may still be loading in the background (see ``provision.preload``).
+        preload.wait()
         # Registered, not just declared, before anything else: the runtime sends registrations
         # from a thread pool in no fixed order, and the record must come first.
         await PoolRecord(record.to_outputs()).urn.future()

@@ -1,9 +1,17 @@
-"""Find the pulumi CLI, or install it the normal way (get.pulumi.com) under PROVISION_HOME."""
+"""Find the pulumi CLI, or install it the normal way (get.pulumi.com) under PROVISION_HOME.
+
+The Automation API's ``PulumiCommand`` runs ``pulumi version`` every time it is made: one more
+CLI process per command, for an answer that only changes with the binary. The version is asked
+once per binary (its path, size and modification time) and remembered in the cache directory.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -50,12 +58,17 @@ def pulumi_command(
 
     binary = find_pulumi(settings)
     if binary is not None:
+        known = _known_command(binary, settings.cache_dir)
+        if known is not None:
+            return known
         try:
-            return PulumiCommand(root=str(binary.parent.parent))
+            command = PulumiCommand(root=str(binary.parent.parent))
         except Exception as exc:  # a broken or too-old binary: say which one
             raise PulumiCliMissingError(
                 f"The pulumi CLI at {binary} does not work: {exc}", hint=INSTALL_HINT
             ) from exc
+        _remember(binary, settings.cache_dir, command)
+        return command
     if settings.pulumi_root:
         raise PulumiCliMissingError(
             f"PROVISION_PULUMI_ROOT is set but {settings.pulumi_root}/bin/pulumi does not exist.",
@@ -71,3 +84,65 @@ def pulumi_command(
             f"{exc}).",
             hint=INSTALL_HINT,
         ) from exc
+
+
+_VERSIONS = "pulumi-versions.json"
+
+
+def _identity(binary: Path) -> tuple[str, list[int]] | None:
+    """The binary's resolved path, and its size and modification time: a new install (or a
+    rebuild) at the same path is another binary."""
+    try:
+        real = binary.resolve()
+        stat = real.stat()
+    except OSError:
+        return None
+    return str(real), [stat.st_size, stat.st_mtime_ns]
+
+
+def _known_command(binary: Path, cache_dir: Path | None) -> PulumiCommand | None:
+    """A ``PulumiCommand`` for ``binary`` without running it, if its version was checked before."""
+    identity = _identity(binary)
+    if cache_dir is None or identity is None:
+        return None
+    try:
+        entry = json.loads((cache_dir / _VERSIONS).read_text()).get(identity[0]) or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if entry.get("stat") != identity[1] or not isinstance(entry.get("version"), str):
+        return None
+    from pulumi.automation import PulumiCommand
+    from semver import VersionInfo
+
+    try:
+        version = VersionInfo.parse(entry["version"])
+    except ValueError:
+        return None
+    # PulumiCommand's constructor would run `pulumi version` again: set what it sets instead
+    # (the binary it runs, and the version the Automation API reads features from).
+    command = PulumiCommand.__new__(PulumiCommand)
+    command.command = str(binary)
+    command.version = version
+    return command
+
+
+def _remember(binary: Path, cache_dir: Path | None, command: PulumiCommand) -> None:
+    """Remember the version ``command`` checked, for the next command. A cache that cannot be
+    written only means asking again."""
+    identity = _identity(binary)
+    if cache_dir is None or identity is None or command.version is None:
+        return
+    path = cache_dir / _VERSIONS
+    with contextlib.suppress(OSError, ValueError):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        known = known if isinstance(known, dict) else {}
+        known[identity[0]] = {"stat": identity[1], "version": str(command.version)}
+        # Written whole and renamed: two commands starting at once never see half a file.
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".pulumi-versions-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(known, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)

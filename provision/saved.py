@@ -19,14 +19,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision.events import is_internal
+from provision.events import is_internal, is_secret
 from provision.prefect.resources import BLOCK_TYPE, TYPES, WORK_POOL_TYPE
 
 RECORD_TYPE = "provision:index:PoolRecord"
 """The component whose outputs are the record. Never rename it: states carry the token."""
 RECORD_NAME = "record"
-
-_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 
 _NS = "provision"
 _LEGACY_KEYS = {
@@ -108,6 +106,9 @@ class StackState:
     secrets: dict[str, Any] = field(default_factory=dict)
     """The state's secrets manager: ``{"type": "passphrase", "state": {"salt": ...}}`` or
     ``{"type": "cloud", "state": {"url": "awskms://...", "encryptedkey": ...}}``."""
+    deployment: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The exported deployment all this was read from: the engine starts this run's stack
+    from it (its secrets manager, and whether a killed run left operations in flight)."""
 
     @property
     def secrets_type(self) -> str | None:
@@ -148,7 +149,7 @@ def stack_state(deployment: dict[str, Any] | None) -> StackState:
         outs = r.get("outputs") or {}
         if rtype == "pulumi:pulumi:Stack":
             for key, value in outs.items():
-                if _is_secret(value):
+                if is_secret(value):
                     secret.add(key)
                     outputs[key] = None
                 else:
@@ -173,6 +174,7 @@ def stack_state(deployment: dict[str, Any] | None) -> StackState:
         ),
         replacing=_replacing(deployment.get("resources") or []),
         secrets=dict(secrets),
+        deployment=dict(deployment),
     )
 
 
@@ -191,11 +193,6 @@ def _replacing(resources: list[dict[str, Any]]) -> frozenset[str]:
 def is_tool_resource(type_token: str) -> bool:
     """The record and the Prefect objects: the tool's own resources, not the cloud's."""
     return type_token == RECORD_TYPE or type_token in TYPES
-
-
-def _is_secret(value: Any) -> bool:
-    # The engine's secret envelope: {"4dabf18193072939515e22adb298388d": <secret sig>, ...}
-    return isinstance(value, dict) and _SECRET_SIG_KEY in value
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provision import registry
+from provision import preload, registry
 from provision.engine import Engine, OperationResult, Step
 from provision.errors import (
     CloudSideDoneError,
@@ -1027,7 +1027,7 @@ def _plan_with(
     if spec.state is not None:
         with _StackSession(engine, spec, api.url) as session:
             if recover:
-                engine.recover(session.stack, spec.pool)
+                engine.recover(session.stack)
             return _preview(engine, session, spec, existing, refresh=refresh, hooks=hooks)
     with tempfile.TemporaryDirectory(prefix="provision-plan-") as root:
         scratch = _pool_engine(engine, settings.throwaway(Path(root)), spec, api)
@@ -1039,8 +1039,14 @@ def _resolved(
     request: PoolRequest, settings: Settings, env: Mapping[str, str], engine: Engine
 ) -> PoolSpec:
     _check_request(request)  # before the backend is read
+    # The program's modules load in the background while the state is read, Prefect checked
+    # and the CLI starts up: the type's own now if the request names it, the rest once known.
+    if request.type:
+        preload.start(registry.target(registry.pool_type(request.type).target).program_modules)
     state, legacy = read_state(request.pool, settings, engine)
-    return resolve(request, settings, env, state=state, legacy=legacy)
+    spec = resolve(request, settings, env, state=state, legacy=legacy)
+    preload.start(spec.target.preloads())
+    return spec
 
 
 def _preview(
@@ -1055,7 +1061,6 @@ def _preview(
     """The engine's preview as a ``Plan``."""
     preview = engine.preview(
         session.stack,
-        spec.pool,
         on_progress=hooks.on_progress,
         refresh=refresh,
         rules=spec.target.error_rules,
@@ -1082,9 +1087,7 @@ def _migrate(
         "every machine sharing the backend can operate it."
     )
     with _StackSession(engine, legacy_spec, api.url) as session:
-        engine.up(
-            session.stack, spec.pool, rules=spec.target.error_rules, targets=tool_urns(spec.pool)
-        )
+        engine.up(session.stack, rules=spec.target.error_rules, targets=tool_urns(spec.pool))
     # Everything it held is in the backend now; a stale copy would only mislead.
     shutil.rmtree(spec.legacy.path.parent, ignore_errors=True)
     state, _ = read_state(spec.pool, settings, engine)
@@ -1151,7 +1154,6 @@ def up(
         try:
             result = engine.up(
                 session.stack,
-                spec.pool,
                 on_progress=hooks.on_progress,
                 rules=spec.target.error_rules,
                 propagation=spec.target.propagation_errors,
@@ -1160,8 +1162,7 @@ def up(
         except PrefectStepError as exc:
             raise CloudSideDoneError(exc, spec.pool) from None
 
-    state, _ = read_state(spec.pool, settings, engine)
-    prefect = state.prefect if state else PrefectState()
+    prefect = _prefect_after(result.steps)
     ops = {
         s.type: _as_planned(s.op, s.type, existing=existing)
         for s in result.steps
@@ -1244,7 +1245,7 @@ def destroy(
     with _StackSession(engine, spec, url) as session:
         try:
             result = engine.destroy(
-                session.stack, pool, on_progress=hooks.on_progress, rules=spec.target.error_rules
+                session.stack, on_progress=hooks.on_progress, rules=spec.target.error_rules
             )
         except PrefectStepError as exc:
             raise ProvisionError(
@@ -1253,7 +1254,7 @@ def destroy(
                 "deleted is recorded.",
                 details=exc.details,
             ) from None
-        engine.remove(session.stack, pool)
+        engine.remove(session.stack)
     _apply_namespace(spec, {}, hooks)
     return result
 
@@ -1403,6 +1404,13 @@ def _pool_engine(
     )
 
 
+def _prefect_after(steps: list[Step]) -> PrefectState:
+    """The Prefect ids and ownership after an ``up``: outputs of the Prefect resources, which
+    the engine's events carried (no second read of the state)."""
+    resources = [{"urn": s.urn, "type": s.type, "outputs": dict(s.outputs)} for s in steps]
+    return stack_state({"resources": resources}).prefect
+
+
 def _check_secrets(spec: PoolSpec, settings: Settings) -> None:
     """An existing passphrase stack on a machine with no passphrase: one line, before the
     engine (which would otherwise be handed a fresh passphrase that can only fail)."""
@@ -1425,8 +1433,9 @@ def _check_secrets(spec: PoolSpec, settings: Settings) -> None:
 
 
 class _StackSession:
-    """Select (or create) a pool's stack with this run's program and provider config; remove a
-    stack this session created if the run fails before anything was recorded in it."""
+    """The pool's stack for this run, with its program and provider config (created when the
+    state read found none); remove a stack this session created if the run fails before
+    anything was recorded in it."""
 
     def __init__(self, engine: Engine, spec: PoolSpec, prefect_url: str):
         self.engine = engine
@@ -1438,12 +1447,14 @@ class _StackSession:
     def __enter__(self) -> _StackSession:
         _check_secrets(self.spec, self.engine.settings)
         program = self.spec.program(self.prefect_url)
-        self.stack = self.engine.stack(self.spec.pool, program, create=not self.existed)
-        if self.spec.state is not None:
-            self.engine.pin_secrets(self.stack, self.spec.state.secrets)
         # The providers read their config from the stack config: written on every run from
         # the record, so a fresh machine needs nothing but the backend.
-        self.engine.set_config(self.stack, self.spec.provider_config)
+        self.stack = self.engine.stack(
+            self.spec.pool,
+            program,
+            deployment=self.spec.state.deployment if self.spec.state is not None else None,
+            config=self.spec.provider_config,
+        )
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -1451,7 +1462,7 @@ class _StackSession:
             return
         try:
             # Only the root stack and provider records can be left: nothing in the cloud.
-            self.engine.remove(self.stack, self.spec.pool, force=True)
+            self.engine.remove(self.stack, force=True)
         except Exception as cleanup:
             # Never let the cleanup's failure replace the error the user must see.
             self.engine.notice(

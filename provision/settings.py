@@ -36,6 +36,11 @@ class Settings:
     """The generated passphrase file, when neither a passphrase nor a KMS provider is given."""
     pulumi_root: Path | None = None
     """``PROVISION_PULUMI_ROOT``: a directory holding ``bin/pulumi``."""
+    cache_dir: Path | None = None
+    """What this machine may remember between commands, none of it state (the pulumi CLI's
+    version): ``PROVISION_CACHE_DIR``, else ``$XDG_CACHE_HOME/provision``, else
+    ``~/.cache/provision``. Never under ``PROVISION_HOME``, which read-only commands leave
+    untouched."""
 
     def prepare(self) -> None:
         """Create the local backend directory if missing (nothing else: a machine that only
@@ -136,6 +141,11 @@ def load_settings(
         engine_env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase_file)
 
     root = env.get("PROVISION_PULUMI_ROOT")
+    cache = env.get("PROVISION_CACHE_DIR") or (
+        Path(env["XDG_CACHE_HOME"]) / "provision"
+        if env.get("XDG_CACHE_HOME")
+        else Path.home() / ".cache" / "provision"
+    )
     return Settings(
         home=home,
         backend_url=url,
@@ -143,6 +153,7 @@ def load_settings(
         engine_env=engine_env,
         passphrase_file=passphrase_file,
         pulumi_root=Path(root).expanduser() if root else None,
+        cache_dir=Path(cache).expanduser(),
     )
 
 

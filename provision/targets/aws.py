@@ -167,6 +167,8 @@ class AwsPool(Pool[AwsOptions]):
     options_model = AwsOptions
     block = BlockSpec("aws-credentials", "aws-credentials")
     secret_outputs = frozenset({"secret_access_key"})
+    program_modules = ("stacks.aws_ecs",)
+    worker_modules = ("stacks.aws_worker",)
     worker_package = "prefect-aws"
     worker_secret_store = "AWS Secrets Manager"
     rotates = True

@@ -268,6 +268,8 @@ class AzurePool(Pool[AzureOptions]):
     options_model = AzureOptions
     block = BlockSpec("azure-container-instance-credentials", "aci-credentials")
     secret_outputs = frozenset({"client_secret"})
+    program_modules = ("stacks.azure_aci",)
+    worker_modules = ("stacks.azure_worker",)
     # The client secret: `provision rotate`, --rotate-after and its end date replace it (the
     # stack's replacement trigger and credential_created_at/credential_expires_at outputs).
     rotates = True

@@ -462,6 +462,11 @@ class Pool(abc.ABC, Generic[OptionsT]):
     hands out only once, so adopting the copy could never fill the block."""
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
     """Output names holding a credential: never passed to template defaults or next steps."""
+    program_modules: ClassVar[tuple[str, ...]] = ()
+    """The modules :meth:`program` imports (its stack module), and ``worker_modules`` those
+    :meth:`worker_program` adds: imported in the background while the CLI runs, see
+    :meth:`preloads`."""
+    worker_modules: ClassVar[tuple[str, ...]] = ()
     rotates: ClassVar[bool] = False
     """Its block holds a credential its stack makes and ``rotate`` replaces: the stack puts the
     rotation count (:meth:`rotation_trigger`) into an input that forces the credential's
@@ -568,6 +573,11 @@ class Pool(abc.ABC, Generic[OptionsT]):
     def worker_program(self) -> WorkerProgram | None:
         """The worker part of the inline program (``--with-worker``), or ``None``."""
         return None
+
+    def preloads(self) -> tuple[str, ...]:
+        """The modules this pool's program will import, for ``provision.preload``."""
+        worker = bool(getattr(self.options, "with_worker", False))
+        return self.program_modules + (self.worker_modules if worker else ())
 
     def worker_container(self, extra_env: Mapping[str, str] | None = None) -> WorkerContainer:
         """The worker's container: the image, ``prefect worker start`` for this pool and type,

@@ -322,6 +322,8 @@ class GcpPool(Pool[GcpOptions]):
     options_model = GcpOptions
     block = BlockSpec("gcp-credentials", "gcp-credentials")
     secret_outputs = frozenset({"service_account_key"})
+    program_modules = ("stacks.gcp_cloud_run",)
+    worker_modules = ("stacks.gcp_worker",)
     error_rules = GCP_ERROR_RULES
     propagation_errors = PROPAGATION_ERRORS
     worker_package = "prefect-gcp"

@@ -213,6 +213,7 @@ def legacy_pool(box: Sandbox, pool: str) -> dict:
     import dataclasses
 
     import pulumi
+    from pulumi.automation import ConfigValue
 
     from provision import service
     from provision.engine import Engine
@@ -234,7 +235,6 @@ def legacy_pool(box: Sandbox, pool: str) -> dict:
 
     engine = Engine(settings)
     settings.create_passphrase()
-    stack = engine.stack(pool, program, create=True)
     record = {
         "provision:type": "cloud-run-v2",
         "provision:options": json.dumps(spec.options.model_dump(mode="json"), sort_keys=True),
@@ -242,8 +242,10 @@ def legacy_pool(box: Sandbox, pool: str) -> dict:
         "provision:generated": json.dumps(dict(spec.target.generated), sort_keys=True),
         "provision:prefectApiUrl": box.prefect_url,
     }
-    engine.set_config(stack, {**record, **spec.provider_config})
-    outputs = engine.up(stack, pool).outputs
+    stack = engine.stack(pool, program, deployment=None, config={**record, **spec.provider_config})
+    engine.up(stack)
+    # That version read the outputs back with their secrets, for the block.
+    outputs = {k: v.value for k, v in stack.workspace.stack_outputs(pool).items()}
     with PrefectWriter(resolve_api(env=box.env)) as writer:
         slug = spec.target.block.type
         data = spec.target.block_data(outputs, writer.block_schema(slug))
@@ -256,7 +258,7 @@ def legacy_pool(box: Sandbox, pool: str) -> dict:
         "block_created": True,
         "pool_created": True,
     }
-    engine.set_config(stack, {"provision:prefectState": json.dumps(state, sort_keys=True)})
+    stack.set_config("provision:prefectState", ConfigValue(json.dumps(state, sort_keys=True)))
     # That version kept its work dir under PROVISION_HOME.
     shutil.copytree(stack.workspace.work_dir, settings.legacy_work_dir(pool))
     return state

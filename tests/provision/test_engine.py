@@ -16,7 +16,7 @@ import pulumi
 import pytest
 
 from provision.engine import Engine
-from provision.errors import PoolNotFoundError, PulumiCliMissingError, StackLockedError
+from provision.errors import PulumiCliMissingError, StackLockedError
 from provision.saved import stack_state
 from provision.settings import load_settings
 from tests.pulumi_cli import pulumi_root
@@ -52,6 +52,11 @@ def settings(tmp_path: Path):
     return load_settings(env=env)
 
 
+def open_stack(engine, pool, prog, config=None):
+    """The stack as a command opens it: after reading its state (none: created)."""
+    return engine.stack(pool, prog, deployment=engine.export(pool), config=config or {})
+
+
 @pytest.fixture
 def engine(settings):
     notices: list[str] = []
@@ -61,22 +66,22 @@ def engine(settings):
 
 
 def test_up_is_idempotent_and_reports_secret_outputs(engine):
-    stack = engine.stack("pool-a", program(), create=True)
-    first = engine.up(stack, "pool-a")
+    stack = open_stack(engine, "pool-a", program())
+    first = engine.up(stack)
     assert first.changes["create"] == 2  # the stack resource and the component
     assert first.outputs["greeting"] == "hi"
     assert "token" in first.secret_outputs and "greeting" not in first.secret_outputs
 
-    second = engine.up(stack, "pool-a")
+    second = engine.up(stack)
     assert {k for k, n in second.changes.items() if n} == {"same"}
     assert second.changes["same"] == 2
 
 
 def test_preview_reports_steps_without_applying(engine):
-    stack = engine.stack("pool-b", program(("a",)), create=True)
-    engine.up(stack, "pool-b")
-    stack = engine.stack("pool-b", program(("a", "b")), create=True)
-    plan = engine.preview(stack, "pool-b")
+    stack = open_stack(engine, "pool-b", program(("a",)))
+    engine.up(stack)
+    stack = open_stack(engine, "pool-b", program(("a", "b")))
+    plan = engine.preview(stack)
     assert plan.changes["create"] == 1
     assert [s.name for s in plan.steps if s.op == "create"] == ["b"]
     # Nothing applied: the state still has only "a".
@@ -85,10 +90,11 @@ def test_preview_reports_steps_without_applying(engine):
 
 
 def test_config_round_trips_and_export_reads_the_state_from_the_backend(engine, settings):
-    stack = engine.stack("pool-c", program(), create=True)
-    engine.set_config(stack, {"gcp:project": "x", "gcp:region": json.dumps({"r": 1})})
-    assert stack.get_config("gcp:project").value == "x"
-    engine.up(stack, "pool-c")
+    config = {"gcp:project": "x", "gcp:region": json.dumps({"r": 1}), "gcp:zone": "123"}
+    stack = open_stack(engine, "pool-c", program(), config)
+    # Written with the stack settings file, read back by the CLI as they were given.
+    assert {k: stack.get_config(k).value for k in config} == config
+    engine.up(stack)
 
     state = stack_state(engine.export("pool-c"))
     assert state.outputs == {"greeting": "hi", "token": None}  # a secret is never read
@@ -97,24 +103,15 @@ def test_config_round_trips_and_export_reads_the_state_from_the_backend(engine, 
     assert engine.export("no-such-pool") is None
 
 
-def test_secret_config_is_encrypted_on_disk(engine, settings):
-    stack = engine.stack("pool-d", program(), create=True)
-    engine.set_config(stack, {"provision:token": "plain-secret-1234"}, secret=["provision:token"])
-    text = (Path(stack.workspace.work_dir) / "Pulumi.pool-d.yaml").read_text()
-    assert "plain-secret-1234" not in text
-    assert stack.get_config("provision:token").value == "plain-secret-1234"
-
-
 def test_list_destroy_and_remove(engine):
-    stack = engine.stack("pool-e", program(), create=True)
-    engine.up(stack, "pool-e")
+    stack = open_stack(engine, "pool-e", program())
+    engine.up(stack)
     assert "pool-e" in [s.name for s in engine.list_stacks()]
-    result = engine.destroy(stack, "pool-e")
+    result = engine.destroy(stack)
     assert result.changes["delete"] == 2
-    engine.remove(stack, "pool-e")
+    engine.remove(stack)
     assert "pool-e" not in [s.name for s in engine.list_stacks()]
-    with pytest.raises(PoolNotFoundError):
-        engine.stack("pool-e", program(), create=False)
+    assert engine.export("pool-e") is None
 
 
 def _lock_dir(settings, pool: str) -> Path:
@@ -140,13 +137,13 @@ def _write_lock(settings, pool: str, pid: int) -> Path:
 
 
 def test_a_lock_held_by_a_live_process_is_reported_with_how_to_clear_it(engine, settings):
-    stack = engine.stack("pool-f", program(), create=True)
-    engine.up(stack, "pool-f")
+    stack = open_stack(engine, "pool-f", program())
+    engine.up(stack)
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         _write_lock(settings, "pool-f", sleeper.pid)
         with pytest.raises(StackLockedError) as err:
-            engine.up(stack, "pool-f")
+            engine.up(stack)
         assert "pool-f" in err.value.message
         assert "provision unlock pool-f" in err.value.hint
     finally:
@@ -155,12 +152,12 @@ def test_a_lock_held_by_a_live_process_is_reported_with_how_to_clear_it(engine, 
 
 
 def test_a_stale_lock_of_a_dead_process_is_cleared_automatically(engine, settings):
-    stack = engine.stack("pool-g", program(), create=True)
-    engine.up(stack, "pool-g")
+    stack = open_stack(engine, "pool-g", program())
+    engine.up(stack)
     dead = subprocess.Popen(["true"])
     dead.wait()
     lock = _write_lock(settings, "pool-g", dead.pid)
-    result = engine.up(stack, "pool-g")
+    result = engine.up(stack)
     assert {k for k, n in result.changes.items() if n} == {"same"}
     assert not lock.exists()
     assert any("stale lock" in n for n in engine.notices)
@@ -172,12 +169,12 @@ def test_a_stale_lock_of_a_dead_process_is_cleared_automatically(engine, setting
 @pytest.mark.usefixtures("_collect_abandoned_programs")
 def test_concurrent_up_on_one_stack_one_wins_one_is_locked(engine):
     hold = threading.Event()
-    stack = engine.stack("pool-h", program(hold=hold), create=True)
+    stack = open_stack(engine, "pool-h", program(hold=hold))
     errors: list[BaseException] = []
 
     def first() -> None:
         try:
-            engine.up(stack, "pool-h")
+            engine.up(stack)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -189,9 +186,9 @@ def test_concurrent_up_on_one_stack_one_wins_one_is_locked(engine):
         while not engine.locks.files("pool-h") and time.time() < deadline:
             time.sleep(0.1)
         assert engine.locks.files("pool-h")
-        other = engine.stack("pool-h", program(), create=True)
+        other = open_stack(engine, "pool-h", program())
         with pytest.raises(StackLockedError):
-            engine.up(other, "pool-h")
+            engine.up(other)
     finally:
         hold.set()
         t.join(60)
@@ -246,8 +243,8 @@ def test_the_engine_announces_the_generated_passphrase(tmp_path):
     )
     notices: list[str] = []
     engine = Engine(settings, on_notice=notices.append)
-    engine.stack("p", program(), create=True)
-    engine.stack("p", program(), create=True)
+    open_stack(engine, "p", program())
+    open_stack(engine, "p", program())
     assert len([n for n in notices if "Generated a passphrase" in n]) == 1
 
 
@@ -258,3 +255,27 @@ def test_user_passphrase_and_secrets_provider_are_respected(tmp_path):
         env={"PROVISION_HOME": str(tmp_path / "k")}, secrets_provider="gcpkms://projects/p/x"
     )
     assert kms.engine_env == {} and kms.passphrase_file is None
+
+
+def test_the_cli_version_is_asked_once_per_binary(tmp_path):
+    # PulumiCommand runs `pulumi version` when made: once per binary is enough.
+    log = tmp_path / "calls.log"
+    script = tmp_path / "cli" / "bin" / "pulumi"
+    script.parent.mkdir(parents=True)
+    real = pulumi_root() / "bin" / "pulumi"
+    script.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    script.chmod(0o755)
+    env = {
+        "PROVISION_HOME": str(tmp_path / "h"),
+        "PROVISION_PULUMI_ROOT": str(script.parent.parent),
+        "PROVISION_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    first = Engine(load_settings(env=env)).command()
+    second = Engine(load_settings(env=env)).command()
+    assert log.read_text().splitlines() == ["version"]
+    assert str(second.version) == str(first.version) and second.command == str(script)
+    assert not (tmp_path / "h").exists()  # a cache, not state: never under PROVISION_HOME
+
+    script.write_text(script.read_text() + "\n")  # another binary at the same path
+    Engine(load_settings(env=env)).command()
+    assert log.read_text().splitlines() == ["version", "version"]

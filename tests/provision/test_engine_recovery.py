@@ -34,6 +34,7 @@ ACCOUNT_ID = "recovery-runner"
 EMAIL = f"{ACCOUNT_ID}@{PROJECT}.iam.gserviceaccount.com"
 ACCOUNT_RID = f"projects/{PROJECT}/serviceAccounts/{EMAIL}"
 HINT = "List the accounts with `gcloud iam service-accounts list`."
+CONFIG = {"gcp:project": PROJECT}
 
 
 def program() -> None:
@@ -94,13 +95,13 @@ def interrupt_the_account_create(engine: Engine) -> None:
 
 
 def provisioned(tmp_path: Path, cloud_env: Mapping[str, str], **kw: Any):
+    """An engine and the stack as the rerun after the kill starts: from the state it read."""
     engine = make_engine(tmp_path, cloud_env, **kw)
-    stack = engine.stack(POOL, program, create=True)
-    engine.set_config(stack, {"gcp:project": PROJECT})
-    engine.up(stack, POOL)
+    engine.up(engine.stack(POOL, program, deployment=None, config=CONFIG))
     interrupt_the_account_create(engine)
-    assert stack.export_stack().deployment["pending_operations"]
-    return engine, stack
+    deployment = engine.export(POOL)
+    assert deployment is not None and deployment["pending_operations"]
+    return engine, engine.stack(POOL, program, deployment=deployment, config=CONFIG)
 
 
 def test_a_create_the_cloud_finished_is_adopted_by_id_not_recreated(tmp_path, cloud_env):
@@ -108,7 +109,7 @@ def test_a_create_the_cloud_finished_is_adopted_by_id_not_recreated(tmp_path, cl
     cloud = FakeCloud(cloud_env["FAKECLOUD_STATE_DIR"])
     (before,) = cloud.resources(fake.ACCOUNT)
 
-    result = engine.up(stack, POOL)
+    result = engine.up(stack)
 
     assert result.outputs["email"] == EMAIL
     assert {k for k, n in result.changes.items() if n} == {"same"}
@@ -127,7 +128,7 @@ def test_a_create_the_cloud_never_made_is_dropped_then_created(tmp_path, cloud_e
     cloud = FakeCloud(cloud_env["FAKECLOUD_STATE_DIR"])
     assert cloud.remove(fake.ACCOUNT, ACCOUNT_RID)
 
-    result = engine.up(stack, POOL)
+    result = engine.up(stack)
 
     assert result.changes.get("create") == 1
     assert cloud.count(fake.ACCOUNT) == 1
@@ -140,7 +141,7 @@ def test_without_a_computable_id_the_create_is_cleared_with_the_targets_hint(tmp
     cloud = FakeCloud(cloud_env["FAKECLOUD_STATE_DIR"])
     assert cloud.remove(fake.ACCOUNT, ACCOUNT_RID)
 
-    engine.up(stack, POOL)
+    engine.up(stack)
 
     (notice,) = [n for n in engine.notices if "Interrupted while creating" in n]
     assert "'runner'" in notice and "untracked" in notice and notice.endswith(HINT)
@@ -153,7 +154,7 @@ def test_destroy_after_an_interrupted_create_deletes_the_adopted_resource(tmp_pa
     engine, stack = provisioned(tmp_path, cloud_env, adopt=adopt)
     cloud = FakeCloud(cloud_env["FAKECLOUD_STATE_DIR"])
 
-    engine.destroy(stack, POOL)
+    engine.destroy(stack)
 
     assert cloud.count(fake.ACCOUNT) == 0
     assert [c["id"] for c in cloud.calls("delete", fake.ACCOUNT)] == [ACCOUNT_RID]
@@ -163,9 +164,7 @@ def test_a_replacements_interrupted_create_is_not_adopted_beside_the_old_one(tmp
     # Create-before-delete: the old account is recorded under the same URN as the pending
     # create. Adopting it too would give the state two live entries for one URN.
     engine = make_engine(tmp_path, cloud_env, adopt=adopt)
-    stack = engine.stack(POOL, program, create=True)
-    engine.set_config(stack, {"gcp:project": PROJECT})
-    engine.up(stack, POOL)
+    engine.up(engine.stack(POOL, program, deployment=None, config=CONFIG))
     path = engine.settings.local_backend_path / ".pulumi/stacks/provision" / f"{POOL}.json"
     checkpoint = json.loads(path.read_text())
     deployment = checkpoint["checkpoint"]["latest"]
@@ -173,8 +172,9 @@ def test_a_replacements_interrupted_create_is_not_adopted_beside_the_old_one(tmp
     pending = {k: v for k, v in account.items() if k not in ("id", "outputs")}
     deployment["pending_operations"] = [{"resource": pending, "type": "creating"}]
     path.write_text(json.dumps(checkpoint))
+    stack = engine.stack(POOL, program, deployment=engine.export(POOL), config=CONFIG)
 
-    result = engine.up(stack, POOL)
+    result = engine.up(stack)
 
     assert {k for k, n in result.changes.items() if n} == {"same"}
     assert not any("Adopting" in n for n in engine.notices)
@@ -201,7 +201,7 @@ def test_a_removable_create_is_handed_to_the_target_instead_of_a_hint(tmp_path, 
     cloud = FakeCloud(cloud_env["FAKECLOUD_STATE_DIR"])
     assert cloud.remove(fake.ACCOUNT, ACCOUNT_RID)
 
-    engine.up(stack, POOL)
+    engine.up(stack)
 
     assert [(u.type, u.name, u.inputs["accountId"], u.tracked) for u in seen] == [
         (fake.ACCOUNT, "runner", ACCOUNT_ID, frozenset())
