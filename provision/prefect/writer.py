@@ -48,13 +48,14 @@ class WorkerStatus:
 
 @dataclass
 class ServerFacts:
-    """What a writer has read of its server that no command of the tool changes: block types,
-    their latest schemas and the default base job templates, each asked for at most once.
+    """What a writer has read of its server: block types, their latest schemas and the default
+    base job templates (which no command of the tool changes), each asked for at most once;
+    and which objects were seen to exist.
 
     One command reads them twice over otherwise: the service for its checks, then the engine's
     provider process to write the objects. The service hands its facts to that process
     (:meth:`to_json`, in the provider's environment), so the provider starts knowing them.
-    Nothing secret is in them (types, JSON schemas, the server's default templates).
+    Nothing secret is in them (types, JSON schemas, the server's default templates, names).
     """
 
     block_types: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -63,6 +64,9 @@ class ServerFacts:
     """The latest block schema of each block type, by slug."""
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Default base job templates by pool type."""
+    work_pools: set[str] = field(default_factory=set)
+    """Names of the work pools last seen to exist: a create of one of them goes straight to
+    updating it (no create attempt that the server would refuse)."""
     blocks: set[str] = field(default_factory=set)
     """Block documents this process wrote or read (a pool template may reference them without
     asking the server again). Never handed on: another process checks for itself."""
@@ -70,7 +74,12 @@ class ServerFacts:
     def to_json(self) -> str:
         """The facts another process may start from (not ``blocks``)."""
         return json.dumps(
-            {"block_types": self.block_types, "schemas": self.schemas, "templates": self.templates}
+            {
+                "block_types": self.block_types,
+                "schemas": self.schemas,
+                "templates": self.templates,
+                "work_pools": sorted(self.work_pools),
+            }
         )
 
     @classmethod
@@ -84,7 +93,11 @@ class ServerFacts:
         if not isinstance(doc, dict):
             doc = {}
         parts = [doc.get(k) for k in ("block_types", "schemas", "templates")]
-        return cls(*(dict(p) if isinstance(p, dict) else {} for p in parts))
+        pools = doc.get("work_pools")
+        return cls(
+            *(dict(p) if isinstance(p, dict) else {} for p in parts),
+            work_pools={str(p) for p in pools} if isinstance(pools, list) else set(),
+        )
 
 
 class PrefectWriter:
@@ -387,7 +400,12 @@ class PrefectWriter:
 
     def get_work_pool(self, name: str) -> dict[str, Any] | None:
         """The work pool, or ``None`` if there is none."""
-        return self._get_or_none(f"/work_pools/{_seg(name)}")
+        pool = self._get_or_none(f"/work_pools/{_seg(name)}")
+        if pool is None:
+            self.facts.work_pools.discard(name)
+        else:
+            self.facts.work_pools.add(name)
+        return pool
 
     def plan_work_pool(
         self,
@@ -449,11 +467,13 @@ class PrefectWriter:
         defaults: Mapping[str, Any],
     ) -> WriteResult:
         """Create the work pool without reading first (one request once the default template
-        is known). If the name is taken, that pool is updated as :meth:`upsert_work_pool` does
-        (same checks): ``op`` is then ``update`` or ``same``, never ``create``."""
-        created = self._post_work_pool(name, pool_type, worker_type, push, defaults)
-        if created is not None:
-            return created
+        is known). If the name is taken (or was seen taken), that pool is updated as
+        :meth:`upsert_work_pool` does (same checks): ``op`` is then ``update`` or ``same``,
+        never ``create``."""
+        if name not in self.facts.work_pools:
+            created = self._post_work_pool(name, pool_type, worker_type, push, defaults)
+            if created is not None:
+                return created
         return self.upsert_work_pool(name, pool_type, worker_type, push, defaults)
 
     def _post_work_pool(
@@ -481,6 +501,7 @@ class PrefectWriter:
             if exc.status_code != 409:
                 raise _pool_write_error(exc, name) from None
             return None
+        self.facts.work_pools.add(name)
         return WriteResult(str(created["id"]), "create")
 
     def _update_work_pool(
@@ -538,8 +559,10 @@ class PrefectWriter:
             self._client.delete(f"/work_pools/{_seg(name)}")
         except PrefectHttpError as exc:
             if exc.status_code == 404:
+                self.facts.work_pools.discard(name)
                 return False
             raise _pool_write_error(exc, name) from None
+        self.facts.work_pools.discard(name)
         return True
 
     def _updated_template(

@@ -390,6 +390,15 @@ def test_creates_and_writes_by_id_take_one_request_once_the_server_is_known(
         assert update.op == "update"
         assert seen == [("GET", f"/work_pools/{pool_name}"), ("PATCH", f"/work_pools/{pool_name}")]
 
+    # A pool the check saw existing is updated, without a create the server would refuse.
+    writer, seen = counted(prefect_server, ServerFacts.from_json(writer.facts.to_json()))
+    with writer:
+        same = writer.create_work_pool(
+            pool_name, "cloud-run-v2", "cloud-run-v2", False, {"region": "us-east1"}
+        )
+        assert (same.id, same.op) == (pool.id, "same")
+        assert seen == [("GET", f"/work_pools/{pool_name}")]
+
 
 def test_create_of_a_taken_name_adopts_and_a_write_of_a_deleted_block_recreates_it(
     writer: PrefectWriter, raw: httpx.Client
@@ -401,12 +410,14 @@ def test_create_of_a_taken_name_adopts_and_a_write_of_a_deleted_block_recreates_
     assert (adopted.id, adopted.op) == (theirs.id, "update")
 
     pool = writer.upsert_work_pool(pool_name, "cloud-run-v2", "cloud-run-v2", False, {})
-    again = writer.create_work_pool(
+    # A writer that has not seen it tries to create it, and updates it on the 409.
+    unaware = PrefectWriter(writer._client)
+    again = unaware.create_work_pool(
         pool_name, "cloud-run-v2", "cloud-run-v2", False, {"region": "us-west1"}
     )
     assert (again.id, again.op) == (pool.id, "update")
     with pytest.raises(PrefectError, match="exists with type 'cloud-run-v2'"):
-        writer.create_work_pool(pool_name, "ecs", "ecs", False, {})
+        PrefectWriter(writer._client).create_work_pool(pool_name, "ecs", "ecs", False, {})
 
     raw.delete(f"block_documents/{theirs.id}").raise_for_status()
     recreated = writer.write_block(theirs.id, GCP, block_name, sa_info())
