@@ -49,6 +49,7 @@ from provision.prefect.profile import ProfileSetting
 from provision.prefect.resources import (
     BLOCK_TYPE,
     ENV_AUTH,
+    ENV_FACTS,
     ENV_KEY,
     ENV_OWNED,
     ENV_URL,
@@ -157,6 +158,9 @@ class PoolSpec:
     """A record an older version kept in this machine's work dir, not yet in the backend."""
     block_schema: Mapping[str, Any] = field(default_factory=dict)
     """The block type's schema as the Prefect server declares it (once Prefect was checked)."""
+    prefect_facts: str = ""
+    """What the Prefect check read of the server (``ServerFacts.to_json``), for the provider
+    process, so that it does not ask again."""
     profile: ProfileChange | None = None
     """``--set-image-namespace`` on this machine (read by ``up``, ``preview`` and ``destroy``)."""
     rotation: RotationPlan | None = None
@@ -509,6 +513,8 @@ def _prefect_env(api: PrefectApi | None, spec: PoolSpec) -> dict[str, str]:
             env[ENV_KEY] = api.key
         if api.auth_string:
             env[ENV_AUTH] = api.auth_string
+        if spec.prefect_facts:
+            env[ENV_FACTS] = spec.prefect_facts
     if spec.legacy is not None:
         owned = [
             i
@@ -945,11 +951,16 @@ def _prefect_objects(
     return changes
 
 
-def _check_prefect(spec: PoolSpec, writer: PrefectWriter) -> tuple[PoolSpec, dict[str, bool]]:
+def _check_prefect(
+    spec: PoolSpec, writer: PrefectWriter, *, find_block: bool
+) -> tuple[PoolSpec, dict[str, bool]]:
     """Everything Prefect (or this machine) could refuse, asked before any cloud call:
     credentials, the block type and its schema, a local token, the pool's type and template.
 
-    Returns the pool with the block type's schema, and which of the two objects exist already.
+    Returns the pool with the block type's schema and what was read of the server, and which
+    of the two objects exist already. ``find_block``: look the block up by name (only a plan
+    shown before the run needs to know that a create will adopt one; the block's own create
+    finds out by itself); otherwise it reads as not existing.
     """
     defaults = spec.target.template_defaults(spec.target.expected_outputs(), spec.prefect.block_id)
     exists = {BLOCK_TYPE: False}
@@ -957,14 +968,20 @@ def _check_prefect(spec: PoolSpec, writer: PrefectWriter) -> tuple[PoolSpec, dic
         schema = writer.block_schema(spec.target.block.type)
         spec.target.check_local(schema)
         spec = replace(spec, block_schema=schema)
-        exists[BLOCK_TYPE] = writer.plan_block(spec.target.block.type, spec.block_name, None) != (
-            "create"
-        )
+        if find_block:
+            op = writer.plan_block(spec.target.block.type, spec.block_name, None)
+            exists[BLOCK_TYPE] = op != "create"
     pool_op = writer.plan_work_pool(
         spec.pool, spec.pool_type.name, spec.pool_type.worker_type, spec.pool_type.push, defaults
     )
     exists[WORK_POOL_TYPE] = pool_op != "create"
-    return spec, exists
+    return replace(spec, prefect_facts=writer.facts.to_json()), exists
+
+
+def _finds_block(spec: PoolSpec, *, refresh: bool) -> bool:
+    """Whether a plan needs to look the block up by name: when the engine may plan its
+    create, i.e. the state holds no block, or a refresh may find it gone."""
+    return refresh or not spec.prefect.block_id
 
 
 def plan_offline(request: PoolRequest, settings: Settings) -> Plan:
@@ -1000,9 +1017,10 @@ def plan(
     engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
     api = _prefect_api(request, spec, env)
-    writer = (runtime or Runtime()).prefect(api)
-    spec, existing = _check_prefect(spec, writer)
-    spec = _launch_worker(spec, api, writer, env, hooks)
+    with (runtime or Runtime()).prefect(api) as writer:
+        finds = _finds_block(spec, refresh=refresh)
+        spec, existing = _check_prefect(spec, writer, find_block=finds)
+        spec = _launch_worker(spec, api, writer, env, hooks)
     spec = _namespace_change(spec, request.set_image_namespace, env)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
@@ -1130,11 +1148,12 @@ def up(
     engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
     api = _prefect_api(request, spec, env, moving=False)
-    writer = (runtime or Runtime()).prefect(api)
-    # Refused credentials, a block type the server lacks or an unreachable API stop the run
-    # here, before any cloud call.
-    spec, existing = _check_prefect(spec, writer)
-    spec = _launch_worker(spec, api, writer, env, hooks)
+    with (runtime or Runtime()).prefect(api) as writer:
+        # Refused credentials, a block type the server lacks or an unreachable API stop the
+        # run here, before any cloud call.
+        finds = hooks.confirm is not None and _finds_block(spec, refresh=refresh)
+        spec, existing = _check_prefect(spec, writer, find_block=finds)
+        spec = _launch_worker(spec, api, writer, env, hooks)
     spec = _namespace_change(spec, request.set_image_namespace, env)
     engine = _pool_engine(engine, settings, spec, api)
     if spec.legacy is not None and spec.state is not None:
@@ -1163,10 +1182,11 @@ def up(
             raise CloudSideDoneError(exc, spec.pool) from None
 
     prefect = _prefect_after(result.steps)
+    # Whether a create adopted an object the server had: the state says (its provider found
+    # out when writing it), which no read before the run needs to.
+    adopted = {BLOCK_TYPE: not prefect.block_created, WORK_POOL_TYPE: not prefect.pool_created}
     ops = {
-        s.type: _as_planned(s.op, s.type, existing=existing)
-        for s in result.steps
-        if s.type in TYPES
+        s.type: _as_planned(s.op, s.type, existing=adopted) for s in result.steps if s.type in TYPES
     }
     public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
     _apply_namespace(spec, public, hooks)
@@ -1354,7 +1374,8 @@ def _workers(spec: PoolSpec, runtime: Runtime) -> tuple[list[WorkerStatus] | Non
         return None, None  # Prefect itself runs these pools' flows: no worker to report
     try:
         api = _prefect_api(PoolRequest(spec.pool), spec, os.environ)
-        return runtime.prefect(api).workers(spec.pool), None
+        with runtime.prefect(api) as writer:
+            return writer.workers(spec.pool), None
     except ProvisionError as exc:
         return None, str(exc)
 

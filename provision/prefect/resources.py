@@ -43,6 +43,9 @@ from provision.errors import ProvisionError
 ENV_URL = "PROVISION_PREFECT_API_URL"
 ENV_KEY = "PROVISION_PREFECT_API_KEY"
 ENV_AUTH = "PROVISION_PREFECT_AUTH_STRING"
+ENV_FACTS = "PROVISION_PREFECT_FACTS"
+"""What the service's checks read of the server (``ServerFacts.to_json``): the block type, its
+schema, the default template. The provider starts from them instead of reading them again."""
 ENV_OWNED = "PROVISION_PREFECT_OWNED"
 """Comma-separated ids a pool's earlier record says the tool created (used once, when a pool
 made before the Prefect side joined the stack is migrated: its objects are adopted as ours)."""
@@ -66,13 +69,21 @@ def data_hash(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# What this process knows of each server, shared by every call the engine makes of it (the
+# block's create, then the work pool's, in one run): see ``ServerFacts``.
+_FACTS: dict[tuple[str, str], Any] = {}
+
+
 def _writer(url: str) -> Any:
-    """A writer for ``url`` with the credential the service passed, if it is for ``url``."""
+    """A writer for ``url`` with the credential the service passed, if it is for ``url``, and
+    what the service and earlier calls of this process know of that server."""
     from provision.prefect.config import PrefectApi, _is_cloud
-    from provision.prefect.writer import PrefectWriter
+    from provision.prefect.writer import PrefectWriter, ServerFacts
 
     same = os.environ.get(ENV_URL, "").rstrip("/") == url.rstrip("/")
     cloud = _is_cloud(url)
+    handed = os.environ.get(ENV_FACTS, "") if same else ""
+    facts = _FACTS.setdefault((url.rstrip("/"), handed), ServerFacts.from_json(handed))
     return PrefectWriter(
         PrefectApi(
             url=url.rstrip("/"),
@@ -80,7 +91,8 @@ def _writer(url: str) -> Any:
             is_cloud=cloud,
             source="the pool's record",
             auth_string=None if cloud or not same else os.environ.get(ENV_AUTH) or None,
-        )
+        ),
+        facts=facts,
     )
 
 
@@ -131,9 +143,8 @@ class BlockProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Create the block, or adopt (update in place) one that already has its name."""
         with _writer(props["api_url"]) as writer:
-            existing = writer.find_block(props["block_type"], props["name"])
-            result = writer.upsert_block(props["block_type"], props["name"], props["data"])
-        created = existing is None or str(existing["id"]) in _owned()
+            result = writer.create_block(props["block_type"], props["name"], props["data"])
+        created = result.op == "create" or result.id in _owned()
         return CreateResult(result.id, self._outs(props, result.id, created))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -147,9 +158,12 @@ class BlockProvider(ResourceProvider):
 
     @_failing
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """Write the new data in place: the id, and so every ``$ref`` to it, stays."""
+        """Write the new data in place: the id, and so every ``$ref`` to it, stays (a block
+        deleted by hand since is created again)."""
         with _writer(news["api_url"]) as writer:
-            result = writer.upsert_block(news["block_type"], news["name"], news["data"])
+            result = writer.write_block(
+                str(olds.get("block_id") or _id), news["block_type"], news["name"], news["data"]
+            )
         return UpdateResult(self._outs(news, result.id, bool(olds.get("created"))))
 
     @_failing
@@ -191,23 +205,22 @@ class WorkPoolProvider(ResourceProvider):
             "created": created,
         }
 
-    def _upsert(self, props: Mapping[str, Any]) -> Any:
+    def _write(self, props: Mapping[str, Any], *, create: bool) -> Any:
         with _writer(props["api_url"]) as writer:
-            existing = writer.get_work_pool(props["name"])
-            result = writer.upsert_work_pool(
+            write = writer.create_work_pool if create else writer.upsert_work_pool
+            return write(
                 props["name"],
                 props["type"],
                 props["worker_type"],
                 bool(props["push"]),
                 props["defaults"],
             )
-        return existing, result
 
     @_failing
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Create the pool from the server's default template, or adopt an existing one."""
-        existing, result = self._upsert(props)
-        created = existing is None or str(existing["id"]) in _owned()
+        result = self._write(props, create=True)
+        created = result.op == "create" or result.id in _owned()
         return CreateResult(result.id, self._outs(props, result.id, created))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -222,7 +235,7 @@ class WorkPoolProvider(ResourceProvider):
     @_failing
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Set the owned defaults in the pool's own template; every other edit stays."""
-        _, result = self._upsert(news)
+        result = self._write(news, create=False)
         return UpdateResult(self._outs(news, result.id, bool(olds.get("created"))))
 
     @_failing

@@ -12,7 +12,7 @@ import copy
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -46,23 +46,81 @@ class WorkerStatus:
     """ISO timestamp of its last heartbeat."""
 
 
+@dataclass
+class ServerFacts:
+    """What a writer has read of its server: block types, their latest schemas and the default
+    base job templates (which no command of the tool changes), each asked for at most once;
+    and which objects were seen to exist.
+
+    One command reads them twice over otherwise: the service for its checks, then the engine's
+    provider process to write the objects. The service hands its facts to that process
+    (:meth:`to_json`, in the provider's environment), so the provider starts knowing them.
+    Nothing secret is in them (types, JSON schemas, the server's default templates, names).
+    """
+
+    block_types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Block types by slug."""
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The latest block schema of each block type, by slug."""
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Default base job templates by pool type."""
+    work_pools: set[str] = field(default_factory=set)
+    """Names of the work pools last seen to exist: a create of one of them goes straight to
+    updating it (no create attempt that the server would refuse)."""
+    blocks: set[str] = field(default_factory=set)
+    """Block documents this process wrote or read (a pool template may reference them without
+    asking the server again). Never handed on: another process checks for itself."""
+
+    def to_json(self) -> str:
+        """The facts another process may start from (not ``blocks``)."""
+        return json.dumps(
+            {
+                "block_types": self.block_types,
+                "schemas": self.schemas,
+                "templates": self.templates,
+                "work_pools": sorted(self.work_pools),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ServerFacts:
+        """Facts from :meth:`to_json`; none from an empty or malformed value (then they are
+        read from the server again, as without them)."""
+        try:
+            doc = json.loads(text or "{}")
+        except ValueError:
+            doc = {}
+        if not isinstance(doc, dict):
+            doc = {}
+        parts = [doc.get(k) for k in ("block_types", "schemas", "templates")]
+        pools = doc.get("work_pools")
+        return cls(
+            *(dict(p) if isinstance(p, dict) else {} for p in parts),
+            work_pools={str(p) for p in pools} if isinstance(pools, list) else set(),
+        )
+
+
 class PrefectWriter:
     """Reads and writes the Prefect objects of one pool through a :class:`PrefectClient`."""
 
-    def __init__(self, api: PrefectApi | PrefectClient, **client_options: Any):
+    def __init__(
+        self,
+        api: PrefectApi | PrefectClient,
+        *,
+        facts: ServerFacts | None = None,
+        **client_options: Any,
+    ):
         """Writer over ``api``: a :class:`PrefectApi` (a client is made with
-        ``client_options``, e.g. ``attempts``/``backoff``) or a ready :class:`PrefectClient`."""
+        ``client_options``, e.g. ``attempts``/``backoff``) or a ready :class:`PrefectClient`.
+        ``facts``: what is known of the server already (shared with other writers of it)."""
         if isinstance(api, PrefectClient):
             if client_options:
                 raise TypeError("client_options apply only when given a PrefectApi")
             self._client = api
         else:
             self._client = PrefectClient(api, **client_options)
-        # Default templates per pool type: fetched once per writer (plan, then upsert).
-        self._templates: dict[str, dict[str, Any]] = {}
-        # Block types by slug, once found: the Prefect check reads the schema, then plans the
-        # block, and both need the type.
-        self._block_types: dict[str, dict[str, Any]] = {}
+        self.facts = facts if facts is not None else ServerFacts()
+        """Block types, schemas and default templates, once read (see :class:`ServerFacts`)."""
 
     @property
     def api(self) -> PrefectApi:
@@ -125,14 +183,15 @@ class PrefectWriter:
                 f"{self.api.url} is a self-hosted server.",
                 hint=f"Use the worker-based type '{worker_type}', or point at a Cloud workspace.",
             )
-        if pool_type not in self._templates:
+        templates = self.facts.templates
+        if pool_type not in templates:
             path = (
                 "/collections/work_pool_types"
                 if self.api.is_cloud
                 else "/collections/views/aggregate-worker-metadata"
             )
-            self._templates[pool_type] = self._find_template(self._client.get(path), pool_type)
-        return copy.deepcopy(self._templates[pool_type])
+            templates[pool_type] = self._find_template(self._client.get(path), pool_type)
+        return copy.deepcopy(templates[pool_type])
 
     def _find_template(self, metadata: Any, pool_type: str) -> dict[str, Any]:
         entries = metadata.values() if isinstance(metadata, dict) else ()
@@ -165,10 +224,15 @@ class PrefectWriter:
 
     def get_block(self, block_id: str, *, include_secrets: bool = False) -> dict[str, Any] | None:
         """A block document by id (secrets obfuscated unless asked), or ``None`` if it is gone."""
-        return self._get_or_none(
+        doc = self._get_or_none(
             f"/block_documents/{_seg(block_id)}",
             {"include_secrets": "true" if include_secrets else "false"},
         )
+        if doc is None:
+            self.facts.blocks.discard(block_id)
+        else:
+            self.facts.blocks.add(block_id)
+        return doc
 
     def plan_block(self, block_type_slug: str, name: str, data: Mapping[str, Any] | None) -> Op:
         """What :meth:`upsert_block` would do. ``data=None`` (values not known before the cloud
@@ -184,55 +248,92 @@ class PrefectWriter:
 
     def upsert_block(self, block_type_slug: str, name: str, data: Mapping[str, Any]) -> WriteResult:
         """Create the block document, or replace its data in place (same id) if it differs."""
-        data = _normalised(data)
-        block_type = self._block_type(block_type_slug)
-        schema_id = self._latest_schema_id(block_type)
+        # Known first: an unregistered type fails as such, not as a missing block.
+        self._latest_schema_id(self._block_type(block_type_slug))
         existing = self._read_block(block_type_slug, name, include_secrets=True)
         if existing is None:
-            try:
-                created = self._client.post(
-                    "/block_documents/",
-                    {
-                        "name": name,
-                        "data": data,
-                        "block_schema_id": schema_id,
-                        "block_type_id": block_type["id"],
-                    },
-                    secret=True,
-                )
-                return WriteResult(str(created["id"]), "create")
-            except PrefectHttpError as exc:
-                if exc.status_code == 422 and "name" in exc.fields:
-                    raise PrefectError(
-                        f"Prefect rejected the block name '{name}': {exc.detail}"
-                    ) from None
-                if exc.status_code != 409:
-                    raise
-            # 409: created meanwhile, e.g. by our own earlier attempt whose answer was lost to a
-            # timeout. Converge by updating it like any existing block.
-            existing = self._read_block(block_type_slug, name, include_secrets=True)
-            if existing is None:
-                raise PrefectError(
-                    f"Prefect reported block '{block_type_slug}/{name}' as existing but it "
-                    "cannot be read back.",
-                    hint="Rerun the command.",
-                )
+            return self.create_block(block_type_slug, name, data)
+        return self._converge_block(existing, block_type_slug, data)
 
+    def create_block(self, block_type_slug: str, name: str, data: Mapping[str, Any]) -> WriteResult:
+        """Create the block document without reading first (one request once the type and its
+        schema are known). If the name is taken (someone else's block, or our own earlier
+        attempt whose answer was lost), that block is updated in place instead: ``op`` is then
+        ``update`` or ``same``, never ``create``."""
+        data = _normalised(data)
+        block_type = self._block_type(block_type_slug)
+        try:
+            created = self._client.post(
+                "/block_documents/",
+                {
+                    "name": name,
+                    "data": data,
+                    "block_schema_id": self._latest_schema_id(block_type),
+                    "block_type_id": block_type["id"],
+                },
+                secret=True,
+            )
+        except PrefectHttpError as exc:
+            if exc.status_code == 422 and "name" in exc.fields:
+                raise PrefectError(
+                    f"Prefect rejected the block name '{name}': {exc.detail}"
+                ) from None
+            if exc.status_code != 409:
+                raise
+        else:
+            self.facts.blocks.add(str(created["id"]))
+            return WriteResult(str(created["id"]), "create")
+        # 409: it exists. Converge by updating it like any existing block.
+        existing = self._read_block(block_type_slug, name, include_secrets=True)
+        if existing is None:
+            raise PrefectError(
+                f"Prefect reported block '{block_type_slug}/{name}' as existing but it "
+                "cannot be read back.",
+                hint="Rerun the command.",
+            )
+        return self._converge_block(existing, block_type_slug, data)
+
+    def write_block(
+        self, block_id: str, block_type_slug: str, name: str, data: Mapping[str, Any]
+    ) -> WriteResult:
+        """Replace the data of block document ``block_id`` in place, without reading it first
+        (one request once the type's schema is known). If it is gone (deleted by hand), it is
+        created again by name, with a new id (``op`` says ``create``)."""
+        try:
+            self._patch_block(block_id, block_type_slug, _normalised(data))
+        except PrefectHttpError as exc:
+            if exc.status_code != 404:
+                raise
+            self.facts.blocks.discard(block_id)
+            return self.create_block(block_type_slug, name, data)
+        return WriteResult(block_id, "update")
+
+    def _converge_block(
+        self, existing: Mapping[str, Any], block_type_slug: str, data: Mapping[str, Any]
+    ) -> WriteResult:
         block_id = str(existing["id"])
+        self.facts.blocks.add(block_id)
+        data = _normalised(data)
         if existing.get("data") == data:
             return WriteResult(block_id, "same")
+        self._patch_block(block_id, block_type_slug, data)
+        return WriteResult(block_id, "update")
+
+    def _patch_block(self, block_id: str, block_type_slug: str, data: Any) -> None:
         # merge_existing_data=False replaces the document's data instead of merging into it, so
         # a field we no longer set does not linger. The schema id moves the document to the
         # type's latest schema, as creating it afresh would.
+        schema_id = self._latest_schema_id(self._block_type(block_type_slug))
         self._client.patch(
             f"/block_documents/{_seg(block_id)}",
             {"data": data, "merge_existing_data": False, "block_schema_id": schema_id},
             secret=True,
         )
-        return WriteResult(block_id, "update")
+        self.facts.blocks.add(block_id)
 
     def delete_block(self, block_id: str) -> bool:
         """Delete a block document by id; ``False`` if it was already gone."""
+        self.facts.blocks.discard(block_id)
         try:
             self._client.delete(f"/block_documents/{_seg(block_id)}")
         except PrefectHttpError as exc:
@@ -250,11 +351,11 @@ class PrefectWriter:
         )
 
     def _block_type(self, slug: str) -> dict[str, Any]:
-        if slug in self._block_types:
-            return self._block_types[slug]
+        if slug in self.facts.block_types:
+            return self.facts.block_types[slug]
         block_type = self._get_or_none(f"/block_types/slug/{_seg(slug)}")
         if block_type is not None:
-            self._block_types[slug] = block_type
+            self.facts.block_types[slug] = block_type
             return block_type
         # Self-hosted servers register block types from the integrations installed with them;
         # each of ours comes from the integration named by its first word (gcp-credentials:
@@ -279,6 +380,9 @@ class PrefectWriter:
         return str(self._latest_schema(block_type)["id"])
 
     def _latest_schema(self, block_type: Mapping[str, Any]) -> dict[str, Any]:
+        slug = str(block_type.get("slug"))
+        if slug in self.facts.schemas:
+            return self.facts.schemas[slug]
         # The server sorts schemas newest first, so limit=1 is the latest.
         schemas = self._client.post(
             "/block_schemas/filter",
@@ -289,13 +393,19 @@ class PrefectWriter:
                 f"Block type '{block_type.get('slug')}' has no schema on {self.api.url}.",
                 hint="Re-register the integration's blocks (`prefect block register -m ...`).",
             )
-        return dict(schemas[0])
+        self.facts.schemas[slug] = dict(schemas[0])
+        return self.facts.schemas[slug]
 
     # -- work pools ----------------------------------------------------------------------------
 
     def get_work_pool(self, name: str) -> dict[str, Any] | None:
         """The work pool, or ``None`` if there is none."""
-        return self._get_or_none(f"/work_pools/{_seg(name)}")
+        pool = self._get_or_none(f"/work_pools/{_seg(name)}")
+        if pool is None:
+            self.facts.work_pools.discard(name)
+        else:
+            self.facts.work_pools.add(name)
+        return pool
 
     def plan_work_pool(
         self,
@@ -336,22 +446,9 @@ class PrefectWriter:
         """
         existing = self.get_work_pool(name)
         if existing is None:
-            base = self.default_base_job_template(worker_type, push)
-            template = _with_defaults(base, defaults, f"the default '{pool_type}' template")
-            try:
-                created = self._client.post(
-                    "/work_pools/",
-                    {
-                        "name": name,
-                        "type": pool_type,
-                        "base_job_template": template,
-                        "is_paused": False,
-                    },
-                )
-                return WriteResult(str(created["id"]), "create")
-            except PrefectHttpError as exc:
-                if exc.status_code != 409:
-                    raise _pool_write_error(exc, name) from None
+            created = self._post_work_pool(name, pool_type, worker_type, push, defaults)
+            if created is not None:
+                return created
             # 409: created meanwhile (or by our own timed-out attempt): converge by updating.
             existing = self.get_work_pool(name)
             if existing is None:
@@ -359,7 +456,63 @@ class PrefectWriter:
                     f"Prefect reported work pool '{name}' as existing but it cannot be read.",
                     hint="Rerun the command.",
                 )
+        return self._update_work_pool(existing, name, pool_type, worker_type, push, defaults)
 
+    def create_work_pool(
+        self,
+        name: str,
+        pool_type: str,
+        worker_type: str,
+        push: bool,
+        defaults: Mapping[str, Any],
+    ) -> WriteResult:
+        """Create the work pool without reading first (one request once the default template
+        is known). If the name is taken (or was seen taken), that pool is updated as
+        :meth:`upsert_work_pool` does (same checks): ``op`` is then ``update`` or ``same``,
+        never ``create``."""
+        if name not in self.facts.work_pools:
+            created = self._post_work_pool(name, pool_type, worker_type, push, defaults)
+            if created is not None:
+                return created
+        return self.upsert_work_pool(name, pool_type, worker_type, push, defaults)
+
+    def _post_work_pool(
+        self,
+        name: str,
+        pool_type: str,
+        worker_type: str,
+        push: bool,
+        defaults: Mapping[str, Any],
+    ) -> WriteResult | None:
+        """Create the pool from the default template with ``defaults``; ``None`` on a 409."""
+        base = self.default_base_job_template(worker_type, push)
+        template = _with_defaults(base, defaults, f"the default '{pool_type}' template")
+        try:
+            created = self._client.post(
+                "/work_pools/",
+                {
+                    "name": name,
+                    "type": pool_type,
+                    "base_job_template": template,
+                    "is_paused": False,
+                },
+            )
+        except PrefectHttpError as exc:
+            if exc.status_code != 409:
+                raise _pool_write_error(exc, name) from None
+            return None
+        self.facts.work_pools.add(name)
+        return WriteResult(str(created["id"]), "create")
+
+    def _update_work_pool(
+        self,
+        existing: Mapping[str, Any],
+        name: str,
+        pool_type: str,
+        worker_type: str,
+        push: bool,
+        defaults: Mapping[str, Any],
+    ) -> WriteResult:
         current, wanted = self._updated_template(
             existing, name, pool_type, worker_type, push, defaults
         )
@@ -368,9 +521,10 @@ class PrefectWriter:
             return WriteResult(pool_id, "same")
         # Unlike creation, the server does not validate defaults on update (3.8.8 calls
         # validate_job_variable_defaults_for_work_pool only on create), so a dangling $ref
-        # would only fail later, at flow-run time. Check the referenced blocks ourselves.
+        # would only fail later, at flow-run time. Check the referenced blocks ourselves (a
+        # block this process has just written or read is known to exist).
         for block_id in _block_refs(defaults):
-            if self.get_block(block_id) is None:
+            if block_id not in self.facts.blocks and self.get_block(block_id) is None:
                 raise PrefectError(
                     f"Cannot update work pool '{name}': its template would reference block "
                     f"document {block_id}, which does not exist.",
@@ -405,8 +559,10 @@ class PrefectWriter:
             self._client.delete(f"/work_pools/{_seg(name)}")
         except PrefectHttpError as exc:
             if exc.status_code == 404:
+                self.facts.work_pools.discard(name)
                 return False
             raise _pool_write_error(exc, name) from None
+        self.facts.work_pools.discard(name)
         return True
 
     def _updated_template(

@@ -16,6 +16,7 @@ import pytest
 
 from provision.errors import InvalidInputError, PrefectError, PrefectUnreachableError
 from provision.prefect import PrefectApi, PrefectClient, PrefectHttpError, PrefectWriter
+from provision.prefect.writer import ServerFacts
 from tests.prefect_server import PROTECTED_AUTH as AUTH
 from tests.prefect_server import PrefectServer, free_port
 
@@ -339,6 +340,94 @@ def test_create_after_lost_response_converges(writer: PrefectWriter) -> None:
         pool_name, "cloud-run-v2", "cloud-run-v2", False, {"region": "us-west1"}
     )
     assert pool.op == "update"
+
+
+def counted(prefect_server: PrefectServer, facts: ServerFacts | None = None):
+    """A writer whose every request is recorded as ``(method, path)``, and that record."""
+    seen: list[tuple[str, str]] = []
+
+    class Counting(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append((request.method, request.url.path.removeprefix("/api")))
+            return super().handle_request(request)
+
+    api = PrefectApi(url=prefect_server.api_url, key=None, is_cloud=False, source="test")
+    client = PrefectClient(api, attempts=3, backoff=0.05, transport=Counting())
+    return PrefectWriter(client, facts=facts), seen
+
+
+def test_creates_and_writes_by_id_take_one_request_once_the_server_is_known(
+    prefect_server: PrefectServer, raw: httpx.Client
+) -> None:
+    block_name, pool_name = unique("blk"), unique("pool")
+    checker, _ = counted(prefect_server)
+    with checker:
+        checker.block_schema(GCP)
+        checker.plan_work_pool(pool_name, "cloud-run-v2", "cloud-run-v2", False, {})
+    # Another process, handed what the checks read: it asks for none of it again.
+    facts = ServerFacts.from_json(checker.facts.to_json())
+    assert not facts.blocks
+    writer, seen = counted(prefect_server, facts)
+    with writer:
+        block = writer.create_block(GCP, block_name, sa_info())
+        pool = writer.create_work_pool(
+            pool_name, "cloud-run-v2", "cloud-run-v2", False, {"credentials": ref(block.id)}
+        )
+        assert seen == [("POST", "/block_documents/"), ("POST", "/work_pools/")]
+        assert (block.op, pool.op) == ("create", "create")
+
+        seen.clear()
+        assert writer.write_block(block.id, GCP, block_name, sa_info(extra="x")).op == "update"
+        assert seen == [("PATCH", f"/block_documents/{block.id}")]
+        stored = raw.get(f"block_documents/{block.id}", params={"include_secrets": "true"})
+        assert stored.json()["data"] == sa_info(extra="x")
+
+        # The block was written by this process: the pool's update does not ask for it.
+        seen.clear()
+        update = writer.upsert_work_pool(
+            pool_name, "cloud-run-v2", "cloud-run-v2", False, {"region": "us-east1"}
+        )
+        assert update.op == "update"
+        assert seen == [("GET", f"/work_pools/{pool_name}"), ("PATCH", f"/work_pools/{pool_name}")]
+
+    # A pool the check saw existing is updated, without a create the server would refuse.
+    writer, seen = counted(prefect_server, ServerFacts.from_json(writer.facts.to_json()))
+    with writer:
+        same = writer.create_work_pool(
+            pool_name, "cloud-run-v2", "cloud-run-v2", False, {"region": "us-east1"}
+        )
+        assert (same.id, same.op) == (pool.id, "same")
+        assert seen == [("GET", f"/work_pools/{pool_name}")]
+
+
+def test_create_of_a_taken_name_adopts_and_a_write_of_a_deleted_block_recreates_it(
+    writer: PrefectWriter, raw: httpx.Client
+) -> None:
+    block_name, pool_name = unique("blk"), unique("pool")
+    theirs = writer.upsert_block(GCP, block_name, sa_info())
+    assert writer.create_block(GCP, block_name, sa_info()) == theirs.__class__(theirs.id, "same")
+    adopted = writer.create_block(GCP, block_name, sa_info(extra="y"))
+    assert (adopted.id, adopted.op) == (theirs.id, "update")
+
+    pool = writer.upsert_work_pool(pool_name, "cloud-run-v2", "cloud-run-v2", False, {})
+    # A writer that has not seen it tries to create it, and updates it on the 409.
+    unaware = PrefectWriter(writer._client)
+    again = unaware.create_work_pool(
+        pool_name, "cloud-run-v2", "cloud-run-v2", False, {"region": "us-west1"}
+    )
+    assert (again.id, again.op) == (pool.id, "update")
+    with pytest.raises(PrefectError, match="exists with type 'cloud-run-v2'"):
+        PrefectWriter(writer._client).create_work_pool(pool_name, "ecs", "ecs", False, {})
+
+    raw.delete(f"block_documents/{theirs.id}").raise_for_status()
+    recreated = writer.write_block(theirs.id, GCP, block_name, sa_info())
+    assert recreated.op == "create" and recreated.id != theirs.id
+    assert writer.find_block(GCP, block_name)["id"] == recreated.id  # type: ignore[index]
+
+
+def test_facts_from_a_bad_value_are_empty() -> None:
+    for text in ("", "not json", "[1]", '{"templates": 3}'):
+        assert ServerFacts.from_json(text) == ServerFacts()
 
 
 # -- client: retries and errors ----------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -396,10 +397,26 @@ class FakePrefect:
     """The Prefect writer's checks: what exists, and every question asked."""
 
     def __init__(self, calls: list[tuple], *, fail: Exception | None = None):
+        from provision.prefect.writer import ServerFacts
+
         self.calls = calls
         self.fail = fail
         self.blocks: set[str] = set()
         self.pools: set[str] = set()
+        self.facts = ServerFacts()
+        self.open = 0
+        """Writers handed out and not closed yet (each use case must close its own)."""
+
+    def writer(self, api):
+        """What ``Runtime.prefect`` returns: this fake, counted until closed."""
+        self.open += 1
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.open -= 1
 
     def block_schema(self, slug):
         self.calls.append(("prefect.block_schema", slug))
@@ -446,9 +463,7 @@ def world(tmp_path, monkeypatch):
     settings = load_settings(env=env)
     backend = FakeBackend()
     prefect = FakePrefect(backend.calls)
-    runtime = service.Runtime(
-        engine=lambda s, h: FakeEngine(backend, s), prefect=lambda api: prefect
-    )
+    runtime = service.Runtime(engine=lambda s, h: FakeEngine(backend, s), prefect=prefect.writer)
     return World(settings, backend, prefect, runtime, env)
 
 
@@ -574,6 +589,18 @@ def test_the_prefect_credential_reaches_the_engine_only_through_its_environment(
     assert envs and all(e["PROVISION_PREFECT_API_URL"] == PREFECT_URL for e in envs)
     state = world.stacks()["etl"]
     assert "pnu_key" not in repr(state)
+
+
+def test_what_the_check_read_reaches_the_provider_and_every_writer_is_closed(world):
+    world.prefect.facts.templates["thing"] = {"variables": {}, "job_configuration": {}}
+    world.up()
+    envs = [c[2] for c in world.backend.calls if c[0] == "for_pool"]
+    assert envs and all(json.loads(e["PROVISION_PREFECT_FACTS"])["templates"] for e in envs)
+    # Without a plan to show, nothing needs to know whether the block exists already.
+    assert "prefect.plan_block" not in world.names()
+    service.plan(service.PoolRequest("etl"), world.settings, env=world.env, runtime=world.runtime)
+    service.show("etl", world.settings, runtime=world.runtime)
+    assert world.prefect.open == 0
 
 
 # -- preview --------------------------------------------------------------------------------
