@@ -42,7 +42,6 @@ import os
 import secrets
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.latency_proxy import LatencyProxy  # noqa: E402
+from bench.rss import measure_tree  # noqa: E402
 
 PROVISION = str(Path(sys.executable).parent / "provision")
 REGION_GCP = "europe-west1"
@@ -81,41 +81,6 @@ MAX_RSS_MB = 250
 # ------------------------------------------------------------------------ process tree RSS
 
 
-def _ppids() -> dict[int, list[int]]:
-    """Every process's children, from /proc/<pid>/stat."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # the command name may hold spaces and parentheses: fields start after the last ')'
-        ppid = int(stat.rsplit(b")", 1)[1].split()[1])
-        children[ppid].append(int(entry.name))
-    return children
-
-
-def _tree(pid: int, children: Mapping[int, list[int]]) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, ()))
-    return found
-
-
-def _rss(pid: int) -> int:
-    """Resident bytes of one process (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
 @dataclass
 class Measured:
     """One finished command."""
@@ -129,36 +94,11 @@ class Measured:
 def measure(
     cmd: list[str], env: Mapping[str, str], cwd: str | os.PathLike[str] | None = None
 ) -> Measured:
-    """Run ``cmd``: its wall time, and the peak of the summed RSS of its process tree.
-
-    The tree is re-read from /proc every 50 ms (a few ms of CPU each time). Shared pages are
-    counted once per process, as ``ps`` counts them.
-    """
-    with tempfile.TemporaryFile() as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
-        peak = 0
-        while True:
-            peak = max(peak, sum(_rss(p) for p in _tree(proc.pid, _ppids())))
-            try:  # returns as soon as it exits: the wall time is not rounded up to a tick
-                proc.wait(timeout=0.05)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-        seconds = time.perf_counter() - start
-        out.seek(0)
-        output = out.read().decode(errors="replace")
-    return Measured(proc.returncode, seconds, peak, output)
-
-
-def peak_tree_rss(
-    cmd: list[str], env: Mapping[str, str], cwd: str | os.PathLike[str] | None = None
-) -> tuple[int, int]:
-    """``(returncode, peak bytes)`` of ``cmd``'s process tree (bench/rss.py's signature)."""
-    run = measure(cmd, env, cwd)
-    return run.returncode, run.peak_bytes
+    """Run ``cmd``: its wall time, and the peak of the summed RSS of its process tree
+    (``bench.rss.measure_tree``, sampled every 50 ms)."""
+    tree = measure_tree(cmd, env, cwd, interval=0.05)
+    output = (tree.stdout + tree.stderr).decode(errors="replace")
+    return Measured(tree.returncode, tree.seconds, tree.peak, output)
 
 
 # ----------------------------------------------------------------- pulumi CLI processes

@@ -472,8 +472,6 @@ def preview(
     verbose: Verbose = False,
 ) -> None:
     """Show what `up` would change (with -f, for every pool of a pools file). Changes nothing."""
-    from cli import render
-
     with _boundary(verbose):
         pools_file = _pools_file(
             pool,
@@ -486,6 +484,7 @@ def preview(
             offline=offline,
         )
         if pools_file is not None:
+            from cli import render
             from provision import api
             from provision.service import PoolRequest
 
@@ -531,6 +530,8 @@ def preview(
             settings = _settings(backend_url, secrets_provider)
             the_plan = service.plan_offline(request, settings)
         else:
+            from cli import render
+
             settings = _settings(backend_url, secrets_provider)
             hooks = service.Hooks(
                 on_install=render.install_spinner(render.console(stderr=True)),
@@ -538,8 +539,11 @@ def preview(
             )
             the_plan = service.plan(request, settings, hooks, refresh=refresh)
         if json_:
+            # Not even imported then: the offline JSON plan (CI's first call) needs no rich.
             typer.echo(the_plan.model_dump_json(indent=2))
         else:
+            from cli import render
+
             render.plan(render.console(), the_plan)
         if expect_no_changes and the_plan.has_changes:
             raise typer.Exit(3)

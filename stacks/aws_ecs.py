@@ -37,7 +37,35 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import pulumi
-import pulumi_aws as aws
+
+from stacks import sdk_modules
+
+aws = sdk_modules.load(
+    "pulumi_aws",
+    cloudwatch=("event_rule", "event_target", "log_group"),
+    ec2=(
+        "_inputs",
+        "internet_gateway",
+        "route",
+        "route_table",
+        "route_table_association",
+        "security_group",
+        "subnet",
+        "vpc",
+    ),
+    ecr=("_inputs", "lifecycle_policy", "repository"),
+    ecs=("cluster",),
+    iam=(
+        "access_key",
+        "policy",
+        "role",
+        "role_policy",
+        "role_policy_attachment",
+        "user",
+        "user_policy_attachment",
+    ),
+    sqs=("queue", "queue_policy"),
+)
 
 TYPE_TOKEN = "provision:aws:EcsPool"
 

@@ -37,9 +37,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import pulumi
-import pulumi_aws as aws
 
+from stacks import sdk_modules
 from stacks.aws_ecs import ECS_TASKS_PRINCIPAL, EXECUTION_POLICY_ARN
+
+aws = sdk_modules.load(
+    "pulumi_aws",
+    ecs=("_inputs", "service", "task_definition"),
+    iam=("role", "role_policy", "role_policy_attachment"),
+    secretsmanager=("secret", "secret_version"),
+)
 
 TYPE_TOKEN = "provision:aws:EcsWorker"
 

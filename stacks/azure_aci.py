@@ -38,7 +38,20 @@ from typing import TypedDict
 
 import pulumi
 import pulumi_azuread as azuread
-from pulumi_azure_native import authorization, containerregistry, managedidentity, resources
+
+from stacks import sdk_modules
+
+_azure = sdk_modules.load(
+    "pulumi_azure_native",
+    authorization=("_inputs", "get_client_config", "role_assignment", "role_definition"),
+    containerregistry=("_inputs", "registry"),
+    managedidentity=("user_assigned_identity",),
+    resources=("resource_group",),
+)
+authorization = _azure.authorization
+containerregistry = _azure.containerregistry
+managedidentity = _azure.managedidentity
+resources = _azure.resources
 
 TYPE_TOKEN = "provision:azure:ContainerInstancePool"
 

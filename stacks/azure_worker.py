@@ -37,9 +37,19 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 
 import pulumi
-from pulumi_azure_native import containerinstance, monitor, operationalinsights
 
+from stacks import sdk_modules
 from stacks.azure_aci import tags
+
+_azure = sdk_modules.load(
+    "pulumi_azure_native",
+    containerinstance=("_enums", "_inputs", "container_group"),
+    monitor=("_inputs", "diagnostic_setting"),
+    operationalinsights=("_inputs", "workspace"),
+)
+containerinstance = _azure.containerinstance
+monitor = _azure.monitor
+operationalinsights = _azure.operationalinsights
 
 TYPE_TOKEN = "provision:azure:ContainerInstanceWorker"
 

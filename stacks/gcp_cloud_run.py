@@ -29,7 +29,18 @@ from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 import pulumi
-from pulumi_gcp import artifactregistry, projects, serviceaccount
+
+from stacks import sdk_modules
+
+_gcp = sdk_modules.load(
+    "pulumi_gcp",
+    artifactregistry=("repository", "repository_iam_member"),
+    projects=("iam_custom_role", "iam_member", "service"),
+    serviceaccount=("account", "iam_member", "key"),
+)
+artifactregistry = _gcp.artifactregistry
+projects = _gcp.projects
+serviceaccount = _gcp.serviceaccount
 
 Flavor = Literal["cloud-run", "cloud-run-v2", "vertex-ai"]
 FLAVORS: tuple[str, ...] = get_args(Flavor)

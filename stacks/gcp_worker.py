@@ -39,9 +39,19 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 
 import pulumi
-from pulumi_gcp import cloudrunv2, projects, secretmanager
 
+from stacks import sdk_modules
 from stacks.gcp_cloud_run import label_value
+
+_gcp = sdk_modules.load(
+    "pulumi_gcp",
+    cloudrunv2=("_inputs", "worker_pool"),
+    projects=("service",),
+    secretmanager=("_inputs", "secret", "secret_iam_member", "secret_version"),
+)
+cloudrunv2 = _gcp.cloudrunv2
+projects = _gcp.projects
+secretmanager = _gcp.secretmanager
 
 TYPE_TOKEN = "provision:gcp:CloudRunWorker"
 

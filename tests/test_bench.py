@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.engine import PulumiShim, dependency_depth, measure, peak_tree_rss, subcommand
+from bench.engine import PulumiShim, dependency_depth, measure, subcommand
 from bench.latency_proxy import LatencyProxy
+from bench.rss import peak_tree_rss
 
 
 class Echo(BaseHTTPRequestHandler):

@@ -11,15 +11,27 @@ import base64
 import email.utils
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import httpx
-
 from provision import __version__
 from provision.errors import PrefectError, PrefectUnreachableError
 from provision.prefect.config import PrefectApi
+
+if "httpx" in sys.modules or "httpx._main" in sys.modules:
+    import httpx
+else:
+    # httpx's __init__ imports its command-line client, and with it click, pygments and rich
+    # (some 4.5 MB and 40 ms), whenever they are installed. Nothing here runs that client, and
+    # the provider process serving the Prefect resources needs none of them otherwise. Only
+    # ``httpx.main`` differs (its "not installed" stand-in); ``httpx._main`` imports as usual.
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx
+    finally:
+        del sys.modules["httpx._main"]
 
 log = logging.getLogger(__name__)
 
