@@ -347,6 +347,10 @@ def error_code(exc: Exception) -> str:
     return response.get("Error", {}).get("Code", "")
 
 
+SERVER_ERROR_ATTEMPTS = 3
+"""Tries of a call moto answered with an unparseable 500 (see :meth:`AwsCall.__call__`)."""
+
+
 class AwsCall:
     """Calls one boto3 client; failures become CloudErrors worded like pulumi-aws's."""
 
@@ -357,13 +361,25 @@ class AwsCall:
     def __call__(self, operation: str, **params: Any) -> dict[str, Any]:
         """``client.<operation>(**params)``; raise CloudError("<context>: <sdk error>")."""
         from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.parsers import ResponseParserError  # a plain Exception, not BotoCoreError
 
         try:
-            return getattr(self.client, operation)(**params)
+            for attempt in range(SERVER_ERROR_ATTEMPTS):
+                try:
+                    return getattr(self.client, operation)(**params)
+                except ResponseParserError:
+                    # moto answers an exception inside its server with an HTML 500 page, which
+                    # botocore cannot parse and does not retry. The real provider's SDK
+                    # (aws-sdk-go-v2) retries any 500 (retry.RetryableHTTPStatusCode), so the
+                    # fake does too; seen once in CI on AttachRolePolicy.
+                    if attempt + 1 == SERVER_ERROR_ATTEMPTS:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+            raise AssertionError("unreachable")  # pragma: no cover
         except ClientError as exc:
             self._annotate(exc)
             raise AwsError(f"{self.context}: {sdk_error(exc)}", error_code(exc)) from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, ResponseParserError) as exc:
             raise AwsError(f"{self.context}: {sdk_error(exc)}", "") from None
 
     def _annotate(self, exc: Any) -> None:

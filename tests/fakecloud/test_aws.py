@@ -1256,3 +1256,36 @@ def test_policies_allow_as_iam_does() -> None:
     assert not fake.policies_allow([allow, deny], "secretsmanager:GetSecretValue", arn)
     assert not fake.policies_allow([], "secretsmanager:GetSecretValue", arn)
     assert not fake.policies_allow([scoped], "secretsmanager:PutSecretValue", arn)
+
+
+def test_a_call_moto_answers_with_an_html_500_is_retried_as_the_real_sdk_retries_a_500(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # moto turns an exception inside its server into an HTML page botocore cannot parse; the
+    # real provider's SDK retries any 500, so the fake's wrapper does too, a bounded number of
+    # times, and then reports it as a provider error.
+    from botocore.parsers import ResponseParserError
+
+    from tests.fakecloud import aws as fake_aws
+
+    monkeypatch.setattr(fake_aws.time, "sleep", lambda _s: None)
+
+    class Flaky:
+        def __init__(self, failures: int) -> None:
+            self.failures, self.calls = failures, 0
+
+        def attach_role_policy(self, **params):
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise ResponseParserError("invalid XML received")
+            return {"ok": params}
+
+    recovers = Flaky(fake_aws.SERVER_ERROR_ATTEMPTS - 1)
+    call = fake_aws.AwsCall(recovers, "attaching")
+    assert call("attach_role_policy", RoleName="r") == {"ok": {"RoleName": "r"}}
+    assert recovers.calls == fake_aws.SERVER_ERROR_ATTEMPTS
+
+    never = Flaky(fake_aws.SERVER_ERROR_ATTEMPTS)
+    with pytest.raises(fake_aws.AwsError, match="attaching: request send failed"):
+        fake_aws.AwsCall(never, "attaching")("attach_role_policy", RoleName="r")
+    assert never.calls == fake_aws.SERVER_ERROR_ATTEMPTS
