@@ -7,8 +7,8 @@ As a library (``bench/engine.py`` imports it)::
     tree = measure_tree(cmd, env)       # the same, per process: tree.report()
 
 As a command, ``provision up`` of one pool against the fake clouds (the tree of issue 15's
-"<= 250 MB for every stack": provision's process, the pulumi CLI, the Python dynamic provider
-of the Prefect resources, the cloud provider plugins — fakes here, Go binaries for users)::
+"<= 250 MB for every stack": provision's process, which serves the Prefect resources' provider
+too, the pulumi CLI, the cloud provider plugins — fakes here, Go binaries for users)::
 
     .venv/bin/python bench/rss.py gcp            # cloud-run-v2:push on the fake GCP
     .venv/bin/python bench/rss.py ecs            # ecs on the fake AWS (moto)
@@ -154,8 +154,6 @@ def process_label(cmdline: list[str]) -> str:
     if not cmdline:
         return "?"
     text = " ".join(cmdline)
-    if "pulumi.dynamic" in text:
-        return "dynamic provider (python -m pulumi.dynamic)"
     if "tests.fakecloud." in text:
         return "fake provider " + text.split("tests.fakecloud.", 1)[1].split()[0]
     exe = os.path.basename(cmdline[0])

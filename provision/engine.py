@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import weakref
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provision.dynamic_host import ATTACH_ENV, DynamicProviderHost, attach_env
 from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal, is_secret
@@ -98,12 +100,14 @@ class Engine:
         orphan_hints: Mapping[str, str] | None = None,
         adopt: AdoptCallback | None = None,
         untracked: UntrackedRemoval | None = None,
-        env: Mapping[str, str] | None = None,
+        provider_env: Mapping[str, str] | None = None,
     ):
-        """``env`` is added to every CLI call's environment, and so reaches the provider
-        plugins the engine starts (the Prefect provider reads its credential from there)."""
+        """``provider_env`` is what the stack's dynamic providers read during their calls
+        (``dynamic_host.provider_env``): they are served from this process, so it never goes
+        into any process's environment (the Prefect provider's credential is in it)."""
         self.settings = settings
-        self._env = dict(env or {})
+        self._provider_env = dict(provider_env or {})
+        self._host: DynamicProviderHost | None = None
         self._scratch: Path | None = None
         self._orphan_hints = dict(orphan_hints or {})
         self._adopt = adopt or (lambda _type, _inputs: None)
@@ -121,7 +125,7 @@ class Engine:
         orphan_hints: Mapping[str, str] | None = None,
         adopt: AdoptCallback | None = None,
         untracked: UntrackedRemoval | None = None,
-        env: Mapping[str, str] | None = None,
+        provider_env: Mapping[str, str] | None = None,
     ) -> Engine:
         """An engine for one pool's operations that reuses this one's CLI (found once per
         command; its version is known per binary, see ``pulumi_cli``)."""
@@ -133,7 +137,7 @@ class Engine:
             orphan_hints=orphan_hints,
             adopt=adopt,
             untracked=untracked,
-            env=env,
+            provider_env=provider_env,
         )
         engine._cmd = self._cmd
         return engine
@@ -168,19 +172,12 @@ class Engine:
         from pulumi import automation as auto
 
         work_dir.mkdir(parents=True, exist_ok=True)
-        plugins = dynamic_provider_dir(self._scratch_dir())
-        env = {
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            **self.settings.engine_env,
-            **self._env,
-            # The CLI prefers this variable to the project's backend: the settings' backend
-            # (--backend-url, or a throwaway one for plans of new pools) must win.
-            "PULUMI_BACKEND_URL": self.settings.backend_url,
-        }
-        # The Prefect resources are served by Pulumi's Python dynamic provider, which the
-        # engine starts as `pulumi-resource-pulumi-python`; ours runs this interpreter.
-        path = env.get("PATH", os.environ.get("PATH", ""))
-        env["PATH"] = os.pathsep.join([str(plugins), path])
+        env = self._cli_env()
+        if program is not None:
+            # The program's dynamic resources (Prefect's) are served by this process: the
+            # engine attaches to it rather than starting a Python plugin process.
+            inherited = env.get(ATTACH_ENV, os.environ.get(ATTACH_ENV))
+            env[ATTACH_ENV] = attach_env(self._dynamic_host().start(), inherited)
         return auto.LocalWorkspace(
             work_dir=str(work_dir),
             program=program,
@@ -194,6 +191,41 @@ class Engine:
             pulumi_command=self.command(),
         )
 
+    def _cli_env(self) -> dict[str, str]:
+        """What every CLI call gets on top of this process's environment."""
+        return {
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            **self.settings.engine_env,
+            # The CLI prefers this variable to the project's backend: the settings' backend
+            # (--backend-url, or a throwaway one for plans of new pools) must win.
+            "PULUMI_BACKEND_URL": self.settings.backend_url,
+        }
+
+    def _binary(self) -> str:
+        """The CLI's path: known without loading the SDK when its version was checked before,
+        else through ``command`` (which checks it, or installs the CLI)."""
+        if self._cmd is not None:
+            return self._cmd.command
+        from provision.pulumi_cli import checked_binary
+
+        known = checked_binary(self.settings)
+        return str(known) if known is not None else self.command().command
+
+    def _dynamic_host(self) -> DynamicProviderHost:
+        """This engine's dynamic-provider host (serving from the first stack workspace until
+        the engine is collected or ``close`` is called)."""
+        if self._host is None:
+            self._host = DynamicProviderHost(self._provider_env)
+            weakref.finalize(self, self._host.stop)
+        return self._host
+
+    def close(self) -> None:
+        """Stop serving dynamic providers (the engine stays usable: the next stack starts
+        serving again)."""
+        if self._host is not None:
+            self._host.stop()
+            self._host = None
+
     def _scratch_dir(self) -> Path:
         """This process's throwaway directory (read-only workspace, plugin script)."""
         if self._scratch is None:
@@ -206,36 +238,68 @@ class Engine:
         Raw CLI commands run through its ``pulumi_command``, ``work_dir`` and ``env_vars``."""
         return self._workspace(self._scratch_dir() / "workspace")
 
-    def export(self, pool: str) -> dict[str, Any] | None:
+    def export(
+        self, pool: str, *, while_reading: Callable[[], None] | None = None
+    ) -> dict[str, Any] | None:
         """The pool's exported deployment (secrets stay ciphertext), ``{}`` for a stack with
         nothing recorded yet, or ``None`` when the backend has no stack for ``pool``.
 
         Reads only: nothing is decrypted (no passphrase is needed, and no key is derived) and
         nothing is written on this machine, so it is safe before validation is over. Waits
         first for a killed run's orphaned engine, which may still be writing the checkpoint.
+        ``while_reading`` runs on this thread while the CLI reads (after the SDK the engine's
+        next calls need is loaded, which is done then too).
         """
-        exported = self._export(pool)
+        exported = self._export(pool, while_reading=while_reading)
         return None if exported is None else exported.get("deployment") or {}
 
-    def _export(self, pool: str) -> dict[str, Any] | None:
-        """``pulumi stack export`` as it prints it: ``{"version": N, "deployment": {...}}``."""
-        from pulumi import automation as auto
+    def _export(
+        self, pool: str, *, while_reading: Callable[[], None] | None = None
+    ) -> dict[str, Any] | None:
+        """``pulumi stack export`` as it prints it: ``{"version": N, "deployment": {...}}``.
 
+        The CLI is started directly, not through a workspace: building one loads the pulumi
+        SDK (~0.15 s), which is loaded here instead while the CLI runs. Not the workspace's
+        ``export_stack`` either: that one decrypts every secret (``--show-secrets``).
+        """
         if self.settings.is_local_backend and not self.settings.local_backend_path.exists():
+            if while_reading is not None:
+                while_reading()
             return None  # asking the CLI would create the backend directory
-        ws = self.scratch_workspace()
         self.locks.wait_for_orphans(pool)
-        try:
-            # Not the workspace's export_stack: that one decrypts every secret (--show-secrets).
-            out = ws.pulumi_command.run(
-                ["stack", "export", "--stack", pool], ws.work_dir, ws.env_vars
-            ).stdout
-        except auto.StackNotFoundError:
-            return None
-        except auto.CommandError as exc:
-            if "no stack named" in str(exc).lower():
+        work_dir = self._scratch_dir() / "read"
+        if not work_dir.exists():
+            work_dir.mkdir(parents=True)
+            # The stack name is resolved within the project: the file names it (JSON is YAML).
+            project = {"name": PROJECT_NAME, "runtime": "python"}
+            project["backend"] = {"url": self.settings.backend_url}
+            (work_dir / "Pulumi.yaml").write_text(json.dumps(project))
+        binary = self._binary()
+        env = {**os.environ, **self._cli_env(), "PULUMI_AUTOMATION_API": "true"}
+        env["PATH"] = os.pathsep.join([str(Path(binary).parent), env.get("PATH", "")])
+        process = subprocess.Popen(
+            [binary, "--non-interactive", "stack", "export", "--stack", pool],
+            cwd=work_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            encoding="utf-8",
+        )
+        with process:
+            try:
+                from pulumi import automation as auto
+
+                if while_reading is not None:
+                    while_reading()
+            finally:
+                out, err = process.communicate()
+        if process.returncode:
+            failure = auto.errors.create_command_error(
+                auto.CommandResult(stdout=out, stderr=err, code=process.returncode)
+            )
+            if isinstance(failure, auto.StackNotFoundError) or "no stack named" in err.lower():
                 return None
-            raise classify(str(exc), pool=pool, operation="state read") from None
+            raise classify(str(failure), pool=pool, operation="state read") from None
         return json.loads(out or "{}")
 
     def stack(
@@ -510,23 +574,6 @@ class Engine:
             if self.settings.is_local_backend
             else self.settings.backend_url
         )
-
-
-def dynamic_provider_dir(scratch: Path) -> Path:
-    """A directory (under ``scratch``) holding ``pulumi-resource-pulumi-python``.
-
-    The official CLI ships that script, but it runs whatever ``python3`` is first on PATH,
-    which may not have ``provision`` installed; ours execs the interpreter running now.
-    """
-    import sys
-
-    directory = scratch / "plugins"
-    script = directory / "pulumi-resource-pulumi-python"
-    if not script.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -u -m pulumi.dynamic "$@"\n')
-        script.chmod(0o755)
-    return directory
 
 
 def _pin_secrets(settings: Any, secrets: Mapping[str, Any]) -> None:

@@ -27,13 +27,22 @@ _started: list[threading.Thread] = []
 
 
 def start(modules: Iterable[str]) -> None:
-    """Begin importing ``modules`` on a daemon thread."""
+    """Begin importing ``modules`` on a daemon thread.
+
+    The pulumi SDK's package is imported first, on the caller's thread: it has import cycles
+    of its own, and two threads loading it at once can each be handed the other's modules
+    half-initialised. (The engine has loaded it by the time the service starts a preload, so
+    this usually costs nothing.)
+    """
     names = tuple(modules)
     if not names:
         return
+    importlib.import_module("pulumi")
     thread = threading.Thread(target=_load, args=(names,), name="provision-preload", daemon=True)
-    _started.append(thread)
+    # Started before it is listed: a ``wait`` on another thread (the API runs pools in
+    # parallel) must never join a thread not started yet.
     thread.start()
+    _started.append(thread)
 
 
 def wait() -> None:

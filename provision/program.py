@@ -18,7 +18,8 @@ from typing import Any
 import pulumi
 
 from provision import preload
-from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE, PrefectBlock, PrefectWorkPool
+from provision.prefect.resources import PrefectBlock, PrefectWorkPool
+from provision.prefect.tokens import BLOCK_TYPE, WORK_POOL_TYPE
 from provision.saved import RECORD_NAME, RECORD_TYPE, SavedPool
 from provision.settings import PROJECT_NAME
 from provision.targets.base import Pool

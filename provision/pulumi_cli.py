@@ -89,6 +89,15 @@ def pulumi_command(
 _VERSIONS = "pulumi-versions.json"
 
 
+def checked_binary(settings: Settings) -> Path | None:
+    """The CLI ``pulumi_command`` would return, if its version was checked before: found
+    without running it or loading the SDK (``None``: ask ``pulumi_command``)."""
+    binary = find_pulumi(settings)
+    if binary is None or _known_version(binary, settings.cache_dir) is None:
+        return None
+    return binary
+
+
 def _identity(binary: Path) -> tuple[str, list[int]] | None:
     """The binary's resolved path, and its size and modification time: a new install (or a
     rebuild) at the same path is another binary."""
@@ -100,8 +109,8 @@ def _identity(binary: Path) -> tuple[str, list[int]] | None:
     return str(real), [stat.st_size, stat.st_mtime_ns]
 
 
-def _known_command(binary: Path, cache_dir: Path | None) -> PulumiCommand | None:
-    """A ``PulumiCommand`` for ``binary`` without running it, if its version was checked before."""
+def _known_version(binary: Path, cache_dir: Path | None) -> str | None:
+    """The version remembered for ``binary`` (this very file: path, size, mtime), if any."""
     identity = _identity(binary)
     if cache_dir is None or identity is None:
         return None
@@ -111,11 +120,19 @@ def _known_command(binary: Path, cache_dir: Path | None) -> PulumiCommand | None
         return None
     if entry.get("stat") != identity[1] or not isinstance(entry.get("version"), str):
         return None
+    return entry["version"]
+
+
+def _known_command(binary: Path, cache_dir: Path | None) -> PulumiCommand | None:
+    """A ``PulumiCommand`` for ``binary`` without running it, if its version was checked before."""
+    known = _known_version(binary, cache_dir)
+    if known is None:
+        return None
     from pulumi.automation import PulumiCommand
     from semver import VersionInfo
 
     try:
-        version = VersionInfo.parse(entry["version"])
+        version = VersionInfo.parse(known)
     except ValueError:
         return None
     # PulumiCommand's constructor would run `pulumi version` again: set what it sets instead

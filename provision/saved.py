@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.events import is_internal, is_secret
-from provision.prefect.resources import BLOCK_TYPE, TYPES, WORK_POOL_TYPE
+from provision.prefect.tokens import BLOCK_TYPE, TYPES, WORK_POOL_TYPE
 
 RECORD_TYPE = "provision:index:PoolRecord"
 """The component whose outputs are the record. Never rename it: states carry the token."""

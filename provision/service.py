@@ -46,7 +46,7 @@ from provision.plan import (
 )
 from provision.prefect import profile as prefect_profile
 from provision.prefect.profile import ProfileSetting
-from provision.prefect.resources import (
+from provision.prefect.tokens import (
     BLOCK_TYPE,
     ENV_AUTH,
     ENV_FACTS,
@@ -56,7 +56,6 @@ from provision.prefect.resources import (
     TYPES,
     WORK_POOL_TYPE,
 )
-from provision.program import PrefectSide, pool_program, tool_urns
 from provision.recovery import UntrackedRemoval
 from provision.registry import PoolType
 from provision.saved import (
@@ -204,6 +203,8 @@ class PoolSpec:
 
     def program(self, prefect_api_url: str) -> Callable[[], Awaitable[None]]:
         """The inline Pulumi program: record, cloud side, Prefect side."""
+        from provision.program import PrefectSide, pool_program  # loads the pulumi SDK
+
         return pool_program(
             self.target,
             self.to_saved(prefect_api_url),
@@ -373,11 +374,15 @@ def credential_status(
 
 
 def read_state(
-    pool: str, settings: Settings, engine: Engine
+    pool: str,
+    settings: Settings,
+    engine: Engine,
+    *,
+    while_reading: Callable[[], None] | None = None,
 ) -> tuple[StackState | None, LegacyPool | None]:
     """The pool's state in the backend (``None``: no stack), and a legacy work-dir record when
-    the backend has no record yet."""
-    deployment = engine.export(pool)
+    the backend has no record yet. ``while_reading`` runs while the CLI reads."""
+    deployment = engine.export(pool, while_reading=while_reading)
     state = None if deployment is None else stack_state(deployment)
     legacy = None
     if state is None or state.record is None:
@@ -504,8 +509,9 @@ def _writer(api: PrefectApi) -> PrefectWriter:
 
 
 def _prefect_env(api: PrefectApi | None, spec: PoolSpec) -> dict[str, str]:
-    """What the Prefect provider reads from its environment: the URL in use and its credential
-    (never stack inputs), and, for a legacy pool, the ids its record says the tool created."""
+    """What the Prefect provider reads during its calls (``dynamic_host.provider_env``): the URL
+    in use and its credential (never stack inputs), and, for a legacy pool, the ids its record
+    says the tool created."""
     env: dict[str, str] = {}
     if api is not None:
         env[ENV_URL] = api.url
@@ -1053,15 +1059,30 @@ def _plan_with(
             return _preview(scratch, session, spec, existing, refresh=refresh, hooks=hooks)
 
 
+_RUN_MODULES = (
+    "provision.prefect.writer",  # the Prefect checks, first after the state read
+    "pulumi.automation",
+    "provision.engine_stack",
+    "provision.program",
+)
+"""What any engine run loads, whatever the pool type: loaded while the state is read."""
+
+
 def _resolved(
     request: PoolRequest, settings: Settings, env: Mapping[str, str], engine: Engine
 ) -> PoolSpec:
     _check_request(request)  # before the backend is read
     # The program's modules load in the background while the state is read, Prefect checked
-    # and the CLI starts up: the type's own now if the request names it, the rest once known.
+    # and the CLI starts up: what every run needs first, then the type's own now if the
+    # request names it, the rest once known.
+    modules = list(_RUN_MODULES)
     if request.type:
-        preload.start(registry.target(registry.pool_type(request.type).target).program_modules)
-    state, legacy = read_state(request.pool, settings, engine)
+        modules += registry.target(registry.pool_type(request.type).target).program_modules
+    # Started once the engine has loaded the pulumi SDK on this thread (two threads importing
+    # its package at once could each see the other's modules half-initialised).
+    state, legacy = read_state(
+        request.pool, settings, engine, while_reading=lambda: preload.start(modules)
+    )
     spec = resolve(request, settings, env, state=state, legacy=legacy)
     preload.start(spec.target.preloads())
     return spec
@@ -1104,6 +1125,8 @@ def _migrate(
         f"Moving the record of '{spec.pool}' from {spec.legacy.path} into its stack, so that "
         "every machine sharing the backend can operate it."
     )
+    from provision.program import tool_urns
+
     with _StackSession(engine, legacy_spec, api.url) as session:
         engine.up(session.stack, rules=spec.target.error_rules, targets=tool_urns(spec.pool))
     # Everything it held is in the backend now; a stale copy would only mislead.
@@ -1421,7 +1444,7 @@ def _pool_engine(
         orphan_hints=spec.target.orphan_hints,
         adopt=spec.target.adoptable_id,
         untracked=UntrackedRemoval(spec.target.removes_untracked, spec.target.remove_untracked),
-        env=_prefect_env(api, spec),
+        provider_env=_prefect_env(api, spec),
     )
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+
+# Before anything imports grpc: in-process tests serve gRPC (the dynamic-provider host, inline
+# programs), and the test Prefect server is started with a ``preexec_fn`` (so a real fork, and
+# Python code before exec). grpc's fork handlers then abort that child ("epoll_wait error: Bad
+# file descriptor"). The tool itself never forks with a ``preexec_fn``.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import pytest
 

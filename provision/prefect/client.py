@@ -25,7 +25,7 @@ if "httpx" in sys.modules or "httpx._main" in sys.modules:
 else:
     # httpx's __init__ imports its command-line client, and with it click, pygments and rich
     # (some 4.5 MB and 40 ms), whenever they are installed. Nothing here runs that client, and
-    # the provider process serving the Prefect resources needs none of them otherwise. Only
+    # nothing else of the tool needs them on a run that renders no terminal output. Only
     # ``httpx.main`` differs (its "not installed" stand-in); ``httpx._main`` imports as usual.
     sys.modules["httpx._main"] = None  # type: ignore[assignment]
     try:

@@ -1,15 +1,16 @@
 """The Prefect side of a pool as resources of its Pulumi stack: the credentials block and the
-work pool, served by Pulumi dynamic providers.
+work pool, as Pulumi dynamic resources (served from the tool's process: ``dynamic_host``).
 
 Why resources and not calls after ``up``: preview, diff, drift detection (``--refresh``),
 locking, crash recovery and destroy order then cover Prefect through the same engine, and the
 ids and ownership live in the stack's state, in the shared backend, not on one laptop.
 
 Rules kept here:
-- No Prefect credential is ever an input or an output. The provider process inherits the
-  engine's environment, where the service puts the URL it resolved and its key or auth string
-  (``ENV_URL``, ``ENV_KEY``, ``ENV_AUTH``); a resource recorded against another URL gets no
-  credential (a key is never sent to a server it was not configured for).
+- No Prefect credential is ever an input or an output. The providers are served from the
+  tool's own process (``provision.dynamic_host``) and read, during a call, the mapping the
+  service gave the engine: the URL it resolved and its key or auth string (``ENV_URL``,
+  ``ENV_KEY``, ``ENV_AUTH``); a resource recorded against another URL gets no credential (a
+  key is never sent to a server it was not configured for).
 - Block data is a secret input (encrypted in state); outputs carry only its SHA-256, so a
   refresh can tell that someone edited the block without the data ever leaving the provider.
 - An object that existed before the first ``create`` is adopted (written in place) with
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,21 +38,9 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from provision.dynamic_host import provider_cache, provider_env
 from provision.errors import ProvisionError
-
-ENV_URL = "PROVISION_PREFECT_API_URL"
-ENV_KEY = "PROVISION_PREFECT_API_KEY"
-ENV_AUTH = "PROVISION_PREFECT_AUTH_STRING"
-ENV_FACTS = "PROVISION_PREFECT_FACTS"
-"""What the service's checks read of the server (``ServerFacts.to_json``): the block type, its
-schema, the default template. The provider starts from them instead of reading them again."""
-ENV_OWNED = "PROVISION_PREFECT_OWNED"
-"""Comma-separated ids a pool's earlier record says the tool created (used once, when a pool
-made before the Prefect side joined the stack is migrated: its objects are adopted as ours)."""
-
-BLOCK_TYPE = "pulumi-python:dynamic/prefect:Block"
-WORK_POOL_TYPE = "pulumi-python:dynamic/prefect:WorkPool"
-TYPES = (BLOCK_TYPE, WORK_POOL_TYPE)
+from provision.prefect.tokens import ENV_AUTH, ENV_FACTS, ENV_KEY, ENV_OWNED, ENV_URL
 
 
 class PrefectStepFailed(Exception):
@@ -69,35 +57,35 @@ def data_hash(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-# What this process knows of each server, shared by every call the engine makes of it (the
-# block's create, then the work pool's, in one run): see ``ServerFacts``.
-_FACTS: dict[tuple[str, str], Any] = {}
-
-
 def _writer(url: str) -> Any:
     """A writer for ``url`` with the credential the service passed, if it is for ``url``, and
     what the service and earlier calls of this process know of that server."""
     from provision.prefect.config import PrefectApi, _is_cloud
     from provision.prefect.writer import PrefectWriter, ServerFacts
 
-    same = os.environ.get(ENV_URL, "").rstrip("/") == url.rstrip("/")
+    env = provider_env()
+    same = env.get(ENV_URL, "").rstrip("/") == url.rstrip("/")
     cloud = _is_cloud(url)
-    handed = os.environ.get(ENV_FACTS, "") if same else ""
-    facts = _FACTS.setdefault((url.rstrip("/"), handed), ServerFacts.from_json(handed))
+    handed = env.get(ENV_FACTS, "") if same else ""
+    # What is known of each server is shared by every call of one run (the block's create,
+    # then the work pool's): see ``ServerFacts``.
+    facts = provider_cache().setdefault(
+        ("facts", url.rstrip("/"), handed), ServerFacts.from_json(handed)
+    )
     return PrefectWriter(
         PrefectApi(
             url=url.rstrip("/"),
-            key=os.environ.get(ENV_KEY) or None if same else None,
+            key=env.get(ENV_KEY) or None if same else None,
             is_cloud=cloud,
             source="the pool's record",
-            auth_string=None if cloud or not same else os.environ.get(ENV_AUTH) or None,
+            auth_string=None if cloud or not same else env.get(ENV_AUTH) or None,
         ),
         facts=facts,
     )
 
 
 def _owned() -> set[str]:
-    return {i for i in os.environ.get(ENV_OWNED, "").split(",") if i}
+    return {i for i in provider_env().get(ENV_OWNED, "").split(",") if i}
 
 
 def _failing(fn: Any) -> Any:

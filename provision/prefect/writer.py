@@ -52,9 +52,10 @@ class ServerFacts:
     base job templates (which no command of the tool changes), each asked for at most once;
     and which objects were seen to exist.
 
-    One command reads them twice over otherwise: the service for its checks, then the engine's
-    provider process to write the objects. The service hands its facts to that process
-    (:meth:`to_json`, in the provider's environment), so the provider starts knowing them.
+    One command reads them twice over otherwise: the service for its checks, then the Prefect
+    resources' provider to write the objects. The service hands its facts to the provider
+    (:meth:`to_json`, in the mapping its host serves it with), so the provider starts knowing
+    them.
     Nothing secret is in them (types, JSON schemas, the server's default templates, names).
     """
 

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from provision.prefect.resources import BLOCK_TYPE
+from provision.prefect.tokens import BLOCK_TYPE
 from tests.contract import PREVIEW_KEYS
 from tests.e2e.conftest import Run, Sandbox, share_backend
 from tests.prefect_cloud import PrefectCloud, Recorded, iter_workers, work_pool_types

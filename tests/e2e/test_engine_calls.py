@@ -2,11 +2,13 @@
 
 Every CLI process costs a Go start-up, a backend read and, for a passphrase stack, a key
 derivation (~0.15 s each): an ``up`` makes at most four, its own ``pulumi up`` included. The
-CLI is wrapped by a script that logs each call's arguments and execs the real one.
+CLI is wrapped by a script that logs each call's arguments and execs the real one; a plugin
+process for the Prefect resources would be logged too (there must be none).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -31,6 +33,12 @@ def counted(sandbox: Sandbox, tmp_path: Path) -> Sandbox:
     script = bin_dir / "pulumi"
     script.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real}" "$@"\n')
     script.chmod(0o755)
+    # A tripwire: the Prefect resources' provider is served by the tool's own process
+    # (``provision.dynamic_host``), so the engine must never start Pulumi's Python one.
+    plugin = bin_dir / "pulumi-resource-pulumi-python"
+    plugin.write_text(f'#!/bin/sh\necho "plugin pulumi-python" >> "{log}"\nexit 1\n')
+    plugin.chmod(0o755)
+    sandbox.env["PATH"] = f"{bin_dir}{os.pathsep}{sandbox.env.get('PATH', os.environ['PATH'])}"
     sandbox.env["PROVISION_PULUMI_ROOT"] = str(bin_dir.parent)
     sandbox.env["PROVISION_CACHE_DIR"] = str(tmp_path / "cache")
     sandbox.log = log  # type: ignore[attr-defined]

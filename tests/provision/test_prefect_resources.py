@@ -1,5 +1,6 @@
 """The Prefect side's dynamic providers against a real Prefect server, called as the engine
-calls them (create, diff, update, read, delete), in-process."""
+calls them (create, diff, update, read, delete), in-process, in the context a
+``DynamicProviderHost`` gives its calls (``provider_context``)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from provision.dynamic_host import provider_context
 from provision.prefect.resources import (
-    ENV_KEY,
-    ENV_OWNED,
-    ENV_URL,
     BlockProvider,
     PrefectStepFailed,
     WorkPoolProvider,
     data_hash,
 )
+from provision.prefect.tokens import ENV_KEY, ENV_OWNED, ENV_URL
 from tests.prefect_server import PrefectServer
 
 SECRET = "-----BEGIN PRIVATE KEY-----s3cr3t-0123456789"
@@ -28,12 +28,11 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture
-def url(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The server, and the environment the service gives the provider for it."""
-    monkeypatch.setenv(ENV_URL, prefect_server.api_url)
-    monkeypatch.setenv(ENV_KEY, "pnu_never-sent-to-a-self-hosted-server")
-    monkeypatch.delenv(ENV_OWNED, raising=False)
-    return prefect_server.api_url
+def url(prefect_server: PrefectServer) -> Iterator[str]:
+    """The server, and the mapping the service gives the provider for it."""
+    env = {ENV_URL: prefect_server.api_url, ENV_KEY: "pnu_never-sent-to-a-self-hosted-server"}
+    with provider_context(env):
+        yield prefect_server.api_url
 
 
 @pytest.fixture
@@ -82,12 +81,12 @@ def test_a_block_that_existed_is_adopted_and_never_deleted(url: str, raw: httpx.
     assert raw.get(f"block_documents/{theirs.id}").status_code == 200
 
 
-def test_a_legacy_pools_own_block_is_adopted_as_its_own(url, raw, monkeypatch):
+def test_a_legacy_pools_own_block_is_adopted_as_its_own(url, raw):
     provider = BlockProvider()
     props = block_props(url, unique("blk"))
     made_earlier = provider.create(props)
-    monkeypatch.setenv(ENV_OWNED, f"unrelated,{made_earlier.id}")
-    again = provider.create(props)
+    with provider_context({ENV_URL: url, ENV_OWNED: f"unrelated,{made_earlier.id}"}):
+        again = provider.create(props)
     assert again.id == made_earlier.id and again.outs["created"] is True
 
 

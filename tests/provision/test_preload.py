@@ -50,3 +50,37 @@ def test_each_cloud_target_names_its_stack_modules():
     assert gcp.worker_modules == ("stacks.gcp_worker",)
     assert target(pool_type("ecs").target).program_modules == ("stacks.aws_ecs",)
     assert target(pool_type("modal:push").target).program_modules == ()
+
+
+def test_a_wait_on_another_thread_never_joins_a_preload_not_started_yet(monkeypatch):
+    # The API plans pools on several threads: one may wait while another starts a preload.
+    # A thread listed before it had started made that wait fail ("cannot join thread before
+    # it is started"); a slow start makes the window wide.
+    import threading
+    import time
+
+    real_start = threading.Thread.start
+    waited: list[BaseException | None] = []
+
+    def slow_start(self):
+        if self.name == "provision-preload":
+            waiter = threading.Thread(target=lambda: waited.append(_wait_error()))
+            waiter.start()
+            time.sleep(0.2)
+            real_start(self)
+            waiter.join()
+        else:
+            real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+    preload.start(["json"])
+    preload.wait()
+    assert waited == [None]
+
+
+def _wait_error() -> BaseException | None:
+    try:
+        preload.wait()
+    except BaseException as exc:  # what the waiting thread would have died of
+        return exc
+    return None

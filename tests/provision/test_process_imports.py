@@ -1,9 +1,9 @@
-"""What the offline preview and the Prefect resources' provider process load (issue 15).
+"""What the offline preview loads (issue 15).
 
 Memory and start-up time are spent on modules: these check, each in a fresh interpreter, that
 the offline plan of every pool type loads only its own cloud's SDK modules (never a whole
-service package) and no terminal rendering for ``--json``; and that the dynamic provider
-process serving the Prefect resources loads neither an SDK, the stacks, nor the CLI.
+service package) and no terminal rendering for ``--json``. (The Prefect resources' provider has
+no process of its own: ``provision.dynamic_host`` serves it from the tool's.)
 """
 
 from __future__ import annotations
@@ -89,49 +89,3 @@ def test_the_offline_plan_loads_only_its_own_sdk_modules(type_name, with_worker,
     assert seen["completed"] == {}  # no service package loaded in full
     assert tops & ALL_SDKS == SDKS.get(target, set())
     assert not tops & {"rich", "httpx"}  # no rendering for --json, no Prefect client offline
-
-
-_PROVIDER = """
-import base64, json, sys
-import dill
-import pulumi.dynamic  # what `python -m pulumi.dynamic` imports before any request
-
-provider = dill.loads(base64.b64decode(sys.argv[1]))  # as get_provider() does
-provider.diff("id", {"api_url": "u", "block_type": "t", "name": "n", "data_hash": "h"},
-              {"api_url": "u", "block_type": "t", "name": "n", "data": {"k": "v"}})
-from provision.prefect import resources
-with resources._writer("http://127.0.0.1:9/api"):  # what create/read/update/delete use
-    pass
-print(json.dumps(sorted(sys.modules)))
-"""
-
-HEAVY_FOR_PROVIDER = (
-    *sorted(ALL_SDKS),
-    "stacks",
-    "cli",
-    "rich",
-    "typer",
-    "pydantic",
-    "provision.service",
-    "provision.engine",
-    "provision.targets",
-    "provision.plan",
-)
-"""Never in the dynamic provider process: it serves two Prefect resources over HTTP."""
-PREFIXES = tuple(h + "." for h in HEAVY_FOR_PROVIDER)
-
-
-@pytest.mark.parametrize("cls", ["BlockProvider", "WorkPoolProvider"])
-def test_the_dynamic_provider_process_loads_no_sdk_stack_or_cli(cls):
-    from pulumi.dynamic.dynamic import serialize_provider
-
-    from provision.prefect import resources
-
-    blob = serialize_provider(getattr(resources, cls)())
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROVIDER, blob], capture_output=True, text=True, check=True
-    )
-    modules = json.loads(proc.stdout.splitlines()[-1])
-
-    heavy = [m for m in modules if m in HEAVY_FOR_PROVIDER or m.startswith(PREFIXES)]
-    assert heavy == []

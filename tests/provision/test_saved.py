@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
+from provision.prefect.tokens import BLOCK_TYPE, WORK_POOL_TYPE
 from provision.saved import (
     RECORD_TYPE,
     PrefectState,

@@ -29,7 +29,7 @@ from pulumi.runtime import rpc
 from provision import registry, service
 from provision.engine import OperationResult, Step
 from provision.errors import InvalidInputError, PrefectStepError, ProvisionError
-from provision.prefect.resources import BLOCK_TYPE, WORK_POOL_TYPE
+from provision.prefect.tokens import BLOCK_TYPE, WORK_POOL_TYPE
 from provision.registry import PoolType
 from provision.saved import RECORD_TYPE
 from provision.settings import PROJECT_NAME, load_settings
@@ -276,8 +276,10 @@ class FakeEngine:
     def _call(self, *call: Any) -> None:
         self.backend.calls.append(call)
 
-    def for_pool(self, settings, *, orphan_hints=None, adopt=None, untracked=None, env=None):
-        self._call("for_pool", settings.backend_url, dict(env or {}))
+    def for_pool(
+        self, settings, *, orphan_hints=None, adopt=None, untracked=None, provider_env=None
+    ):
+        self._call("for_pool", settings.backend_url, dict(provider_env or {}))
         return FakeEngine(self.backend, settings)
 
     def notice(self, message: str) -> None:
@@ -302,8 +304,10 @@ class FakeEngine:
     def backend_label(self) -> str:
         return "the fake backend"
 
-    def export(self, pool: str):
+    def export(self, pool: str, *, while_reading=None):
         self._call("export", pool)
+        if while_reading is not None:
+            while_reading()
         return copy.deepcopy(self._stacks.get(pool))
 
     def stack(self, pool, program, *, deployment, config):
