@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -109,6 +110,7 @@ class Engine:
         self._provider_env = dict(provider_env or {})
         self._host: DynamicProviderHost | None = None
         self._scratch: Path | None = None
+        self._scratch_lock = threading.RLock()
         self._orphan_hints = dict(orphan_hints or {})
         self._adopt = adopt or (lambda _type, _inputs: None)
         self._untracked = untracked
@@ -191,6 +193,20 @@ class Engine:
             pulumi_command=self.command(),
         )
 
+    def _read_dir(self) -> Path:
+        """The work dir of raw state reads: a project file only (``list`` reads pools on
+        several threads at once, so it is written once, under a lock)."""
+        with self._scratch_lock:
+            work_dir = self._scratch_dir() / "read"
+            if not work_dir.exists():
+                work_dir.mkdir(parents=True)
+                # The stack name is resolved within the project: the file names it (JSON is
+                # YAML).
+                project = {"name": PROJECT_NAME, "runtime": "python"}
+                project["backend"] = {"url": self.settings.backend_url}
+                (work_dir / "Pulumi.yaml").write_text(json.dumps(project))
+            return work_dir
+
     def _cli_env(self) -> dict[str, str]:
         """What every CLI call gets on top of this process's environment."""
         return {
@@ -227,11 +243,12 @@ class Engine:
             self._host = None
 
     def _scratch_dir(self) -> Path:
-        """This process's throwaway directory (read-only workspace, plugin script)."""
-        if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="provision-"))
-            weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
-        return self._scratch
+        """This process's throwaway directory (read-only workspace, state reads' project)."""
+        with self._scratch_lock:  # pools are read on several threads at once
+            if self._scratch is None:
+                self._scratch = Path(tempfile.mkdtemp(prefix="provision-"))
+                weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
+            return self._scratch
 
     def scratch_workspace(self) -> LocalWorkspace:
         """A workspace for read-only calls: a throwaway work dir, nothing under PROVISION_HOME.
@@ -267,13 +284,7 @@ class Engine:
                 while_reading()
             return None  # asking the CLI would create the backend directory
         self.locks.wait_for_orphans(pool)
-        work_dir = self._scratch_dir() / "read"
-        if not work_dir.exists():
-            work_dir.mkdir(parents=True)
-            # The stack name is resolved within the project: the file names it (JSON is YAML).
-            project = {"name": PROJECT_NAME, "runtime": "python"}
-            project["backend"] = {"url": self.settings.backend_url}
-            (work_dir / "Pulumi.yaml").write_text(json.dumps(project))
+        work_dir = self._read_dir()
         binary = self._binary()
         env = {**os.environ, **self._cli_env(), "PULUMI_AUTOMATION_API": "true"}
         env["PATH"] = os.pathsep.join([str(Path(binary).parent), env.get("PATH", "")])

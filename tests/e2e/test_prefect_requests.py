@@ -1,8 +1,9 @@
 """How many requests one ``provision`` command sends to Prefect (issue 15: at most 6 per ``up``).
 
 The real command and engine, fake GCP, the session's real Prefect server behind a loopback proxy
-that records every request it forwards (``tests/prefect_counter.py``): the service process and
-the engine's dynamic-provider process are both counted, at the server's door.
+that records every request it forwards (``tests/prefect_counter.py``): the service's own and
+those of the Prefect resources' provider (served by the same process) are both counted, at the
+server's door.
 """
 
 from __future__ import annotations

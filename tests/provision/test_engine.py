@@ -103,6 +103,19 @@ def test_config_round_trips_and_export_reads_the_state_from_the_backend(engine, 
     assert engine.export("no-such-pool") is None
 
 
+def test_states_are_read_on_many_threads_at_once(engine):
+    # `list` reads every pool's state on a thread of its own, through one engine: the first
+    # reads all set up the state reads' work dir at once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine.up(open_stack(engine, "pool-t", program()))
+    fresh = engine.for_pool(engine.settings)
+    with ThreadPoolExecutor(8) as pool:
+        read = list(pool.map(fresh.export, ["pool-t", "pool-none"] * 4))
+    assert [r is None for r in read] == [False, True] * 4
+    assert all(stack_state(r).outputs["greeting"] == "hi" for r in read[::2])
+
+
 def test_list_destroy_and_remove(engine):
     stack = open_stack(engine, "pool-e", program())
     engine.up(stack)
