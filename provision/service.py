@@ -430,6 +430,8 @@ def resolve(
         saved.options if saved else None,
         saved.generated if saved else None,
     )
+    if state is not None and state.outputs:
+        target = replace(target, last_outputs=dict(state.outputs))
     return PoolSpec(target, _block_name(request, target, saved), saved, state, legacy)
 
 
@@ -1083,9 +1085,7 @@ def _resolved(
     state, legacy = read_state(
         request.pool, settings, engine, while_reading=lambda: preload.start(modules)
     )
-    spec = resolve(request, settings, env, state=state, legacy=legacy)
-    preload.start(spec.target.preloads())
-    return spec
+    return resolve(request, settings, env, state=state, legacy=legacy)
 
 
 def _preview(
@@ -1499,6 +1499,10 @@ class _StackSession:
             deployment=self.spec.state.deployment if self.spec.state is not None else None,
             config=self.spec.provider_config,
         )
+        # The rest of the program's modules load while the CLI starts up (its own start, the
+        # state load, the secrets key): not before, where they would slow down this thread's
+        # last steps before it starts the CLI (one interpreter lock).
+        preload.start(self.spec.target.preloads())
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

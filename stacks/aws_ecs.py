@@ -320,6 +320,10 @@ class EcsPoolArgs:
     worker_role: str | None = None
     """Keyless: the submitter is an IAM role of this name that ECS tasks assume (the task role
     of a submitter running in the pool's cluster), instead of an IAM user with an access key."""
+    zones: Sequence[str] = ()
+    """The availability zones an earlier run chose (its ``availability_zones`` output), used as
+    they are: a rerun neither asks the account again nor reshapes the network when the
+    account's list of zones changes. Empty: ask (the first run)."""
     credential_rotation: str | None = None
     """The access key's ``replacement_trigger``: a new value replaces the key, the new one
     created before the old one is deleted. ``None``: no trigger (a pool never rotated)."""
@@ -338,6 +342,8 @@ class EcsPoolOutputs(TypedDict):
     """The submitter's IAM user; ``None`` when keyless."""
     vpc_id: pulumi.Output[str]
     subnet_ids: pulumi.Output[list[str]]
+    availability_zones: pulumi.Output[list[str]]
+    """The zones of the subnets the stack made (empty with ``vpc_id``): the next run's ``zones``."""
     security_group_id: pulumi.Output[str | None]
     log_group_name: pulumi.Output[str]
     registry_host: pulumi.Output[str]
@@ -461,8 +467,12 @@ class EcsPool(pulumi.ComponentResource):
             subnet_ids: pulumi.Output[list[str]] = pulumi.Output.from_input(list(args.subnet_ids))
             security_group_id: pulumi.Output[str | None] = pulumi.Output.from_input(None)
             network: list[pulumi.Resource] = []
+            zones: list[str] = []
         else:
-            vpc_id, subnet_ids, security_group_id, network = self._network(name, args, named, child)
+            zones = self._zones(args)
+            vpc_id, subnet_ids, security_group_id, network = self._network(
+                name, args, zones, named, child
+            )
 
         # -- Image registry.
         repository = aws.ecr.Repository(
@@ -547,6 +557,7 @@ class EcsPool(pulumi.ComponentResource):
             worker_user_name=identity["worker_user_name"],
             vpc_id=vpc_id,
             subnet_ids=subnet_ids,
+            availability_zones=pulumi.Output.from_input(zones),
             security_group_id=security_group_id,
             log_group_name=log_group.name,
             # From the repository's own URL, so it names the registry that really holds it.
@@ -628,11 +639,14 @@ class EcsPool(pulumi.ComponentResource):
             "worker_role_arn": pulumi.Output.all(role.arn, attachment.id).apply(lambda v: v[0]),
         }
 
-    def _network(self, name, args: EcsPoolArgs, named, child):
-        """VPC, public subnets in up to three AZs, internet gateway, routes, security group."""
-        n = args.names
-        # Only zones that need no opt-in: Local and Wavelength Zones don't run Fargate. A
-        # synchronous invoke, because the number of subnets must be known now, not in apply().
+    def _zones(self, args: EcsPoolArgs) -> list[str]:
+        """Up to three zones for the subnets: the ones an earlier run chose, else the account's.
+
+        Only zones that need no opt-in: Local and Wavelength Zones don't run Fargate. A
+        synchronous invoke, because the number of subnets must be known now, not in apply().
+        """
+        if args.zones:
+            return list(args.zones)[:MAX_AZS]
         zones = aws.get_availability_zones(
             state="available",
             filters=[
@@ -645,7 +659,11 @@ class EcsPool(pulumi.ComponentResource):
         azs = list(zones.names or [])[:MAX_AZS]
         if not azs:
             raise ValueError(f"no availability zone without opt-in in {args.region}")
+        return azs
 
+    def _network(self, name, args: EcsPoolArgs, azs: list[str], named, child):
+        """VPC, public subnets in ``azs``, internet gateway, routes, security group."""
+        n = args.names
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.vpc_cidr,

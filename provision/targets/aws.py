@@ -697,6 +697,8 @@ class AwsPool(Pool[AwsOptions]):
             ecr_keep_images=opts.ecr_keep_images,
             task_role_policy_arns=tuple(opts.task_role_policy_arns),
             worker_role=naming.worker_role_name(self.name) if opts.with_worker else None,
+            # The zones the last run chose: a rerun does not ask the account again.
+            zones=tuple(self.last_outputs.get("availability_zones") or ()),
             credential_rotation=None if opts.with_worker else self.rotation_trigger(),
         )
 

@@ -446,6 +446,9 @@ class Pool(abc.ABC, Generic[OptionsT]):
     """The environment it was resolved in: where local credentials are read, when needed."""
     worker: WorkerLaunch | None = field(default=None, repr=False, compare=False)
     """Set by the service on a ``--with-worker`` pool once the Prefect API is known."""
+    last_outputs: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The stack outputs of the pool's last run, set by the service (empty for a new pool):
+    what a program may reuse rather than ask the cloud again."""
 
     cloud: ClassVar[str]
     """Short name used in messages and ``list``: ``gcp``, ``aws``, ``modal``."""

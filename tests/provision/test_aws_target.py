@@ -739,6 +739,7 @@ OUTPUTS = {
     "worker_user_name": "etl-ecs-worker",
     "vpc_id": "vpc-0123456789abcdef0",
     "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+    "availability_zones": ["eu-west-1a", "eu-west-1b"],
     "security_group_id": "sg-0123456789abcdef0",
     "log_group_name": "/prefect/ecs/etl",
     "registry_host": f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com",
@@ -750,6 +751,14 @@ OUTPUTS = {
     "worker_role_arn": None,
 }
 BLOCK_ID = "8c1d6c1e-0000-4000-8000-000000000001"
+
+
+def test_the_last_runs_zones_go_back_to_the_stack(etl):
+    import dataclasses
+
+    assert etl._args().zones == ()
+    rerun = dataclasses.replace(etl, last_outputs={"availability_zones": ["eu-west-1b"]})
+    assert rerun._args().zones == ("eu-west-1b",)
 
 
 def test_block_data(etl):

@@ -252,6 +252,7 @@ EXPORTS = [
     "worker_user_name",
     "vpc_id",
     "subnet_ids",
+    "availability_zones",
     "security_group_id",
     "log_group_name",
     "registry_host",
@@ -725,6 +726,35 @@ def test_region_with_two_zones_gets_two_subnets(two_az_mon):
         assert len(two_az_mon.of_type(T_RTB_ASSOC)) == 2
 
     return after_all(pool, two_az_mon, check)
+
+
+@pulumi.runtime.test
+def test_the_zones_a_last_run_chose_are_kept_without_asking_the_account(mon):
+    # The target passes the last run's `availability_zones` output back: a rerun makes no
+    # invoke (one cloud call fewer), and the network keeps its shape whatever the account's
+    # zone list has become.
+    pool = make_pool(zones=("eu-west-1c", "eu-west-1b"))
+
+    def check(values):
+        tokens = [t for t, _ in mon.mocks.invokes]
+        assert "aws:index/getAvailabilityZones:getAvailabilityZones" not in tokens
+        subnets = mon.of_type(T_SUBNET)
+        assert [s.inputs["availabilityZone"] for s in subnets] == ["eu-west-1c", "eu-west-1b"]
+        assert values["availability_zones"] == ["eu-west-1c", "eu-west-1b"]
+
+    return after_all(pool, mon, check)
+
+
+@pulumi.runtime.test
+def test_the_zones_asked_on_a_first_run_are_exported_for_the_next(mon):
+    pool = make_pool()
+
+    def check(values):
+        subnets = mon.of_type(T_SUBNET)
+        assert values["availability_zones"] == [s.inputs["availabilityZone"] for s in subnets]
+        assert len(values["availability_zones"]) == 3
+
+    return after_all(pool, mon, check)
 
 
 @pulumi.runtime.test
