@@ -1074,16 +1074,12 @@ def _resolved(
     request: PoolRequest, settings: Settings, env: Mapping[str, str], engine: Engine
 ) -> PoolSpec:
     _check_request(request)  # before the backend is read
-    # The program's modules load in the background while the state is read, Prefect checked
-    # and the CLI starts up: what every run needs first, then the type's own now if the
-    # request names it, the rest once known.
-    modules = list(_RUN_MODULES)
-    if request.type:
-        modules += registry.target(registry.pool_type(request.type).target).program_modules
-    # Started once the engine has loaded the pulumi SDK on this thread (two threads importing
-    # its package at once could each see the other's modules half-initialised).
+    # What every run needs loads in the background while the state is read; the type's own
+    # modules once the stack session opens (see there). Started once the engine has loaded the
+    # pulumi SDK on this thread (two threads importing its package at once could each see the
+    # other's modules half-initialised).
     state, legacy = read_state(
-        request.pool, settings, engine, while_reading=lambda: preload.start(modules)
+        request.pool, settings, engine, while_reading=lambda: preload.start(_RUN_MODULES)
     )
     return resolve(request, settings, env, state=state, legacy=legacy)
 
@@ -1490,6 +1486,10 @@ class _StackSession:
 
     def __enter__(self) -> _StackSession:
         _check_secrets(self.spec, self.engine.settings)
+        # The program's modules load while the CLI creates the stack (a new pool) or starts
+        # up: not earlier, where they would slow down this thread's Prefect checks and steps
+        # before the CLI (one interpreter lock), and a big SDK's take longer than a state read.
+        preload.start(self.spec.target.preloads())
         program = self.spec.program(self.prefect_url)
         # The providers read their config from the stack config: written on every run from
         # the record, so a fresh machine needs nothing but the backend.
@@ -1499,10 +1499,6 @@ class _StackSession:
             deployment=self.spec.state.deployment if self.spec.state is not None else None,
             config=self.spec.provider_config,
         )
-        # The rest of the program's modules load while the CLI starts up (its own start, the
-        # state load, the secrets key): not before, where they would slow down this thread's
-        # last steps before it starts the CLI (one interpreter lock).
-        preload.start(self.spec.target.preloads())
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

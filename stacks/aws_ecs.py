@@ -469,9 +469,8 @@ class EcsPool(pulumi.ComponentResource):
             network: list[pulumi.Resource] = []
             zones: list[str] = []
         else:
-            zones = self._zones(args)
-            vpc_id, subnet_ids, security_group_id, network = self._network(
-                name, args, zones, named, child
+            vpc_id, subnet_ids, security_group_id, network, zones = self._network(
+                name, args, named, child
             )
 
         # -- Image registry.
@@ -661,8 +660,9 @@ class EcsPool(pulumi.ComponentResource):
             raise ValueError(f"no availability zone without opt-in in {args.region}")
         return azs
 
-    def _network(self, name, args: EcsPoolArgs, azs: list[str], named, child):
-        """VPC, public subnets in ``azs``, internet gateway, routes, security group."""
+    def _network(self, name, args: EcsPoolArgs, named, child):
+        """VPC, public subnets in up to three zones, internet gateway, routes, security group;
+        and the zones."""
         n = args.names
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -687,6 +687,9 @@ class EcsPool(pulumi.ComponentResource):
             opts=child(),
         )
         made: list[pulumi.Resource] = [vpc, gateway, table]
+        # Asked only now: on a first run the account's answer comes while the VPC, the gateway
+        # and the route table are being created, not before.
+        azs = self._zones(args)
         subnets = []
         for az, cidr in zip(azs, subnet_cidrs(args.vpc_cidr, len(azs)), strict=True):
             subnet = aws.ec2.Subnet(
@@ -723,7 +726,7 @@ class EcsPool(pulumi.ComponentResource):
             opts=child(),
         )
         made += [route, group]
-        return vpc.id, pulumi.Output.all(*(s.id for s in subnets)), group.id, made
+        return vpc.id, pulumi.Output.all(*(s.id for s in subnets)), group.id, made, azs
 
     def _task_events(self, name, args: EcsPoolArgs, cluster, tags, child):
         """EventBridge rule → SQS queue (+ dead letters) with a policy for that rule only."""
