@@ -279,10 +279,14 @@ def test_rerun_changes_nothing_and_creates_no_credential(sandbox: Sandbox, aws: 
     key_ids = keys(aws, pool)
     block_id = block(sandbox, pool)["id"]
     creates_before = len(sandbox.cloud.calls("create"))
+    zones = "aws:index/getAvailabilityZones:getAvailabilityZones"
+    assert len(sandbox.cloud.calls("invoke", zones)) == 1
 
     run = sandbox.run("up", pool, "--yes")  # saved options: the pool name is enough
     assert "0 created, 0 updated, 0 replaced, 0 deleted" in run.stdout
     assert len(sandbox.cloud.calls("create")) == creates_before
+    # The zones the first run chose come back from the state: the account is not asked again.
+    assert len(sandbox.cloud.calls("invoke", zones)) == 1
     assert keys(aws, pool) == key_ids
     assert block(sandbox, pool)["id"] == block_id
 
