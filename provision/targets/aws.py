@@ -46,6 +46,7 @@ from provision.targets.base import (
     WorkerProgram,
     block_from_outputs,
     block_ref,
+    known_or_placeholder,
     rotation_options,
     worker_options,
 )
@@ -143,11 +144,6 @@ class AwsOptions(WorkerOptions, RotationOptions):
 def _as_tuple(value: Any) -> tuple[str, ...]:
     """A repeatable flag's values; one string is one value, not its characters."""
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _get(outputs: Mapping[str, Any], key: str) -> Any:
-    value = outputs.get(key)
-    return PLACEHOLDER if value in (None, "", []) else value
 
 
 def _known_absent(outputs: Mapping[str, Any], key: str) -> bool:
@@ -492,7 +488,7 @@ class AwsPool(Pool[AwsOptions]):
         at the pool's log group with ``awslogs-create-group`` off, so tasks never need
         ``logs:CreateLogGroup``; the stream prefix is left to the worker (one per deployment).
         """
-        region = _get(outputs, "region")
+        region = known_or_placeholder(outputs, "region")
         # Writing the real pool (a block id exists): Pulumi drops None exports, so a missing
         # key is known to be absent. Only a plan's partial outputs mean "not known yet".
         final = block_document_id is not None
@@ -502,24 +498,24 @@ class AwsPool(Pool[AwsOptions]):
 
         network: dict[str, Any] = {"subnets": _subnets(outputs)}
         if not absent("security_group_id"):
-            network["securityGroups"] = [_get(outputs, "security_group_id")]
+            network["securityGroups"] = [known_or_placeholder(outputs, "security_group_id")]
         # Public subnets without a NAT gateway: tasks need a public IP to reach ECR and Prefect.
         network["assignPublicIp"] = "ENABLED"
         defaults: dict[str, Any] = {
             "aws_credentials": block_ref(block_document_id),
-            "cluster": _get(outputs, "cluster_arn"),
-            "vpc_id": _get(outputs, "vpc_id"),
-            "execution_role_arn": _get(outputs, "execution_role_arn"),
+            "cluster": known_or_placeholder(outputs, "cluster_arn"),
+            "vpc_id": known_or_placeholder(outputs, "vpc_id"),
+            "execution_role_arn": known_or_placeholder(outputs, "execution_role_arn"),
             "network_configuration": network,
             "configure_cloudwatch_logs": True,
             "cloudwatch_logs_options": {
-                "awslogs-group": _get(outputs, "log_group_name"),
+                "awslogs-group": known_or_placeholder(outputs, "log_group_name"),
                 "awslogs-region": region,
                 "awslogs-create-group": "false",
             },
         }
         if not absent("task_role_arn"):
-            defaults["task_role_arn"] = _get(outputs, "task_role_arn")
+            defaults["task_role_arn"] = known_or_placeholder(outputs, "task_role_arn")
         return defaults
 
     # -- plan & summary ---------------------------------------------------------------------
@@ -637,9 +633,9 @@ class AwsPool(Pool[AwsOptions]):
     def next_steps(self, outputs: Outputs) -> NextSteps:
         """ECR login, how to deploy to the pool, and for ``ecs`` the worker and its env (or,
         with ``--with-worker``, where to see the worker that already runs)."""
-        region = _get(outputs, "region")
-        host = _get(outputs, "registry_host")
-        repository = _get(outputs, "repository_url")
+        region = known_or_placeholder(outputs, "region")
+        host = known_or_placeholder(outputs, "registry_host")
+        repository = known_or_placeholder(outputs, "repository_url")
         snippet = (
             f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(self.name)}, '
             f'image="{repository}:my-deployment")'
@@ -652,17 +648,21 @@ class AwsPool(Pool[AwsOptions]):
         env: dict[str, str] = {}
         if not self.type.push and self.options.with_worker:
             # The worker already runs, with its observer's settings: say where to watch it.
+            logs, cluster, service = (
+                known_or_placeholder(outputs, k)
+                for k in ("log_group_name", "cluster_name", "worker_service_name")
+            )
             commands += [
-                f"aws logs tail {_get(outputs, 'log_group_name')} --log-stream-name-prefix "
+                f"aws logs tail {logs} --log-stream-name-prefix "
                 f"{naming.WORKER_LOG_STREAM_PREFIX} --follow --region {region}",
-                f"aws ecs describe-services --cluster {_get(outputs, 'cluster_name')} "
-                f"--services {_get(outputs, 'worker_service_name')} --region {region}",
+                f"aws ecs describe-services --cluster {cluster} "
+                f"--services {service} --region {region}",
             ]
         elif not self.type.push:
             # The worker's ECS observer polls the queue with the worker's own AWS credentials
             # and default region; without the queue name, failed tasks go unnoticed.
             env = {
-                OBSERVER_QUEUE_ENV: _get(outputs, "events_queue_name"),
+                OBSERVER_QUEUE_ENV: known_or_placeholder(outputs, "events_queue_name"),
                 OBSERVER_REGION_ENV: region,
                 "AWS_DEFAULT_REGION": region,
             }

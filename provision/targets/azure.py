@@ -29,7 +29,6 @@ from provision.targets import azure_naming as naming
 from provision.targets.azure_errors import AZURE_ERROR_RULES, PROPAGATION_ERRORS
 from provision.targets.base import (
     EXPIRY_WARNING_DAYS,
-    PLACEHOLDER,
     ROTATED_AT_KEY,
     BlockSpec,
     CloudProgram,
@@ -46,6 +45,7 @@ from provision.targets.base import (
     block_from_outputs,
     block_ref,
     generated_suffix,
+    known_or_placeholder,
     require_block_fields,
     rotation_options,
     text_value,
@@ -253,11 +253,6 @@ def worker_command(image: str, command: tuple[str, ...]) -> list[str]:
     if image.startswith(PREFECT_IMAGES):
         return [PREFECT_ENTRYPOINT, *command]
     return list(command)
-
-
-def _get(outputs: Mapping[str, Any], key: str) -> Any:
-    value = outputs.get(key)
-    return PLACEHOLDER if value in (None, "") else value
 
 
 @dataclass(frozen=True)
@@ -558,14 +553,14 @@ class AzurePool(Pool[AzureOptions]):
         with it (``image_registry``, the worker's ACRManagedIdentity shape). The image is left
         alone: it names the user's own image, pushed to the registry.
         """
-        identity = _get(outputs, "identity_id")
+        identity = known_or_placeholder(outputs, "identity_id")
         return {
             "aci_credentials": block_ref(block_document_id),
-            "resource_group_name": _get(outputs, "resource_group_name"),
-            "subscription_id": _get(outputs, "subscription_id"),
+            "resource_group_name": known_or_placeholder(outputs, "resource_group_name"),
+            "subscription_id": known_or_placeholder(outputs, "subscription_id"),
             "identities": [identity],
             "image_registry": {
-                "registry_url": _get(outputs, "registry_login_server"),
+                "registry_url": known_or_placeholder(outputs, "registry_login_server"),
                 "identity": identity,
             },
         }
@@ -638,8 +633,8 @@ class AzurePool(Pool[AzureOptions]):
     def next_steps(self, outputs: Outputs) -> NextSteps:
         """How to push images, deploy to the pool, and what to run next: start a worker, or,
         when it runs in Azure, read its logs."""
-        server = _get(outputs, "registry_login_server")
-        registry = _get(outputs, "registry_name")
+        server = known_or_placeholder(outputs, "registry_login_server")
+        registry = known_or_placeholder(outputs, "registry_name")
         snippet = (
             f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(self.name)}, '
             f'image="{server}/my-image:latest")'
@@ -665,8 +660,8 @@ class AzurePool(Pool[AzureOptions]):
         groups = outputs.get("worker_container_groups")
         if not (isinstance(groups, list) and groups and all(isinstance(g, str) for g in groups)):
             groups = naming.worker_group_names(self.name, self.options.worker_count)
-        group_name = _get(outputs, "resource_group_name")
-        workspace = _get(outputs, "worker_log_workspace_customer_id")
+        group_name = known_or_placeholder(outputs, "resource_group_name")
+        workspace = known_or_placeholder(outputs, "worker_log_workspace_customer_id")
         names = ", ".join(json.dumps(g) for g in groups)  # KQL takes "..." literals
         query = (
             f"ContainerInstanceLog | where ContainerGroup in ({names}) "

@@ -346,6 +346,13 @@ def bad_outputs(message: str) -> EngineError:
     )
 
 
+def known_or_placeholder(outputs: Mapping[str, Any], key: str) -> Any:
+    """``outputs[key]``, or :data:`PLACEHOLDER` where a plan does not know it yet (missing,
+    ``None``, empty)."""
+    value = outputs.get(key)
+    return PLACEHOLDER if value in (None, "", []) else value
+
+
 def text_value(values: Mapping[str, Any], key: str) -> str | None:
     """``values[key]`` if it is a non-empty string, else ``None`` (missing, a secret's envelope,
     an unknown, another type)."""

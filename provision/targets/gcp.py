@@ -34,7 +34,6 @@ from provision.recovery import Untracked
 from provision.registry import PoolType, flag
 from provision.targets import gcp_naming as naming
 from provision.targets.base import (
-    PLACEHOLDER,
     BlockSpec,
     CloudProgram,
     Credential,
@@ -50,6 +49,7 @@ from provision.targets.base import (
     block_from_outputs,
     block_ref,
     generated_suffix,
+    known_or_placeholder,
     origin,
     rotation_options,
     worker_options,
@@ -307,11 +307,6 @@ def _validate_region(region: str, flavor: str, source: str) -> None:
     close = difflib.get_close_matches(region, known, n=1)
     hint = f"did you mean {close[0]}?" if close else f"use one of: {', '.join(known)}."
     raise InvalidInputError(f"Region '{region}'{origin} has no {product}; {hint}")
-
-
-def _get(outputs: Mapping[str, Any], key: str) -> Any:
-    value = outputs.get(key)
-    return PLACEHOLDER if value in (None, "") else value
 
 
 @dataclass(frozen=True)
@@ -629,8 +624,8 @@ class GcpPool(Pool[GcpOptions]):
         # cloud-run, cloud-run-v2 and vertex-ai all declare these three variables.
         return {
             "credentials": block_ref(block_document_id),
-            "region": _get(outputs, "region"),
-            "service_account_name": _get(outputs, "runtime_service_account_email"),
+            "region": known_or_placeholder(outputs, "region"),
+            "service_account_name": known_or_placeholder(outputs, "runtime_service_account_email"),
         }
 
     # -- plan & summary ---------------------------------------------------------------------
@@ -708,8 +703,8 @@ class GcpPool(Pool[GcpOptions]):
 
     def next_steps(self, outputs: Outputs) -> NextSteps:
         """Where images go, how to deploy to the pool, and what to run next."""
-        namespace = _get(outputs, "image_namespace")
-        host = _get(outputs, "registry_host")
+        namespace = known_or_placeholder(outputs, "image_namespace")
+        host = known_or_placeholder(outputs, "registry_host")
         snippet = (
             f'my_flow.deploy(name="my-deployment", work_pool_name={json.dumps(self.name)}, '
             f'image="{namespace}/my-image:latest")'

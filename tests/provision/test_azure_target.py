@@ -29,7 +29,6 @@ from provision.errors import (
 from provision.registry import POOL_TYPES, target
 from provision.targets import azure_naming as naming
 from provision.targets.azure import (
-    PLACEHOLDER,
     PROPAGATION_ERRORS,
     AzureOptions,
     AzurePool,
@@ -38,7 +37,7 @@ from provision.targets.azure import (
     secret_lifetime_start,
     worker_command,
 )
-from provision.targets.base import BlockSpec, Credential, Pool, WorkerLaunch
+from provision.targets.base import PLACEHOLDER, BlockSpec, Credential, Pool, WorkerLaunch
 from stacks.azure_aci import resource_group_id, role_definition_arm_id, role_definition_guid
 
 ACI = POOL_TYPES["azure-container-instance"]

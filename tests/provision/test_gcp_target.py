@@ -19,12 +19,11 @@ from provision.engine_errors import propagation_rules
 from provision.errors import EngineError, InvalidInputError
 from provision.registry import POOL_TYPES
 from provision.targets import gcp_naming as naming
-from provision.targets.base import BlockSpec, WorkerLaunch
+from provision.targets.base import PLACEHOLDER, BlockSpec, WorkerLaunch
 from provision.targets.gcp import (
     CLOUD_RUN_REGIONS,
     DEFAULT_REGION,
     KEY,
-    PLACEHOLDER,
     PROPAGATION_ERRORS,
     VERTEX_AI_REGIONS,
     GcpOptions,
