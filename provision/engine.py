@@ -229,18 +229,11 @@ class Engine:
 
     def _dynamic_host(self) -> DynamicProviderHost:
         """This engine's dynamic-provider host (serving from the first stack workspace until
-        the engine is collected or ``close`` is called)."""
+        the engine is collected)."""
         if self._host is None:
             self._host = DynamicProviderHost(self._provider_env)
             weakref.finalize(self, self._host.stop)
         return self._host
-
-    def close(self) -> None:
-        """Stop serving dynamic providers (the engine stays usable: the next stack starts
-        serving again)."""
-        if self._host is not None:
-            self._host.stop()
-            self._host = None
 
     def _scratch_dir(self) -> Path:
         """This process's throwaway directory (read-only workspace, state reads' project)."""

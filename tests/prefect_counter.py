@@ -1,7 +1,7 @@
 """A loopback proxy that records every request a real Prefect server receives through it.
 
 For tests that count or check the requests ``provision`` sends to a self-hosted server (the
-service process and the engine's dynamic-provider process alike): point ``PREFECT_API_URL`` at
+service's and the Prefect resources' provider's alike): point ``PREFECT_API_URL`` at
 ``api_url`` and every request is forwarded unchanged to the real server's API, then recorded.
 No emulation, no auth: unlike ``tests/prefect_cloud.py``, the tool sees a self-hosted server.
 
