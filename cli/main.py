@@ -782,6 +782,9 @@ def main() -> NoReturn:
         code: object = 0
     except SystemExit as exc:
         code = exc.code
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        # A profiler, debugger or coverage tool writes its results after this returns.
+        raise SystemExit(code)
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)  # what the interpreter does with a non-int exit code
         code = 1

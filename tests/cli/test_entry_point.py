@@ -55,3 +55,15 @@ def test_a_command_that_ran_the_engine_leaves_no_scratch_dir(tmp_path):
     # The engine's scratch dir (its finalizer runs when the engine is collected, or else as
     # an exit handler) is gone.
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_under_a_profiler_the_interpreter_exits_normally(tmp_path):
+    # cProfile, coverage and debuggers write their results once the script returns: with a
+    # tracer or profiler set, the console script exits the normal way (SystemExit).
+    profile = tmp_path / "out.prof"
+    code = f"import cProfile; cProfile.run({ENTRY!r}, {str(profile)!r})"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert profile.stat().st_size > 0
