@@ -16,9 +16,11 @@ from __future__ import annotations
 import http.client
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.loopback import LoopbackServer
 
 HOP_BY_HOP = frozenset(
     {
@@ -35,10 +37,13 @@ HOP_BY_HOP = frozenset(
 )
 
 
-class LatencyProxy:
+class LatencyProxy(LoopbackServer):
     """A threaded reverse proxy on 127.0.0.1 (a free port) in front of ``upstream``."""
 
+    thread_name = "latency-proxy"
+
     def __init__(self, upstream: str, delay_ms: float = 0) -> None:
+        super().__init__()
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise ValueError(f"upstream must be http://HOST:PORT, not {upstream!r}")
@@ -47,40 +52,19 @@ class LatencyProxy:
         self.requests = 0
         """Requests forwarded so far (reset it between runs to count one run's)."""
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
         """``http://127.0.0.1:PORT``: give this to the clients instead of the upstream."""
-        if self._server is None:
-            raise RuntimeError("the proxy is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> LatencyProxy:
-        """Listen and serve in a daemon thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """The delaying, forwarding handler."""
+        return _handler(self)
 
     def count(self) -> None:
         with self._lock:
             self.requests += 1
-
-    def __enter__(self) -> LatencyProxy:
-        return self.start()
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop()
 
 
 def _handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:

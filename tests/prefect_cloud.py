@@ -49,12 +49,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+
+from tests.loopback import LoopbackServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cloud"
 BLOCK_TYPE_SLUGS = ("modal-credentials", "coiled-credentials")
@@ -98,100 +100,27 @@ class Recorded:
     """The status the proxy answered with."""
 
 
-class PrefectCloud:
-    """A Cloud-like workspace URL in front of a self-hosted Prefect server's API.
+class PrefectProxy(LoopbackServer):
+    """A loopback proxy in front of a real Prefect server's API (``upstream``,
+    ``http://127.0.0.1:N/api``) that records every request it answers: what the Cloud emulation
+    and the request counter (``tests/prefect_counter.py``) share."""
 
-    ``upstream`` is the real server's API URL (``http://127.0.0.1:N/api``). Use as a context
-    manager, or ``start()``/``stop()``. ``api_url`` and ``api_key`` are what a Cloud user puts
-    in ``PREFECT_API_URL``/``PREFECT_API_KEY``.
-    """
-
-    def __init__(
-        self,
-        upstream: str,
-        *,
-        api_key: str | None = None,
-        account_id: str | None = None,
-        workspace_id: str | None = None,
-        fixtures: Path = FIXTURES,
-    ):
+    def __init__(self, upstream: str) -> None:
+        super().__init__()
         self.upstream = upstream.rstrip("/")
-        self.api_key = api_key or "pnu_" + uuid.uuid4().hex
-        self.account_id = account_id or str(uuid.uuid4())
-        self.workspace_id = workspace_id or str(uuid.uuid4())
-        self.prefix = f"/api/accounts/{self.account_id}/workspaces/{self.workspace_id}"
-        # Read once: a test that edits the fixture files mid-session must not change answers.
-        self.work_pool_types_body = (fixtures / "work_pool_types.json").read_bytes()
-        self._block_types = {
-            slug: json.loads((fixtures / f"{slug}.json").read_text()) for slug in BLOCK_TYPE_SLUGS
-        }
-        self.block_type_ids: dict[str, str] = {}
-        """Slug -> id on the real server of the block types registered at ``start()``."""
         self._records: list[Recorded] = []
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- life cycle ----------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The port the proxy listens on (after ``start()``)."""
-        if self._server is None:
-            raise RuntimeError("the proxy is not started")
-        return self._server.server_address[1]
-
-    @property
-    def api_url(self) -> str:
-        """The workspace's API URL, without a trailing slash."""
-        return f"http://127.0.0.1:{self.port}{self.prefix}"
-
-    @property
-    def env(self) -> dict[str, str]:
-        """``PREFECT_API_URL`` and ``PREFECT_API_KEY`` for a process that should use it."""
-        return {"PREFECT_API_URL": self.api_url, "PREFECT_API_KEY": self.api_key}
-
-    def start(self) -> None:
-        """Register the Cloud-only block types on the real server, then listen on a free
-        loopback port (in a daemon thread). No-op if started."""
-        if self._server is not None:
-            return
+    def on_start(self) -> None:
+        """Open the upstream client."""
         self._http = httpx.Client(timeout=30)
-        self.block_type_ids = self._register_block_types()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        # Request threads must not keep a finished test run alive.
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="prefect-cloud-proxy", daemon=True
-        )
-        self._thread.start()
 
-    def stop(self) -> None:
-        """Stop listening and close the upstream connections."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+    def on_stop(self) -> None:
+        """Close the upstream connections."""
         if self._http is not None:
             self._http.close()
             self._http = None
-
-    def __enter__(self) -> PrefectCloud:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        where = self.api_url if self._server is not None else "stopped"
-        return f"PrefectCloud({where!r}, upstream={self.upstream!r})"
-
-    # -- recorded requests ---------------------------------------------------------------------
 
     @property
     def requests(self) -> list[Recorded]:
@@ -208,9 +137,90 @@ class PrefectCloud:
         with self._lock:
             self._records.clear()
 
-    def _record(self, entry: Recorded) -> None:
+    def _record(self, method: str, path: str, query: str, body: bytes, status: int) -> None:
+        entry = Recorded(
+            method=method,
+            path=path,
+            query=_query(query),
+            json=_json_or_none(body),
+            body=body,
+            status=status,
+        )
         with self._lock:
             self._records.append(entry)
+
+    def _forward(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send the request to the real server; (status, headers, body) of its answer. An
+        unreachable server is a 502, as a load balancer in front of Cloud would answer."""
+        assert self._http is not None
+        url = self.upstream + path + (f"?{query}" if query else "")
+        try:
+            response = self._http.request(method, url, headers=headers, content=body or None)
+        except httpx.TransportError as exc:
+            detail = {"detail": f"upstream Prefect server unreachable: {type(exc).__name__}"}
+            return 502, {"content-type": "application/json"}, json.dumps(detail).encode()
+        kept = {k: response.headers[k] for k in _RESPONSE_HEADERS_KEPT if k in response.headers}
+        return response.status_code, kept, response.content
+
+
+class PrefectCloud(PrefectProxy):
+    """A Cloud-like workspace URL in front of a self-hosted Prefect server's API.
+
+    ``upstream`` is the real server's API URL (``http://127.0.0.1:N/api``). Use as a context
+    manager, or ``start()``/``stop()``. ``api_url`` and ``api_key`` are what a Cloud user puts
+    in ``PREFECT_API_URL``/``PREFECT_API_KEY``.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        api_key: str | None = None,
+        account_id: str | None = None,
+        workspace_id: str | None = None,
+        fixtures: Path = FIXTURES,
+    ):
+        super().__init__(upstream)
+        self.api_key = api_key or "pnu_" + uuid.uuid4().hex
+        self.account_id = account_id or str(uuid.uuid4())
+        self.workspace_id = workspace_id or str(uuid.uuid4())
+        self.prefix = f"/api/accounts/{self.account_id}/workspaces/{self.workspace_id}"
+        # Read once: a test that edits the fixture files mid-session must not change answers.
+        self.work_pool_types_body = (fixtures / "work_pool_types.json").read_bytes()
+        self._block_types = {
+            slug: json.loads((fixtures / f"{slug}.json").read_text()) for slug in BLOCK_TYPE_SLUGS
+        }
+        self.block_type_ids: dict[str, str] = {}
+        """Slug -> id on the real server of the block types registered at ``start()``."""
+
+    # -- life cycle (start/stop/port: ``LoopbackServer``) --------------------------------------
+
+    thread_name = "prefect-cloud-proxy"
+
+    @property
+    def api_url(self) -> str:
+        """The workspace's API URL, without a trailing slash."""
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``PREFECT_API_URL`` and ``PREFECT_API_KEY`` for a process that should use it."""
+        return {"PREFECT_API_URL": self.api_url, "PREFECT_API_KEY": self.api_key}
+
+    def on_start(self) -> None:
+        """Register the Cloud-only block types on the real server (before listening)."""
+        super().on_start()
+        self.block_type_ids = self._register_block_types()
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """The Cloud emulation's request handler."""
+        return _handler(self)
+
+    def __repr__(self) -> str:
+        where = self.api_url if self.running else "stopped"
+        return f"PrefectCloud({where!r}, upstream={self.upstream!r})"
 
     # -- upstream ------------------------------------------------------------------------------
 
@@ -234,21 +244,6 @@ class PrefectCloud:
             schema.raise_for_status()
             ids[slug] = block_type_id
         return ids
-
-    def _forward(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        """Send the request to the real server; (status, headers, body) of its answer. An
-        unreachable server is a 502, as a load balancer in front of Cloud would answer."""
-        assert self._http is not None
-        url = self.upstream + path + (f"?{query}" if query else "")
-        try:
-            response = self._http.request(method, url, headers=headers, content=body or None)
-        except httpx.TransportError as exc:
-            detail = {"detail": f"upstream Prefect server unreachable: {type(exc).__name__}"}
-            return 502, {"content-type": "application/json"}, json.dumps(detail).encode()
-        kept = {k: response.headers[k] for k in _RESPONSE_HEADERS_KEPT if k in response.headers}
-        return response.status_code, kept, response.content
 
 
 def _handler(cloud: PrefectCloud) -> type[BaseHTTPRequestHandler]:
@@ -287,16 +282,7 @@ def _handler(cloud: PrefectCloud) -> type[BaseHTTPRequestHandler]:
             # Paths stay percent-encoded as sent: recorded and forwarded exactly as on the wire.
             relative = path[len(cloud.prefix) :]
             status, headers, payload = self._answer(relative, parts.query, body)
-            cloud._record(
-                Recorded(
-                    method=self.command,
-                    path=relative,
-                    query=_query(parts.query),
-                    json=_json_or_none(body),
-                    body=body,
-                    status=status,
-                )
-            )
+            cloud._record(self.command, relative, parts.query, body, status)
             self._send(status, headers, payload)
 
         def _answer(self, relative: str, query: str, body: bytes) -> tuple[int, dict, bytes]:
