@@ -116,6 +116,21 @@ def test_states_are_read_on_many_threads_at_once(engine):
     assert all(stack_state(r).outputs["greeting"] == "hi" for r in read[::2])
 
 
+def test_a_state_the_cli_cannot_read_is_one_typed_line(engine, settings):
+    # The state read runs the CLI directly (no workspace): its failures still go through the
+    # error table, as one line naming the pool and what was being done.
+    from provision.errors import ProvisionError
+
+    engine.up(open_stack(engine, "pool-x", program()))
+    (checkpoint,) = settings.local_backend_path.rglob("pool-x.json")
+    checkpoint.write_text("{not json")
+    with pytest.raises(ProvisionError) as caught:
+        engine.export("pool-x")
+    message = str(caught.value)
+    assert "state read of 'pool-x' failed" in message and "failed to load checkpoint" in message
+    assert "\n" not in message
+
+
 def test_list_destroy_and_remove(engine):
     stack = open_stack(engine, "pool-e", program())
     engine.up(stack)
