@@ -511,6 +511,18 @@ def test_up_checks_prefect_before_the_engine_writes_anything(world):
     assert names.count("up") == 1 and names.count("export") == 1
 
 
+def test_a_pool_is_resolved_with_its_last_runs_outputs(world):
+    # What a program may reuse rather than ask the cloud again (ECS's zones): the non-secret
+    # stack outputs the state holds; none for a new pool.
+    request = service.PoolRequest("etl", type="thing")
+    assert dict(service.resolve(request, world.settings, world.env).target.last_outputs) == {}
+    world.up()
+    engine = world.runtime.engine(world.settings, service.Hooks())
+    state, _ = service.read_state("etl", world.settings, engine)
+    again = service.resolve(service.PoolRequest("etl"), world.settings, world.env, state=state)
+    assert state.outputs and dict(again.target.last_outputs) == state.outputs
+
+
 def test_the_program_registers_record_then_cloud_then_block_then_work_pool(world):
     spec = service.resolve(service.PoolRequest("etl", type="thing"), world.settings, world.env)
     registered, record, _ = run_program("etl", spec.program(PREFECT_URL), preview=False)
