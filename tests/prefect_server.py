@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import importlib.metadata
 import os
+import random
 import shutil
 import signal
 import socket
@@ -41,6 +42,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    # The same test ``prefect server start`` makes before it binds (SO_REUSEADDR, so a
+    # TIME_WAIT connection of the last run does not count as "in use").
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def restartable_port() -> int:
+    """A free port the kernel never hands out by itself, for a server stopped and started
+    again on it.
+
+    A port from :func:`free_port` is in the ephemeral range: while its server is down, any
+    ``bind(0)`` or outgoing connection on the machine (the run under test opens several) may
+    take it, and the restart fails with "Port ... is already in use" (seen in CI, once).
+    Below the range only another caller of this function can take it.
+    """
+    low, high = _ephemeral_range()
+    candidates = range(10000, low) if low > 11000 else range(high + 1, 65536)
+    for _ in range(200):
+        port = random.choice(candidates)
+        if _bindable(port):
+            return port
+    return free_port()
+
+
 class PrefectServer:
     """One ``prefect server start`` process with its own ``PREFECT_HOME`` and database."""
 
@@ -54,7 +93,7 @@ class PrefectServer:
         extra_env: dict[str, str] | None = None,
     ):
         self.home = Path(home)
-        self.port = port or free_port()
+        self.port = port or restartable_port()
         self.seed_dir = seed_dir
         self.startup_timeout = startup_timeout
         self.extra_env = dict(extra_env or {})
@@ -82,6 +121,7 @@ class PrefectServer:
         if self.running:
             return
         self.home.mkdir(parents=True, exist_ok=True)
+        self._wait_port_free()
         seeded = self._restore_seed()
         prefect = Path(sys.executable).parent / "prefect"
         started = time.monotonic()
@@ -170,6 +210,15 @@ class PrefectServer:
         )
         env.update(self.extra_env)
         return env
+
+    def _wait_port_free(self, timeout: float = 30.0) -> None:
+        # A restart right after stop(): a connection the kernel has not let go of yet must not
+        # make the new server exit with "already in use".
+        deadline = time.monotonic() + timeout
+        while not _bindable(self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port {self.port} still in use {timeout:.0f}s after stop")
+            time.sleep(0.1)
 
     def _wait_healthy(self) -> None:
         assert self._proc is not None
