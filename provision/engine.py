@@ -10,11 +10,12 @@ retries on propagation errors, and translating engine failures into typed errors
 only when that shows operations in flight reads it again, imports and refreshes).
 
 Every CLI process costs a Go start-up, a backend read and, for a passphrase stack, a key
-derivation, so the engine starts as few as it can: an ``up`` is the state read, ``stack init``
-for a new stack, and ``pulumi up``. No ``pulumi version`` (``pulumi_cli`` remembers it), no
-``stack select`` (``engine_stack.PoolStack``), config written with the stack settings file,
-and the summary and outputs of an operation taken from the engine's own events. The pulumi SDK
-is imported lazily so that importing this module stays cheap.
+derivation, so the engine starts as few as it can: an ``up`` is the state read (on a file
+backend, a read of the checkpoint file, see ``state_file``; elsewhere ``stack export``),
+``stack init`` for a new stack, and ``pulumi up``. No ``pulumi version`` (``pulumi_cli``
+remembers it), no ``stack select`` (``engine_stack.PoolStack``), config written with the stack
+settings file, and the summary and outputs of an operation taken from the engine's own events.
+The pulumi SDK is imported lazily so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from provision.events import EventTranslator, ProgressCallback, is_internal, is_
 from provision.locks import StackLocks
 from provision.recovery import AdoptCallback, UntrackedRemoval, decide_recovery
 from provision.settings import PROJECT_NAME, Settings
+from provision.state_file import UNKNOWN, read_checkpoint
 
 if TYPE_CHECKING:
     from pulumi.automation import LocalWorkspace, PulumiCommand
@@ -257,8 +259,10 @@ class Engine:
         Reads only: nothing is decrypted (no passphrase is needed, and no key is derived) and
         nothing is written on this machine, so it is safe before validation is over. Waits
         first for a killed run's orphaned engine, which may still be writing the checkpoint.
-        ``while_reading`` runs on this thread while the CLI reads (after the SDK the engine's
-        next calls need is loaded, which is done then too).
+        A file backend's checkpoint is read straight from disk when ``state_file`` knows its
+        layout; otherwise the CLI reads it. ``while_reading`` runs on this thread after the
+        read, or while the CLI reads (after the SDK the engine's next calls need is loaded,
+        which is done then too).
         """
         exported = self._export(pool, while_reading=while_reading)
         return None if exported is None else exported.get("deployment") or {}
@@ -272,10 +276,12 @@ class Engine:
         SDK (~0.15 s), which is loaded here instead while the CLI runs. Not the workspace's
         ``export_stack`` either: that one decrypts every secret (``--show-secrets``).
         """
-        if self.settings.is_local_backend and not self.settings.local_backend_path.exists():
-            if while_reading is not None:
-                while_reading()
-            return None  # asking the CLI would create the backend directory
+        if self.settings.is_local_backend:
+            found = self._read_local(pool)
+            if found is not UNKNOWN:
+                if while_reading is not None:
+                    while_reading()
+                return found  # type: ignore[return-value]
         self.locks.wait_for_orphans(pool)
         work_dir = self._read_dir()
         binary = self._binary()
@@ -305,6 +311,13 @@ class Engine:
                 return None
             raise classify(str(failure), pool=pool, operation="state read") from None
         return json.loads(out or "{}")
+
+    def _read_local(self, pool: str) -> dict[str, Any] | object | None:
+        """A file backend's state without the CLI (``state_file``), or ``UNKNOWN``."""
+        if not self.settings.local_backend_path.exists():
+            return None  # asking the CLI would create the backend directory
+        self.locks.wait_for_orphans(pool)
+        return read_checkpoint(self.settings.backend_url, PROJECT_NAME, pool)
 
     def stack(
         self,

@@ -103,11 +103,45 @@ def test_config_round_trips_and_export_reads_the_state_from_the_backend(engine, 
     assert engine.export("no-such-pool") is None
 
 
-def test_states_are_read_on_many_threads_at_once(engine):
+def _cli_reads_only(monkeypatch) -> None:
+    """Every state read goes through ``pulumi stack export``, as on a non-file backend."""
+    import provision.engine
+    from provision.state_file import UNKNOWN
+
+    monkeypatch.setattr(provision.engine, "read_checkpoint", lambda *a: UNKNOWN)
+
+
+def test_a_file_backend_state_is_read_without_the_cli_and_as_the_cli_exports_it(
+    engine, monkeypatch
+):
+    import provision.engine
+
+    engine.up(open_stack(engine, "pool-f", program(("a", "b"))))
+    open_stack(engine, "pool-g", program())  # created, never updated: nothing recorded
+
+    def no_cli(*args, **kwargs):
+        raise AssertionError(f"a CLI process was started: {args}")
+
+    with monkeypatch.context() as direct:
+        direct.setattr(provision.engine.subprocess, "Popen", no_cli)
+        read = {p: engine.export(p) for p in ("pool-f", "pool-g", "pool-none")}
+    _cli_reads_only(monkeypatch)
+    exported = {p: engine.export(p) for p in ("pool-f", "pool-g", "pool-none")}
+    # The same deployment, secrets as ciphertext, to the key.
+    assert read == exported
+    assert read["pool-f"]["secrets_providers"]["type"] == "passphrase"
+    assert "s3cr3t-value" not in json.dumps(read["pool-f"])
+    assert stack_state(read["pool-g"]).is_empty and read["pool-none"] is None
+
+
+@pytest.mark.parametrize("reader", ["file", "cli"])
+def test_states_are_read_on_many_threads_at_once(engine, monkeypatch, reader):
     # `list` reads every pool's state on a thread of its own, through one engine: the first
-    # reads all set up the state reads' work dir at once.
+    # CLI reads all set up the state reads' work dir at once.
     from concurrent.futures import ThreadPoolExecutor
 
+    if reader == "cli":
+        _cli_reads_only(monkeypatch)
     engine.up(open_stack(engine, "pool-t", program()))
     fresh = engine.for_pool(engine.settings)
     with ThreadPoolExecutor(8) as pool:
