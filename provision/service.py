@@ -1281,7 +1281,7 @@ def destroy(
             raise Cancelled("Cancelled: nothing was changed.")
 
     hooks.phase("Destroying")
-    with _StackSession(engine, spec, url) as session:
+    with _StackSession(engine, spec, url, runs_program=False) as session:
         try:
             result = engine.destroy(
                 session.stack, on_progress=hooks.on_progress, rules=spec.target.error_rules
@@ -1477,10 +1477,14 @@ class _StackSession:
     state read found none); remove a stack this session created if the run fails before
     anything was recorded in it."""
 
-    def __init__(self, engine: Engine, spec: PoolSpec, prefect_url: str):
+    def __init__(
+        self, engine: Engine, spec: PoolSpec, prefect_url: str, *, runs_program: bool = True
+    ):
         self.engine = engine
         self.spec = spec
         self.prefect_url = prefect_url
+        self.runs_program = runs_program
+        """False for ``destroy``: the engine never calls the program, so nothing is preloaded."""
         self.existed = spec.state is not None
         self.stack: Any = None
 
@@ -1489,7 +1493,8 @@ class _StackSession:
         # The program's modules load while the CLI creates the stack (a new pool) or starts
         # up: not earlier, where they would slow down this thread's Prefect checks and steps
         # before the CLI (one interpreter lock), and a big SDK's take longer than a state read.
-        preload.start(self.spec.target.preloads())
+        if self.runs_program:
+            preload.start(self.spec.target.preloads())
         program = self.spec.program(self.prefect_url)
         # The providers read their config from the stack config: written on every run from
         # the record, so a fresh machine needs nothing but the backend.

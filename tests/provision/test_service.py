@@ -652,6 +652,25 @@ def test_destroy_when_prefect_cleanup_fails_keeps_the_stack_and_says_rerun(world
     assert "etl" not in world.stacks()
 
 
+def test_only_runs_that_call_the_program_preload_its_modules(world, monkeypatch):
+    # A type's modules (a cloud SDK's: seconds of CPU for AWS's) are loaded in the background
+    # for the program; destroy never runs it, so it must not pay for them.
+    started: list[tuple[str, ...]] = []
+    monkeypatch.setattr(service.preload, "start", lambda modules: started.append(tuple(modules)))
+    monkeypatch.setattr(ThingPool, "preloads", lambda self: ("thing.sdk",))
+    world.up()
+    assert ("thing.sdk",) in started
+
+    started.clear()
+    service.plan(service.PoolRequest("etl"), world.settings, env=world.env, runtime=world.runtime)
+    assert ("thing.sdk",) in started
+
+    started.clear()
+    service.destroy("etl", world.settings, env=world.env, runtime=world.runtime)
+    assert "etl" not in world.stacks()
+    assert ("thing.sdk",) not in started
+
+
 def test_destroy_of_an_unknown_pool_is_one_line(world):
     with pytest.raises(ProvisionError, match="No pool named 'nope'"):
         service.destroy("nope", world.settings, env=world.env, runtime=world.runtime)
