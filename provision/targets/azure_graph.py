@@ -31,6 +31,8 @@ from typing import Any
 
 import httpx
 
+from provision.targets.rest import json_object
+
 GRAPH_URL_ENV = "PROVISION_AZURE_GRAPH_URL"
 AUTHORITY_ENV = "AZURE_AUTHORITY_HOST"  # the Azure SDKs' own variable for the sign-in host
 GRAPH_URL = "https://graph.microsoft.com"
@@ -84,7 +86,7 @@ def _client_credentials(env: Mapping[str, str], tenant: str, client_id: str, sec
         )
     except httpx.HTTPError as exc:
         raise GraphError(f"signing in to {authority} failed ({type(exc).__name__})") from None
-    body = _json(response)
+    body = json_object(response)
     token = body.get("access_token")
     if response.status_code != 200 or not isinstance(token, str):
         # Entra ID's error codes (AADSTS7000215: invalid secret, ...) name the problem and
@@ -150,7 +152,7 @@ class Graph:
         )
         if response.status_code != 200:
             raise GraphError(f"reading application {app_object_id}: {_graph_error(response)}")
-        listed = _json(response).get("passwordCredentials")
+        listed = json_object(response).get("passwordCredentials")
         if not isinstance(listed, list):
             raise GraphError(f"reading application {app_object_id}: no passwordCredentials")
         return [
@@ -182,17 +184,9 @@ class Graph:
             raise GraphError(f"Microsoft Graph unreachable ({type(exc).__name__})") from None
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _graph_error(response: httpx.Response) -> str:
     """``<status> <code>: <message>`` from Graph's error body."""
-    error = _json(response).get("error")
+    error = json_object(response).get("error")
     if isinstance(error, dict):
         return f"{response.status_code} {error.get('code', '')}: {error.get('message', '')}"
     return f"HTTP {response.status_code}"

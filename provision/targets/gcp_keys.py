@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from provision.targets.rest import json_object
+
 IAM_URL = "https://iam.googleapis.com/v1/"
 ENDPOINT_ENV = "GOOGLE_IAM_CUSTOM_ENDPOINT"
 ACCESS_TOKEN_ENV = "GOOGLE_OAUTH_ACCESS_TOKEN"
@@ -90,7 +92,7 @@ class IamKeys:
         response = self._call("GET", f"{account_name}/keys", params={"keyTypes": "USER_MANAGED"})
         if response.status_code != 200:
             raise KeysError(f"listing the keys of {account_name}: {_google_error(response)}")
-        listed = _json(response).get("keys") or []
+        listed = json_object(response).get("keys") or []
         if not isinstance(listed, list):
             raise KeysError(f"listing the keys of {account_name}: no key list in the answer")
         return [
@@ -214,17 +216,9 @@ class _Response:
     data: bytes
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _google_error(response: httpx.Response) -> str:
     """``<code> <status>: <message>`` from a Google API error body."""
-    error = _json(response).get("error")
+    error = json_object(response).get("error")
     if isinstance(error, dict):
         return f"{error.get('code', response.status_code)} {error.get('status', '')}: " + str(
             error.get("message", "")
