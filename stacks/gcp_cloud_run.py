@@ -31,6 +31,7 @@ from typing import Any, Literal, NotRequired, TypedDict, get_args
 import pulumi
 
 from stacks import sdk_modules
+from stacks.gcp_registry import image_namespace, registry_host
 
 _gcp = sdk_modules.load(
     "pulumi_gcp",
@@ -105,11 +106,6 @@ def label_value(value: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:_LABEL_MAX]
 
 
-def registry_host(region: str) -> str:
-    """The Docker host of Artifact Registry in ``region``."""
-    return f"{region}-docker.pkg.dev"
-
-
 ROTATION_KEEPER = "rotation"
 """The key's ``keepers`` entry holding the rotation count."""
 
@@ -128,11 +124,6 @@ def key_expiry(valid_before: str | None) -> str | None:
     except ValueError:
         return None
     return None if year >= NO_EXPIRY_YEAR else valid_before
-
-
-def image_namespace(region: str, project: str, repository_id: str) -> str:
-    """Image path prefix of a repository (domain-scoped ``a.com:p`` becomes ``a.com/p``)."""
-    return f"{registry_host(region)}/{project.replace(':', '/')}/{repository_id}"
 
 
 @dataclass

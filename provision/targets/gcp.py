@@ -513,7 +513,7 @@ class GcpPool(Pool[GcpOptions]):
         The key and the role's random id are not predictable and are left out; with
         ``--with-worker``, the worker pool's name and id are.
         """
-        from stacks.gcp_cloud_run import image_namespace, registry_host
+        from stacks.gcp_registry import image_namespace, registry_host
 
         opts = self.options
         worker: dict[str, Any] = {}

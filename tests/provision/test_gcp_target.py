@@ -657,6 +657,24 @@ def test_expected_outputs_predict_the_real_ones(home):
     assert plan["service_account_name"] == OUTPUTS["runtime_service_account_email"]
 
 
+def test_expected_outputs_load_no_pulumi(home):
+    # The service predicts them on the thread that checks Prefect: loading pulumi_gcp there
+    # (~0.1 s) would hold that thread up, where the stack's preload loads it in the background.
+    given = {**NONE_GIVEN, "project": "acme-prod", "region": "europe-west1"}
+    code = f"""
+import json, sys
+from provision.registry import POOL_TYPES
+from provision.targets.gcp import GcpPool
+env = {{"HOME": {str(home)!r}}}
+pool = GcpPool.resolve("etl", POOL_TYPES[{V2.name!r}], {given!r}, env, None, None)
+assert pool.expected_outputs()["registry_host"] == "europe-west1-docker.pkg.dev"
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("pulumi", "pulumi_gcp"))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
+
+
 # -- plan, grants, next steps -----------------------------------------------------------------
 
 

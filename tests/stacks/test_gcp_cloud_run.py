@@ -24,10 +24,10 @@ from stacks.gcp_cloud_run import (
     CloudRunPool,
     CloudRunPoolArgs,
     CloudRunPoolOutputs,
-    image_namespace,
     key_expiry,
     label_value,
 )
+from stacks.gcp_registry import image_namespace
 from tests.pulumi_mocks import (
     RecordingMonitor,
     assert_component_tree,
@@ -564,12 +564,6 @@ def test_label_value_sanitising():
     assert label_value("ETL Pool_#1") == "etl-pool_-1"
     assert label_value("x" * 100) == "x" * 63
     assert label_value("ÜBER-pool") == "-ber-pool"
-
-
-def test_image_namespace_domain_scoped_project():
-    assert image_namespace("us-central1", "example.com:proj", "r") == (
-        "us-central1-docker.pkg.dev/example.com/proj/r"
-    )
 
 
 def test_unknown_flavor_rejected():
