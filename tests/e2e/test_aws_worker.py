@@ -95,6 +95,17 @@ def worker_inventory(aws: Aws, pool: str) -> dict[str, list[str]]:
     }
 
 
+def aws_holds(aws: Aws, pool: str, token: str) -> bool:
+    """Whether AWS holds the worker's secret (``SECRET``) or service (``SERVICE``) yet."""
+    if token == SECRET:
+        return bool(aws.client("secretsmanager").list_secrets()["SecretList"])
+    ecs = aws.client("ecs")
+    try:
+        return bool(ecs.list_services(cluster=f"{pool}-ecs")["serviceArns"])
+    except ecs.exceptions.ClusterNotFoundException:
+        return False
+
+
 def the_service(aws: Aws, pool: str) -> dict[str, Any]:
     ecs = aws.client("ecs")
     (service,) = ecs.describe_services(cluster=f"{pool}-ecs", services=[f"{pool}-ecs-worker"])[
@@ -338,8 +349,11 @@ def test_sigkill_after_aws_made_the_workers_secret_or_service_adopts_it_on_rerun
     args = ["up", pool, *UP, "--with-worker", "--yes"]
     proc = sandbox.start(*args, FAKECLOUD_DELAY_AFTER_MS_CREATE="1500")
     try:
-        kind = "secrets" if token == SECRET else "services"
-        wait_for(lambda: worker_inventory(aws, pool)[kind], timeout=240, interval=0.2)
+        # The fake's call log (a local file) first, then the one AWS call that shows the
+        # object: a whole inventory is some twenty calls, which on a loaded machine took longer
+        # than the 1.5 s window, and the kill then came after the engine had heard back (CI).
+        wait_for(lambda: sandbox.cloud.calls("create", token, phase="begin"), timeout=240)
+        wait_for(lambda: aws_holds(aws, pool, token), timeout=30, interval=0.02)
     finally:
         killed = sandbox.kill(proc, args)
     assert killed.code == -signal.SIGKILL, killed.output
