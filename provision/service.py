@@ -1063,6 +1063,7 @@ def _plan_with(
 
 _RUN_MODULES = (
     "provision.prefect.writer",  # the Prefect checks, first after the state read
+    "httpcore",  # what httpx loads when the checks' client is made
     "pulumi.automation",
     "provision.engine_stack",
     "provision.program",

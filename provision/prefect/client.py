@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
 import logging
+import os
 import random
+import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -34,6 +37,28 @@ else:
         del sys.modules["httpx._main"]
 
 log = logging.getLogger(__name__)
+
+_PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def tls_setting(url: str) -> ssl.SSLContext | bool:
+    """What a client of ``url`` verifies TLS with.
+
+    Building a verifying context loads the CA bundle (~40 ms): it is built once per process
+    and shared by every client (the service's, and each Prefect resource call the engine
+    makes of this process). A plain-``http://`` URL with no proxy configured never opens a
+    TLS connection (the client follows no redirect), so it gets none.
+    """
+    if url.startswith("http://") and not any(os.environ.get(v) for v in _PROXY_ENV):
+        return False
+    return _verifying_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.cache
+def _verifying_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # Keyed on the variables httpx reads, so a changed CA setting is never served stale.
+    return httpx.create_ssl_context()
+
 
 # Statuses meaning "not available right now". Prefect itself answers 503 for retryable database
 # errors (a busy SQLite). Other 5xx are retried too (proxies and load balancers emit them
@@ -110,6 +135,7 @@ class PrefectClient:
             transport=transport,
             # The headers hold the key: never follow a redirect to another host with them.
             follow_redirects=False,
+            verify=tls_setting(api.url),
         )
 
     def __repr__(self) -> str:
