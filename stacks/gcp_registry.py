@@ -1,5 +1,5 @@
 """Artifact Registry's names: what the Cloud Run stack outputs and what its target predicts
-before any engine run (``CloudRunPool.expected_outputs``, the work pool's defaults in a plan).
+before any engine run (``GcpPool.expected_outputs``, the work pool's defaults in a plan).
 
 No pulumi import: the target computes these on the thread that checks Prefect, while the
 stack's own modules (and pulumi_gcp's) load in the background.

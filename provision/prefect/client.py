@@ -44,7 +44,7 @@ _PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_pro
 def tls_setting(url: str) -> ssl.SSLContext | bool:
     """What a client of ``url`` verifies TLS with.
 
-    Building a verifying context loads the CA bundle (~40 ms): it is built once per process
+    Building a verifying context loads the CA bundle (~20 ms): it is built once per process
     and shared by every client (the service's, and each Prefect resource call the engine
     makes of this process). A plain-``http://`` URL with no proxy configured never opens a
     TLS connection (the client follows no redirect), so it gets none.
