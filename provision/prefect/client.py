@@ -16,6 +16,7 @@ import random
 import ssl
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -38,8 +39,6 @@ else:
 
 log = logging.getLogger(__name__)
 
-_PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
 
 def tls_setting(url: str) -> ssl.SSLContext | bool:
     """What a client of ``url`` verifies TLS with.
@@ -49,7 +48,9 @@ def tls_setting(url: str) -> ssl.SSLContext | bool:
     makes of this process). A plain-``http://`` URL with no proxy configured never opens a
     TLS connection (the client follows no redirect), so it gets none.
     """
-    if url.startswith("http://") and not any(os.environ.get(v) for v in _PROXY_ENV):
+    # The proxies httpx itself would use (it asks ``getproxies`` too); ``no`` is NO_PROXY.
+    proxies = {k for k, v in urllib.request.getproxies().items() if v and k != "no"}
+    if url.startswith("http://") and not proxies:
         return False
     return _verifying_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
 

@@ -3,19 +3,20 @@ TLS connection can be opened."""
 
 from __future__ import annotations
 
+import os
 import ssl
 
 import pytest
 
 from provision.prefect.client import tls_setting
 
-_PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch):
-    for name in _PROXIES:
-        monkeypatch.delenv(name, raising=False)
+    # Every ``*_proxy`` variable, as urllib (and so httpx) reads them, in either case.
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
 
 
 def test_https_is_verified_with_one_context_per_process():
@@ -34,6 +35,11 @@ def test_a_proxy_keeps_verification_even_for_http(monkeypatch):
     # An https:// proxy would be reached over TLS.
     monkeypatch.setenv("HTTPS_PROXY", "https://proxy.example.com:3128")
     assert isinstance(tls_setting("http://prefect.internal:4200/api"), ssl.SSLContext)
+
+
+def test_no_proxy_alone_configures_no_proxy(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    assert tls_setting("http://127.0.0.1:4200/api") is False
 
 
 def test_another_ca_bundle_is_never_served_a_stale_context(monkeypatch):
