@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from provision.engine_errors import classify
 from provision.errors import EngineError
 from provision.settings import PROJECT_NAME
+from provision.state_file import repair_torn_sidecars
 
 if TYPE_CHECKING:
     from provision.engine import Engine
@@ -183,6 +184,8 @@ class StackLocks:
                     path.unlink(missing_ok=True)
                     path.with_name(path.name + ".attrs").unlink(missing_ok=True)
                     cleared.append(holder)
+            if cleared and not self.files(pool):
+                self._repair_sidecars(pool)
             return cleared
         holders = self.holders(pool)
         if not holders or not (force or all(is_stale(h) for h in holders)):
@@ -230,6 +233,18 @@ class StackLocks:
         if self._engine.settings.is_local_backend and self.unlock(pool):
             self._engine.notice(f"Removed a stale lock left by a killed run on '{pool}'.")
         return not self.files(pool)
+
+    def _repair_sidecars(self, pool: str) -> None:
+        # The run whose lock went may have been killed inside a blob write, leaving a torn
+        # metadata sidecar that would fail every later CLI command on the stack with
+        # "failed to load checkpoint: EOF" (see state_file). No run holds the stack now.
+        torn = repair_torn_sidecars(self._engine.settings.backend_url, PROJECT_NAME, pool)
+        if torn:
+            names = ", ".join(path.name for path in torn)
+            self._engine.notice(
+                f"Removed {len(torn)} half-written state metadata file(s) a killed run left "
+                f"on '{pool}' ({names})."
+            )
 
     def _local(self, pool: str) -> list[tuple[Path, LockHolder]]:
         found = []

@@ -15,6 +15,13 @@ so that the caller asks the CLI, which stays the authority:
 The file is written by the engine through a temporary file and a rename, so a read sees a
 whole checkpoint; a killed run's orphaned engine is waited for by the caller, as before a CLI
 read. Nothing is decrypted: secrets stay ciphertext, exactly as ``stack export`` prints them.
+
+Each blob of a file backend has a metadata sidecar, ``<file>.attrs``, that the CLI's blob
+library writes in place (truncate, then encode) just before renaming the blob into place, and
+decodes before every read of the blob. A writer killed between the two leaves it empty, and
+every later CLI command on the stack fails with ``failed to load checkpoint: EOF``.
+:func:`repair_torn_sidecars` removes such sidecars once no run holds the stack: a missing
+sidecar reads as the defaults, which is all the CLI needs.
 """
 
 from __future__ import annotations
@@ -60,6 +67,31 @@ def read_checkpoint(backend_url: str, project: str, stack: str) -> dict[str, Any
     if not isinstance(body, dict):
         return UNKNOWN
     return {"version": 3, "deployment": body.get("latest") or {}}
+
+
+def repair_torn_sidecars(backend_url: str, project: str, stack: str) -> list[Path]:
+    """Remove the ``.attrs`` sidecars of a stack's checkpoint and history files that do not
+    parse (a killed writer's), returning them. Only for a file backend in the layout
+    :func:`read_checkpoint` reads; call it only when no run holds the stack."""
+    root = _backend_root(backend_url)
+    if root is None or _layout_version(root / ".pulumi" / "meta.yaml") != 1:
+        return []
+    candidates = [
+        *(root / ".pulumi" / "stacks" / project).glob(f"{stack}.json*.attrs"),
+        *(root / ".pulumi" / "history" / project / stack).glob("*.attrs"),
+    ]
+    torn = [path for path in sorted(candidates) if not _whole_sidecar(path)]
+    for path in torn:
+        path.unlink(missing_ok=True)
+    return torn
+
+
+def _whole_sidecar(path: Path) -> bool:
+    # The blob library always writes one JSON object; anything else is a torn write.
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def _backend_root(url: str) -> Path | None:

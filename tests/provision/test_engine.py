@@ -180,6 +180,10 @@ def _lock_dir(settings, pool: str) -> Path:
     return settings.local_backend_path / ".pulumi" / "locks" / "organization" / "provision" / pool
 
 
+def _checkpoint(settings, pool: str) -> Path:
+    return settings.local_backend_path / ".pulumi" / "stacks" / "provision" / f"{pool}.json"
+
+
 def _write_lock(settings, pool: str, pid: int) -> Path:
     d = _lock_dir(settings, pool)
     d.mkdir(parents=True, exist_ok=True)
@@ -223,6 +227,25 @@ def test_a_stale_lock_of_a_dead_process_is_cleared_automatically(engine, setting
     assert {k for k, n in result.changes.items() if n} == {"same"}
     assert not lock.exists()
     assert any("stale lock" in n for n in engine.notices)
+
+
+def test_a_sidecar_a_killed_run_tore_is_repaired_with_its_lock(engine, settings):
+    # A CLI killed inside a checkpoint write can leave the checkpoint's metadata sidecar
+    # empty; the real CLI then fails every command on the stack ("failed to load checkpoint:
+    # EOF") until it goes, and the killed run's lock says no run is writing any more.
+    stack = open_stack(engine, "pool-t", program())
+    engine.up(stack)
+    attrs = _checkpoint(settings, "pool-t").with_suffix(".json.attrs")
+    attrs.write_text("")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    _write_lock(settings, "pool-t", dead.pid)
+
+    result = engine.up(stack)
+
+    assert {k for k, n in result.changes.items() if n} == {"same"}
+    assert any("half-written state metadata" in n for n in engine.notices)
+    assert json.loads(attrs.read_text())  # the CLI wrote it afresh
 
 
 # The locked run's inline program is abandoned by the SDK; collected later, it warns from

@@ -164,3 +164,33 @@ def test_release_stale_says_what_it_cleared_and_whether_the_stack_is_free(
 
     write_lock(engine, "etl", "live", live_pid)  # a live run, not an orphan: no wait
     assert locks.release_stale("etl") is False
+
+
+def test_clearing_a_killed_runs_lock_repairs_the_sidecar_it_tore(
+    engine: Engine, live_pid: int, dead_pid: int
+) -> None:
+    # A writer killed between truncating a blob's metadata sidecar and writing it leaves it
+    # empty; the CLI then fails on the stack with "failed to load checkpoint: EOF".
+    root = engine.settings.local_backend_path
+    assert root is not None
+    (root / ".pulumi").mkdir(parents=True)
+    (root / ".pulumi" / "meta.yaml").write_text("version: 1\n")
+    stacks = root / ".pulumi" / "stacks" / "provision"
+    stacks.mkdir(parents=True)
+    torn = stacks / "etl.json.attrs"
+    torn.write_text("")
+
+    live = write_lock(engine, "etl", "live", live_pid)
+    write_lock(engine, "etl", "dead", dead_pid)
+    engine.locks.unlock("etl")
+    assert torn.exists(), "a live run still holds the stack: its writes are its own"
+
+    live.unlink()
+    write_lock(engine, "etl", "dead", dead_pid)
+    assert engine.locks.release_stale("etl") is True
+    assert not torn.exists()
+    assert engine.notices[-2:] == [  # type: ignore[attr-defined]
+        "Removed 1 half-written state metadata file(s) a killed run left on 'etl' "
+        "(etl.json.attrs).",
+        "Removed a stale lock left by a killed run on 'etl'.",
+    ]

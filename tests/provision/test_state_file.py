@@ -1,5 +1,6 @@
 """Reading a file backend's checkpoint without the CLI: what is read, and when the CLI is
-asked instead (``UNKNOWN``). The equivalence with ``pulumi stack export`` itself is checked
+asked instead (``UNKNOWN``); repairing the metadata sidecars a killed writer tore. The
+equivalence with ``pulumi stack export`` itself is checked
 against the real CLI in ``test_engine.py``."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provision.state_file import UNKNOWN, read_checkpoint
+from provision.state_file import UNKNOWN, read_checkpoint, repair_torn_sidecars
 
 DEPLOYMENT = {
     "manifest": {"time": "2026-12-01T00:00:00Z", "magic": "m", "version": "v3.259.0"},
@@ -98,3 +99,51 @@ def test_other_backends_are_left_to_the_cli(tmp_path, url):
     backend(tmp_path)
     checkpoint(tmp_path, "etl", {"version": 3, "checkpoint": {"latest": DEPLOYMENT}})
     assert read_checkpoint(url.format(tmp_path), "provision", "etl") is UNKNOWN
+
+
+# -- torn sidecars -----------------------------------------------------------------------------
+
+WHOLE = '{"user.content_type":"text/plain; charset=utf-8","md5":"+pSZMJL+3obZB2ykFp3Mug=="}\n'
+
+
+def sidecar(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    attrs = path.with_name(path.name + ".attrs")
+    attrs.write_text(text)
+    return attrs
+
+
+def test_the_torn_sidecars_of_the_stacks_files_go_and_nothing_else(tmp_path):
+    url = backend(tmp_path)
+    stacks = tmp_path / ".pulumi" / "stacks" / "provision"
+    history = tmp_path / ".pulumi" / "history" / "provision" / "etl"
+    # Empty (killed after the truncate) and cut short (killed mid-encode): both torn.
+    torn = [
+        sidecar(stacks / "etl.json", ""),
+        sidecar(history / "etl-1.history.json", WHOLE[:20]),
+    ]
+    kept = [
+        sidecar(stacks / "etl.json.bak", WHOLE),
+        sidecar(history / "etl-1.checkpoint.json", WHOLE),
+        # Another stack's, even one whose name starts the same: not this stack's to repair.
+        sidecar(stacks / "etl2.json", ""),
+        sidecar(tmp_path / ".pulumi" / "history" / "provision" / "etl2" / "x.json", ""),
+    ]
+
+    assert repair_torn_sidecars(url, "provision", "etl") == sorted(torn)
+
+    assert not any(path.exists() for path in torn)
+    assert all(path.exists() for path in kept)
+    assert repair_torn_sidecars(url, "provision", "etl") == []
+
+
+@pytest.mark.parametrize("meta", [None, "version: 0\n"], ids=["no-meta", "legacy"])
+def test_sidecars_of_a_layout_it_does_not_know_are_left_alone(tmp_path, meta):
+    url = backend(tmp_path, meta)
+    attrs = sidecar(tmp_path / ".pulumi" / "stacks" / "provision" / "etl.json", "")
+    assert repair_torn_sidecars(url, "provision", "etl") == []
+    assert attrs.exists()
+
+
+def test_other_backends_have_no_sidecars_to_repair(tmp_path):
+    assert repair_torn_sidecars("s3://bucket/prefix", "provision", "etl") == []
