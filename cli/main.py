@@ -776,7 +776,12 @@ def main() -> NoReturn:
     every loaded module one by one (~0.15 s with a cloud SDK loaded, after the last line is
     printed) is skipped. By then only the main thread is left: the engine's servers are
     stopped and the preload threads are daemons.
+
+    The cyclic collector is paused while the command loads its code (``cli/collector.py``).
     """
+    from cli import collector
+
+    collector.pause()
     try:
         app()
         code: object = 0
