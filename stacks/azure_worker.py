@@ -137,9 +137,11 @@ class ContainerInstanceWorker(pulumi.ComponentResource):
         args: ContainerInstanceWorkerArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(TYPE_TOKEN, name, None, opts)
         if not args.group_names:
+            # Refused before the component registers: a half-registered component leaves the
+            # engine (or a test's mocks) with an RPC nobody awaits.
             raise ValueError("a worker needs at least one container group")
+        super().__init__(TYPE_TOKEN, name, None, opts)
         after = opts.depends_on if opts is not None else None
         arm_tags = tags(args.pool)
 

@@ -284,7 +284,10 @@ def test_a_variable_both_plain_and_secret_is_refused():
         environment({"TOKEN": "a"}, {"TOKEN": "b"})
 
 
+@pulumi.runtime.test
 def test_a_worker_needs_a_group(mon):
+    # Run by the mocks' event loop: the args' secret is an Output whose coroutine must be
+    # awaited, or it warns as "never awaited" from whichever test the collector runs in.
     mon.checked = True  # nothing to resolve: the constructor refuses
     with pytest.raises(ValueError, match="at least one container group"):
         make_worker(group_names=[])
