@@ -201,11 +201,15 @@ class StackLocks:
         return holders
 
     def wait_for_orphans(self, pool: str, timeout: float = 120.0) -> None:
-        """Wait while a killed run's orphaned engine finishes its in-flight operations.
+        """Wait while a killed run's orphaned engine is still running.
 
-        When ``provision`` is killed, its pulumi child lives on (reparented to init) until
-        the operations it started complete, and then dies holding the lock. Waiting for it
-        is what a user would do by hand; a lock held by a non-orphan is a real concurrent run.
+        When ``provision`` is killed, its pulumi child lives on (reparented to init) until it
+        next writes progress to the pipe nobody reads: SIGPIPE kills it then, holding the
+        lock, typically as an in-flight operation completes (strace of an orphaned ``up``:
+        ``write(1, ...) = -1 EPIPE``, then ``killed by SIGPIPE``), possibly in the middle of
+        a checkpoint write (see ``state_file.repair_torn_sidecars``). Until then it may still
+        be writing the state; waiting for it is what a user would do by hand. A lock held by
+        a non-orphan is a real concurrent run.
         """
         host = socket.gethostname()
         announced = False
