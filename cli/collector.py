@@ -8,10 +8,10 @@ again and frees nothing: ~85 ms of a 0.6 s ``preview --offline --type ecs`` (mea
 ``gc.callbacks`` timer). mypy raises its thresholds for the same reason.
 
 So the console script pauses the collector (:func:`pause`). A command still running
-``resume_after`` seconds later (an ``up`` that creates resources, ``destroy``, a worker)
-collects once, freezes what survives (the loaded code: never walked again) and collects as
-usual from then on. A shorter command ends before any cycle it made is worth a pass; its
-memory goes with the process.
+``resume_after`` seconds later (an ``up`` that creates resources, ``destroy``, a
+confirmation prompt waiting for its answer) collects once, freezes what survives (the
+loaded code: never walked again) and collects as usual from then on. A shorter command ends
+before any cycle it made is worth a pass; its memory goes with the process.
 """
 
 from __future__ import annotations
