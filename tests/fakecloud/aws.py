@@ -36,7 +36,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import fnmatch
-import functools
 import hashlib
 import hmac
 import ipaddress
@@ -285,12 +284,9 @@ def _new_client(
     ctx: Context, service: str, region: str, endpoint: str, account: str, latency: float
 ) -> Any:
     """A boto3 client from the module's session; hold ``_CLIENTS_LOCK``."""
-    import boto3
     from botocore.config import Config
 
-    if not _SESSION:
-        _SESSION.append(boto3.session.Session())
-    client = _SESSION[0].client(
+    client = _boto_session().client(
         service,
         region_name=region,
         endpoint_url=endpoint,
@@ -314,12 +310,33 @@ def _new_client(
     return client
 
 
-@functools.cache
-def known_region(region: str) -> bool:
-    """A region of the commercial partition (what botocore's endpoint data lists)."""
-    import botocore.session
+def _boto_session() -> Any:
+    """The module's one boto3 Session; hold ``_CLIENTS_LOCK``.
 
-    return region in botocore.session.get_session().get_available_regions("ec2")
+    One session, so each service's model (EC2's is ~20 MB of dicts once parsed) is loaded
+    once and shared by its clients and by :func:`known_region`.
+    """
+    import boto3
+
+    if not _SESSION:
+        _SESSION.append(boto3.session.Session())
+    return _SESSION[0]
+
+
+_REGIONS: list[frozenset[str]] = []  # the commercial partition's regions, read on first use
+
+
+def known_region(region: str) -> bool:
+    """A region of the commercial partition (what botocore's endpoint data lists).
+
+    Read once, under the clients' lock: the engine's first operations arrive together, and
+    each asking a fresh botocore session would parse EC2's model again, in every thread.
+    """
+    if not _REGIONS:
+        with _CLIENTS_LOCK:
+            if not _REGIONS:
+                _REGIONS.append(frozenset(_boto_session().get_available_regions("ec2")))
+    return region in _REGIONS[0]
 
 
 def sdk_error(exc: Exception) -> str:

@@ -11,8 +11,10 @@ import importlib
 import inspect
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -761,6 +763,37 @@ def test_an_unknown_region_fails_like_a_dns_lookup(make_aws: Callable[..., Drive
     assert "lookup iam.mars-north-1.amazonaws.com: no such host" in error_of(
         lambda: aws.up(USER, "u", {"name": "etl-user"})
     )
+
+
+def test_the_region_list_is_read_once_however_many_threads_ask(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The engine's first operations arrive together. Each asking a fresh botocore session
+    # parsed EC2's ~20 MB model once per thread: the plugin peaked at 222 MB instead of 120.
+    import boto3
+
+    monkeypatch.setattr(fake, "_REGIONS", [])
+    monkeypatch.setattr(fake, "_SESSION", [])
+    reads: list[str] = []
+    real = boto3.session.Session.get_available_regions
+
+    def counted(self: Any, service: str, *args: Any, **kwargs: Any) -> list[str]:
+        reads.append(service)
+        time.sleep(0.05)  # hold the read open while the other threads arrive
+        return real(self, service, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "get_available_regions", counted)
+    barrier = threading.Barrier(8)
+
+    def ask(region: str) -> bool:
+        barrier.wait()
+        return fake.known_region(region)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, ["eu-west-1"] * 7 + ["mars-north-1"]))
+    assert answers == [True] * 7 + [False]
+    assert reads == ["ec2"]
+    assert len(fake._SESSION) == 1  # the clients' session, so EC2's model is shared with them
 
 
 def test_injected_faults_name_the_resource_and_are_logged(
