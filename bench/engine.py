@@ -54,10 +54,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import PROVISION, write_results  # noqa: E402
 from bench.latency_proxy import LatencyProxy  # noqa: E402
 from bench.rss import measure_tree  # noqa: E402
 
-PROVISION = str(Path(sys.executable).parent / "provision")
 REGION_GCP = "europe-west1"
 REGION_AWS = "eu-west-1"
 AZURE_SUBSCRIPTION = "6b1f7c2e-3d4a-4e5b-8c9d-0a1b2c3d4e5f"
@@ -491,21 +491,17 @@ def main() -> int:
         print(f"{'PASS' if ok else 'FAIL'} {name}")
     print(f"({args.runs} runs, {os.cpu_count()} cores, {time.monotonic() - started:.0f} s)")
 
-    out = ROOT / "bench" / "results" / "engine.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "command": "bench/engine.py " + " ".join(sys.argv[1:]),
-                "runs": args.runs,
-                "cores": os.cpu_count(),
-                "samples": {str(k): v for k, v in results.items()},
-                "tables": {str(k): v for k, v in tables.items()},
-                "critical_path": critical,
-                "checks": checks,
-            },
-            indent=2,
-        )
+    write_results(
+        "engine",
+        {
+            "command": "bench/engine.py " + " ".join(sys.argv[1:]),
+            "runs": args.runs,
+            "cores": os.cpu_count(),
+            "samples": {str(k): v for k, v in results.items()},
+            "tables": {str(k): v for k, v in tables.items()},
+            "critical_path": critical,
+            "checks": checks,
+        },
     )
     return 0 if all(checks.values()) else 1
 

@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import PROVISION  # noqa: E402
 from provision.registry import POOL_TYPES  # noqa: E402
 
-PROVISION = str(Path(sys.executable).parent / "provision")
 TARGET_S = 0.5
 
 FLAGS = {

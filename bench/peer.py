@@ -54,8 +54,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import PROVISION, write_results  # noqa: E402
 from bench.engine import (  # noqa: E402
-    PROVISION,
     REGION_AWS,
     PulumiShim,
     measure,
@@ -324,21 +324,17 @@ def main() -> int:
         f"{time.monotonic() - started:.0f} s)"
     )
 
-    out = ROOT / "bench" / "results" / "peer.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "command": "bench/peer.py " + " ".join(sys.argv[1:]),
-                "runs": args.runs,
-                "cores": os.cpu_count(),
-                "default_vpc_removed": not args.keep_default_vpc,
-                "table": table,
-                "inventories": peer.inventories,
-                "samples": {str(k): v for k, v in samples.items()},
-            },
-            indent=2,
-        )
+    write_results(
+        "peer",
+        {
+            "command": "bench/peer.py " + " ".join(sys.argv[1:]),
+            "runs": args.runs,
+            "cores": os.cpu_count(),
+            "default_vpc_removed": not args.keep_default_vpc,
+            "table": table,
+            "inventories": peer.inventories,
+            "samples": {str(k): v for k, v in samples.items()},
+        },
     )
     return 0 if all(row["ok"] is not False for row in table) else 1
 

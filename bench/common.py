@@ -1,0 +1,76 @@
+"""What the wall-time benchmarks of whole ``provision`` commands share.
+
+``bench/team.py`` and ``bench/pools_file.py`` each run ``provision`` against the fake GCP, the
+real engine and a real Prefect server, time commands, and report medians and a ratio:
+
+    env = engine_base_env(root, prefect.api_url)      # + the benchmark's own variables
+    seconds = timed(["preview", "bench", "--expect-no-changes"], env)
+    medians = report("preview POOL", times)           # prints the table, returns the medians
+    write_results("team", {...})                      # bench/results/team.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVISION = str(Path(sys.executable).parent / "provision")
+"""The console script of the interpreter running the benchmark (its venv's)."""
+
+
+def engine_base_env(root: Path, prefect_api_url: str) -> dict[str, str]:
+    """This process's environment without its Prefect and Pulumi settings (and ``CI``), plus
+    a fresh engine under ``root`` (``tests.fakecloud.harness.engine_env``: a local backend,
+    the fakes' state dir and plugins), a new passphrase, the built pulumi CLI, the Prefect
+    server and an empty gcloud config."""
+    from tests.fakecloud.harness import engine_env, require_pulumi_root
+
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PULUMI_"))}
+    inherited.pop("CI", None)
+    return {
+        **inherited,
+        **engine_env(root / "engine"),
+        "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(16),
+        "PROVISION_PULUMI_ROOT": str(require_pulumi_root()),
+        "PREFECT_API_URL": prefect_api_url,
+        "CLOUDSDK_CONFIG": str(root / "gcloud"),
+    }
+
+
+def timed(args: list[str], env: Mapping[str, str], cwd: Path | None = None) -> float:
+    """Wall time of ``provision ARGS``, in seconds; the benchmark stops if it fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [PROVISION, *args], env=dict(env), cwd=cwd, capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"provision {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return elapsed
+
+
+def report(title: str, times: Mapping[str, list[float]]) -> dict[str, float]:
+    """Print each series' median, min and max under ``title``; return the medians."""
+    width = max(len(title), *(len(name) for name in times)) + 2
+    print(f"{title:{width}} {'median':>8} {'min':>8} {'max':>8}")
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, values in times.items():
+        print(f"{name:{width}} {medians[name]:8.2f} {min(values):8.2f} {max(values):8.2f}")
+    return medians
+
+
+def write_results(name: str, results: Mapping[str, Any]) -> Path:
+    """Write ``bench/results/NAME.json``; its path."""
+    out = ROOT / "bench" / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return out
