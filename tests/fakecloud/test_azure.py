@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 import inspect
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -1319,14 +1318,7 @@ def test_personal_account_apps_hold_two_passwords_others_any_number(
 
 
 # ---------------------------------------------------------------- the engine
-@pytest.fixture
-def _collect_abandoned_programs() -> Iterator[None]:
-    yield
-    gc.collect()
-
-
 @pytest.mark.e2e
-@pytest.mark.usefixtures("_collect_abandoned_programs")
 def test_engine_smoke_every_type_up_rerun_update_refresh_destroy(tmp_path: Path) -> None:
     """Both plugins under the real engine: create, a no-op rerun, an in-place update, destroy."""
     import pulumi_azuread as azuread
@@ -1419,7 +1411,6 @@ def test_engine_smoke_every_type_up_rerun_update_refresh_destroy(tmp_path: Path)
 
 
 @pytest.mark.e2e
-@pytest.mark.usefixtures("_collect_abandoned_programs")
 def test_engine_smoke_a_worker_up_rerun_refresh_destroy(tmp_path: Path) -> None:
     """The worker's types under the real engine: the secure value is a secret in the state,
     ARM never answers it, a rerun and a refresh change nothing, destroy leaves nothing."""

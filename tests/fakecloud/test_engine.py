@@ -6,14 +6,12 @@ looks green while proving nothing.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pulumi
@@ -34,19 +32,6 @@ pytestmark = pytest.mark.e2e
 
 PROJECT = "fake-project"
 CONFIG = {"gcp:project": PROJECT, "gcp:region": "us-central1"}
-
-
-@pytest.fixture(autouse=True)
-def _collect_abandoned_programs() -> Iterator[None]:
-    """Collect garbage while the test's warning filters still apply.
-
-    When the engine aborts an update, the SDK abandons the inline program's
-    coroutine; its shutdown hook then fails on the closed loop whenever the
-    coroutine is collected, which otherwise happens after the test and escapes
-    the test's ``filterwarnings``.
-    """
-    yield
-    gc.collect()
 
 
 def test_missing_cli_fails_with_the_build_hint(
@@ -164,8 +149,6 @@ def test_every_gcp_type_through_preview_rerun_refresh_update_destroy(tmp_path: P
     assert left == {(fake.SERVICE, True), (fake.CUSTOM_ROLE, True)}, "disabled API, role tombstone"
 
 
-# The abandoned program's shutdown noise (see _collect_abandoned_programs).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_provider_errors_reach_the_automation_api_verbatim(tmp_path: Path) -> None:
     """A once-fault fails the first up with the fake's text; the rerun converges."""
     require_pulumi_root()
@@ -219,7 +202,6 @@ inline_stack(workdir, env, program, config=config).up()
 """
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize(
     ("delay", "orphaned"),
     [("FAKECLOUD_DELAY_MS_CREATE", False), ("FAKECLOUD_DELAY_AFTER_MS_CREATE", True)],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import socket
@@ -38,12 +37,6 @@ def program(names=("a",), hold: threading.Event | None = None):
         pulumi.export("token", pulumi.Output.secret("s3cr3t-value"))
 
     return run
-
-
-@pytest.fixture
-def _collect_abandoned_programs():
-    yield
-    gc.collect()
 
 
 @pytest.fixture
@@ -248,10 +241,6 @@ def test_a_sidecar_a_killed_run_tore_is_repaired_with_its_lock(engine, settings)
     assert json.loads(attrs.read_text())  # the CLI wrote it afresh
 
 
-# The locked run's inline program is abandoned by the SDK; collected later, it warns from
-# whichever test happens to run then. Collected here, under this filter.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.usefixtures("_collect_abandoned_programs")
 def test_concurrent_up_on_one_stack_one_wins_one_is_locked(engine):
     hold = threading.Event()
     stack = open_stack(engine, "pool-h", program(hold=hold))

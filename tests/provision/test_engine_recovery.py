@@ -9,9 +9,8 @@ that create is then set by hand, so each branch of recovery is exercised determi
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +46,6 @@ def adopt(type_token: str, inputs: Mapping[str, Any]) -> str | None:
     if type_token != fake.ACCOUNT or not isinstance(inputs.get("accountId"), str):
         return None
     return f"projects/{PROJECT}/serviceAccounts/{inputs['accountId']}@{EMAIL.split('@')[1]}"
-
-
-@pytest.fixture(autouse=True)
-def _collect_abandoned_programs() -> Iterator[None]:
-    yield
-    gc.collect()
 
 
 @pytest.fixture
