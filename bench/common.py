@@ -1,7 +1,9 @@
-"""What the wall-time benchmarks of whole ``provision`` commands share.
+"""What the benchmarks of whole ``provision`` commands share.
 
-``bench/team.py`` and ``bench/pools_file.py`` each run ``provision`` against the fake GCP, the
-real engine and a real Prefect server, time commands, and report medians and a ratio:
+Each runs the venv's ``provision`` (:data:`PROVISION`); the engine, peer, team and
+pools-file benchmarks write their results with :func:`write_results`. ``bench/team.py`` and
+``bench/pools_file.py`` also run it against the fake GCP, the real engine and a real Prefect
+server, time commands, and report medians and a ratio:
 
     env = engine_base_env(root, prefect.api_url)      # + the benchmark's own variables
     seconds = timed(["preview", "bench", "--expect-no-changes"], env)

@@ -220,7 +220,6 @@ def _cmdline(pid: int) -> list[str]:
 # -- the `up` scenarios ---------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
-PROVISION = str(Path(sys.executable).parent / "provision")
 SCENARIOS = {
     "gcp": ["--type", "cloud-run-v2:push", "--project", "bench-proj-1", "--region", "europe-west1"],
     "ecs": ["--type", "ecs", "--region", "eu-west-1"],
@@ -234,6 +233,7 @@ def _scenario(name: str, runs: int) -> int:
     import tempfile
 
     sys.path.insert(0, str(ROOT))
+    from bench.common import PROVISION
     from tests.fakecloud.harness import engine_env, require_pulumi_root
     from tests.prefect_server import PrefectServer
 
