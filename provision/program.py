@@ -12,10 +12,12 @@ cloud side.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+import pulumi.log
 
 from provision import preload
 from provision.prefect.resources import PrefectBlock, PrefectWorkPool
@@ -46,6 +48,7 @@ def pool_program(
     """The inline program for ``pool``: record, cloud resources, block, work pool, exports."""
 
     async def run() -> None:
+        quiet_sdk_debug()
         # Its modules may still be loading in the background (see ``provision.preload``).
         preload.wait()
         # Registered, not just declared, before anything else: the runtime sends registrations
@@ -92,6 +95,43 @@ def pool_program(
                 pulumi.export(key, value)
 
     return run
+
+
+_SDK_DEBUG: ContextVar[bool] = ContextVar("provision_sdk_debug", default=True)
+"""Whether the pulumi SDK's debug messages reach the engine in this context."""
+
+
+def quiet_sdk_debug() -> None:
+    """Keep the pulumi SDK's debug messages of this program (and of the registrations it
+    starts) from the engine.
+
+    The SDK logs "registering resource", "resource registration prepared" and "resource
+    registration successful" for every resource, each a synchronous ``Log`` call to the engine
+    made on the program's event loop, and the engine drops debug messages unless the CLI runs
+    with ``--debug``, which ``provision`` never passes. That is ~0.65 ms per call, 80 to 150 per
+    run: 50 to 90 ms of an ``up`` or ``preview`` (median of 9, fake clouds, 2 cores).
+
+    Scoped by a context variable, which the runtime's tasks inherit from the program that
+    created them: the SDK's debug messages of other programs in the same process (the library
+    used from a program of one's own) still reach their engine.
+    """
+    _SDK_DEBUG.set(False)
+    if getattr(pulumi.log.debug, "provision_scoped", False):
+        return
+    sdk_debug = pulumi.log.debug
+
+    def debug(
+        msg: str,
+        resource: pulumi.Resource | None = None,
+        stream_id: int | None = None,
+        ephemeral: bool | None = None,
+    ) -> None:
+        if _SDK_DEBUG.get():
+            sdk_debug(msg, resource, stream_id, ephemeral)
+
+    debug.provision_scoped = True  # type: ignore[attr-defined]
+    # The runtime's modules call ``log.debug`` through the module at each call.
+    pulumi.log.debug = debug
 
 
 def tool_urns(pool: str) -> list[str]:
