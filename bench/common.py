@@ -1,6 +1,7 @@
 """What the benchmarks of whole ``provision`` commands share.
 
-Each runs the venv's ``provision`` (:data:`PROVISION`); the engine, peer, team and
+Each runs the venv's ``provision`` (:data:`PROVISION`), its bytecode written first
+(:func:`compile_bytecode`); the engine, peer, team and
 pools-file benchmarks write their results with :func:`write_results`. ``bench/team.py`` and
 ``bench/pools_file.py`` also run it against the fake GCP, the real engine and a real Prefect
 server, time commands, and report medians and a ratio:
@@ -27,6 +28,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PROVISION = str(Path(sys.executable).parent / "provision")
 """The console script of the interpreter running the benchmark (its venv's)."""
+
+
+PACKAGES = ("cli", "provision", "stacks", "tests")
+"""This checkout's packages: the product, and the fakes' and test servers' code."""
+
+
+def compile_bytecode() -> None:
+    """Write the bytecode of this checkout's packages (:data:`PACKAGES`), as installing a
+    package does: run from an editable install where ``PYTHONDONTWRITEBYTECODE`` is set (as on
+    the machine these benchmarks were written on), every ``provision`` run would compile the
+    modules it loads from source, and the benchmarks would time that. Each benchmark calls it
+    first; it writes only ``__pycache__`` files that are missing or stale."""
+    import compileall
+
+    for package in PACKAGES:
+        compileall.compile_dir(ROOT / package, quiet=1)
 
 
 def engine_base_env(root: Path, prefect_api_url: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PROVISION  # noqa: E402
+from bench.common import PROVISION, compile_bytecode  # noqa: E402
 from provision.registry import POOL_TYPES  # noqa: E402
 
 TARGET_S = 0.5
@@ -101,23 +101,21 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "offline.json"))
     parser.add_argument("--instructions", action="store_true", help="count (valgrind)")
     args = parser.parse_args()
+    compile_bytecode()
     types = [t for t in args.types.split(",") if t]
     if args.instructions:
         with tempfile.TemporaryDirectory() as home:
             env = {**os.environ, **ENV, "PROVISION_HOME": home, "PREFECT_HOME": home}
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
             counts = {}
             for t in types:
-                run_once(command(t), env)  # bytecode
+                run_once(command(t), env)  # page cache
                 counts[t] = instructions(command(t), env)
                 print(f"{t:32} {counts[t] / 1e9:8.3f} G instructions", flush=True)
         return 0
 
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, **ENV, "PROVISION_HOME": home, "PREFECT_HOME": home}
-        # As installed (pip and pipx compile bytecode): the warm-up writes the project's own.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        for t in types:  # warm-up: page cache, bytecode
+        for t in types:  # warm-up: page cache
             run_once(command(t), env)
         wall: dict[str, list[float]] = {t: [] for t in types}
         cpu: dict[str, list[float]] = {t: [] for t in types}

@@ -54,7 +54,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PROVISION, write_results  # noqa: E402
+from bench.common import PROVISION, compile_bytecode, write_results  # noqa: E402
 from bench.engine import (  # noqa: E402
     REGION_AWS,
     PulumiShim,
@@ -236,6 +236,7 @@ def main() -> int:
     parser.add_argument("--keep-default-vpc", action="store_true")
     parser.add_argument("--prefect-child", metavar="POOL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    compile_bytecode()
     if args.prefect_child:
         asyncio.run(_prefect_create(args.prefect_child))
         return 0
@@ -260,7 +261,7 @@ def main() -> int:
             (root / "pulumi-home").mkdir()
             peer = Peer(root, world_env(root, prefect.api_url, shim.root), moto.endpoint, shim)
             peer.keep_default_vpc = args.keep_default_vpc
-            for tool in TOOLS:  # warm-up: page cache, bytecode, plugins; and the inventories
+            for tool in TOOLS:  # warm-up: page cache, plugins; and the inventories
                 peer.run(tool, proxies[min(latencies)], f"warm-{tool}")
             for i in range(args.runs):
                 for latency in latencies:

@@ -22,7 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import engine_base_env, report, timed, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    compile_bytecode,
+    engine_base_env,
+    report,
+    timed,
+    write_results,
+)
 from tests.prefect_server import PrefectServer  # noqa: E402
 
 POOLS = ("bench-a", "bench-b", "bench-c", "bench-d")
@@ -37,6 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    compile_bytecode()
 
     with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
         root = Path(tmp)

@@ -233,10 +233,11 @@ def _scenario(name: str, runs: int) -> int:
     import tempfile
 
     sys.path.insert(0, str(ROOT))
-    from bench.common import PROVISION
+    from bench.common import PROVISION, compile_bytecode
     from tests.fakecloud.harness import engine_env, require_pulumi_root
     from tests.prefect_server import PrefectServer
 
+    compile_bytecode()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         server = PrefectServer(work / "prefect-server", startup_timeout=300)
