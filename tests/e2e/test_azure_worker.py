@@ -75,6 +75,18 @@ class Protected:
         r = self.get(f"/work_pools/{pool}")
         return None if r.status_code == 404 else r.raise_for_status().json()
 
+    def work_pool_gone(self, pool: str) -> bool:
+        """Whether the server answers 404 for the pool. Prefect's server answers a read racing
+        the pool's delete with a 500 at times (once in CI, this test polling every 50 ms while
+        ``destroy`` deleted the pool; 32 of 402 reads in 60 deletes polled by 3 threads against
+        the test server): not gone yet, the next poll asks again. Any other error fails."""
+        r = self.get(f"/work_pools/{pool}")
+        if r.status_code == 404:
+            return True
+        if not r.is_server_error:
+            r.raise_for_status()
+        return False
+
 
 @pytest.fixture
 def prefect(protected_prefect_server) -> Protected:
@@ -185,7 +197,7 @@ def test_up_runs_the_worker_as_its_identity_with_no_credential_anywhere(
     try:
         wait_for(lambda: cloud.calls("delete", CONTAINER_GROUP, phase="begin"), timeout=240)
         assert prefect.work_pool(pool) is not None, "the work pool went before its worker"
-        wait_for(lambda: prefect.work_pool(pool) is None, timeout=240, interval=0.05)
+        wait_for(lambda: prefect.work_pool_gone(pool), timeout=240, interval=0.05)
         stopped = [c for c in cloud.calls("delete", CONTAINER_GROUP) if c["outcome"] == "ok"]
         assert len(stopped) == 2, "the work pool was deleted while a worker still ran"
     finally:
