@@ -9,7 +9,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +31,7 @@ from tests.fakecloud.gcp import (
 )
 from tests.fakecloud.gcp_base import SECRET, SECRET_IAM_MEMBER, SECRET_VERSION, WORKER_POOL
 from tests.fakecloud.provider import UNKNOWN, CloudError, FakeProvider, Secret, to_plain_map
+from tests.fakecloud.sdk_source import class_source
 from tests.fakecloud.state import FakeCloud
 
 SA_INPUTS = {"accountId": "pool-runner", "displayName": "Pool runner"}
@@ -68,25 +68,10 @@ def _wire_names(cls: type) -> set[str]:
     return names
 
 
-def _class_source(cls: type) -> str:
-    """The text of ``cls``'s class statement, found without parsing its module.
-
-    ``inspect.getsource`` parses the whole module, and Python 3.11.7 keeps the AST
-    constructor's recursion depth in state every thread shares (CPython gh-106905, fixed in
-    3.11.8): when another thread builds an AST while a parse of one of pulumi_gcp's large
-    modules has let go of the interpreter lock, the parse fails with "AST constructor recursion
-    depth mismatch", as this test did once in CI.
-    """
-    source = Path(inspect.getsourcefile(cls) or "").read_text()
-    start = source.index(f"\nclass {cls.__name__}(")
-    end = source.find("\nclass ", start + 1)
-    return source[start : end if end != -1 else len(source)]
-
-
 @pytest.mark.parametrize("token", sorted(GCP.resources))
 def test_token_and_input_names_match_the_installed_pulumi_gcp(token: str) -> None:
     cls = _sdk_class(token)
-    assert f"'{token}'" in _class_source(cls), "the SDK registers exactly this token"
+    assert f"'{token}'" in class_source(cls), "the SDK registers exactly this token"
     args = getattr(importlib.import_module(cls.__module__), cls.__name__ + "Args")
     assert GCP.resources[token].inputs == _wire_names(args)
 
