@@ -15,6 +15,9 @@ backend, a read of the checkpoint file, see ``state_file``; elsewhere ``stack ex
 ``stack init`` for a new stack, and ``pulumi up``. No ``pulumi version`` (``pulumi_cli``
 remembers it), no ``stack select`` (``engine_stack.PoolStack``), config written with the stack
 settings file, and the summary and outputs of an operation taken from the engine's own events.
+The operations run the CLI through ``cli_run`` (not the Automation API's ``Stack.up``...), so
+that it can start before the program is ready: ``start_preview`` starts a preview as soon as
+the state is read, and the caller's own work overlaps the CLI's start-up.
 The pulumi SDK is imported lazily so that importing this module stays cheap.
 """
 
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provision.dynamic_host import ATTACH_ENV, DynamicProviderHost, attach_env
+from provision.dynamic_host import DynamicProviderHost
 from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal, is_secret
@@ -46,6 +49,7 @@ from provision.state_file import UNKNOWN, read_checkpoint
 if TYPE_CHECKING:
     from pulumi.automation import LocalWorkspace, PulumiCommand
 
+    from provision.cli_run import CliRun
     from provision.engine_stack import PoolStack
 
 Program = Callable[[], Awaitable[None] | None]
@@ -171,21 +175,15 @@ class Engine:
         self.settings.prepare()
         self._prepared = True
 
-    def _workspace(self, work_dir: Path, program: Program | None = None) -> LocalWorkspace:
-        """A workspace in ``work_dir``: the project file written, nothing run."""
+    def _workspace(self, work_dir: Path) -> LocalWorkspace:
+        """A workspace in ``work_dir``: the project file written, nothing run. Its calls never
+        run the program (the operations do, see ``_operate``)."""
         from pulumi import automation as auto
 
         work_dir.mkdir(parents=True, exist_ok=True)
-        env = self._cli_env()
-        if program is not None:
-            # The program's dynamic resources (Prefect's) are served by this process: the
-            # engine attaches to it rather than starting a Python plugin process.
-            inherited = env.get(ATTACH_ENV, os.environ.get(ATTACH_ENV))
-            env[ATTACH_ENV] = attach_env(self._dynamic_host().start(), inherited)
         return auto.LocalWorkspace(
             work_dir=str(work_dir),
-            program=program,
-            env_vars=env,
+            env_vars=self._cli_env(),
             secrets_provider=self.settings.secrets_provider,
             project_settings=auto.ProjectSettings(
                 name=PROJECT_NAME,
@@ -194,6 +192,33 @@ class Engine:
             ),
             pulumi_command=self.command(),
         )
+
+    def _stack_dir(self, pool: str) -> Path:
+        """The throwaway work dir of ``pool``'s stack in this process."""
+        return self._scratch_dir() / "stacks" / pool
+
+    def _write_stack_files(
+        self, pool: str, secrets: Mapping[str, Any], config: Mapping[str, str]
+    ) -> Path:
+        """Write ``pool``'s project and stack settings files without the SDK, and return the
+        work dir: the settings name the secrets manager the state has (``secrets``: the
+        deployment's ``secrets_providers``) and hold ``config``. JSON is YAML. Settings that
+        ``stack init`` wrote there for a new stack (its passphrase salt) are kept."""
+        work_dir = self._stack_dir(pool)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        project = {"name": PROJECT_NAME, "runtime": "python"}
+        project["backend"] = {"url": self.settings.backend_url}
+        (work_dir / "Pulumi.yaml").write_text(json.dumps(project))
+        path = work_dir / f"Pulumi.{pool}.yaml"
+        settings: dict[str, Any] = {}
+        if path.exists():
+            import yaml
+
+            settings = yaml.safe_load(path.read_text()) or {}
+        settings.update(_pinned_secrets(secrets))
+        settings["config"] = dict(config)
+        path.write_text(json.dumps(settings))
+        return work_dir
 
     def _read_dir(self) -> Path:
         """The work dir of raw state reads: a project file only (``list`` reads pools on
@@ -349,24 +374,19 @@ class Engine:
                     "secrets provider): it decrypts the credentials kept in the stack state."
                 )
         self._prepare()
-        ws = self._workspace(self._scratch_dir() / "stacks" / pool, program)
+        ws = self._workspace(self._stack_dir(pool))
         # A killed run's engine may still be writing the checkpoint: reading it now could
         # see a partial file ("failed to load checkpoint: EOF").
         self.locks.wait_for_orphans(pool)
         if deployment is None:
             try:
+                # `stack init` writes the new stack's secrets manager settings in the work dir.
                 ws.create_stack(pool)
             except auto.CommandError as exc:
                 raise classify(str(exc), pool=pool, operation="stack creation") from None
-        try:
-            # `stack init` wrote the new stack's secrets manager settings here.
-            settings = ws.stack_settings(pool)
-        except FileNotFoundError:
-            settings = auto.StackSettings()
-        _pin_secrets(settings, (deployment or {}).get("secrets_providers") or {})
-        settings.config = dict(config)
-        ws.save_stack_settings(pool, settings)
-        return PoolStack(pool, ws, {} if deployment is None else deployment)
+        secrets = (deployment or {}).get("secrets_providers") or {}
+        self._write_stack_files(pool, secrets, config)
+        return PoolStack(pool, ws, program, {} if deployment is None else deployment)
 
     def list_stacks(self) -> list[StackInfo]:
         """Every pool stack in the backend."""
@@ -412,6 +432,25 @@ class Engine:
 
     # -- operations -----------------------------------------------------------------------
 
+    def start_preview(
+        self,
+        pool: str,
+        *,
+        deployment: Mapping[str, Any],
+        config: Mapping[str, str],
+        refresh: bool = False,
+    ) -> CliRun:
+        """Start the preview of an existing stack before its program is ready, to be handed
+        to ``preview`` (``started``) once it is, or cancelled. The CLI's start-up, backend
+        read and key derivation then overlap whatever the caller does meanwhile; nothing here
+        loads the pulumi SDK. ``deployment`` and ``config`` are what ``stack`` will be given.
+        """
+        self._prepare()
+        self._preview_locks(pool)
+        secrets = deployment.get("secrets_providers") or {}
+        work_dir = self._write_stack_files(pool, secrets, config)
+        return self._start(pool, _preview_command(refresh), work_dir)
+
     def preview(
         self,
         stack: PoolStack,
@@ -419,22 +458,21 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         refresh: bool = False,
         rules: Iterable[ErrorRule] = (),
+        started: CliRun | None = None,
     ) -> OperationResult:
-        """What ``up`` would change (``refresh``: after reading the cloud's actual state)."""
-        pool = stack.name
+        """What ``up`` would change (``refresh``: after reading the cloud's actual state);
+        ``started``: the CLI ``start_preview`` started for it."""
+        if started is None:
+            self._preview_locks(stack.name)
+        translator = EventTranslator(on_progress)
+        self._operate(stack, "preview", _preview_command(refresh), rules, translator, started)
+        return OperationResult(changes=_changes(translator.summary), steps=_steps(translator))
+
+    def _preview_locks(self, pool: str) -> None:
         # A preview writes nothing, but a killed run's stale lock would still block it.
         self.locks.wait_for_orphans(pool)
         if self.settings.is_local_backend:
             self.locks.unlock(pool)
-        translator = EventTranslator(on_progress)
-        self._run(
-            pool,
-            "preview",
-            rules,
-            translator,
-            lambda: stack.preview(on_event=translator, refresh=refresh or None, color="never"),
-        )
-        return OperationResult(changes=_changes(translator.summary), steps=_steps(translator))
 
     def up(
         self,
@@ -452,29 +490,28 @@ class Engine:
         ``targets`` limits the update to those URNs. The changes, each resource's outputs and
         the stack outputs come from the engine's events: no CLI call follows ``pulumi up``.
         """
-        pool = stack.name
         rules = tuple(rules)
         retry_rules = propagation_rules(propagation)
+        command = ["up", "--yes", "--skip-preview", "--color", "never"]
+        if refresh:
+            command.append("--refresh")
+        for urn in targets or ():
+            command += ["--target", urn]
         attempt = 0
         while True:
             self.recover(stack)
             translator = EventTranslator(on_progress)
             try:
-                self._run(
-                    pool,
-                    "update",
-                    retry_rules + rules,
-                    translator,
-                    lambda tr=translator: stack.up(
-                        on_event=tr, color="never", refresh=refresh or None, target=targets
-                    ),
-                )
+                self._operate(stack, "update", command, retry_rules + rules, translator)
                 break
             except PropagationError as exc:
                 if attempt >= len(self._retry_delays):
                     # Out of patience: report what the cloud actually said.
                     raise classify(
-                        exc.details or "", pool=pool, rules=rules, failures=translator.failures
+                        exc.details or "",
+                        pool=stack.name,
+                        rules=rules,
+                        failures=translator.failures,
                     ) from None
                 delay = self._retry_delays[attempt]
                 attempt += 1
@@ -501,27 +538,52 @@ class Engine:
         """Delete every resource of the stack (the stack itself stays; see ``remove``)."""
         self.recover(stack)
         translator = EventTranslator(on_progress)
-        self._run(
-            stack.name, "destroy", rules, translator, lambda: stack.destroy(on_event=translator)
-        )
+        command = ["destroy", "--yes", "--skip-preview", "--color", "never"]
+        self._operate(stack, "destroy", command, rules, translator)
         return OperationResult(changes=_changes(translator.summary))
 
-    def _run(
+    def _start(self, pool: str, command: Sequence[str], work_dir: Path) -> CliRun:
+        from provision import cli_run
+
+        return cli_run.start(
+            self._binary(), command, stack=pool, work_dir=work_dir, env=self._cli_env()
+        )
+
+    def _operate(
         self,
-        pool: str,
+        stack: PoolStack,
         operation: str,
+        command: Sequence[str],
         rules: Iterable[ErrorRule],
         translator: EventTranslator,
-        call: Callable[[], Any],
-    ) -> Any:
+        started: CliRun | None = None,
+    ) -> None:
+        """Run ``pulumi COMMAND`` on ``stack`` with its program (or finish ``started``), the
+        engine's failure classified with ``rules``."""
         from pulumi import automation as auto
 
+        run = started
+        if run is not None and run.exited:
+            # It ended before its program was served: on an error of its own (run again, it
+            # reports that error), or after waiting longer than its connect timeout.
+            run.cancel()
+            run = None
+        if run is None:
+            run = self._start(stack.name, command, stack.workspace.work_dir)
         try:
-            return call()
+            run.serve(stack.program, self._dynamic_host().start(), translator)
+        except BaseException:
+            run.cancel()
+            raise
+        try:
+            run.finish()
         except auto.CommandError as exc:
-            text = str(exc)
             raise classify(
-                text, pool=pool, rules=rules, failures=translator.failures, operation=operation
+                str(exc),
+                pool=stack.name,
+                rules=rules,
+                failures=translator.failures,
+                operation=operation,
             ) from None
 
     # -- recovery after an interrupted run ------------------------------------------------
@@ -575,14 +637,8 @@ class Engine:
                 self._notice(removal.remove(untracked))
         # Pending creates may or may not exist in the cloud; dropping them lets the engine
         # re-create from the program, and refresh reconciles every recorded resource.
-        translator = EventTranslator(None)
-        self._run(
-            pool,
-            "recovery refresh",
-            (),
-            translator,
-            lambda: stack.refresh(clear_pending_creates=True, on_event=translator),
-        )
+        command = ["refresh", "--yes", "--skip-preview", "--clear-pending-creates"]
+        self._operate(stack, "recovery refresh", command, (), EventTranslator(None))
 
     def backend_label(self) -> str:
         """The backend, as messages name it."""
@@ -593,19 +649,25 @@ class Engine:
         )
 
 
-def _pin_secrets(settings: Any, secrets: Mapping[str, Any]) -> None:
-    """Make stack ``settings`` name the secrets manager the state has.
+def _pinned_secrets(secrets: Mapping[str, Any]) -> dict[str, str]:
+    """The stack settings naming the secrets manager the state has (``secrets``: the
+    deployment's ``secrets_providers``).
 
     A fresh machine's work dir has no settings file: the CLI would then set up a default
     passphrase manager (with a salt of its own, or asking for a passphrase a KMS-backed stack
     never needed).
     """
     state = secrets.get("state") or {}
-    if secrets.get("type") == "passphrase":
-        settings.encryption_salt = state.get("salt")
-    elif secrets.get("type") == "cloud":
-        settings.secrets_provider = state.get("url")
-        settings.encrypted_key = state.get("encryptedkey")
+    if secrets.get("type") == "passphrase" and state.get("salt"):
+        return {"encryptionsalt": state["salt"]}
+    if secrets.get("type") == "cloud":
+        pinned = {"secretsprovider": state.get("url"), "encryptedkey": state.get("encryptedkey")}
+        return {k: v for k, v in pinned.items() if v}
+    return {}
+
+
+def _preview_command(refresh: bool) -> list[str]:
+    return ["preview", "--color", "never", *(["--refresh"] if refresh else [])]
 
 
 def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -80,6 +81,96 @@ def test_preview_reports_steps_without_applying(engine):
     # Nothing applied: the state still has only "a".
     state = stack_state(engine.export("pool-b"))
     assert [r["urn"].rsplit("::", 1)[-1] for r in state.resources] == ["a"]
+
+
+def _children_named(name: str) -> list[int]:
+    """Live child processes of this one whose command is ``name``."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = status.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        comm, rest = text.split("(", 1)[1].rsplit(")", 1)
+        fields = rest.split()
+        if int(fields[1]) == os.getpid() and comm == name and fields[0] != "Z":
+            found.append(int(status.parent.name))
+    return found
+
+
+def test_a_preview_started_before_its_program_exists_runs_it_once_served(engine):
+    engine.up(open_stack(engine, "pool-s", program(("a",))))
+    deployment = engine.export("pool-s")
+
+    started = engine.start_preview("pool-s", deployment=deployment, config={"x:y": "1"})
+    # The CLI starts up, reads the state and decrypts, then waits for the program: it
+    # neither ends nor fails while nothing serves it.
+    time.sleep(1.5)
+    assert not started.exited
+
+    stack = engine.stack("pool-s", program(("a", "b")), deployment=deployment, config={})
+    plan = engine.preview(stack, started=started)
+    assert [s.name for s in plan.steps if s.op == "create"] == ["b"]
+    assert plan.changes["create"] == 1
+    assert started.exited
+    assert not _children_named("pulumi")
+
+
+def test_a_started_preview_that_ended_before_it_was_served_is_run_again(engine):
+    """A CLI that ended on its own before its program was ready (its connect timeout, or an
+    error) is not waited for: the preview starts another one, which reports what it finds."""
+    engine.up(open_stack(engine, "pool-r", program(("a",))))
+    deployment = engine.export("pool-r")
+    started = engine.start_preview("pool-r", deployment=deployment, config={})
+    os.kill(started._process.pid, 9)
+    started._process.wait()
+
+    stack = engine.stack("pool-r", program(("a", "c")), deployment=deployment, config={})
+    plan = engine.preview(stack, started=started)
+    assert [s.name for s in plan.steps if s.op == "create"] == ["c"]
+
+
+def test_a_cancelled_preview_leaves_no_process_lock_or_file(engine):
+    stack = open_stack(engine, "pool-k", program())
+    engine.up(stack)
+    events = Path(tempfile.gettempdir())
+    before = set(events.glob("provision-events-*"))
+    started = engine.start_preview("pool-k", deployment=engine.export("pool-k"), config={})
+    time.sleep(0.5)
+    started.cancel()
+    started.cancel()  # again: nothing left to do
+    assert started.exited and not _children_named("pulumi")
+    assert set(events.glob("provision-events-*")) <= before
+    assert not engine.locks.files("pool-k")
+    # The stack is as usable as before.
+    assert {k for k, n in engine.up(stack).changes.items() if n} == {"same"}
+
+
+def test_the_event_log_is_private_holds_no_secret_and_is_removed(engine, monkeypatch):
+    """The CLI writes the engine's events to a file this process reads: secrets masked by
+    the engine, in a directory only this user can read, gone once the run is over."""
+    import provision.cli_run
+
+    seen: dict[str, object] = {}
+    remove = provision.cli_run.shutil.rmtree
+
+    def read_then_remove(path, *args, **kwargs):
+        # (``shutil`` is everyone's module: the engine's scratch dirs come here too.)
+        log = Path(path) / "events.jsonl"
+        if not log.exists():
+            return remove(path, *args, **kwargs)
+        seen["path"] = path
+        seen["mode"] = Path(path).stat().st_mode & 0o777
+        seen["events"] = log.read_text()
+        return remove(path, *args, **kwargs)
+
+    monkeypatch.setattr(provision.cli_run.shutil, "rmtree", read_then_remove)
+    engine.up(open_stack(engine, "pool-e", program()))
+    assert seen["mode"] == 0o700
+    events = [json.loads(line) for line in str(seen["events"]).splitlines()]
+    assert any("summaryEvent" in e for e in events)
+    assert "s3cr3t-value" not in str(seen["events"])
+    assert not Path(str(seen["path"])).exists()
 
 
 def test_config_round_trips_and_export_reads_the_state_from_the_backend(engine, settings):
