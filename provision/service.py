@@ -85,6 +85,7 @@ from provision.targets.base import (
 )
 
 if TYPE_CHECKING:
+    from provision.cli_run import CliRun
     from provision.prefect.config import PrefectApi
     from provision.prefect.writer import PrefectWriter, WorkerStatus
 
@@ -1023,17 +1024,48 @@ def plan(
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
-    spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
-    api = _prefect_api(request, spec, env)
-    with (runtime or Runtime()).prefect(api) as writer:
-        finds = _finds_block(spec, refresh=refresh)
-        spec, existing = _check_prefect(spec, writer, find_block=finds)
-        spec = _launch_worker(spec, api, writer, env, hooks)
-    spec = _namespace_change(spec, request.set_image_namespace, env)
-    engine = _pool_engine(engine, settings, spec, api)
-    if spec.legacy is not None and spec.state is not None:
-        spec = _migrate(engine, spec, api, settings, env)
-    return _plan_with(engine, settings, spec, api, existing, refresh=refresh, hooks=hooks)
+    resolved = _resolved(request, settings, env, engine, preload_while_reading=False)
+    spec = _rotating(resolved, request, runtime or Runtime())
+    # An existing stack's preview starts now: the CLI's start-up, backend read and key
+    # derivation overlap the Prefect checks and the loading of the program. (Its own engine,
+    # kept until the preview is over: the engine's scratch dir holds the CLI's work dir.)
+    launcher = _pool_engine(engine, settings, spec, None) if _starts_early(spec) else None
+    started = (
+        launcher.start_preview(
+            spec.pool,
+            deployment=spec.state.deployment,  # type: ignore[union-attr]
+            config=spec.provider_config,
+            refresh=refresh,
+        )
+        if launcher is not None
+        else None
+    )
+    # Loaded while the CLI starts (this thread's imports of the pulumi SDK would otherwise
+    # delay it), or at once when there is no CLI to start yet.
+    preload.start(_RUN_MODULES)
+    try:
+        api = _prefect_api(request, spec, env)
+        with (runtime or Runtime()).prefect(api) as writer:
+            finds = _finds_block(spec, refresh=refresh)
+            spec, existing = _check_prefect(spec, writer, find_block=finds)
+            spec = _launch_worker(spec, api, writer, env, hooks)
+        spec = _namespace_change(spec, request.set_image_namespace, env)
+        engine = _pool_engine(engine, settings, spec, api)
+        if spec.legacy is not None and spec.state is not None:
+            spec = _migrate(engine, spec, api, settings, env)
+        return _plan_with(
+            engine, settings, spec, api, existing, refresh=refresh, hooks=hooks, started=started
+        )
+    finally:
+        # A bad input, a refused credential... : the preview's CLI is not left running.
+        if started is not None:
+            started.cancel()
+
+
+def _starts_early(spec: PoolSpec) -> bool:
+    """Whether ``plan`` can start the engine's preview before the Prefect checks: the stack
+    exists, and no older record is migrated into it first (which changes the state)."""
+    return spec.state is not None and spec.legacy is None
 
 
 def _plan_with(
@@ -1046,15 +1078,19 @@ def _plan_with(
     refresh: bool,
     hooks: Hooks,
     recover: bool = False,
+    started: CliRun | None = None,
 ) -> Plan:
     """The engine's plan for ``spec`` (``recover``: after reconciling a killed run's pending
-    operations, which writes the state). A pool with no stack yet is planned in a throwaway
-    local backend: a preview never writes to the shared backend or to PROVISION_HOME."""
+    operations, which writes the state; ``started``: the preview's CLI, already started).
+    A pool with no stack yet is planned in a throwaway local backend: a preview never writes
+    to the shared backend or to PROVISION_HOME."""
     if spec.state is not None:
         with _StackSession(engine, spec, api.url) as session:
             if recover:
                 engine.recover(session.stack)
-            return _preview(engine, session, spec, existing, refresh=refresh, hooks=hooks)
+            return _preview(
+                engine, session, spec, existing, refresh=refresh, hooks=hooks, started=started
+            )
     with tempfile.TemporaryDirectory(prefix="provision-plan-") as root:
         scratch = _pool_engine(engine, settings.throwaway(Path(root)), spec, api)
         with _StackSession(scratch, spec, api.url) as session:
@@ -1072,15 +1108,24 @@ _RUN_MODULES = (
 
 
 def _resolved(
-    request: PoolRequest, settings: Settings, env: Mapping[str, str], engine: Engine
+    request: PoolRequest,
+    settings: Settings,
+    env: Mapping[str, str],
+    engine: Engine,
+    *,
+    preload_while_reading: bool = True,
 ) -> PoolSpec:
     _check_request(request)  # before the backend is read
-    # What every run needs loads in the background while the state is read; the type's own
+    # What every run needs loads in the background while the state is read (unless the
+    # caller starts it itself: ``plan`` starts the preview's CLI first); the type's own
     # modules once the stack session opens (see there). Started once the engine has loaded the
     # pulumi SDK on this thread (two threads importing its package at once could each see the
     # other's modules half-initialised).
     state, legacy = read_state(
-        request.pool, settings, engine, while_reading=lambda: preload.start(_RUN_MODULES)
+        request.pool,
+        settings,
+        engine,
+        while_reading=(lambda: preload.start(_RUN_MODULES)) if preload_while_reading else None,
     )
     return resolve(request, settings, env, state=state, legacy=legacy)
 
@@ -1093,6 +1138,7 @@ def _preview(
     *,
     refresh: bool,
     hooks: Hooks,
+    started: CliRun | None = None,
 ) -> Plan:
     """The engine's preview as a ``Plan``."""
     preview = engine.preview(
@@ -1100,6 +1146,7 @@ def _preview(
         on_progress=hooks.on_progress,
         refresh=refresh,
         rules=spec.target.error_rules,
+        started=started,
     )
     outputs = spec.state.outputs if spec.state is not None and spec.state.outputs else None
     ops = {s.type: s.op for s in preview.steps if s.type in TYPES}

@@ -262,6 +262,20 @@ class FakeStack:
     program: Any
 
 
+class FakeRun:
+    """What ``Engine.start_preview`` returns: a CLI that runs until finished or cancelled."""
+
+    def __init__(self, calls: list[tuple]):
+        self.calls = calls
+        self.finished = False
+
+    def cancel(self) -> None:
+        # As the real one: a no-op once the preview has finished with it.
+        if not self.finished:
+            self.calls.append(("cancel",))
+        self.finished = True
+
+
 class FakeEngine:
     """The engine's interface as the service uses it, over a ``FakeBackend``."""
 
@@ -322,9 +336,16 @@ class FakeEngine:
     def recover(self, stack) -> None:
         self._call("recover", stack.name)
 
-    def preview(self, stack, *, on_progress=None, refresh=False, rules=()):
+    def start_preview(self, pool, *, deployment, config, refresh=False):
+        assert pool in self._stacks, "started the preview of a stack that does not exist"
+        self._call("start_preview", pool, dict(config))
+        return FakeRun(self.backend.calls)
+
+    def preview(self, stack, *, on_progress=None, refresh=False, rules=(), started=None):
         pool = stack.name
-        self._call("preview", pool)
+        self._call("preview", pool, "started" if started is not None else "")
+        if started is not None:
+            started.finished = True
         registered, _, _ = run_program(pool, stack.program, preview=True)
         existing = {r["urn"] for r in self._stacks[pool]["resources"]}
         steps = [
@@ -631,6 +652,45 @@ def test_preview_of_a_new_pool_writes_nothing_to_the_backend(world):
     assert world.stacks() == {}
     throwaway = [c[1] for c in world.backend.calls if c[0] == "for_pool"]
     assert throwaway and throwaway[-1] != world.settings.backend_url
+
+
+def test_preview_of_an_existing_pool_starts_the_engine_before_the_prefect_checks(world):
+    world.up()
+    del world.backend.calls[:]
+    plan = service.plan(
+        service.PoolRequest("etl"), world.settings, env=world.env, runtime=world.runtime
+    )
+    assert plan.changes.same >= 1
+    names = world.names()
+    # The CLI starts right after the state read, with the stack's config, so its start-up
+    # overlaps the checks; the preview then finishes that run.
+    assert names.index("export") < names.index("start_preview")
+    assert names.index("start_preview") < names.index("prefect.block_schema")
+    started = next(c for c in world.backend.calls if c[0] == "start_preview")
+    selected = next(c for c in world.backend.calls if c[0] == "stack")
+    assert started[2] == selected[3]  # the config the stack is then opened with
+    assert ("preview", "etl", "started") in world.backend.calls
+    assert "cancel" not in names
+
+
+def test_prefect_refusing_a_preview_cancels_the_engine_run_already_started(world):
+    world.up()
+    del world.backend.calls[:]
+    world.prefect.fail = ProvisionError("Block type 'thing-credentials' is not registered")
+    with pytest.raises(ProvisionError, match="not registered"):
+        service.plan(
+            service.PoolRequest("etl"), world.settings, env=world.env, runtime=world.runtime
+        )
+    names = world.names()
+    assert names.index("start_preview") < names.index("cancel")
+    assert "preview" not in names
+
+
+def test_preview_of_a_new_pool_starts_no_engine_run_early(world):
+    request = service.PoolRequest("etl", type="thing")
+    service.plan(request, world.settings, env=world.env, runtime=world.runtime)
+    assert "start_preview" not in world.names()
+    assert ("preview", "etl", "") in world.backend.calls
 
 
 # -- destroy --------------------------------------------------------------------------------
