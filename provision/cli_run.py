@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ class CliRun:
         env: Mapping[str, str],
     ) -> None:
         self.operation = command[0]
+        self.started_at = time.monotonic()
         self._language = LatePort()
         self._provider = LatePort()
         self._events_dir = tempfile.mkdtemp(prefix="provision-events-")
@@ -121,6 +123,11 @@ class CliRun:
         ]
         for thread in self._pipes:
             thread.start()
+
+    @property
+    def age(self) -> float:
+        """Seconds since the CLI was started."""
+        return time.monotonic() - self.started_at
 
     @property
     def exited(self) -> bool:

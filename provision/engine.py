@@ -53,6 +53,11 @@ if TYPE_CHECKING:
     from provision.engine_stack import PoolStack
 
 Program = Callable[[], Awaitable[None] | None]
+
+SERVE_WITHIN_S = 15.0
+"""How long a started CLI may wait for its program before it is started afresh: its calls to
+the language host wait for the connection for up to gRPC-Go's connect timeout, 20 s, then
+fail the run."""
 NoticeCallback = Callable[[str], None]
 
 CHANGE_KEYS = ("create", "update", "replace", "delete", "same")
@@ -563,9 +568,9 @@ class Engine:
         from pulumi import automation as auto
 
         run = started
-        if run is not None and run.exited:
-            # It ended before its program was served: on an error of its own (run again, it
-            # reports that error), or after waiting longer than its connect timeout.
+        if run is not None and (run.exited or run.age > SERVE_WITHIN_S):
+            # It ended before its program was served, on an error of its own (run again, it
+            # reports that error), or it may give up waiting before it is answered.
             run.cancel()
             run = None
         if run is None:

@@ -130,6 +130,22 @@ def test_a_started_preview_that_ended_before_it_was_served_is_run_again(engine):
     assert [s.name for s in plan.steps if s.op == "create"] == ["c"]
 
 
+def test_a_started_preview_kept_waiting_too_long_is_started_afresh(engine, monkeypatch):
+    """Its language-host calls would fail once gRPC-Go's connect timeout is over: a CLI
+    that waited longer than ``SERVE_WITHIN_S`` is replaced, never served."""
+    import provision.engine
+
+    engine.up(open_stack(engine, "pool-w", program(("a",))))
+    deployment = engine.export("pool-w")
+    started = engine.start_preview("pool-w", deployment=deployment, config={})
+    monkeypatch.setattr(provision.engine, "SERVE_WITHIN_S", 0.0)
+    stack = engine.stack("pool-w", program(("a", "d")), deployment=deployment, config={})
+    plan = engine.preview(stack, started=started)
+    assert [s.name for s in plan.steps if s.op == "create"] == ["d"]
+    # The first CLI was killed unserved (a served one ends with a zero exit code).
+    assert started._process.returncode == -9
+
+
 def test_a_cancelled_preview_leaves_no_process_lock_or_file(engine):
     stack = open_stack(engine, "pool-k", program())
     engine.up(stack)
