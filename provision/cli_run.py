@@ -42,6 +42,15 @@ _POLL_S = 0.01
 """How often the event log is read while the CLI writes nothing (a read is a syscall)."""
 
 
+def cli_environment(binary: str, env: Mapping[str, str]) -> dict[str, str]:
+    """A CLI process's environment: this process's with ``env`` on top, as the Automation API
+    runs it, and the CLI's own directory first on ``PATH`` (it starts its bundled plugins,
+    ``pulumi-language-python``..., from there)."""
+    full = {**os.environ, **env, "PULUMI_AUTOMATION_API": "true"}
+    full["PATH"] = os.pathsep.join([str(Path(binary).parent), full.get("PATH", "")])
+    return full
+
+
 def start(
     binary: str,
     command: Sequence[str],
@@ -82,16 +91,9 @@ class CliRun:
         self._exited = threading.Event()
         self._out: list[str] = []
         self._err: list[str] = []
-        full_env = {
-            **os.environ,
-            **env,
-            "PULUMI_AUTOMATION_API": "true",
-            "PULUMI_DEBUG_COMMANDS": "true",
-        }
+        full_env = cli_environment(binary, {**env, "PULUMI_DEBUG_COMMANDS": "true"})
         # The dynamic provider is this process's (``dynamic_host``): the engine attaches to it.
         full_env[ATTACH_ENV] = attach_env(self._provider.port, full_env.get(ATTACH_ENV))
-        # The CLI starts its plugins (``pulumi-language-python``...) from its own directory.
-        full_env["PATH"] = os.pathsep.join([str(Path(binary).parent), full_env.get("PATH", "")])
         args = [
             binary,
             "--non-interactive",

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provision.cli_run import cli_environment
 from provision.dynamic_host import DynamicProviderHost
 from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PropagationError
@@ -315,12 +316,10 @@ class Engine:
         self.locks.wait_for_orphans(pool)
         work_dir = self._read_dir()
         binary = self._binary()
-        env = {**os.environ, **self._cli_env(), "PULUMI_AUTOMATION_API": "true"}
-        env["PATH"] = os.pathsep.join([str(Path(binary).parent), env.get("PATH", "")])
         process = subprocess.Popen(
             [binary, "--non-interactive", "stack", "export", "--stack", pool],
             cwd=work_dir,
-            env=env,
+            env=cli_environment(binary, self._cli_env()),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             encoding="utf-8",

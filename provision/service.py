@@ -1045,14 +1045,10 @@ def plan(
     preload.start(_RUN_MODULES)
     try:
         api = _prefect_api(request, spec, env)
-        with (runtime or Runtime()).prefect(api) as writer:
-            finds = _finds_block(spec, refresh=refresh)
-            spec, existing = _check_prefect(spec, writer, find_block=finds)
-            spec = _launch_worker(spec, api, writer, env, hooks)
-        spec = _namespace_change(spec, request.set_image_namespace, env)
-        engine = _pool_engine(engine, settings, spec, api)
-        if spec.legacy is not None and spec.state is not None:
-            spec = _migrate(engine, spec, api, settings, env)
+        finds = _finds_block(spec, refresh=refresh)
+        spec, existing, engine = _checked(
+            request, spec, api, engine, settings, env, hooks, runtime, find_block=finds
+        )
         return _plan_with(
             engine, settings, spec, api, existing, refresh=refresh, hooks=hooks, started=started
         )
@@ -1060,6 +1056,33 @@ def plan(
         # A bad input, a refused credential... : the preview's CLI is not left running.
         if started is not None:
             started.cancel()
+
+
+def _checked(
+    request: PoolRequest,
+    spec: PoolSpec,
+    api: PrefectApi,
+    engine: Engine,
+    settings: Settings,
+    env: Mapping[str, str],
+    hooks: Hooks,
+    runtime: Runtime | None,
+    *,
+    find_block: bool,
+) -> tuple[PoolSpec, dict[str, bool], Engine]:
+    """``spec`` after the Prefect checks, what they found existing, and the pool's engine.
+
+    Refused credentials, a block type the server lacks or an unreachable API stop the run
+    here, before any cloud call. Then this machine's image-namespace change, and an older
+    version's record migrated into the backend."""
+    with (runtime or Runtime()).prefect(api) as writer:
+        spec, existing = _check_prefect(spec, writer, find_block=find_block)
+        spec = _launch_worker(spec, api, writer, env, hooks)
+    spec = _namespace_change(spec, request.set_image_namespace, env)
+    engine = _pool_engine(engine, settings, spec, api)
+    if spec.legacy is not None and spec.state is not None:
+        spec = _migrate(engine, spec, api, settings, env)
+    return spec, existing, engine
 
 
 def _starts_early(spec: PoolSpec) -> bool:
@@ -1215,16 +1238,10 @@ def up(
     engine = (runtime or Runtime()).engine(settings, hooks)
     spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
     api = _prefect_api(request, spec, env, moving=False)
-    with (runtime or Runtime()).prefect(api) as writer:
-        # Refused credentials, a block type the server lacks or an unreachable API stop the
-        # run here, before any cloud call.
-        finds = hooks.confirm is not None and _finds_block(spec, refresh=refresh)
-        spec, existing = _check_prefect(spec, writer, find_block=finds)
-        spec = _launch_worker(spec, api, writer, env, hooks)
-    spec = _namespace_change(spec, request.set_image_namespace, env)
-    engine = _pool_engine(engine, settings, spec, api)
-    if spec.legacy is not None and spec.state is not None:
-        spec = _migrate(engine, spec, api, settings, env)
+    finds = hooks.confirm is not None and _finds_block(spec, refresh=refresh)
+    spec, existing, engine = _checked(
+        request, spec, api, engine, settings, env, hooks, runtime, find_block=finds
+    )
 
     if hooks.confirm is not None:
         hooks.phase("Planning")
