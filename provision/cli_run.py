@@ -81,6 +81,9 @@ class CliRun:
     ) -> None:
         self.operation = command[0]
         self.started_at = time.monotonic()
+        self.owner: object = None
+        """Whatever must live as long as this run (the engine whose scratch dir holds its
+        work dir), set by whoever started it."""
         self._language = LatePort()
         self._provider = LatePort()
         self._events_dir = tempfile.mkdtemp(prefix="provision-events-")
@@ -216,7 +219,9 @@ class CliRun:
                     pending = lines.pop()
                     for line in lines:
                         if line.strip():
-                            with contextlib.suppress(ValueError):
+                            # An event this SDK cannot parse is skipped, as the Automation
+                            # API's own reader does: the run's result never depends on one.
+                            with contextlib.suppress(Exception):
                                 on_event(EngineEvent.from_json(json.loads(line)))
                     continue
                 if done:

@@ -451,9 +451,38 @@ class Engine:
         """
         self._prepare()
         self._preview_locks(pool)
+        return self._start_existing(pool, deployment, config, _preview_command(refresh))
+
+    def start_up(
+        self,
+        pool: str,
+        *,
+        deployment: Mapping[str, Any],
+        config: Mapping[str, str],
+        refresh: bool = False,
+    ) -> CliRun:
+        """Start the update of an existing stack before its program is ready, as
+        ``start_preview`` does, for ``up`` (``started``). Cancelling it writes nothing: the
+        CLI asks the program's language host for its metadata (``About``) before its update
+        takes the stack's lock, and waits for the answer until the program is served.
+        Only for a state with no pending operations (recovery would change it first)."""
+        if deployment.get("pending_operations"):
+            raise ValueError("a stack with pending operations is recovered before its update")
+        self._prepare()
+        self.locks.wait_for_orphans(pool)
+        return self._start_existing(pool, deployment, config, _up_command(refresh, None))
+
+    def _start_existing(
+        self,
+        pool: str,
+        deployment: Mapping[str, Any],
+        config: Mapping[str, str],
+        command: Sequence[str],
+    ) -> CliRun:
         secrets = deployment.get("secrets_providers") or {}
-        work_dir = self._write_stack_files(pool, secrets, config)
-        return self._start(pool, _preview_command(refresh), work_dir)
+        run = self._start(pool, command, self._write_stack_files(pool, secrets, config))
+        run.owner = self  # this engine's scratch dir is the run's work dir
+        return run
 
     def preview(
         self,
@@ -487,26 +516,24 @@ class Engine:
         propagation: Iterable[str] = (),
         refresh: bool = False,
         targets: Sequence[str] | None = None,
+        started: CliRun | None = None,
     ) -> OperationResult:
         """Apply the stack, retrying while new identities/grants propagate.
 
         ``refresh`` reads the cloud first, so drift is repaired rather than ignored;
-        ``targets`` limits the update to those URNs. The changes, each resource's outputs and
+        ``targets`` limits the update to those URNs; ``started``: the CLI ``start_up``
+        started for its first attempt. The changes, each resource's outputs and
         the stack outputs come from the engine's events: no CLI call follows ``pulumi up``.
         """
         rules = tuple(rules)
         retry_rules = propagation_rules(propagation)
-        command = ["up", "--yes", "--skip-preview", "--color", "never"]
-        if refresh:
-            command.append("--refresh")
-        for urn in targets or ():
-            command += ["--target", urn]
+        command = _up_command(refresh, targets)
         attempt = 0
         while True:
             self.recover(stack)
             translator = EventTranslator(on_progress)
             try:
-                self._operate(stack, "update", command, retry_rules + rules, translator)
+                self._operate(stack, "update", command, retry_rules + rules, translator, started)
                 break
             except PropagationError as exc:
                 if attempt >= len(self._retry_delays):
@@ -524,6 +551,7 @@ class Engine:
                     f"(attempt {attempt + 1} of {len(self._retry_delays) + 1})."
                 )
                 time.sleep(delay)
+                started = None  # finished by the failed attempt: the retry starts its own
         exported = translator.stack_outputs
         return OperationResult(
             changes=_changes(translator.summary),
@@ -668,6 +696,15 @@ def _pinned_secrets(secrets: Mapping[str, Any]) -> dict[str, str]:
         pinned = {"secretsprovider": state.get("url"), "encryptedkey": state.get("encryptedkey")}
         return {k: v for k, v in pinned.items() if v}
     return {}
+
+
+def _up_command(refresh: bool, targets: Sequence[str] | None) -> list[str]:
+    command = ["up", "--yes", "--skip-preview", "--color", "never"]
+    if refresh:
+        command.append("--refresh")
+    for urn in targets or ():
+        command += ["--target", urn]
+    return command
 
 
 def _preview_command(refresh: bool) -> list[str]:

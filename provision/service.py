@@ -1026,23 +1026,7 @@ def plan(
     engine = (runtime or Runtime()).engine(settings, hooks)
     resolved = _resolved(request, settings, env, engine, preload_while_reading=False)
     spec = _rotating(resolved, request, runtime or Runtime())
-    # An existing stack's preview starts now: the CLI's start-up, backend read and key
-    # derivation overlap the Prefect checks and the loading of the program. (Its own engine,
-    # kept until the preview is over: the engine's scratch dir holds the CLI's work dir.)
-    launcher = _pool_engine(engine, settings, spec, None) if _starts_early(spec) else None
-    started = (
-        launcher.start_preview(
-            spec.pool,
-            deployment=spec.state.deployment,  # type: ignore[union-attr]
-            config=spec.provider_config,
-            refresh=refresh,
-        )
-        if launcher is not None
-        else None
-    )
-    # Loaded while the CLI starts (this thread's imports of the pulumi SDK would otherwise
-    # delay it), or at once when there is no CLI to start yet.
-    preload.start(_RUN_MODULES)
+    started = _start_early(engine, settings, spec, up=False, refresh=refresh)
     try:
         api = _prefect_api(request, spec, env)
         finds = _finds_block(spec, refresh=refresh)
@@ -1085,10 +1069,25 @@ def _checked(
     return spec, existing, engine
 
 
-def _starts_early(spec: PoolSpec) -> bool:
-    """Whether ``plan`` can start the engine's preview before the Prefect checks: the stack
-    exists, and no older record is migrated into it first (which changes the state)."""
-    return spec.state is not None and spec.legacy is None
+def _start_early(
+    engine: Engine, settings: Settings, spec: PoolSpec, *, up: bool, refresh: bool
+) -> CliRun | None:
+    """Start the engine's preview (or update, ``up``) of an existing stack now, before the
+    Prefect checks: the CLI's start-up, backend read and key derivation overlap them, and the
+    loading of the SDK and the program's modules; the run-wide preload starts after it (this
+    thread's import of the pulumi package would otherwise delay it). ``None`` when the stack
+    does not exist yet, an older record is migrated into it first, or (``up``) a killed
+    run's pending operations are recovered first: each changes the state before the run."""
+    run = None
+    state = spec.state
+    if state is not None and spec.legacy is None and not (up and state.pending):
+        launcher = _pool_engine(engine, settings, spec, None)
+        start = launcher.start_up if up else launcher.start_preview
+        run = start(
+            spec.pool, deployment=state.deployment, config=spec.provider_config, refresh=refresh
+        )
+    preload.start(_RUN_MODULES)
+    return run
 
 
 def _plan_with(
@@ -1236,7 +1235,35 @@ def up(
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
-    spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
+    if hooks.confirm is not None:
+        # The plan is shown first, and the update waits for the answer: nothing to start.
+        spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
+        started = None
+    else:
+        resolved = _resolved(request, settings, env, engine, preload_while_reading=False)
+        spec = _rotating(resolved, request, runtime or Runtime())
+        started = _start_early(engine, settings, spec, up=True, refresh=refresh)
+    try:
+        return _up(request, settings, hooks, env, spec, engine, started, refresh, runtime)
+    finally:
+        # A bad input, a refused credential... : the update's CLI is not left running (it
+        # has written nothing: it waits for the program before its update begins).
+        if started is not None:
+            started.cancel()
+
+
+def _up(
+    request: PoolRequest,
+    settings: Settings,
+    hooks: Hooks,
+    env: Mapping[str, str],
+    spec: PoolSpec,
+    engine: Engine,
+    started: CliRun | None,
+    refresh: bool,
+    runtime: Runtime | None,
+) -> UpOutcome:
+    """``up`` once the state is read (``started``: the update's CLI, already started)."""
     api = _prefect_api(request, spec, env, moving=False)
     finds = hooks.confirm is not None and _finds_block(spec, refresh=refresh)
     spec, existing, engine = _checked(
@@ -1261,6 +1288,7 @@ def up(
                 rules=spec.target.error_rules,
                 propagation=spec.target.propagation_errors,
                 refresh=refresh,
+                started=started,
             )
         except PrefectStepError as exc:
             raise CloudSideDoneError(exc, spec.pool) from None

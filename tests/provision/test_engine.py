@@ -146,6 +146,43 @@ def test_a_started_preview_kept_waiting_too_long_is_started_afresh(engine, monke
     assert started._process.returncode == -9
 
 
+def _backend_files(settings) -> dict[str, bytes]:
+    """Every file of the local backend (state, history, locks), by path."""
+    root = settings.local_backend_path
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_an_update_started_early_waits_before_its_lock_and_writes_nothing_if_cancelled(
+    engine, settings
+):
+    engine.up(open_stack(engine, "pool-u", program(("a",))))
+    deployment = engine.export("pool-u")
+    before = _backend_files(settings)
+
+    started = engine.start_up("pool-u", deployment=deployment, config={})
+    # Started up, it waits for the program's metadata (``About``) before its update takes
+    # the lock: nothing in the backend changes meanwhile, and cancelling it there is clean.
+    time.sleep(1.5)
+    assert not started.exited
+    assert not engine.locks.files("pool-u")
+    started.cancel()
+    assert _backend_files(settings) == before
+
+    started = engine.start_up("pool-u", deployment=deployment, config={})
+    stack = engine.stack("pool-u", program(("a", "b")), deployment=deployment, config={})
+    result = engine.up(stack, started=started)
+    assert result.changes["create"] == 1 and result.outputs["greeting"] == "hi"
+    recorded = stack_state(engine.export("pool-u")).resources
+    assert [r["urn"].rsplit("::", 1)[-1] for r in recorded] == ["a", "b"]
+
+
+def test_an_update_is_not_started_before_a_killed_runs_recovery(engine):
+    engine.up(open_stack(engine, "pool-p", program()))
+    deployment = {**engine.export("pool-p"), "pending_operations": [{"type": "creating"}]}
+    with pytest.raises(ValueError, match="pending operations"):
+        engine.start_up("pool-p", deployment=deployment, config={})
+
+
 def test_a_cancelled_preview_leaves_no_process_lock_or_file(engine):
     stack = open_stack(engine, "pool-k", program())
     engine.up(stack)

@@ -341,6 +341,12 @@ class FakeEngine:
         self._call("start_preview", pool, dict(config))
         return FakeRun(self.backend.calls)
 
+    def start_up(self, pool, *, deployment, config, refresh=False):
+        assert pool in self._stacks, "started the update of a stack that does not exist"
+        assert not deployment.get("pending_operations"), "started an update before recovery"
+        self._call("start_up", pool, dict(config))
+        return FakeRun(self.backend.calls)
+
     def preview(self, stack, *, on_progress=None, refresh=False, rules=(), started=None):
         pool = stack.name
         self._call("preview", pool, "started" if started is not None else "")
@@ -364,9 +370,12 @@ class FakeEngine:
         propagation=(),
         refresh=False,
         targets=None,
+        started=None,
     ):
         pool = stack.name
-        self._call("up", pool)
+        self._call("up", pool, "started" if started is not None else "")
+        if started is not None:
+            started.finished = True
         if self.backend.fail_up is not None:
             raise self.backend.fail_up
         registered, record, exports = run_program(pool, stack.program, preview=False)
@@ -609,6 +618,52 @@ def test_bad_input_writes_nothing(world):
         world.up(pool="bad name!")
     assert not [c for c in world.backend.calls if c[0] in ("stack", "up")]
     assert world.stacks() == {}
+
+
+def test_a_rerun_starts_the_update_before_the_prefect_checks(world):
+    world.up()
+    del world.backend.calls[:]
+    world.up()
+    names = world.names()
+    # The first run created the stack (nothing to start early); a rerun starts the update's
+    # CLI right after the state read, with the config the stack is then opened with.
+    assert names.index("export") < names.index("start_up") < names.index("prefect.block_schema")
+    started = next(c for c in world.backend.calls if c[0] == "start_up")
+    selected = next(c for c in world.backend.calls if c[0] == "stack")
+    assert started[2] == selected[3]
+    assert ("up", "etl", "started") in world.backend.calls
+    assert "cancel" not in names
+
+
+def test_prefect_refusing_a_rerun_cancels_the_update_already_started(world):
+    world.up()
+    del world.backend.calls[:]
+    world.prefect.fail = ProvisionError("Block type 'thing-credentials' is not registered")
+    with pytest.raises(ProvisionError, match="not registered"):
+        world.up()
+    names = world.names()
+    assert names.index("start_up") < names.index("cancel")
+    assert "up" not in names and "stack" not in names
+
+
+def test_a_killed_runs_pending_operations_are_recovered_before_the_update_starts(world):
+    world.up()
+    world.stacks()["etl"]["pending_operations"] = [{"type": "creating", "resource": {}}]
+    del world.backend.calls[:]
+    world.up()
+    # (The engine's ``up`` recovers first, then starts its own CLI.)
+    assert "start_up" not in world.names()
+    assert ("up", "etl", "") in world.backend.calls
+
+
+def test_an_update_after_a_plan_to_confirm_is_not_started_early(world):
+    world.up()
+    del world.backend.calls[:]
+    hooks = service.Hooks(confirm=lambda plan: True)
+    request = service.PoolRequest("etl")
+    service.up(request, world.settings, hooks, env=world.env, runtime=world.runtime)
+    assert "start_up" not in world.names()
+    assert ("up", "etl", "") in world.backend.calls
 
 
 def test_prefect_refusing_stops_up_before_any_stack_is_made(world):
