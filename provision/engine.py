@@ -16,8 +16,9 @@ backend, a read of the checkpoint file, see ``state_file``; elsewhere ``stack ex
 remembers it), no ``stack select`` (``engine_stack.PoolStack``), config written with the stack
 settings file, and the summary and outputs of an operation taken from the engine's own events.
 The operations run the CLI through ``cli_run`` (not the Automation API's ``Stack.up``...), so
-that it can start before the program is ready: ``start_preview`` starts a preview as soon as
-the state is read, and the caller's own work overlaps the CLI's start-up.
+that it can start before the program is ready: ``start_preview`` and ``start_up`` start a
+preview or an update of an existing stack as soon as the state is read, and the caller's own
+work overlaps the CLI's start-up.
 The pulumi SDK is imported lazily so that importing this module stays cheap.
 """
 
@@ -54,14 +55,14 @@ if TYPE_CHECKING:
     from provision.engine_stack import PoolStack
 
 Program = Callable[[], Awaitable[None] | None]
+NoticeCallback = Callable[[str], None]
+
+CHANGE_KEYS = ("create", "update", "replace", "delete", "same")
 
 SERVE_WITHIN_S = 15.0
 """How long a started CLI may wait for its program before it is started afresh: its calls to
 the language host wait for the connection for up to gRPC-Go's connect timeout, 20 s, then
 fail the run."""
-NoticeCallback = Callable[[str], None]
-
-CHANGE_KEYS = ("create", "update", "replace", "delete", "same")
 
 
 @dataclass(frozen=True)
