@@ -4,7 +4,7 @@ The Automation API's ``Stack.up`` (and ``preview``, ``destroy``) starts the prog
 language host first, and only then the CLI; the CLI then spends ~0.25 s starting up, reading
 the backend and deriving the passphrase key before it calls the program. That order makes the
 CLI wait for everything this process does before (loading the pulumi SDK, the Prefect checks),
-and this process wait for the CLI after. Here the CLI starts first: :func:`start` needs only
+and this process wait for the CLI after. Here the CLI starts first: :class:`CliRun` needs only
 the arguments and the work dir, and gives the CLI :class:`~provision.late_port.LatePort`
 addresses for the language host and the dynamic provider; :meth:`CliRun.serve` starts the real
 servers (the SDK's ``LanguageServer``, this process's dynamic-provider host) when the program
@@ -51,24 +51,13 @@ def cli_environment(binary: str, env: Mapping[str, str]) -> dict[str, str]:
     return full
 
 
-def start(
-    binary: str,
-    command: Sequence[str],
-    *,
-    stack: str,
-    work_dir: Path,
-    env: Mapping[str, str],
-) -> CliRun:
-    """Start ``pulumi COMMAND... --stack STACK`` for an inline program, in ``work_dir``.
+class CliRun:
+    """``pulumi COMMAND... --stack STACK`` for an inline program, started in ``work_dir`` when
+    this is made; see the module docstring.
 
     ``command`` is the operation and its flags (``["preview", "--refresh"]``); ``env`` is
-    added to this process's environment. The program is served later (:meth:`CliRun.serve`).
+    added to this process's environment. The program is served later (:meth:`serve`).
     """
-    return CliRun(binary, command, stack=stack, work_dir=work_dir, env=env)
-
-
-class CliRun:
-    """A running CLI operation; see the module docstring. Made by :func:`start`."""
 
     def __init__(
         self,
@@ -79,7 +68,6 @@ class CliRun:
         work_dir: Path,
         env: Mapping[str, str],
     ) -> None:
-        self.operation = command[0]
         self.started_at = time.monotonic()
         self.owner: object = None
         """Whatever must live as long as this run (the engine whose scratch dir holds its
@@ -170,10 +158,7 @@ class CliRun:
         from pulumi.automation.errors import create_command_error
 
         try:
-            self._process.wait()
-            for thread in self._pipes:
-                thread.join()
-            self._exited.set()
+            self._reap()
             if self._reader is not None:
                 self._reader.join()
         finally:
@@ -189,11 +174,16 @@ class CliRun:
         """End the CLI (a run whose program will never be served) and clean up."""
         if self._process.poll() is None:
             self._process.kill()
+        self._reap()
+        self._cleanup()
+
+    def _reap(self) -> None:
+        """Wait for the CLI and for the last of its output; the event reader then reads the
+        log to its end and stops."""
         self._process.wait()
         for thread in self._pipes:
             thread.join()
         self._exited.set()
-        self._cleanup()
 
     def _cleanup(self) -> None:
         if self._server is not None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provision.cli_run import cli_environment
+from provision.cli_run import CliRun, cli_environment
 from provision.dynamic_host import DynamicProviderHost
 from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PropagationError
@@ -51,7 +51,6 @@ from provision.state_file import UNKNOWN, read_checkpoint
 if TYPE_CHECKING:
     from pulumi.automation import LocalWorkspace, PulumiCommand
 
-    from provision.cli_run import CliRun
     from provision.engine_stack import PoolStack
 
 Program = Callable[[], Awaitable[None] | None]
@@ -213,9 +212,7 @@ class Engine:
         ``stack init`` wrote there for a new stack (its passphrase salt) are kept."""
         work_dir = self._stack_dir(pool)
         work_dir.mkdir(parents=True, exist_ok=True)
-        project = {"name": PROJECT_NAME, "runtime": "python"}
-        project["backend"] = {"url": self.settings.backend_url}
-        (work_dir / "Pulumi.yaml").write_text(json.dumps(project))
+        self._write_project(work_dir)
         path = work_dir / f"Pulumi.{pool}.yaml"
         settings: dict[str, Any] = {}
         if path.exists():
@@ -234,12 +231,15 @@ class Engine:
             work_dir = self._scratch_dir() / "read"
             if not work_dir.exists():
                 work_dir.mkdir(parents=True)
-                # The stack name is resolved within the project: the file names it (JSON is
-                # YAML).
-                project = {"name": PROJECT_NAME, "runtime": "python"}
-                project["backend"] = {"url": self.settings.backend_url}
-                (work_dir / "Pulumi.yaml").write_text(json.dumps(project))
+                # The stack name is resolved within the project: the file names it.
+                self._write_project(work_dir)
             return work_dir
+
+    def _write_project(self, work_dir: Path) -> None:
+        """The project file in ``work_dir``, naming this engine's backend (JSON is YAML)."""
+        project = {"name": PROJECT_NAME, "runtime": "python"}
+        project["backend"] = {"url": self.settings.backend_url}
+        (work_dir / "Pulumi.yaml").write_text(json.dumps(project))
 
     def _cli_env(self) -> dict[str, str]:
         """What every CLI call gets on top of this process's environment."""
@@ -576,11 +576,7 @@ class Engine:
         return OperationResult(changes=_changes(translator.summary))
 
     def _start(self, pool: str, command: Sequence[str], work_dir: Path) -> CliRun:
-        from provision import cli_run
-
-        return cli_run.start(
-            self._binary(), command, stack=pool, work_dir=work_dir, env=self._cli_env()
-        )
+        return CliRun(self._binary(), command, stack=pool, work_dir=work_dir, env=self._cli_env())
 
     def _operate(
         self,
