@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -1026,8 +1026,7 @@ def plan(
     engine = (runtime or Runtime()).engine(settings, hooks)
     resolved = _resolved(request, settings, env, engine, preload_while_reading=False)
     spec = _rotating(resolved, request, runtime or Runtime())
-    started = _start_early(engine, settings, spec, up=False, refresh=refresh)
-    try:
+    with _early_run(engine, settings, spec, up=False, refresh=refresh) as started:
         api = _prefect_api(request, spec, env)
         finds = _finds_block(spec, refresh=refresh)
         spec, existing, engine = _checked(
@@ -1036,10 +1035,6 @@ def plan(
         return _plan_with(
             engine, settings, spec, api, existing, refresh=refresh, hooks=hooks, started=started
         )
-    finally:
-        # A bad input, a refused credential... : the preview's CLI is not left running.
-        if started is not None:
-            started.cancel()
 
 
 def _checked(
@@ -1069,25 +1064,45 @@ def _checked(
     return spec, existing, engine
 
 
-def _start_early(
-    engine: Engine, settings: Settings, spec: PoolSpec, *, up: bool, refresh: bool
-) -> CliRun | None:
-    """Start the engine's preview (or update, ``up``) of an existing stack now, before the
+@contextlib.contextmanager
+def _early_run(
+    engine: Engine,
+    settings: Settings,
+    spec: PoolSpec,
+    *,
+    up: bool,
+    refresh: bool,
+    enabled: bool = True,
+) -> Iterator[CliRun | None]:
+    """The engine's preview (or update, ``up``) of an existing stack, started now, before the
     Prefect checks: the CLI's start-up, backend read and key derivation overlap them, and the
     loading of the SDK and the program's modules; the run-wide preload starts after it (this
     thread's import of the pulumi package would otherwise delay it). ``None`` when the stack
     does not exist yet, an older record is migrated into it first, or (``up``) a killed
-    run's pending operations are recovered first: each changes the state before the run."""
+    run's pending operations are recovered first: each changes the state before the run.
+    ``enabled=False``: nothing is started (the caller preloaded while reading the state).
+
+    Whatever stops the caller before its run is finished (a bad input, a refused
+    credential...), the CLI is not left running; an update's has written nothing, as it waits
+    for the program before its update begins."""
     run = None
-    state = spec.state
-    if state is not None and spec.legacy is None and not (up and state.pending):
-        launcher = _pool_engine(engine, settings, spec, None)
-        start = launcher.start_up if up else launcher.start_preview
-        run = start(
-            spec.pool, deployment=state.deployment, config=spec.provider_config, refresh=refresh
-        )
-    preload.start(_RUN_MODULES)
-    return run
+    if enabled:
+        state = spec.state
+        if state is not None and spec.legacy is None and not (up and state.pending):
+            launcher = _pool_engine(engine, settings, spec, None)
+            start = launcher.start_up if up else launcher.start_preview
+            run = start(
+                spec.pool,
+                deployment=state.deployment,
+                config=spec.provider_config,
+                refresh=refresh,
+            )
+        preload.start(_RUN_MODULES)
+    try:
+        yield run
+    finally:
+        if run is not None:
+            run.cancel()  # a no-op once the run has finished
 
 
 def _plan_with(
@@ -1139,7 +1154,7 @@ def _resolved(
 ) -> PoolSpec:
     _check_request(request)  # before the backend is read
     # What every run needs loads in the background while the state is read (unless the
-    # caller starts it itself: ``plan`` starts the preview's CLI first); the type's own
+    # caller starts it itself, after the engine's CLI: see ``_early_run``); the type's own
     # modules once the stack session opens (see there). Started once the engine has loaded the
     # pulumi SDK on this thread (two threads importing its package at once could each see the
     # other's modules half-initialised).
@@ -1235,63 +1250,39 @@ def up(
     env = os.environ if env is None else env
     hooks = hooks or Hooks()
     engine = (runtime or Runtime()).engine(settings, hooks)
-    if hooks.confirm is not None:
-        # The plan is shown first, and the update waits for the answer: nothing to start.
-        spec = _rotating(_resolved(request, settings, env, engine), request, runtime or Runtime())
-        started = None
-    else:
-        resolved = _resolved(request, settings, env, engine, preload_while_reading=False)
-        spec = _rotating(resolved, request, runtime or Runtime())
-        started = _start_early(engine, settings, spec, up=True, refresh=refresh)
-    try:
-        return _up(request, settings, hooks, env, spec, engine, started, refresh, runtime)
-    finally:
-        # A bad input, a refused credential... : the update's CLI is not left running (it
-        # has written nothing: it waits for the program before its update begins).
-        if started is not None:
-            started.cancel()
-
-
-def _up(
-    request: PoolRequest,
-    settings: Settings,
-    hooks: Hooks,
-    env: Mapping[str, str],
-    spec: PoolSpec,
-    engine: Engine,
-    started: CliRun | None,
-    refresh: bool,
-    runtime: Runtime | None,
-) -> UpOutcome:
-    """``up`` once the state is read (``started``: the update's CLI, already started)."""
-    api = _prefect_api(request, spec, env, moving=False)
-    finds = hooks.confirm is not None and _finds_block(spec, refresh=refresh)
-    spec, existing, engine = _checked(
-        request, spec, api, engine, settings, env, hooks, runtime, find_block=finds
-    )
-
-    if hooks.confirm is not None:
-        hooks.phase("Planning")
-        # A killed run's creates are adopted first (in the plan), so the plan shown is the one
-        # applied, not a create of what the cloud already has.
-        the_plan = _plan_with(
-            engine, settings, spec, api, existing, refresh=refresh, hooks=Hooks(), recover=True
+    # With a plan to confirm, the update's CLI waits for the answer: nothing to start early.
+    early = hooks.confirm is None
+    resolved = _resolved(request, settings, env, engine, preload_while_reading=not early)
+    spec = _rotating(resolved, request, runtime or Runtime())
+    with _early_run(engine, settings, spec, up=True, refresh=refresh, enabled=early) as started:
+        api = _prefect_api(request, spec, env, moving=False)
+        finds = hooks.confirm is not None and _finds_block(spec, refresh=refresh)
+        spec, existing, engine = _checked(
+            request, spec, api, engine, settings, env, hooks, runtime, find_block=finds
         )
-        if not hooks.confirm(the_plan):
-            raise Cancelled("Cancelled: nothing was changed.")
-    with _StackSession(engine, spec, api.url) as session:
-        hooks.phase("Applying")
-        try:
-            result = engine.up(
-                session.stack,
-                on_progress=hooks.on_progress,
-                rules=spec.target.error_rules,
-                propagation=spec.target.propagation_errors,
-                refresh=refresh,
-                started=started,
+
+        if hooks.confirm is not None:
+            hooks.phase("Planning")
+            # A killed run's creates are adopted first (in the plan), so the plan shown is the
+            # one applied, not a create of what the cloud already has.
+            the_plan = _plan_with(
+                engine, settings, spec, api, existing, refresh=refresh, hooks=Hooks(), recover=True
             )
-        except PrefectStepError as exc:
-            raise CloudSideDoneError(exc, spec.pool) from None
+            if not hooks.confirm(the_plan):
+                raise Cancelled("Cancelled: nothing was changed.")
+        with _StackSession(engine, spec, api.url) as session:
+            hooks.phase("Applying")
+            try:
+                result = engine.up(
+                    session.stack,
+                    on_progress=hooks.on_progress,
+                    rules=spec.target.error_rules,
+                    propagation=spec.target.propagation_errors,
+                    refresh=refresh,
+                    started=started,
+                )
+            except PrefectStepError as exc:
+                raise CloudSideDoneError(exc, spec.pool) from None
 
     prefect = _prefect_after(result.steps)
     # Whether a create adopted an object the server had: the state says (its provider found
