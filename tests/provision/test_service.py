@@ -527,6 +527,20 @@ class World:
         return [c[0] for c in self.backend.calls]
 
 
+def assert_started_before_the_checks(world: World, start: str, operation: str) -> None:
+    """The engine's run (``start``: ``start_up``, ``start_preview``) started right after the
+    state read, before the Prefect checks, with the config the stack is then opened with, and
+    ``operation`` finished that run (none was cancelled)."""
+    names = world.names()
+    # The CLI's start-up overlaps the checks.
+    assert names.index("export") < names.index(start) < names.index("prefect.block_schema")
+    started = next(c for c in world.backend.calls if c[0] == start)
+    selected = next(c for c in world.backend.calls if c[0] == "stack")
+    assert started[2] == selected[3]
+    assert (operation, "etl", "started") in world.backend.calls
+    assert "cancel" not in names
+
+
 # -- up -------------------------------------------------------------------------------------
 
 
@@ -624,15 +638,9 @@ def test_a_rerun_starts_the_update_before_the_prefect_checks(world):
     world.up()
     del world.backend.calls[:]
     world.up()
-    names = world.names()
     # The first run created the stack (nothing to start early); a rerun starts the update's
-    # CLI right after the state read, with the config the stack is then opened with.
-    assert names.index("export") < names.index("start_up") < names.index("prefect.block_schema")
-    started = next(c for c in world.backend.calls if c[0] == "start_up")
-    selected = next(c for c in world.backend.calls if c[0] == "stack")
-    assert started[2] == selected[3]
-    assert ("up", "etl", "started") in world.backend.calls
-    assert "cancel" not in names
+    # CLI right after the state read.
+    assert_started_before_the_checks(world, "start_up", "up")
 
 
 def test_prefect_refusing_a_rerun_cancels_the_update_already_started(world):
@@ -716,16 +724,7 @@ def test_preview_of_an_existing_pool_starts_the_engine_before_the_prefect_checks
         service.PoolRequest("etl"), world.settings, env=world.env, runtime=world.runtime
     )
     assert plan.changes.same >= 1
-    names = world.names()
-    # The CLI starts right after the state read, with the stack's config, so its start-up
-    # overlaps the checks; the preview then finishes that run.
-    assert names.index("export") < names.index("start_preview")
-    assert names.index("start_preview") < names.index("prefect.block_schema")
-    started = next(c for c in world.backend.calls if c[0] == "start_preview")
-    selected = next(c for c in world.backend.calls if c[0] == "stack")
-    assert started[2] == selected[3]  # the config the stack is then opened with
-    assert ("preview", "etl", "started") in world.backend.calls
-    assert "cancel" not in names
+    assert_started_before_the_checks(world, "start_preview", "preview")
 
 
 def test_prefect_refusing_a_preview_cancels_the_engine_run_already_started(world):
