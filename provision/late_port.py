@@ -48,11 +48,15 @@ class LatePort:
         return f"{HOST}:{self.port}"
 
     def connect_to(self, port: int) -> None:
-        """Relay every connection, waiting or to come, to ``port`` on the loopback."""
-        if self._named.is_set():
-            raise RuntimeError("this port is already relayed to a server")
-        self._target = port
-        self._named.set()
+        """Relay every connection, waiting or to come, to ``port`` on the loopback (nothing,
+        once closed: a server may come up after its user has given up on it)."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._named.is_set():
+                raise RuntimeError("this port is already relayed to a server")
+            self._target = port
+            self._named.set()
 
     def close(self) -> None:
         """Stop listening and close every relayed connection (idempotent)."""

@@ -145,3 +145,12 @@ def test_the_server_is_named_once(port, echo):
     port.connect_to(echo.port)
     with pytest.raises(RuntimeError, match="already"):
         port.connect_to(echo.port)
+
+
+def test_naming_a_server_after_close_does_nothing(echo):
+    # A plugin may announce its port after its run was cancelled: too late, and no error.
+    late = LatePort()
+    late.close()
+    late.connect_to(echo.port)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", late.port), timeout=2)
