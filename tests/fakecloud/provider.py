@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -327,6 +328,12 @@ class Cloud:
 
     def check_config(self, config: Mapping[str, Any], env: Mapping[str, str]) -> None:
         """Raise CloudError where the real provider rejects its config (credentials...)."""
+
+    def warm_up(self) -> None:
+        """Load what the handlers need, in a thread once the port is announced (while the
+        engine's first calls, which need none of it, are answered): a real provider is one
+        binary with its cloud SDK in it, where a lazy Python import would make the first
+        call pay for it."""
 
     def unknown_type_error(self, token: str) -> str:
         """Text for a resource type this fake does not emulate."""
@@ -689,8 +696,20 @@ _WRAPPED = (
     "Delete",
     "Invoke",
 )
+
+
+async def _attach(self: ProviderServicer, request: Any, context: Any) -> Any:
+    """The engine attached to a plugin it did not start: its address is not needed here (the
+    fakes never call the engine back)."""
+    from google.protobuf import empty_pb2
+
+    return empty_pb2.Empty()
+
+
 _Servicer = type(
-    "FakeCloudServicer", (ProviderServicer,), {name: _clean_errors(name) for name in _WRAPPED}
+    "FakeCloudServicer",
+    (ProviderServicer,),
+    {**{name: _clean_errors(name) for name in _WRAPPED}, "Attach": _attach},
 )
 
 
@@ -720,7 +739,9 @@ def serve(cloud: Cloud, argv: list[str] | None = None) -> None:
     """
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=f"fakecloud {cloud.name} provider plugin")
-    parser.add_argument("engine", help="the Pulumi engine's gRPC address")
+    # Absent when the plugin is started for the engine to attach to (PULUMI_DEBUG_PROVIDERS),
+    # as real providers allow: the address then comes with the Attach call.
+    parser.add_argument("engine", nargs="?", help="the Pulumi engine's gRPC address")
     args, _ = parser.parse_known_args(argv)  # ignore --logtostderr, -v=9, --tracing...
     provider = FakeProvider(cloud)
 
@@ -732,6 +753,7 @@ def serve(cloud: Cloud, argv: list[str] | None = None) -> None:
         await server.start()
         sys.stdout.write(f"{port}\n")  # the engine reads the port from the first line
         sys.stdout.flush()
+        threading.Thread(target=cloud.warm_up, name="warm-up", daemon=True).start()
         watchdog = asyncio.create_task(_exit_with_parent(os.getppid()))
         await server.wait_for_termination()
         watchdog.cancel()
