@@ -32,8 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from provision.dynamic_host import ATTACH_ENV, attach_env
+from provision.dynamic_host import PACKAGE as DYNAMIC_PACKAGE
 from provision.late_port import LatePort
+from provision.plugins import ATTACH_ENV, Plugin, Plugins, attach_env
 
 Program = Callable[[], Any]
 EventCallback = Callable[[Any], None]
@@ -56,7 +57,8 @@ class CliRun:
     this is made; see the module docstring.
 
     ``command`` is the operation and its flags (``["preview", "--refresh"]``); ``env`` is
-    added to this process's environment. The program is served later (:meth:`serve`).
+    added to this process's environment; ``plugins`` are provider plugins started with it,
+    for it to attach to (``plugins.attachable``). The program is served later (:meth:`serve`).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class CliRun:
         stack: str,
         work_dir: Path,
         env: Mapping[str, str],
+        plugins: Sequence[Plugin] = (),
     ) -> None:
         self.started_at = time.monotonic()
         self.owner: object = None
@@ -78,13 +81,21 @@ class CliRun:
         self._event_log = Path(self._events_dir) / "events.jsonl"
         self._event_log.touch()
         self._server: Any = None
+        self._plugins: Plugins | None = None
         self._reader: threading.Thread | None = None
         self._exited = threading.Event()
         self._out: list[str] = []
         self._err: list[str] = []
         full_env = cli_environment(binary, {**env, "PULUMI_DEBUG_COMMANDS": "true"})
-        # The dynamic provider is this process's (``dynamic_host``): the engine attaches to it.
-        full_env[ATTACH_ENV] = attach_env(self._provider.port, full_env.get(ATTACH_ENV))
+        try:
+            self._plugins = Plugins(plugins, work_dir=work_dir, env=full_env)
+        except BaseException:
+            self._cleanup()
+            raise
+        # The dynamic provider is this process's (``dynamic_host``) and the plugins were just
+        # started: the engine attaches to them all.
+        ports = {**self._plugins.ports, DYNAMIC_PACKAGE: self._provider.port}
+        full_env[ATTACH_ENV] = attach_env(ports, full_env.get(ATTACH_ENV))
         args = [
             binary,
             "--non-interactive",
@@ -121,6 +132,12 @@ class CliRun:
     def age(self) -> float:
         """Seconds since the CLI was started."""
         return time.monotonic() - self.started_at
+
+    @property
+    def unattached(self) -> bool:
+        """Whether a plugin started for the CLI to attach to ended before it could be: the
+        run fails then, and is to be run again without (the engine starting its plugins)."""
+        return self._plugins is not None and self._plugins.failed
 
     @property
     def exited(self) -> bool:
@@ -163,8 +180,12 @@ class CliRun:
                 self._reader.join()
         finally:
             self._cleanup()
+        # A plugin's output is the CLI's own when the engine starts the plugin: keep it so.
+        plugin_output = self._plugins.output if self._plugins is not None else []
         result = CommandResult(
-            stdout="\n".join(self._out), stderr="\n".join(self._err), code=self._process.returncode
+            stdout="\n".join(self._out),
+            stderr="\n".join([*self._err, *plugin_output]),
+            code=self._process.returncode,
         )
         if self._process.returncode:
             raise create_command_error(result)
@@ -191,6 +212,8 @@ class CliRun:
             self._server = None
         self._language.close()
         self._provider.close()
+        if self._plugins is not None:
+            self._plugins.close()
         shutil.rmtree(self._events_dir, ignore_errors=True)
 
     def _read_events(self, on_event: EventCallback) -> None:

@@ -30,7 +30,6 @@ from typing import Any
 
 PACKAGE = "pulumi-python"
 """The plugin package of Python dynamic resources: the name the engine attaches by."""
-ATTACH_ENV = "PULUMI_DEBUG_PROVIDERS"
 PROVIDER_KEY = "__provider"
 
 
@@ -67,17 +66,6 @@ def provider_context(env: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         _CURRENT.reset(token)
-
-
-def attach_env(port: int, inherited: str | None) -> str:
-    """``PULUMI_DEBUG_PROVIDERS`` naming ``port`` for the dynamic provider, keeping any other
-    provider a user attaches on purpose."""
-    others = [
-        entry
-        for entry in (inherited or "").split(",")
-        if entry and entry.split(":", 1)[0] != PACKAGE
-    ]
-    return ",".join([f"{PACKAGE}:{port}", *others])
 
 
 class DynamicProviderHost:

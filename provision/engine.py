@@ -18,7 +18,9 @@ settings file, and the summary and outputs of an operation taken from the engine
 The operations run the CLI through ``cli_run`` (not the Automation API's ``Stack.up``...), so
 that it can start before the program is ready: ``start_preview`` and ``start_up`` start a
 preview or an update of an existing stack as soon as the state is read, and the caller's own
-work overlaps the CLI's start-up.
+work overlaps the CLI's start-up. For an existing stack the provider plugins its state names are
+started beside the CLI, which attaches to them (``plugins``) rather than starting each when the
+program first needs it, one at a time.
 The pulumi SDK is imported lazily so that importing this module stays cheap.
 """
 
@@ -44,6 +46,7 @@ from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal, is_secret
 from provision.locks import StackLocks
+from provision.plugins import attachable
 from provision.recovery import AdoptCallback, UntrackedRemoval, decide_recovery
 from provision.settings import PROJECT_NAME, Settings
 from provision.state_file import UNKNOWN, read_checkpoint
@@ -391,7 +394,7 @@ class Engine:
                 raise classify(str(exc), pool=pool, operation="stack creation") from None
         secrets = (deployment or {}).get("secrets_providers") or {}
         self._write_stack_files(pool, secrets, config)
-        return PoolStack(pool, ws, program, {} if deployment is None else deployment)
+        return PoolStack(pool, ws, program, {} if deployment is None else deployment, config)
 
     def list_stacks(self) -> list[StackInfo]:
         """Every pool stack in the backend."""
@@ -481,7 +484,8 @@ class Engine:
         command: Sequence[str],
     ) -> CliRun:
         secrets = deployment.get("secrets_providers") or {}
-        run = self._start(pool, command, self._write_stack_files(pool, secrets, config))
+        work_dir = self._write_stack_files(pool, secrets, config)
+        run = self._start(pool, command, work_dir, deployment, config)
         run.owner = self  # this engine's scratch dir is the run's work dir
         return run
 
@@ -575,8 +579,26 @@ class Engine:
         self._operate(stack, "destroy", command, rules, translator)
         return OperationResult(changes=_changes(translator.summary))
 
-    def _start(self, pool: str, command: Sequence[str], work_dir: Path) -> CliRun:
-        return CliRun(self._binary(), command, stack=pool, work_dir=work_dir, env=self._cli_env())
+    def _start(
+        self,
+        pool: str,
+        command: Sequence[str],
+        work_dir: Path,
+        deployment: Mapping[str, Any] | None,
+        config: Mapping[str, str],
+    ) -> CliRun:
+        """Start ``pulumi COMMAND`` on ``pool``, with the provider plugins ``deployment`` (the
+        state as last read; ``None``: unknown) shows the engine will need started beside it."""
+        binary, env = self._binary(), self._cli_env()
+        plugins = []
+        if deployment:
+            plugins = attachable(
+                deployment,
+                project=PROJECT_NAME,
+                config=config,
+                env=cli_environment(binary, env),
+            )
+        return CliRun(binary, command, stack=pool, work_dir=work_dir, env=env, plugins=plugins)
 
     def _operate(
         self,
@@ -597,23 +619,35 @@ class Engine:
             # reports that error), or it may give up waiting before it is answered.
             run.cancel()
             run = None
-        if run is None:
-            run = self._start(stack.name, command, stack.workspace.work_dir)
-        try:
-            run.serve(stack.program, self._dynamic_host().start(), translator)
-        except BaseException:
-            run.cancel()
-            raise
-        try:
-            run.finish()
-        except auto.CommandError as exc:
-            raise classify(
-                str(exc),
-                pool=stack.name,
-                rules=rules,
-                failures=translator.failures,
-                operation=operation,
-            ) from None
+        deployment = stack.deployment
+        while True:
+            if run is None:
+                work_dir = stack.workspace.work_dir
+                run = self._start(stack.name, command, work_dir, deployment, stack.config)
+            try:
+                run.serve(stack.program, self._dynamic_host().start(), translator)
+            except BaseException:
+                run.cancel()
+                raise
+            try:
+                run.finish()
+                return
+            except auto.CommandError as exc:
+                if run.unattached and deployment is not None:
+                    # A plugin started for the CLI to attach to could not be (it would not
+                    # start without the engine's address): the engine starts them all itself
+                    # on the second run. What the first did is in the state; an update
+                    # carries on from there.
+                    translator.restart()
+                    run, deployment = None, None
+                    continue
+                raise classify(
+                    str(exc),
+                    pool=stack.name,
+                    rules=rules,
+                    failures=translator.failures,
+                    operation=operation,
+                ) from None
 
     # -- recovery after an interrupted run ------------------------------------------------
 

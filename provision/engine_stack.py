@@ -27,6 +27,7 @@ class PoolStack(auto.Stack):
         workspace: auto.LocalWorkspace,
         program: Callable[[], Any],
         deployment: Mapping[str, Any] | None,
+        config: Mapping[str, str],
     ) -> None:
         # Not ``Stack.__init__``: its ``stack select`` would only confirm what the caller read.
         self.name = name
@@ -38,3 +39,5 @@ class PoolStack(auto.Stack):
         """The stack's exported deployment (secrets as ciphertext) as the caller read it before
         this run, ``None`` once it may be out of date (after a recovery): recovery reads the
         state again only when this shows a killed run's pending operations."""
+        self.config = dict(config)
+        """The stack's config, as written in its settings file."""

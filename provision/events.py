@@ -67,6 +67,10 @@ class EventTranslator:
 
     def __init__(self, callback: ProgressCallback | None):
         self._callback = callback
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget the events of a run that is being run again from the start."""
         self._ops: dict[str, str] = {}
         self._failed: set[str] = set()
         self.failures: dict[str, str] = {}

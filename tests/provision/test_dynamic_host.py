@@ -24,7 +24,6 @@ from pulumi.runtime.proto import provider_pb2_grpc
 from provision.dynamic_host import (
     PROVIDER_KEY,
     DynamicProviderHost,
-    attach_env,
     provider_cache,
     provider_env,
 )
@@ -153,8 +152,3 @@ def test_stop_ends_serving(host):
     with pytest.raises(grpc.RpcError) as caught:
         client.Create(proto.CreateRequest(urn=URN, properties=struct({"n": 1})), timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-
-
-def test_attach_env_names_the_host_and_keeps_other_attached_providers():
-    assert attach_env(4100, None) == "pulumi-python:4100"
-    assert attach_env(4100, "aws:9000,pulumi-python:1") == "pulumi-python:4100,aws:9000"
