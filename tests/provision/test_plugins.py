@@ -293,3 +293,28 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_stacks_use_default_providers_only():
+    """``attachable`` starts one process per package for the CLI to attach every provider of
+    that package to: right for a program whose only provider of each package is the default
+    one (configured from the stack's config). A stack making a provider of its own (``aws.
+    Provider(...)``, or ``provider=``/``providers=`` on a resource) would share that process
+    with the default provider's configuration; this keeps such a change from going unnoticed.
+    """
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    sources = [*(root / "stacks").glob("*.py"), root / "provision" / "program.py"]
+    found = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            callee = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            callee = callee or (node.func.id if isinstance(node.func, ast.Name) else None)
+            keywords = {k.arg for k in node.keywords}
+            if callee == "Provider" or keywords & {"provider", "providers"}:
+                found.append(f"{path.name}:{node.lineno}")
+    assert len(sources) > 5
+    assert found == []
