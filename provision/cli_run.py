@@ -87,13 +87,9 @@ class CliRun:
         self._out: list[str] = []
         self._err: list[str] = []
         full_env = cli_environment(binary, {**env, "PULUMI_DEBUG_COMMANDS": "true"})
-        try:
-            self._plugins = Plugins(plugins, work_dir=work_dir, env=full_env)
-        except BaseException:
-            self._cleanup()
-            raise
-        # The dynamic provider is this process's (``dynamic_host``) and the plugins were just
-        # started: the engine attaches to them all.
+        # The dynamic provider is this process's (``dynamic_host``), and the plugins are
+        # started right after the CLI: the engine attaches to them all.
+        self._plugins = Plugins(plugins)
         ports = {**self._plugins.ports, DYNAMIC_PACKAGE: self._provider.port}
         full_env[ATTACH_ENV] = attach_env(ports, full_env.get(ATTACH_ENV))
         args = [
@@ -118,6 +114,15 @@ class CliRun:
                 encoding="utf-8",
             )
         except BaseException:
+            self._cleanup()
+            raise
+        # After the CLI, whose start-up (Go, the backend read, the key derivation) is the
+        # longer: the engine asks for a plugin only once the program runs.
+        try:
+            self._plugins.start(work_dir=work_dir, env=full_env)
+        except BaseException:
+            self._process.kill()
+            self._process.wait()
             self._cleanup()
             raise
         streams = ((self._process.stdout, self._out), (self._process.stderr, self._err))

@@ -150,32 +150,33 @@ def _config(config: Mapping[str, str], package: str) -> str:
 
 
 class Plugins:
-    """Started provider plugins, each behind a :class:`LatePort` whose port the CLI is given
-    at once (a plugin names its own port only once it has started).
+    """Provider plugins to start, each behind a :class:`LatePort` whose port (:attr:`ports`)
+    the CLI is given before :meth:`start` (a plugin names its own port only once it has
+    started, and the CLI, whose start-up is the longer, is started first).
 
-    :meth:`close` ends them; a plugin that ends before naming its port (:attr:`failed`) leaves
-    its late port to a server without the provider service, where the CLI's attach fails at
-    once. Their output
-    lines, prefixed as the engine prefixes a plugin's, are in :attr:`output`.
+    :meth:`close` ends them; a plugin that cannot be started, or ends before naming its port
+    (:attr:`failed`), leaves its late port to a server without the provider service, where
+    the CLI's attach fails at once. Their output lines, prefixed as the engine prefixes a
+    plugin's, are in :attr:`output`.
     """
 
-    def __init__(self, plugins: Iterable[Plugin], *, work_dir: Path, env: Mapping[str, str]):
+    def __init__(self, plugins: Iterable[Plugin]) -> None:
         self.output: list[str] = []
         self.failed = False
-        """Whether a plugin ended before naming its port (one that cannot start without the
-        engine's address on its command line, or at all)."""
-        self._running: list[tuple[subprocess.Popen[str], LatePort]] = []
+        """Whether a plugin could not be started or ended before naming its port (one that
+        cannot start without the engine's address on its command line, or at all)."""
+        self._plugins = [(plugin, LatePort()) for plugin in plugins]
+        self.ports: dict[str, int] = {plugin.package: late.port for plugin, late in self._plugins}
+        self._running: list[subprocess.Popen[str]] = []
         self._readers: list[threading.Thread] = []
-        self.ports: dict[str, int] = {}
-        try:
-            for plugin in plugins:
-                self._start(plugin, work_dir, env)
-        except BaseException:
-            self.close()
-            raise
 
-    def _start(self, plugin: Plugin, work_dir: Path, env: Mapping[str, str]) -> None:
-        late = LatePort()
+    def start(self, *, work_dir: Path, env: Mapping[str, str]) -> None:
+        """Start every plugin in ``work_dir`` with ``env`` (the CLI's) and its own variables."""
+        for plugin, late in self._plugins:
+            self._start(plugin, late, work_dir, env)
+
+    def _start(self, plugin: Plugin, late: LatePort, work_dir: Path, env: Mapping[str, str]):
+        prefix = f"{plugin.package} (resource)"
         try:
             process = _spawn(
                 [str(plugin.binary)],
@@ -191,17 +192,23 @@ class Plugins:
                 start_new_session=True,
             )
         except OSError as exc:
-            late.close()
-            raise OSError(f"could not start {plugin.binary}: {exc}") from exc
-        self._running.append((process, late))
-        self.ports[plugin.package] = late.port
-        prefix = f"{plugin.package} (resource)"
+            # Gone since it was found: the engine's own start will say so, on the rerun.
+            self.output.append(f"{prefix}: could not start {plugin.binary}: {exc}")
+            self._refuse(late)
+            return
+        self._running.append(process)
         self._readers += [
             threading.Thread(target=self._announce, args=(process, late, prefix), daemon=True),
             threading.Thread(target=self._collect, args=(process.stderr, prefix), daemon=True),
         ]
         for reader in self._readers[-2:]:
             reader.start()
+
+    def _refuse(self, late: LatePort) -> None:
+        self.failed = True
+        # A closed port would have the CLI retry its connection for 10 s before it gives up;
+        # a server without the provider service fails its attach at once.
+        late.connect_to(_no_provider_port())
 
     def _announce(self, process: subprocess.Popen[str], late: LatePort, prefix: str) -> None:
         """Relay the late port to the port the plugin prints first, then keep its output."""
@@ -212,10 +219,7 @@ class Plugins:
         else:
             if first:
                 self.output.append(f"{prefix}: {first}")
-            self.failed = True
-            # A closed port would have the CLI retry its connection for 10 s before it gives
-            # up; a server without the provider service fails its attach at once.
-            late.connect_to(_no_provider_port())
+            self._refuse(late)
         self._collect(process.stdout, prefix)
 
     def _collect(self, stream: Any, prefix: str) -> None:
@@ -227,12 +231,13 @@ class Plugins:
     @property
     def pids(self) -> list[int]:
         """The started plugins' process ids."""
-        return [process.pid for process, _ in self._running]
+        return [process.pid for process in self._running]
 
     def close(self) -> None:
         """End every plugin (once the CLI is done with them) and close their ports."""
-        for process, late in self._running:
+        for _, late in self._plugins:
             late.close()
+        for process in self._running:
             if process.poll() is None:
                 # What the engine does with a plugin it started, once the command is over
                 # (Windows has no SIGINT for a process: it terminates it).
@@ -241,7 +246,7 @@ class Plugins:
                         process.terminate()
                     else:
                         process.send_signal(signal.SIGINT)
-        for process, _ in self._running:
+        for process in self._running:
             try:
                 process.wait(timeout=_EXIT_WAIT_S)
             except subprocess.TimeoutExpired:

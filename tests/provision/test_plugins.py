@@ -198,12 +198,13 @@ def test_a_started_plugin_is_reached_through_its_port_at_once(tmp_path):
     record = tmp_path / "record"
     work = tmp_path / "work"
     work.mkdir()
-    started = Plugins(
-        [plugin(tmp_path, ECHO_PLUGIN)], work_dir=work, env={**os.environ, "RECORD": str(record)}
-    )
+    started = Plugins([plugin(tmp_path, ECHO_PLUGIN)])
     try:
+        # The port is known before the plugin is started (the CLI is given it first).
+        port = started.ports["aws"]
+        started.start(work_dir=work, env={**os.environ, "RECORD": str(record)})
         # The port exists before the plugin has printed its own: the connection waits.
-        assert ask(started.ports["aws"], b"hello") == b"plugin:hello"
+        assert ask(port, b"hello") == b"plugin:hello"
         args, cwd, project, group = json.loads(record.read_text())
         # As the engine starts a plugin, but no engine address: attaching brings it.
         assert (args, cwd, project) == ([], str(work), "provision")
@@ -220,7 +221,8 @@ def test_a_plugin_that_dies_before_its_port_fails_the_attach_at_once(tmp_path):
     from pulumi.runtime.proto import plugin_pb2, provider_pb2_grpc
 
     failing = plugin(tmp_path, "#!/bin/sh\necho 'fatal: needs the engine address' >&2\nexit 3\n")
-    started = Plugins([failing], work_dir=tmp_path, env=os.environ)
+    started = Plugins([failing])
+    started.start(work_dir=tmp_path, env=os.environ)
     try:
         # A closed port would have the CLI's gRPC client retry for its 10 s connect timeout;
         # the call is answered instead, with an error that is no reason to retry.
@@ -237,12 +239,28 @@ def test_a_plugin_that_dies_before_its_port_fails_the_attach_at_once(tmp_path):
     assert "aws (resource): fatal: needs the engine address" in started.output
 
 
+def test_a_plugin_that_cannot_be_started_fails_the_attach_too(tmp_path):
+    import grpc
+    from pulumi.runtime.proto import plugin_pb2, provider_pb2_grpc
+
+    gone = Plugin("aws", "1.0.0", tmp_path / "pulumi-resource-aws", {})  # removed since found
+    started = Plugins([gone])
+    started.start(work_dir=tmp_path, env=os.environ)  # no error here: the rerun reports it
+    assert started.failed and started.pids == []
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{started.ports['aws']}") as channel:
+            attach = provider_pb2_grpc.ResourceProviderStub(channel).Attach
+            with pytest.raises(grpc.RpcError) as caught:
+                attach(plugin_pb2.PluginAttach(address="127.0.0.1:1"), timeout=10)
+            assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        started.close()
+    assert any("could not start" in line for line in started.output)
+
+
 def test_close_ends_the_plugins(tmp_path):
-    started = Plugins(
-        [plugin(tmp_path, ECHO_PLUGIN)],
-        work_dir=tmp_path,
-        env={**os.environ, "RECORD": str(tmp_path / "r")},
-    )
+    started = Plugins([plugin(tmp_path, ECHO_PLUGIN)])
+    started.start(work_dir=tmp_path, env={**os.environ, "RECORD": str(tmp_path / "r")})
     pid = started.pids[0]
     started.close()
     assert not _alive(pid)
@@ -267,7 +285,9 @@ def test_a_killed_process_takes_its_plugins_with_it(tmp_path):
             # Started from a thread that ends at once: the plugin must outlive the thread.
             box = []
             plugin = Plugin("aws", "1", Path({str(binary)!r}), {{}})
-            start = lambda: box.append(Plugins([plugin], work_dir=Path("."), env=os.environ))
+            def start():
+                box.append(Plugins([plugin]))
+                box[0].start(work_dir=Path("."), env=os.environ)
             t = threading.Thread(target=start)
             t.start(); t.join()
             print(box[0].pids[0], flush=True)
