@@ -591,7 +591,9 @@ class Engine:
         state as last read; ``None``: unknown) shows the engine will need started beside it."""
         binary, env = self._binary(), self._cli_env()
         plugins = []
-        if deployment:
+        # Previews only: a plugin started here lives as long as this process, and a killed
+        # update's engine (the CLI) must be able to finish its in-flight operations.
+        if deployment and command[0] == "preview":
             plugins = attachable(
                 deployment,
                 project=PROJECT_NAME,

@@ -28,7 +28,8 @@ as providers are started for debugging: attaching hands it over (the ``Attach`` 
 that will not start that way fails the attach at once, and the engine runs the command again
 with the engine starting its plugins (``Engine._operate``). Its output joins the CLI's, as
 the engine's does with a plugin it started; it ends when the command is over, and on Linux
-with this process even if that is killed. Knows nothing of any cloud.
+with this process even if that is killed, which is why the engine starts them for previews
+only (a killed update's engine must finish its in-flight operations). Knows nothing of any cloud.
 """
 
 from __future__ import annotations
