@@ -18,9 +18,9 @@ settings file, and the summary and outputs of an operation taken from the engine
 The operations run the CLI through ``cli_run`` (not the Automation API's ``Stack.up``...), so
 that it can start before the program is ready: ``start_preview`` and ``start_up`` start a
 preview or an update of an existing stack as soon as the state is read, and the caller's own
-work overlaps the CLI's start-up. For an existing stack the provider plugins its state names are
-started beside the CLI, which attaches to them (``plugins``) rather than starting each when the
-program first needs it, one at a time.
+work overlaps the CLI's start-up. For a preview of an existing stack the provider plugins its
+state names are started beside the CLI, which attaches to them (``plugins``) rather than starting
+each when the program first needs it, one at a time.
 The pulumi SDK is imported lazily so that importing this module stays cheap.
 """
 
@@ -635,11 +635,10 @@ class Engine:
                 run.finish()
                 return
             except auto.CommandError as exc:
-                if run.unattached and deployment is not None:
-                    # A plugin started for the CLI to attach to could not be (it would not
-                    # start without the engine's address): the engine starts them all itself
-                    # on the second run. What the first did is in the state; an update
-                    # carries on from there.
+                if run.unattached:
+                    # A plugin started for the preview's CLI to attach to could not be (it
+                    # would not start without the engine's address): the engine starts them
+                    # all itself on the second run, which starts none (no deployment).
                     translator.restart()
                     run, deployment = None, None
                     continue

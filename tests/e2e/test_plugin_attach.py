@@ -1,10 +1,10 @@
 """Provider plugins started by ``provision`` for the CLI to attach to, through the real engine.
 
-For an existing stack the state names the default providers: ``provision`` starts their plugins
-beside the CLI, and the CLI attaches to them instead of starting them when the program first
-needs them (one at a time, every registration waiting). The fake GCP plugin is wrapped by a
-script that logs how each start was asked for (the engine passes its own address; a start for
-attaching passes none) and then runs the fake.
+For a preview of an existing stack the state names the default providers: ``provision`` starts
+their plugins beside the CLI, and the CLI attaches to them instead of starting them when the
+program first needs them (one at a time, every registration waiting). The fake GCP plugin is
+wrapped by a script that logs how each start was asked for (the engine passes its own address;
+a start for attaching passes none) and then runs the fake.
 """
 
 from __future__ import annotations
