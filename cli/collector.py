@@ -9,9 +9,15 @@ again and frees nothing: ~85 ms of a 0.6 s ``preview --offline --type ecs`` (mea
 
 So the console script pauses the collector (:func:`pause`). A command still running
 ``resume_after`` seconds later (an ``up`` that creates resources, ``destroy``, a
-confirmation prompt waiting for its answer) collects once, freezes what survives (the
-loaded code: never walked again) and collects as usual from then on. A shorter command ends
-before any cycle it made is worth a pass; its memory goes with the process.
+confirmation prompt waiting for its answer) freezes everything tracked by then (the loaded
+code: never walked again) and collects as usual from then on. A shorter command ends before
+any cycle it made is worth a pass; its memory goes with the process.
+
+The freeze comes without a pass first. A full pass over the start-up heap holds the
+interpreter lock in the middle of the command's work: 117 ms in a first AWS ``up``, 80 ms in
+an Azure one, for 2,366 and 9,084 objects freed. Those are the cycles importing code leaves
+(with the AWS program's modules loaded, a pass frees 925 objects, 2,781 allocator blocks):
+kept for the process's life instead.
 """
 
 from __future__ import annotations
@@ -37,8 +43,7 @@ def pause(resume_after: float = RESUME_AFTER_S) -> threading.Timer:
 
 
 def resume() -> None:
-    """Collect what start-up left, freeze the survivors out of every later pass, and turn
-    automatic collection back on."""
-    gc.collect()
+    """Freeze what start-up left out of every later pass, and turn automatic collection back
+    on. No pass first: it would stall the command (see the module's docstring)."""
     gc.freeze()
     gc.enable()

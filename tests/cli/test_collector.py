@@ -36,27 +36,35 @@ def test_paused_at_once_then_resumed_with_the_start_up_heap_frozen() -> None:
 
 
 @pytest.mark.usefixtures("restore_collector")
-def test_resume_collects_the_cycles_start_up_left_before_freezing() -> None:
+def test_resume_freezes_without_a_pass_then_collects_what_comes_after() -> None:
+    gc.unfreeze()
     gc.disable()
 
     class Node:
         pass
 
-    cycle = Node()
-    cycle.self = cycle  # type: ignore[attr-defined]
-    del cycle
-    collected: list[int] = []
+    def cycle() -> None:
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]
+
+    cycle()  # start-up's garbage: frozen with the rest, never walked
+    passes: list[int] = []
 
     def count(phase: str, info: dict) -> None:
         if phase == "stop":
-            collected.append(info["collected"])
+            passes.append(info["collected"])
 
     gc.callbacks.append(count)
     try:
         collector.resume()
+        # The freeze itself walked nothing: a pass would have been a stall of the command.
+        assert passes == []
+        assert gc.get_freeze_count() > 0
+        cycle()  # made after the resume: an ordinary pass finds it
+        gc.collect()
     finally:
         gc.callbacks.remove(count)
-    assert sum(collected) >= 1
+    assert sum(passes) >= 1
 
 
 def test_the_console_script_pauses_it_for_the_command() -> None:
