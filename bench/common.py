@@ -87,6 +87,37 @@ def report(title: str, times: Mapping[str, list[float]]) -> dict[str, float]:
     return medians
 
 
+def machine_speed(repeat: int = 3) -> dict[str, float]:
+    """How fast this machine runs, now: milliseconds (medians of ``repeat``) for the two kinds
+    of work a ``provision`` command is made of, to tell a change of the machine's speed
+    (hour to hour, host to host) from a change of the code when results are compared:
+
+    - ``python_loop_ms``: 2,000,000 iterations of a pure-Python loop (what importing modules
+      and running the program cost: interpreter-bound);
+    - ``pbkdf2_ms``: PBKDF2-HMAC-SHA256 with 1,000,000 iterations, what the pulumi CLI does to
+      derive a passphrase stack's key, once per process that decrypts its secrets.
+    """
+    import hashlib
+
+    def loop() -> None:
+        total = 0
+        for i in range(2_000_000):
+            total += i
+
+    def pbkdf2() -> None:
+        hashlib.pbkdf2_hmac("sha256", b"passphrase", b"0123456789abcdef", 1_000_000)
+
+    out = {}
+    for name, work in (("python_loop_ms", loop), ("pbkdf2_ms", pbkdf2)):
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            work()
+            times.append((time.perf_counter() - start) * 1000)
+        out[name] = round(statistics.median(times), 1)
+    return out
+
+
 def write_results(name: str, results: Mapping[str, Any]) -> Path:
     """Write ``bench/results/NAME.json``; its path."""
     out = ROOT / "bench" / "results" / f"{name}.json"

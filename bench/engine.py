@@ -54,7 +54,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PROVISION, compile_bytecode, write_results  # noqa: E402
+from bench.common import PROVISION, compile_bytecode, machine_speed, write_results  # noqa: E402
 from bench.latency_proxy import LatencyProxy  # noqa: E402
 from bench.rss import measure_tree  # noqa: E402
 
@@ -412,6 +412,7 @@ def main() -> int:
     if 0 not in latencies:
         raise SystemExit("--latency must include 0: the targets are checked there")
     compile_bytecode()
+    speed = {"before": machine_speed()}
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
@@ -454,6 +455,7 @@ def main() -> int:
             prefect.stop()
             moto.stop()
 
+    speed["after"] = machine_speed()
     tables = {latency: summarize(runs) for latency, runs in results.items()}
     if not args.critical_runs:  # --critical-runs 0: the timed commands only
         critical = {}
@@ -491,6 +493,11 @@ def main() -> int:
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'} {name}")
     print(f"({args.runs} runs, {os.cpu_count()} cores, {time.monotonic() - started:.0f} s)")
+    print(
+        "machine: Python loop {before[python_loop_ms]:.0f} ms before, {after[python_loop_ms]:.0f}"
+        " ms after; PBKDF2 {before[pbkdf2_ms]:.0f} ms before, {after[pbkdf2_ms]:.0f} ms after"
+        " (bench/common.py machine_speed)".format(**speed)
+    )
 
     write_results(
         "engine",
@@ -502,6 +509,7 @@ def main() -> int:
             "tables": {str(k): v for k, v in tables.items()},
             "critical_path": critical,
             "checks": checks,
+            "machine_speed": speed,
         },
     )
     return 0 if all(checks.values()) else 1
