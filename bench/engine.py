@@ -29,7 +29,8 @@ a new moto account) and a fresh Pulumi backend:
 
 Targets (checked at 0 ms; exit 1 when one is missed): no-op ``up`` <= 1.0 s on GCP and
 <= 1.5 s on AWS; ``preview`` <= 0.8 s (every stack); <= 4 pulumi CLI processes per ``up``; peak
-RSS of every ``up``'s process tree <= 250 MB. Prints a table, writes
+RSS of every ``up``'s process tree <= 250 MB. Prints a table and how fast the machine itself
+ran before and after (``bench.common.machine_speed``: its speed changes by the hour), writes
 ``bench/results/engine.json``. Needs the test extra and the built pulumi CLI
 (scripts/build-pulumi-cli).
 """
