@@ -92,23 +92,46 @@ def machine_speed(repeat: int = 3) -> dict[str, float]:
     of work a ``provision`` command is made of, to tell a change of the machine's speed
     (hour to hour, host to host) from a change of the code when results are compared:
 
-    - ``python_loop_ms``: 2,000,000 iterations of a pure-Python loop (what importing modules
-      and running the program cost: interpreter-bound);
+    - ``python_loop_ms``: 2,000,000 iterations of a pure-Python loop (the interpreter alone);
+    - ``import_ms``: 3,000 small classes loaded from marshalled bytecode and executed, what
+      importing a module from its ``.pyc`` does (allocation-heavy: a machine whose memory is
+      slow or contended is slower at this than at the loop);
     - ``pbkdf2_ms``: PBKDF2-HMAC-SHA256 with 1,000,000 iterations, what the pulumi CLI does to
       derive a passphrase stack's key, once per process that decrypts its secrets.
     """
     import hashlib
+    import marshal
+
+    module = marshal.dumps(
+        compile(
+            "".join(
+                f"class C{i}:\n"
+                f"    def __init__(self, a: int = {i}, b: str = 'b{i}') -> None:\n"
+                "        self.a, self.b = a, b\n"
+                "    @property\n"
+                "    def value(self) -> int:\n"
+                "        return self.a\n"
+                for i in range(3000)
+            ),
+            "<machine_speed>",
+            "exec",
+        )
+    )
 
     def loop() -> None:
         total = 0
         for i in range(2_000_000):
             total += i
 
+    def load() -> None:
+        exec(marshal.loads(module), {})
+
     def pbkdf2() -> None:
         hashlib.pbkdf2_hmac("sha256", b"passphrase", b"0123456789abcdef", 1_000_000)
 
     out = {}
-    for name, work in (("python_loop_ms", loop), ("pbkdf2_ms", pbkdf2)):
+    work_kinds = (("python_loop_ms", loop), ("import_ms", load), ("pbkdf2_ms", pbkdf2))
+    for name, work in work_kinds:
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
