@@ -141,6 +141,16 @@ def machine_speed(repeat: int = 3) -> dict[str, float]:
     return out
 
 
+def speed_line(before: Mapping[str, float], after: Mapping[str, float]) -> str:
+    """One line for the report: :func:`machine_speed` before and after a benchmark."""
+    return (
+        f"machine: Python loop {before['python_loop_ms']:.0f} ms before, "
+        f"{after['python_loop_ms']:.0f} ms after; bytecode load {before['import_ms']:.0f} ms, "
+        f"{after['import_ms']:.0f} ms; PBKDF2 {before['pbkdf2_ms']:.0f} ms, "
+        f"{after['pbkdf2_ms']:.0f} ms (bench/common.py machine_speed)"
+    )
+
+
 def write_results(name: str, results: Mapping[str, Any]) -> Path:
     """Write ``bench/results/NAME.json``; its path."""
     out = ROOT / "bench" / "results" / f"{name}.json"

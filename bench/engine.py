@@ -55,7 +55,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PROVISION, compile_bytecode, machine_speed, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    PROVISION,
+    compile_bytecode,
+    machine_speed,
+    speed_line,
+    write_results,
+)
 from bench.latency_proxy import LatencyProxy  # noqa: E402
 from bench.rss import measure_tree  # noqa: E402
 
@@ -494,12 +500,7 @@ def main() -> int:
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'} {name}")
     print(f"({args.runs} runs, {os.cpu_count()} cores, {time.monotonic() - started:.0f} s)")
-    print(
-        "machine: Python loop {before[python_loop_ms]:.0f} ms before, {after[python_loop_ms]:.0f}"
-        " ms after; bytecode load {before[import_ms]:.0f} ms, {after[import_ms]:.0f} ms; PBKDF2"
-        " {before[pbkdf2_ms]:.0f} ms, {after[pbkdf2_ms]:.0f} ms (bench/common.py machine_speed)"
-        "".format(**speed)
-    )
+    print(speed_line(speed["before"], speed["after"]))
 
     write_results(
         "engine",

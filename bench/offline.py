@@ -5,7 +5,8 @@
 
 Target (issue 15): a median wall time <= 0.5 s per type. The runs are interleaved over the
 types (so machine noise hits them alike), after one warm-up each. Besides the wall time it
-reports the CPU time (user + system) of the process, which a loaded machine inflates less.
+reports the CPU time (user + system) of the process, which a loaded machine inflates less,
+and how fast the machine itself ran before and after (``bench.common.machine_speed``).
 Writes ``bench/results/offline.json`` and exits 1 if a type misses the target.
 
 ``--instructions`` counts the instructions of one run per type instead (valgrind's cachegrind,
@@ -28,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PROVISION, compile_bytecode  # noqa: E402
+from bench.common import PROVISION, compile_bytecode, machine_speed, speed_line  # noqa: E402
 from provision.registry import POOL_TYPES  # noqa: E402
 
 TARGET_S = 0.5
@@ -113,6 +114,7 @@ def main() -> int:
                 print(f"{t:32} {counts[t] / 1e9:8.3f} G instructions", flush=True)
         return 0
 
+    speed = {"before": machine_speed()}
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, **ENV, "PROVISION_HOME": home, "PREFECT_HOME": home}
         for t in types:  # warm-up: page cache
@@ -125,6 +127,7 @@ def main() -> int:
                 wall[t].append(w)
                 cpu[t].append(c)
 
+    speed["after"] = machine_speed()
     medians = {t: statistics.median(s) for t, s in wall.items()}
     print(f"{'type':32} {'wall med':>8} {'min':>7} {'max':>7} {'cpu med':>8}")
     for t in types:
@@ -137,12 +140,20 @@ def main() -> int:
         f"{'FAIL' if misses else 'PASS'} every type <= {TARGET_S} s"
         + (f": {misses}" * bool(misses))
     )
+    print(speed_line(speed["before"], speed["after"]))
 
     out = Path(args.out)
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(
-            {"runs": args.runs, "wall": wall, "cpu": cpu, "medians": medians, "misses": misses},
+            {
+                "runs": args.runs,
+                "wall": wall,
+                "cpu": cpu,
+                "medians": medians,
+                "misses": misses,
+                "machine_speed": speed,
+            },
             indent=2,
         )
     )

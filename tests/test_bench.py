@@ -175,3 +175,14 @@ def test_machine_speed_times_each_kind_of_work():
     assert set(speed) == {"python_loop_ms", "import_ms", "pbkdf2_ms"}
     # Real work was timed: neither is a constant or a skipped measurement.
     assert all(value > 1.0 for value in speed.values())
+
+
+def test_the_speed_line_names_each_gauge_before_and_after():
+    from bench.common import speed_line
+
+    before = {"python_loop_ms": 74.0, "import_ms": 41.2, "pbkdf2_ms": 310.0}
+    after = {"python_loop_ms": 120.4, "import_ms": 66.0, "pbkdf2_ms": 480.9}
+    assert speed_line(before, after) == (
+        "machine: Python loop 74 ms before, 120 ms after; bytecode load 41 ms, 66 ms; "
+        "PBKDF2 310 ms, 481 ms (bench/common.py machine_speed)"
+    )
