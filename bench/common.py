@@ -88,9 +88,9 @@ def report(title: str, times: Mapping[str, list[float]]) -> dict[str, float]:
 
 
 def machine_speed(repeat: int = 3) -> dict[str, float]:
-    """How fast this machine runs, now: milliseconds (medians of ``repeat``) for the two kinds
-    of work a ``provision`` command is made of, to tell a change of the machine's speed
-    (hour to hour, host to host) from a change of the code when results are compared:
+    """How fast this machine runs, now: milliseconds (medians of ``repeat``) for each kind of
+    work a ``provision`` command is made of, to tell a change of the machine's speed (hour to
+    hour, host to host) from a change of the code when results are compared:
 
     - ``python_loop_ms``: 2,000,000 iterations of a pure-Python loop (the interpreter alone);
     - ``import_ms``: 3,000 small classes loaded from marshalled bytecode and executed, what

@@ -176,7 +176,9 @@ class Plugins:
         for plugin, late in self._plugins:
             self._start(plugin, late, work_dir, env)
 
-    def _start(self, plugin: Plugin, late: LatePort, work_dir: Path, env: Mapping[str, str]):
+    def _start(
+        self, plugin: Plugin, late: LatePort, work_dir: Path, env: Mapping[str, str]
+    ) -> None:
         prefix = f"{plugin.package} (resource)"
         try:
             process = _spawn(

@@ -173,7 +173,7 @@ def test_machine_speed_times_each_kind_of_work():
 
     speed = machine_speed(repeat=1)
     assert set(speed) == {"python_loop_ms", "import_ms", "pbkdf2_ms"}
-    # Real work was timed: neither is a constant or a skipped measurement.
+    # Real work was timed: none is a constant or a skipped measurement.
     assert all(value > 1.0 for value in speed.values())
 
 
