@@ -510,3 +510,39 @@ def test_show_renders_the_workers_prefect_sees_or_why_it_could_not_ask():
     text, data = shown(workers=None, workers_error="Prefect at http://127.0.0.1:4200/api is down")
     assert "Workers: unknown (Prefect at http://127.0.0.1:4200/api is down)" in text
     assert data["workers"] is None and "down" in data["workers_error"]
+
+
+def test_cloud_values_print_as_written_not_as_emoji_or_markup(monkeypatch, capsys):
+    # rich turns ":secret:" into "㊙" and ":key:" into a key, even with markup off, and reads
+    # "[bold]" in a table cell as a style: an ECS worker's secret ARN once showed up in
+    # `provision show` as "...:123456789012㊙prefect/ecs/p1".
+    from cli import render
+    from provision.prefect.writer import WorkerStatus
+    from provision.saved import PrefectState
+    from provision.service import PoolDetails
+
+    monkeypatch.setenv("COLUMNS", "200")
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prefect/ecs/p1-AbCdEf"
+    details = PoolDetails(
+        name="p1",
+        type="ecs",
+        location="123456789012/eu-west-1",
+        outputs={
+            "worker_secret_arns": [arn],
+            "key_arn": "arn:aws:iam::123456789012:key:x",
+            "label": "[bold]kept[/bold]",
+        },
+        secret_outputs=frozenset(),
+        block_name="p1-aws-credentials",
+        prefect=PrefectState(block_id="b", pool_id="w"),
+        prefect_api_url="http://127.0.0.1:4200/api",
+        workers=[WorkerStatus("worker[1]:x:", "ONLINE", None)],
+        workers_error=None,
+    )
+    render.details(render.console(), details)
+    out = capsys.readouterr().out
+    assert json.dumps([arn]) in out
+    assert "arn:aws:iam::123456789012:key:x" in out
+    assert "[bold]kept[/bold]" in out
+    assert "worker[1]:x:" in out
+    assert not {"㊙", "🔑", "❌"} & set(out)
