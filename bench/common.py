@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,7 @@ def machine_speed(repeat: int = 3) -> dict[str, float]:
     )
 
     def loop() -> None:
-        total = 0
-        for i in range(2_000_000):
-            total += i
+        _loop(LOOP_ITERATIONS)
 
     def load() -> None:
         exec(marshal.loads(module), {})
@@ -139,6 +138,89 @@ def machine_speed(repeat: int = 3) -> dict[str, float]:
             times.append((time.perf_counter() - start) * 1000)
         out[name] = round(statistics.median(times), 1)
     return out
+
+
+LOOP_ITERATIONS = 2_000_000
+"""The pure-Python loop of :func:`machine_speed`; :func:`core_speeds` reports in its units."""
+
+PROBE_ITERATIONS = 500_000
+"""A quarter of that loop (~20 ms per core): short enough to run before every command."""
+
+
+def _loop(iterations: int) -> None:
+    total = 0
+    for i in range(iterations):
+        total += i
+
+
+def core_speeds(iterations: int = PROBE_ITERATIONS) -> dict[str, float]:
+    """How fast each core runs now: the pure-Python loop of :func:`machine_speed`, pinned to
+    each core this process may use in turn, in milliseconds per :data:`LOOP_ITERATIONS`.
+
+    Why per core, and why often: on the machine the README's figures come from, the two cores
+    did not run at one speed (the same loop took 67-87 ms on one and 114-143 ms on the other,
+    and they changed places within seconds), so a gauge taken once before and once after a
+    five-minute benchmark can read as usual while the commands ran far slower. Keyed by core
+    number; ``"any"`` where the process cannot be pinned (not Linux).
+    """
+    scale = LOOP_ITERATIONS / iterations
+
+    def timed_loop() -> float:
+        start = time.perf_counter()
+        _loop(iterations)
+        return round((time.perf_counter() - start) * 1000 * scale, 1)
+
+    if not hasattr(os, "sched_setaffinity"):
+        return {"any": timed_loop()}
+    allowed = os.sched_getaffinity(0)
+    out = {}
+    try:
+        for cpu in sorted(allowed):
+            os.sched_setaffinity(0, {cpu})  # this thread only: the commands are not pinned
+            out[str(cpu)] = timed_loop()
+    finally:
+        os.sched_setaffinity(0, allowed)
+    return out
+
+
+@dataclass
+class SpeedTrace:
+    """:func:`core_speeds` sampled through a benchmark, before each command it times."""
+
+    samples: list[dict[str, float]] = field(default_factory=list)
+
+    def sample(self) -> dict[str, float]:
+        """Probe the cores now; the probe (also kept for :meth:`summary`)."""
+        speeds = core_speeds()
+        self.samples.append(speeds)
+        return speeds
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per core: the median, fastest and slowest probe (ms) and how many were taken."""
+        by_core: dict[str, list[float]] = {}
+        for speeds in self.samples:
+            for core, ms in speeds.items():
+                by_core.setdefault(core, []).append(ms)
+        return {
+            core: {
+                "median_ms": round(statistics.median(values), 1),
+                "min_ms": min(values),
+                "max_ms": max(values),
+                "probes": len(values),
+            }
+            for core, values in sorted(by_core.items())
+        }
+
+    def line(self) -> str:
+        """One line for the report: each core's speed while the commands ran."""
+        cores = "; ".join(
+            f"core {core} {s['median_ms']:.0f} ms median ({s['min_ms']:.0f}-{s['max_ms']:.0f})"
+            for core, s in self.summary().items()
+        )
+        return (
+            f"machine during the runs: Python loop per core, probed before each command: "
+            f"{cores or 'no probe taken'} (bench/common.py core_speeds)"
+        )
 
 
 def speed_line(before: Mapping[str, float], after: Mapping[str, float]) -> str:

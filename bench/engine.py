@@ -30,7 +30,8 @@ a new moto account) and a fresh Pulumi backend:
 Targets (checked at 0 ms; exit 1 when one is missed): no-op ``up`` <= 1.0 s on GCP and
 <= 1.5 s on AWS; ``preview`` <= 0.8 s (every stack); <= 4 pulumi CLI processes per ``up``; peak
 RSS of every ``up``'s process tree <= 250 MB. Prints a table and how fast the machine itself
-ran before and after (``bench.common.machine_speed``: its speed changes by the hour), writes
+ran: before and after (``bench.common.machine_speed``), and each core before every timed
+command (``bench.common.core_speeds``: its speed changes within seconds). Writes
 ``bench/results/engine.json``. Needs the test extra and the built pulumi CLI
 (scripts/build-pulumi-cli).
 """
@@ -57,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
     PROVISION,
+    SpeedTrace,
     compile_bytecode,
     machine_speed,
     speed_line,
@@ -312,9 +314,16 @@ def provision(
 
 
 def sequence(
-    stack: str, world: World, latency_ms: int, proxy: LatencyProxy, tag: str
+    stack: str,
+    world: World,
+    latency_ms: int,
+    proxy: LatencyProxy,
+    tag: str,
+    trace: SpeedTrace | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """up, no-op up, preview, destroy of one pool on a fresh cloud and backend."""
+    """up, no-op up, preview, destroy of one pool on a fresh cloud and backend; with a
+    ``trace``, each sample also holds the cores' speed probed just before it
+    (``core_loop_ms``)."""
     workdir = world.root / "runs" / tag
     pool = "bench" + secrets.token_hex(3)
     extra = stack_extra(stack, workdir, proxy)
@@ -322,12 +331,17 @@ def sequence(
         extra.update(fake_delay_extra(latency_ms))
     env = run_env(world.base, workdir, world.root / "pulumi-home", extra)
     p = proxy if stack == "aws" else None
-    return {
-        "up": provision(up_args(stack, pool), env, world.shim, p),
-        "no-op up": provision(["up", pool, "--yes"], env, world.shim, p),
-        "preview": provision(["preview", pool, "--expect-no-changes"], env, world.shim, p),
-        "destroy": provision(["destroy", pool, "--yes"], env, world.shim, p),
+    commands = {
+        "up": up_args(stack, pool),
+        "no-op up": ["up", pool, "--yes"],
+        "preview": ["preview", pool, "--expect-no-changes"],
+        "destroy": ["destroy", pool, "--yes"],
     }
+    samples = {}
+    for command, args in commands.items():
+        probe = trace.sample() if trace is not None else None
+        samples[command] = {**provision(args, env, world.shim, p), "core_loop_ms": probe}
+    return samples
 
 
 def critical_path_run(stack: str, world: World, delay_ms: int, proxy: LatencyProxy, tag: str):
@@ -419,7 +433,8 @@ def main() -> int:
     if 0 not in latencies:
         raise SystemExit("--latency must include 0: the targets are checked there")
     compile_bytecode()
-    speed = {"before": machine_speed()}
+    speed: dict[str, Any] = {"before": machine_speed()}
+    trace = SpeedTrace()
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
@@ -443,7 +458,7 @@ def main() -> int:
                         for stack in stacks if i % 2 == 0 else reversed(stacks):
                             tag = f"{latency}ms-{stack}-{i}"
                             for command, sample in sequence(
-                                stack, world, latency, proxy, tag
+                                stack, world, latency, proxy, tag, trace
                             ).items():
                                 runs[stack][command].append(sample)
                             up = runs[stack]["up"][-1]["seconds"]
@@ -463,6 +478,7 @@ def main() -> int:
             moto.stop()
 
     speed["after"] = machine_speed()
+    speed["during"] = trace.summary()
     tables = {latency: summarize(runs) for latency, runs in results.items()}
     if not args.critical_runs:  # --critical-runs 0: the timed commands only
         critical = {}
@@ -501,6 +517,7 @@ def main() -> int:
         print(f"{'PASS' if ok else 'FAIL'} {name}")
     print(f"({args.runs} runs, {os.cpu_count()} cores, {time.monotonic() - started:.0f} s)")
     print(speed_line(speed["before"], speed["after"]))
+    print(trace.line())
 
     write_results(
         "engine",

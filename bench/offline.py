@@ -6,7 +6,8 @@
 Target (issue 15): a median wall time <= 0.5 s per type. The runs are interleaved over the
 types (so machine noise hits them alike), after one warm-up each. Besides the wall time it
 reports the CPU time (user + system) of the process, which a loaded machine inflates less,
-and how fast the machine itself ran before and after (``bench.common.machine_speed``).
+and how fast the machine itself ran: before and after (``bench.common.machine_speed``), and
+each core before every run (``bench.common.core_speeds``).
 Writes ``bench/results/offline.json`` and exits 1 if a type misses the target.
 
 ``--instructions`` counts the instructions of one run per type instead (valgrind's cachegrind,
@@ -25,11 +26,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PROVISION, compile_bytecode, machine_speed, speed_line  # noqa: E402
+from bench.common import (  # noqa: E402
+    PROVISION,
+    SpeedTrace,
+    compile_bytecode,
+    machine_speed,
+    speed_line,
+)
 from provision.registry import POOL_TYPES  # noqa: E402
 
 TARGET_S = 0.5
@@ -114,7 +122,8 @@ def main() -> int:
                 print(f"{t:32} {counts[t] / 1e9:8.3f} G instructions", flush=True)
         return 0
 
-    speed = {"before": machine_speed()}
+    speed: dict[str, Any] = {"before": machine_speed()}
+    trace = SpeedTrace()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, **ENV, "PROVISION_HOME": home, "PREFECT_HOME": home}
         for t in types:  # warm-up: page cache
@@ -123,11 +132,13 @@ def main() -> int:
         cpu: dict[str, list[float]] = {t: [] for t in types}
         for _ in range(args.runs):
             for t in types:
+                trace.sample()
                 w, c = run_once(command(t), env)
                 wall[t].append(w)
                 cpu[t].append(c)
 
     speed["after"] = machine_speed()
+    speed["during"] = trace.summary()
     medians = {t: statistics.median(s) for t, s in wall.items()}
     print(f"{'type':32} {'wall med':>8} {'min':>7} {'max':>7} {'cpu med':>8}")
     for t in types:
@@ -141,6 +152,7 @@ def main() -> int:
         + (f": {misses}" * bool(misses))
     )
     print(speed_line(speed["before"], speed["after"]))
+    print(trace.line())
 
     out = Path(args.out)
     out.parent.mkdir(exist_ok=True)
