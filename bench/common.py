@@ -88,6 +88,19 @@ def report(title: str, times: Mapping[str, list[float]]) -> dict[str, float]:
     return medians
 
 
+LOOP_ITERATIONS = 2_000_000
+"""The pure-Python loop of :func:`machine_speed`; :func:`core_speeds` reports in its units."""
+
+PROBE_ITERATIONS = 500_000
+"""A quarter of that loop (~20 ms per core): short enough to run before every command."""
+
+
+def _loop(iterations: int) -> None:
+    total = 0
+    for i in range(iterations):
+        total += i
+
+
 def machine_speed(repeat: int = 3) -> dict[str, float]:
     """How fast this machine runs, now: milliseconds (medians of ``repeat``) for each kind of
     work a ``provision`` command is made of, to tell a change of the machine's speed (hour to
@@ -140,26 +153,13 @@ def machine_speed(repeat: int = 3) -> dict[str, float]:
     return out
 
 
-LOOP_ITERATIONS = 2_000_000
-"""The pure-Python loop of :func:`machine_speed`; :func:`core_speeds` reports in its units."""
-
-PROBE_ITERATIONS = 500_000
-"""A quarter of that loop (~20 ms per core): short enough to run before every command."""
-
-
-def _loop(iterations: int) -> None:
-    total = 0
-    for i in range(iterations):
-        total += i
-
-
 def core_speeds(iterations: int = PROBE_ITERATIONS) -> dict[str, float]:
     """How fast each core runs now: the pure-Python loop of :func:`machine_speed`, pinned to
     each core this process may use in turn, in milliseconds per :data:`LOOP_ITERATIONS`.
 
-    Why per core, and why often: on the machine the README's figures come from, the two cores
-    did not run at one speed (the same loop took 67-87 ms on one and 114-143 ms on the other,
-    and they changed places within seconds), so a gauge taken once before and once after a
+    Why per core, and why often: on the machine the README's figures come from, the cores did
+    not keep one speed (the same loop took 67-75 ms at one moment and 115-145 ms at another, on
+    either core, changing within seconds), so a gauge taken once before and once after a
     five-minute benchmark can read as usual while the commands ran far slower. Keyed by core
     number; ``"any"`` where the process cannot be pinned (not Linux).
     """
