@@ -77,6 +77,20 @@ def test_calls_filter_by_op_type_phase_and_preview(cloud: FakeCloud) -> None:
     assert len(cloud.calls(type_token=ACCOUNT, phase=None, include_preview=True)) == 4
 
 
+def test_calls_leave_a_line_still_being_appended_for_the_next_read(
+    cloud: FakeCloud, state_dir: Path
+) -> None:
+    # What a poll saw in CI: a provider's append was visible up to a page boundary.
+    cloud.log_call({"op": "create", "type": ACCOUNT, "phase": "begin"})
+    with (state_dir / "calls.jsonl").open("a") as log:
+        log.write('{"cloud": "aws", "id": "/prefect/ecs/p", "name": "p-logs",')
+    assert len(cloud.calls("create", phase="begin")) == 1
+
+    with (state_dir / "calls.jsonl").open("a") as log:
+        log.write(' "op": "create", "phase": "begin"}\n')
+    assert [c.get("name") for c in cloud.calls("create", phase="begin")] == [None, "p-logs"]
+
+
 def _worker(state_dir: str, index: int, results: multiprocessing.Queue) -> None:
     cloud = FakeCloud(state_dir)
     claimed = 0
