@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 # Before anything imports grpc: in-process tests serve gRPC (the dynamic-provider host, inline
 # programs), and the test Prefect server is started with a ``preexec_fn`` (so a real fork, and
@@ -72,3 +72,30 @@ def prefect_cloud(prefect_cloud_proxy: PrefectCloud) -> PrefectCloud:
     cleared so ``.requests``/``.calls()`` hold only this test's."""
     prefect_cloud_proxy.clear()
     return prefect_cloud_proxy
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A test that failed on a request to moto that got no answer in time carries every
+    thread's stack in the moto servers of this process: a stall there is moto's (or ours)."""
+    report = yield
+    if report.failed and call.excinfo is not None and _timed_out_on_moto(call.excinfo.value):
+        from tests.fakecloud.moto_server import MotoServer
+
+        for server in list(MotoServer.running):
+            report.sections.append((f"moto server on port {server.port}", server.threads()))
+    return report
+
+
+def _timed_out_on_moto(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) is botocore giving up on an answer."""
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ReadTimeoutError, ConnectTimeoutError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
