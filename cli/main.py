@@ -777,11 +777,14 @@ def main() -> NoReturn:
     printed) is skipped. By then only the main thread is left: the engine's servers are
     stopped and the preload threads are daemons.
 
-    The cyclic collector is paused while the command loads its code (``cli/collector.py``).
+    The cyclic collector is paused while the command loads its code (``cli/collector.py``),
+    and optional parts of third-party packages the tool never uses are left out
+    (``cli/extras.py``).
     """
-    from cli import collector
+    from cli import collector, extras
 
     collector.pause()
+    extras.leave_out()
     try:
         app()
         code: object = 0

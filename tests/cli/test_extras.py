@@ -1,0 +1,90 @@
+"""Optional third-party parts the console script keeps out of its process (``cli/extras.py``).
+
+Each case runs in a fresh interpreter: what is loaded is a property of the whole process.
+The test environment has click and pygments (Prefect requires both), which is what makes
+httpx load its command-line client, so the control case shows the parts do load without
+``leave_out``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HTTPX_CLI_PARTS = {"click", "pygments.lexers", "rich.syntax"}
+
+# Uses httpx as the Prefect writer does, then reports what the process loaded.
+_USE = """
+import json, sys
+{setup}
+import httpx
+
+with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(204))) as client:
+    assert client.get("http://127.0.0.1/api/health").status_code == 204
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def loaded(setup: str) -> set[str]:
+    """The modules of a process that ran ``setup``, then used httpx."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _USE.format(setup=setup)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _extras_installed() -> None:
+    # Without them httpx has no CLI to load and the control case would prove nothing.
+    for name in ("click", "pygments"):
+        assert importlib.util.find_spec(name), f"{name} is a test dependency (via prefect)"
+
+
+def test_without_it_httpx_loads_its_cli() -> None:
+    assert loaded("") >= HTTPX_CLI_PARTS
+
+
+def test_httpx_works_without_its_cli() -> None:
+    modules = loaded("from cli import extras; extras.leave_out()")
+    assert "httpx" in modules
+    assert not HTTPX_CLI_PARTS & modules
+
+
+def test_parts_a_host_loaded_first_are_left_alone() -> None:
+    # A process that already has httpx's CLI (a test runner, an embedding program) keeps it.
+    modules = loaded("import httpx._main\nfrom cli import extras; extras.leave_out()")
+    assert modules >= HTTPX_CLI_PARTS
+    assert "httpx._main" in modules
+
+
+def test_the_console_script_leaves_it_out_for_the_command() -> None:
+    # ``main`` is the console script's entry; the probe stands in for the command.
+    probe = (
+        "import json, sys\n"
+        "import cli.main as m\n"
+        "def app():\n"
+        "    import httpx\n"
+        "    print(json.dumps(sorted(sys.modules)))\n"
+        "m.app = app\n"
+        "m.main()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    modules = set(json.loads(done.stdout.splitlines()[-1]))
+    assert "httpx" in modules and not HTTPX_CLI_PARTS & modules
