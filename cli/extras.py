@@ -1,14 +1,22 @@
 """Optional parts of third-party packages that a ``provision`` process never uses, kept out.
 
-**httpx's command-line client.** ``import httpx`` runs ``from ._main import main``, which
-succeeds whenever click and pygments are installed (Prefect requires both, so they are beside
-this tool in most environments) and then imports click, pygments' lexers and rich's syntax
-highlighting: ~68 million instructions and 2.3 MB of every command that talks to Prefect
-(``valgrind --tool=cachegrind`` and ``VmRSS`` around ``import httpx``, with the CLI's own
-modules loaded first), none of it used by the Prefect writer or the key cleanups. An entry of
-``None`` in ``sys.modules`` makes that one import raise ``ImportError``, and httpx falls back
-to the stub ``main`` it defines for an install without its ``cli`` extra: a newer httpx without
-the part only leaves the entry unused.
+httpx and httpcore import some modules only if the packages those need are installed, and
+Prefect's dependencies install them, so beside Prefect (where this tool usually lives) every
+command that talks to Prefect paid for them:
+
+- **httpx's command-line client** (``httpx._main``): ``import httpx`` imports it whenever
+  click and pygments are installed, which loads click, pygments' lexers and rich's syntax
+  highlighting. ~68 million instructions and 2.3 MB.
+- **httpcore's HTTP/2 connections** (``httpcore._sync.http2``, ``httpcore._async.http2``):
+  imported whenever h2 is installed, with h2, hpack and hyperframe. ~58 million instructions
+  and 1.3 MB. Every client of this tool speaks HTTP/1.1 (httpx's default).
+
+(Counted with ``valgrind --tool=cachegrind`` and ``VmRSS`` around ``import httpx`` and a
+client's creation, with the CLI's own modules loaded first.) An entry of ``None`` in
+``sys.modules`` makes an import of that module raise ``ImportError``, and both packages then
+use the fallback they define for an install without the extra: httpx a stub ``main``,
+httpcore an ``HTTP2Connection`` that raises if HTTP/2 is asked for. A newer release without
+one of these modules only leaves its entry unused.
 
 Looked at and left: pydantic's plugin discovery (the first model a command validates reads the
 entry points of every installed distribution) costs ~22 million instructions of an ECS plan.
@@ -20,12 +28,14 @@ from __future__ import annotations
 
 import sys
 
-HTTPX_CLI = "httpx._main"
+UNUSED = ("httpx._main", "httpcore._sync.http2", "httpcore._async.http2")
+"""The modules kept out (see the module docstring)."""
 
 
 def leave_out() -> None:
-    """Keep the parts above out of this process; call before httpx is imported.
+    """Keep the modules of :data:`UNUSED` out of this process; call before httpx is imported.
 
-    A part already loaded (by a host that imported it first) is left as it is.
+    A module already loaded (by a host that imported it first) is left as it is.
     """
-    sys.modules.setdefault(HTTPX_CLI, None)  # type: ignore[arg-type]
+    for name in UNUSED:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]

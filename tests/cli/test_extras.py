@@ -1,9 +1,9 @@
 """Optional third-party parts the console script keeps out of its process (``cli/extras.py``).
 
 Each case runs in a fresh interpreter: what is loaded is a property of the whole process.
-The test environment has click and pygments (Prefect requires both), which is what makes
-httpx load its command-line client, so the control case shows the parts do load without
-``leave_out``.
+The test environment has click, pygments and h2 (Prefect requires them), which is what makes
+httpx load its command-line client and httpcore its HTTP/2 connections, so the control case
+shows the parts do load without ``leave_out``.
 """
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTPX_CLI_PARTS = {"click", "pygments.lexers", "rich.syntax"}
+HTTP2_PARTS = {"h2", "hpack", "hyperframe"}
+UNUSED_PARTS = HTTPX_CLI_PARTS | HTTP2_PARTS
 
-# Uses httpx as the Prefect writer does, then reports what the process loaded.
+# Uses httpx as the Prefect writer does (HTTP/1.1, httpx's default), then reports what the
+# process loaded.
 _USE = """
 import json, sys
 {setup}
 import httpx
 
-with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(204))) as client:
-    assert client.get("http://127.0.0.1/api/health").status_code == 204
+with httpx.Client(timeout=5) as client:  # the default transport: httpcore's pool
+    assert client.build_request("GET", "http://127.0.0.1/api/health").url.port is None
 print(json.dumps(sorted(sys.modules)))
 """
 
@@ -49,34 +52,51 @@ def loaded(setup: str) -> set[str]:
 @pytest.fixture(scope="module", autouse=True)
 def _extras_installed() -> None:
     # Without them httpx has no CLI to load and the control case would prove nothing.
-    for name in ("click", "pygments"):
+    for name in ("click", "pygments", "h2"):
         assert importlib.util.find_spec(name), f"{name} is a test dependency (via prefect)"
 
 
-def test_without_it_httpx_loads_its_cli() -> None:
-    assert loaded("") >= HTTPX_CLI_PARTS
+def test_without_it_httpx_loads_its_cli_and_httpcore_its_http2() -> None:
+    assert loaded("") >= UNUSED_PARTS
 
 
-def test_httpx_works_without_its_cli() -> None:
+def test_httpx_works_without_them() -> None:
     modules = loaded("from cli import extras; extras.leave_out()")
     assert "httpx" in modules
-    assert not HTTPX_CLI_PARTS & modules
+    assert not UNUSED_PARTS & modules
+
+
+def test_http2_without_them_is_refused_by_httpcore_not_downgraded() -> None:
+    # httpcore's own fallback for an install without h2, should anything ask for HTTP/2.
+    setup = (
+        "from cli import extras; extras.leave_out()\n"
+        "import httpcore\n"
+        "try:\n"
+        "    httpcore.HTTP2Connection(origin=httpcore.Origin(b'https', b'x', 443))\n"
+        "except RuntimeError as exc:\n"
+        "    assert 'h2' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('HTTP/2 was not refused')\n"
+    )
+    assert not HTTP2_PARTS & loaded(setup)
 
 
 def test_parts_a_host_loaded_first_are_left_alone() -> None:
     # A process that already has httpx's CLI (a test runner, an embedding program) keeps it.
-    modules = loaded("import httpx._main\nfrom cli import extras; extras.leave_out()")
-    assert modules >= HTTPX_CLI_PARTS
+    setup = "import httpx._main, httpcore\nfrom cli import extras; extras.leave_out()"
+    modules = loaded(setup)
+    assert modules >= UNUSED_PARTS
     assert "httpx._main" in modules
 
 
-def test_the_console_script_leaves_it_out_for_the_command() -> None:
+def test_the_console_script_leaves_them_out_for_the_command() -> None:
     # ``main`` is the console script's entry; the probe stands in for the command.
     probe = (
         "import json, sys\n"
         "import cli.main as m\n"
         "def app():\n"
         "    import httpx\n"
+        "    httpx.Client().close()\n"
         "    print(json.dumps(sorted(sys.modules)))\n"
         "m.app = app\n"
         "m.main()\n"
@@ -87,4 +107,4 @@ def test_the_console_script_leaves_it_out_for_the_command() -> None:
     )
     assert done.returncode == 0, done.stderr
     modules = set(json.loads(done.stdout.splitlines()[-1]))
-    assert "httpx" in modules and not HTTPX_CLI_PARTS & modules
+    assert "httpx" in modules and not UNUSED_PARTS & modules
