@@ -73,10 +73,13 @@ def plan(out: Console, the_plan: Any) -> None:
         f" · {the_plan.location}" if the_plan.location else ""
     )
     note = "offline (mocks; computed values are placeholders)"
-    title = f"[bold]{escape(head)}[/]"
+    # A Text, not markup: rich reads a str title as markup with emoji codes on, whatever the
+    # console says (and loads its emoji table to do so).
+    title = Text(head, style="bold")
     note_inside = the_plan.offline and len(head) + len(note) + 3 > width - 2
     if the_plan.offline and not note_inside:
-        title += f" · [dim]{note}[/]"
+        title.append(" · ")
+        title.append(note, style="dim")
 
     changed = [r for r in the_plan.resources if r.op != "same"]
     ops = _widest(str(_op(r.op)) for r in changed) + 2
@@ -612,7 +615,8 @@ def details(out: Console, d: Any) -> None:
     for k, v in data["outputs"].items():
         # As text, not markup: the values come from the cloud.
         table.add_row(k, Text(v if isinstance(v, str) else json.dumps(v)))
-    out.print(Panel(table, title=f"{d.name} · {d.type} · {d.location}", title_align="left"))
+    title = Text(f"{d.name} · {d.type} · {d.location}")  # not markup: see ``plan``
+    out.print(Panel(table, title=title, title_align="left"))
     p = data["prefect"]
     block = f"block '{p['block_name']}' id {p['block_id'] or '-'}, " if p["block_name"] else ""
     out.print(

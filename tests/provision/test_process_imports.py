@@ -89,3 +89,32 @@ def test_the_offline_plan_loads_only_its_own_sdk_modules(type_name, with_worker,
     assert seen["completed"] == {}  # no service package loaded in full
     assert tops & ALL_SDKS == SDKS.get(target, set())
     assert not tops & {"rich", "httpx"}  # no rendering for --json, no Prefect client offline
+
+
+def test_a_rendered_plan_loads_no_emoji_table(tmp_path):
+    # rich reads a str panel title as markup with emoji codes on, whatever the console says:
+    # the plan's and ``show``'s titles are Text, so the table (~6 ms) is never loaded.
+    probe = (
+        "import sys\n"
+        "sys.argv = ['provision', 'preview', '--offline', 'p1', '--type', 'ecs', "
+        "'--region', 'eu-west-1']\n"
+        "from cli.main import app\n"
+        "try:\n"
+        "    app(standalone_mode=False)\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('EMOJI' if 'rich._emoji_codes' in sys.modules else 'NONE')\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PROVISION_HOME": str(tmp_path / "home"),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "COLUMNS": "120",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "27 to create" in proc.stdout  # the plan was rendered, panel and all
+    assert proc.stdout.splitlines()[-1] == "NONE"
