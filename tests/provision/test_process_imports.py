@@ -45,6 +45,20 @@ print(json.dumps({{"modules": sorted(sys.modules), "completed": completed}}))
 """
 
 
+def _env(tmp_path) -> dict[str, str]:
+    """A fresh interpreter's environment: nothing of the suite's, the tokens the pool types
+    without a cloud SDK read."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PROVISION_HOME": str(tmp_path / "home"),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "MODAL_TOKEN_ID": "ak-1",
+        "MODAL_TOKEN_SECRET": "as-1",
+        "DASK_COILED__TOKEN": "token",
+    }
+
+
 def _cases() -> list[tuple[str, bool]]:
     cases = []
     for name, pool_type in POOL_TYPES.items():
@@ -67,20 +81,11 @@ def test_the_offline_plan_loads_only_its_own_sdk_modules(type_name, with_worker,
         *(["--with-worker"] if with_worker else []),
         "--json",
     ]
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "PROVISION_HOME": str(tmp_path / "home"),
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "MODAL_TOKEN_ID": "ak-1",
-        "MODAL_TOKEN_SECRET": "as-1",
-        "DASK_COILED__TOKEN": "token",
-    }
     proc = subprocess.run(
         [sys.executable, "-c", _OFFLINE.format(args=args)],
         capture_output=True,
         text=True,
-        env=env,
+        env=_env(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout.splitlines()[-1])
@@ -105,13 +110,7 @@ def test_a_rendered_plan_loads_no_emoji_table(tmp_path):
         "    assert not exc.code, exc.code\n"
         "print('EMOJI' if 'rich._emoji_codes' in sys.modules else 'NONE')\n"
     )
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "PROVISION_HOME": str(tmp_path / "home"),
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "COLUMNS": "120",
-    }
+    env = {**_env(tmp_path), "COLUMNS": "120"}
     proc = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
     )
