@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from cli import collector
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli.fresh import run_console_script
 
 
 @pytest.fixture
@@ -70,14 +65,7 @@ def test_resume_freezes_without_a_pass_then_collects_what_comes_after() -> None:
 def test_the_console_script_pauses_it_for_the_command() -> None:
     # ``main`` is the console script's entry; a short command runs with the collector off
     # (the probe runs as the command would, through ``main``, and reports what it saw).
-    probe = (
-        "import gc, sys\n"
-        "import cli.main as m\n"
-        "m.app = lambda: print('enabled' if gc.isenabled() else 'paused')\n"
-        "m.main()\n"
+    out = run_console_script(
+        "def app():\n    import gc\n    print('enabled' if gc.isenabled() else 'paused')\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
-    )
-    assert out.stdout.strip() == "paused"
+    assert out.strip() == "paused"

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli.fresh import run_console_script, run_python
+
 HTTPX_CLI_PARTS = {"click", "pygments.lexers", "rich.syntax"}
 HTTP2_PARTS = {"h2", "hpack", "hyperframe"}
 UNUSED_PARTS = HTTPX_CLI_PARTS | HTTP2_PARTS
@@ -37,16 +34,7 @@ print(json.dumps(sorted(sys.modules)))
 
 def loaded(setup: str) -> set[str]:
     """The modules of a process that ran ``setup``, then used httpx."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", _USE.format(setup=setup)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.splitlines()[-1]))
+    return set(json.loads(run_python(_USE.format(setup=setup)).splitlines()[-1]))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,20 +79,12 @@ def test_parts_a_host_loaded_first_are_left_alone() -> None:
 
 def test_the_console_script_leaves_them_out_for_the_command() -> None:
     # ``main`` is the console script's entry; the probe stands in for the command.
-    probe = (
+    out = run_console_script(
         "import json, sys\n"
-        "import cli.main as m\n"
         "def app():\n"
         "    import httpx\n"
         "    httpx.Client().close()\n"
         "    print(json.dumps(sorted(sys.modules)))\n"
-        "m.app = app\n"
-        "m.main()\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    modules = set(json.loads(done.stdout.splitlines()[-1]))
+    modules = set(json.loads(out.splitlines()[-1]))
     assert "httpx" in modules and not UNUSED_PARTS & modules
