@@ -18,6 +18,11 @@ use the fallback they define for an install without the extra: httpx a stub ``ma
 httpcore an ``HTTP2Connection`` that raises if HTTP/2 is asked for. A newer release without
 one of these modules only leaves its entry unused.
 
+Parts of the pulumi SDK that ``import pulumi`` loads and a command may never use (its
+Automation API, its OpenTelemetry set-up) are not left out but deferred: :func:`defer` puts them
+in ``sys.modules`` with their code not run yet, and the first name a command asks of one runs
+it (``stacks/sdk_modules.py``, :data:`~stacks.sdk_modules.PULUMI_DEFERRED`).
+
 Looked at and left: pydantic's plugin discovery (the first model a command validates reads the
 entry points of every installed distribution) costs ~22 million instructions of an ECS plan.
 Skipping it for this process alone means replacing a private pydantic module, and a pydantic
@@ -26,6 +31,7 @@ release that changed what it imports from there would break every command.
 
 from __future__ import annotations
 
+import os
 import sys
 
 UNUSED = ("httpx._main", "httpcore._sync.http2", "httpcore._async.http2")
@@ -39,3 +45,11 @@ def leave_out() -> None:
     """
     for name in UNUSED:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
+def defer() -> None:
+    """Defer the pulumi SDK's parts of :data:`stacks.sdk_modules.PULUMI_DEFERRED` until a
+    command uses them; call before pulumi is imported (nothing changes after)."""
+    from stacks import sdk_modules
+
+    sdk_modules.defer_pulumi_parts(os.environ)

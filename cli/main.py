@@ -778,13 +778,14 @@ def main() -> NoReturn:
     stopped and the preload threads are daemons.
 
     The cyclic collector is paused while the command loads its code (``cli/collector.py``),
-    and optional parts of third-party packages the tool never uses are left out
-    (``cli/extras.py``).
+    optional parts of third-party packages the tool never uses are left out, and parts of the
+    pulumi SDK a command may not use are loaded only if it does (``cli/extras.py``).
     """
     from cli import collector, extras
 
     collector.pause()
     extras.leave_out()
+    extras.defer()
     try:
         app()
         code: object = 0

@@ -21,6 +21,8 @@ import importlib
 import threading
 from collections.abc import Iterable
 
+from stacks import sdk_modules
+
 _lock = threading.Lock()
 """Held while a preload imports: never two at once."""
 _started: list[threading.Thread] = []
@@ -29,15 +31,18 @@ _started: list[threading.Thread] = []
 def start(modules: Iterable[str]) -> None:
     """Begin importing ``modules`` on a daemon thread.
 
-    The pulumi SDK's package is imported first, on the caller's thread: it has import cycles
-    of its own, and two threads loading it at once can each be handed the other's modules
-    half-initialised. (The engine has loaded it by the time the service starts a preload, so
-    this usually costs nothing.)
+    The pulumi SDK's package is imported first, on the caller's thread, with its Automation
+    API: it has import cycles of its own, and two threads loading it at once can each be
+    handed the other's modules half-initialised. (The engine has loaded it by the time the
+    service starts a preload, so this usually costs nothing.)
     """
     names = tuple(modules)
     if not names:
         return
     importlib.import_module("pulumi")
+    # Its Automation API too, if the console script deferred it (``stacks/sdk_modules.py``):
+    # the engine's next calls use it, and this keeps its loading off the preload's thread.
+    sdk_modules.complete("pulumi.automation")
     thread = threading.Thread(target=_load, args=(names,), name="provision-preload", daemon=True)
     # Started before it is listed: a ``wait`` on another thread (the API runs pools in
     # parallel) must never join a thread not started yet.

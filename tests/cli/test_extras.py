@@ -88,3 +88,19 @@ def test_the_console_script_leaves_them_out_for_the_command() -> None:
     )
     modules = set(json.loads(out.splitlines()[-1]))
     assert "httpx" in modules and not UNUSED_PARTS & modules
+
+
+def test_the_console_script_defers_pulumis_unused_parts_until_used() -> None:
+    # ``stacks/sdk_modules.py`` tests the mechanism; this, that the console script sets it up
+    # before the command imports pulumi, and that the engine's use of the Automation API works.
+    out = run_console_script(
+        "import json, sys\n"
+        "def app():\n"
+        "    import pulumi\n"
+        "    before = {m for m in ('yaml', 'opentelemetry.sdk.trace') if m in sys.modules}\n"
+        "    from pulumi import automation as auto\n"
+        "    print(json.dumps([sorted(before), auto.Stack.__module__]))\n"
+    )
+    before, stack_module = json.loads(out.splitlines()[-1])
+    assert before == []
+    assert stack_module == "pulumi.automation._stack"

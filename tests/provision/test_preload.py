@@ -39,6 +39,29 @@ def test_a_stack_module_is_loaded_with_only_the_sdk_modules_it_declares():
     assert out.split() == ["True", "True", "False", "{}"]
 
 
+def test_a_deferred_automation_api_is_loaded_on_the_callers_thread_first():
+    # The console script defers it (stacks/sdk_modules.py); the engine's next calls use it, and
+    # loading it on the preload's thread while this one uses it would race.
+    out = _run(
+        """
+        import os, sys, threading
+        from stacks import sdk_modules
+        sdk_modules.defer_pulumi_parts(os.environ)
+        loaded_on = []
+        real = sdk_modules._complete
+        def complete(package, wanted):
+            loaded_on.append((package.__name__, threading.current_thread().name))
+            real(package, wanted)
+        sdk_modules._complete = complete
+        from provision import preload
+        preload.start(["provision.engine_stack"])
+        preload.wait()
+        print(loaded_on, type(sys.modules["pulumi.automation"]).__name__)
+        """
+    )
+    assert out.split("\n")[0] == "[('pulumi.automation', 'MainThread')] module"
+
+
 def test_a_failed_import_is_left_to_the_program():
     preload.start(["no_such_module_here"])
     preload.wait()  # returns: the program's own import reports it

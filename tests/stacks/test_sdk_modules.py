@@ -9,6 +9,7 @@ nothing else loaded them before.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -51,6 +52,33 @@ FILES = {
     "svc/other.py": "__all__ = ['Other']\nclass Other: pass\n",
     "plain/__init__.py": "from .x import *\nINIT_RAN = True\n",
     "plain/x.py": "__all__ = ['X']\nX = 1\n",
+    # A package whose __init__ imports parts eagerly, as pulumi's does (``defer``): a package
+    # (``api``) and a module imported for its side effect (``inner.effect``).
+    "host/__init__.py": """
+        from .inner import effect
+        from . import api
+        HOST = True
+    """,
+    "host/inner/__init__.py": "",
+    "host/inner/effect.py": """
+        import builtins
+        builtins.effect_runs = getattr(builtins, "effect_runs", 0) + 1
+        def hook():
+            return "hooked"
+    """,
+    "host/api/__init__.py": """
+        import threading, time
+        from .errors import ApiError
+        gate = threading.Event()
+        WAIT = globals().get("WAIT")
+        if WAIT is not None:  # a test holds the code here, part-way through
+            WAIT.set()
+            gate.wait(5)
+        class Client: pass
+        RUNS = globals().get("RUNS", 0) + 1
+    """,
+    "host/api/errors.py": "class ApiError(Exception): pass\n",
+    "selfish/__init__.py": "from . import LATER\nLATER = 1\n",
 }
 
 
@@ -132,6 +160,148 @@ def test_a_missing_service_or_module_fails_as_an_import_does(sdk):
         sdk_modules.load(sdk, nope=("x",))
     with pytest.raises(ModuleNotFoundError, match="missing"):
         sdk_modules.load(sdk, svc=("missing",))
+
+
+# -- deferred parts (pulumi's own: ``defer_pulumi_parts``) ------------------------------------
+
+
+def test_a_deferred_part_is_bound_by_its_parent_without_running(sdk):
+    import builtins
+    import importlib
+
+    sdk_modules.defer(f"{sdk}.host.api")
+    sdk_modules.defer(f"{sdk}.host.inner.effect")
+    runs = getattr(builtins, "effect_runs", 0)
+
+    host = importlib.import_module(f"{sdk}.host")
+
+    assert host.HOST
+    assert host.api is sys.modules[f"{sdk}.host.api"]  # the one object, its code not run
+    assert "Client" not in vars(host.api)
+    assert host.effect is sys.modules[f"{sdk}.host.inner.effect"]
+    assert getattr(builtins, "effect_runs", 0) == runs  # the side effect has not happened
+    assert host.effect.hook() == "hooked"  # the first name runs it, once
+    assert builtins.effect_runs == runs + 1
+    assert type(host.effect) is types.ModuleType
+    assert f"{sdk}.host.inner.effect" not in sdk_modules.completed  # not a stack's undeclared name
+
+
+def test_a_deferred_package_gives_a_submodule_alone_then_runs_on_a_name(sdk):
+    import importlib
+
+    sdk_modules.defer(f"{sdk}.host.api")
+    api = importlib.import_module(f"{sdk}.host.api")
+
+    errors = importlib.import_module(f"{sdk}.host.api.errors")
+    assert api.errors is errors and "Client" not in vars(api)
+    assert not hasattr(api, "__wrapped__")  # a probe runs nothing
+    assert api.Client and api.RUNS == 1
+    assert api.ApiError is errors.ApiError  # submodules already loaded are the ones used
+    sdk_modules.complete(f"{sdk}.host.api")  # nothing left to run
+    assert api.RUNS == 1
+
+
+def test_complete_runs_a_deferred_part_now(sdk):
+    sdk_modules.defer(f"{sdk}.host.api")
+    sdk_modules.complete(f"{sdk}.host.api")
+
+    api = sys.modules[f"{sdk}.host.api"]
+    assert type(api) is types.ModuleType
+    assert vars(api)["Client"]
+
+
+def test_another_thread_asking_while_the_code_runs_waits_for_it(sdk):
+    import threading
+
+    sdk_modules.defer(f"{sdk}.host.api")
+    api = sys.modules[f"{sdk}.host.api"]
+    started = threading.Event()
+    api.WAIT = started  # the code sees it and waits on its gate part-way through
+    runner = threading.Thread(target=lambda: api.Client)
+    runner.start()
+    assert started.wait(5)
+    got: list[object] = []
+    asker = threading.Thread(target=lambda: got.append(api.Client))
+    asker.start()
+    asker.join(0.3)
+    # Until the code is over, the name is not there: the asker waits rather than fail.
+    assert asker.is_alive() and not got
+    api.gate.set()
+    runner.join(5)
+    asker.join(5)
+    assert got == [api.Client] and api.RUNS == 1
+
+
+def test_code_asking_itself_for_a_name_not_defined_yet_fails_as_an_import_does(sdk):
+    sdk_modules.defer(f"{sdk}.selfish")
+    selfish = sys.modules[f"{sdk}.selfish"]
+
+    with pytest.raises(ImportError, match="LATER"):
+        _ = selfish.LATER
+    assert isinstance(selfish, sdk_modules._PartialPackage)  # as it was: a later use retries
+
+
+def test_a_module_loaded_before_or_missing_is_not_deferred(sdk):
+    import importlib
+
+    host = importlib.import_module(f"{sdk}.host")
+    sdk_modules.defer(f"{sdk}.host.api")
+    assert sys.modules[f"{sdk}.host.api"] is host.api and "Client" in vars(host.api)
+
+    sdk_modules.defer(f"{sdk}.host.nothing")
+    sdk_modules.defer("no_such_package_anywhere.part")
+    assert f"{sdk}.host.nothing" not in sys.modules
+    assert "no_such_package_anywhere.part" not in sys.modules
+
+
+# Run in a fresh interpreter: the suite's own loaded pulumi long before.
+_PULUMI = """
+import json, os, sys
+from stacks import sdk_modules
+sdk_modules.defer_pulumi_parts(os.environ)
+import pulumi
+seen = {
+    "deferred": sorted(n for n in sdk_modules.PULUMI_DEFERRED
+                       if isinstance(sys.modules.get(n), sdk_modules._PartialPackage)),
+    "loaded": sorted(n for n in ("yaml", "opentelemetry.sdk.trace", "urllib.request")
+                     if n in sys.modules),
+}
+# What the engine uses works, and loads what it needs then.
+from pulumi import automation as auto
+seen["workspace"] = auto.LocalWorkspace.__module__
+seen["loaded_after"] = sorted(n for n in ("yaml", "urllib.request") if n in sys.modules)
+from opentelemetry import trace
+seen["tracer_provider"] = type(trace.get_tracer_provider()).__module__
+print(json.dumps(seen))
+"""
+
+
+def _pulumi_parts(environ: dict[str, str]) -> dict:
+    """What a fresh interpreter with ``environ`` loads of pulumi's parts, deferred first."""
+    env = {k: v for k, v in os.environ.items() if k != "TRACEPARENT"} | environ
+    proc = subprocess.run(
+        [sys.executable, "-c", _PULUMI], capture_output=True, text=True, check=True, env=env
+    )
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_import_pulumi_leaves_its_automation_api_and_tracing_set_up_for_later():
+    seen = _pulumi_parts({})
+
+    assert seen["deferred"] == sorted(sdk_modules.PULUMI_DEFERRED)
+    assert seen["loaded"] == []  # no PyYAML, no OpenTelemetry SDK, no urllib.request
+    assert seen["workspace"] == "pulumi.automation._local_workspace"
+    assert seen["loaded_after"] == ["urllib.request", "yaml"]
+    assert not seen["tracer_provider"].startswith("opentelemetry.sdk")
+
+
+def test_with_tracing_on_the_sdk_sets_it_up_at_import_as_always():
+    # TRACEPARENT is how the pulumi CLI asks for spans: the SDK's side effect must happen.
+    seen = _pulumi_parts({"TRACEPARENT": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+
+    assert seen["deferred"] == ["pulumi.automation"]
+    assert "opentelemetry.sdk.trace" in seen["loaded"]
+    assert seen["tracer_provider"].startswith("opentelemetry.sdk.trace")
 
 
 # -- the real SDKs --------------------------------------------------------------------------
