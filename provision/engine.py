@@ -190,15 +190,13 @@ class Engine:
         from pulumi import automation as auto
 
         work_dir.mkdir(parents=True, exist_ok=True)
+        # Written here, not as the workspace's ``project_settings``: its writer is PyYAML's,
+        # which a command otherwise never loads (``stacks/sdk_modules.py``).
+        self._write_project(work_dir)
         return auto.LocalWorkspace(
             work_dir=str(work_dir),
             env_vars=self._cli_env(),
             secrets_provider=self.settings.secrets_provider,
-            project_settings=auto.ProjectSettings(
-                name=PROJECT_NAME,
-                runtime="python",
-                backend=auto.ProjectBackend(url=self.settings.backend_url),
-            ),
             pulumi_command=self.command(),
         )
 

@@ -78,8 +78,16 @@ class _PartialPackage(types.ModuleType):
 
 
 class _DeferredPart(_PartialPackage):
-    """A part of the pulumi SDK that its ``__init__`` imports and a command may never use
-    (:func:`defer_pulumi_parts`): its code runs on the first name asked of it."""
+    """A module that ``import pulumi`` loads and a command may never use
+    (:func:`defer_pulumi_parts`): its code runs on the first name asked of it, a ``__dunder__``
+    one included (``__all__`` of a star import, ``__version__``: what its code defines is
+    what such a name must see)."""
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):
+            _complete(self, name)
+            return object.__getattribute__(self, name)
+        return super().__getattr__(name)
 
 
 def load(sdk: str, **services: Iterable[str]) -> types.ModuleType:
@@ -106,13 +114,18 @@ def preload(*stack_modules: str) -> None:
         importlib.import_module(name)
 
 
-PULUMI_DEFERRED = ("pulumi.automation", "pulumi.runtime._instrumentation")
+PULUMI_DEFERRED = ("pulumi.automation", "pulumi.runtime._instrumentation", "yaml")
 """What ``import pulumi`` loads that a command may never use:
 
-- ``pulumi.automation``, the Automation API, with PyYAML, ``urllib.request`` (and with it
+- ``pulumi.automation``, the Automation API, with ``urllib.request`` (and with it
   ``http.client`` and ``email``) and its remote workspaces. ``pulumi/__init__.py`` imports it
   eagerly; a plan under mocks (``preview --offline``) never uses it. The engine does: its
   first name loads it (:func:`provision.preload.start` does, on the caller's thread).
+- ``yaml`` (PyYAML), which the Automation API's local workspace imports to read and write
+  settings files: ~90 million instructions, mostly its resolver's regular expressions. The
+  engine writes its project and stack settings as JSON (which is YAML) and never has the
+  workspace write or read them, so only a first ``up``, reading the stack settings file
+  ``stack init`` wrote, parses YAML.
 - ``pulumi.runtime._instrumentation``, imported for a side effect only: it sets up
   OpenTelemetry tracing when ``TRACEPARENT`` is set, and loads the OpenTelemetry SDK
   (``opentelemetry.sdk.trace``, its resources, metrics and semantic conventions) either way.
@@ -120,8 +133,8 @@ PULUMI_DEFERRED = ("pulumi.automation", "pulumi.runtime._instrumentation")
   asks it for a name.
 
 Together ~200 million instructions of an offline plan (``valgrind --tool=cachegrind``:
-``cloud-run-v2:push`` 2.02 to 1.82 billion) and ~65-85 million of an engine ``preview``
-(the tracing part only)."""
+``cloud-run-v2:push`` 2.02 to 1.82 billion) and ~160 million of an engine ``preview`` (all
+but the Automation API)."""
 
 
 def defer_pulumi_parts(environ: Mapping[str, str]) -> None:
@@ -140,17 +153,18 @@ def defer_pulumi_parts(environ: Mapping[str, str]) -> None:
 
 def defer(name: str) -> None:
     """Put the module or package ``name`` in ``sys.modules`` with its code not run, unless it
-    is there already: its first name asked for (not a submodule, not a ``__dunder__``) runs it.
-    Its parent packages are not imported (their code may be what imports it)."""
+    is there already: the first name asked of it that is not a submodule runs it. Its parent
+    packages are not imported (their code may be what imports it)."""
     top, _, rest = name.partition(".")
-    top_spec = importlib.util.find_spec(top)  # finds it only: none of its code runs
-    if top_spec is None or top_spec.submodule_search_locations is None or not rest:
-        return
-    path = list(top_spec.submodule_search_locations)
-    for package in rest.split(".")[:-1]:
-        path = [os.path.join(entry, package) for entry in path]
-    spec = importlib.machinery.PathFinder.find_spec(name, path)
-    if spec is None:
+    spec = importlib.util.find_spec(top)  # finds it only: none of its code runs
+    if spec is not None and rest:
+        if spec.submodule_search_locations is None:
+            return
+        path = list(spec.submodule_search_locations)
+        for package in rest.split(".")[:-1]:
+            path = [os.path.join(entry, package) for entry in path]
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+    if spec is None or spec.loader is None:
         return
     module = importlib.util.module_from_spec(spec)
     module.__class__ = _DeferredPart

@@ -194,11 +194,22 @@ def test_a_deferred_package_gives_a_submodule_alone_then_runs_on_a_name(sdk):
 
     errors = importlib.import_module(f"{sdk}.host.api.errors")
     assert api.errors is errors and "Client" not in vars(api)
-    assert not hasattr(api, "__wrapped__")  # a probe runs nothing
     assert api.Client and api.RUNS == 1
     assert api.ApiError is errors.ApiError  # submodules already loaded are the ones used
     sdk_modules.complete(f"{sdk}.host.api")  # nothing left to run
     assert api.RUNS == 1
+
+
+def test_a_dunder_name_of_a_deferred_part_runs_it(sdk):
+    # A star import reads ``__all__``, a version check ``__version__``: what the code defines.
+    sdk_modules.defer(f"{sdk}.host.api")
+    api = sys.modules[f"{sdk}.host.api"]
+
+    assert api.__name__ == f"{sdk}.host.api"  # set on the module: nothing runs
+    assert "Client" not in vars(api)
+    namespace: dict[str, object] = {}
+    exec(f"from {sdk}.host.api import *", namespace)
+    assert namespace["Client"] is api.Client and api.RUNS == 1
 
 
 def test_complete_runs_a_deferred_part_now(sdk):
@@ -241,6 +252,17 @@ def test_code_asking_itself_for_a_name_not_defined_yet_fails_as_an_import_does(s
     assert isinstance(selfish, sdk_modules._PartialPackage)  # as it was: a later use retries
 
 
+def test_a_top_level_package_is_deferred_too(sdk):
+    import importlib
+
+    sdk_modules.defer(sdk)
+    top = importlib.import_module(sdk)
+
+    assert "TOP" not in vars(top)
+    assert top.TOP  # its __init__ ran on the first name
+    assert sys.modules[sdk] is top and type(top) is types.ModuleType
+
+
 def test_a_module_loaded_before_or_missing_is_not_deferred(sdk):
     import importlib
 
@@ -259,17 +281,25 @@ _PULUMI = """
 import json, os, sys
 from stacks import sdk_modules
 sdk_modules.defer_pulumi_parts(os.environ)
+
+def ran(*names):
+    return sorted(n for n in names if n in sys.modules
+                  and not isinstance(sys.modules[n], sdk_modules._PartialPackage))
+
 import pulumi
+deferred = [n for n in sdk_modules.PULUMI_DEFERRED
+            if isinstance(sys.modules.get(n), sdk_modules._PartialPackage)]
 seen = {
-    "deferred": sorted(n for n in sdk_modules.PULUMI_DEFERRED
-                       if isinstance(sys.modules.get(n), sdk_modules._PartialPackage)),
-    "loaded": sorted(n for n in ("yaml", "opentelemetry.sdk.trace", "urllib.request")
-                     if n in sys.modules),
+    "deferred": sorted(deferred),
+    "ran": ran("yaml", "opentelemetry.sdk.trace", "urllib.request"),
 }
-# What the engine uses works, and loads what it needs then.
+# What the engine uses works, and loads what it needs then: not PyYAML, until it parses.
 from pulumi import automation as auto
 seen["workspace"] = auto.LocalWorkspace.__module__
-seen["loaded_after"] = sorted(n for n in ("yaml", "urllib.request") if n in sys.modules)
+seen["ran_after"] = ran("yaml", "urllib.request")
+import yaml
+seen["parsed"] = yaml.safe_load("a: [1, 2]")
+seen["yaml_version"] = yaml.__version__
 from opentelemetry import trace
 seen["tracer_provider"] = type(trace.get_tracer_provider()).__module__
 print(json.dumps(seen))
@@ -286,12 +316,16 @@ def _pulumi_parts(environ: dict[str, str]) -> dict:
 
 
 def test_import_pulumi_leaves_its_automation_api_and_tracing_set_up_for_later():
+    import yaml
+
     seen = _pulumi_parts({})
 
     assert seen["deferred"] == sorted(sdk_modules.PULUMI_DEFERRED)
-    assert seen["loaded"] == []  # no PyYAML, no OpenTelemetry SDK, no urllib.request
+    assert seen["ran"] == []  # no PyYAML, no OpenTelemetry SDK, no urllib.request
     assert seen["workspace"] == "pulumi.automation._local_workspace"
-    assert seen["loaded_after"] == ["urllib.request", "yaml"]
+    assert seen["ran_after"] == ["urllib.request"]
+    assert seen["parsed"] == {"a": [1, 2]}
+    assert seen["yaml_version"] == yaml.__version__  # a dunder name runs it too
     assert not seen["tracer_provider"].startswith("opentelemetry.sdk")
 
 
@@ -299,8 +333,8 @@ def test_with_tracing_on_the_sdk_sets_it_up_at_import_as_always():
     # TRACEPARENT is how the pulumi CLI asks for spans: the SDK's side effect must happen.
     seen = _pulumi_parts({"TRACEPARENT": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
 
-    assert seen["deferred"] == ["pulumi.automation"]
-    assert "opentelemetry.sdk.trace" in seen["loaded"]
+    assert "pulumi.runtime._instrumentation" not in seen["deferred"]
+    assert "opentelemetry.sdk.trace" in seen["ran"]
     assert seen["tracer_provider"].startswith("opentelemetry.sdk.trace")
 
 
