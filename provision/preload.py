@@ -23,6 +23,10 @@ from collections.abc import Iterable
 
 from stacks import sdk_modules
 
+ENGINE_PARTS = ("pulumi.automation", "pulumi.dynamic")
+"""The deferred parts of the pulumi SDK (``stacks/sdk_modules.PULUMI_DEFERRED``) that every
+engine run uses: the Automation API, and dynamic providers (the Prefect resources)."""
+
 _lock = threading.Lock()
 """Held while a preload imports: never two at once."""
 _started: list[threading.Thread] = []
@@ -31,18 +35,20 @@ _started: list[threading.Thread] = []
 def start(modules: Iterable[str]) -> None:
     """Begin importing ``modules`` on a daemon thread.
 
-    The pulumi SDK's package is imported first, on the caller's thread, with its Automation
-    API: it has import cycles of its own, and two threads loading it at once can each be
-    handed the other's modules half-initialised. (The engine has loaded it by the time the
-    service starts a preload, so this usually costs nothing.)
+    The pulumi SDK's package is imported first, on the caller's thread, with its
+    :data:`ENGINE_PARTS`: it has import cycles of its own, and two threads loading it at once
+    can each be handed the other's modules half-initialised. (The engine has loaded it by the
+    time the service starts a preload, so this usually costs nothing.)
     """
     names = tuple(modules)
     if not names:
         return
     importlib.import_module("pulumi")
-    # Its Automation API too, if the console script deferred it (``stacks/sdk_modules.py``):
-    # the engine's next calls use it, and this keeps its loading off the preload's thread.
-    sdk_modules.complete("pulumi.automation")
+    # Its Automation API and dynamic providers too, if the console script deferred them
+    # (``stacks/sdk_modules.py``): every engine run uses both, and this keeps their loading
+    # off the preload's thread.
+    for part in ENGINE_PARTS:
+        sdk_modules.complete(part)
     thread = threading.Thread(target=_load, args=(names,), name="provision-preload", daemon=True)
     # Started before it is listed: a ``wait`` on another thread (the API runs pools in
     # parallel) must never join a thread not started yet.

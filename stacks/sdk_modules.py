@@ -114,13 +114,20 @@ def preload(*stack_modules: str) -> None:
         importlib.import_module(name)
 
 
-PULUMI_DEFERRED = ("pulumi.automation", "pulumi.runtime._instrumentation", "yaml")
+PULUMI_DEFERRED = (
+    "pulumi.automation",
+    "pulumi.dynamic",
+    "pulumi.runtime._instrumentation",
+    "yaml",
+)
 """What ``import pulumi`` loads that a command may never use:
 
 - ``pulumi.automation``, the Automation API, with ``urllib.request`` (and with it
-  ``http.client`` and ``email``) and its remote workspaces. ``pulumi/__init__.py`` imports it
-  eagerly; a plan under mocks (``preview --offline``) never uses it. The engine does: its
-  first name loads it (:func:`provision.preload.start` does, on the caller's thread).
+  ``http.client`` and ``email``) and its remote workspaces, and ``pulumi.dynamic``, dynamic
+  providers, with dill (and ``multiprocessing``) to serialise them. ``pulumi/__init__.py``
+  imports both eagerly; a plan under mocks (``preview --offline``) uses neither. The engine
+  uses both (the Prefect resources are dynamic ones): :func:`provision.preload.start` runs
+  them on the caller's thread before the program's modules load on another.
 - ``yaml`` (PyYAML), which the Automation API's local workspace imports to read and write
   settings files: ~90 million instructions, mostly its resolver's regular expressions. The
   engine writes its project and stack settings as JSON (which is YAML) and never has the
@@ -132,9 +139,9 @@ PULUMI_DEFERRED = ("pulumi.automation", "pulumi.runtime._instrumentation", "yaml
   Deferred only without ``TRACEPARENT``, when the side effect is none; no code of the SDK
   asks it for a name.
 
-Together ~200 million instructions of an offline plan (``valgrind --tool=cachegrind``:
-``cloud-run-v2:push`` 2.02 to 1.82 billion) and ~160 million of an engine ``preview`` (all
-but the Automation API)."""
+Together ~230 million instructions of an offline plan (``valgrind --tool=cachegrind``:
+``cloud-run-v2:push`` 2.02 to 1.79 billion) and ~140 million of an engine ``preview`` (the
+tracing set-up and PyYAML)."""
 
 
 def defer_pulumi_parts(environ: Mapping[str, str]) -> None:

@@ -39,9 +39,9 @@ def test_a_stack_module_is_loaded_with_only_the_sdk_modules_it_declares():
     assert out.split() == ["True", "True", "False", "{}"]
 
 
-def test_a_deferred_automation_api_is_loaded_on_the_callers_thread_first():
-    # The console script defers it (stacks/sdk_modules.py); the engine's next calls use it, and
-    # loading it on the preload's thread while this one uses it would race.
+def test_deferred_engine_parts_are_loaded_on_the_callers_thread_first():
+    # The console script defers them (stacks/sdk_modules.py); the engine's next calls use
+    # them, and loading them on the preload's thread while this one uses them would race.
     out = _run(
         """
         import os, sys, threading
@@ -59,7 +59,9 @@ def test_a_deferred_automation_api_is_loaded_on_the_callers_thread_first():
         print(loaded_on, type(sys.modules["pulumi.automation"]).__name__)
         """
     )
-    assert out.split("\n")[0] == "[('pulumi.automation', 'MainThread')] module"
+    assert out.split("\n")[0] == (
+        "[('pulumi.automation', 'MainThread'), ('pulumi.dynamic', 'MainThread')] module"
+    )
 
 
 def test_a_failed_import_is_left_to_the_program():
