@@ -40,13 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provision.cli_run import CliRun, cli_environment
-from provision.dynamic_host import DynamicProviderHost
 from provision.engine_errors import ErrorRule, classify, propagation_rules
 from provision.errors import EngineError, PropagationError
 from provision.events import EventTranslator, ProgressCallback, is_internal, is_secret
-from provision.locks import StackLocks
-from provision.plugins import attachable
 from provision.recovery import AdoptCallback, UntrackedRemoval, decide_recovery
 from provision.settings import PROJECT_NAME, Settings
 from provision.state_file import UNKNOWN, read_checkpoint
@@ -54,7 +50,15 @@ from provision.state_file import UNKNOWN, read_checkpoint
 if TYPE_CHECKING:
     from pulumi.automation import LocalWorkspace, PulumiCommand
 
+    from provision.cli_run import CliRun
+    from provision.dynamic_host import DynamicProviderHost
     from provision.engine_stack import PoolStack
+    from provision.locks import StackLocks
+
+# Running the CLI (``cli_run``, ``plugins``, ``late_port``), the dynamic-provider host and the
+# locks are imported where they are used: a command that plans offline, or one with no stack,
+# never runs the engine, and they cost it ~40 million instructions at start-up (a thread pool,
+# sockets, their dataclasses).
 
 Program = Callable[[], Awaitable[None] | None]
 NoticeCallback = Callable[[str], None]
@@ -166,6 +170,8 @@ class Engine:
     @property
     def locks(self) -> StackLocks:
         """The locks on this backend's pool stacks."""
+        from provision.locks import StackLocks
+
         return StackLocks(self)
 
     # -- workspace and stacks -------------------------------------------------------------
@@ -266,6 +272,8 @@ class Engine:
         """This engine's dynamic-provider host (serving from the first stack workspace until
         the engine is collected)."""
         if self._host is None:
+            from provision.dynamic_host import DynamicProviderHost
+
             self._host = DynamicProviderHost(self._provider_env)
             weakref.finalize(self, self._host.stop)
         return self._host
@@ -315,6 +323,8 @@ class Engine:
                 if while_reading is not None:
                     while_reading()
                 return found  # type: ignore[return-value]
+        from provision.cli_run import cli_environment
+
         self.locks.wait_for_orphans(pool)
         work_dir = self._read_dir()
         binary = self._binary()
@@ -587,6 +597,9 @@ class Engine:
     ) -> CliRun:
         """Start ``pulumi COMMAND`` on ``pool``, with the provider plugins ``deployment`` (the
         state as last read; ``None``: unknown) shows the engine will need started beside it."""
+        from provision.cli_run import CliRun, cli_environment
+        from provision.plugins import attachable
+
         binary, env = self._binary(), self._cli_env()
         plugins = []
         # Previews only: a plugin started here lives as long as this process, and a killed

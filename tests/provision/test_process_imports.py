@@ -27,6 +27,13 @@ SDKS = {
     "azure": {"pulumi_azure_native", "pulumi_azuread"},
 }
 ALL_SDKS = set().union(*SDKS.values())
+ENGINE_RUNNERS = {
+    "provision.cli_run",
+    "provision.plugins",
+    "provision.late_port",
+    "provision.locks",
+    "provision.dynamic_host",
+}
 
 _OFFLINE = """
 import io, json, sys, contextlib
@@ -94,6 +101,8 @@ def test_the_offline_plan_loads_only_its_own_sdk_modules(type_name, with_worker,
     assert seen["completed"] == {}  # no service package loaded in full
     assert tops & ALL_SDKS == SDKS.get(target, set())
     assert not tops & {"rich", "httpx"}  # no rendering for --json, no Prefect client offline
+    # Nor what runs the engine: its CLI runs, plugins, locks and dynamic-provider host.
+    assert not set(seen["modules"]) & ENGINE_RUNNERS
 
 
 def test_a_rendered_plan_loads_no_emoji_table(tmp_path):
