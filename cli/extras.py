@@ -18,10 +18,11 @@ use the fallback they define for an install without the extra: httpx a stub ``ma
 httpcore an ``HTTP2Connection`` that raises if HTTP/2 is asked for. A newer release without
 one of these modules only leaves its entry unused.
 
-Parts of the pulumi SDK that ``import pulumi`` loads and a command may never use (its
-Automation API, its OpenTelemetry set-up) are not left out but deferred: :func:`defer` puts them
-in ``sys.modules`` with their code not run yet, and the first name a command asks of one runs
-it (``stacks/sdk_modules.py``, :data:`~stacks.sdk_modules.PULUMI_DEFERRED`).
+What ``import pulumi`` loads and a command may never use (the SDK's Automation API, dynamic
+providers and OpenTelemetry set-up, and PyYAML) is not left out but deferred: :func:`defer`
+puts those modules in ``sys.modules`` with their code not run yet, and the first name a
+command asks of one runs it (``stacks/sdk_modules.py``,
+:data:`~stacks.sdk_modules.PULUMI_DEFERRED`).
 
 Looked at and left: pydantic's plugin discovery (the first model a command validates reads the
 entry points of every installed distribution) costs ~22 million instructions of an ECS plan.
@@ -48,8 +49,8 @@ def leave_out() -> None:
 
 
 def defer() -> None:
-    """Defer the pulumi SDK's parts of :data:`stacks.sdk_modules.PULUMI_DEFERRED` until a
-    command uses them; call before pulumi is imported (nothing changes after)."""
+    """Defer the modules of :data:`stacks.sdk_modules.PULUMI_DEFERRED` until a command uses
+    them; call before pulumi is imported (nothing changes after)."""
     from stacks import sdk_modules
 
     sdk_modules.defer_pulumi_parts(os.environ)
