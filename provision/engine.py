@@ -213,13 +213,13 @@ class Engine:
     def _write_stack_files(
         self, pool: str, secrets: Mapping[str, Any], config: Mapping[str, str]
     ) -> Path:
-        """Write ``pool``'s project and stack settings files without the SDK, and return the
-        work dir: the settings name the secrets manager the state has (``secrets``: the
-        deployment's ``secrets_providers``) and hold ``config``. JSON is YAML. Settings that
-        ``stack init`` wrote there for a new stack (its passphrase salt) are kept."""
+        """Write ``pool``'s stack settings file without the SDK, and return the work dir (whose
+        project file the caller writes: ``_workspace`` does): the settings name the secrets
+        manager the state has (``secrets``: the deployment's ``secrets_providers``) and hold
+        ``config``. JSON is YAML. Settings that ``stack init`` wrote there for a new stack (its
+        passphrase salt) are kept."""
         work_dir = self._stack_dir(pool)
         work_dir.mkdir(parents=True, exist_ok=True)
-        self._write_project(work_dir)
         path = work_dir / f"Pulumi.{pool}.yaml"
         settings: dict[str, Any] = {}
         if path.exists():
@@ -493,6 +493,7 @@ class Engine:
     ) -> CliRun:
         secrets = deployment.get("secrets_providers") or {}
         work_dir = self._write_stack_files(pool, secrets, config)
+        self._write_project(work_dir)  # no workspace yet: the CLI starts before the SDK loads
         run = self._start(pool, command, work_dir, deployment, config)
         run.owner = self  # this engine's scratch dir is the run's work dir
         return run
