@@ -306,13 +306,17 @@ print(json.dumps(seen))
 """
 
 
-def _pulumi_parts(environ: dict[str, str]) -> dict:
-    """What a fresh interpreter with ``environ`` loads of pulumi's parts, deferred first."""
-    env = {k: v for k, v in os.environ.items() if k != "TRACEPARENT"} | environ
+def _fresh(code: str, env: dict[str, str] | None = None) -> dict:
+    """The JSON that ``code`` prints last, run in a fresh interpreter (with ``env``)."""
     proc = subprocess.run(
-        [sys.executable, "-c", _PULUMI], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     return json.loads(proc.stdout.splitlines()[-1])
+
+
+def _pulumi_parts(environ: dict[str, str]) -> dict:
+    """What a fresh interpreter with ``environ`` loads of pulumi's parts, deferred first."""
+    return _fresh(_PULUMI, {k: v for k, v in os.environ.items() if k != "TRACEPARENT"} | environ)
 
 
 def test_import_pulumi_leaves_its_automation_api_and_tracing_set_up_for_later():
@@ -377,9 +381,7 @@ print(json.dumps(out))
     ],
 )
 def test_every_registered_type_of_a_used_service_still_resolves(stacks, sdk, declared):
-    code = _REAL.format(stacks=stacks, sdk=sdk)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    seen = json.loads(proc.stdout.splitlines()[-1])
+    seen = _fresh(_REAL.format(stacks=stacks, sdk=sdk))
 
     assert seen["completed"] == {}  # the stacks declare every module they take names from
     tokens = dict(seen["rehydrated"])
