@@ -24,6 +24,11 @@ puts those modules in ``sys.modules`` with their code not run yet, and the first
 command asks of one runs it (``stacks/sdk_modules.py``,
 :data:`~stacks.sdk_modules.PULUMI_DEFERRED`).
 
+The provider SDKs' modules are compiled with their annotations postponed
+(:func:`postpone_sdk_annotations`, ``stacks/sdk_bytecode.py``): evaluated as they load, they
+are most of what loading ``pulumi_aws.ec2``'s input and output types costs, and nothing reads
+them until a program serialises one of the types.
+
 Looked at and left: pydantic's plugin discovery (the first model a command validates reads the
 entry points of every installed distribution) costs ~22 million instructions of an ECS plan.
 Skipping it for this process alone means replacing a private pydantic module, and a pydantic
@@ -54,3 +59,12 @@ def defer() -> None:
     from stacks import sdk_modules
 
     sdk_modules.defer_pulumi_parts(os.environ)
+
+
+def postpone_sdk_annotations() -> None:
+    """Compile the provider SDKs' modules imported from now on with postponed annotations,
+    cached in this machine's cache directory (:mod:`stacks.sdk_bytecode`)."""
+    from provision.settings import cache_dir
+    from stacks import sdk_bytecode
+
+    sdk_bytecode.install(cache_dir(os.environ) / "sdk-bytecode")

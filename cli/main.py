@@ -778,14 +778,16 @@ def main() -> NoReturn:
     stopped and the preload threads are daemons.
 
     The cyclic collector is paused while the command loads its code (``cli/collector.py``),
-    optional parts of third-party packages the tool never uses are left out, and parts of the
-    pulumi SDK a command may not use are loaded only if it does (``cli/extras.py``).
+    optional parts of third-party packages the tool never uses are left out, parts of the
+    pulumi SDK a command may not use are loaded only if it does, and the provider SDKs' modules
+    are compiled with their annotations postponed (``cli/extras.py``).
     """
     from cli import collector, extras
 
     collector.pause()
     extras.leave_out()
     extras.defer()
+    extras.postpone_sdk_annotations()
     try:
         app()
         code: object = 0

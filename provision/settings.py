@@ -9,7 +9,6 @@ validation is over.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,9 +37,9 @@ class Settings:
     """``PROVISION_PULUMI_ROOT``: a directory holding ``bin/pulumi``."""
     cache_dir: Path | None = None
     """What this machine may remember between commands, none of it state (the pulumi CLI's
-    version): ``PROVISION_CACHE_DIR``, else ``$XDG_CACHE_HOME/provision``, else
-    ``~/.cache/provision``. Never under ``PROVISION_HOME``, which read-only commands leave
-    untouched."""
+    version, the provider SDKs' compiled modules): ``PROVISION_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/provision``, else ``~/.cache/provision``. Never under ``PROVISION_HOME``,
+    which read-only commands leave untouched."""
 
     def prepare(self) -> None:
         """Create the local backend directory if missing (nothing else: a machine that only
@@ -81,6 +80,8 @@ class Settings:
         """Settings for plans of pools that do not exist yet: a local backend under ``root``
         and a one-off passphrase, so a preview or a declined confirmation writes nothing to the
         real backend or to ``PROVISION_HOME``."""
+        import secrets  # only here and for a new passphrase file: `--help` loads this module
+
         return replace(
             self,
             home=root,
@@ -141,11 +142,6 @@ def load_settings(
         engine_env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase_file)
 
     root = env.get("PROVISION_PULUMI_ROOT")
-    cache = env.get("PROVISION_CACHE_DIR") or (
-        Path(env["XDG_CACHE_HOME"]) / "provision"
-        if env.get("XDG_CACHE_HOME")
-        else Path.home() / ".cache" / "provision"
-    )
     return Settings(
         home=home,
         backend_url=url,
@@ -153,11 +149,24 @@ def load_settings(
         engine_env=engine_env,
         passphrase_file=passphrase_file,
         pulumi_root=Path(root).expanduser() if root else None,
-        cache_dir=Path(cache).expanduser(),
+        cache_dir=cache_dir(env),
     )
 
 
+def cache_dir(env: Mapping[str, str]) -> Path:
+    """What this machine may remember between commands (:attr:`Settings.cache_dir`):
+    ``PROVISION_CACHE_DIR``, else ``$XDG_CACHE_HOME/provision``, else ``~/.cache/provision``."""
+    cache = env.get("PROVISION_CACHE_DIR") or (
+        Path(env["XDG_CACHE_HOME"]) / "provision"
+        if env.get("XDG_CACHE_HOME")
+        else Path.home() / ".cache" / "provision"
+    )
+    return Path(cache).expanduser()
+
+
 def _create_passphrase_file(path: Path) -> Path | None:
+    import secrets
+
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_EXCL: two first runs racing must not end up with two different passphrases.
     try:

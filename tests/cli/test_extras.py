@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,19 @@ def test_the_console_script_defers_pulumis_unused_parts_until_used() -> None:
     ran, stack_module = json.loads(out.splitlines()[-1])
     assert ran == []
     assert stack_module == "pulumi.automation._stack"
+
+
+def test_the_console_script_compiles_the_provider_sdks_with_postponed_annotations(tmp_path):
+    # ``stacks/sdk_bytecode.py`` tests the mechanism; this, that the console script installs it
+    # before the command imports a provider SDK, with the machine's cache directory.
+    out = run_console_script(
+        "import json, os\n"
+        f"os.environ['PROVISION_CACHE_DIR'] = {str(tmp_path)!r}\n"
+        "def app():\n"
+        "    import pulumi_aws.ec2.vpc as vpc\n"
+        "    hint = vpc.VpcArgs.__init__.__annotations__['cidr_block']\n"
+        "    print(json.dumps([hint, vpc.__spec__.cached]))\n"
+    )
+    hint, cached = json.loads(out.splitlines()[-1])
+    assert hint == "pulumi.Input[Optional[_builtins.str]]"
+    assert cached.startswith(str(tmp_path / "sdk-bytecode")) and Path(cached).is_file()

@@ -1,0 +1,263 @@
+"""stacks/sdk_bytecode.py: provider SDK modules compiled with postponed annotations, cached.
+
+The mechanics run on a small package written to ``tmp_path`` (``fakesdk``), imported in a
+fresh interpreter each time: which finder loaded a module is a property of the process. The
+real SDKs are checked through the console script: every cloud stack's offline plan is the same
+whether its SDK modules come from this cache or from the SDK's own bytecode.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stacks import sdk_bytecode
+from tests.cli.fresh import ROOT
+
+# ``Missing`` is defined nowhere: evaluated as the module loads, the annotation raises.
+SOURCE = """
+def make(size: "int", part: Missing[int] = None) -> Missing:
+    return size
+
+class Args:
+    name: Missing[str]
+
+    def __init__(self, name: Missing) -> None:
+        self.name = name
+
+MARK = "source"
+"""
+
+
+@pytest.fixture
+def sdk(tmp_path: Path) -> Path:
+    """A package ``fakesdk`` with one module, ``fakesdk.mod``, under ``tmp_path / 'site'``."""
+    package = tmp_path / "site" / "fakesdk"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("TOP = True\n")
+    (package / "mod.py").write_text(SOURCE)
+    return package
+
+
+def probe(sdk: Path, cache: Path, code: str = "") -> dict:
+    """Import ``fakesdk.mod`` in a fresh interpreter with the finder installed for ``fakesdk``
+    (cache ``cache``); what ``code`` adds to ``seen``, and the annotations and spec seen."""
+    script = f"""
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {str(sdk.parent)!r})
+from stacks import sdk_bytecode
+sdk_bytecode.install(Path({str(cache)!r}), packages=("fakesdk",))
+import fakesdk.mod as mod
+def shown(annotations):  # a string as it is, an evaluated annotation as <its repr>
+    return {{k: v if isinstance(v, str) else f"<{{v!r}}>" for k, v in annotations.items()}}
+seen = {{
+    "annotations": shown(mod.make.__annotations__),
+    "fields": shown(mod.Args.__annotations__),
+    "mark": mod.MARK,
+    "cached": mod.__spec__.cached,
+    "loader": type(mod.__spec__.loader).__name__,
+}}
+{code}
+print(json.dumps(seen))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_annotations_are_strings_and_nothing_evaluates_them(sdk, tmp_path):
+    seen = probe(sdk, tmp_path / "cache")
+
+    assert seen["annotations"] == {"size": "'int'", "part": "Missing[int]", "return": "Missing"}
+    assert seen["fields"] == {"name": "Missing[str]"}
+    assert seen["loader"] == "_PostponedLoader"
+
+
+def test_the_package_without_the_finder_evaluates_them_as_it_loads(sdk, tmp_path):
+    # The control case: the same source imported plainly fails on the undefined name, which
+    # is what shows the probe's import ran none of the annotations.
+    done = subprocess.run(
+        [sys.executable, "-c", "import fakesdk.mod"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(sdk.parent)},
+    )
+    assert done.returncode == 1 and "NameError: name 'Missing'" in done.stderr
+
+
+def test_the_compiled_module_is_cached_as_a_pyc_at_its_source_path(sdk, tmp_path):
+    cache = tmp_path / "cache"
+    seen = probe(sdk, cache)
+
+    cached = sdk_bytecode.cache_path(cache, str(sdk / "mod.py"))
+    assert seen["cached"] == str(cached)
+    assert cached == cache.joinpath(*sdk.parts[1:], f"mod.{sys.implementation.cache_tag}.pyc")
+    data = cached.read_bytes()
+    stat = (sdk / "mod.py").stat()
+    assert data[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(data[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+    assert int.from_bytes(data[12:16], "little") == stat.st_size
+    # The package's __init__ too; nothing else, and no temporary file left behind.
+    assert sorted(p.name for p in cached.parent.iterdir()) == sorted(
+        [cached.name, f"__init__.{sys.implementation.cache_tag}.pyc"]
+    )
+
+
+def test_the_next_import_runs_the_cached_code_without_compiling(sdk, tmp_path):
+    cache = tmp_path / "cache"
+    probe(sdk, cache)
+    cached = sdk_bytecode.cache_path(cache, str(sdk / "mod.py"))
+    # A cached file whose code differs from the source (same header): served as it is, which
+    # shows the source was not compiled again.
+    code = compile(SOURCE.replace('MARK = "source"', 'MARK = "cache"'), "mod.py", "exec")
+    import marshal
+
+    cached.write_bytes(cached.read_bytes()[:16] + marshal.dumps(code))
+
+    assert probe(sdk, cache)["mark"] == "cache"
+
+
+def test_a_changed_source_is_compiled_again(sdk, tmp_path):
+    cache = tmp_path / "cache"
+    probe(sdk, cache)
+    source = sdk / "mod.py"
+    source.write_text(SOURCE.replace('MARK = "source"', 'MARK = "upgraded"'))
+    os.utime(source, (1_700_000_000, 1_700_000_000))  # a release's files keep their own times
+
+    assert probe(sdk, cache)["mark"] == "upgraded"
+    assert probe(sdk, cache)["mark"] == "upgraded"  # and cached as such
+
+
+def test_a_damaged_cache_file_is_compiled_again_and_replaced(sdk, tmp_path):
+    cache = tmp_path / "cache"
+    probe(sdk, cache)
+    cached = sdk_bytecode.cache_path(cache, str(sdk / "mod.py"))
+    cached.write_bytes(cached.read_bytes()[:20])  # cut short, as by a full disk
+
+    assert probe(sdk, cache)["mark"] == "source"
+    assert len(cached.read_bytes()) > 100
+
+
+def test_an_unwritable_cache_loads_the_sdks_own_bytecode(sdk, tmp_path):
+    # Compiling a module like ``pulumi_aws.ec2._inputs`` on every command would cost more than
+    # its annotations: without a cache, the import is the plain one (annotations evaluated).
+    (sdk / "mod.py").write_text(SOURCE.replace("Missing", "list"))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+
+    seen = probe(sdk, blocker / "cache")
+
+    assert seen["annotations"] == {
+        "size": "int",
+        "part": "<list[int]>",
+        "return": "<<class 'list'>>",
+    }
+    assert seen["loader"] == "_PostponedLoader" and seen["mark"] == "source"
+
+
+def test_only_the_named_packages_and_only_once(sdk, tmp_path):
+    seen = probe(
+        sdk,
+        tmp_path / "cache",
+        "import json as other\n"
+        "sdk_bytecode.install(Path('elsewhere'))\n"
+        "finders = [f for f in sys.meta_path if type(f).__name__ == '_Finder']\n"
+        "seen['finders'] = len(finders)\n"
+        "seen['other'] = type(other.__spec__.loader).__name__\n"
+        "sdk_bytecode.uninstall()\n"
+        "seen['after'] = sum(type(f).__name__ == '_Finder' for f in sys.meta_path)\n",
+    )
+
+    assert seen["finders"] == 1
+    assert seen["other"] == "SourceFileLoader"
+    assert seen["after"] == 0
+
+
+# Every cloud stack, with and without its worker's stack: the plan is the same from the cache
+# (annotations as strings, resolved by the pulumi runtime when it serialises a type) as from
+# the SDK's own bytecode. Under mocks the runtime serialises every input and deserialises every
+# output through the types' hints.
+PLANS = {
+    "gcp": ["--type", "cloud-run-v2", "--project", "my-proj-123", "--region", "europe-west1"],
+    "aws": ["--type", "ecs", "--region", "eu-west-1"],
+    "azure": [
+        "--type",
+        "azure-container-instance",
+        "--subscription",
+        "00000000-0000-0000-0000-000000000000",
+        "--resource-group",
+        "rg",
+        "--location",
+        "westeurope",
+    ],
+}
+
+
+FLAGS = ("--offline", "--json")
+
+# What every plan draws afresh: a new pool's globally unique names end in a random suffix (a
+# GCP custom role's id, an Azure registry's name), and a credential's end date is a year from
+# now (Azure's application password).
+_SUFFIX = re.compile(r"[0-9a-f]{8}$")
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def unsuffixed(value: object) -> object:
+    """``value`` with every string's random suffix replaced by ``<suffix>``, every timestamp
+    by ``<time>``."""
+    if isinstance(value, dict):
+        return {key: unsuffixed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unsuffixed(item) for item in value]
+    if isinstance(value, str):
+        return _TIME.sub("<time>", _SUFFIX.sub("<suffix>", value))
+    return value
+
+
+def offline_plan(args: list[str], tmp_path: Path, cache: Path) -> dict:
+    """``provision preview p1 ARGS --offline --json`` through the console script."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PROVISION_HOME": str(tmp_path / "home"),
+        "PROVISION_CACHE_DIR": str(cache),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "import cli.main as m; m.main()", "preview", "p1", *args, *FLAGS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["pool", "with-worker"])
+@pytest.mark.parametrize("cloud", sorted(PLANS))
+def test_every_stacks_plan_is_the_same_from_the_cache(cloud, worker, tmp_path):
+    args = PLANS[cloud] + (["--with-worker"] if worker else [])
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    cache = tmp_path / "cache"
+
+    plain = offline_plan(args, tmp_path, blocker / "cache")
+    postponed = offline_plan(args, tmp_path, cache)
+
+    assert unsuffixed(postponed) == unsuffixed(plain)
+    assert postponed["resources"]  # a real plan, not two empty ones
+    sdk = {"gcp": "pulumi_gcp", "aws": "pulumi_aws", "azure": "pulumi_azure_native"}[cloud]
+    assert any(sdk in p.parts for p in (cache / "sdk-bytecode").rglob("*.pyc")), (
+        "the plan's SDK modules came from the cache"
+    )
