@@ -91,7 +91,9 @@ class TargetOptions(BaseModel):
     value came from with :func:`origin` (the sources travel in the validation context).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every target's model is defined when the registry loads, one is validated per command:
+    # each builds its validator on first use (defer_build), not as its class is made.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     internal: ClassVar[frozenset[str]] = frozenset()
     """Fields the tool finds out itself and saves with the options, but no flag sets."""
