@@ -102,7 +102,8 @@ def test_the_compiled_module_is_cached_as_a_pyc_at_its_source_path(sdk, tmp_path
 
     cached = sdk_bytecode.cache_path(cache, str(sdk / "mod.py"))
     assert seen["cached"] == str(cached)
-    assert cached == cache.joinpath(*sdk.parts[1:], f"mod.{sys.implementation.cache_tag}.pyc")
+    tag = sys.implementation.cache_tag
+    assert cached == cache.joinpath(sdk_bytecode.FORMAT, *sdk.parts[1:], f"mod.{tag}.pyc")
     data = cached.read_bytes()
     stat = (sdk / "mod.py").stat()
     assert data[:4] == importlib.util.MAGIC_NUMBER
@@ -110,7 +111,7 @@ def test_the_compiled_module_is_cached_as_a_pyc_at_its_source_path(sdk, tmp_path
     assert int.from_bytes(data[12:16], "little") == stat.st_size
     # The package's __init__ too; nothing else, and no temporary file left behind.
     assert sorted(p.name for p in cached.parent.iterdir()) == sorted(
-        [cached.name, f"__init__.{sys.implementation.cache_tag}.pyc"]
+        [cached.name, f"__init__.{tag}.pyc"]
     )
 
 
@@ -182,6 +183,105 @@ def test_only_the_named_packages_and_only_once(sdk, tmp_path):
     assert seen["finders"] == 1
     assert seen["other"] == "SourceFileLoader"
     assert seen["after"] == 0
+
+
+TYPED_DICTS = '''
+from typing import NotRequired, Required, TypedDict
+import typing
+
+class PartArgsDict(TypedDict):
+    name: Missing[str]
+    """A docstring between fields, as the SDKs write them."""
+    size: NotRequired[Missing[int]]
+
+class LooseArgsDict(typing.TypedDict, total=False):
+    kind: Required[Missing]
+    note: Missing
+
+class EmptyArgsDict(TypedDict):
+    """No fields."""
+'''
+
+
+def test_a_typed_dicts_fields_are_set_as_typed_dict_would_without_compiling_them(sdk, tmp_path):
+    # ``TypedDict`` turns each string annotation into a ForwardRef (compiling it) as the class
+    # is made: the fields move after the class, as the strings with the keys' required-ness.
+    (sdk / "mod.py").write_text(SOURCE + TYPED_DICTS)
+    code = (
+        "import typing\n"
+        "seen['typed'] = {\n"
+        "    c.__name__: [c.__annotations__, sorted(c.__required_keys__),\n"
+        "                 sorted(c.__optional_keys__), c.__total__]\n"
+        "    for c in (mod.PartArgsDict, mod.LooseArgsDict, mod.EmptyArgsDict)\n"
+        "}\n"
+        "seen['is_typeddict'] = typing.is_typeddict(mod.PartArgsDict)\n"
+    )
+    seen = probe(sdk, tmp_path / "cache", code)
+
+    assert seen["typed"] == {
+        "PartArgsDict": [
+            {"name": "Missing[str]", "size": "NotRequired[Missing[int]]"},
+            ["name"],
+            ["size"],
+            True,
+        ],
+        "LooseArgsDict": [
+            {"kind": "Required[Missing]", "note": "Missing"},
+            ["kind"],
+            ["note"],
+            False,
+        ],
+        "EmptyArgsDict": [{}, [], [], True],
+    }
+    assert seen["is_typeddict"] is True
+
+
+# The real SDKs' TypedDicts (each input type's ``...ArgsDict`` twin), of the services the
+# stacks use: what a plain import records, and the resolved hints, are what this gives.
+_TYPED_DICT_PROBE = """
+import json, sys, typing, importlib
+from pathlib import Path
+import pulumi
+if sys.argv[1] != "-":
+    from stacks import sdk_bytecode
+    sdk_bytecode.install(Path(sys.argv[1]))
+module = importlib.import_module(sys.argv[2])
+seen = {}
+for name, obj in vars(module).items():
+    if typing.is_typeddict(obj) and obj.__module__ == module.__name__:
+        # As pulumi._types resolves hints: Input[T]'s "Output[T]" needs Output and T.
+        local = {"Output": pulumi.Output, "T": type(None)}
+        hints = typing.get_type_hints(obj, localns=local, include_extras=True)
+        seen[name] = [sorted(obj.__required_keys__), sorted(obj.__optional_keys__),
+                      {k: repr(v) for k, v in hints.items()}, obj.__total__]
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "pulumi_aws.ec2._inputs",
+        "pulumi_gcp.cloudrunv2._inputs",
+        "pulumi_azure_native.containerinstance._inputs",
+    ],
+)
+def test_the_real_sdks_typed_dicts_are_what_a_plain_import_makes(module, tmp_path):
+    def typed_dicts(cache: str) -> dict:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(
+            [sys.executable, "-c", _TYPED_DICT_PROBE, cache, module],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    plain = typed_dicts("-")
+    assert len(plain) > 50  # the service's ArgsDicts, not an empty comparison
+    assert typed_dicts(str(tmp_path / "cache")) == plain
 
 
 # Every cloud stack, with and without its worker's stack: the plan is the same from the cache
