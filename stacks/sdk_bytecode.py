@@ -42,6 +42,7 @@ from __future__ import annotations
 import __future__
 
 import ast
+import contextlib
 import importlib.machinery
 import importlib.util
 import marshal
@@ -68,22 +69,22 @@ _LOCK = threading.Lock()
 class _PostponedLoader(importlib.machinery.SourceFileLoader):
     """Loads a source module compiled with postponed annotations, through the cache."""
 
-    def __init__(self, fullname: str, path: str, cache: Path) -> None:
+    def __init__(self, fullname: str, path: str, cached: str) -> None:
         super().__init__(fullname, path)
-        self.cache = cache
+        self.cached = cached
 
     def get_code(self, fullname: str) -> object:
         """The module's code: from the cache when it matches the source, else compiled and
         cached; the SDK's own bytecode where the cache cannot be written."""
-        source_path = self.get_filename(fullname)
-        cached = cache_path(self.cache, source_path)
+        source_path, cached = self.get_filename(fullname), self.cached
         try:
             stat = os.stat(source_path)
         except OSError:
             return super().get_code(fullname)
         header = _header(stat)
         try:
-            data = cached.read_bytes()
+            with open(cached, "rb") as file:
+                data = file.read()
         except OSError:
             data = b""
         if data[:_HEADER] == header:
@@ -102,14 +103,15 @@ class _PostponedLoader(importlib.machinery.SourceFileLoader):
         except OSError:
             return super().get_code(fullname)
         finally:
-            Path(tmp[1]).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp[1])  # renamed: gone already
         return code
 
 
 class _Finder:
     """Hands the source modules of :data:`PACKAGES` to :class:`_PostponedLoader`."""
 
-    def __init__(self, cache: Path, packages: Sequence[str]) -> None:
+    def __init__(self, cache: str, packages: Sequence[str]) -> None:
         self.cache = cache
         self.packages = tuple(packages)
 
@@ -123,8 +125,8 @@ class _Finder:
         if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
             return spec  # not found, a namespace package, or bytecode or an extension only
         assert spec.origin is not None
-        spec.loader = _PostponedLoader(fullname, spec.origin, self.cache)
-        spec.cached = str(cache_path(self.cache, spec.origin))
+        spec.cached = cache_path(self.cache, spec.origin)
+        spec.loader = _PostponedLoader(fullname, spec.origin, spec.cached)
         return spec
 
 
@@ -135,7 +137,7 @@ def install(cache: Path, packages: Sequence[str] = PACKAGES) -> None:
     with _LOCK:
         if any(isinstance(finder, _Finder) for finder in sys.meta_path):
             return
-        sys.meta_path.insert(0, _Finder(Path(cache), packages))
+        sys.meta_path.insert(0, _Finder(os.fspath(cache), packages))
 
 
 def uninstall() -> None:
@@ -144,12 +146,14 @@ def uninstall() -> None:
         sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _Finder)]
 
 
-def cache_path(cache: Path, source_path: str) -> Path:
+def cache_path(cache: str | os.PathLike[str], source_path: str) -> str:
     """Where the compiled form of the module at ``source_path`` is kept: its absolute path
-    under ``cache`` and :data:`FORMAT`, with the interpreter's tag (``vpc.cpython-311.pyc``)."""
-    source = Path(os.path.abspath(source_path))
+    under ``cache`` and :data:`FORMAT`, with the interpreter's tag (``vpc.cpython-311.pyc``).
+    String operations only: an SDK's top-level package asks this of some 200 services."""
+    directory, name = os.path.split(os.path.abspath(source_path))
+    stem = name.rpartition(".")[0]
     tag = sys.implementation.cache_tag
-    return cache.joinpath(FORMAT, *source.parent.parts[1:], f"{source.stem}.{tag}.pyc")
+    return os.path.join(cache, FORMAT, directory.lstrip(os.sep), f"{stem}.{tag}.pyc")
 
 
 def compile_module(source: bytes, path: str) -> types.CodeType:
@@ -236,13 +240,14 @@ def _header(stat: os.stat_result) -> bytes:
     )
 
 
-def _temporary(path: Path) -> tuple[int, str] | None:
+def _temporary(path: str) -> tuple[int, str] | None:
     """A new file beside ``path`` to write its content to and rename (open descriptor, name);
     None if that directory cannot be written."""
     import tempfile  # on a first import only: the console script installs this for `--help` too
 
+    directory, name = os.path.split(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.makedirs(directory, exist_ok=True)
+        return tempfile.mkstemp(dir=directory, prefix=f".{name}.")
     except OSError:
         return None

@@ -100,7 +100,7 @@ def test_the_compiled_module_is_cached_as_a_pyc_at_its_source_path(sdk, tmp_path
     cache = tmp_path / "cache"
     seen = probe(sdk, cache)
 
-    cached = sdk_bytecode.cache_path(cache, str(sdk / "mod.py"))
+    cached = Path(sdk_bytecode.cache_path(cache, str(sdk / "mod.py")))
     assert seen["cached"] == str(cached)
     tag = sys.implementation.cache_tag
     assert cached == cache.joinpath(sdk_bytecode.FORMAT, *sdk.parts[1:], f"mod.{tag}.pyc")
@@ -118,7 +118,7 @@ def test_the_compiled_module_is_cached_as_a_pyc_at_its_source_path(sdk, tmp_path
 def test_the_next_import_runs_the_cached_code_without_compiling(sdk, tmp_path):
     cache = tmp_path / "cache"
     probe(sdk, cache)
-    cached = sdk_bytecode.cache_path(cache, str(sdk / "mod.py"))
+    cached = Path(sdk_bytecode.cache_path(cache, str(sdk / "mod.py")))
     # A cached file whose code differs from the source (same header): served as it is, which
     # shows the source was not compiled again.
     code = compile(SOURCE.replace('MARK = "source"', 'MARK = "cache"'), "mod.py", "exec")
@@ -143,7 +143,7 @@ def test_a_changed_source_is_compiled_again(sdk, tmp_path):
 def test_a_damaged_cache_file_is_compiled_again_and_replaced(sdk, tmp_path):
     cache = tmp_path / "cache"
     probe(sdk, cache)
-    cached = sdk_bytecode.cache_path(cache, str(sdk / "mod.py"))
+    cached = Path(sdk_bytecode.cache_path(cache, str(sdk / "mod.py")))
     cached.write_bytes(cached.read_bytes()[:20])  # cut short, as by a full disk
 
     assert probe(sdk, cache)["mark"] == "source"
