@@ -23,9 +23,10 @@ from collections.abc import Iterable
 
 from stacks import sdk_modules
 
-ENGINE_PARTS = ("pulumi.automation", "pulumi.dynamic")
+ENGINE_PARTS = ("grpc", "grpc.aio", "pulumi.automation", "pulumi.dynamic")
 """The deferred parts of the pulumi SDK (``stacks/sdk_modules.PULUMI_DEFERRED``) that every
-engine run uses: the Automation API, and dynamic providers (the Prefect resources)."""
+engine run uses: the gRPC runtime, the Automation API, and dynamic providers (the Prefect
+resources)."""
 
 _lock = threading.Lock()
 """Held while a preload imports: never two at once."""
@@ -44,9 +45,9 @@ def start(modules: Iterable[str]) -> None:
     if not names:
         return
     importlib.import_module("pulumi")
-    # Its Automation API and dynamic providers too, if the console script deferred them
-    # (``stacks/sdk_modules.py``): every engine run uses both, and this keeps their loading
-    # off the preload's thread.
+    # Its gRPC runtime, Automation API and dynamic providers too, if the console script
+    # deferred them (``stacks/sdk_modules.py``): every engine run uses them all, and this
+    # keeps their loading off the preload's thread.
     for part in ENGINE_PARTS:
         sdk_modules.complete(part)
     thread = threading.Thread(target=_load, args=(names,), name="provision-preload", daemon=True)

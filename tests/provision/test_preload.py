@@ -60,7 +60,8 @@ def test_deferred_engine_parts_are_loaded_on_the_callers_thread_first():
         """
     )
     assert out.split("\n")[0] == (
-        "[('pulumi.automation', 'MainThread'), ('pulumi.dynamic', 'MainThread')] module"
+        "[('grpc', 'MainThread'), ('grpc.aio', 'MainThread'), "
+        "('pulumi.automation', 'MainThread'), ('pulumi.dynamic', 'MainThread')] module"
     )
 
 

@@ -36,8 +36,10 @@ ENGINE_RUNNERS = {
 }
 
 _OFFLINE = """
-import io, json, sys, contextlib
+import io, json, os, sys, contextlib
 sys.argv = ["provision", *{args!r}]
+from cli import extras
+extras.defer()  # as the console script does
 from cli.main import app
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
@@ -48,7 +50,9 @@ with contextlib.redirect_stdout(out):
 json.loads(out.getvalue())
 sdk_modules = sys.modules.get("stacks.sdk_modules")
 completed = dict(sdk_modules.completed) if sdk_modules else {{}}
-print(json.dumps({{"modules": sorted(sys.modules), "completed": completed}}))
+ran = [n for n in sdk_modules.PULUMI_DEFERRED if n in sys.modules
+       and not isinstance(sys.modules[n], sdk_modules._PartialPackage)] if sdk_modules else []
+print(json.dumps({{"modules": sorted(sys.modules), "completed": completed, "ran": ran}}))
 """
 
 
@@ -101,8 +105,10 @@ def test_the_offline_plan_loads_only_its_own_sdk_modules(type_name, with_worker,
     assert seen["completed"] == {}  # no service package loaded in full
     assert tops & ALL_SDKS == SDKS.get(target, set())
     assert not tops & {"rich", "httpx"}  # no rendering for --json, no Prefect client offline
-    # Nor what runs the engine: its CLI runs, plugins, locks and dynamic-provider host.
+    # Nor what runs the engine: its CLI runs, plugins, locks and dynamic-provider host, nor
+    # the parts of the pulumi SDK the console script defers (gRPC, the Automation API...).
     assert not set(seen["modules"]) & ENGINE_RUNNERS
+    assert seen["ran"] == []
 
 
 def test_a_rendered_plan_loads_no_emoji_table(tmp_path):
