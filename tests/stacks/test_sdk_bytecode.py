@@ -361,3 +361,14 @@ def test_every_stacks_plan_is_the_same_from_the_cache(cloud, worker, tmp_path):
     assert any(sdk in p.parts for p in (cache / "sdk-bytecode").rglob("*.pyc")), (
         "the plan's SDK modules came from the cache"
     )
+
+
+def test_every_sdk_a_stack_loads_is_compiled_this_way():
+    # A new stack's SDK missing from PACKAGES would load as shipped: correct, but slow.
+    loaded = set()
+    for path in (ROOT / "stacks").glob("*.py"):
+        source = path.read_text()
+        loaded |= set(re.findall(r'sdk_modules\.load\(\s*"(\w+)"', source))
+        loaded |= set(re.findall(r"^import (pulumi_\w+)", source, re.MULTILINE))
+    assert loaded == {"pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "pulumi_azuread"}
+    assert loaded <= set(sdk_bytecode.PACKAGES)
