@@ -36,6 +36,20 @@ MARK = "source"
 """
 
 
+def run_json(args: list[str], **env: str) -> dict:
+    """The JSON a fresh interpreter running ``args`` prints (the repository importable, ``env``
+    added to this environment); a non-zero exit fails the test with its stderr."""
+    done = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 @pytest.fixture
 def sdk(tmp_path: Path) -> Path:
     """A package ``fakesdk`` with one module, ``fakesdk.mod``, under ``tmp_path / 'site'``."""
@@ -68,12 +82,7 @@ seen = {{
 {code}
 print(json.dumps(seen))
 """
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_json(["-c", script])
 
 
 def test_annotations_are_strings_and_nothing_evaluates_them(sdk, tmp_path):
@@ -268,16 +277,7 @@ print(json.dumps(seen))
 )
 def test_the_real_sdks_typed_dicts_are_what_a_plain_import_makes(module, tmp_path):
     def typed_dicts(cache: str) -> dict:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        done = subprocess.run(
-            [sys.executable, "-c", _TYPED_DICT_PROBE, cache, module],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return run_json(["-c", _TYPED_DICT_PROBE, cache, module])
 
     plain = typed_dicts("-")
     assert len(plain) > 50  # the service's ArgsDicts, not an empty comparison
@@ -327,21 +327,11 @@ def unsuffixed(value: object) -> object:
 
 def offline_plan(args: list[str], tmp_path: Path, cache: Path) -> dict:
     """``provision preview p1 ARGS --offline --json`` through the console script."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "PROVISION_HOME": str(tmp_path / "home"),
-        "PROVISION_CACHE_DIR": str(cache),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", "import cli.main as m; m.main()", "preview", "p1", *args, *FLAGS],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    return run_json(
+        ["-c", "import cli.main as m; m.main()", "preview", "p1", *args, *FLAGS],
+        PROVISION_HOME=str(tmp_path / "home"),
+        PROVISION_CACHE_DIR=str(cache),
     )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 @pytest.mark.parametrize("worker", [False, True], ids=["pool", "with-worker"])
