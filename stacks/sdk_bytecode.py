@@ -96,8 +96,8 @@ class _PostponedLoader(importlib.machinery.SourceFileLoader):
         if tmp is None:
             return super().get_code(fullname)  # compiling on every command costs more
         try:
-            code = compile_module(self.get_data(source_path), source_path)
-            with os.fdopen(tmp[0], "wb") as file:
+            with os.fdopen(tmp[0], "wb") as file:  # closed whatever compiling raises
+                code = compile_module(self.get_data(source_path), source_path)
                 file.write(header + marshal.dumps(code))
             os.replace(tmp[1], cached)
         except OSError:

@@ -13,15 +13,14 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import pytest
 
-from provision.settings import cache_dir
-from stacks import sdk_bytecode
+from cli import extras
 from tests.prefect_cloud import PrefectCloud
 from tests.prefect_server import PROTECTED_AUTH, PrefectServer
 
 # In-process tests (stacks under mocks, the service, the engine's inline programs) load the
 # provider SDKs as the console script does: compiled with postponed annotations, from the
 # machine's cache (``stacks/sdk_bytecode.py``).
-sdk_bytecode.install(cache_dir(os.environ) / "sdk-bytecode")
+extras.postpone_sdk_annotations()
 
 # moto_server (session) and s3_backend (a fresh bucket as a Pulumi state backend) for every
 # test; importing the module starts nothing, the server starts when a test first asks for it.

@@ -36,7 +36,7 @@ ENGINE_RUNNERS = {
 }
 
 _OFFLINE = """
-import io, json, os, sys, contextlib
+import io, json, sys, contextlib
 sys.argv = ["provision", *{args!r}]
 from cli import extras
 extras.defer()  # as the console script does
