@@ -42,6 +42,9 @@ from stacks import sdk_modules
 
 aws = sdk_modules.load(
     "pulumi_aws",
+    "_inputs",
+    "get_availability_zones",
+    "get_caller_identity",
     cloudwatch=("event_rule", "event_target", "log_group"),
     ec2=(
         "_inputs",

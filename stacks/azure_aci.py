@@ -37,10 +37,12 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 import pulumi
-import pulumi_azuread as azuread
 
 from stacks import sdk_modules
 
+azuread = sdk_modules.load(
+    "pulumi_azuread", "application", "application_password", "service_principal"
+)
 _azure = sdk_modules.load(
     "pulumi_azure_native",
     authorization=("_inputs", "get_client_config", "role_assignment", "role_definition"),

@@ -20,10 +20,25 @@ gives, with its required and optional keys (``NotRequired[...]`` or not), which 
 Instructions of an offline plan (``valgrind --tool=cachegrind``): ``ecs`` 21% fewer,
 ``azure-container-instance`` 13%, ``cloud-run-v2:push`` 3%.
 
-What changes for the SDK's code: nothing but when annotations are evaluated. Its classes,
-resource tokens, input and output types, and their translation to and from the engine are the
-same objects as with a plain import; only ``__annotations__`` hold strings (which
-``typing.get_type_hints`` resolves).
+An SDK's top-level package (``pulumi_azuread``, whose resources all live there; the others'
+few functions and their ~250 services) binds its names on first use: its ``__init__`` star-imports
+every module of the package and binds every service with ``_utilities.lazy_import``, which
+creates a lazy module per service as it loads. Compiled here, those statements become a table
+and a module ``__getattr__`` (PEP 562): a name is bound when first asked (``azuread.Application``,
+``from pulumi_aws import Provider``), a star import's module loaded whole with every name it
+exports, a service by the same ``lazy_import`` call. The rest of the ``__init__`` runs as it
+loads, the registration of every resource module with the pulumi runtime included. Kept as they
+are: a star import of a module exporting a name that is also a module (``get_region`` from
+``get_region``: importing that module later would bind the module under its name, which the star
+import used to overwrite), and any ``__init__`` where deferring would change which binding of a
+name wins. Importing ``pulumi_azuread`` went from ~54 to ~23 ms (85 modules to 24), the other
+SDKs' top levels from 17 to 6 ms (GCP), 28 to 14 (AWS) and 24 to 9 (Azure): their services'
+lazy modules are no longer made one by one.
+
+What changes for the SDK's code: nothing but when annotations are evaluated and when a
+top-level name is bound. Its classes, resource tokens, input and output types, and their
+translation to and from the engine are the same objects as with a plain import; only
+``__annotations__`` hold strings (which ``typing.get_type_hints`` resolves).
 
 The compiled code is kept under the cache directory given to :func:`install`, one file per
 module, as a standard pyc (the interpreter's magic number, the source's modification time and
@@ -57,7 +72,7 @@ PACKAGES = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "pulumi_azuread")
 """The generated provider SDKs whose modules are compiled this way (their top-level packages).
 The pulumi SDK itself is not one: some of its own code reads annotations as it loads."""
 
-FORMAT = "pep563-typeddict-1"
+FORMAT = "pep563-typeddict-lazytop-2"
 """Names how modules are compiled here; a change to :func:`compile_module` gets a new one, so
 no cache holds code compiled the old way."""
 
@@ -97,7 +112,8 @@ class _PostponedLoader(importlib.machinery.SourceFileLoader):
             return super().get_code(fullname)  # compiling on every command costs more
         try:
             with os.fdopen(tmp[0], "wb") as file:  # closed whatever compiling raises
-                code = compile_module(self.get_data(source_path), source_path)
+                top_level = "." not in fullname and self.is_package(fullname)
+                code = compile_module(self.get_data(source_path), source_path, top_level=top_level)
                 file.write(header + marshal.dumps(code))
             os.replace(tmp[1], cached)
         except OSError:
@@ -156,11 +172,183 @@ def cache_path(cache: str | os.PathLike[str], source_path: str) -> str:
     return os.path.join(cache, FORMAT, directory.lstrip(os.sep), f"{stem}.{tag}.pyc")
 
 
-def compile_module(source: bytes, path: str) -> types.CodeType:
+def compile_module(source: bytes, path: str, *, top_level: bool = False) -> types.CodeType:
     """``source`` compiled with postponed annotations, its ``TypedDict`` classes' field
-    annotations set once each class is made (see the module's docstring)."""
+    annotations set once each class is made; ``top_level``: an SDK's ``__init__``, whose
+    modules and services load on first use (see the module's docstring)."""
     tree = _TypedDictFields().visit(ast.parse(source, path))
+    if top_level:
+        tree = _lazy_top_level(tree, os.path.dirname(path))
     return compile(ast.fix_missing_locations(tree), path, "exec", flags=_FLAGS, dont_inherit=True)
+
+
+def _lazy_top_level(tree: ast.Module, directory: str) -> ast.Module:
+    """An SDK's top-level ``__init__`` whose ``from .module import *`` statements and
+    ``service = _utilities.lazy_import("sdk.service")`` assignments are done on first use, by
+    a module ``__getattr__`` (PEP 562), instead of as it loads.
+
+    A star import stays as it is when its module names no literal ``__all__`` (its names are
+    unknown), or exports a name that is also a module of the package (``get_region`` from
+    ``get_region``: a later import of that module would bind the module under the name, which
+    the star import used to overwrite). The whole ``__init__`` stays as it is when a name it
+    would defer is also exported by a star import it keeps, or bound or read by the rest of
+    its code: the order of bindings would change."""
+    exports: dict[str, str] = {}
+    kept: set[str] = set()
+    services: dict[str, str] = {}
+    body: list[ast.stmt] = []
+    for stmt in tree.body:
+        module = _star_import(stmt)
+        names = _literal_all(os.path.join(directory, f"{module}.py")) if module else None
+        if (
+            module is not None
+            and names is not None
+            and not any(_is_module(directory, name) for name in names)
+        ):
+            exports.update(dict.fromkeys(names, module))  # a later star import wins, as before
+            continue
+        if module is not None:
+            if names is None:
+                return tree
+            kept.update(names)
+        elif _type_checking(stmt):
+            assert isinstance(stmt, ast.If)
+            branches = []
+            for branch in stmt.orelse:
+                service = _lazy_service(branch)
+                if service is None:
+                    branches.append(branch)
+                else:
+                    services[service[0]] = service[1]
+            # A new node: `tree` stays as it was, should the rest of it leave it so.
+            stmt = ast.copy_location(ast.If(stmt.test, stmt.body, branches), stmt)
+        body.append(stmt)
+    if not exports and not services:
+        return tree
+    # What the rest binds or reads, the type checker's branches aside (they never run).
+    run = [
+        ast.If(stmt.test, [ast.Pass()], stmt.orelse) if _type_checking(stmt) else stmt
+        for stmt in body
+    ]
+    rest = ast.Module(body=run, type_ignores=[])
+    used = kept | {node.id for node in ast.walk(rest) if isinstance(node, ast.Name)}
+    used |= {
+        alias.asname or alias.name.partition(".")[0]
+        for node in ast.walk(rest)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    used |= {
+        node.name
+        for node in ast.walk(rest)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    if used & (set(exports) | set(services)):
+        return tree
+    tables = ast.parse(f"{_EXPORTS} = {exports!r}\n{_SERVICES} = {services!r}\n").body
+    tree.body = [*tables, *_ON_FIRST_USE, *body]
+    return tree
+
+
+def _is_module(directory: str, name: str) -> bool:
+    """Whether the package in ``directory`` has a module or subpackage ``name``."""
+    return os.path.exists(os.path.join(directory, f"{name}.py")) or os.path.isdir(
+        os.path.join(directory, name)
+    )
+
+
+_EXPORTS = "_provision_exports"
+_SERVICES = "_provision_services"
+_ON_FIRST_USE = ast.parse(
+    f"""
+def __getattr__(name):
+    service = {_SERVICES}.get(name)
+    if service is not None:
+        value = _utilities.lazy_import(service)  # what the SDK binds as it loads
+    else:
+        module = {_EXPORTS}.get(name)
+        if module is None:
+            raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
+        import importlib
+
+        loaded = importlib.import_module("." + module, __name__)
+        namespace = globals()
+        for exported, source in {_EXPORTS}.items():
+            if source == module:
+                namespace[exported] = getattr(loaded, exported)
+        value = namespace[name]
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({{*globals(), *{_EXPORTS}, *{_SERVICES}}})
+"""
+).body
+"""What a lazy top-level ``__init__`` begins with: the names it defers are bound on first use,
+a deferred export with every name its module exports (as its star import did)."""
+
+
+def _star_import(stmt: ast.stmt) -> str | None:
+    """``module`` of ``from .module import *`` (a module of this package), else None."""
+    if (
+        isinstance(stmt, ast.ImportFrom)
+        and stmt.level == 1
+        and stmt.module
+        and "." not in stmt.module
+        and [alias.name for alias in stmt.names] == ["*"]
+    ):
+        return stmt.module
+    return None
+
+
+def _literal_all(path: str) -> list[str] | None:
+    """The module's ``__all__`` when its source assigns it a literal list of strings."""
+    try:
+        with open(path, "rb") as file:
+            tree = ast.parse(file.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for stmt in tree.body:
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == "__all__"
+        ):
+            try:
+                names = ast.literal_eval(stmt.value)
+            except ValueError:
+                return None
+            if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
+                return list(names)
+            return None
+    return None
+
+
+def _type_checking(stmt: ast.stmt) -> bool:
+    """Whether ``stmt`` is ``if typing.TYPE_CHECKING: ... else: ...``."""
+    return isinstance(stmt, ast.If) and _names(stmt.test, "TYPE_CHECKING")
+
+
+def _lazy_service(stmt: ast.stmt) -> tuple[str, str] | None:
+    """``(name, "sdk.service")`` of ``name = _utilities.lazy_import("sdk.service")``."""
+    if not (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+        and isinstance(stmt.value, ast.Call)
+        and isinstance(stmt.value.func, ast.Attribute)
+        and stmt.value.func.attr == "lazy_import"
+        and isinstance(stmt.value.func.value, ast.Name)
+        and stmt.value.func.value.id == "_utilities"
+        and len(stmt.value.args) == 1
+        and not stmt.value.keywords
+        and isinstance(stmt.value.args[0], ast.Constant)
+        and isinstance(stmt.value.args[0].value, str)
+    ):
+        return None
+    return stmt.targets[0].id, stmt.value.args[0].value
 
 
 class _TypedDictFields(ast.NodeTransformer):

@@ -7,18 +7,24 @@ even from bytecode, about 0.4 s, for the seven resources a pool uses. Every stac
 therefore declares, per service, the modules it takes names from, and gets its SDK from
 :func:`load`::
 
-    aws = sdk_modules.load("pulumi_aws", ec2=("vpc", "subnet", "_inputs"), iam=("role",))
-    aws.ec2.Vpc(...)            # as with ``import pulumi_aws as aws``
+    aws = sdk_modules.load("pulumi_aws", "get_caller_identity", ec2=("vpc", "subnet", "_inputs"))
+    aws.ec2.Vpc(...)                    # as with ``import pulumi_aws as aws``
+    aws.get_caller_identity_output()
 
 A module is the file defining the name: a resource ``Vpc`` and its ``VpcArgs`` in ``vpc``,
 nested input types (``SecurityGroupEgressArgs``) in ``_inputs``, enums in ``_enums``, a
-function ``get_client_config_output`` in ``get_client_config``.
+function ``get_client_config_output`` in ``get_client_config``. The top-level package's own
+modules (``pulumi_aws``'s ``get_caller_identity``, ``pulumi_azuread``'s ``application``) are
+named before the services.
 
 What stays as the SDK made it:
 
 - the SDK's top-level package is imported as usual: its ``__init__`` registers the provider
   and every resource module with the Pulumi runtime (what deserialising a resource reference
-  needs), and its top-level functions (``aws.get_caller_identity_output``) are there;
+  needs). Compiled by :mod:`stacks.sdk_bytecode` (the console script), it binds its own
+  modules' names (``aws.get_caller_identity_output``) and its services on first use; the
+  modules named here are loaded now all the same, so that a stack module imported ahead of its
+  program has them;
 - the resource classes are the SDK's own, from its own files: their type tokens, input and
   output types are what ``import pulumi_aws`` gives;
 - a service package is the module object the SDK put in ``sys.modules`` (its lazy import) or
@@ -90,13 +96,16 @@ class _DeferredPart(_PartialPackage):
         return super().__getattr__(name)
 
 
-def load(sdk: str, **services: Iterable[str]) -> types.ModuleType:
-    """Import the SDK package ``sdk`` and, of each service package named as a keyword, only the
-    given modules, their public names set on the service package as its ``__init__`` would.
+def load(sdk: str, *modules: str, **services: Iterable[str]) -> types.ModuleType:
+    """Import the SDK package ``sdk``, the given ``modules`` of it and, of each service package
+    named as a keyword, only the given modules, their public names set on the service package
+    as its ``__init__`` would.
 
     Returns the SDK's top-level package (``aws`` of ``import pulumi_aws as aws``).
     """
     top = importlib.import_module(sdk)
+    for module_name in modules:
+        importlib.import_module(f"{sdk}.{module_name}")
     for service, modules in services.items():
         package = _partial(top, service)
         for module_name in modules:

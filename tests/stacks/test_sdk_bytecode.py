@@ -362,3 +362,200 @@ def test_every_sdk_a_stack_loads_is_compiled_this_way():
         loaded |= set(re.findall(r"^import (pulumi_\w+)", source, re.MULTILINE))
     assert loaded == {"pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "pulumi_azuread"}
     assert loaded <= set(sdk_bytecode.PACKAGES)
+
+
+# -- an SDK's top-level package binds its own modules' names and its services on first use --
+
+# In the real SDKs' layout: star imports of the package's own modules, one of which exports a
+# name that is also a module (``get_value``, as pulumi_aws's ``get_region`` does), and the
+# services bound by ``_utilities.lazy_import`` outside the type checker's branch.
+LAZY_FILES = {
+    "__init__.py": """
+import typing
+from . import _utilities
+from .thing import *
+from .other import *
+from .get_value import *
+from ._inputs import *
+if typing.TYPE_CHECKING:
+    import lazysdk.svc as __svc
+    svc = __svc
+else:
+    svc = _utilities.lazy_import('lazysdk.svc')
+_utilities.register("lazysdk")
+""",
+    "_utilities.py": """
+import importlib.util, sys
+REGISTERED = []
+def register(name):
+    REGISTERED.append(name)
+def lazy_import(fullname):  # the SDK's: a module whose code runs on its first attribute
+    m = sys.modules.get(fullname)
+    if m is not None:
+        return m
+    spec = importlib.util.find_spec(fullname)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[fullname] = module
+    loader.exec_module(module)
+    return module
+""",
+    "thing.py": "__all__ = ['Thing', 'ThingArgs']\nclass Thing: pass\nclass ThingArgs: pass\n",
+    "other.py": "__all__ = ['Other', 'Thing']\nclass Other: pass\nclass Thing: pass\n",
+    "get_value.py": "__all__ = ['get_value']\ndef get_value():\n    return 42\n",
+    "_inputs.py": "__all__ = ['ValueArgs']\nclass ValueArgs: pass\n",
+    "svc/__init__.py": "from .res import *\nINIT_RAN = True\n",
+    "svc/res.py": "__all__ = ['Res']\nclass Res: pass\n",
+}
+
+
+def lazy_probe(tmp_path: Path, code: str, files: dict[str, str] | None = None) -> dict:
+    """``lazysdk`` (``LAZY_FILES``, or these) imported in a fresh interpreter with the finder
+    installed for it; ``code`` fills ``seen``, ``loaded(name)`` tells whether
+    ``lazysdk.<name>`` is in ``sys.modules``."""
+    site = tmp_path / "site"
+    for path, text in (files or LAZY_FILES).items():
+        file = site / "lazysdk" / path
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text)
+    script = f"""
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {str(site)!r})
+from stacks import sdk_bytecode
+sdk_bytecode.install(Path({str(tmp_path / "cache")!r}), packages=("lazysdk",))
+def loaded(name):
+    return "lazysdk." + name in sys.modules
+import lazysdk
+seen = {{}}
+{code}
+print(json.dumps(seen))
+"""
+    return run_json(["-c", script])
+
+
+def test_the_top_levels_modules_and_services_load_on_first_use(tmp_path):
+    seen = lazy_probe(
+        tmp_path,
+        """
+seen["at import"] = {n: loaded(n) for n in ("thing", "other", "_inputs", "get_value", "svc")}
+seen["registered"] = lazysdk._utilities.REGISTERED
+args = lazysdk.ThingArgs
+seen["after a name"] = {n: loaded(n) for n in ("thing", "other")}
+seen["thing"] = [args.__module__, lazysdk.Thing.__module__]  # `other` exports Thing last
+from lazysdk import Other, ValueArgs
+seen["from import"] = [Other.__module__, ValueArgs.__module__]
+svc_dict = object.__getattribute__(lazysdk.svc, "__dict__")  # no attribute: it would load
+seen["svc"] = [type(lazysdk.svc).__name__, "INIT_RAN" in svc_dict]
+seen["svc res"] = [lazysdk.svc.Res.__module__, lazysdk.svc.INIT_RAN]
+seen["dir"] = sorted(n for n in dir(lazysdk) if not n.startswith("_"))
+try:
+    lazysdk.Missing
+except AttributeError as exc:
+    seen["missing"] = str(exc)
+""",
+    )
+
+    # Star imports of modules exporting no module's name, and the service, wait for a name;
+    # the one exporting a module's name (get_value) is made as it loads, as before.
+    assert seen["at import"] == {
+        "thing": False,
+        "other": False,
+        "_inputs": False,
+        "get_value": True,
+        "svc": False,
+    }
+    assert seen["registered"] == ["lazysdk"]  # the rest of __init__ ran
+    assert seen["after a name"] == {"thing": True, "other": False}
+    assert seen["thing"] == ["lazysdk.thing", "lazysdk.other"]
+    assert seen["from import"] == ["lazysdk.other", "lazysdk._inputs"]
+    # The service is the SDK's own lazy module: its code runs on its first attribute.
+    assert seen["svc"] == ["_LazyModule", False]
+    assert seen["svc res"] == ["lazysdk.svc.res", True]
+    # What a plain import binds (the modules loaded by then too) and, before its first use, the
+    # name deferred: here every name has been used.
+    assert seen["dir"] == [
+        "Other", "Thing", "ThingArgs", "ValueArgs", "get_value", "other", "svc", "thing", "typing",
+    ]  # fmt: skip
+    assert seen["missing"] == "module 'lazysdk' has no attribute 'Missing'"
+
+
+def test_a_module_exporting_a_modules_name_keeps_it_after_that_module_is_imported(tmp_path):
+    # `import lazysdk.get_value` binds the module on the package: the star import ran first,
+    # as in the SDK, so the name is still the function.
+    seen = lazy_probe(
+        tmp_path,
+        """
+import lazysdk.get_value
+seen["value"] = lazysdk.get_value()
+""",
+    )
+    assert seen["value"] == 42
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # A star import whose module's names are unknown: its names could be any.
+        ("other.py", "class Other: pass\nclass Thing: pass\n"),
+        # The rest of __init__ reads a name a star import binds: it must be there.
+        ("__init__.py", LAZY_FILES["__init__.py"] + "ALIAS = Thing\n"),
+        # ...or binds one after it: the later binding must win.
+        ("__init__.py", LAZY_FILES["__init__.py"] + "def Other():\n    pass\n"),
+    ],
+    ids=["no-literal-all", "reads-a-name", "binds-a-name"],
+)
+def test_a_top_level_whose_order_of_bindings_could_change_is_left_as_it_is(change, tmp_path):
+    path, text = change
+    seen = lazy_probe(
+        tmp_path,
+        'seen["loaded"] = [loaded("thing"), loaded("svc"), "__getattr__" in vars(lazysdk)]',
+        {**LAZY_FILES, path: text},
+    )
+    assert seen["loaded"] == [True, True, False]
+
+
+def test_a_service_packages_init_is_compiled_as_it_is(tmp_path):
+    # Its star imports run as it loads (sdk_modules is what loads a service's modules alone).
+    code = 'lazysdk.svc.INIT_RAN\nseen["res"] = [loaded("svc.res"), "__getattr__" in vars(svc)]'
+    seen = lazy_probe(tmp_path, "svc = lazysdk.svc\n" + code)
+    assert seen["res"] == [True, False]
+
+
+_TOP_LEVEL_PROBE = """
+import json, sys, types
+if sys.argv[1] != "-":
+    from pathlib import Path
+    from stacks import sdk_bytecode
+    sdk_bytecode.install(Path(sys.argv[1]))
+import importlib
+import pulumi.runtime.rpc as rpc
+sdk = sys.argv[2]
+top = importlib.import_module(sdk)
+if sys.argv[3:]:
+    names = json.loads(sys.argv[3])
+else:
+    names = sorted(n for n in vars(top) if not n.startswith("_"))
+values = {n: getattr(top, n) for n in names}
+modules = {id(m): name for name, m in sys.modules.items()}
+def shown(value):  # never an attribute of a lazy module: that would load the service
+    if isinstance(value, types.ModuleType):
+        return ["module", modules.get(id(value))]
+    named = [getattr(value, "__module__", None), getattr(value, "__qualname__", None)]
+    return [type(value).__name__, *named]
+seen = {"names": {n: shown(v) for n, v in values.items()},
+        "registered": sorted(rpc._RESOURCE_MODULES), "packages": sorted(rpc._RESOURCE_PACKAGES)}
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("sdk", sdk_bytecode.PACKAGES)
+def test_a_real_sdks_top_level_gives_every_name_a_plain_import_binds(sdk, tmp_path):
+    plain = run_json(["-c", _TOP_LEVEL_PROBE, "-", sdk])
+    names = sorted(plain["names"])
+    assert len(names) > 5 and plain["registered"] and plain["packages"]
+
+    lazy = run_json(["-c", _TOP_LEVEL_PROBE, str(tmp_path / "cache"), sdk, json.dumps(names)])
+
+    assert lazy == plain  # the same objects by name, the same registrations with the runtime

@@ -79,6 +79,7 @@ FILES = {
     """,
     "host/api/errors.py": "class ApiError(Exception): pass\n",
     "selfish/__init__.py": "from . import LATER\nLATER = 1\n",
+    "toolkit.py": "__all__ = ['tool']\ndef tool():\n    return 1\n",
 }
 
 
@@ -109,6 +110,18 @@ def test_only_the_declared_modules_are_imported_and_their_names_exported(sdk):
     assert f"{sdk}.svc.other" not in sys.modules
     assert "INIT_RAN" not in vars(svc)
     assert f"{sdk}.svc" not in sdk_modules.completed
+
+
+def test_the_top_level_packages_own_modules_are_imported_when_named(sdk):
+    # Imported by the stack module, ahead of its program (the preload): an SDK compiled by
+    # sdk_bytecode binds their names on the top-level package only when first asked.
+    top = sdk_modules.load(sdk, "toolkit", svc=("thing",))
+
+    assert sys.modules[f"{sdk}.toolkit"].tool() == 1
+    assert f"{sdk}.svc.thing" in sys.modules
+    with pytest.raises(ModuleNotFoundError):
+        sdk_modules.load(sdk, "absent")
+    assert top.TOP
 
 
 def test_a_name_not_declared_runs_the_package_init_on_the_same_object(sdk):
