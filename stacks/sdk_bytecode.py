@@ -26,14 +26,15 @@ every module of the package and binds every service with ``_utilities.lazy_impor
 creates a lazy module per service as it loads. Compiled here, those statements become a table
 and a module ``__getattr__`` (PEP 562): a name is bound when first asked (``azuread.Application``,
 ``from pulumi_aws import Provider``), a star import's module loaded whole with every name it
-exports, a service by the same ``lazy_import`` call. The rest of the ``__init__`` runs as it
-loads, the registration of every resource module with the pulumi runtime included. Kept as they
-are: a star import of a module exporting a name that is also a module (``get_region`` from
-``get_region``: importing that module later would bind the module under its name, which the star
-import used to overwrite), and any ``__init__`` where deferring would change which binding of a
-name wins. Importing ``pulumi_azuread`` went from ~54 to ~23 ms (85 modules to 24), the other
-SDKs' top levels from 17 to 6 ms (GCP), 28 to 14 (AWS) and 24 to 9 (Azure): their services'
-lazy modules are no longer made one by one.
+exports, a service by the same ``lazy_import`` call, once, whichever thread asks first (the
+SDK made them all under the import lock; two would be two copies of its classes). The rest of
+the ``__init__`` runs as it loads, the registration of every resource module with the pulumi
+runtime included. Kept as they are: a star import of a module exporting a name that is also a
+module (``get_region`` from ``get_region``: importing that module later would bind the module
+under its name, which the star import used to overwrite), and any ``__init__`` where deferring
+would change which binding of a name wins. Importing ``pulumi_azuread`` went from ~54 to
+~23 ms (85 modules to 24), the other SDKs' top levels from 17 to 6 ms (GCP), 28 to 14 (AWS) and
+24 to 9 (Azure): their services' lazy modules are no longer made one by one.
 
 What changes for the SDK's code: nothing but when annotations are evaluated and when a
 top-level name is bound. Its classes, resource tokens, input and output types, and their
@@ -72,7 +73,7 @@ PACKAGES = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "pulumi_azuread")
 """The generated provider SDKs whose modules are compiled this way (their top-level packages).
 The pulumi SDK itself is not one: some of its own code reads annotations as it loads."""
 
-FORMAT = "pep563-typeddict-lazytop-2"
+FORMAT = "pep563-typeddict-lazytop-3"
 """Names how modules are compiled here; a change to :func:`compile_module` gets a new one, so
 no cache holds code compiled the old way."""
 
@@ -259,26 +260,33 @@ def _is_module(directory: str, name: str) -> bool:
 
 _EXPORTS = "_provision_exports"
 _SERVICES = "_provision_services"
+_LOCK_NAME = "_provision_lock"
 _ON_FIRST_USE = ast.parse(
     f"""
+{_LOCK_NAME} = __import__("threading").RLock()
+
+
 def __getattr__(name):
+    namespace = globals()
     service = {_SERVICES}.get(name)
     if service is not None:
-        value = _utilities.lazy_import(service)  # what the SDK binds as it loads
-    else:
-        module = {_EXPORTS}.get(name)
-        if module is None:
-            raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
-        import importlib
+        # Once, whichever thread asks first: two lazy modules for one service would be two
+        # copies of its classes. What the SDK binds as it loads.
+        with {_LOCK_NAME}:
+            if name not in namespace:
+                namespace[name] = _utilities.lazy_import(service)
+        return namespace[name]
+    module = {_EXPORTS}.get(name)
+    if module is None:
+        raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
+    import importlib
 
-        loaded = importlib.import_module("." + module, __name__)
-        namespace = globals()
-        for exported, source in {_EXPORTS}.items():
-            if source == module:
-                namespace[exported] = getattr(loaded, exported)
-        value = namespace[name]
-    globals()[name] = value
-    return value
+    # The import system runs the module once; binding its names again binds the same objects.
+    loaded = importlib.import_module("." + module, __name__)
+    for exported, source in {_EXPORTS}.items():
+        if source == module:
+            namespace[exported] = getattr(loaded, exported)
+    return namespace[name]
 
 
 def __dir__():

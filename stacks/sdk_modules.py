@@ -207,6 +207,10 @@ def _partial(top: types.ModuleType, service: str) -> types.ModuleType:
     """The service package ``top.service``: a partial package unless its ``__init__`` ran."""
     name = f"{top.__name__}.{service}"
     with _LOCK:
+        if service not in vars(top):
+            # An SDK compiled by sdk_bytecode makes a service's lazy module when first asked, once
+            # (under its own lock): asked here, it is that module that becomes the partial one.
+            getattr(top, service, None)
         module = sys.modules.get(name)
         if type(module) is _PartialPackage:
             return module

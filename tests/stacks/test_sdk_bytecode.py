@@ -385,14 +385,16 @@ else:
 _utilities.register("lazysdk")
 """,
     "_utilities.py": """
-import importlib.util, sys
+import importlib.util, sys, time
 REGISTERED = []
+SLOW = 0
 def register(name):
     REGISTERED.append(name)
 def lazy_import(fullname):  # the SDK's: a module whose code runs on its first attribute
     m = sys.modules.get(fullname)
     if m is not None:
         return m
+    time.sleep(SLOW)  # a test widens the window between the check and the insertion
     spec = importlib.util.find_spec(fullname)
     loader = importlib.util.LazyLoader(spec.loader)
     spec.loader = loader
@@ -479,6 +481,29 @@ except AttributeError as exc:
         "Other", "Thing", "ThingArgs", "ValueArgs", "get_value", "other", "svc", "thing", "typing",
     ]  # fmt: skip
     assert seen["missing"] == "module 'lazysdk' has no attribute 'Missing'"
+
+
+def test_threads_asking_for_a_service_at_once_get_one_module(tmp_path):
+    # The SDK made every lazy module as its package loaded, under the import lock; made on
+    # first use, two threads racing through lazy_import would each make one.
+    seen = lazy_probe(
+        tmp_path,
+        """
+import threading
+lazysdk._utilities.SLOW = 0.05
+got, start = [], threading.Barrier(4)
+def ask():
+    start.wait()
+    got.append(lazysdk.svc)
+threads = [threading.Thread(target=ask) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+seen["one"] = len({id(m) for m in got}) == 1 and got[0] is sys.modules["lazysdk.svc"]
+""",
+    )
+    assert seen["one"]
 
 
 def test_a_module_exporting_a_modules_name_keeps_it_after_that_module_is_imported(tmp_path):
