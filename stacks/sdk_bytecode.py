@@ -231,24 +231,25 @@ def _lazy_top_level(tree: ast.Module, directory: str) -> ast.Module:
         ast.If(stmt.test, [ast.Pass()], stmt.orelse) if _type_checking(stmt) else stmt
         for stmt in body
     ]
-    rest = ast.Module(body=run, type_ignores=[])
-    used = kept | {node.id for node in ast.walk(rest) if isinstance(node, ast.Name)}
-    used |= {
-        alias.asname or alias.name.partition(".")[0]
-        for node in ast.walk(rest)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
-    used |= {
-        node.name
-        for node in ast.walk(rest)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-    }
+    used = kept | _bound_or_read(ast.Module(body=run, type_ignores=[]))
     if used & (set(exports) | set(services)):
         return tree
     tables = ast.parse(f"{_EXPORTS} = {exports!r}\n{_SERVICES} = {services!r}\n").body
     tree.body = [*tables, *_ON_FIRST_USE, *body]
     return tree
+
+
+def _bound_or_read(tree: ast.AST) -> set[str]:
+    """Every name ``tree`` reads or binds: names, imports, functions and classes."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update(alias.asname or alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+    return names
 
 
 def _is_module(directory: str, name: str) -> bool:
@@ -335,7 +336,7 @@ def _literal_all(path: str) -> list[str] | None:
 
 
 def _type_checking(stmt: ast.stmt) -> bool:
-    """Whether ``stmt`` is ``if typing.TYPE_CHECKING: ... else: ...``."""
+    """Whether ``stmt`` is ``if typing.TYPE_CHECKING: ...`` (with an ``else`` or not)."""
     return isinstance(stmt, ast.If) and _names(stmt.test, "TYPE_CHECKING")
 
 

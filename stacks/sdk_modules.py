@@ -106,9 +106,9 @@ def load(sdk: str, *modules: str, **services: Iterable[str]) -> types.ModuleType
     top = importlib.import_module(sdk)
     for module_name in modules:
         importlib.import_module(f"{sdk}.{module_name}")
-    for service, modules in services.items():
+    for service, service_modules in services.items():
         package = _partial(top, service)
-        for module_name in modules:
+        for module_name in service_modules:
             module = importlib.import_module(f"{package.__name__}.{module_name}")
             if type(package) is _PartialPackage:
                 _export(package, module)
