@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi.log
 
-from provision import preload
+from provision import preload, sdk_trace
 from provision.prefect.resources import PrefectBlock, PrefectWorkPool
 from provision.prefect.tokens import BLOCK_TYPE, WORK_POOL_TYPE
 from provision.saved import RECORD_NAME, RECORD_TYPE, SavedPool
@@ -49,6 +49,7 @@ def pool_program(
 
     async def run() -> None:
         quiet_sdk_debug()
+        sdk_trace.install()
         # Its modules may still be loading in the background (see ``provision.preload``).
         preload.wait()
         # Registered, not just declared, before anything else: the runtime sends registrations
