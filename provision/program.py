@@ -46,10 +46,11 @@ def pool_program(
     pool: Pool, record: SavedPool, prefect: PrefectSide
 ) -> Callable[[], Awaitable[None]]:
     """The inline program for ``pool``: record, cloud resources, block, work pool, exports."""
+    # Before the engine runs it: the runtime registers the root stack resource first.
+    sdk_trace.install()
 
     async def run() -> None:
         quiet_sdk_debug()
-        sdk_trace.install()
         # Its modules may still be loading in the background (see ``provision.preload``).
         preload.wait()
         # Registered, not just declared, before anything else: the runtime sends registrations

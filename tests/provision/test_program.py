@@ -118,3 +118,25 @@ def test_a_pools_program_registers_without_debug_messages(monitor, debug_log):
     # It did register (the record and the work pool), without a debug line for either.
     assert {r.name for r in monitor.registrations.values()} == {"record", "work-pool"}
     assert _registration_debug(debug_log) == []
+
+
+def test_a_pools_program_sends_stack_traces_without_reading_source_files(monkeypatch):
+    # Made before the engine runs it, so even the root stack's registration (the runtime's,
+    # ahead of the program) takes the trace that reads no files (provision/sdk_trace.py).
+    from pulumi.runtime import resource
+
+    from provision import sdk_trace
+
+    sdk_own = sdk_trace.sdk_stack_trace or resource._get_stack_trace
+    monkeypatch.setattr(resource, "_get_stack_trace", sdk_own)
+    managed = registry.POOL_TYPES["prefect:managed"]
+    pool = ManagedPool.resolve(
+        "etl", managed, dict.fromkeys(registry.all_flags()), {"HOME": "/nonexistent"}, None
+    )
+    record = SavedPool(
+        type=managed.name, options={}, block_name="", generated={}, prefect_api_url=None
+    )
+
+    pool_program(pool, record, PrefectSide(api_url="http://127.0.0.1:1/api", block_name=None))
+
+    assert resource._get_stack_trace is sdk_trace.stack_trace
