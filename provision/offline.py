@@ -38,10 +38,10 @@ def offline_steps(
     import pulumi
     from pulumi.runtime import mocks as pmocks
 
-    from provision import sdk_trace
+    from provision import sdk_runtime
     from provision.plan import mask_inputs
 
-    sdk_trace.install()
+    sdk_runtime.install()
 
     steps: list[Step] = []
     canned: dict[str, dict[str, Any]] = dict(getattr(program, "offline_invokes", None) or {})

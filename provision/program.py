@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi.log
 
-from provision import preload, sdk_trace
+from provision import preload, sdk_runtime
 from provision.prefect.resources import PrefectBlock, PrefectWorkPool
 from provision.prefect.tokens import BLOCK_TYPE, WORK_POOL_TYPE
 from provision.saved import RECORD_NAME, RECORD_TYPE, SavedPool
@@ -47,7 +47,8 @@ def pool_program(
 ) -> Callable[[], Awaitable[None]]:
     """The inline program for ``pool``: record, cloud resources, block, work pool, exports."""
     # Before the engine runs it: the runtime registers the root stack resource first.
-    sdk_trace.install()
+    # (The SDK's stack traces and getter annotations, done cheaper: ``sdk_runtime``.)
+    sdk_runtime.install()
 
     async def run() -> None:
         quiet_sdk_debug()

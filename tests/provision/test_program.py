@@ -120,15 +120,17 @@ def test_a_pools_program_registers_without_debug_messages(monitor, debug_log):
     assert _registration_debug(debug_log) == []
 
 
-def test_a_pools_program_sends_stack_traces_without_reading_source_files(monkeypatch):
+def test_a_pools_program_takes_the_sdks_per_resource_work_the_cheaper_way(monkeypatch):
     # Made before the engine runs it, so even the root stack's registration (the runtime's,
-    # ahead of the program) takes the trace that reads no files (provision/sdk_trace.py).
+    # ahead of the program) takes the trace that reads no files (provision/sdk_runtime.py).
+    from pulumi import _types
     from pulumi.runtime import resource
 
-    from provision import sdk_trace
+    from provision import sdk_runtime
 
-    sdk_own = sdk_trace.sdk_stack_trace or resource._get_stack_trace
-    monkeypatch.setattr(resource, "_get_stack_trace", sdk_own)
+    sdk_runtime.install()  # so that the SDK's own functions are known, whatever ran before
+    monkeypatch.setattr(resource, "_get_stack_trace", sdk_runtime.replaced["_get_stack_trace"])
+    monkeypatch.setattr(_types, "_raw_return_hints", sdk_runtime.replaced["_raw_return_hints"])
     managed = registry.POOL_TYPES["prefect:managed"]
     pool = ManagedPool.resolve(
         "etl", managed, dict.fromkeys(registry.all_flags()), {"HOME": "/nonexistent"}, None
@@ -139,4 +141,5 @@ def test_a_pools_program_sends_stack_traces_without_reading_source_files(monkeyp
 
     pool_program(pool, record, PrefectSide(api_url="http://127.0.0.1:1/api", block_name=None))
 
-    assert resource._get_stack_trace is sdk_trace.stack_trace
+    assert resource._get_stack_trace is sdk_runtime.stack_trace
+    assert _types._raw_return_hints is sdk_runtime.return_hints
