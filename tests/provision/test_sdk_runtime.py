@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from provision import sdk_runtime
+from tests.offline_plans import PLANS
 
 # Installed in this process before anything compares: the SDK's own functions are then kept.
 sdk_runtime.install()
@@ -223,22 +224,6 @@ def test_the_fingerprint_ignores_the_docstring_and_sees_constants():
     assert sdk_runtime._fingerprint(len) is None
 
 
-PLANS = {
-    "gcp": ["--type", "cloud-run-v2:push", "--project", "proj-123456", "--region", "us-central1"],
-    "aws": ["--type", "ecs", "--region", "eu-west-1", "--with-worker"],
-    "azure": [
-        "--type",
-        "azure-container-instance",
-        "--subscription",
-        "00000000-0000-0000-0000-000000000000",
-        "--resource-group",
-        "rg",
-        "--location",
-        "westeurope",
-    ],
-}
-
-
 @pytest.mark.parametrize("cloud", sorted(PLANS))
 def test_every_resource_of_a_real_stack_gets_the_sdks_trace_and_hints(cloud, monkeypatch, tmp_path):
     # Every registration of an offline plan takes both traces: the real SDK classes, the real
@@ -267,7 +252,7 @@ def test_every_resource_of_a_real_stack_gets_the_sdks_trace_and_hints(cloud, mon
     _types._required_property_names.cache_clear()
     env = {"PROVISION_HOME": str(tmp_path / "home"), "PROVISION_CACHE_DIR": str(tmp_path)}
     result = CliRunner().invoke(
-        app, ["preview", "p1", *PLANS[cloud], "--offline", "--json"], env=env
+        app, ["preview", "p1", *PLANS[cloud], "--with-worker", "--offline", "--json"], env=env
     )
     assert result.exit_code == 0, result.output
     assert len(seen) >= 10

@@ -20,6 +20,7 @@ import pytest
 
 from stacks import sdk_bytecode
 from tests.cli.fresh import ROOT
+from tests.offline_plans import PLANS
 
 # ``Missing`` is defined nowhere: evaluated as the module loads, the annotation raises.
 SOURCE = """
@@ -68,6 +69,7 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, {str(sdk.parent)!r})
 from stacks import sdk_bytecode
+from tests.offline_plans import PLANS
 sdk_bytecode.install(Path({str(cache)!r}), packages=("fakesdk",))
 import fakesdk.mod as mod
 def shown(annotations):  # a string as it is, an evaluated annotation as <its repr>
@@ -288,22 +290,6 @@ def test_the_real_sdks_typed_dicts_are_what_a_plain_import_makes(module, tmp_pat
 # (annotations as strings, resolved by the pulumi runtime when it serialises a type) as from
 # the SDK's own bytecode. Under mocks the runtime serialises every input and deserialises every
 # output through the types' hints.
-PLANS = {
-    "gcp": ["--type", "cloud-run-v2", "--project", "my-proj-123", "--region", "europe-west1"],
-    "aws": ["--type", "ecs", "--region", "eu-west-1"],
-    "azure": [
-        "--type",
-        "azure-container-instance",
-        "--subscription",
-        "00000000-0000-0000-0000-000000000000",
-        "--resource-group",
-        "rg",
-        "--location",
-        "westeurope",
-    ],
-}
-
-
 FLAGS = ("--offline", "--json")
 
 # What every plan draws afresh: a new pool's globally unique names end in a random suffix (a
@@ -426,6 +412,7 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, {str(site)!r})
 from stacks import sdk_bytecode
+from tests.offline_plans import PLANS
 sdk_bytecode.install(Path({str(tmp_path / "cache")!r}), packages=("lazysdk",))
 def loaded(name):
     return "lazysdk." + name in sys.modules
