@@ -43,7 +43,7 @@ from typing import Any
 
 _BUILTINS = vars(_builtins_module)
 
-_UPSTREAM = (
+_UPSTREAM_TRACE = (
     "_get_stack_trace",
     frozenset(
         {
@@ -105,8 +105,16 @@ _UPSTREAM_POSITION = (
 _UPSTREAM_HINTS = (
     "_raw_return_hints",
     frozenset(
-        {"", "_py_properties", "get_type_hints", "_globals_for_cls", "type", "Output", "get"}
-        | {"fget"}
+        {
+            "",  # ``from . import Output``
+            "_py_properties",
+            "get_type_hints",
+            "_globals_for_cls",
+            "type",
+            "Output",
+            "get",
+            "fget",
+        }
     ),
     frozenset({1, ("globalns", "localns"), "return", ("Output", "T"), ("Output",), None}),
 )
@@ -124,7 +132,7 @@ def install() -> None:
 
     position = getattr(resource, "_get_source_position_for_frame", None)
     if _fingerprint(position) == _UPSTREAM_POSITION:
-        _replace(resource, "_get_stack_trace", stack_trace, _UPSTREAM)
+        _replace(resource, "_get_stack_trace", stack_trace, _UPSTREAM_TRACE)
     _replace(_types, "_raw_return_hints", return_hints, _UPSTREAM_HINTS)
 
 
@@ -204,7 +212,10 @@ _UNBOUND = object()
 """What a name no namespace binds is bound to, in a key."""
 
 _names_of: dict[str, tuple[str, ...] | None] = {}
+"""Each annotation string's names (:func:`_names`), found once."""
 _hints: dict[tuple[str, tuple[int, ...]], tuple[Any, tuple[Any, ...]]] = {}
+"""(string, ids of what its names were bound to) → (the resolved hint, those objects): a few
+hundred entries for a process's stacks, every one kept alive with its objects."""
 
 
 @functools.cache
