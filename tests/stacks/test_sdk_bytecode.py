@@ -69,7 +69,6 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, {str(sdk.parent)!r})
 from stacks import sdk_bytecode
-from tests.offline_plans import PLANS
 sdk_bytecode.install(Path({str(cache)!r}), packages=("fakesdk",))
 import fakesdk.mod as mod
 def shown(annotations):  # a string as it is, an evaluated annotation as <its repr>
@@ -412,7 +411,6 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, {str(site)!r})
 from stacks import sdk_bytecode
-from tests.offline_plans import PLANS
 sdk_bytecode.install(Path({str(tmp_path / "cache")!r}), packages=("lazysdk",))
 def loaded(name):
     return "lazysdk." + name in sys.modules
