@@ -211,8 +211,6 @@ def _uri(filename: str) -> str | None:
 _UNBOUND = object()
 """What a name no namespace binds is bound to, in a key."""
 
-_names_of: dict[str, tuple[str, ...] | None] = {}
-"""Each annotation string's names (:func:`_names`), found once."""
 _hints: dict[tuple[str, tuple[int, ...]], tuple[Any, tuple[Any, ...]]] = {}
 """(string, ids of what its names were bound to) → (the resolved hint, those objects): a few
 hundred entries for a process's stacks, every one kept alive with its objects."""
@@ -260,18 +258,15 @@ def _return_hint(function: Any, globalns: dict[str, Any], localns: dict[str, Any
     return hint
 
 
+@functools.cache
 def _names(text: str) -> tuple[str, ...] | None:
     """Every name evaluating ``text`` can look up: its own, and those of the strings in it
     (``typing`` evaluates a quoted part as a forward reference in the same namespaces);
     ``None`` if it is not an expression."""
-    if text in _names_of:
-        return _names_of[text]
     try:
-        found = _code_names(compile(text, "<annotation>", "eval"))
+        return _code_names(compile(text, "<annotation>", "eval"))
     except SyntaxError:
-        found = None
-    _names_of[text] = found
-    return found
+        return None
 
 
 def _code_names(code: types.CodeType) -> tuple[str, ...]:
