@@ -105,7 +105,8 @@ def test_quieting_twice_wraps_the_sdks_debug_once(debug_log):
     assert pulumi.log.debug.provision_scoped is True
 
 
-def test_a_pools_program_registers_without_debug_messages(monitor, debug_log):
+def _managed_program():
+    """A managed pool's whole program (no cloud side, no block): a record and a work pool."""
     managed = registry.POOL_TYPES["prefect:managed"]
     flags = dict.fromkeys(registry.all_flags())
     pool = ManagedPool.resolve("etl", managed, flags, {"HOME": "/nonexistent"}, None)
@@ -113,8 +114,11 @@ def test_a_pools_program_registers_without_debug_messages(monitor, debug_log):
         type=managed.name, options={}, block_name="", generated={}, prefect_api_url=None
     )
     prefect = PrefectSide(api_url="http://127.0.0.1:1/api", block_name=None)
+    return pool_program(pool, record, prefect)
 
-    _run(pool_program(pool, record, prefect)())
+
+def test_a_pools_program_registers_without_debug_messages(monitor, debug_log):
+    _run(_managed_program()())
     # It did register (the record and the work pool), without a debug line for either.
     assert {r.name for r in monitor.registrations.values()} == {"record", "work-pool"}
     assert _registration_debug(debug_log) == []
@@ -131,15 +135,8 @@ def test_a_pools_program_takes_the_sdks_per_resource_work_the_cheaper_way(monkey
     sdk_runtime.install()  # so that the SDK's own functions are known, whatever ran before
     monkeypatch.setattr(resource, "_get_stack_trace", sdk_runtime.replaced["_get_stack_trace"])
     monkeypatch.setattr(_types, "_raw_return_hints", sdk_runtime.replaced["_raw_return_hints"])
-    managed = registry.POOL_TYPES["prefect:managed"]
-    pool = ManagedPool.resolve(
-        "etl", managed, dict.fromkeys(registry.all_flags()), {"HOME": "/nonexistent"}, None
-    )
-    record = SavedPool(
-        type=managed.name, options={}, block_name="", generated={}, prefect_api_url=None
-    )
 
-    pool_program(pool, record, PrefectSide(api_url="http://127.0.0.1:1/api", block_name=None))
+    _managed_program()
 
     assert resource._get_stack_trace is sdk_runtime.stack_trace
     assert _types._raw_return_hints is sdk_runtime.return_hints
