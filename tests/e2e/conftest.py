@@ -7,6 +7,7 @@ ever reached them.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import secrets
@@ -185,14 +186,18 @@ class Sandbox:
         """No secret in any output of any run, nor in any file under the sandbox.
 
         The whole sandbox is read: work dirs, stack config, the Pulumi state (where secrets
-        must be ciphertext), engine logs and the fake cloud's call log.
+        must be ciphertext), engine logs and the fake cloud's call log. A gzip file is read
+        decompressed: the pulumi CLI keeps an automatic log of every command under
+        ``PULUMI_HOME/logs``, gzip until the command has the stack's secrets manager and
+        encrypted with it from then on (``automatic_logs_are_sealed``).
         """
         texts = [r.output for r in self.runs]
         for store in self.stores:
             texts.extend(store())
         for path in self.root.rglob("*"):
             if path.is_file() and path.stat().st_size < 5_000_000:
-                texts.append(path.read_text(errors="replace"))
+                texts.append(file_text(path))
+        automatic_logs_are_sealed(self.root)
         known = {self.env.get("PULUMI_CONFIG_PASSPHRASE"), self.env["PREFECT_API_KEY"]}
         known = {k for k in (*known, *self.secrets) if k}
         assert len(known) >= 2
@@ -202,6 +207,28 @@ class Sandbox:
             for text in texts:
                 for needle in needles:
                     assert needle not in text, "a secret leaked into output or a log file"
+
+
+_GZIP = b"\x1f\x8b"
+_SEALED_LOG = b"PLOG"
+"""The header of the CLI's encrypted automatic log (``pkg/engine/encryptedlog``)."""
+
+
+def file_text(path: Path) -> str:
+    """A file's text as the leak scan reads it: a gzip file decompressed."""
+    data = path.read_bytes()
+    if data.startswith(_GZIP):
+        data = gzip.decompress(data)
+    return data.decode(errors="replace")
+
+
+def automatic_logs_are_sealed(root: Path) -> None:
+    """Every automatic log the pulumi CLI kept under a ``PULUMI_HOME/logs`` is encrypted with
+    the stack's secrets manager (the run's secret values are in it, as in the state), or gzip
+    from a command that had none (``stack init``), which the scan reads in full."""
+    for log in root.rglob("logs/*.log"):
+        head = log.read_bytes()[:4]
+        assert head.startswith((_SEALED_LOG, _GZIP)), f"an unsealed pulumi log: {log}"
 
 
 @pytest.fixture

@@ -1,0 +1,54 @@
+"""The leak scan itself (``Sandbox.assert_no_secret_leaked``): what it reads, and that the pulumi
+CLI's automatic logs, which hold a run's secret values, are sealed.
+
+pulumi 3.259 keeps a debug log of every command under ``PULUMI_HOME/logs``: gzip until the
+command has the stack's secrets manager, then encrypted with it (a ``PLOG`` file). Decrypted,
+an ``up``'s log holds the created key's secret as the state does; a text scan of the file
+cannot see into either form, so the scan decompresses gzip and requires every log sealed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Sandbox, automatic_logs_are_sealed, file_text
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "s3cr3t-" + "x" * 33
+GCP_POOL = ["--type", "cloud-run-v2", "--project", "my-proj-123", "--region", "europe-west1"]
+
+
+def test_a_gzip_file_is_read_decompressed(tmp_path: Path) -> None:
+    packed = tmp_path / "pulumi-20261204T145143-9889-stack_new.log"
+    packed.write_bytes(gzip.compress(f'{{"msg": "{SECRET}"}}\n'.encode()))
+    plain = tmp_path / "plain.txt"
+    plain.write_text(f"key={SECRET}")
+    assert SECRET in file_text(packed)
+    assert SECRET in file_text(plain)
+
+
+def test_every_automatic_log_must_be_sealed(tmp_path: Path) -> None:
+    logs = tmp_path / "pulumi-home" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "organization+provision+etl-20261204T145145.log").write_bytes(b"PLOG\x01\x00Tv1:...")
+    (logs / "pulumi-20261204T145143-9889-stack_new.log").write_bytes(gzip.compress(b"{}"))
+    automatic_logs_are_sealed(tmp_path)
+
+    (logs / "pulumi-20261204T145150-9990-up.log").write_text(f'{{"msg": "{SECRET}"}}\n')
+    with pytest.raises(AssertionError, match="an unsealed pulumi log"):
+        automatic_logs_are_sealed(tmp_path)
+
+
+def test_an_up_leaves_sealed_automatic_logs(sandbox: Sandbox) -> None:
+    """Not a vacuous check: the runs of one pool leave logs, every one of them sealed."""
+    pool = "etl" + secrets.token_hex(3)
+    sandbox.run("up", pool, *GCP_POOL, "--yes")
+    logs = sorted((Path(sandbox.env["PULUMI_HOME"]) / "logs").glob(f"*+{pool}-*.log"))
+    assert logs, "the CLI kept no automatic log of the pool's update"
+    assert all(log.read_bytes().startswith(b"PLOG") for log in logs)
+    automatic_logs_are_sealed(sandbox.root)
