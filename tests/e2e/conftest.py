@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,10 +194,11 @@ class Sandbox:
         texts = [r.output for r in self.runs]
         for store in self.stores:
             texts.extend(store())
-        for path in self.root.rglob("*"):
-            if path.is_file() and path.stat().st_size < 5_000_000:
+        files = [path for path in self.root.rglob("*") if path.is_file()]
+        for path in files:
+            if path.stat().st_size < 5_000_000:
                 texts.append(file_text(path))
-        automatic_logs_are_sealed(self.root)
+        automatic_logs_are_sealed(files)
         known = {self.env.get("PULUMI_CONFIG_PASSPHRASE"), self.env["PREFECT_API_KEY"]}
         known = {k for k in (*known, *self.secrets) if k}
         assert len(known) >= 2
@@ -222,13 +223,15 @@ def file_text(path: Path) -> str:
     return data.decode(errors="replace")
 
 
-def automatic_logs_are_sealed(root: Path) -> None:
-    """Every automatic log the pulumi CLI kept under a ``PULUMI_HOME/logs`` is encrypted with
-    the stack's secrets manager (the run's secret values are in it, as in the state), or gzip
-    from a command that had none (``stack init``), which the scan reads in full."""
-    for log in root.rglob("logs/*.log"):
-        head = log.read_bytes()[:4]
-        assert head.startswith((_SEALED_LOG, _GZIP)), f"an unsealed pulumi log: {log}"
+def automatic_logs_are_sealed(files: Iterable[Path]) -> None:
+    """Every automatic log the pulumi CLI kept under a ``PULUMI_HOME/logs`` (among ``files``)
+    is encrypted with the stack's secrets manager (the run's secret values are in it, as in the
+    state), or gzip from a command that had none (``stack init``), which the scan reads in full.
+    """
+    for log in files:
+        if log.parent.name == "logs" and log.suffix == ".log":
+            head = log.read_bytes()[:4]
+            assert head.startswith((_SEALED_LOG, _GZIP)), f"an unsealed pulumi log: {log}"
 
 
 @pytest.fixture
