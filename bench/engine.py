@@ -23,7 +23,10 @@ a new moto account) and a fresh Pulumi backend:
     The fakes' call log gives a second, less noisy one: (first create's start to last
     create's end) / (depth x delay), which leaves out the fixed cost before and after.
   - peak RSS of each command's process tree (``provision``, the pulumi CLI, its language host
-    and provider plugins), sampled from /proc every 50 ms;
+    and provider plugins), sampled from /proc every 50 ms, and what each kind of process
+    (:data:`KINDS`) held at that peak;
+  - CPU time of each command's process tree (exact), and each kind's share (as sampled):
+    on a machine with few cores, what a command's wall time cannot go below;
   - pulumi CLI processes per command: ``PROVISION_PULUMI_ROOT`` points at a shim ``pulumi``
     that logs each invocation and execs the real CLI.
 
@@ -85,6 +88,10 @@ TARGETS = {
 }
 MAX_CLI_PER_UP = 4
 MAX_RSS_MB = 250
+KINDS = ("provision", "pulumi CLI", "plugins")
+"""The kinds of process of a command's tree: this tool's own process (which also serves the
+program and the Prefect resources' provider), the pulumi CLI, and the provider plugins (the
+fake clouds here; a cloud's Go binary for users) with anything else the CLI starts."""
 
 
 # ------------------------------------------------------------------------ process tree RSS
@@ -98,16 +105,34 @@ class Measured:
     seconds: float
     peak_bytes: int
     output: str = ""
+    cpu_s: float = 0.0
+    """CPU time of the whole tree (exact)."""
+    cpu_by_kind: dict[str, float] = field(default_factory=dict)
+    """CPU-seconds per :data:`KINDS` (as sampled), with ``between samples`` for the rest."""
+    rss_by_kind: dict[str, int] = field(default_factory=dict)
+    """Bytes per :data:`KINDS` in the sample of the tree's peak."""
+
+
+def kind(label: str) -> str:
+    """The :data:`KINDS` entry of a process labelled ``label`` (``bench.rss.process_label``)."""
+    return label if label in KINDS[:2] else KINDS[2]
 
 
 def measure(
     cmd: list[str], env: Mapping[str, str], cwd: str | os.PathLike[str] | None = None
 ) -> Measured:
-    """Run ``cmd``: its wall time, and the peak of the summed RSS of its process tree
-    (``bench.rss.measure_tree``, sampled every 50 ms)."""
+    """Run ``cmd``: its wall time, the peak of the summed RSS of its process tree and its CPU
+    time (``bench.rss.measure_tree``, sampled every 50 ms), each per kind of process."""
     tree = measure_tree(cmd, env, cwd, interval=0.05)
     output = (tree.stdout + tree.stderr).decode(errors="replace")
-    return Measured(tree.returncode, tree.seconds, tree.peak, output)
+    cpu = dict.fromkeys(KINDS, 0.0)
+    for label, seconds in tree.cpu_by_label().items():
+        cpu[kind(label)] += seconds
+    cpu["between samples"] = tree.unseen_cpu_s
+    rss = dict.fromkeys(KINDS, 0)
+    for pid, rss_bytes in tree.at_peak.items():
+        rss[kind(tree.procs[pid].label)] += rss_bytes
+    return Measured(tree.returncode, tree.seconds, tree.peak, output, tree.cpu_s, cpu, rss)
 
 
 # ----------------------------------------------------------------- pulumi CLI processes
@@ -307,6 +332,9 @@ def provision(
     return {
         "seconds": run.seconds,
         "peak_rss_mb": run.peak_bytes / 2**20,
+        "rss_at_peak_mb": {k: v / 2**20 for k, v in run.rss_by_kind.items()},
+        "cpu_s": run.cpu_s,
+        "cpu_by_kind_s": run.cpu_by_kind,
         "pulumi_cli": len(invoked),
         "pulumi_cli_commands": invoked,
         "aws_requests": (proxy.requests - requests) if proxy else None,
@@ -371,21 +399,55 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def _kind_order(name: str) -> int:
+    return KINDS.index(name) if name in KINDS else len(KINDS)
+
+
+def breakdown(table: Mapping[str, Mapping[str, Mapping[str, Any]]], cores: int) -> list[str]:
+    """Lines saying where each stack's commands go: CPU time per kind of process, against
+    what ``cores`` cores give in the wall time, and what each kind held at ``up``'s peak."""
+    lines = []
+    for stack, by_command in table.items():
+        for command, row in by_command.items():
+            parts = " + ".join(f"{k} {v:.2f}" for k, v in row["cpu_by_kind_s"].items())
+            busy = row["cpu_s"] / (row["median_s"] * cores) if row["median_s"] else float("nan")
+            lines.append(
+                f"{stack:5} {command:9} CPU {row['cpu_s']:.2f} s = {parts}; "
+                f"{busy:.0%} of {cores} cores over {row['median_s']:.2f} s"
+            )
+        for command in ("up", "no-op up"):
+            rss = by_command.get(command, {}).get("rss_at_peak_mb")
+            if rss:
+                parts = " + ".join(f"{k} {v:.0f}" for k, v in rss.items())
+                peak = by_command[command]["peak_rss_mb"]
+                lines.append(f"{stack:5} {command:9} RSS at peak {peak:.0f} MB = {parts}")
+    return lines
+
+
 def summarize(
     runs: Mapping[str, Mapping[str, list[dict[str, Any]]]],
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per stack and command: median seconds (min, max), worst RSS, CLI processes, requests."""
+    """Per stack and command: median seconds (min, max), worst RSS (with what each kind of
+    process held then), median CPU time (and each kind's median), CLI processes, requests."""
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for stack, by_command in runs.items():
         table[stack] = {}
         for command, samples in by_command.items():
             seconds = [s["seconds"] for s in samples]
             requests = [s["aws_requests"] for s in samples if s["aws_requests"] is not None]
+            worst = max(samples, key=lambda s: s["peak_rss_mb"])
+            kinds = {k for s in samples for k in s["cpu_by_kind_s"]}
             table[stack][command] = {
                 "median_s": _median(seconds),
                 "min_s": min(seconds),
                 "max_s": max(seconds),
-                "peak_rss_mb": max(s["peak_rss_mb"] for s in samples),
+                "peak_rss_mb": worst["peak_rss_mb"],
+                "rss_at_peak_mb": worst["rss_at_peak_mb"],
+                "cpu_s": _median([s["cpu_s"] for s in samples]),
+                "cpu_by_kind_s": {
+                    k: _median([s["cpu_by_kind_s"].get(k, 0.0) for s in samples])
+                    for k in sorted(kinds, key=_kind_order)
+                },
                 "pulumi_cli": max(s["pulumi_cli"] for s in samples),
                 "pulumi_cli_commands": samples[-1].get("pulumi_cli_commands"),
                 "aws_requests": _median(requests) if requests else None,
@@ -506,6 +568,9 @@ def main() -> int:
                     f"{row['min_s']:6.2f} {row['max_s']:6.2f} {row['peak_rss_mb']:7.0f} "
                     f"{row['pulumi_cli']:4} {requests:>7}"
                 )
+    print("Where the 0 ms runs go (CPU: medians; RSS: each stack's worst up):")
+    for line in breakdown(tables[0], os.cpu_count() or 1):
+        print("  " + line)
     for stack, c in critical.items():
         print(
             f"critical path {stack}: depth {c['depth']} x {c['delay_ms']} ms; up "

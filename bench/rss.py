@@ -1,10 +1,11 @@
-"""Peak memory (RSS) of a process tree: a command and every process it starts.
+"""Peak memory (RSS) and CPU time of a process tree: a command and every process it starts.
 
 As a library (``bench/engine.py`` imports it)::
 
     from bench.rss import peak_tree_rss, measure_tree
     code, peak = peak_tree_rss(["provision", "up", ...], env)         # bytes
     tree = measure_tree(cmd, env)       # the same, per process: tree.report()
+    tree.cpu_s, tree.cpu_by_label()     # CPU-seconds: the whole tree's, and per kind
 
 As a command, ``provision up`` of one pool against the fake clouds (the tree of issue 15's
 "<= 250 MB for every stack": provision's process, which serves the Prefect resources' provider
@@ -18,6 +19,13 @@ The tree is sampled every ``interval`` seconds (20 ms): every process whose pare
 to the command's, its ``VmRSS`` from ``/proc/<pid>/status``, summed. A process living less
 than one interval can be missed, and a process that leaves the tree (a daemon re-parented to
 init) is no longer counted. Linux only.
+
+CPU time (user + system) is exact for the tree as a whole: the command's own resource usage
+once it is reaped (``wait4``), which holds every descendant it and they waited for, as each
+process of an ``up`` tree waits for its children. Per process it is the last sample's
+(``/proc/<pid>/stat``): what a process spends in its last interval before it exits, or a
+process living less than one interval, is in the whole but in no kind
+(:attr:`TreeRss.unseen_cpu_s`).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MB = 1024 * 1024
 
@@ -44,6 +53,8 @@ class Proc:
     label: str
     peak: int = 0
     """Its own highest RSS, bytes."""
+    cpu: float = 0.0
+    """Its CPU time (user + system) at the last sample, seconds."""
 
 
 @dataclass
@@ -60,6 +71,9 @@ class TreeRss:
     samples: int = 0
     seconds: float = 0.0
     """Wall time from start to exit (not rounded up to a sampling tick)."""
+    cpu_s: float = 0.0
+    """CPU time (user + system) of the whole tree, seconds: the command's own and every
+    descendant's it waited for (its ``wait4`` resource usage)."""
     stdout: bytes = b""
     stderr: bytes = b""
 
@@ -71,13 +85,33 @@ class TreeRss:
             out[proc.label] = (n + 1, at + self.at_peak.get(pid, 0), max(own, proc.peak))
         return out
 
+    def cpu_by_label(self) -> dict[str, float]:
+        """CPU-seconds per kind of process, as last sampled (see :attr:`unseen_cpu_s`)."""
+        out: dict[str, float] = {}
+        for proc in self.procs.values():
+            out[proc.label] = out.get(proc.label, 0.0) + proc.cpu
+        return out
+
+    @property
+    def unseen_cpu_s(self) -> float:
+        """The tree's CPU time that no sample saw (a process's last interval, or a process
+        shorter than one): :attr:`cpu_s` less the sampled sum."""
+        return max(0.0, self.cpu_s - sum(p.cpu for p in self.procs.values()))
+
     def report(self) -> str:
-        """A table: the tree's peak, then each kind of process."""
-        lines = [f"peak tree RSS {self.peak / MB:7.1f} MB ({self.samples} samples)"]
-        lines.append(f"  {'process':44} {'n':>2} {'at peak MB':>10} {'own peak MB':>11}")
+        """A table: the tree's peak and CPU time, then each kind of process."""
+        lines = [
+            f"peak tree RSS {self.peak / MB:7.1f} MB, CPU {self.cpu_s:.2f} s in "
+            f"{self.seconds:.2f} s ({self.samples} samples)"
+        ]
+        cpu = self.cpu_by_label()
+        lines.append(
+            f"  {'process':44} {'n':>2} {'at peak MB':>10} {'own peak MB':>11} {'CPU s':>6}"
+        )
         rows = sorted(self.by_label().items(), key=lambda kv: -kv[1][2])
         for label, (n, at, own) in rows:
-            lines.append(f"  {label:44} {n:2d} {at / MB:10.1f} {own / MB:11.1f}")
+            lines.append(f"  {label:44} {n:2d} {at / MB:10.1f} {own / MB:11.1f} {cpu[label]:6.2f}")
+        lines.append(f"  {'(between samples)':44} {'':2} {'':10} {'':11} {self.unseen_cpu_s:6.2f}")
         return "\n".join(lines)
 
 
@@ -122,8 +156,19 @@ def measure_tree(
     for r in readers:
         r.start()
     tree = TreeRss(returncode=0, peak=0)
+    # Reaped by a thread of its own as it exits, not by Popen: the wall time ends at the exit,
+    # and the resource usage that comes with the reap is the whole tree's CPU time.
+    exited = threading.Event()
+    reaped: list[Any] = []
+
+    def reap() -> None:
+        _, status, usage = os.wait4(proc.pid, 0)
+        reaped[:] = [time.perf_counter(), status, usage]
+        exited.set()
+
+    threading.Thread(target=reap, daemon=True).start()
     while True:
-        done = proc.poll() is not None
+        done = exited.is_set()
         sample = _tree_rss(proc.pid)
         tree.samples += 1
         for pid, rss in sample.items():
@@ -133,18 +178,20 @@ def measure_tree(
             if cmdline:
                 seen.label = name(cmdline)
             seen.peak = max(seen.peak, rss)
+            seen.cpu = max(seen.cpu, _cpu(pid))
         total = sum(sample.values())
         if total > tree.peak:
             tree.peak, tree.at_peak = total, sample
         if done:
             break
-        # Returns as soon as it exits: the wall time is not rounded up to a tick.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=interval)
-    tree.seconds = time.perf_counter() - start
+        exited.wait(interval)
+    ended, status, usage = reaped
+    tree.seconds = ended - start
+    tree.cpu_s = usage.ru_utime + usage.ru_stime
+    proc.returncode = os.waitstatus_to_exitcode(status)
     for r in readers:
         r.join()
-    tree.returncode = proc.wait()
+    tree.returncode = proc.returncode
     tree.stdout, tree.stderr = outputs.get("stdout", b""), outputs.get("stderr", b"")
     return tree
 
@@ -207,6 +254,21 @@ def _rss(pid: int) -> int | None:
     except OSError:
         return None
     return 0  # a zombie has no VmRSS line
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu(pid: int) -> float:
+    """``pid``'s CPU time so far (user + system), seconds; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 (utime, stime), counted after the command name's closing parenthesis.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _cmdline(pid: int) -> list[str]:

@@ -13,9 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.engine import PulumiShim, dependency_depth, measure, subcommand
+from bench.engine import (
+    PulumiShim,
+    breakdown,
+    dependency_depth,
+    kind,
+    measure,
+    subcommand,
+    summarize,
+)
 from bench.latency_proxy import LatencyProxy
-from bench.rss import peak_tree_rss
+from bench.rss import measure_tree, peak_tree_rss
 
 
 class Echo(BaseHTTPRequestHandler):
@@ -129,6 +137,92 @@ def test_peak_rss_sums_the_whole_process_tree(tmp_path: Path):
     run = measure([sys.executable, "-c", "import sys; print('out'); sys.exit(5)"], env={})
     assert (run.returncode, run.output.strip()) == (5, "out")
     assert run.seconds > 0
+
+
+def _burn(seconds: float) -> str:
+    """Python code spending ``seconds`` of CPU time (not of wall time)."""
+    return (
+        f"import time\nend = time.process_time() + {seconds}\n"
+        "while time.process_time() < end: pass\n"
+    )
+
+
+def _by_role(cmdline: list[str]) -> str:
+    return "child" if cmdline[-1] == "child" else "parent"  # the child's last argument
+
+
+def _run_child(code: str) -> str:
+    """Parent code running ``code`` in a child Python process, labelled ``child``."""
+    return f"subprocess.run([sys.executable, '-c', {code!r}, 'child'])\n"
+
+
+def test_the_trees_cpu_time_is_exact_and_split_by_process(tmp_path: Path):
+    parent = f"import subprocess, sys\n{_burn(0.2)}{_run_child(_burn(0.4))}"
+    tree = measure_tree([sys.executable, "-c", parent], env={}, cwd=tmp_path, label=_by_role)
+    assert tree.returncode == 0
+    # The whole tree's CPU time comes from the parent's wait4, its child's included.
+    assert 0.6 <= tree.cpu_s < 0.6 + 1.0
+    cpu = tree.cpu_by_label()
+    # Each process as last sampled: what ran after its last sample is in no kind.
+    assert 0.4 / 2 <= cpu["child"] <= 0.4 + 0.3  # a busy machine may sample it late
+    assert 0.2 - 0.05 <= cpu["parent"] <= 0.2 + 0.5
+    assert sum(cpu.values()) + tree.unseen_cpu_s == pytest.approx(tree.cpu_s)
+    assert "CPU" in tree.report() and "(between samples)" in tree.report()
+
+
+def test_a_process_between_two_samples_counts_in_the_tree_only(tmp_path: Path):
+    # A child that starts and ends between samples one second apart: no sample sees it.
+    parent = f"import subprocess, sys, time\ntime.sleep(0.1)\n{_run_child(_burn(0.15))}"
+    tree = measure_tree(
+        [sys.executable, "-c", parent], env={}, cwd=tmp_path, interval=5.0, label=_by_role
+    )
+    assert "child" not in tree.cpu_by_label()
+    assert tree.cpu_s >= 0.15
+    assert tree.unseen_cpu_s >= 0.1
+    assert tree.seconds < 5.0  # back as soon as the command ends, not at the next tick
+
+
+def test_every_process_is_provision_the_cli_or_a_plugin():
+    assert [kind(x) for x in ("provision", "pulumi CLI")] == ["provision", "pulumi CLI"]
+    for other in ("fake provider aws", "pulumi-resource-gcp", "sh", "python3 x.py", "?"):
+        assert kind(other) == "plugins"
+
+
+def _sample(seconds: float, rss: float, cpu: dict[str, float], at_peak: dict[str, float]):
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": rss,
+        "rss_at_peak_mb": at_peak,
+        "cpu_s": sum(cpu.values()),
+        "cpu_by_kind_s": cpu,
+        "pulumi_cli": 2,
+        "pulumi_cli_commands": ["up"],
+        "aws_requests": None,
+    }
+
+
+def test_the_summary_takes_medians_of_cpu_and_the_worst_runs_memory():
+    kinds = ("provision", "pulumi CLI", "plugins", "between samples")
+
+    def cpu(*seconds: float) -> dict[str, float]:
+        return dict(zip(kinds, seconds, strict=True))
+
+    samples = [
+        _sample(1.0, 300, cpu(0.5, 0.4, 0.3, 0.0), {"provision": 100}),
+        _sample(0.9, 320, cpu(0.6, 0.5, 0.2, 0.1), {"provision": 90}),
+        _sample(1.1, 310, cpu(0.4, 0.3, 0.4, 0.0), {"provision": 95}),
+    ]
+    row = summarize({"aws": {"up": samples}})["aws"]["up"]
+    assert row["median_s"] == 1.0
+    assert row["cpu_s"] == pytest.approx(1.2)
+    assert row["cpu_by_kind_s"] == pytest.approx(cpu(0.5, 0.4, 0.3, 0.0))
+    assert list(row["cpu_by_kind_s"]) == list(kinds)  # the kinds first, the rest after
+    # The memory of the run with the highest peak, not medians of unrelated samples.
+    assert (row["peak_rss_mb"], row["rss_at_peak_mb"]) == (320, {"provision": 90})
+    lines = breakdown({"aws": {"up": row}}, cores=2)
+    assert lines[0].startswith("aws   up        CPU 1.20 s = provision 0.50 + pulumi CLI 0.40")
+    assert "60% of 2 cores over 1.00 s" in lines[0]
+    assert lines[1] == "aws   up        RSS at peak 320 MB = provision 90"
 
 
 def _res(name: str, kind: str, *deps: str, parent: str = "", custom: bool = True) -> dict:
