@@ -162,9 +162,11 @@ def measure_tree(
     reaped: list[Any] = []
 
     def reap() -> None:
-        _, status, usage = os.wait4(proc.pid, 0)
-        reaped[:] = [time.perf_counter(), status, usage]
-        exited.set()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+            reaped[:] = [time.perf_counter(), status, usage]
+        finally:
+            exited.set()  # even if it failed: the loop below must end
 
     threading.Thread(target=reap, daemon=True).start()
     while True:
@@ -185,6 +187,8 @@ def measure_tree(
         if done:
             break
         exited.wait(interval)
+    if not reaped:
+        raise RuntimeError(f"could not reap {cmd[0]} (pid {proc.pid}): see the error above")
     ended, status, usage = reaped
     tree.seconds = ended - start
     tree.cpu_s = usage.ru_utime + usage.ru_stime
