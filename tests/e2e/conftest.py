@@ -7,7 +7,6 @@ ever reached them.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import secrets
@@ -15,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,11 +216,25 @@ _SEALED_LOG = b"PLOG"
 
 
 def file_text(path: Path) -> str:
-    """A file's text as the leak scan reads it: a gzip file decompressed."""
+    """A file's text as the leak scan reads it: a gzip file decompressed, as far as it goes."""
     data = path.read_bytes()
     if data.startswith(_GZIP):
-        data = gzip.decompress(data)
+        data = gunzip(data)
     return data.decode(errors="replace")
+
+
+def gunzip(data: bytes) -> bytes:
+    """Every gzip member of ``data`` decompressed, the last one as far as it was written: a
+    CLI killed while it writes its automatic log (a run the engine cancels, when the checks
+    refuse the input) leaves it cut short, which ``gzip.decompress`` refuses to read at all."""
+    parts = []
+    while data:
+        member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        parts.append(member.decompress(data))
+        if not member.eof:
+            break  # cut short: what was written is read
+        data = member.unused_data
+    return b"".join(parts)
 
 
 def automatic_logs_are_sealed(files: Iterable[Path]) -> None:
@@ -231,7 +245,10 @@ def automatic_logs_are_sealed(files: Iterable[Path]) -> None:
     for log in files:
         if log.parent.name == "logs" and log.suffix == ".log":
             head = log.read_bytes()[:4]
-            assert head.startswith((_SEALED_LOG, _GZIP)), f"an unsealed pulumi log: {log}"
+            # Empty: made by a CLI killed before it wrote anything.
+            assert not head or head.startswith((_SEALED_LOG, _GZIP)), (
+                f"an unsealed pulumi log: {log}"
+            )
 
 
 @pytest.fixture

@@ -32,11 +32,27 @@ def test_a_gzip_file_is_read_decompressed(tmp_path: Path) -> None:
     assert SECRET in file_text(plain)
 
 
+def test_a_gzip_file_cut_short_is_read_as_far_as_it_was_written(tmp_path: Path) -> None:
+    # What a CLI killed mid-command leaves (seen in CI: the 10-byte header alone), and a log of
+    # two gzip members, the second one cut short.
+    first = gzip.compress(f'{{"msg": "{SECRET}"}}\n'.encode())
+    second = gzip.compress(b'{"msg": "' + SECRET.upper().encode() + b'"}\n' + b"x" * 4000)
+    header_only = tmp_path / "header-only.log"
+    header_only.write_bytes(first[:10])
+    assert file_text(header_only) == ""
+    cut = tmp_path / "cut.log"
+    cut.write_bytes(first + second[: len(second) - 12])
+    text = file_text(cut)
+    assert SECRET in text
+    assert SECRET.upper() in text
+
+
 def test_every_automatic_log_must_be_sealed(tmp_path: Path) -> None:
     logs = tmp_path / "pulumi-home" / "logs"
     logs.mkdir(parents=True)
     (logs / "organization+provision+etl-20261204T145145.log").write_bytes(b"PLOG\x01\x00Tv1:...")
     (logs / "pulumi-20261204T145143-9889-stack_new.log").write_bytes(gzip.compress(b"{}"))
+    (logs / "pulumi-20261204T145144-9890-preview.log").write_bytes(b"")  # a CLI killed at once
     automatic_logs_are_sealed(tmp_path.rglob("*.log"))
 
     (logs / "pulumi-20261204T145150-9990-up.log").write_text(f'{{"msg": "{SECRET}"}}\n')
