@@ -171,7 +171,7 @@ def measure_tree(
     threading.Thread(target=reap, daemon=True).start()
     while True:
         done = exited.is_set()
-        sample = _tree_rss(proc.pid)
+        sample, cpu = _tree_sample(proc.pid)
         tree.samples += 1
         for pid, rss in sample.items():
             seen = tree.procs.setdefault(pid, Proc(pid, "?"))
@@ -180,7 +180,7 @@ def measure_tree(
             if cmdline:
                 seen.label = name(cmdline)
             seen.peak = max(seen.peak, rss)
-            seen.cpu = max(seen.cpu, _cpu(pid))
+            seen.cpu = max(seen.cpu, cpu[pid])
         total = sum(sample.values())
         if total > tree.peak:
             tree.peak, tree.at_peak = total, sample
@@ -219,8 +219,15 @@ def process_label(cmdline: list[str]) -> str:
     return exe
 
 
-def _children() -> dict[int, list[int]]:
+_TICK = os.sysconf("SC_CLK_TCK")
+"""Clock ticks per second: the unit of ``/proc/<pid>/stat``'s times."""
+
+
+def _processes() -> tuple[dict[int, list[int]], dict[int, float]]:
+    """Every process's children, and its CPU time so far (user + system, seconds), from one
+    read of each ``/proc/<pid>/stat``."""
     kids: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -230,23 +237,26 @@ def _children() -> dict[int, list[int]]:
         except OSError:
             continue  # gone meanwhile
         # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        kids.setdefault(ppid, []).append(int(entry.name))
-    return kids
+        # Then field 4 is the parent, 14 and 15 the user and system time.
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        pid = int(entry.name)
+        kids.setdefault(int(fields[1]), []).append(pid)
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return kids, cpu
 
 
-def _tree_rss(root: int) -> dict[int, int]:
-    """RSS (bytes) of ``root`` and its descendants now."""
-    kids = _children()
-    out: dict[int, int] = {}
+def _tree_sample(root: int) -> tuple[dict[int, int], dict[int, float]]:
+    """RSS (bytes) and CPU time so far (seconds) of ``root`` and its descendants now."""
+    kids, cpu = _processes()
+    rss_by_pid: dict[int, int] = {}
     todo = [root]
     while todo:
         pid = todo.pop()
         rss = _rss(pid)
         if rss is not None:
-            out[pid] = rss
+            rss_by_pid[pid] = rss
         todo.extend(kids.get(pid, ()))
-    return out
+    return rss_by_pid, {pid: cpu.get(pid, 0.0) for pid in rss_by_pid}
 
 
 def _rss(pid: int) -> int | None:
@@ -258,21 +268,6 @@ def _rss(pid: int) -> int | None:
     except OSError:
         return None
     return 0  # a zombie has no VmRSS line
-
-
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu(pid: int) -> float:
-    """``pid``'s CPU time so far (user + system), seconds; 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return 0.0
-    # Fields 14 and 15 (utime, stime), counted after the command name's closing parenthesis.
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _cmdline(pid: int) -> list[str]:
