@@ -16,7 +16,8 @@ too, the pulumi CLI, the cloud provider plugins — fakes here, Go binaries for 
     .venv/bin/python bench/rss.py -- CMD [ARGS]  # any command
 
 The tree is sampled every ``interval`` seconds (20 ms): every process whose parent chain leads
-to the command's, its ``VmRSS`` from ``/proc/<pid>/status``, summed. A process living less
+to the command's, its ``VmRSS`` from ``/proc/<pid>/status``, summed; a child not yet exec'd
+counts nothing (its pages are its parent's: ``_tree_sample``). A process living less
 than one interval can be missed, and a process that leaves the tree (a daemon re-parented to
 init) is no longer counted. Linux only.
 
@@ -171,12 +172,12 @@ def measure_tree(
     threading.Thread(target=reap, daemon=True).start()
     while True:
         done = exited.is_set()
-        sample, cpu = _tree_sample(proc.pid)
+        sample, cpu, cmdlines = _tree_sample(proc.pid)
         tree.samples += 1
         for pid, rss in sample.items():
             seen = tree.procs.setdefault(pid, Proc(pid, "?"))
             # Read each time: a process may exec another program (a plugin's shell script).
-            cmdline = _cmdline(pid)
+            cmdline = cmdlines[pid]
             if cmdline:
                 seen.label = name(cmdline)
             seen.peak = max(seen.peak, rss)
@@ -245,18 +246,29 @@ def _processes() -> tuple[dict[int, list[int]], dict[int, float]]:
     return kids, cpu
 
 
-def _tree_sample(root: int) -> tuple[dict[int, int], dict[int, float]]:
-    """RSS (bytes) and CPU time so far (seconds) of ``root`` and its descendants now."""
+def _tree_sample(root: int) -> tuple[dict[int, int], dict[int, float], dict[int, list[str]]]:
+    """RSS (bytes), CPU time so far (seconds) and command line of ``root`` and its descendants
+    now.
+
+    A child still running its parent's program (forked, not yet exec'd: its command line is
+    its parent's) counts 0 bytes: its pages are its parent's, shared (copy-on-write, or the
+    very same ones after Go's ``clone(CLONE_VM)`` or Python's ``vfork``), and summing both
+    would count them twice: the pulumi CLI starting a plugin looked like a second CLI.
+    """
     kids, cpu = _processes()
     rss_by_pid: dict[int, int] = {}
-    todo = [root]
+    cmdlines: dict[int, list[str]] = {}
+    todo: list[tuple[int, int | None]] = [(root, None)]
     while todo:
-        pid = todo.pop()
+        pid, parent = todo.pop()
         rss = _rss(pid)
         if rss is not None:
-            rss_by_pid[pid] = rss
-        todo.extend(kids.get(pid, ()))
-    return rss_by_pid, {pid: cpu.get(pid, 0.0) for pid in rss_by_pid}
+            cmdline = _cmdline(pid)
+            if parent is not None and cmdline and cmdline == cmdlines.get(parent):
+                rss = 0
+            rss_by_pid[pid], cmdlines[pid] = rss, cmdline
+        todo.extend((kid, pid) for kid in kids.get(pid, ()))
+    return rss_by_pid, {pid: cpu.get(pid, 0.0) for pid in rss_by_pid}, cmdlines
 
 
 def _rss(pid: int) -> int | None:

@@ -139,6 +139,24 @@ def test_peak_rss_sums_the_whole_process_tree(tmp_path: Path):
     assert run.seconds > 0
 
 
+def test_a_child_not_yet_execd_counts_nothing_its_pages_are_its_parents(tmp_path: Path):
+    # A parent holding 80 MB forks a child that never execs (what a Go CLI's clone before it
+    # execs a plugin is, for an instant): the child's VmRSS is the parent's pages again.
+    code = (
+        "import os, time\n"
+        "x = bytearray(80 * 2**20); x[::4096] = b'1' * len(x[::4096])\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n    time.sleep(0.6); os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+    )
+    tree = measure_tree([sys.executable, "-c", code], env={}, cwd=tmp_path)
+    assert tree.returncode == 0
+    assert len(tree.procs) == 2  # the child was seen...
+    parent = max(p.peak for p in tree.procs.values())
+    assert parent > 80 * 2**20
+    assert tree.peak < parent + 10 * 2**20  # ...and its shared pages were not counted again
+
+
 def _burn(seconds: float) -> str:
     """Python code spending ``seconds`` of CPU time (not of wall time)."""
     return (
