@@ -27,6 +27,10 @@ a new moto account) and a fresh Pulumi backend:
     (:data:`KINDS`) held at that peak;
   - CPU time of each command's process tree (exact), and each kind's share (as sampled):
     on a machine with few cores, what a command's wall time cannot go below;
+  - the start-up of a ``preview``: after each ``preview`` command, ``bench/warm.py`` runs
+    three previews of the same pool through the Python API in one process; the command's
+    median minus the median of the later calls (which pay no imports) is what starting a
+    process costs;
   - pulumi CLI processes per command: ``PROVISION_PULUMI_ROOT`` points at a shim ``pulumi``
     that logs each invocation and execs the real CLI.
 
@@ -47,6 +51,7 @@ import os
 import secrets
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -369,7 +374,23 @@ def sequence(
     for command, args in commands.items():
         probe = trace.sample() if trace is not None else None
         samples[command] = {**provision(args, env, world.shim, p), "core_loop_ms": probe}
+        if command == "preview":
+            samples[command]["warm_s"] = warm_previews(pool, env)
     return samples
+
+
+def warm_previews(pool: str, env: Mapping[str, str], repeat: int = 2) -> list[float]:
+    """Seconds of each ``preview`` of ``pool`` after the first in one process, through the
+    Python API (``bench/warm.py``): the command's time without its start-up."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "warm.py"), pool, "--repeat", str(repeat)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench/warm.py {pool} exited {done.returncode}:\n{done.stderr}")
+    return json.loads(done.stdout)["then_s"]
 
 
 def critical_path_run(stack: str, world: World, delay_ms: int, proxy: LatencyProxy, tag: str):
@@ -405,7 +426,9 @@ def _kind_order(name: str) -> int:
 
 def breakdown(table: Mapping[str, Mapping[str, Mapping[str, Any]]], cores: int) -> list[str]:
     """Lines saying where each stack's commands go: CPU time per kind of process, against
-    what ``cores`` cores give in the wall time, and what each kind held at ``up``'s peak."""
+    what ``cores`` cores give in the wall time; for ``preview``, its start-up (against later
+    calls of the Python API in one process, ``bench/warm.py``); and what each kind held at
+    ``up``'s peak."""
     lines = []
     for stack, by_command in table.items():
         for command, row in by_command.items():
@@ -415,6 +438,12 @@ def breakdown(table: Mapping[str, Mapping[str, Mapping[str, Any]]], cores: int) 
                 f"{stack:5} {command:9} CPU {row['cpu_s']:.2f} s = {parts}; "
                 f"{busy:.0%} of {cores} cores over {row['median_s']:.2f} s"
             )
+            if "warm_median_s" in row:
+                warm = row["warm_median_s"]
+                lines.append(
+                    f"{stack:5} {command:9} {warm:.2f} s as a later call of the Python API in "
+                    f"one process: start-up {row['median_s'] - warm:.2f} s of the command"
+                )
         for command in ("up", "no-op up"):
             rss = by_command.get(command, {}).get("rss_at_peak_mb")
             if rss:
@@ -428,7 +457,8 @@ def summarize(
     runs: Mapping[str, Mapping[str, list[dict[str, Any]]]],
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Per stack and command: median seconds (min, max), worst RSS (with what each kind of
-    process held then), median CPU time (and each kind's median), CLI processes, requests."""
+    process held then), median CPU time (and each kind's median), CLI processes, requests;
+    and the median of the warm API calls (``warm_s``) where a command has them."""
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for stack, by_command in runs.items():
         table[stack] = {}
@@ -437,6 +467,7 @@ def summarize(
             requests = [s["aws_requests"] for s in samples if s["aws_requests"] is not None]
             worst = max(samples, key=lambda s: s["peak_rss_mb"])
             kinds = {k for s in samples for k in s["cpu_by_kind_s"]}
+            warm = [t for s in samples for t in s.get("warm_s", ())]
             table[stack][command] = {
                 "median_s": _median(seconds),
                 "min_s": min(seconds),
@@ -452,6 +483,8 @@ def summarize(
                 "pulumi_cli_commands": samples[-1].get("pulumi_cli_commands"),
                 "aws_requests": _median(requests) if requests else None,
             }
+            if warm:
+                table[stack][command]["warm_median_s"] = _median(warm)
     return table
 
 

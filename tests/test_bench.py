@@ -243,6 +243,25 @@ def test_the_summary_takes_medians_of_cpu_and_the_worst_runs_memory():
     assert lines[1] == "aws   up        RSS at peak 320 MB = provision 90"
 
 
+def test_a_previews_start_up_is_its_median_less_the_warm_api_calls():
+    cpu = {"provision": 0.5}
+    previews = [
+        {**_sample(0.90, 280, cpu, {}), "warm_s": [0.60, 0.64]},
+        {**_sample(0.95, 280, cpu, {}), "warm_s": [0.62, 0.70]},
+        {**_sample(0.91, 280, cpu, {}), "warm_s": [0.58, 0.66]},
+    ]
+    table = summarize({"aws": {"preview": previews, "up": [_sample(2.0, 300, cpu, {})]}})
+    # The median of every warm call of every run, not of each run's medians.
+    assert table["aws"]["preview"]["warm_median_s"] == pytest.approx(0.63)
+    assert "warm_median_s" not in table["aws"]["up"]
+    lines = breakdown(table, cores=2)
+    assert lines[1] == (
+        "aws   preview   0.63 s as a later call of the Python API in one process: "
+        "start-up 0.28 s of the command"
+    )
+    assert not any("Python API" in line for line in lines[2:])
+
+
 def _res(name: str, kind: str, *deps: str, parent: str = "", custom: bool = True) -> dict:
     return {
         "urn": name,
