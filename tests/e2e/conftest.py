@@ -67,6 +67,13 @@ class Sandbox:
         """PROVISION_HOME."""
         return Path(self.env["PROVISION_HOME"])
 
+    @property
+    def local_backend(self) -> Path:
+        """The directory of its file backend (until a test shares an S3 one instead)."""
+        url = self.env["PULUMI_BACKEND_URL"]
+        assert url.startswith("file://"), f"not a file backend: {url}"
+        return Path(url.removeprefix("file://"))
+
     def run(self, *args: str, expect: int | None = 0, timeout: float = 300, **extra: str) -> Run:
         """Run ``provision ARGS`` to completion; assert the exit code unless ``expect`` is None."""
         proc = subprocess.run(

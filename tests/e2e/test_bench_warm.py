@@ -6,7 +6,6 @@ previews of the pool, each timed, and change nothing."""
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 def backend_bytes(box: Sandbox) -> dict[str, bytes]:
     """Every file of the file backend, by its path in it."""
-    root = Path(box.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    root = box.local_backend
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 

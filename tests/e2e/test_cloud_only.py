@@ -153,8 +153,7 @@ def writes(cloud: PrefectCloud) -> list[Recorded]:
 
 def checkpoint_path(box: Sandbox, pool: str) -> Path:
     """The pool's state file in the sandbox's local backend."""
-    root = Path(box.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
-    return root / ".pulumi" / "stacks" / "provision" / f"{pool}.json"
+    return box.local_backend / ".pulumi" / "stacks" / "provision" / f"{pool}.json"
 
 
 def default_template(pool_type: str) -> dict[str, Any]:
